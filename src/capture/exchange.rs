@@ -1,0 +1,80 @@
+//! One request and its response (if any), as raw frames plus what is known about them.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::protocol::{self, DecodeError, Dissection};
+
+/// Microseconds since the Unix epoch.
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// How an exchange ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Status {
+    /// A request and its response.
+    Answered,
+    /// A request that by protocol gets no response (Produce with acks=0).
+    NoResponse,
+    /// A request still waiting when the connection closed.
+    Unanswered,
+    /// A frame that could not be decoded; the connection was closed.
+    Malformed { error: DecodeError },
+}
+
+/// A request frame and its response frame, with where and when they were seen.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exchange {
+    /// Sequence number in the store, from 1.
+    pub id: u64,
+    /// Connection id (per source).
+    pub conn: u64,
+    /// Peer address of the client, `ip:port`.
+    pub peer: String,
+    pub client_id: Option<String>,
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    /// Request frame, size prefix included (empty when the request was not seen).
+    #[serde(skip)]
+    pub request: Vec<u8>,
+    /// Response frame, size prefix included.
+    #[serde(skip)]
+    pub response: Option<Vec<u8>>,
+    /// When the request's last byte arrived, µs since the epoch.
+    pub request_at: i64,
+    /// When the response's last byte was written, µs since the epoch.
+    pub response_at: Option<i64>,
+    pub status: Status,
+    /// Free-form notes from the source (placement used, connection closed, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Exchange {
+    /// Latency from request to response, in µs.
+    pub fn latency_micros(&self) -> Option<i64> {
+        self.response_at.map(|r| r - self.request_at)
+    }
+
+    /// Bytes held (both frames).
+    pub fn size(&self) -> usize {
+        self.request.len() + self.response.as_ref().map_or(0, Vec::len)
+    }
+
+    pub fn dissect_request(&self) -> Dissection {
+        protocol::dissect_request(&self.request)
+    }
+
+    pub fn dissect_response(&self) -> Option<Dissection> {
+        self.response
+            .as_ref()
+            .map(|r| protocol::dissect_response(r, self.api_key, self.api_version))
+    }
+}

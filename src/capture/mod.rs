@@ -1,0 +1,8 @@
+//! Exchanges and the store that holds them. Every source (the embedded broker's tap, a pcap
+//! file, a live sniff, a replay) produces [`Exchange`] records; views only read them.
+
+mod exchange;
+mod store;
+
+pub use exchange::{now_micros, Exchange, Status};
+pub use store::{Store, StoreLimits, Subscription};

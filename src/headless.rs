@@ -1,0 +1,232 @@
+//! Headless views: one text line per exchange, or one JSON object per exchange with the whole
+//! decoded tree and its byte spans.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use crate::capture::{Exchange, Status};
+use crate::protocol::errors::error_name;
+use crate::protocol::registry;
+use crate::protocol::{Dissection, Field, Value};
+
+/// Formats µs since the epoch as `HH:MM:SS.micros` (UTC).
+pub fn clock(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let us = micros.rem_euclid(1_000_000);
+    let day = secs.rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        day / 3600,
+        (day / 60) % 60,
+        day % 60,
+        us
+    )
+}
+
+fn latency(ex: &Exchange) -> String {
+    match ex.latency_micros() {
+        Some(us) if us >= 10_000 => format!("{:.0}ms", us as f64 / 1000.0),
+        Some(us) => format!("{:.2}ms", us as f64 / 1000.0),
+        None => "-".into(),
+    }
+}
+
+/// One line: time, connection, client, api and version, correlation id, latency, sizes, summary.
+pub fn line(ex: &Exchange) -> String {
+    let req = ex.dissect_request();
+    let resp = ex.dissect_response();
+    let status = match &ex.status {
+        Status::Answered => String::new(),
+        Status::NoResponse => " [no response: acks=0]".into(),
+        Status::Unanswered => " [unanswered]".into(),
+        Status::Malformed { error } => format!(" [MALFORMED: {error}]"),
+    };
+    format!(
+        "{} conn={} {} client={} {} v{} corr={} {} req={}B resp={} {}{}{}",
+        clock(ex.request_at),
+        ex.conn,
+        ex.peer,
+        ex.client_id.as_deref().unwrap_or("-"),
+        registry::api_name(ex.api_key),
+        ex.api_version,
+        ex.correlation_id,
+        latency(ex),
+        ex.request.len(),
+        ex.response
+            .as_ref()
+            .map(|r| format!("{}B", r.len()))
+            .unwrap_or_else(|| "-".into()),
+        summary(&req, resp.as_ref()),
+        status,
+        ex.notes
+            .iter()
+            .map(|n| format!(" ({n})"))
+            .collect::<String>(),
+    )
+    .trim_end()
+    .to_string()
+}
+
+/// A short summary: topics and partitions named in the request, and from the response the error
+/// codes that are not zero, produce base offsets and throttle time.
+pub fn summary(req: &Dissection, resp: Option<&Dissection>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut topics: Vec<String> = Vec::new();
+    req.root.walk(0, &mut |f, _| {
+        let short = f.short_name();
+        if (short == "name" || short == "topic") && f.name().contains("topic") {
+            if let Value::Str(s) = &f.value {
+                if !topics.contains(s) {
+                    topics.push(s.clone());
+                }
+            }
+        }
+        if f.name().ends_with("request.group_id") {
+            if let Value::Str(s) = &f.value {
+                parts.push(format!("group={s}"));
+            }
+        }
+    });
+    if !topics.is_empty() {
+        let shown: Vec<&str> = topics.iter().take(3).map(String::as_str).collect();
+        let more = if topics.len() > 3 {
+            format!("+{}", topics.len() - 3)
+        } else {
+            String::new()
+        };
+        parts.push(format!("topics={}{}", shown.join(","), more));
+    }
+    let mut records = 0usize;
+    req.root.walk(0, &mut |f, _| {
+        if f.name() == "record" || f.name() == "message" {
+            records += 1;
+        }
+    });
+    if records > 0 {
+        parts.push(format!("records={records}"));
+    }
+    if let Some(resp) = resp {
+        let mut errors: Vec<String> = Vec::new();
+        let mut offsets: Vec<i64> = Vec::new();
+        let mut throttle = None;
+        resp.root.walk(0, &mut |f, _| {
+            let name = f.name();
+            if f.short_name() == "error_code" {
+                if let Some(c) = f.as_int().filter(|c| *c != 0) {
+                    let e = error_name(c as i16).to_string();
+                    if !errors.contains(&e) {
+                        errors.push(e);
+                    }
+                }
+            } else if name == "produce.response.responses.partition_responses.base_offset" {
+                offsets.extend(f.as_int());
+            } else if f.short_name() == "throttle_time_ms" {
+                throttle = f.as_int();
+            }
+        });
+        if !offsets.is_empty() {
+            let o: Vec<String> = offsets.iter().take(4).map(i64::to_string).collect();
+            parts.push(format!("base_offset={}", o.join(",")));
+        }
+        if let Some(t) = throttle.filter(|t| *t != 0) {
+            parts.push(format!("throttle={t}ms"));
+        }
+        if errors.is_empty() {
+            parts.push("ok".into());
+        } else {
+            parts.push(format!("error={}", errors.join(",")));
+        }
+        if let Some(e) = &resp.error {
+            parts.push(format!("response undecodable: {e}"));
+        }
+    }
+    if let Some(e) = &req.error {
+        parts.push(format!("request undecodable: {e}"));
+    }
+    parts.join(" ")
+}
+
+fn tree_json(d: &Dissection, frame: &[u8]) -> serde_json::Value {
+    json!({
+        "frame_hex": hex(frame),
+        "tree": field_json(&d.root),
+        "error": d.error,
+    })
+}
+
+fn field_json(f: &Field) -> serde_json::Value {
+    let mut v = json!({
+        "name": f.name(),
+        "offset": f.offset,
+        "len": f.len,
+    });
+    if f.buffer != 0 {
+        v["buffer"] = json!(f.buffer);
+    }
+    match &f.value {
+        Value::Group => {}
+        Value::Element(i) => v["index"] = json!(i),
+        Value::Int(i) => v["value"] = json!(i),
+        Value::Float(x) => v["value"] = json!(x),
+        Value::Bool(b) => v["value"] = json!(b),
+        Value::Str(s) => v["value"] = json!(s),
+        Value::Null => v["value"] = serde_json::Value::Null,
+        Value::Bytes { start, len } => {
+            v["bytes"] = json!({ "start": start, "len": len });
+        }
+        Value::Uuid(u) => v["value"] = json!(u),
+    }
+    if let Some(n) = &f.note {
+        v["note"] = json!(n);
+    }
+    if !f.children.is_empty() {
+        v["children"] = f.children.iter().map(field_json).collect();
+    }
+    v
+}
+
+fn hex(b: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        let _ = write!(s, "{x:02x}");
+    }
+    s
+}
+
+/// One JSON object: the exchange's metadata, and each frame's hex, tree and decode error.
+pub fn json(ex: &Exchange) -> serde_json::Value {
+    let mut v = serde_json::to_value(ex).unwrap_or_else(|_| json!({}));
+    v["api_name"] = json!(registry::api_name(ex.api_key));
+    v["latency_us"] = json!(ex.latency_micros());
+    v["request"] = tree_json(&ex.dissect_request(), &ex.request);
+    if let (Some(d), Some(frame)) = (ex.dissect_response(), ex.response.as_ref()) {
+        v["response"] = tree_json(&d, frame);
+    }
+    v
+}
+
+/// Prints exchanges from a subscription until it closes.
+pub async fn print_live(mut sub: crate::capture::Subscription, as_json: bool) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match sub.recv().await {
+            Ok(ex) => {
+                let text = if as_json {
+                    json(&ex).to_string()
+                } else {
+                    line(&ex)
+                };
+                let mut out = std::io::stdout().lock();
+                if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+                    return; // stdout closed
+                }
+            }
+            Err(RecvError::Lagged(n)) => {
+                println!("# printer fell behind: {n} exchanges not printed (still in the store)");
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! chronik-tui: an embedded Kafka-compatible broker whose every exchange is captured and
+//! dissected, with views over them (headless printers now, a terminal UI later).
+#![forbid(unsafe_code)]
+
+pub mod broker;
+pub mod capture;
+pub mod headless;
+pub mod protocol;
+pub mod settings;

@@ -1,0 +1,125 @@
+//! chronik-tui: wires a source to the store and a view; nothing else.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+use chronik_tui::broker::{self, BrokerConfig};
+use chronik_tui::capture::{Store, StoreLimits};
+use chronik_tui::headless;
+use chronik_tui::protocol::frame::DEFAULT_MAX_FRAME_BYTES;
+use chronik_tui::settings::{Knobs, Settings};
+
+/// A Kafka wire-protocol workbench: an embedded broker that real clients use, with every request
+/// and response captured and decoded down to the byte.
+#[derive(Debug, Parser)]
+#[command(name = "chronik-tui", version)]
+struct Cli {
+    /// Address the embedded broker listens on.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    listen: SocketAddr,
+    /// host:port advertised to clients in Metadata (default: the listen address).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// Print exchanges to stdout instead of drawing the terminal UI.
+    #[arg(long)]
+    headless: bool,
+    /// With --headless: print JSON lines with the whole decoded tree and byte spans.
+    #[arg(long)]
+    json: bool,
+    /// Largest request frame accepted (bytes), checked before allocating.
+    #[arg(long, default_value_t = DEFAULT_MAX_FRAME_BYTES)]
+    max_frame_bytes: usize,
+    /// Keep partition logs in segment files under DIR, recovered on restart.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Require SASL/PLAIN with these credentials.
+    #[arg(long, value_name = "USER:PASS")]
+    sasl_plain: Option<String>,
+    /// Do not create unknown topics on Metadata or Produce.
+    #[arg(long)]
+    no_auto_create_topics: bool,
+    /// Partitions of an auto-created topic.
+    #[arg(long, default_value_t = 1)]
+    default_partitions: i32,
+    /// Most exchanges the store keeps.
+    #[arg(long, default_value_t = StoreLimits::default().max_exchanges)]
+    store_max_exchanges: usize,
+    /// Most bytes of frames the store keeps.
+    #[arg(long, default_value_t = StoreLimits::default().max_bytes)]
+    store_max_bytes: usize,
+    /// Log file (tracing); never the terminal.
+    #[arg(long, default_value = "chronik-tui.log")]
+    log_file: PathBuf,
+}
+
+fn parse_host_port(s: &str) -> anyhow::Result<(String, u16)> {
+    let (h, p) = s
+        .rsplit_once(':')
+        .with_context(|| format!("expected HOST:PORT, got {s:?}"))?;
+    Ok((
+        h.trim_matches(|c| c == '[' || c == ']').to_string(),
+        p.parse().with_context(|| format!("bad port in {s:?}"))?,
+    ))
+}
+
+fn init_logging(path: &PathBuf) -> anyhow::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening log file {}", path.display()))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .init();
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log_file)?;
+    let sasl_plain = match &cli.sasl_plain {
+        Some(s) => {
+            let (u, p) = s
+                .split_once(':')
+                .context("--sasl-plain expects USER:PASS")?;
+            Some((u.to_string(), p.to_string()))
+        }
+        None => None,
+    };
+    let config = BrokerConfig {
+        listen: cli.listen,
+        advertise: cli.advertise.as_deref().map(parse_host_port).transpose()?,
+        max_frame_bytes: cli.max_frame_bytes,
+        data_dir: cli.data_dir.clone(),
+        sasl_plain,
+        auto_create_topics: !cli.no_auto_create_topics,
+        default_partitions: cli.default_partitions,
+        ..BrokerConfig::default()
+    };
+    let store = Store::new(StoreLimits {
+        max_exchanges: cli.store_max_exchanges,
+        max_bytes: cli.store_max_bytes,
+    });
+    let settings = Settings::new(Knobs::default());
+    let printer = tokio::spawn(headless::print_live(store.subscribe(), cli.json));
+    let handle = broker::start(config, store.clone(), settings.clone())
+        .await
+        .with_context(|| format!("starting the broker on {}", cli.listen))?;
+    tracing::info!(addr = %handle.local_addr, "broker listening");
+    eprintln!("chronik-tui: broker listening on {}", handle.local_addr);
+    // The terminal UI arrives in a later issue; until then every mode prints exchanges.
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = printer => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! Record-set structure without the field tree: splitting a record set into its batches (magic
+//! 2) and legacy messages (magic 0/1), batch headers, CRCs and compression codecs. Shared by the
+//! broker (offset assignment, validation) and the dissector.
+
+/// Bytes of a magic-2 batch header, up to and including `records_count`.
+pub const BATCH_HEADER_LEN: usize = 61;
+/// Bytes before a batch's or message's `magic` byte (offset, length, epoch-or-crc).
+pub const MAGIC_OFFSET: usize = 16;
+/// Offset of the CRC field in a magic-2 batch; the CRC covers everything after it.
+pub const BATCH_CRC_OFFSET: usize = 17;
+/// Where the CRC-32C coverage of a magic-2 batch starts (the attributes field).
+pub const BATCH_CRC_START: usize = 21;
+
+/// The fixed header of a magic-2 record batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(x)
+}
+
+impl BatchHeader {
+    /// Parses the header from the start of a batch; `None` if fewer than 61 bytes.
+    pub fn parse(b: &[u8]) -> Option<BatchHeader> {
+        if b.len() < BATCH_HEADER_LEN {
+            return None;
+        }
+        Some(BatchHeader {
+            base_offset: be_i64(b, 0),
+            batch_length: be_i32(b, 8),
+            partition_leader_epoch: be_i32(b, 12),
+            magic: b[16] as i8,
+            crc: be_i32(b, 17) as u32,
+            attributes: be_i16(b, 21),
+            last_offset_delta: be_i32(b, 23),
+            base_timestamp: be_i64(b, 27),
+            max_timestamp: be_i64(b, 35),
+            producer_id: be_i64(b, 43),
+            producer_epoch: be_i16(b, 51),
+            base_sequence: be_i32(b, 53),
+            records_count: be_i32(b, 57),
+        })
+    }
+
+    /// Compression codec (attributes bits 0-2).
+    pub fn compression(&self) -> Compression {
+        Compression::from_bits(self.attributes as i32)
+    }
+    /// Timestamp type bit: true for LogAppendTime.
+    pub fn log_append_time(&self) -> bool {
+        self.attributes & 0x08 != 0
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & 0x10 != 0
+    }
+    pub fn is_control(&self) -> bool {
+        self.attributes & 0x20 != 0
+    }
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + self.last_offset_delta as i64
+    }
+}
+
+/// A compression codec as numbered in attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+    Unknown(u8),
+}
+
+impl Compression {
+    pub fn from_bits(attributes: i32) -> Compression {
+        match attributes & 0x07 {
+            0 => Compression::None,
+            1 => Compression::Gzip,
+            2 => Compression::Snappy,
+            3 => Compression::Lz4,
+            4 => Compression::Zstd,
+            n => Compression::Unknown(n as u8),
+        }
+    }
+}
+
+/// CRC-32C of a magic-2 batch as it should be (over attributes .. end).
+pub fn batch_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(&batch[BATCH_CRC_START.min(batch.len())..])
+}
+
+/// Rewrites a magic-2 batch's base offset (not covered by the CRC).
+pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
+    batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
+}
+
+/// One entry of a record set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// A complete magic-2 batch: `start..end` of the record set.
+    Batch { start: usize, end: usize },
+    /// A complete legacy message (magic 0 or 1) with its offset and size prefix.
+    Legacy { start: usize, end: usize, magic: i8 },
+    /// Trailing bytes too short for the entry they begin (fetch responses may end so).
+    Partial { start: usize, end: usize },
+    /// An entry with an impossible length or magic; the rest of the set cannot be split.
+    Invalid {
+        start: usize,
+        end: usize,
+        reason: &'static str,
+    },
+}
+
+/// Splits a record set into its entries. Every byte belongs to exactly one entry.
+pub fn split(set: &[u8]) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < set.len() {
+        let rest = set.len() - pos;
+        if rest < MAGIC_OFFSET + 1 {
+            out.push(Entry::Partial {
+                start: pos,
+                end: set.len(),
+            });
+            break;
+        }
+        let len = be_i32(set, pos + 8);
+        let magic = set[pos + MAGIC_OFFSET] as i8;
+        let min_len = match magic {
+            2 => (BATCH_HEADER_LEN - 12) as i32,
+            0 => 14,
+            1 => 22,
+            _ => {
+                out.push(Entry::Invalid {
+                    start: pos,
+                    end: set.len(),
+                    reason: "unknown magic byte",
+                });
+                break;
+            }
+        };
+        if len < min_len {
+            out.push(Entry::Invalid {
+                start: pos,
+                end: set.len(),
+                reason: "length shorter than the header",
+            });
+            break;
+        }
+        let total = 12 + len as usize;
+        if total > rest {
+            out.push(Entry::Partial {
+                start: pos,
+                end: set.len(),
+            });
+            break;
+        }
+        let end = pos + total;
+        out.push(if magic == 2 {
+            Entry::Batch { start: pos, end }
+        } else {
+            Entry::Legacy {
+                start: pos,
+                end,
+                magic,
+            }
+        });
+        pos = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_flags_partial_and_invalid() {
+        // A minimal magic-2 batch with zero records: 61 bytes.
+        let mut b = vec![0u8; BATCH_HEADER_LEN];
+        b[8..12].copy_from_slice(&49i32.to_be_bytes());
+        b[16] = 2;
+        let crc = batch_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let mut set = b.clone();
+        set.extend_from_slice(&b[..30]);
+        let e = split(&set);
+        assert_eq!(
+            e,
+            vec![
+                Entry::Batch { start: 0, end: 61 },
+                Entry::Partial { start: 61, end: 91 }
+            ]
+        );
+        let h = BatchHeader::parse(&set).unwrap();
+        assert_eq!(h.crc, batch_crc(&set[..61]));
+        set[77] = 9;
+        assert!(matches!(split(&set)[1], Entry::Invalid { .. }));
+    }
+}

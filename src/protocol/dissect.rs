@@ -1,0 +1,639 @@
+//! The dissector: decodes any request or response frame into a [`Field`] tree whose leaves tile
+//! the frame byte for byte, walking the schema table. Every count and length is checked against
+//! the bytes that remain before anything is allocated, so hostile input costs at most its own size.
+//!
+//! A frame here is the whole thing on the wire, including its 4-byte size prefix.
+
+use super::records;
+use super::registry::{self, FieldId};
+use super::schema::{ApiSchema, FieldDef, FieldType};
+use super::tree::{DecodeError, Dissection, Field, Value, FRAME};
+use crate::fid;
+
+/// Decodes a request frame.
+pub fn dissect_request(frame: &[u8]) -> Dissection {
+    let mut d = Decoder::new(frame);
+    let mut root = Field::group(fid!("kafka.request"), 0, Value::Group);
+    let result = d.request(&mut root);
+    d.finish(root, result)
+}
+
+/// Decodes a response frame, given the api key and version of the request it answers.
+pub fn dissect_response(frame: &[u8], api_key: i16, api_version: i16) -> Dissection {
+    let mut d = Decoder::new(frame);
+    let mut root = Field::group(fid!("kafka.response"), 0, Value::Group);
+    let result = d.response(&mut root, api_key, api_version);
+    d.finish(root, result)
+}
+
+/// The request header as read from the start of a frame (without the size prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHeader {
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+}
+
+/// Reads the fixed part of a request header from a frame *body* (after the size prefix); `None`
+/// when fewer than 8 bytes.
+pub fn peek_request_header(body: &[u8]) -> Option<(i16, i16, i32)> {
+    if body.len() < 8 {
+        return None;
+    }
+    Some((
+        i16::from_be_bytes([body[0], body[1]]),
+        i16::from_be_bytes([body[2], body[3]]),
+        i32::from_be_bytes([body[4], body[5], body[6], body[7]]),
+    ))
+}
+
+type Res<T> = Result<T, DecodeError>;
+
+struct Decoder<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// End of the frame as its size prefix says (never beyond the buffer).
+    end: usize,
+    /// Path of registry names being decoded, for error messages.
+    path: Vec<FieldId>,
+    buffers: Vec<Vec<u8>>,
+}
+
+impl<'a> Decoder<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Decoder {
+            buf,
+            pos: 0,
+            end: buf.len(),
+            path: Vec::new(),
+            buffers: Vec::new(),
+        }
+    }
+
+    fn finish(self, mut root: Field, result: Res<()>) -> Dissection {
+        root.close(self.pos.max(root.offset as usize));
+        let error = result.err();
+        Dissection {
+            root,
+            error,
+            buffers: self.buffers,
+        }
+    }
+
+    fn fail<T>(&self, at: usize, message: impl Into<String>) -> Res<T> {
+        let path = self
+            .path
+            .last()
+            .map(|id| registry::name(*id).to_string())
+            .unwrap_or_else(|| "kafka".into());
+        Err(DecodeError {
+            offset: at,
+            path,
+            message: message.into(),
+        })
+    }
+
+    fn remaining(&self) -> usize {
+        self.end.saturating_sub(self.pos)
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Res<&'a [u8]> {
+        if self.remaining() < n {
+            return self.fail(
+                self.pos,
+                format!(
+                    "{what} needs {n} bytes, {} remain in the frame",
+                    self.remaining()
+                ),
+            );
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn i8(&mut self) -> Res<i8> {
+        Ok(self.take(1, "int8")?[0] as i8)
+    }
+    fn i16(&mut self) -> Res<i16> {
+        let b = self.take(2, "int16")?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+    fn i32(&mut self) -> Res<i32> {
+        let b = self.take(4, "int32")?;
+        Ok(i32::from_be_bytes(b.try_into().expect("4 bytes")))
+    }
+    fn i64(&mut self) -> Res<i64> {
+        let b = self.take(8, "int64")?;
+        Ok(i64::from_be_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    fn uvarint(&mut self) -> Res<u32> {
+        let start = self.pos;
+        let mut v: u32 = 0;
+        for i in 0..5 {
+            let b = self.take(1, "unsigned varint")?[0];
+            v |= ((b & 0x7f) as u32) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        self.fail(start, "unsigned varint longer than 5 bytes")
+    }
+
+    /// Reads an int32 or compact length for an array/bytes/string; `None` for null.
+    fn length(&mut self, compact: bool, short: bool) -> Res<Option<usize>> {
+        let at = self.pos;
+        let n: i64 = if compact {
+            self.uvarint()? as i64 - 1
+        } else if short {
+            self.i16()? as i64
+        } else {
+            self.i32()? as i64
+        };
+        if n == -1 {
+            return Ok(None);
+        }
+        if n < 0 {
+            return self.fail(at, format!("negative length {n}"));
+        }
+        Ok(Some(n as usize))
+    }
+
+    fn request(&mut self, root: &mut Field) -> Res<()> {
+        let body_end = self.size_prefix(root)?;
+        let start = self.pos;
+        let mut header = Field::group(fid!("kafka.request_header"), start, Value::Group);
+        let r = self.request_header(&mut header);
+        header.close(self.pos);
+        root.children.push(header);
+        let (key, version) = r?;
+        self.body(root, key, version, false, body_end)
+    }
+
+    fn request_header(&mut self, header: &mut Field) -> Res<(i16, i16)> {
+        self.path.push(fid!("kafka.request_header"));
+        let key = self.int_leaf(header, fid!("kafka.api_key"), 2)? as i16;
+        let version = self.int_leaf(header, fid!("kafka.api_version"), 2)? as i16;
+        self.int_leaf(header, fid!("kafka.correlation_id"), 4)?;
+        // client_id is a nullable int16-length string even in header v2.
+        self.string_leaf(header, fid!("kafka.client_id"), false)?;
+        if let Some(api) = registry::api(key) {
+            if api.request_header_version(version) >= 2 {
+                self.tagged_fields(header, &[], version)?;
+            }
+        }
+        self.path.pop();
+        Ok((key, version))
+    }
+
+    fn response(&mut self, root: &mut Field, key: i16, version: i16) -> Res<()> {
+        let body_end = self.size_prefix(root)?;
+        let start = self.pos;
+        let mut header = Field::group(fid!("kafka.response_header"), start, Value::Group);
+        self.path.push(fid!("kafka.response_header"));
+        let r = self
+            .int_leaf(&mut header, fid!("kafka.correlation_id"), 4)
+            .and_then(|_| match registry::api(key) {
+                Some(api) if api.response_header_version(version) >= 1 => {
+                    self.tagged_fields(&mut header, &[], version)
+                }
+                _ => Ok(()),
+            });
+        self.path.pop();
+        header.close(self.pos);
+        root.children.push(header);
+        r?;
+        self.body(root, key, version, true, body_end)
+    }
+
+    /// Reads the size prefix; returns where the body ends.
+    fn size_prefix(&mut self, root: &mut Field) -> Res<usize> {
+        self.path.push(fid!("kafka.length"));
+        let n = self.int_leaf(root, fid!("kafka.length"), 4)?;
+        self.path.pop();
+        if n < 0 {
+            return self.fail(0, format!("negative frame size {n}"));
+        }
+        let declared = 4 + n as usize;
+        if declared > self.buf.len() {
+            // Decode what is there; the shortfall shows as an error where data runs out.
+            self.end = self.buf.len();
+        } else {
+            self.end = declared;
+        }
+        Ok(declared)
+    }
+
+    fn body(
+        &mut self,
+        root: &mut Field,
+        key: i16,
+        version: i16,
+        response: bool,
+        declared_end: usize,
+    ) -> Res<()> {
+        let api = registry::api(key);
+        let known = api.filter(|a| a.versions.contains(version));
+        let Some(api) = known else {
+            let note = match api {
+                Some(a) => format!(
+                    "{} v{version} is outside the schema's versions {}-{}; body shown raw",
+                    a.name, a.versions.min, a.versions.max
+                ),
+                None => format!("API key {key} has no schema; body shown raw"),
+            };
+            let mut raw = self.raw_leaf(fid!("kafka.body"), self.remaining());
+            raw.note = Some(note);
+            root.children.push(raw);
+            return self.check_end(declared_end);
+        };
+        let fields = if response {
+            &api.response
+        } else {
+            &api.request
+        };
+        let body_id = registry::id(&format!(
+            "{}.{}",
+            api.snake,
+            if response { "response" } else { "request" }
+        ));
+        let mut body = Field::group(body_id, self.pos, Value::Group);
+        self.path.push(body_id);
+        let r = self.struct_fields(&mut body, fields, api, version);
+        self.path.pop();
+        body.close(self.pos);
+        root.children.push(body);
+        r?;
+        if self.remaining() > 0 {
+            let n = self.remaining();
+            let mut t = self.raw_leaf(fid!("kafka.trailing_bytes"), n);
+            t.note = Some(format!("{n} bytes after the end of the body"));
+            root.children.push(t);
+        }
+        self.check_end(declared_end)
+    }
+
+    fn check_end(&self, declared_end: usize) -> Res<()> {
+        if declared_end > self.buf.len() {
+            return self.fail(
+                self.buf.len(),
+                format!(
+                    "frame truncated: size prefix says {} bytes, {} present",
+                    declared_end,
+                    self.buf.len()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn struct_fields(
+        &mut self,
+        parent: &mut Field,
+        fields: &[FieldDef],
+        api: &ApiSchema,
+        version: i16,
+    ) -> Res<()> {
+        let flexible = api.is_flexible(version);
+        for f in fields {
+            if !f.versions.contains(version) || f.tag.is_some() {
+                continue;
+            }
+            self.field(parent, f, api, version, flexible)?;
+        }
+        if flexible {
+            let tagged: Vec<&FieldDef> = fields
+                .iter()
+                .filter(|f| f.tag.is_some() && f.versions.contains(version))
+                .collect();
+            self.tagged_fields_with(parent, &tagged, api, version)?;
+        }
+        Ok(())
+    }
+
+    fn field(
+        &mut self,
+        parent: &mut Field,
+        f: &FieldDef,
+        api: &ApiSchema,
+        version: i16,
+        flexible: bool,
+    ) -> Res<()> {
+        self.path.push(f.id);
+        let start = self.pos;
+        let nullable = f.nullable.contains(version);
+        let r = match &f.ty {
+            FieldType::Struct => {
+                let mut node = Field::group(f.id, start, Value::Group);
+                let r = self.struct_fields(&mut node, &f.children, api, version);
+                node.close(self.pos);
+                parent.children.push(node);
+                r
+            }
+            FieldType::Array(inner) => {
+                let mut node = Field::group(f.id, start, Value::Group);
+                let r = self.array(&mut node, f, inner, api, version, flexible, nullable);
+                node.close(self.pos);
+                parent.children.push(node);
+                r
+            }
+            FieldType::Records => self.records(parent, f, flexible, nullable),
+            ty => self.primitive(parent, f.id, ty, flexible, nullable),
+        };
+        self.path.pop();
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn array(
+        &mut self,
+        node: &mut Field,
+        f: &FieldDef,
+        inner: &FieldType,
+        api: &ApiSchema,
+        version: i16,
+        flexible: bool,
+        nullable: bool,
+    ) -> Res<()> {
+        let at = self.pos;
+        let n = self.length(flexible, false)?;
+        node.children.push(Field::leaf(
+            f.count_id,
+            at,
+            self.pos - at,
+            Value::Int(n.map(|n| n as i64).unwrap_or(-1)),
+        ));
+        let Some(n) = n else {
+            node.value = Value::Null;
+            if !nullable {
+                node.note = Some("null in a version where it is not nullable".into());
+            }
+            return Ok(());
+        };
+        // Every element takes at least one byte on the wire, except structs whose fields are all
+        // absent in this version; either way the count cannot exceed the bytes left.
+        if n > self.remaining() {
+            return self.fail(
+                at,
+                format!(
+                    "array count {n} exceeds the {} bytes left in the frame",
+                    self.remaining()
+                ),
+            );
+        }
+        for i in 0..n {
+            if *inner == FieldType::Struct {
+                let mut el = Field::group(f.id, self.pos, Value::Element(i as u32));
+                let r = self.struct_fields(&mut el, &f.children, api, version);
+                el.close(self.pos);
+                node.children.push(el);
+                r?;
+            } else {
+                self.primitive(node, f.id, inner, flexible, false)?;
+                if let Some(last) = node.children.last_mut() {
+                    last.value = match std::mem::replace(&mut last.value, Value::Group) {
+                        Value::Group => Value::Element(i as u32),
+                        v => v,
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn records(
+        &mut self,
+        parent: &mut Field,
+        f: &FieldDef,
+        flexible: bool,
+        nullable: bool,
+    ) -> Res<()> {
+        let start = self.pos;
+        let n = self.length(flexible, false)?;
+        let mut node = Field::group(f.id, start, Value::Group);
+        node.children.push(Field::leaf(
+            fid!("record_set.size"),
+            start,
+            self.pos - start,
+            Value::Int(n.map(|n| n as i64).unwrap_or(-1)),
+        ));
+        match n {
+            None => {
+                node.value = Value::Null;
+                if !nullable {
+                    node.note = Some("null in a version where it is not nullable".into());
+                }
+            }
+            Some(n) => {
+                let data_start = self.pos;
+                self.take(n, "records")?;
+                records::dissect_record_set(
+                    self.buf,
+                    data_start,
+                    self.pos,
+                    FRAME,
+                    &mut self.buffers,
+                    &mut node.children,
+                );
+            }
+        }
+        node.close(self.pos);
+        parent.children.push(node);
+        Ok(())
+    }
+
+    fn primitive(
+        &mut self,
+        parent: &mut Field,
+        id: FieldId,
+        ty: &FieldType,
+        flexible: bool,
+        nullable: bool,
+    ) -> Res<()> {
+        let start = self.pos;
+        let value = match ty {
+            FieldType::Bool => match self.i8()? {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                b => return self.fail(start, format!("boolean byte {b} is neither 0 nor 1")),
+            },
+            FieldType::Int8 => Value::Int(self.i8()? as i64),
+            FieldType::Int16 => Value::Int(self.i16()? as i64),
+            FieldType::Int32 => Value::Int(self.i32()? as i64),
+            FieldType::Int64 => Value::Int(self.i64()?),
+            FieldType::Uint16 => Value::Int(self.i16()? as u16 as i64),
+            FieldType::Float64 => Value::Float(f64::from_bits(self.i64()? as u64)),
+            FieldType::Uuid => {
+                let b = self.take(16, "uuid")?;
+                Value::Uuid(uuid::Uuid::from_slice(b).expect("16 bytes").to_string())
+            }
+            FieldType::String => return self.string_leaf(parent, id, flexible).map(|_| ()),
+            FieldType::Bytes => match self.length(flexible, false)? {
+                None => Value::Null,
+                Some(n) => {
+                    let data = self.pos;
+                    self.take(n, "bytes")?;
+                    Value::Bytes {
+                        start: data as u32,
+                        len: n as u32,
+                    }
+                }
+            },
+            FieldType::Records | FieldType::Struct | FieldType::Array(_) => {
+                unreachable!("composite types are decoded by field()")
+            }
+        };
+        let mut leaf = Field::leaf(id, start, self.pos - start, value);
+        if leaf.value == Value::Null && !nullable {
+            leaf.note = Some("null in a version where it is not nullable".into());
+        }
+        parent.children.push(leaf);
+        Ok(())
+    }
+
+    fn string_leaf(&mut self, parent: &mut Field, id: FieldId, compact: bool) -> Res<()> {
+        let start = self.pos;
+        let value = match self.length(compact, true)? {
+            None => Value::Null,
+            Some(n) => Value::Str(String::from_utf8_lossy(self.take(n, "string")?).into_owned()),
+        };
+        parent
+            .children
+            .push(Field::leaf(id, start, self.pos - start, value));
+        Ok(())
+    }
+
+    fn int_leaf(&mut self, parent: &mut Field, id: FieldId, width: usize) -> Res<i64> {
+        let start = self.pos;
+        let v = match width {
+            2 => self.i16()? as i64,
+            _ => self.i32()? as i64,
+        };
+        parent
+            .children
+            .push(Field::leaf(id, start, width, Value::Int(v)));
+        Ok(v)
+    }
+
+    fn raw_leaf(&mut self, id: FieldId, n: usize) -> Field {
+        let start = self.pos;
+        self.pos += n;
+        Field::leaf(
+            id,
+            start,
+            n,
+            Value::Bytes {
+                start: start as u32,
+                len: n as u32,
+            },
+        )
+    }
+
+    /// A tagged-field section with no known tags (headers).
+    fn tagged_fields(&mut self, parent: &mut Field, known: &[&FieldDef], version: i16) -> Res<()> {
+        let api = registry::api(18).expect("ApiVersions schema");
+        self.tagged_fields_with(parent, known, api, version)
+    }
+
+    fn tagged_fields_with(
+        &mut self,
+        parent: &mut Field,
+        known: &[&FieldDef],
+        api: &ApiSchema,
+        version: i16,
+    ) -> Res<()> {
+        let start = self.pos;
+        let mut node = Field::group(fid!("kafka.tagged_fields"), start, Value::Group);
+        let r = self.tagged_body(&mut node, known, api, version);
+        node.close(self.pos);
+        parent.children.push(node);
+        r
+    }
+
+    fn tagged_body(
+        &mut self,
+        node: &mut Field,
+        known: &[&FieldDef],
+        api: &ApiSchema,
+        version: i16,
+    ) -> Res<()> {
+        let at = self.pos;
+        let count = self.uvarint()? as usize;
+        node.children.push(Field::leaf(
+            fid!("kafka.tagged_fields.count"),
+            at,
+            self.pos - at,
+            Value::Int(count as i64),
+        ));
+        if count > self.remaining() {
+            return self.fail(
+                at,
+                format!(
+                    "tagged field count {count} exceeds the {} bytes left",
+                    self.remaining()
+                ),
+            );
+        }
+        let mut last_tag: Option<u32> = None;
+        for _ in 0..count {
+            let fstart = self.pos;
+            let mut entry = Field::group(fid!("kafka.tagged_field"), fstart, Value::Group);
+            let tag = self.uvarint()?;
+            entry.children.push(Field::leaf(
+                fid!("kafka.tagged_field.tag"),
+                fstart,
+                self.pos - fstart,
+                Value::Int(tag as i64),
+            ));
+            if last_tag.is_some_and(|t| tag <= t) {
+                return self.fail(fstart, format!("tag {tag} out of ascending order"));
+            }
+            last_tag = Some(tag);
+            let sstart = self.pos;
+            let size = self.uvarint()? as usize;
+            entry.children.push(Field::leaf(
+                fid!("kafka.tagged_field.size"),
+                sstart,
+                self.pos - sstart,
+                Value::Int(size as i64),
+            ));
+            if size > self.remaining() {
+                return self.fail(
+                    sstart,
+                    format!(
+                        "tagged field size {size} exceeds the {} bytes left",
+                        self.remaining()
+                    ),
+                );
+            }
+            let data_start = self.pos;
+            let data_end = data_start + size;
+            match known.iter().find(|f| f.tag == Some(tag)) {
+                Some(def) => {
+                    // Decode the known field inside a window of exactly `size` bytes.
+                    let saved_end = self.end;
+                    self.end = data_end;
+                    let r = self.field(&mut entry, def, api, version, true);
+                    self.end = saved_end;
+                    r?;
+                    if self.pos != data_end {
+                        let n = data_end - self.pos;
+                        let mut t = self.raw_leaf(fid!("kafka.trailing_bytes"), n);
+                        t.note = Some(format!("{n} bytes left inside tagged field {tag}"));
+                        entry.children.push(t);
+                    }
+                }
+                None => {
+                    let mut raw = self.raw_leaf(fid!("kafka.tagged_field.data"), size);
+                    raw.note = Some(format!("unknown tag {tag}"));
+                    entry.children.push(raw);
+                }
+            }
+            entry.close(self.pos);
+            node.children.push(entry);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,14 @@
+//! The Kafka wire protocol: framing, the schema table, the field registry, the dissector and
+//! record sets. Knows nothing of sockets or UI.
+
+pub mod batch;
+pub mod dissect;
+pub mod errors;
+pub mod frame;
+pub mod records;
+pub mod registry;
+pub mod schema;
+pub mod tree;
+
+pub use dissect::{dissect_request, dissect_response};
+pub use tree::{DecodeError, Dissection, Field, Value};

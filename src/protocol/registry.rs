@@ -1,0 +1,354 @@
+//! The field registry: every field the dissector can produce, registered once with a dotted name
+//! (`produce.response.throttle_time_ms`), a type and a description. Decoding, display filters and
+//! export all name fields through it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+use super::schema::{self, ApiSchema, FieldDef, FieldType};
+
+/// Index of a registered field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FieldId(pub u32);
+
+/// One registered field.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Dotted name, unique.
+    pub name: &'static str,
+    /// Last segment of the name.
+    pub short: &'static str,
+    /// Wire type, e.g. `int32`, `array`, `records`.
+    pub kind: String,
+    pub description: String,
+}
+
+/// The registry and the schema table it was built from.
+pub struct Catalog {
+    pub entries: Vec<Entry>,
+    by_name: HashMap<&'static str, FieldId>,
+    pub apis: BTreeMap<i16, ApiSchema>,
+}
+
+/// Fields that do not come from an API schema: framing, headers, raw bodies, tagged-field
+/// sections, and everything inside record batches and legacy message sets.
+const FIXED: &[(&str, &str, &str)] = &[
+    ("kafka.request", "group", "A request frame"),
+    ("kafka.response", "group", "A response frame"),
+    (
+        "kafka.length",
+        "int32",
+        "Frame size prefix: bytes that follow",
+    ),
+    ("kafka.request_header", "group", "Request header"),
+    ("kafka.response_header", "group", "Response header"),
+    ("kafka.api_key", "int16", "API key of the request"),
+    ("kafka.api_version", "int16", "API version of the request"),
+    (
+        "kafka.correlation_id",
+        "int32",
+        "Correlation id pairing a response with its request",
+    ),
+    (
+        "kafka.client_id",
+        "string",
+        "Client id from the request header",
+    ),
+    (
+        "kafka.body",
+        "bytes",
+        "A body this dissector has no schema for, shown raw",
+    ),
+    (
+        "kafka.trailing_bytes",
+        "bytes",
+        "Bytes after the end of the body",
+    ),
+    (
+        "kafka.tagged_fields",
+        "group",
+        "Tagged-field section of a flexible struct",
+    ),
+    (
+        "kafka.tagged_fields.count",
+        "uvarint",
+        "Number of tagged fields",
+    ),
+    ("kafka.tagged_field", "group", "One tagged field"),
+    ("kafka.tagged_field.tag", "uvarint", "Tag number"),
+    (
+        "kafka.tagged_field.size",
+        "uvarint",
+        "Size of the tagged field's data",
+    ),
+    (
+        "kafka.tagged_field.data",
+        "bytes",
+        "Data of a tag this schema does not know",
+    ),
+    ("record_set.size", "int32", "Size prefix of a record set"),
+    (
+        "record_set.partial",
+        "bytes",
+        "Incomplete batch at the end of a record set (normal in fetch responses)",
+    ),
+    (
+        "record_set.undecoded",
+        "bytes",
+        "Bytes of a record set that could not be decoded",
+    ),
+    ("record_batch", "group", "A record batch (magic 2)"),
+    (
+        "record_batch.base_offset",
+        "int64",
+        "Offset of the first record",
+    ),
+    (
+        "record_batch.batch_length",
+        "int32",
+        "Bytes after this field",
+    ),
+    (
+        "record_batch.partition_leader_epoch",
+        "int32",
+        "Leader epoch",
+    ),
+    ("record_batch.magic", "int8", "Format version"),
+    (
+        "record_batch.crc",
+        "uint32",
+        "CRC-32C from attributes to the end of the batch",
+    ),
+    (
+        "record_batch.attributes",
+        "int16",
+        "Compression (bits 0-2), timestamp type (bit 3), transactional (bit 4), control (bit 5)",
+    ),
+    (
+        "record_batch.last_offset_delta",
+        "int32",
+        "Offset delta of the last record",
+    ),
+    (
+        "record_batch.base_timestamp",
+        "int64",
+        "Timestamp of the first record (ms)",
+    ),
+    (
+        "record_batch.max_timestamp",
+        "int64",
+        "Largest timestamp in the batch (ms)",
+    ),
+    (
+        "record_batch.producer_id",
+        "int64",
+        "Idempotent producer id, -1 if none",
+    ),
+    ("record_batch.producer_epoch", "int16", "Producer epoch"),
+    (
+        "record_batch.base_sequence",
+        "int32",
+        "Sequence number of the first record",
+    ),
+    ("record_batch.records_count", "int32", "Number of records"),
+    (
+        "record_batch.compressed",
+        "bytes",
+        "Compressed records as on the wire",
+    ),
+    (
+        "record_batch.decompressed",
+        "group",
+        "Records after decompression",
+    ),
+    ("record", "group", "One record"),
+    ("record.length", "varint", "Bytes after this field"),
+    ("record.attributes", "int8", "Record attributes (unused)"),
+    (
+        "record.timestamp_delta",
+        "varint",
+        "Timestamp minus the batch's base timestamp",
+    ),
+    (
+        "record.offset_delta",
+        "varint",
+        "Offset minus the batch's base offset",
+    ),
+    ("record.key", "bytes", "Record key"),
+    ("record.value", "bytes", "Record value"),
+    ("record.headers", "group", "Record headers"),
+    ("record.headers.count", "varint", "Number of headers"),
+    ("record.header", "group", "One header"),
+    ("record.header.key", "string", "Header key"),
+    ("record.header.value", "bytes", "Header value"),
+    (
+        "message",
+        "group",
+        "A legacy message (magic 0 or 1) with its offset",
+    ),
+    (
+        "message.offset",
+        "int64",
+        "Offset (inner messages of a compressed v1 set: relative)",
+    ),
+    ("message.message_size", "int32", "Bytes after this field"),
+    (
+        "message.crc",
+        "uint32",
+        "CRC-32 (IEEE) from magic to the end",
+    ),
+    ("message.magic", "int8", "Format version 0 or 1"),
+    (
+        "message.attributes",
+        "int8",
+        "Compression (bits 0-2), timestamp type (bit 3)",
+    ),
+    ("message.timestamp", "int64", "Timestamp (magic 1 only)"),
+    ("message.key", "bytes", "Message key"),
+    (
+        "message.value",
+        "bytes",
+        "Message value (for a compressed wrapper: the inner set)",
+    ),
+    (
+        "message.decompressed",
+        "group",
+        "Inner messages after decompression",
+    ),
+];
+
+static CATALOG: OnceLock<Catalog> = OnceLock::new();
+
+/// The registry, built on first use from the schema files.
+pub fn catalog() -> &'static Catalog {
+    CATALOG.get_or_init(|| match build() {
+        Ok(c) => c,
+        // The schema files are compiled in: a broken one is a build defect caught by the tests.
+        Err(e) => panic!("schema table is invalid: {e}"),
+    })
+}
+
+/// Builds the catalog; a separate function so a test can report the error nicely.
+pub fn build() -> Result<Catalog, String> {
+    let mut cat = Catalog {
+        entries: Vec::new(),
+        by_name: HashMap::new(),
+        apis: BTreeMap::new(),
+    };
+    for (name, kind, desc) in FIXED {
+        cat.add(name.to_string(), kind.to_string(), desc.to_string())?;
+    }
+    let mut apis = schema::parse_all()?;
+    for api in apis.values_mut() {
+        for (dir, fields) in [
+            ("request", &mut api.request),
+            ("response", &mut api.response),
+        ] {
+            let prefix = format!("{}.{}", api.snake, dir);
+            cat.add(
+                prefix.clone(),
+                "group".into(),
+                format!("{} {} body", api.name, dir),
+            )?;
+            cat.add_fields(&prefix, fields)?;
+        }
+    }
+    cat.apis = apis;
+    Ok(cat)
+}
+
+impl Catalog {
+    fn add(&mut self, name: String, kind: String, description: String) -> Result<FieldId, String> {
+        if self.by_name.contains_key(name.as_str()) {
+            return Err(format!("field name {name} registered twice"));
+        }
+        let name: &'static str = Box::leak(name.into_boxed_str());
+        let short = name.rsplit('.').next().unwrap_or(name);
+        let id = FieldId(self.entries.len() as u32);
+        self.entries.push(Entry {
+            name,
+            short,
+            kind,
+            description,
+        });
+        self.by_name.insert(name, id);
+        Ok(id)
+    }
+
+    fn add_fields(&mut self, prefix: &str, fields: &mut [FieldDef]) -> Result<(), String> {
+        for f in fields {
+            let name = format!("{prefix}.{}", f.name);
+            let mut desc = format!("{}, versions {}", f.ty.label(), show(f.versions));
+            if f.nullable != schema::Versions::NONE {
+                desc.push_str(&format!(", nullable {}", show(f.nullable)));
+            }
+            if let Some(t) = f.tag {
+                desc.push_str(&format!(", tagged field {t}"));
+            }
+            f.id = self.add(name.clone(), f.ty.label(), desc)?;
+            if let FieldType::Array(_) = f.ty {
+                f.count_id = self.add(
+                    format!("{name}.count"),
+                    "int32".into(),
+                    format!("Number of elements of {}", f.name),
+                )?;
+            }
+            self.add_fields(&name, &mut f.children)?;
+        }
+        Ok(())
+    }
+
+    /// Looks a field up by its dotted name.
+    pub fn id(&self, name: &str) -> Option<FieldId> {
+        self.by_name.get(name).copied()
+    }
+}
+
+fn show(v: schema::Versions) -> String {
+    match (v.min, v.max) {
+        (a, i16::MAX) => format!("{a}+"),
+        (a, b) if a == b => a.to_string(),
+        (a, b) => format!("{a}-{b}"),
+    }
+}
+
+/// The dotted name of a field.
+pub fn name(id: FieldId) -> &'static str {
+    catalog().entries[id.0 as usize].name
+}
+
+/// The last segment of a field's name.
+pub fn short_name(id: FieldId) -> &'static str {
+    catalog().entries[id.0 as usize].short
+}
+
+/// The id of a registered name; panics on a name that is not registered (a programming error:
+/// use the [`fid!`](crate::fid) macro for fixed names, which the tests exercise).
+pub fn id(name: &str) -> FieldId {
+    match catalog().id(name) {
+        Some(id) => id,
+        None => panic!("field {name} is not registered"),
+    }
+}
+
+/// The schema of an API, if the table has it.
+pub fn api(key: i16) -> Option<&'static ApiSchema> {
+    catalog().apis.get(&key)
+}
+
+/// The protocol guide's name for an API key, or `ApiKey(N)`.
+pub fn api_name(key: i16) -> String {
+    api(key)
+        .map(|a| a.name.clone())
+        .unwrap_or_else(|| format!("ApiKey({key})"))
+}
+
+/// Looks up a fixed field id once per call site.
+#[macro_export]
+macro_rules! fid {
+    ($name:literal) => {{
+        static ID: std::sync::OnceLock<$crate::protocol::registry::FieldId> =
+            std::sync::OnceLock::new();
+        *ID.get_or_init(|| $crate::protocol::registry::id($name))
+    }};
+}

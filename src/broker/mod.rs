@@ -2,6 +2,8 @@
 //! handlers by API, partition logs, the group coordinator and producer-id state. Every exchange
 //! is pushed to the capture store; behaviour knobs come from the shared settings.
 
+pub mod groups;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Shared by the integration tests: runs the real `chronik-tui` binary as a child process.
 #![allow(dead_code)]
 
+pub mod tshark;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -45,7 +47,10 @@ impl Broker {
             line.clear();
             let n = reader.read_line(&mut line).expect("read stderr");
             assert!(n > 0, "chronik-tui exited before listening");
-            if let Some(rest) = line.trim().strip_prefix("chronik-tui: broker listening on ") {
+            if let Some(rest) = line
+                .trim()
+                .strip_prefix("chronik-tui: broker listening on ")
+            {
                 break rest.parse().expect("listen address");
             }
         };

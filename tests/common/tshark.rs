@@ -1,0 +1,266 @@
+//! Wireshark's Kafka dissector as an oracle: runs `tshark -T json -x` on a capture, extracts each
+//! Kafka PDU's bytes and the fields tshark decoded (with their byte offsets), and compares them
+//! with our dissector's view of the same bytes.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value as Json;
+
+use chronik_tui::protocol::{dissect_request, dissect_response, Dissection, Field, Value};
+
+/// One Kafka PDU as tshark saw it.
+#[derive(Debug, Clone)]
+pub struct Pdu {
+    pub frame_no: u64,
+    /// TCP stream index, to pair requests and responses.
+    pub stream: u64,
+    /// The PDU's bytes (size prefix included).
+    pub bytes: Vec<u8>,
+    pub is_request: bool,
+    /// tshark reported a malformed packet or a version it does not support.
+    pub tshark_failed: bool,
+    /// Every field tshark decoded: (tshark name, offset inside the PDU, length, shown value).
+    pub fields: Vec<(String, usize, usize, String)>,
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn collect(
+    v: &Json,
+    base: usize,
+    out: &mut Vec<(String, usize, usize, String)>,
+    failed: &mut bool,
+) {
+    let Json::Object(m) = v else { return };
+    for (k, val) in m {
+        if k == "_ws.malformed" || k == "kafka.unsupported_api_version" {
+            *failed = true;
+        }
+        if k == "_ws.expert" {
+            if val.to_string().contains("Malformed") {
+                *failed = true;
+            }
+            continue;
+        }
+        if let Some(name) = k.strip_suffix("_raw") {
+            // [hex, pos, len, bitmask, type], or a list of such for duplicate keys.
+            let raws: Vec<&Json> = match val {
+                Json::Array(a) if a.first().is_some_and(Json::is_array) => a.iter().collect(),
+                _ => vec![val],
+            };
+            let shown: Vec<String> = match m.get(name) {
+                Some(Json::Array(a)) => a
+                    .iter()
+                    .map(|x| x.as_str().unwrap_or("").to_string())
+                    .collect(),
+                Some(Json::String(s)) => vec![s.clone()],
+                _ => vec![],
+            };
+            for (i, r) in raws.iter().enumerate() {
+                let (Some(pos), Some(len)) = (r[1].as_u64(), r[2].as_u64()) else {
+                    continue;
+                };
+                if (pos as usize) < base {
+                    continue;
+                }
+                let value = shown.get(i).cloned().unwrap_or_default();
+                out.push((name.to_string(), pos as usize - base, len as usize, value));
+            }
+            continue;
+        }
+        match val {
+            Json::Object(_) => collect(val, base, out, failed),
+            Json::Array(a) => {
+                for x in a {
+                    collect(x, base, out, failed);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs tshark on a capture, decoding `port` as Kafka.
+pub fn pdus(capture: &Path, port: u16) -> Vec<Pdu> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(capture)
+        .args([
+            "-d",
+            &format!("tcp.port=={port},kafka"),
+            "-T",
+            "json",
+            "-x",
+            "--no-duplicate-keys",
+            "-Y",
+            "kafka",
+        ])
+        .output()
+        .expect("tshark must be installed (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let packets: Json = serde_json::from_slice(&out.stdout).expect("tshark JSON");
+    let mut result = Vec::new();
+    for p in packets.as_array().expect("array") {
+        let layers = &p["_source"]["layers"];
+        let frame_no = layers["frame"]["frame.number"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let stream = layers["tcp"]["tcp.stream"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let raws: Vec<&Json> = match &layers["kafka_raw"] {
+            Json::Array(a) if a.first().is_some_and(Json::is_array) => a.iter().collect(),
+            other => vec![other],
+        };
+        let trees: Vec<&Json> = match &layers["kafka"] {
+            Json::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        for (raw, tree) in raws.iter().zip(trees) {
+            let bytes = hex(raw[0].as_str().expect("kafka_raw hex"));
+            let base = raw[1].as_u64().expect("pos") as usize;
+            let mut fields = Vec::new();
+            let mut failed = false;
+            collect(tree, base, &mut fields, &mut failed);
+            let is_request = tree.get("kafka.request_key").is_some();
+            result.push(Pdu {
+                frame_no,
+                stream,
+                bytes,
+                is_request,
+                tshark_failed: failed,
+                fields,
+            });
+        }
+    }
+    result
+}
+
+/// Our dissection of each PDU: requests directly, responses paired by (stream, correlation id)
+/// with a request seen earlier. `None` for a response whose request is not in the capture.
+pub fn dissect_all(pdus: &[Pdu]) -> Vec<Option<Dissection>> {
+    let mut asked: HashMap<(u64, i32), (i16, i16)> = HashMap::new();
+    let mut out = Vec::new();
+    for p in pdus {
+        if p.is_request {
+            let d = dissect_request(&p.bytes);
+            if let (Some(k), Some(v), Some(c)) = (
+                d.root.find("kafka.api_key").and_then(Field::as_int),
+                d.root.find("kafka.api_version").and_then(Field::as_int),
+                d.root.find("kafka.correlation_id").and_then(Field::as_int),
+            ) {
+                asked.insert((p.stream, c as i32), (k as i16, v as i16));
+            }
+            out.push(Some(d));
+        } else {
+            let corr = i32::from_be_bytes(p.bytes[4..8].try_into().expect("4 bytes"));
+            out.push(
+                asked
+                    .remove(&(p.stream, corr))
+                    .map(|(k, v)| dissect_response(&p.bytes, k, v)),
+            );
+        }
+    }
+    out
+}
+
+/// Checks that the leaves of a dissection tile the frame exactly.
+pub fn tiles(d: &Dissection, frame: &[u8]) -> Result<(), String> {
+    let mut pos = 0u32;
+    for leaf in d.root.frame_leaves() {
+        if leaf.offset != pos {
+            return Err(format!(
+                "leaf {} at {} but previous ended at {pos}",
+                leaf.name(),
+                leaf.offset
+            ));
+        }
+        pos += leaf.len;
+    }
+    if pos as usize != frame.len() {
+        return Err(format!(
+            "leaves end at {pos}, frame is {} bytes",
+            frame.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Which of our fields a tshark field corresponds to, for the fields the oracle compares.
+fn ours_for(
+    tshark_name: &str,
+    api_key: i16,
+    is_request: bool,
+) -> Option<&'static dyn Fn(&Field) -> bool> {
+    static API_KEY: fn(&Field) -> bool = |f| f.name() == "kafka.api_key";
+    static VERSION: fn(&Field) -> bool = |f| f.name() == "kafka.api_version";
+    static CORR: fn(&Field) -> bool = |f| f.name() == "kafka.correlation_id";
+    static ERROR: fn(&Field) -> bool = |f| f.short_name() == "error_code";
+    static THROTTLE: fn(&Field) -> bool = |f| f.short_name() == "throttle_time_ms";
+    static BASE_OFFSET: fn(&Field) -> bool =
+        |f| f.name() == "produce.response.responses.partition_responses.base_offset";
+    match tshark_name {
+        "kafka.request_key" if is_request => Some(&API_KEY),
+        "kafka.request.version" if is_request => Some(&VERSION),
+        "kafka.correlation_id" => Some(&CORR),
+        "kafka.error" if !is_request => Some(&ERROR),
+        "kafka.throttle_time" if !is_request => Some(&THROTTLE),
+        "kafka.offset" if !is_request && api_key == 0 => Some(&BASE_OFFSET),
+        _ => None,
+    }
+}
+
+/// Compares the oracle's fields with ours: for api key, version, correlation id, error codes,
+/// throttle time and produce base offsets, tshark's field at (offset, length) must be one of ours
+/// with the same span and value. Returns how many fields were compared.
+pub fn compare(p: &Pdu, d: &Dissection, api_key: i16) -> Result<usize, String> {
+    let mut all: Vec<&Field> = Vec::new();
+    d.root.walk(0, &mut |f, _| all.push(f));
+    let mut compared = 0;
+    for (name, off, len, shown) in &p.fields {
+        let Some(pred) = ours_for(name, api_key, p.is_request) else {
+            continue;
+        };
+        let ours = all.iter().find(|f| {
+            f.buffer == 0 && f.offset as usize == *off && f.len as usize == *len && pred(f)
+        });
+        let Some(ours) = ours else {
+            return Err(format!(
+                "frame {}: tshark {name}={shown} at [{off}, +{len}] has no matching field of ours",
+                p.frame_no
+            ));
+        };
+        let Value::Int(v) = ours.value else {
+            return Err(format!(
+                "frame {}: {} is not an integer",
+                p.frame_no,
+                ours.name()
+            ));
+        };
+        let theirs: i64 = shown
+            .parse()
+            .map_err(|_| format!("tshark value {shown:?} for {name}"))?;
+        if v != theirs {
+            return Err(format!(
+                "frame {}: {} = {v}, tshark {name} = {theirs}",
+                p.frame_no,
+                ours.name()
+            ));
+        }
+        compared += 1;
+    }
+    Ok(compared)
+}

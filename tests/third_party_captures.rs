@@ -1,0 +1,105 @@
+//! The dissector on real third-party captures (deepflow, nDPI, arkime; see
+//! ../shared/captures/third-party/PROVENANCE.md), with Wireshark's Kafka dissector as the oracle
+//! where it decodes, and on its own where tshark 4.0 fails (Produce v9, Fetch v12-13, Metadata
+//! v12, librdkafka's ApiVersions v0 with four extra bytes).
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::tshark;
+
+fn third_party_dir() -> PathBuf {
+    let base = std::env::var_os("CHRONIK_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    base.join("captures/third-party")
+}
+
+const CAPTURES: &[(&str, u16)] = &[
+    ("arkime-kafka.pcap", 9092),
+    ("deepflow-00-produce-v2.pcap", 9092),
+    ("deepflow-00-produce-v7-sw8.pcap", 36333),
+    ("deepflow-00-produce-v9.pcap", 36333),
+    ("deepflow-01-fetch-v12-ok.pcap", 36333),
+    ("deepflow-01-fetch-v12-perf.pcap", 9092),
+    ("deepflow-01-fetch-v12-unknown.pcap", 9092),
+    ("deepflow-11-join-group-v7.pcap", 36333),
+    ("deepflow-13-leave-group-v4.pcap", 36333),
+    ("deepflow-14-sync-group-v5.pcap", 36333),
+    ("deepflow-18-api-versions-v3.pcap", 9092),
+    ("deepflow-mixed-with-unsupported.pcap", 9092),
+    ("ndpi-kafka.pcapng", 9092),
+];
+
+#[test]
+fn every_third_party_pdu_decodes_and_agrees_with_tshark() {
+    let dir = third_party_dir();
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    let (mut decoded, mut unpaired, mut compared, mut tshark_failed) = (0, 0, 0, 0);
+    for (file, port) in CAPTURES {
+        let path = dir.join(file);
+        assert!(path.exists(), "missing capture {}", path.display());
+        let pdus = tshark::pdus(&path, *port);
+        assert!(!pdus.is_empty(), "tshark found no Kafka PDU in {file}");
+        let ours = tshark::dissect_all(&pdus);
+        for (p, d) in pdus.iter().zip(&ours) {
+            let Some(d) = d else {
+                // A response whose request was not captured: only its header can be read.
+                unpaired += 1;
+                report.push(format!(
+                    "{file} frame {}: response without its request",
+                    p.frame_no
+                ));
+                continue;
+            };
+            if let Some(e) = &d.error {
+                failures.push(format!("{file} frame {}: {e}", p.frame_no));
+                continue;
+            }
+            if let Err(e) = tshark::tiles(d, &p.bytes) {
+                failures.push(format!("{file} frame {}: {e}", p.frame_no));
+                continue;
+            }
+            decoded += 1;
+            let api_key = d
+                .root
+                .find("kafka.api_key")
+                .and_then(|f| f.as_int())
+                .map(|k| k as i16)
+                .unwrap_or_else(|| {
+                    d.root
+                        .children
+                        .last()
+                        .map(|b| b.name())
+                        .and_then(|n| {
+                            chronik_tui::protocol::registry::catalog()
+                                .apis
+                                .values()
+                                .find(|a| n.starts_with(&format!("{}.", a.snake)))
+                                .map(|a| a.key)
+                        })
+                        .unwrap_or(-1)
+                });
+            if p.tshark_failed {
+                tshark_failed += 1;
+                report.push(format!(
+                    "{file} frame {}: tshark fails, ours decodes",
+                    p.frame_no
+                ));
+                continue;
+            }
+            match tshark::compare(p, d, api_key) {
+                Ok(n) => compared += n,
+                Err(e) => failures.push(format!("{file}: {e}")),
+            }
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    eprintln!(
+        "decoded {decoded} PDUs ({tshark_failed} that tshark fails on), {unpaired} responses without their request, {compared} fields compared with tshark"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(compared > 50, "too few fields compared: {compared}");
+}

@@ -66,6 +66,9 @@ struct Gen<'a> {
     version: i16,
     flexible: bool,
     out: Vec<u8>,
+    /// Inside a tagged field: never null (null is a tagged field's usual default, and a field
+    /// at its default is left out rather than sent).
+    in_tag: bool,
 }
 
 impl Gen<'_> {
@@ -113,7 +116,9 @@ impl Gen<'_> {
                 continue;
             }
             let saved = std::mem::take(&mut self.out);
+            let was = std::mem::replace(&mut self.in_tag, true);
             self.field(f, depth);
+            self.in_tag = was;
             let data = std::mem::replace(&mut self.out, saved);
             entries.push((tag, data));
         }
@@ -133,7 +138,7 @@ impl Gen<'_> {
     }
 
     fn field(&mut self, f: &FieldDef, depth: usize) {
-        let nullable = f.nullable.contains(self.version);
+        let nullable = f.nullable.contains(self.version) && !self.in_tag;
         match &f.ty {
             FieldType::Struct => self.fields(&f.children, depth + 1),
             FieldType::Array(inner) => {
@@ -505,6 +510,7 @@ fn check_case(api: &ApiSchema, version: i16, response: bool, seed: u64) -> Resul
         version,
         flexible,
         out: Vec::new(),
+        in_tag: false,
     };
     let fields = if response {
         &api.response
@@ -648,7 +654,7 @@ proptest! {
         let api = apis[(seed % apis.len() as u64) as usize];
         let version = api.versions.min + (seed >> 8) as i16 % (api.versions.max - api.versions.min + 1);
         let mut rng = Rng(seed | 1);
-        let mut g = Gen { rng: &mut rng, version, flexible: api.is_flexible(version), out: Vec::new() };
+        let mut g = Gen { rng: &mut rng, version, flexible: api.is_flexible(version), out: Vec::new(), in_tag: false };
         g.fields(&api.request, 0);
         let mut header = Vec::new();
         header.extend_from_slice(&api.key.to_be_bytes());

@@ -3,6 +3,10 @@
 //! is pushed to the capture store; behaviour knobs come from the shared settings.
 
 pub mod groups;
+mod handlers;
+pub mod log;
+mod server;
+pub mod topics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +55,17 @@ impl Default for BrokerConfig {
 pub struct BrokerHandle {
     /// The address actually bound (useful with port 0).
     pub local_addr: SocketAddr,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+impl BrokerHandle {
+    /// Stops accepting connections and closes the open ones (their pending requests are
+    /// captured as unanswered).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.accept_task.await;
+    }
 }
 
 /// Binds and starts serving in the background.
@@ -59,9 +74,14 @@ pub async fn start(
     store: Arc<Store>,
     settings: Arc<Settings>,
 ) -> anyhow::Result<BrokerHandle> {
-    let _ = (store, settings);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let local_addr = listener.local_addr()?;
+    let shared = server::Shared::new(config, local_addr, store, settings)?;
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let accept_task = tokio::spawn(server::accept_loop(listener, shared, shutdown_rx));
     Ok(BrokerHandle {
-        local_addr: listener.local_addr()?,
+        local_addr,
+        shutdown,
+        accept_task,
     })
 }

@@ -1,0 +1,385 @@
+//! The accept loop and the per-connection task: frames in, dissection first, then decoding with
+//! kafka-protocol, a handler, the response out; every exchange captured in the store.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::groups::GroupCoordinator;
+use super::handlers::{self, FetchSessions, Outcome};
+use super::topics::Topics;
+use super::BrokerConfig;
+use crate::capture::{now_micros, Exchange, Status, Store};
+use crate::protocol::dissect::peek_request_header;
+use crate::protocol::frame::{read_frame, with_size_prefix, FrameError};
+use crate::protocol::{dissect_request, DecodeError, Value};
+use crate::settings::Settings;
+
+/// Everything the connections share.
+pub(crate) struct Shared {
+    pub config: BrokerConfig,
+    /// host and port written into Metadata and FindCoordinator.
+    pub advertised: (String, u16),
+    pub topics: Topics,
+    pub groups: Arc<GroupCoordinator>,
+    pub settings: Arc<Settings>,
+    pub store: Arc<Store>,
+    /// Bumped after every append; long-polling fetches wait on it.
+    pub appended: watch::Sender<u64>,
+    pub next_producer_id: AtomicI64,
+    /// transactional id -> (producer id, epoch).
+    pub transactional: Mutex<HashMap<String, (i64, i16)>>,
+    pub sessions: Mutex<FetchSessions>,
+    pub cluster_id: String,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(
+        config: BrokerConfig,
+        bound: SocketAddr,
+        store: Arc<Store>,
+        settings: Arc<Settings>,
+    ) -> anyhow::Result<Arc<Shared>> {
+        let topics = Topics::open(config.data_dir.as_deref())?;
+        let max_pid = topics
+            .all()
+            .iter()
+            .flat_map(|t| {
+                let parts = t.partitions.read().unwrap_or_else(|e| e.into_inner());
+                parts
+                    .iter()
+                    .map(|p| {
+                        p.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .max_producer_id()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .max()
+            .unwrap_or(-1);
+        let groups = GroupCoordinator::new(config.data_dir.as_ref().map(|d| d.join("groups")))?;
+        let advertised = config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| (bound.ip().to_string(), bound.port()));
+        let (appended, _) = watch::channel(0);
+        Ok(Arc::new(Shared {
+            config,
+            advertised,
+            topics,
+            groups,
+            settings,
+            store,
+            appended,
+            next_producer_id: AtomicI64::new((max_pid + 1).max(1000)),
+            transactional: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(FetchSessions::default()),
+            cluster_id: "chronik-tui-cluster".into(),
+            next_conn: AtomicU64::new(1),
+        }))
+    }
+}
+
+/// Accepts connections until shutdown.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+                    let _ = stream.set_nodelay(true);
+                    tracing::debug!(conn = id, %peer, "accepted");
+                    tokio::spawn(serve(stream, peer, id, shared.clone(), shutdown.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// Per-connection state.
+pub(crate) struct Conn {
+    pub id: u64,
+    pub peer: String,
+    /// client_software_name and version from ApiVersions v3+.
+    pub client_software: Option<(String, String)>,
+    pub authenticated: bool,
+    /// After SaslHandshake v0 the next frame is a bare SASL token.
+    pub raw_sasl_next: bool,
+}
+
+fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> Exchange {
+    Exchange {
+        id: 0,
+        conn: conn.id,
+        peer: conn.peer.clone(),
+        client_id: None,
+        api_key: -1,
+        api_version: -1,
+        correlation_id: -1,
+        request,
+        response: None,
+        request_at,
+        response_at: None,
+        status,
+        notes: Vec::new(),
+    }
+}
+
+fn malformed(offset: usize, path: &str, message: String) -> Status {
+    Status::Malformed {
+        error: DecodeError {
+            offset,
+            path: path.into(),
+            message,
+        },
+    }
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conn = Conn {
+        id,
+        peer: peer.to_string(),
+        client_software: None,
+        authenticated: shared.config.sasl_plain.is_none(),
+        raw_sasl_next: false,
+    };
+    loop {
+        let read = tokio::select! {
+            r = read_frame(&mut stream, shared.config.max_frame_bytes) => r,
+            _ = shutdown.changed() => break,
+        };
+        let frame = match read {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(FrameError::Io(e)) => {
+                tracing::debug!(conn = id, %peer, error = %e, "read failed");
+                break;
+            }
+            Err(e) => {
+                let bytes = match &e {
+                    FrameError::Negative(n) => n.to_be_bytes().to_vec(),
+                    FrameError::TooLarge { size, .. } => (*size as u32).to_be_bytes().to_vec(),
+                    FrameError::Truncated { partial, .. } => partial.clone(),
+                    FrameError::Io(_) => Vec::new(),
+                };
+                tracing::warn!(conn = id, %peer, offset = 0, reason = %e, "bad frame; closing the connection");
+                let mut ex = exchange(
+                    &conn,
+                    bytes,
+                    now_micros(),
+                    malformed(0, "kafka.length", e.to_string()),
+                );
+                ex.notes.push("connection closed".into());
+                shared.store.push(ex);
+                break;
+            }
+        };
+        let request_at = now_micros();
+        if conn.raw_sasl_next {
+            conn.raw_sasl_next = false;
+            let ok = handlers::check_plain(&shared, &frame[4..]);
+            let mut ex = exchange(&conn, frame, request_at, Status::Answered);
+            ex.api_key = 36;
+            ex.api_version = 0;
+            ex.notes
+                .push("bare SASL/PLAIN token after SaslHandshake v0 (no Kafka header)".into());
+            if !ok {
+                tracing::warn!(conn = id, %peer, "SASL/PLAIN authentication failed; closing");
+                ex.status = Status::Unanswered;
+                ex.notes
+                    .push("authentication failed; connection closed".into());
+                shared.store.push(ex);
+                break;
+            }
+            conn.authenticated = true;
+            let resp = with_size_prefix(&[]);
+            let wrote = stream.write_all(&resp).await;
+            ex.response = Some(resp);
+            ex.response_at = Some(now_micros());
+            shared.store.push(ex);
+            if wrote.is_err() {
+                break;
+            }
+            continue;
+        }
+        if !handle_frame(&mut stream, &mut conn, &shared, frame, request_at).await {
+            break;
+        }
+    }
+    tracing::debug!(conn = id, %peer, "closed");
+}
+
+/// Handles one request frame; false when the connection must close.
+async fn handle_frame(
+    stream: &mut TcpStream,
+    conn: &mut Conn,
+    shared: &Arc<Shared>,
+    frame: Vec<u8>,
+    request_at: i64,
+) -> bool {
+    let dissection = dissect_request(&frame);
+    let mut ex = exchange(conn, Vec::new(), request_at, Status::Answered);
+    if let Some((key, version, corr)) = peek_request_header(&frame[4..]) {
+        ex.api_key = key;
+        ex.api_version = version;
+        ex.correlation_id = corr;
+    }
+    if let Some(Value::Str(s)) = dissection.root.find("kafka.client_id").map(|f| &f.value) {
+        ex.client_id = Some(s.clone());
+    }
+    if let Some(err) = dissection.error {
+        tracing::warn!(conn = conn.id, peer = %conn.peer, offset = err.offset, path = %err.path,
+            reason = %err.message, "malformed request; closing the connection");
+        ex.request = frame;
+        ex.status = Status::Malformed { error: err };
+        ex.notes.push("connection closed".into());
+        shared.store.push(ex);
+        return false;
+    }
+    let (key, version, corr) = (ex.api_key, ex.api_version, ex.correlation_id);
+    let (conn_id, peer) = (conn.id, conn.peer.clone());
+    let close = |mut ex: Exchange, frame: Vec<u8>, why: String| {
+        tracing::warn!(conn = conn_id, peer = %peer, api_key = key, api_version = version,
+            reason = %why, "refusing request; closing the connection");
+        ex.request = frame;
+        ex.status = malformed(4, "kafka.request_header", why);
+        ex.notes.push("connection closed".into());
+        shared.store.push(ex);
+        false
+    };
+    let supported = handlers::supported(key);
+    let in_range = supported.is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
+    if key == 18 && !in_range {
+        // Kafka's answer to an ApiVersions version it does not know: v0, UNSUPPORTED_VERSION,
+        // with the list so the client can pick a version.
+        let body = handlers::api_versions_unsupported();
+        ex.notes.push(format!(
+            "ApiVersions v{version} unsupported: answered as v0 with error 35"
+        ));
+        return respond(stream, shared, ex, frame, corr, 0, body).await;
+    }
+    if !in_range {
+        let why = match supported {
+            None => format!("API key {key} is not supported"),
+            Some((lo, hi)) => format!(
+                "{} v{version} is outside the supported versions {lo}-{hi}",
+                crate::protocol::registry::api_name(key)
+            ),
+        };
+        return close(ex, frame, why);
+    }
+    // Decode only what the dissector walked field by field: kafka-protocol pre-allocates from
+    // wire counts, so a body the dissector could not check is never handed to it.
+    if dissection
+        .root
+        .children
+        .iter()
+        .any(|c| c.name() == "kafka.body")
+    {
+        return close(
+            ex,
+            frame,
+            format!(
+                "no schema to validate {} v{version}; not decoding it",
+                crate::protocol::registry::api_name(key)
+            ),
+        );
+    }
+    let Ok(api) = ApiKey::try_from(key) else {
+        return close(ex, frame, format!("API key {key} is not supported"));
+    };
+    let mut buf = Bytes::copy_from_slice(&frame[4..]);
+    let header = match RequestHeader::decode(&mut buf, api.request_header_version(version)) {
+        Ok(h) => h,
+        Err(e) => return close(ex, frame, format!("request header: {e}")),
+    };
+    if !conn.authenticated && key != 18 && key != 17 && key != 36 {
+        return close(
+            ex,
+            frame,
+            "SASL authentication required before this request".into(),
+        );
+    }
+    let outcome = handlers::handle(shared, conn, api, version, &header, buf).await;
+    match outcome {
+        Outcome::Reply {
+            body,
+            notes,
+            close_after,
+        } => {
+            ex.notes.extend(notes);
+            let header_version = if key == 18 {
+                0
+            } else {
+                api.response_header_version(version)
+            };
+            let ok = respond(stream, shared, ex, frame, corr, header_version, body).await;
+            ok && !close_after
+        }
+        Outcome::NoResponse { notes } => {
+            ex.notes.extend(notes);
+            ex.request = frame;
+            ex.status = Status::NoResponse;
+            shared.store.push(ex);
+            true
+        }
+        Outcome::Close(why) => close(ex, frame, why),
+    }
+}
+
+/// Writes a response (header + body) and captures the exchange.
+async fn respond(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    mut ex: Exchange,
+    frame: Vec<u8>,
+    correlation_id: i32,
+    header_version: i16,
+    body: BytesMut,
+) -> bool {
+    let mut out = BytesMut::new();
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    if let Err(e) = header.encode(&mut out, header_version) {
+        tracing::error!(error = %e, "encoding a response header");
+        return false;
+    }
+    out.extend_from_slice(&body);
+    let resp = with_size_prefix(&out);
+    ex.request = frame;
+    let wrote = stream.write_all(&resp).await;
+    ex.response_at = Some(now_micros());
+    let ok = wrote.is_ok();
+    if !ok {
+        ex.status = Status::Unanswered;
+        ex.notes
+            .push("connection closed before the response was written".into());
+    } else {
+        ex.response = Some(resp);
+    }
+    shared.store.push(ex);
+    ok
+}

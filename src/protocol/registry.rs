@@ -288,7 +288,7 @@ impl Catalog {
             f.id = self.add(name.clone(), f.ty.label(), desc)?;
             if let FieldType::Array(_) = f.ty {
                 f.count_id = self.add(
-                    format!("{name}.count"),
+                    format!("{name}.array_length"),
                     "int32".into(),
                     format!("Number of elements of {}", f.name),
                 )?;

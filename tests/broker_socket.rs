@@ -1,0 +1,656 @@
+//! The embedded broker over real sockets, driven with kafka-protocol's own encoders: the core
+//! APIs across versions, hostile frames next to a working connection, idempotent duplicates,
+//! throttle placement and recovery of a data directory with a torn segment tail.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use chronik_tui::broker::{self, BrokerConfig, BrokerHandle};
+use chronik_tui::capture::{Status, Store, StoreLimits};
+use chronik_tui::settings::{Knobs, Settings, ThrottlePlacement};
+
+async fn start_with(config: BrokerConfig) -> (BrokerHandle, Arc<Store>, Arc<Settings>) {
+    let store = Store::new(StoreLimits::default());
+    let settings = Settings::new(Knobs::default());
+    let config = BrokerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..config
+    };
+    let h = broker::start(config, store.clone(), settings.clone())
+        .await
+        .expect("broker starts");
+    (h, store, settings)
+}
+
+struct Client {
+    s: TcpStream,
+    corr: i32,
+}
+
+impl Client {
+    async fn connect(h: &BrokerHandle) -> Client {
+        Client {
+            s: TcpStream::connect(h.local_addr).await.expect("connect"),
+            corr: 0,
+        }
+    }
+
+    async fn send<Req: Encodable>(&mut self, key: ApiKey, version: i16, req: &Req) -> i32 {
+        self.corr += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.corr)
+            .with_client_id(Some(StrBytes::from_static_str("broker-socket-test")));
+        let mut b = BytesMut::new();
+        header
+            .encode(&mut b, key.request_header_version(version))
+            .unwrap();
+        req.encode(&mut b, version).unwrap();
+        let mut frame = (b.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&b);
+        self.s.write_all(&frame).await.unwrap();
+        self.corr
+    }
+
+    async fn read_raw(&mut self) -> Vec<u8> {
+        let mut len = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(10), self.s.read_exact(&mut len))
+            .await
+            .expect("response in time")
+            .expect("response size");
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.s.read_exact(&mut body).await.unwrap();
+        body
+    }
+
+    async fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        req: &Req,
+    ) -> Resp {
+        let corr = self.send(key, version, req).await;
+        let body = self.read_raw().await;
+        let mut buf = Bytes::from(body);
+        let hv = if key == ApiKey::ApiVersions {
+            0
+        } else {
+            key.response_header_version(version)
+        };
+        let h = ResponseHeader::decode(&mut buf, hv).unwrap();
+        assert_eq!(
+            h.correlation_id, corr,
+            "correlation id of {key:?} v{version}"
+        );
+        let resp = Resp::decode(&mut buf, version)
+            .unwrap_or_else(|e| panic!("decoding {key:?} v{version}: {e}"));
+        assert_eq!(buf.len(), 0, "{key:?} v{version}: trailing bytes");
+        resp
+    }
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn records(values: &[&str], version: i8, producer: Option<(i64, i16, i32)>) -> Bytes {
+    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
+    let recs: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: if seq < 0 { -1 } else { seq + i as i32 },
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: None,
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut b = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut b,
+        &recs,
+        &RecordEncodeOptions {
+            version,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    b.freeze()
+}
+
+fn produce_req(topic: &str, partition: i32, acks: i16, recs: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(recs)),
+            ])])
+}
+
+fn fetch_req(topic: &str, id: uuid::Uuid, offset: i64, version: i16) -> FetchRequest {
+    let mut t = fetch_request::FetchTopic::default().with_partitions(vec![
+        fetch_request::FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(offset)
+            .with_partition_max_bytes(1 << 20),
+    ]);
+    if version >= 13 {
+        t.topic_id = id;
+    } else {
+        t.topic = name(topic);
+    }
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(100)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 24)
+        .with_session_epoch(-1)
+        .with_topics(vec![t])
+}
+
+fn values_of(records: Option<&Bytes>) -> Vec<(i64, String)> {
+    let mut buf = records.cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for set in RecordBatchDecoder::decode_all(&mut buf).unwrap() {
+        for r in set.records {
+            let v = r.value.map(|v| String::from_utf8_lossy(&v).to_string());
+            out.push((r.offset, v.unwrap_or_default()));
+        }
+    }
+    out
+}
+
+async fn metadata(c: &mut Client, topic: &str, version: i16) -> MetadataResponse {
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(name(topic)))]))
+        .with_allow_auto_topic_creation(true);
+    c.call(ApiKey::Metadata, version, &req).await
+}
+
+#[tokio::test]
+async fn core_apis_over_a_real_socket() {
+    let (h, store, _settings) = start_with(BrokerConfig::default()).await;
+    let mut c = Client::connect(&h).await;
+
+    // ApiVersions v0 and v3.
+    let v0: ApiVersionsResponse = c
+        .call(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default())
+        .await;
+    assert_eq!(v0.error_code, 0);
+    let produce = v0
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == 0)
+        .expect("Produce");
+    assert_eq!((produce.min_version, produce.max_version), (0, 11));
+    let v3: ApiVersionsResponse = c
+        .call(
+            ApiKey::ApiVersions,
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("socket-test"))
+                .with_client_software_version(StrBytes::from_static_str("1.0")),
+        )
+        .await;
+    assert_eq!(v3.api_keys.len(), v0.api_keys.len());
+
+    // Metadata at every version auto-creates and describes the topic.
+    for version in 0..=12 {
+        let m = metadata(&mut c, "alpha", version).await;
+        assert_eq!(m.brokers.len(), 1, "v{version}");
+        assert_eq!(m.brokers[0].port, h.local_addr.port() as i32);
+        let t = &m.topics[0];
+        assert_eq!(t.error_code, 0, "v{version}");
+        assert_eq!(t.partitions.len(), 1);
+        assert_eq!(t.partitions[0].leader_id.0, 1);
+        if version >= 10 {
+            assert!(!t.topic_id.is_nil(), "topic id at v{version}");
+        }
+    }
+    let topic_id = metadata(&mut c, "alpha", 12).await.topics[0].topic_id;
+
+    // CreateTopics, then again: TOPIC_ALREADY_EXISTS.
+    let create = CreateTopicsRequest::default()
+        .with_timeout_ms(1000)
+        .with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(name("beta"))
+            .with_num_partitions(3)
+            .with_replication_factor(1)
+            .with_configs(vec![
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("message.timestamp.type"))
+                    .with_value(Some(StrBytes::from_static_str("LogAppendTime"))),
+            ])]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &create).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(r.topics[0].num_partitions, 3);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 2, &create).await;
+    assert_eq!(r.topics[0].error_code, 36, "TOPIC_ALREADY_EXISTS");
+
+    // Produce with acks 1 and -1 at several versions; offsets follow each other.
+    let mut expected = Vec::new();
+    let mut next = 0i64;
+    for (i, version) in [3i16, 7, 9, 11].iter().enumerate() {
+        let acks = if i % 2 == 0 { 1 } else { -1 };
+        let vals = [format!("m{i}a"), format!("m{i}b")];
+        let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
+        let resp: ProduceResponse = c
+            .call(
+                ApiKey::Produce,
+                *version,
+                &produce_req("alpha", 0, acks, records(&refs, 2, None)),
+            )
+            .await;
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0, "produce v{version}");
+        assert_eq!(p.base_offset, next, "produce v{version}");
+        assert_eq!(p.log_append_time_ms, -1, "CreateTime topic");
+        for v in vals {
+            expected.push((next, v));
+            next += 1;
+        }
+    }
+    // acks=0: no response; the next request's answer comes back with its own correlation id.
+    c.send(
+        ApiKey::Produce,
+        7,
+        &produce_req("alpha", 0, 0, records(&["silent"], 2, None)),
+    )
+    .await;
+    expected.push((next, "silent".into()));
+    next += 1;
+
+    // LogAppendTime topic: the broker's time comes back.
+    let before = chronik_tui::capture::now_micros() / 1000;
+    let resp: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            8,
+            &produce_req("beta", 2, 1, records(&["x"], 2, None)),
+        )
+        .await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert!(p.log_append_time_ms >= before, "LogAppendTime stamped");
+
+    // Fetch back at old and new versions (v13+ by topic id).
+    for version in [4i16, 11, 12, 13, 16] {
+        let f: FetchResponse = c
+            .call(
+                ApiKey::Fetch,
+                version,
+                &fetch_req("alpha", topic_id, 0, version),
+            )
+            .await;
+        let pd = &f.responses[0].partitions[0];
+        assert_eq!(pd.error_code, 0, "fetch v{version}");
+        assert_eq!(pd.high_watermark, next, "fetch v{version}");
+        assert_eq!(values_of(pd.records.as_ref()), expected, "fetch v{version}");
+    }
+    // Out of range.
+    let f: FetchResponse = c
+        .call(
+            ApiKey::Fetch,
+            11,
+            &fetch_req("alpha", topic_id, next + 5, 11),
+        )
+        .await;
+    assert_eq!(f.responses[0].partitions[0].error_code, 1);
+
+    // ListOffsets: earliest, latest, by timestamp.
+    for version in [0i16, 1, 5, 9] {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                .with_name(name("alpha"))
+                .with_partitions(
+                    [-2i64, -1, 1_700_000_000_000, 1_800_000_000_000]
+                        .iter()
+                        .map(|ts| {
+                            list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(*ts)
+                                .with_max_num_offsets(1)
+                        })
+                        .collect(),
+                )]);
+        let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, version, &req).await;
+        let got: Vec<i64> = r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                if version == 0 {
+                    p.old_style_offsets.first().copied().unwrap_or(-1)
+                } else {
+                    p.offset
+                }
+            })
+            .collect();
+        assert_eq!(got, vec![0, next, 0, -1], "list offsets v{version}");
+    }
+
+    // The store holds every exchange, the acks=0 one as NoResponse, with raw frames.
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let all = store.snapshot();
+    assert!(all
+        .iter()
+        .any(|e| e.api_key == 0 && e.status == Status::NoResponse));
+    assert!(all
+        .iter()
+        .filter(|e| e.status == Status::Answered)
+        .all(|e| e.response.is_some() && e.dissect_request().error.is_none()));
+    let with_errors: Vec<_> = all
+        .iter()
+        .filter(|e| e.dissect_response().is_some_and(|d| d.error.is_some()))
+        .map(|e| (e.api_key, e.api_version))
+        .collect();
+    assert!(
+        with_errors.is_empty(),
+        "responses our dissector rejects: {with_errors:?}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn legacy_message_sets_get_offsets_per_message() {
+    let (h, _store, _settings) = start_with(BrokerConfig::default()).await;
+    let mut c = Client::connect(&h).await;
+    metadata(&mut c, "old", 1).await;
+    for (version, magic) in [(0i16, 0i8), (2, 1)] {
+        let resp: ProduceResponse = c
+            .call(
+                ApiKey::Produce,
+                version,
+                &produce_req("old", 0, 1, records(&["a", "b", "c"], magic, None)),
+            )
+            .await;
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0, "v{version}");
+        assert_eq!(p.base_offset, if version == 0 { 0 } else { 3 });
+    }
+    let f: FetchResponse = c
+        .call(ApiKey::Fetch, 2, &fetch_req("old", uuid::Uuid::nil(), 0, 2))
+        .await;
+    let got: Vec<i64> = values_of(f.responses[0].partitions[0].records.as_ref())
+        .iter()
+        .map(|(o, _)| *o)
+        .collect();
+    assert_eq!(got, vec![0, 1, 2, 3, 4, 5]);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn idempotent_duplicate_is_acknowledged_not_stored_twice() {
+    let (h, store, _settings) = start_with(BrokerConfig::default()).await;
+    let mut c = Client::connect(&h).await;
+    metadata(&mut c, "idem", 9).await;
+    let init: InitProducerIdResponse = c
+        .call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transaction_timeout_ms(60000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .await;
+    assert_eq!(init.error_code, 0);
+    let pid = init.producer_id.0;
+    assert!(pid >= 0);
+    let batch = records(&["one", "two"], 2, Some((pid, init.producer_epoch, 0)));
+    let first: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_req("idem", 0, -1, batch.clone()),
+        )
+        .await;
+    let again: ProduceResponse = c
+        .call(ApiKey::Produce, 9, &produce_req("idem", 0, -1, batch))
+        .await;
+    let (a, b) = (
+        &first.responses[0].partition_responses[0],
+        &again.responses[0].partition_responses[0],
+    );
+    assert_eq!((a.error_code, b.error_code), (0, 0));
+    assert_eq!(
+        a.base_offset, b.base_offset,
+        "duplicate gets its original offset"
+    );
+    // A gap in the sequence is refused.
+    let gap: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_req(
+                "idem",
+                0,
+                -1,
+                records(&["x"], 2, Some((pid, init.producer_epoch, 7))),
+            ),
+        )
+        .await;
+    assert_eq!(gap.responses[0].partition_responses[0].error_code, 45);
+    let f: FetchResponse = c
+        .call(
+            ApiKey::Fetch,
+            12,
+            &fetch_req("idem", uuid::Uuid::nil(), 0, 12),
+        )
+        .await;
+    let vals = values_of(f.responses[0].partitions[0].records.as_ref());
+    assert_eq!(vals, vec![(0, "one".into()), (1, "two".into())]);
+    assert!(store
+        .snapshot()
+        .iter()
+        .any(|e| e.notes.iter().any(|n| n.contains("duplicate batch"))));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn hostile_frames_close_only_their_connection() {
+    let (h, store, _settings) = start_with(BrokerConfig {
+        max_frame_bytes: 4096,
+        ..BrokerConfig::default()
+    })
+    .await;
+    let mut steady = Client::connect(&h).await;
+    let _: ApiVersionsResponse = steady
+        .call(ApiKey::ApiVersions, 2, &ApiVersionsRequest::default())
+        .await;
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        (
+            "garbage",
+            vec![0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x01],
+            false,
+        ),
+        ("negative length", vec![0x80, 0, 0, 0], false),
+        (
+            "oversized length",
+            1_000_000i32.to_be_bytes().to_vec(),
+            false,
+        ),
+        ("truncated frame", vec![0, 0, 0, 50, 0, 18, 0, 0], true),
+    ];
+    for (what, bytes, half_close) in cases {
+        let before = store.stats().0;
+        let mut s = TcpStream::connect(h.local_addr).await.unwrap();
+        s.write_all(&bytes).await.unwrap();
+        if half_close {
+            s.shutdown().await.unwrap();
+        }
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: connection not closed"));
+        assert!(n.is_ok_and(|n| n == 0), "{what}: got an answer {buf:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let last = store.snapshot().last().cloned().expect("captured");
+        assert!(store.stats().0 > before, "{what}: nothing captured");
+        assert!(
+            matches!(last.status, Status::Malformed { .. }),
+            "{what}: {:?}",
+            last.status
+        );
+        // The other connection still works.
+        let m = metadata(&mut steady, "still-here", 5).await;
+        assert_eq!(m.topics[0].error_code, 0, "{what}");
+    }
+    // Unsupported ApiVersions version: answered as v0 with error 35 and the list.
+    let mut c = Client::connect(&h).await;
+    // Header v2 by hand (kafka-protocol will not encode v9): key, version, corr, client id,
+    // empty tagged fields; then an empty flexible body.
+    let mut raw = vec![0, 18, 0, 9, 0, 0, 0, 77, 0, 1, b'x', 0, 0, 0, 1, 0];
+    let mut frame = (raw.len() as i32).to_be_bytes().to_vec();
+    frame.append(&mut raw);
+    c.s.write_all(&frame).await.unwrap();
+    let body = c.read_raw().await;
+    let mut buf = Bytes::from(body);
+    let _ = ResponseHeader::decode(&mut buf, 0).unwrap();
+    let r = ApiVersionsResponse::decode(&mut buf, 0).unwrap();
+    assert_eq!(r.error_code, 35);
+    assert!(r.api_keys.len() >= 20);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn throttle_placement_front_and_omit() {
+    let (h, store, settings) = start_with(BrokerConfig::default()).await;
+    let mut c = Client::connect(&h).await;
+    metadata(&mut c, "thr", 4).await;
+    settings.update(|k| {
+        k.placement = ThrottlePlacement::Front;
+        k.throttle_ms = 0x0102_0304;
+    });
+    c.send(
+        ApiKey::Produce,
+        7,
+        &produce_req("thr", 0, 1, records(&["t"], 2, None)),
+    )
+    .await;
+    let body = c.read_raw().await;
+    // After the 4-byte correlation id: the throttle first, then the responses array count 1.
+    assert_eq!(&body[4..8], &0x0102_0304i32.to_be_bytes());
+    assert_eq!(&body[8..12], &1i32.to_be_bytes());
+    settings.update(|k| k.placement = ThrottlePlacement::Omit);
+    c.send(
+        ApiKey::Produce,
+        7,
+        &produce_req("thr", 0, 1, records(&["u"], 2, None)),
+    )
+    .await;
+    let omitted = c.read_raw().await;
+    assert_eq!(omitted.len(), body.len() - 4);
+    settings.update(|k| k.placement = ThrottlePlacement::Spec);
+    let spec: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            7,
+            &produce_req("thr", 0, 1, records(&["v"], 2, None)),
+        )
+        .await;
+    assert_eq!(spec.throttle_time_ms, 0x0102_0304);
+    assert!(store.snapshot().iter().any(|e| e
+        .notes
+        .iter()
+        .any(|n| n == "throttle_time_ms placement: front")));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn data_dir_recovers_and_cuts_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = BrokerConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..BrokerConfig::default()
+    };
+    let (h, _store, _settings) = start_with(config.clone()).await;
+    let mut c = Client::connect(&h).await;
+    let topic_id = metadata(&mut c, "durable", 12).await.topics[0].topic_id;
+    for v in ["d1", "d2", "d3"] {
+        let r: ProduceResponse = c
+            .call(
+                ApiKey::Produce,
+                7,
+                &produce_req("durable", 0, -1, records(&[v], 2, None)),
+            )
+            .await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    drop(c);
+    h.shutdown().await;
+
+    // Tear the tail: half of a frame header plus junk after the good entries.
+    let mut segments = Vec::new();
+    for e in walk(dir.path()) {
+        if e.extension().is_some_and(|x| x == "log") && e.to_string_lossy().contains("/logs/") {
+            segments.push(e);
+        }
+    }
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let good = std::fs::metadata(&segments[0]).unwrap().len();
+    let mut data = std::fs::read(&segments[0]).unwrap();
+    data.extend_from_slice(&[0, 0, 0, 99, 1, 2, 3, 4, 5, 6, 7]);
+    std::fs::write(&segments[0], &data).unwrap();
+
+    let (h, _store, _settings) = start_with(config).await;
+    assert_eq!(std::fs::metadata(&segments[0]).unwrap().len(), good);
+    let mut c = Client::connect(&h).await;
+    let m = metadata(&mut c, "durable", 12).await;
+    assert_eq!(m.topics[0].topic_id, topic_id, "topic id survives");
+    let f: FetchResponse = c
+        .call(ApiKey::Fetch, 13, &fetch_req("durable", topic_id, 0, 13))
+        .await;
+    let vals: Vec<String> = values_of(f.responses[0].partitions[0].records.as_ref())
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(vals, vec!["d1", "d2", "d3"]);
+    let r: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            7,
+            &produce_req("durable", 0, 1, records(&["d4"], 2, None)),
+        )
+        .await;
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 3);
+    h.shutdown().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

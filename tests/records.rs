@@ -836,3 +836,123 @@ proptest! {
         d.check_tiling().map_err(TestCaseError::fail)?;
     }
 }
+
+mod common;
+
+/// Real clients' record sets in the third-party captures (see ../shared/captures/third-party):
+/// every record set decodes without a problem note, and Wireshark's Kafka dissector agrees with
+/// us on the spans and values of keys, values, headers, CRCs, sizes and counts.
+#[test]
+fn real_captures_agree_with_wireshark() {
+    use common::tshark;
+    let dir = std::env::var_os("CHRONIK_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+        .join("captures/third-party");
+    let mut compared = 0;
+    let mut record_sets = 0;
+    for (file, port) in [
+        ("deepflow-00-produce-v2.pcap", 9092),
+        ("deepflow-00-produce-v7-sw8.pcap", 36333),
+        ("deepflow-00-produce-v9.pcap", 36333),
+        ("ndpi-kafka.pcapng", 9092),
+    ] {
+        let pdus = tshark::pdus(&dir.join(file), port);
+        for (p, d) in pdus.iter().zip(tshark::dissect_all(&pdus)) {
+            let Some(d) = d else { continue };
+            let mut ours: Vec<&Field> = Vec::new();
+            d.root.walk(0, &mut |f, _| {
+                if f.name().starts_with("record") || f.name().starts_with("message") {
+                    ours.push(f)
+                }
+            });
+            record_sets += ours
+                .iter()
+                .filter(|f| f.name() == "record_set.size")
+                .count();
+            for f in &ours {
+                let bad = matches!(f.name(), "record_set.undecoded" | "record_set.partial")
+                    || f.note.as_deref().is_some_and(|n| n.contains("mismatch"));
+                assert!(
+                    !bad,
+                    "{file} frame {}: {} {:?}",
+                    p.frame_no,
+                    f.name(),
+                    f.note
+                );
+            }
+            let at = |name: &str, off: usize, len: usize| {
+                ours.iter()
+                    .find(|f| f.name() == name && f.offset as usize == off && f.len as usize == len)
+            };
+            for (name, off, len, shown) in &p.fields {
+                let (off, len) = (*off, *len);
+                let what = format!("{file} frame {}: tshark {name} {off}+{len}", p.frame_no);
+                match name.as_str() {
+                    // tshark's spans of keys and values are the data, without the length.
+                    "kafka.message_key" | "kafka.message_value" | "kafka.header_value" => {
+                        let found = ours.iter().find(|f| {
+                            f.value
+                                == Value::Bytes {
+                                    start: off as u32,
+                                    len: len as u32,
+                                }
+                        });
+                        // tshark shows a null message key as a span of its own making.
+                        if found.is_none()
+                            && name == "kafka.message_key"
+                            && ours
+                                .iter()
+                                .any(|f| f.name() == "message.key" && f.value == Value::Null)
+                        {
+                            continue;
+                        }
+                        assert!(
+                            found.is_some(),
+                            "{what}: no field of ours holds those bytes"
+                        );
+                    }
+                    "kafka.header_key" => {
+                        let found = ours.iter().find(|f| {
+                            f.name() == "record.header.key"
+                                && (f.offset + f.len) as usize == off + len
+                                && matches!(&f.value, Value::Str(s) if s.len() == len
+                                    && s.as_bytes() == &p.bytes[off..off + len])
+                        });
+                        assert!(found.is_some(), "{what}: no header key of ours there");
+                    }
+                    "kafka.batch_crc" | "kafka.message_crc" => {
+                        let f = at("record_batch.crc", off, len)
+                            .or_else(|| at("message.crc", off, len))
+                            .unwrap_or_else(|| panic!("{what}: no CRC of ours there"));
+                        let v = u32::from_str_radix(shown.trim_start_matches("0x"), 16).unwrap();
+                        assert_eq!(f.as_int(), Some(v as i64), "{what}");
+                    }
+                    "kafka.message_size" | "kafka.batch_size" => {
+                        let f = at("record_batch.batch_length", off, len)
+                            .or_else(|| at("message.message_size", off, len))
+                            .or_else(|| at("record_batch.records_count", off, len))
+                            .unwrap_or_else(|| panic!("{what}: no size or count of ours there"));
+                        assert_eq!(f.as_int().map(|v| v.to_string()), Some(shown.clone()));
+                    }
+                    "kafka.message_magic" => {
+                        let f = at("record_batch.magic", off, len)
+                            .or_else(|| at("message.magic", off, len))
+                            .unwrap_or_else(|| panic!("{what}: no magic of ours there"));
+                        assert_eq!(f.as_int().map(|v| v.to_string()), Some(shown.clone()));
+                    }
+                    _ => continue,
+                }
+                compared += 1;
+            }
+        }
+    }
+    assert!(
+        record_sets >= 5,
+        "only {record_sets} record sets in the captures"
+    );
+    assert!(
+        compared >= 20,
+        "only {compared} fields compared with tshark"
+    );
+}

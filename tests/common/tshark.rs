@@ -20,8 +20,10 @@ pub struct Pdu {
     /// The PDU's bytes (size prefix included).
     pub bytes: Vec<u8>,
     pub is_request: bool,
-    /// tshark reported a malformed packet or a version it does not support.
-    pub tshark_failed: bool,
+    /// tshark reported a malformed packet.
+    pub malformed: bool,
+    /// tshark does not support this PDU's API version (tshark 4.0 stops at older versions).
+    pub unsupported_version: bool,
     /// Every field tshark decoded: (tshark name, offset inside the PDU, length, shown value).
     pub fields: Vec<(String, usize, usize, String)>,
 }
@@ -32,20 +34,34 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// What tshark said of a PDU besides its fields.
+#[derive(Default)]
+struct Verdict {
+    malformed: bool,
+    unsupported_version: bool,
+}
+
 fn collect(
     v: &Json,
     base: usize,
     out: &mut Vec<(String, usize, usize, String)>,
-    failed: &mut bool,
+    verdict: &mut Verdict,
 ) {
     let Json::Object(m) = v else { return };
     for (k, val) in m {
-        if k == "_ws.malformed" || k == "kafka.unsupported_api_version" {
-            *failed = true;
+        if k == "_ws.malformed" {
+            verdict.malformed = true;
+        }
+        // The PDU's own version is one tshark cannot decode (ApiVersions responses also carry
+        // such notes on the versions they list, which are no failure).
+        if (k == "kafka.request.version_tree" || k == "kafka.response.version_tree")
+            && val.to_string().contains("unsupported_api_version")
+        {
+            verdict.unsupported_version = true;
         }
         if k == "_ws.expert" {
             if val.to_string().contains("Malformed") {
-                *failed = true;
+                verdict.malformed = true;
             }
             continue;
         }
@@ -76,10 +92,10 @@ fn collect(
             continue;
         }
         match val {
-            Json::Object(_) => collect(val, base, out, failed),
+            Json::Object(_) => collect(val, base, out, verdict),
             Json::Array(a) => {
                 for x in a {
-                    collect(x, base, out, failed);
+                    collect(x, base, out, verdict);
                 }
             }
             _ => {}
@@ -133,20 +149,76 @@ pub fn pdus(capture: &Path, port: u16) -> Vec<Pdu> {
             let bytes = hex(raw[0].as_str().expect("kafka_raw hex"));
             let base = raw[1].as_u64().expect("pos") as usize;
             let mut fields = Vec::new();
-            let mut failed = false;
-            collect(tree, base, &mut fields, &mut failed);
+            let mut verdict = Verdict::default();
+            collect(tree, base, &mut fields, &mut verdict);
+            verdict.malformed |= layers.get("_ws.malformed").is_some();
             let is_request = tree.get("kafka.request_key").is_some();
             result.push(Pdu {
                 frame_no,
                 stream,
                 bytes,
                 is_request,
-                tshark_failed: failed,
+                malformed: verdict.malformed,
+                unsupported_version: verdict.unsupported_version,
                 fields,
             });
         }
     }
+    // tshark flags an unsupported version on responses only, and not at all when it could not
+    // read the request. Its ApiVersions decoding says which versions it supports ("Supports
+    // v0-N" on each API it knows fewer versions of than the broker): apply that to requests, and
+    // carry a request's verdict to its response.
+    let mut max: HashMap<i16, i16> = HashMap::new();
+    for p in packets.as_array().expect("array") {
+        tshark_support(&p["_source"]["layers"]["kafka"], &mut max);
+    }
+    let mut unsupported: std::collections::HashSet<(u64, Vec<u8>)> = Default::default();
+    for p in result
+        .iter_mut()
+        .filter(|p| p.is_request && p.bytes.len() >= 12)
+    {
+        let key = i16::from_be_bytes([p.bytes[4], p.bytes[5]]);
+        let version = i16::from_be_bytes([p.bytes[6], p.bytes[7]]);
+        if max.get(&key).is_some_and(|m| version > *m) {
+            p.unsupported_version = true;
+        }
+        if p.unsupported_version {
+            unsupported.insert((p.stream, p.bytes[8..12].to_vec()));
+        }
+    }
+    for p in result
+        .iter_mut()
+        .filter(|p| !p.is_request && p.bytes.len() >= 8)
+    {
+        if unsupported.contains(&(p.stream, p.bytes[4..8].to_vec())) {
+            p.unsupported_version = true;
+        }
+    }
     result
+}
+
+/// Collects tshark's "Unsupported X version. Supports v0-N." notes from ApiVersions responses.
+fn tshark_support(v: &Json, max: &mut HashMap<i16, i16>) {
+    match v {
+        Json::Object(m) => {
+            if let (Some(key), Some(expert)) =
+                (m.get("kafka.api_versions.api_key"), m.get("_ws.expert"))
+            {
+                let msg = expert["_ws.expert.message"].as_str().unwrap_or("");
+                if let (Some(k), Some(n)) = (
+                    key.as_str().and_then(|k| k.parse::<i16>().ok()),
+                    msg.rsplit("v0-")
+                        .next()
+                        .and_then(|t| t.trim_end_matches('.').parse::<i16>().ok()),
+                ) {
+                    max.insert(k, n);
+                }
+            }
+            m.values().for_each(|x| tshark_support(x, max));
+        }
+        Json::Array(a) => a.iter().for_each(|x| tshark_support(x, max)),
+        _ => {}
+    }
 }
 
 /// Our dissection of each PDU: requests directly, responses paired by (stream, correlation id)

@@ -30,6 +30,8 @@ const LEGACY_ENCODER_OFFSET: i64 = 0;
 
 struct Dissected {
     frame: Vec<u8>,
+    /// The range of the frame the leaves must tile.
+    range: (usize, usize),
     fields: Vec<Field>,
     buffers: Vec<Vec<u8>>,
 }
@@ -49,6 +51,7 @@ fn dissect(set: &[u8]) -> Dissected {
         &mut fields,
     );
     Dissected {
+        range: (BEFORE, BEFORE + set.len()),
         frame,
         fields,
         buffers,
@@ -56,10 +59,6 @@ fn dissect(set: &[u8]) -> Dissected {
 }
 
 impl Dissected {
-    fn set_len(&self) -> usize {
-        self.frame.len() - BEFORE - AFTER
-    }
-
     fn buffer(&self, id: u16) -> &[u8] {
         if id == 0 {
             &self.frame
@@ -133,7 +132,7 @@ impl Dissected {
         }
         for (b, list) in leaves.iter().enumerate() {
             let (mut pos, end) = if b == 0 {
-                (BEFORE as u32, (BEFORE + self.set_len()) as u32)
+                (self.range.0 as u32, self.range.1 as u32)
             } else {
                 (0, self.buffers[b - 1].len() as u32)
             };
@@ -184,13 +183,17 @@ impl Dissected {
     fn records(&self) -> Vec<Got> {
         let mut out = Vec::new();
         for f in &self.fields {
-            match f.name() {
-                "record_batch" => self.batch_records(f, &mut out),
-                "message" => self.messages(f, &mut out),
-                _ => {}
-            }
+            self.visit(f, &mut out);
         }
         out
+    }
+
+    fn visit(&self, f: &Field, out: &mut Vec<Got>) {
+        match f.name() {
+            "record_batch" => self.batch_records(f, out),
+            "message" => self.messages(f, out),
+            _ => f.children.iter().for_each(|c| self.visit(c, out)),
+        }
     }
 
     fn batch_records(&self, batch: &Field, out: &mut Vec<Got>) {
@@ -834,6 +837,84 @@ proptest! {
         }
         let d = dissect(&set);
         d.check_tiling().map_err(TestCaseError::fail)?;
+    }
+}
+
+/// Record sets inside real Produce request frames, through the whole dissector: the frame
+/// tiles, each partition's records are the ones encoded, and `Dissection::buffer` finds the
+/// decompressed buffers the records point into.
+#[test]
+fn produce_requests_carry_decoded_record_sets() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, RequestHeader, TopicName};
+    use kafka_protocol::protocol::{Encodable, HeaderVersion};
+
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+    for version in [3i16, 8, 9, 11] {
+        let parts: Vec<Vec<Record>> = (0..codecs.len())
+            .map(|i| make_records(200 + i as u64, 3 + i * 5, 2, i % 2 == 1))
+            .collect();
+        let partition_data = parts
+            .iter()
+            .zip(codecs)
+            .enumerate()
+            .map(|(i, (recs, codec))| {
+                PartitionProduceData::default()
+                    .with_index(i as i32)
+                    .with_records(Some(Bytes::from(encode(recs, 2, codec))))
+            })
+            .collect();
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("records-test")))
+                .with_partition_data(partition_data)]);
+        let header = RequestHeader::default()
+            .with_request_api_key(0)
+            .with_request_api_version(version)
+            .with_correlation_id(17)
+            .with_client_id(Some(StrBytes::from_static_str("rec-test")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, ProduceRequest::header_version(version))
+            .unwrap();
+        req.encode(&mut body, version).unwrap();
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+
+        let d = chronik_tui::protocol::dissect_request(&frame);
+        assert_eq!(d.error, None, "Produce v{version}");
+        // One buffer per compressed batch; odd partitions have two batches (two producers).
+        let batches: usize = (0..codecs.len())
+            .filter(|i| codecs[*i] != Compression::None)
+            .map(|i| if i % 2 == 1 { 2 } else { 1 })
+            .sum();
+        assert_eq!(d.buffers.len(), batches, "Produce v{version}");
+        for (id, buf) in d.buffers.iter().enumerate() {
+            assert_eq!(d.buffer(&frame, id as u16 + 1), buf.as_slice());
+        }
+        let whole = Dissected {
+            range: (0, frame.len()),
+            frame: frame.clone(),
+            fields: vec![d.root.clone()],
+            buffers: d.buffers.clone(),
+        };
+        whole
+            .check_tiling()
+            .unwrap_or_else(|e| panic!("Produce v{version}: {e}"));
+        assert_eq!(whole.problems(), Vec::<String>::new(), "Produce v{version}");
+        let want: Vec<Got> = parts
+            .iter()
+            .flat_map(|recs| expected(recs, 2, Compression::None))
+            .collect();
+        assert_eq!(whole.records(), want, "Produce v{version}");
     }
 }
 

@@ -1,0 +1,89 @@
+"""aiokafka test client. See common.py for usage."""
+import asyncio
+import sys
+
+import aiokafka
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+
+from common import Args, ConsumeProgress, emit, fail, key, value
+
+CLIENT_ID = "aiokafka-%s" % aiokafka.__version__
+
+
+async def produce(a):
+    p = AIOKafkaProducer(
+        bootstrap_servers=a.bootstrap,
+        client_id=CLIENT_ID,
+        acks="all",
+        compression_type=a.compression_or_none(),
+        linger_ms=5,
+        request_timeout_ms=10000,
+        enable_idempotence=a.idempotent,
+    )
+    await asyncio.wait_for(p.start(), a.timeout_s)
+    try:
+        futures = []
+        for i in a.indices():
+            fut = await p.send(a.topic, key=key(i), value=value(i), headers=[("idx", str(i).encode())])
+            futures.append((i, fut))
+        for i, fut in futures:
+            md = await asyncio.wait_for(fut, a.timeout_s)
+            emit(event="produced", index=i, partition=md.partition, offset=md.offset)
+    finally:
+        await p.stop()
+    emit(event="done", count=len(futures))
+
+
+class Listener(ConsumerRebalanceListener):
+    def on_partitions_revoked(self, revoked):
+        emit(event="revoked", partitions=sorted([tp.topic, tp.partition] for tp in revoked))
+
+    def on_partitions_assigned(self, assigned):
+        emit(event="assigned", partitions=sorted([tp.topic, tp.partition] for tp in assigned))
+
+
+async def consume(a):
+    c = AIOKafkaConsumer(
+        bootstrap_servers=a.bootstrap,
+        client_id=CLIENT_ID,
+        group_id=a.group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+        auto_commit_interval_ms=500,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        fetch_max_wait_ms=200,
+        request_timeout_ms=12000,
+    )
+    c.subscribe([a.topic], listener=Listener())
+    await asyncio.wait_for(c.start(), a.timeout_s)
+    progress = ConsumeProgress(a)
+    try:
+        while not progress.done():
+            progress.check_deadline()
+            batches = await c.getmany(timeout_ms=200)
+            for tp, records in batches.items():
+                for r in records:
+                    progress.record(r.partition, r.offset, r.key, r.value, r.headers)
+        await c.commit()
+        emit(event="committed")
+    finally:
+        await c.stop()
+    emit(event="done", count=progress.got)
+
+
+def main():
+    a = Args(sys.argv)
+    run = {"produce": produce, "consume": consume}.get(a.mode)
+    if run is None:
+        fail("unknown mode %s" % a.mode)
+    try:
+        asyncio.run(run(a))
+    except SystemExit:
+        raise
+    except BaseException as e:  # the client's own message, for the test's failure report
+        fail("%s: %s" % (type(e).__name__, e))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""confluent-kafka (librdkafka) test client. See common.py for usage; extra idempotent=1 sets
+enable.idempotence=true on the producer."""
+import sys
+
+import confluent_kafka
+from confluent_kafka import Consumer, KafkaException, Producer
+
+from common import Args, ConsumeProgress, emit, fail, key, value
+
+CLIENT_ID = "confluent-kafka-%s-librdkafka-%s" % (
+    confluent_kafka.version()[0],
+    confluent_kafka.libversion()[0],
+)
+
+
+def produce(a):
+    conf = {
+        "bootstrap.servers": a.bootstrap,
+        "client.id": CLIENT_ID,
+        "acks": "all",
+        "compression.type": a.compression,
+        "linger.ms": 5,
+        "message.timeout.ms": int(a.timeout_s * 1000),
+        "socket.timeout.ms": 10000,
+    }
+    if a.idempotent:
+        conf["enable.idempotence"] = True
+    p = Producer(conf)
+    results = {}
+
+    def delivered(i):
+        def cb(err, msg):
+            results[i] = (err, msg)
+
+        return cb
+
+    for i in a.indices():
+        p.produce(a.topic, key=key(i), value=value(i), headers=[("idx", str(i).encode())],
+                  on_delivery=delivered(i))
+        p.poll(0)
+    left = p.flush(a.timeout_s)
+    if left:
+        fail("produce: %d messages not delivered before the timeout" % left)
+    for i in a.indices():
+        err, msg = results[i]
+        if err is not None:
+            fail("produce %d: %s" % (i, err))
+        emit(event="produced", index=i, partition=msg.partition(), offset=msg.offset())
+    emit(event="done", count=len(results))
+
+
+def consume(a):
+    c = Consumer({
+        "bootstrap.servers": a.bootstrap,
+        "client.id": CLIENT_ID,
+        "group.id": a.group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": True,
+        "auto.commit.interval.ms": 500,
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "fetch.wait.max.ms": 100,
+        "socket.timeout.ms": 10000,
+    })
+
+    def on_assign(consumer, partitions):
+        emit(event="assigned", partitions=sorted([tp.topic, tp.partition] for tp in partitions))
+
+    def on_revoke(consumer, partitions):
+        emit(event="revoked", partitions=sorted([tp.topic, tp.partition] for tp in partitions))
+
+    c.subscribe([a.topic], on_assign=on_assign, on_revoke=on_revoke)
+    progress = ConsumeProgress(a)
+    while not progress.done():
+        progress.check_deadline()
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                continue
+            fail("consume: %s" % m.error())
+        progress.record(m.partition(), m.offset(), m.key(), m.value(), m.headers())
+    try:
+        c.commit(asynchronous=False)
+    except KafkaException as e:
+        # _NO_OFFSET: everything consumed was already committed by auto-commit.
+        if e.args[0].code() != confluent_kafka.KafkaError._NO_OFFSET:
+            raise
+    emit(event="committed")
+    c.close()
+    emit(event="done", count=progress.got)
+
+
+def main():
+    a = Args(sys.argv)
+    run = {"produce": produce, "consume": consume}.get(a.mode)
+    if run is None:
+        fail("unknown mode %s" % a.mode)
+    try:
+        run(a)
+    except Exception as e:  # the client's own message, for the test's failure report
+        fail("%s: %s" % (type(e).__name__, e))
+
+
+if __name__ == "__main__":
+    main()

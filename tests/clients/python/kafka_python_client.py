@@ -1,0 +1,81 @@
+"""kafka-python test client (works with kafka-python 2.0.2 and 3.x). See common.py for usage."""
+import sys
+
+import kafka
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+from common import Args, ConsumeProgress, emit, fail, key, value
+
+
+def produce(a):
+    p = KafkaProducer(
+        bootstrap_servers=a.bootstrap,
+        client_id="kafka-python-%s" % kafka.__version__,
+        acks="all",
+        compression_type=a.compression_or_none(),
+        linger_ms=5,
+        request_timeout_ms=10000,
+        retries=3,
+        **({"enable_idempotence": True} if a.idempotent else {}),
+    )
+    futures = [
+        (i, p.send(a.topic, key=key(i), value=value(i), headers=[("idx", str(i).encode())]))
+        for i in a.indices()
+    ]
+    p.flush(timeout=a.timeout_s)
+    for i, f in futures:
+        md = f.get(timeout=max(1, a.timeout_s))
+        emit(event="produced", index=i, partition=md.partition, offset=md.offset)
+    p.close(timeout=5)
+    emit(event="done", count=len(futures))
+
+
+class Listener(ConsumerRebalanceListener):
+    def on_partitions_revoked(self, revoked):
+        emit(event="revoked", partitions=sorted([tp.topic, tp.partition] for tp in revoked))
+
+    def on_partitions_assigned(self, assigned):
+        emit(event="assigned", partitions=sorted([tp.topic, tp.partition] for tp in assigned))
+
+
+def consume(a):
+    c = KafkaConsumer(
+        bootstrap_servers=a.bootstrap,
+        client_id="kafka-python-%s" % kafka.__version__,
+        group_id=a.group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+        auto_commit_interval_ms=500,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        fetch_max_wait_ms=200,
+        request_timeout_ms=12000,
+    )
+    c.subscribe([a.topic], listener=Listener())
+    progress = ConsumeProgress(a)
+    while not progress.done():
+        progress.check_deadline()
+        batches = c.poll(timeout_ms=200)
+        for tp, records in batches.items():
+            for r in records:
+                progress.record(r.partition, r.offset, r.key, r.value, r.headers)
+    c.commit()
+    emit(event="committed")
+    c.close()
+    emit(event="done", count=progress.got)
+
+
+def main():
+    a = Args(sys.argv)
+    run = {"produce": produce, "consume": consume}.get(a.mode)
+    if run is None:
+        fail("unknown mode %s" % a.mode)
+    try:
+        run(a)
+    except Exception as e:  # the client's own message, for the test's failure report
+        fail("%s: %s" % (type(e).__name__, e))
+
+
+if __name__ == "__main__":
+    main()

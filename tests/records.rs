@@ -1037,3 +1037,172 @@ fn real_captures_agree_with_wireshark() {
         "only {compared} fields compared with tshark"
     );
 }
+
+fn whole(frame: Vec<u8>, d: chronik_tui::protocol::Dissection) -> Dissected {
+    Dissected {
+        range: (0, frame.len()),
+        frame,
+        fields: vec![d.root],
+        buffers: d.buffers,
+    }
+}
+
+fn from_hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// librdkafka (kcat) producing through the broker in every codec it has (its snappy is a raw
+/// block, its lz4 the frame format): the Produce requests and Fetch responses the broker
+/// captured tile, and hold exactly the keys, values and headers kcat sent.
+#[test]
+fn kcat_batches_in_every_codec_decode() {
+    use std::process::{Command, Stdio};
+    assert!(
+        common::have("kcat"),
+        "kcat is not installed (scripts/test.sh installs it)"
+    );
+    let b = common::Broker::start(&["--json"]);
+    let boot = b.bootstrap();
+    let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+    /// (codec, [(key, value)]) as kcat was given them.
+    type Sent<'a> = Vec<(&'a str, Vec<(Vec<u8>, Vec<u8>)>)>;
+    let mut sent: Sent = Vec::new();
+    for codec in codecs {
+        let topic = format!("records-{codec}");
+        let msgs: Vec<(Vec<u8>, Vec<u8>)> = (0..40)
+            .map(|i| {
+                let value = format!("{codec}-{i}-{}", "abc".repeat(i % 9 * 20));
+                (format!("k{i}").into_bytes(), value.into_bytes())
+            })
+            .collect();
+        let input: String = msgs
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}:{}\n",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(v)
+                )
+            })
+            .collect();
+        let run = |args: &[&str], stdin: Option<&str>| {
+            let mut c = Command::new("kcat")
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("kcat");
+            if let Some(s) = stdin {
+                c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+            }
+            drop(c.stdin.take());
+            let out = c.wait_with_output().expect("kcat");
+            assert!(
+                out.status.success(),
+                "kcat {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        run(
+            &[
+                "-b", &boot, "-P", "-t", &topic, "-z", codec, "-K", ":", "-H", "rec=hdr", "-X",
+                "acks=all",
+            ],
+            Some(&input),
+        );
+        let got = run(
+            &[
+                "-b",
+                &boot,
+                "-C",
+                "-t",
+                &topic,
+                "-o",
+                "beginning",
+                "-e",
+                "-q",
+                "-f",
+                "%s\n",
+            ],
+            None,
+        );
+        assert_eq!(got.lines().count(), msgs.len(), "{codec}: consumed back");
+        sent.push((codec, msgs));
+    }
+
+    let mut produced: Vec<Got> = Vec::new();
+    let mut fetched: Vec<Got> = Vec::new();
+    let mut codecs_seen: Vec<String> = Vec::new();
+    let mut exchanges = 0;
+    while let Ok(line) = b.lines.recv_timeout(std::time::Duration::from_millis(500)) {
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+        let key = v["api_key"].as_i64().expect("api_key") as i16;
+        let version = v["api_version"].as_i64().expect("api_version") as i16;
+        if key != 0 && key != 1 {
+            continue;
+        }
+        exchanges += 1;
+        let req = from_hex(v["request"]["frame_hex"].as_str().expect("request"));
+        let rd = chronik_tui::protocol::dissect_request(&req);
+        assert_eq!(rd.error, None, "api {key} v{version} request");
+        let rd = whole(req, rd);
+        rd.check_tiling().unwrap();
+        assert_eq!(rd.problems(), Vec::<String>::new(), "api {key} v{version}");
+        if key == 0 {
+            produced.extend(rd.records());
+            codecs_seen.extend(
+                rd.named("record_batch.attributes")
+                    .iter()
+                    .filter_map(|f| f.note.clone()),
+            );
+        }
+        let Some(hex) = v["response"]["frame_hex"].as_str() else {
+            continue;
+        };
+        let resp = from_hex(hex);
+        let sd = chronik_tui::protocol::dissect_response(&resp, key, version);
+        assert_eq!(sd.error, None, "api {key} v{version} response");
+        let sd = whole(resp, sd);
+        sd.check_tiling().unwrap();
+        // A fetch response may end in a partial batch; nothing else may be amiss.
+        let problems: Vec<String> = sd
+            .problems()
+            .into_iter()
+            .filter(|p| !p.starts_with("record_set.partial"))
+            .collect();
+        assert_eq!(problems, Vec::<String>::new(), "api {key} v{version}");
+        if key == 1 {
+            fetched.extend(sd.records());
+        }
+    }
+    assert!(exchanges >= 10, "only {exchanges} produce/fetch exchanges");
+    for (codec, msgs) in &sent {
+        assert!(
+            codecs_seen
+                .iter()
+                .any(|n| n.contains(&format!("compression: {codec}"))),
+            "no {codec} batch in the produce requests: {codecs_seen:?}"
+        );
+        for (k, v) in msgs {
+            let matches = |g: &Got| {
+                g.key.as_deref() == Some(k)
+                    && g.value.as_deref() == Some(v)
+                    && g.headers == [("rec".to_string(), Some(b"hdr".to_vec()))]
+            };
+            assert!(
+                produced.iter().any(matches),
+                "{codec}: {} not in a produce request",
+                String::from_utf8_lossy(v)
+            );
+            assert!(
+                fetched.iter().any(matches),
+                "{codec}: {} not in a fetch response",
+                String::from_utf8_lossy(v)
+            );
+        }
+    }
+}

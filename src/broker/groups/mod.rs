@@ -501,9 +501,25 @@ impl Group {
 struct Rules<'a> {
     config: &'a GroupConfig,
     wake: &'a Notify,
+    log: &'a Mutex<Option<OffsetLog>>,
 }
 
 impl Rules<'_> {
+    /// Remembers a group's new protocol type in the offsets log (best effort: a failed write
+    /// only means the type is unknown after a restart).
+    fn record_group_type(&self, group: &str, protocol_type: &str) {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(log) = log.as_mut() {
+            let record = LogRecord::GroupType {
+                group: group.to_string(),
+                protocol_type: protocol_type.to_string(),
+            };
+            if let Err(e) = log.append(&[record]) {
+                tracing::warn!(error = %e, group, "offsets.log: recording the protocol type failed");
+            }
+        }
+    }
+
     /// Moves the group to PreparingRebalance (Kafka's `prepareRebalance`).
     fn prepare_rebalance(&self, group: &mut Group, now: Instant, reason: &str) {
         if group.state == GroupState::CompletingRebalance {
@@ -702,6 +718,7 @@ impl Inner {
         Rules {
             config: &self.config,
             wake: &self.wake,
+            log: &self.log,
         }
     }
 
@@ -810,9 +827,10 @@ impl GroupCoordinator {
                     groups = live.len(),
                     "group coordinator: committed offsets loaded"
                 );
-                for (group_id, offsets) in live {
+                for (group_id, logged) in live {
                     let mut group = Group::new(group_id.clone());
-                    group.offsets = offsets;
+                    group.protocol_type = logged.protocol_type;
+                    group.offsets = logged.offsets;
                     groups.insert(group_id, group);
                 }
                 Some(log)
@@ -910,6 +928,9 @@ impl GroupCoordinator {
             || session_timeout > config.max_session_timeout
         {
             return fail(ec::INVALID_SESSION_TIMEOUT);
+        }
+        if let Some(reason) = req.reason.as_ref().filter(|_| version >= 8) {
+            tracing::info!(group = %group_id, member = %member_id, reason = %reason.as_str(), "group: join reason");
         }
         let rebalance_timeout = if version >= 1 && req.rebalance_timeout_ms >= 0 {
             Duration::from_millis(req.rebalance_timeout_ms as u64)
@@ -1037,8 +1058,11 @@ impl GroupCoordinator {
         member: Member,
         now: Instant,
     ) {
-        if group.members.is_empty() {
+        if group.members.is_empty()
+            && group.protocol_type.as_deref() != Some(member.protocol_type.as_str())
+        {
             group.protocol_type = Some(member.protocol_type.clone());
+            rules.record_group_type(&group.id, &member.protocol_type);
         }
         if group.leader.is_none() {
             group.leader = Some(member.id.clone());
@@ -1255,6 +1279,13 @@ impl GroupCoordinator {
         self.ensure_driver();
         let now = Instant::now();
         let group_id = str_of(&req.group_id);
+        if version >= 5 {
+            for m in req.members.iter() {
+                if let Some(reason) = &m.reason {
+                    tracing::info!(group = %group_id, member = %m.member_id.as_str(), reason = %reason.as_str(), "group: leave reason");
+                }
+            }
+        }
         let leaving: Vec<(String, Option<String>)> = if version >= 3 {
             req.members
                 .iter()

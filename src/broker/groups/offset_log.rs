@@ -5,7 +5,9 @@
 //! starts with a tag byte:
 //! - `1` commit: group (u16 length + UTF-8), topic (u16 length + UTF-8), partition (i32),
 //!   offset (i64), leader epoch (i32), commit time in ms (i64), metadata (u32 length + UTF-8);
-//! - `2` group deleted: group (u16 length + UTF-8).
+//! - `2` group deleted: group (u16 length + UTF-8);
+//! - `3` group protocol type set: group (u16 length + UTF-8), protocol type (u16 length +
+//!   UTF-8), so ListGroups and DescribeGroups show "consumer" for a group after a restart.
 //!
 //! Integers are big-endian. Replay stops at the first record that is incomplete, oversized,
 //! fails its CRC or does not parse (a torn tail from a crash mid-write); the file is truncated
@@ -25,6 +27,7 @@ pub(crate) const FILE_NAME: &str = "offsets.log";
 const MAX_PAYLOAD: usize = 1 << 20;
 const TAG_COMMIT: u8 = 1;
 const TAG_DELETE_GROUP: u8 = 2;
+const TAG_GROUP_TYPE: u8 = 3;
 
 /// One committed offset of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,10 +54,24 @@ pub(crate) enum LogRecord {
     },
     /// A group and all its offsets were deleted.
     DeleteGroup { group: String },
+    /// A group's protocol type was set by its first member.
+    GroupType {
+        group: String,
+        protocol_type: String,
+    },
 }
 
-/// Live offsets by group, then by (topic, partition).
-pub(crate) type OffsetsByGroup = BTreeMap<String, BTreeMap<(String, i32), CommittedOffset>>;
+/// What the log remembers about one group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LoggedGroup {
+    /// The protocol type its members use ("consumer"), if one ever joined.
+    pub protocol_type: Option<String>,
+    /// Committed offsets by (topic, partition).
+    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+}
+
+/// Live state by group id.
+pub(crate) type OffsetsByGroup = BTreeMap<String, LoggedGroup>;
 
 /// What replay found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -95,7 +112,10 @@ impl OffsetLog {
         for record in records {
             apply(&mut live, record);
         }
-        let live_count: usize = live.values().map(BTreeMap::len).sum();
+        let live_count: usize = live
+            .values()
+            .map(|g| g.offsets.len() + usize::from(g.protocol_type.is_some()))
+            .sum();
         if recovery.dropped_tail_bytes > 0 {
             tracing::warn!(
                 path = %path.display(),
@@ -150,7 +170,14 @@ pub(crate) fn apply(live: &mut OffsetsByGroup, record: LogRecord) {
         } => {
             live.entry(group)
                 .or_default()
+                .offsets
                 .insert((topic, partition), committed);
+        }
+        LogRecord::GroupType {
+            group,
+            protocol_type,
+        } => {
+            live.entry(group).or_default().protocol_type = Some(protocol_type);
         }
         LogRecord::DeleteGroup { group } => {
             live.remove(&group);
@@ -161,8 +188,17 @@ pub(crate) fn apply(live: &mut OffsetsByGroup, record: LogRecord) {
 fn rewrite(path: &Path, live: &OffsetsByGroup) -> anyhow::Result<()> {
     let tmp = path.with_extension("log.tmp");
     let mut buf = Vec::new();
-    for (group, offsets) in live {
-        for ((topic, partition), committed) in offsets {
+    for (group, logged) in live {
+        if let Some(protocol_type) = &logged.protocol_type {
+            frame(
+                &LogRecord::GroupType {
+                    group: group.clone(),
+                    protocol_type: protocol_type.clone(),
+                },
+                &mut buf,
+            );
+        }
+        for ((topic, partition), committed) in &logged.offsets {
             frame(
                 &LogRecord::Commit {
                     group: group.clone(),
@@ -205,6 +241,14 @@ pub(crate) fn frame(record: &LogRecord, out: &mut Vec<u8>) {
         LogRecord::DeleteGroup { group } => {
             payload.push(TAG_DELETE_GROUP);
             put_short_str(&mut payload, group);
+        }
+        LogRecord::GroupType {
+            group,
+            protocol_type,
+        } => {
+            payload.push(TAG_GROUP_TYPE);
+            put_short_str(&mut payload, group);
+            put_short_str(&mut payload, protocol_type);
         }
     }
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -302,6 +346,10 @@ fn parse_payload(payload: &[u8]) -> Option<LogRecord> {
         }
         TAG_DELETE_GROUP => LogRecord::DeleteGroup {
             group: r.short_str()?,
+        },
+        TAG_GROUP_TYPE => LogRecord::GroupType {
+            group: r.short_str()?,
+            protocol_type: r.short_str()?,
         },
         _ => return None,
     };

@@ -765,6 +765,17 @@ async fn offsets_survive_a_new_coordinator_even_with_a_torn_tail() {
         assert_eq!(commit(&co, req, 2).await, vec![0]);
         let req = commit_request("gone", -1, "", &[("t", 0, 1, None)]);
         assert_eq!(commit(&co, req, 2).await, vec![0]);
+        // A group whose member joined and left: its protocol type is remembered.
+        let a = JoinArgs {
+            group: "managed",
+            ..JoinArgs::default()
+        };
+        let r = join_new(&co, &a, 5, "c").await;
+        assert_eq!(r.error_code, 0);
+        let mut leave = LeaveGroupRequest::default();
+        leave.group_id = gid("managed");
+        leave.member_id = r.member_id.clone();
+        assert_eq!(co.leave_group(leave, 2).await.error_code, 0);
         let mut del = DeleteGroupsRequest::default();
         del.groups_names = vec![gid("gone")];
         let r = co.delete_groups(del, 2).await;
@@ -794,8 +805,22 @@ async fn offsets_survive_a_new_coordinator_even_with_a_torn_tail() {
         );
         assert!(fetch(&co, "gone", None, 3).await.is_empty());
         let r = co.list_groups(ListGroupsRequest::default(), 3).await;
-        let names: Vec<String> = r.groups.iter().map(|g| g.group_id.to_string()).collect();
-        assert_eq!(names, vec!["g".to_string()]);
+        let listed: Vec<(String, String)> = r
+            .groups
+            .iter()
+            .map(|g| (g.group_id.to_string(), g.protocol_type.to_string()))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                ("g".to_string(), String::new()),
+                ("managed".to_string(), "consumer".to_string())
+            ]
+        );
+        assert_eq!(
+            describe(&co, "managed", 3).await.group_state.as_str(),
+            "Empty"
+        );
         // A commit after the recovered tail is readable after the next restart.
         let req = commit_request("g", -1, "", &[("t", 2, 30, None)]);
         assert_eq!(commit(&co, req, 9).await, vec![0]);
@@ -1118,4 +1143,28 @@ async fn every_version_of_every_response_encodes() {
         encodes(&l, lv);
         assert_eq!(l.error_code, 0);
     }
+}
+
+#[tokio::test]
+async fn a_log_full_of_superseded_commits_is_compacted_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(offset_log::FILE_NAME);
+    {
+        let co = GroupCoordinator::with_config(Some(dir.path().to_path_buf()), fast_config())
+            .expect("first");
+        for offset in 0..1500 {
+            let req = commit_request("g", -1, "", &[("t", 0, offset, Some("m"))]);
+            assert_eq!(commit(&co, req, 2).await, vec![0]);
+        }
+    }
+    let before = std::fs::metadata(&path).expect("log").len();
+    let (_, live, recovery) = offset_log::OffsetLog::open(dir.path()).expect("reopen");
+    assert!(recovery.compacted);
+    assert_eq!(recovery.records, 1500);
+    let after = std::fs::metadata(&path).expect("log").len();
+    assert!(after * 100 < before, "{after} vs {before}");
+    assert_eq!(live["g"].offsets[&("t".to_string(), 0)].offset, 1499);
+    let co = GroupCoordinator::with_config(Some(dir.path().to_path_buf()), fast_config())
+        .expect("after compaction");
+    assert_eq!(fetch(&co, "g", None, 8).await, vec![row("t", 0, 1499, "m")]);
 }

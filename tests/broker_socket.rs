@@ -654,3 +654,321 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn long_poll_waits_for_data_and_abandoned_fetch_is_unanswered() {
+    let (h, store, _settings) = start_with(BrokerConfig::default()).await;
+    let mut c = Client::connect(&h).await;
+    let id = metadata(&mut c, "lp", 12).await.topics[0].topic_id;
+    // A fetch at the end waits until a producer on another connection appends.
+    let mut req = fetch_req("lp", id, 0, 12);
+    req.max_wait_ms = 5000;
+    let started = std::time::Instant::now();
+    let corr = c.send(ApiKey::Fetch, 12, &req).await;
+    let mut p = Client::connect(&h).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _: ProduceResponse = p
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_req("lp", 0, 1, records(&["wake"], 2, None)),
+        )
+        .await;
+    let mut buf = Bytes::from(c.read_raw().await);
+    let hdr = ResponseHeader::decode(&mut buf, 1).unwrap();
+    assert_eq!(hdr.correlation_id, corr);
+    let f = FetchResponse::decode(&mut buf, 12).unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(200),
+        "answered before data: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(4000),
+        "not woken by the append: {waited:?}"
+    );
+    assert_eq!(
+        values_of(f.responses[0].partitions[0].records.as_ref()).len(),
+        1
+    );
+
+    // A client that leaves during a long poll: captured as unanswered.
+    let mut req = fetch_req("lp", id, 1, 12);
+    req.max_wait_ms = 10_000;
+    c.send(ApiKey::Fetch, 12, &req).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let last_fetch = store
+        .snapshot()
+        .iter()
+        .rev()
+        .find(|e| e.api_key == 1)
+        .cloned()
+        .unwrap();
+    assert_eq!(last_fetch.status, Status::Unanswered);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn incremental_fetch_sessions() {
+    let (h, _store, _settings) = start_with(BrokerConfig::default()).await;
+    let mut c = Client::connect(&h).await;
+    metadata(&mut c, "sess", 7).await;
+    let _: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            7,
+            &produce_req("sess", 0, 1, records(&["s0"], 2, None)),
+        )
+        .await;
+    let mut req = fetch_req("sess", uuid::Uuid::nil(), 0, 11);
+    req.session_epoch = 0;
+    req.max_wait_ms = 0;
+    let full: FetchResponse = c.call(ApiKey::Fetch, 11, &req).await;
+    assert!(full.session_id > 0, "a session was created");
+    assert_eq!(
+        values_of(full.responses[0].partitions[0].records.as_ref()).len(),
+        1
+    );
+    // Incremental: the client moved to offset 1 and says so; nothing new, so nothing sent.
+    let mut moved = fetch_req("sess", uuid::Uuid::nil(), 1, 11)
+        .with_session_id(full.session_id)
+        .with_session_epoch(1);
+    moved.max_wait_ms = 0;
+    let r: FetchResponse = c.call(ApiKey::Fetch, 11, &moved).await;
+    assert_eq!((r.error_code, r.session_id), (0, full.session_id));
+    assert!(r.responses.is_empty(), "{:?}", r.responses);
+    // New data; an incremental fetch listing nothing gets it from the cached offset.
+    let _: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            7,
+            &produce_req("sess", 0, 1, records(&["s1"], 2, None)),
+        )
+        .await;
+    let inc = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(1 << 20)
+        .with_session_id(full.session_id)
+        .with_session_epoch(2);
+    let r: FetchResponse = c.call(ApiKey::Fetch, 11, &inc).await;
+    let vals = values_of(r.responses[0].partitions[0].records.as_ref());
+    assert_eq!(vals, vec![(1, "s1".to_string())]);
+    // Wrong epoch and unknown session.
+    let r: FetchResponse = c
+        .call(ApiKey::Fetch, 11, &inc.clone().with_session_epoch(9))
+        .await;
+    assert_eq!(r.error_code, 71);
+    let r: FetchResponse = c
+        .call(ApiKey::Fetch, 11, &inc.with_session_id(424242))
+        .await;
+    assert_eq!(r.error_code, 70);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn topic_admin_delete_partitions_configs() {
+    let (h, _store, _settings) = start_with(BrokerConfig {
+        auto_create_topics: false,
+        ..BrokerConfig::default()
+    })
+    .await;
+    let mut c = Client::connect(&h).await;
+    // No auto-creation: unknown topic.
+    let m = metadata(&mut c, "nope", 9).await;
+    assert_eq!(m.topics[0].error_code, 3);
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name("adm"))
+            .with_num_partitions(2)
+            .with_replication_factor(1)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("retention.ms"))
+                .with_value(Some(StrBytes::from_static_str("1000")))]),
+        create_topics_request::CreatableTopic::default()
+            .with_name(name("bad/name"))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+        create_topics_request::CreatableTopic::default()
+            .with_name(name("dry"))
+            .with_num_partitions(1)
+            .with_replication_factor(3),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &create).await;
+    let codes: Vec<i16> = r.topics.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, vec![0, 17, 38]);
+    // validate_only creates nothing.
+    let dry = CreateTopicsRequest::default()
+        .with_validate_only(true)
+        .with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(name("dry"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 4, &dry).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(metadata(&mut c, "dry", 9).await.topics[0].error_code, 3);
+
+    // CreatePartitions: grow to 4; shrinking is refused.
+    let grow = |n: i32| {
+        CreatePartitionsRequest::default().with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(name("adm"))
+                .with_count(n)
+                .with_assignments(None),
+        ])
+    };
+    let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 2, &grow(4)).await;
+    assert_eq!(r.results[0].error_code, 0);
+    assert_eq!(
+        metadata(&mut c, "adm", 9).await.topics[0].partitions.len(),
+        4
+    );
+    let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 0, &grow(3)).await;
+    assert_eq!(r.results[0].error_code, 37);
+
+    // DescribeConfigs: the override and the defaults.
+    for version in [0i16, 1, 4] {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("adm"))
+                .with_configuration_keys(None),
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str("1"))
+                .with_configuration_keys(None),
+        ]);
+        let r: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, version, &req).await;
+        let get = |k: &str| {
+            r.results[0]
+                .configs
+                .iter()
+                .find(|x| x.name.as_str() == k)
+                .and_then(|x| x.value.as_ref().map(|v| v.to_string()))
+        };
+        assert_eq!(get("retention.ms").as_deref(), Some("1000"), "v{version}");
+        assert_eq!(get("cleanup.policy").as_deref(), Some("delete"));
+        assert_eq!(get("message.timestamp.type").as_deref(), Some("CreateTime"));
+        assert!(get("max.message.bytes").is_some());
+        assert!(!r.results[1].configs.is_empty(), "broker configs");
+    }
+
+    // DeleteTopics by name (v4) and by id (v6).
+    let id = metadata(&mut c, "adm", 12).await.topics[0].topic_id;
+    let r: DeleteTopicsResponse = c
+        .call(
+            ApiKey::DeleteTopics,
+            6,
+            &DeleteTopicsRequest::default().with_topics(vec![
+                delete_topics_request::DeleteTopicState::default()
+                    .with_name(None)
+                    .with_topic_id(id),
+            ]),
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(
+        r.responses[0].name.as_ref().map(|n| n.0.as_str()),
+        Some("adm")
+    );
+    assert_eq!(metadata(&mut c, "adm", 9).await.topics[0].error_code, 3);
+    let r: DeleteTopicsResponse = c
+        .call(
+            ApiKey::DeleteTopics,
+            4,
+            &DeleteTopicsRequest::default().with_topic_names(vec![name("adm")]),
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, 3);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn sasl_plain_gates_everything_but_api_versions() {
+    let (h, _store, _settings) = start_with(BrokerConfig {
+        sasl_plain: Some(("alice".into(), "secret".into())),
+        ..BrokerConfig::default()
+    })
+    .await;
+    // Before authenticating, Metadata closes the connection.
+    let mut c = Client::connect(&h).await;
+    let _: ApiVersionsResponse = c
+        .call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    c.send(ApiKey::Metadata, 9, &MetadataRequest::default())
+        .await;
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), c.s.read_to_end(&mut buf))
+        .await
+        .unwrap();
+    assert_eq!(n.unwrap(), 0, "closed without an answer");
+
+    // Handshake v1 + SaslAuthenticate: good password, then Metadata works.
+    let mut c = Client::connect(&h).await;
+    let hs: SaslHandshakeResponse = c
+        .call(
+            ApiKey::SaslHandshake,
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        )
+        .await;
+    assert_eq!(hs.error_code, 0);
+    let auth: SaslAuthenticateResponse = c
+        .call(
+            ApiKey::SaslAuthenticate,
+            2,
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(Bytes::from_static(b"\0alice\0secret")),
+        )
+        .await;
+    assert_eq!(auth.error_code, 0);
+    assert_eq!(
+        metadata(&mut c, "after-auth", 9).await.topics[0].error_code,
+        0
+    );
+
+    // Wrong password: SASL_AUTHENTICATION_FAILED, then closed.
+    let mut c = Client::connect(&h).await;
+    let _: SaslHandshakeResponse = c
+        .call(
+            ApiKey::SaslHandshake,
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        )
+        .await;
+    let auth: SaslAuthenticateResponse = c
+        .call(
+            ApiKey::SaslAuthenticate,
+            1,
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(Bytes::from_static(b"\0alice\0nope")),
+        )
+        .await;
+    assert_eq!(auth.error_code, 58);
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), c.s.read_to_end(&mut buf))
+        .await
+        .unwrap();
+    assert_eq!(n.unwrap(), 0);
+
+    // Handshake v0: the next frame is a bare token, answered with an empty frame.
+    let mut c = Client::connect(&h).await;
+    let _: SaslHandshakeResponse = c
+        .call(
+            ApiKey::SaslHandshake,
+            0,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        )
+        .await;
+    let token = b"\0alice\0secret";
+    let mut frame = (token.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(token);
+    c.s.write_all(&frame).await.unwrap();
+    assert!(c.read_raw().await.is_empty());
+    assert_eq!(
+        metadata(&mut c, "after-raw", 1).await.topics[0].error_code,
+        0
+    );
+    h.shutdown().await;
+}

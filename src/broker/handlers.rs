@@ -591,8 +591,6 @@ struct PlanItem {
     partition: i32,
     fetch_offset: i64,
     max_bytes: i32,
-    /// In an incremental response, sent even without news (it was in the request).
-    always: bool,
 }
 
 fn request_partitions(shared: &Shared, req: &FetchRequest, version: i16) -> Vec<PlanItem> {
@@ -615,7 +613,6 @@ fn request_partitions(shared: &Shared, req: &FetchRequest, version: i16) -> Vec<
                 partition: p.partition,
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes,
-                always: true,
             });
         }
     }
@@ -699,9 +696,6 @@ async fn fetch(shared: &Shared, req: FetchRequest, version: i16) -> FetchRespons
                     partition: *part,
                     fetch_offset: sp.fetch_offset,
                     max_bytes: sp.max_bytes,
-                    always: requested
-                        .iter()
-                        .any(|r| &r.name == name && r.partition == *part),
                 })
                 .collect();
             (sid, true, plan)
@@ -740,7 +734,7 @@ async fn fetch(shared: &Shared, req: FetchRequest, version: i16) -> FetchRespons
 
     // Build the response; an incremental one carries only partitions with news.
     let mut sessions = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
-    let mut sess = if incremental {
+    let mut sess = if session_id != 0 {
         sessions.map.get_mut(&session_id)
     } else {
         None
@@ -754,10 +748,11 @@ async fn fetch(shared: &Shared, req: FetchRequest, version: i16) -> FetchRespons
                 .partitions
                 .get_mut(&(item.name.clone(), item.partition))
             {
-                let news =
-                    has_records || pd.error_code != 0 || item.always || sp.last_sent != Some(state);
+                // As Kafka: a partition is in an incremental response when it has records, an
+                // error, or its high watermark or log start moved since the last response.
+                let news = has_records || pd.error_code != 0 || sp.last_sent != Some(state);
                 sp.last_sent = Some(state);
-                if !news {
+                if incremental && !news {
                     continue;
                 }
             }

@@ -420,7 +420,10 @@ fn legacy_assign(m: &mut [u8], base: i64, log_append_time: Option<i64>) -> (i64,
     let inner = if attributes & 0x07 == 0 {
         1
     } else {
-        count_inner_legacy(m, magic).unwrap_or(1)
+        count_inner_legacy(m, magic).unwrap_or_else(|| {
+            tracing::warn!("could not inflate a compressed legacy message; counting it as one");
+            1
+        })
     };
     let last = base + inner as i64 - 1;
     m[0..8].copy_from_slice(&last.to_be_bytes());
@@ -433,30 +436,63 @@ fn legacy_assign(m: &mut [u8], base: i64, log_append_time: Option<i64>) -> (i64,
         m[12..16].copy_from_slice(&crc.sum().to_be_bytes());
         ts = now;
     }
-    if magic == 0 && attributes & 0x07 == 0 {
-        // magic 0 uncompressed: offset is the message's own
-        m[0..8].copy_from_slice(&base.to_be_bytes());
-    }
     (last, ts)
 }
 
-/// Counts the inner messages of a gzip-compressed legacy wrapper (other codecs: `None`).
-fn count_inner_legacy(m: &[u8], magic: u8) -> Option<usize> {
-    if m[17] & 0x07 != 1 {
-        return None;
+/// Most bytes a compressed legacy wrapper may inflate to (so a hostile one cannot balloon).
+const MAX_INFLATED: u64 = 64 * 1024 * 1024;
+
+/// Inflates a legacy wrapper's value: gzip, snappy (plain or xerial-framed) or LZ4 frame.
+fn inflate_legacy(codec: u8, value: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    match codec {
+        1 => {
+            flate2::read::GzDecoder::new(value)
+                .take(MAX_INFLATED)
+                .read_to_end(&mut out)
+                .ok()?;
+        }
+        2 => {
+            const XERIAL: &[u8] = b"\x82SNAPPY\x00";
+            if value.starts_with(XERIAL) && value.len() >= 16 {
+                let mut pos = 16;
+                while pos + 4 <= value.len() {
+                    let n = u32::from_be_bytes(value[pos..pos + 4].try_into().ok()?) as usize;
+                    let block = value.get(pos + 4..pos + 4 + n)?;
+                    let len = snap::raw::decompress_len(block).ok()?;
+                    if (out.len() + len) as u64 > MAX_INFLATED {
+                        return None;
+                    }
+                    out.extend(snap::raw::Decoder::new().decompress_vec(block).ok()?);
+                    pos += 4 + n;
+                }
+            } else {
+                let len = snap::raw::decompress_len(value).ok()?;
+                if len as u64 > MAX_INFLATED {
+                    return None;
+                }
+                out = snap::raw::Decoder::new().decompress_vec(value).ok()?;
+            }
+        }
+        3 => {
+            lz4_flex::frame::FrameDecoder::new(value)
+                .take(MAX_INFLATED)
+                .read_to_end(&mut out)
+                .ok()?;
+        }
+        _ => return None,
     }
+    Some(out)
+}
+
+/// Counts the inner messages of a compressed legacy wrapper (`None` if it cannot be inflated).
+fn count_inner_legacy(m: &[u8], magic: u8) -> Option<usize> {
     let key_at = if magic == 1 { 26 } else { 18 };
     let key_len = i32::from_be_bytes(m.get(key_at..key_at + 4)?.try_into().ok()?);
     let value_at = key_at + 4 + key_len.max(0) as usize;
     let value_len = i32::from_be_bytes(m.get(value_at..value_at + 4)?.try_into().ok()?);
     let value = m.get(value_at + 4..value_at + 4 + usize::try_from(value_len).ok()?)?;
-    let mut out = Vec::new();
-    // Inflated size is bounded so a hostile wrapper cannot balloon memory.
-    let limit = 64 * 1024 * 1024;
-    flate2::read::GzDecoder::new(value)
-        .take(limit)
-        .read_to_end(&mut out)
-        .ok()?;
+    let out = inflate_legacy(m[17] & 0x07, value)?;
     let n = batch::split(&out)
         .iter()
         .filter(|e| matches!(e, Entry::Legacy { .. }))

@@ -226,7 +226,16 @@ async fn serve(
             }
             continue;
         }
-        if !handle_frame(&mut stream, &mut conn, &shared, frame, request_at).await {
+        if !handle_frame(
+            &mut stream,
+            &mut conn,
+            &shared,
+            frame,
+            request_at,
+            &mut shutdown,
+        )
+        .await
+        {
             break;
         }
     }
@@ -240,6 +249,7 @@ async fn handle_frame(
     shared: &Arc<Shared>,
     frame: Vec<u8>,
     request_at: i64,
+    shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     let dissection = dissect_request(&frame);
     let mut ex = exchange(conn, Vec::new(), request_at, Status::Answered);
@@ -324,7 +334,25 @@ async fn handle_frame(
             "SASL authentication required before this request".into(),
         );
     }
-    let outcome = handlers::handle(shared, conn, api, version, &header, buf).await;
+    // A fetch may wait (long poll): if the client goes away or the broker shuts down meanwhile,
+    // the request is captured as unanswered. Other handlers run to completion (the group
+    // coordinator's waits are its own business).
+    let outcome = if api == ApiKey::Fetch {
+        let handler = handlers::handle(shared, conn, api, version, &header, buf);
+        tokio::select! {
+            o = handler => o,
+            why = peer_gone(stream, shutdown) => {
+                tracing::debug!(conn = conn_id, peer = %peer, reason = why, "fetch abandoned");
+                ex.request = frame;
+                ex.status = Status::Unanswered;
+                ex.notes.push(format!("{why} while the request was pending"));
+                shared.store.push(ex);
+                return false;
+            }
+        }
+    } else {
+        handlers::handle(shared, conn, api, version, &header, buf).await
+    };
     match outcome {
         Outcome::Reply {
             body,
@@ -348,6 +376,19 @@ async fn handle_frame(
             true
         }
         Outcome::Close(why) => close(ex, frame, why),
+    }
+}
+
+/// Resolves when the peer closes its side or the broker shuts down; never when the peer sends
+/// more (pipelined requests wait their turn).
+async fn peer_gone(stream: &TcpStream, shutdown: &mut watch::Receiver<bool>) -> &'static str {
+    let mut one = [0u8; 1];
+    tokio::select! {
+        r = stream.peek(&mut one) => match r {
+            Ok(0) | Err(_) => "connection closed",
+            Ok(_) => std::future::pending().await,
+        },
+        _ = shutdown.changed() => "broker shut down",
     }
 }
 

@@ -854,6 +854,45 @@ async fn topic_admin_delete_partitions_configs() {
         assert!(!r.results[1].configs.is_empty(), "broker configs");
     }
 
+    // max.message.bytes is enforced per batch.
+    let small = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name("small"))
+            .with_num_partitions(1)
+            .with_replication_factor(-1)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("max.message.bytes"))
+                .with_value(Some(StrBytes::from_static_str("100")))]),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &small).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    let big = "x".repeat(200);
+    let r: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_req("small", 0, 1, records(&[&big], 2, None)),
+        )
+        .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 10);
+    let r: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_req("small", 0, 1, records(&["tiny"], 2, None)),
+        )
+        .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    // Producing to an unknown topic without auto-creation.
+    let r: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_req("ghost", 0, 1, records(&["boo"], 2, None)),
+        )
+        .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 3);
+
     // DeleteTopics by name (v4) and by id (v6).
     let id = metadata(&mut c, "adm", 12).await.topics[0].topic_id;
     let r: DeleteTopicsResponse = c
@@ -970,5 +1009,136 @@ async fn sasl_plain_gates_everything_but_api_versions() {
         metadata(&mut c, "after-raw", 1).await.topics[0].error_code,
         0
     );
+    h.shutdown().await;
+}
+
+/// Sends a default request of an API at one version on a fresh connection and decodes the answer.
+async fn roundtrip_default(h: &BrokerHandle, key: ApiKey, version: i16) {
+    macro_rules! go {
+        ($req:expr, $resp:ty) => {{
+            let mut c = Client::connect(h).await;
+            let _: $resp = c.call(key, version, &$req).await;
+        }};
+    }
+    match key {
+        ApiKey::Produce => go!(
+            produce_req(
+                "every",
+                0,
+                1,
+                records(
+                    &["v"],
+                    if version < 2 {
+                        0
+                    } else if version < 3 {
+                        1
+                    } else {
+                        2
+                    },
+                    None
+                )
+            ),
+            ProduceResponse
+        ),
+        ApiKey::Fetch => go!(
+            {
+                let mut r = fetch_req("every", uuid::Uuid::nil(), 0, version);
+                r.max_wait_ms = 0;
+                r
+            },
+            FetchResponse
+        ),
+        ApiKey::ListOffsets => go!(ListOffsetsRequest::default(), ListOffsetsResponse),
+        ApiKey::Metadata => go!(MetadataRequest::default(), MetadataResponse),
+        ApiKey::OffsetCommit => go!(OffsetCommitRequest::default(), OffsetCommitResponse),
+        ApiKey::OffsetFetch => go!(OffsetFetchRequest::default(), OffsetFetchResponse),
+        ApiKey::FindCoordinator => go!(
+            FindCoordinatorRequest::default()
+                .with_key(if version < 4 {
+                    StrBytes::from_static_str("g")
+                } else {
+                    StrBytes::default()
+                })
+                .with_coordinator_keys(if version >= 4 {
+                    vec![StrBytes::from_static_str("g")]
+                } else {
+                    vec![]
+                }),
+            FindCoordinatorResponse
+        ),
+        ApiKey::JoinGroup => go!(
+            JoinGroupRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("every")))
+                .with_session_timeout_ms(6000)
+                .with_protocol_type(StrBytes::from_static_str("consumer")),
+            JoinGroupResponse
+        ),
+        ApiKey::Heartbeat => go!(HeartbeatRequest::default(), HeartbeatResponse),
+        ApiKey::LeaveGroup => go!(LeaveGroupRequest::default(), LeaveGroupResponse),
+        ApiKey::SyncGroup => go!(SyncGroupRequest::default(), SyncGroupResponse),
+        ApiKey::DescribeGroups => go!(DescribeGroupsRequest::default(), DescribeGroupsResponse),
+        ApiKey::ListGroups => go!(ListGroupsRequest::default(), ListGroupsResponse),
+        ApiKey::SaslHandshake => go!(SaslHandshakeRequest::default(), SaslHandshakeResponse),
+        ApiKey::ApiVersions => go!(ApiVersionsRequest::default(), ApiVersionsResponse),
+        ApiKey::CreateTopics => go!(CreateTopicsRequest::default(), CreateTopicsResponse),
+        ApiKey::DeleteTopics => go!(DeleteTopicsRequest::default(), DeleteTopicsResponse),
+        ApiKey::InitProducerId => go!(InitProducerIdRequest::default(), InitProducerIdResponse),
+        ApiKey::OffsetForLeaderEpoch => go!(
+            OffsetForLeaderEpochRequest::default().with_topics(vec![
+                offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                    .with_topic(name("every"))
+                    .with_partitions(vec![
+                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                    ])
+            ]),
+            OffsetForLeaderEpochResponse
+        ),
+        ApiKey::DescribeConfigs => go!(DescribeConfigsRequest::default(), DescribeConfigsResponse),
+        ApiKey::SaslAuthenticate => {
+            go!(SaslAuthenticateRequest::default(), SaslAuthenticateResponse)
+        }
+        ApiKey::CreatePartitions => {
+            go!(CreatePartitionsRequest::default(), CreatePartitionsResponse)
+        }
+        ApiKey::DeleteGroups => go!(DeleteGroupsRequest::default(), DeleteGroupsResponse),
+        other => panic!("advertised but not covered here: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_advertised_version_answers_and_dissects() {
+    let (h, store, _settings) = start_with(BrokerConfig::default()).await;
+    let mut c = Client::connect(&h).await;
+    let versions: ApiVersionsResponse = c
+        .call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    metadata(&mut c, "every", 1).await;
+    let mut count = 0;
+    for k in &versions.api_keys {
+        let key = ApiKey::try_from(k.api_key).expect("known key");
+        for version in k.min_version..=k.max_version {
+            roundtrip_default(&h, key, version).await;
+            count += 1;
+        }
+    }
+    assert!(count > 150, "only {count} api versions");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for e in store.snapshot() {
+        assert_eq!(
+            e.status,
+            Status::Answered,
+            "{} v{}",
+            e.api_key,
+            e.api_version
+        );
+        let d = e.dissect_response().expect("a response");
+        assert!(
+            d.error.is_none(),
+            "api {} v{}: our dissector rejects the response: {:?}",
+            e.api_key,
+            e.api_version,
+            d.error
+        );
+    }
     h.shutdown().await;
 }

@@ -37,6 +37,7 @@ use super::log::{code, LEADER_EPOCH};
 use super::server::{Conn, Shared};
 use super::topics::{invalid_topic_name, Topic, TOPIC_DEFAULTS};
 use crate::capture::now_micros;
+use crate::protocol::batch::Entry;
 use crate::settings::ThrottlePlacement;
 
 /// What a handler decided.
@@ -451,6 +452,28 @@ fn produce(shared: &Shared, req: ProduceRequest, version: i16, throttle: i32) ->
                     .partition(pd.index)
                     .ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, None))?;
                 let records = pd.records.as_deref().unwrap_or(&[]);
+                let limit = t
+                    .config("max.message.bytes")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(usize::MAX);
+                let biggest = crate::protocol::batch::split(records)
+                    .iter()
+                    .map(|e| match *e {
+                        Entry::Batch { start, end } | Entry::Legacy { start, end, .. } => {
+                            end - start
+                        }
+                        _ => 0,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                if biggest > limit {
+                    return Err((
+                        code::MESSAGE_TOO_LARGE,
+                        Some(format!(
+                            "a batch of {biggest} bytes exceeds max.message.bytes {limit}"
+                        )),
+                    ));
+                }
                 let lat = t.log_append_time().then(|| now_micros() / 1000);
                 let mut log = p.lock().unwrap_or_else(|e| e.into_inner());
                 let start = log.start_offset();

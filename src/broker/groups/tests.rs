@@ -1168,3 +1168,82 @@ async fn a_log_full_of_superseded_commits_is_compacted_on_open() {
         .expect("after compaction");
     assert_eq!(fetch(&co, "g", None, 8).await, vec![row("t", 0, 1499, "m")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_join_does_not_hold_up_other_groups() {
+    let co = coordinator();
+    let slow = JoinArgs {
+        group: "slow",
+        rebalance_ms: 1_500,
+        ..JoinArgs::default()
+    };
+    let (ids, _) = stable_group(&co, &slow, &["s1", "s2"], 5).await;
+    // s1 rejoins as leader and must wait for s2, which never comes back.
+    let co2 = Arc::clone(&co);
+    let s1 = ids[0].clone();
+    let stuck = tokio::spawn(async move {
+        let a = JoinArgs {
+            group: "slow",
+            member_id: &s1,
+            rebalance_ms: 1_500,
+            ..JoinArgs::default()
+        };
+        join_raw(&co2, &a, 5, "s1").await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    let fast = JoinArgs {
+        group: "fast",
+        ..JoinArgs::default()
+    };
+    let (fast_ids, fast_gen) = stable_group(&co, &fast, &["f1"], 5).await;
+    assert_eq!(heartbeat(&co, "fast", &fast_ids[0], fast_gen).await, 0);
+    assert!(
+        started.elapsed() < Duration::from_millis(1_000),
+        "another group waited {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !stuck.is_finished(),
+        "the slow join should still be waiting"
+    );
+    let r = stuck.await.expect("slow join");
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.members.len(), 1, "the member that never rejoined is gone");
+}
+
+#[tokio::test]
+async fn a_new_member_during_completing_rebalance_releases_waiting_syncs() {
+    let co = coordinator();
+    let a = JoinArgs::default();
+    let (r1, r2) = tokio::join!(join_new(&co, &a, 5, "c1"), join_new(&co, &a, 5, "c2"));
+    let follower = if r1.leader == r1.member_id { &r2 } else { &r1 };
+    assert_eq!(
+        describe(&co, "g", 5).await.group_state.as_str(),
+        "CompletingRebalance"
+    );
+    // A heartbeat while the leader computes the assignment is fine.
+    assert_eq!(
+        heartbeat(&co, "g", &follower.member_id, follower.generation_id).await,
+        0
+    );
+    let co2 = Arc::clone(&co);
+    let (fid, generation) = (follower.member_id.to_string(), follower.generation_id);
+    let waiting_sync = tokio::spawn(async move { sync(&co2, "g", &fid, generation, &[], 4).await });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(
+        !waiting_sync.is_finished(),
+        "the follower waits for the leader"
+    );
+    let co3 = Arc::clone(&co);
+    let _newcomer = tokio::spawn(async move {
+        let a = JoinArgs::default();
+        join_new(&co3, &a, 5, "c3").await
+    });
+    let r = waiting_sync.await.expect("sync");
+    assert_eq!(r.error_code, ec::REBALANCE_IN_PROGRESS);
+    assert_eq!(
+        describe(&co, "g", 5).await.group_state.as_str(),
+        "PreparingRebalance"
+    );
+}

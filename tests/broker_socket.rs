@@ -557,6 +557,18 @@ async fn throttle_placement_front_and_omit() {
     // After the 4-byte correlation id: the throttle first, then the responses array count 1.
     assert_eq!(&body[4..8], &0x0102_0304i32.to_be_bytes());
     assert_eq!(&body[8..12], &1i32.to_be_bytes());
+    // Flexible v9: after the correlation id and the header's empty tag section, the throttle
+    // first, then the compact responses array (count 1 as varint 2).
+    c.send(
+        ApiKey::Produce,
+        9,
+        &produce_req("thr", 0, 1, records(&["t9"], 2, None)),
+    )
+    .await;
+    let flex = c.read_raw().await;
+    assert_eq!(flex[4], 0, "header tag section");
+    assert_eq!(&flex[5..9], &0x0102_0304i32.to_be_bytes());
+    assert_eq!(flex[9], 2);
     settings.update(|k| k.placement = ThrottlePlacement::Omit);
     c.send(
         ApiKey::Produce,

@@ -330,7 +330,14 @@ impl PartitionLog {
                     }
                     (base + h.last_offset_delta as i64, max_ts)
                 }
-                None => legacy_assign(&mut bytes, base, log_append_time),
+                None => {
+                    if bytes[16] == 0 && bytes[17] & 0x07 != 0 {
+                        if let Some(rewritten) = renumber_magic0_wrapper(&bytes, base) {
+                            bytes = rewritten;
+                        }
+                    }
+                    legacy_assign(&mut bytes, base, log_append_time)
+                }
             };
             let entry = StoredEntry {
                 base_offset: base,
@@ -485,6 +492,59 @@ fn inflate_legacy(codec: u8, value: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A magic-0 compressed wrapper carries absolute inner offsets, so (as Kafka does) they are
+/// renumbered from `base` and the value recompressed with the same codec (gzip, or snappy in
+/// the xerial framing). `None` when it cannot be done; the wrapper is then stored as received.
+fn renumber_magic0_wrapper(m: &[u8], base: i64) -> Option<Vec<u8>> {
+    let codec = m[17] & 0x07;
+    let key_len = i32::from_be_bytes(m.get(18..22)?.try_into().ok()?);
+    let value_at = 22 + key_len.max(0) as usize;
+    let value_len = usize::try_from(i32::from_be_bytes(
+        m.get(value_at..value_at + 4)?.try_into().ok()?,
+    ))
+    .ok()?;
+    let value = m.get(value_at + 4..value_at + 4 + value_len)?;
+    let mut inner = inflate_legacy(codec, value)?;
+    let mut next = base;
+    for e in batch::split(&inner) {
+        match e {
+            Entry::Legacy { start, .. } => {
+                inner[start..start + 8].copy_from_slice(&next.to_be_bytes());
+                next += 1;
+            }
+            _ => return None,
+        }
+    }
+    let packed = match codec {
+        1 => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(&inner).ok()?;
+            enc.finish().ok()?
+        }
+        2 => {
+            let mut out = b"\x82SNAPPY\x00".to_vec();
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+            for chunk in inner.chunks(32 * 1024) {
+                let block = snap::raw::Encoder::new().compress_vec(chunk).ok()?;
+                out.extend_from_slice(&(block.len() as i32).to_be_bytes());
+                out.extend_from_slice(&block);
+            }
+            out
+        }
+        _ => return None,
+    };
+    let mut out = m[..value_at].to_vec();
+    out.extend_from_slice(&(packed.len() as i32).to_be_bytes());
+    out.extend_from_slice(&packed);
+    let size = (out.len() - 12) as i32;
+    out[8..12].copy_from_slice(&size.to_be_bytes());
+    let mut crc = flate2::Crc::new();
+    crc.update(&out[16..]);
+    out[12..16].copy_from_slice(&crc.sum().to_be_bytes());
+    Some(out)
+}
+
 /// Counts the inner messages of a compressed legacy wrapper (`None` if it cannot be inflated).
 fn count_inner_legacy(m: &[u8], magic: u8) -> Option<usize> {
     let key_at = if magic == 1 { 26 } else { 18 };
@@ -563,6 +623,80 @@ pub(crate) mod tests {
         log.append(&batch(1, Some((7, 1, 0)), 1), None).unwrap();
         let old = log.append(&batch(1, Some((7, 0, 2)), 1), None).unwrap_err();
         assert_eq!(old.code, code::INVALID_PRODUCER_EPOCH);
+    }
+
+    /// A legacy message (magic 0 or 1) with a value, as a producer writes it.
+    fn legacy(magic: u8, attributes: u8, offset: i64, value: &[u8]) -> Vec<u8> {
+        let mut body = vec![magic, attributes];
+        if magic == 1 {
+            body.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+        }
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        body.extend_from_slice(&(value.len() as i32).to_be_bytes());
+        body.extend_from_slice(value);
+        let mut crc = flate2::Crc::new();
+        crc.update(&body);
+        let mut m = offset.to_be_bytes().to_vec();
+        m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        m.extend_from_slice(&crc.sum().to_be_bytes());
+        m.extend_from_slice(&body);
+        m
+    }
+
+    fn inner_offsets(log: &PartitionLog, from: i64) -> Vec<i64> {
+        let mut out = Vec::new();
+        for e in log.read(from, usize::MAX, true) {
+            let value_at = 22;
+            let len = i32::from_be_bytes(e[value_at..value_at + 4].try_into().unwrap()) as usize;
+            let inner = inflate_legacy(e[17] & 7, &e[value_at + 4..value_at + 4 + len]).unwrap();
+            for x in batch::split(&inner) {
+                if let Entry::Legacy { start, .. } = x {
+                    out.push(i64::from_be_bytes(
+                        inner[start..start + 8].try_into().unwrap(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn magic0_compressed_wrappers_are_renumbered() {
+        let mut log = PartitionLog::in_memory();
+        for round in 0..2 {
+            for codec in [1u8, 2] {
+                let inner: Vec<u8> = (0..3)
+                    .flat_map(|i| legacy(0, 0, i, format!("v{i}").as_bytes()))
+                    .collect();
+                let packed = if codec == 1 {
+                    let mut enc =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                    enc.write_all(&inner).unwrap();
+                    enc.finish().unwrap()
+                } else {
+                    snap::raw::Encoder::new().compress_vec(&inner).unwrap()
+                };
+                let wrapper = legacy(0, codec, 0, &packed);
+                let base = log.end_offset();
+                let a = log.append(&wrapper, None).unwrap();
+                assert_eq!(a.base_offset, base, "round {round} codec {codec}");
+                assert_eq!(log.end_offset(), base + 3);
+                assert_eq!(inner_offsets(&log, base), vec![base, base + 1, base + 2]);
+            }
+        }
+        // A magic-1 wrapper keeps relative inner offsets; the wrapper carries the last one.
+        let inner: Vec<u8> = (0..4).flat_map(|i| legacy(1, 0, i, b"m1")).collect();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&inner).unwrap();
+        let wrapper = legacy(1, 1, 0, &enc.finish().unwrap());
+        let base = log.end_offset();
+        log.append(&wrapper, None).unwrap();
+        assert_eq!(log.end_offset(), base + 4);
+        let stored = log.read(base, usize::MAX, true);
+        assert_eq!(
+            i64::from_be_bytes(stored[0][0..8].try_into().unwrap()),
+            base + 3
+        );
     }
 
     #[test]

@@ -1247,3 +1247,144 @@ async fn a_new_member_during_completing_rebalance_releases_waiting_syncs() {
         "PreparingRebalance"
     );
 }
+
+fn offset_delete_request(group: &str, topics: &[(&str, &[i32])]) -> OffsetDeleteRequest {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    let mut r = OffsetDeleteRequest::default();
+    r.group_id = gid(group);
+    r.topics = topics
+        .iter()
+        .map(|(name, parts)| {
+            let mut t = OffsetDeleteRequestTopic::default();
+            t.name = TopicName(s(name));
+            t.partitions = parts
+                .iter()
+                .map(|p| {
+                    let mut x = OffsetDeleteRequestPartition::default();
+                    x.partition_index = *p;
+                    x
+                })
+                .collect();
+            t
+        })
+        .collect();
+    r
+}
+
+async fn offset_delete(
+    co: &GroupCoordinator,
+    group: &str,
+    topics: &[(&str, &[i32])],
+) -> (i16, Vec<i16>) {
+    let r = co
+        .offset_delete(offset_delete_request(group, topics), 0)
+        .await;
+    encodes(&r, 0);
+    let errors = r
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect();
+    (r.error_code, errors)
+}
+
+/// JoinGroup metadata of a consumer subscribed to `topics`, as clients encode it.
+fn subscription(topics: &[&str], version: i16) -> Vec<u8> {
+    let mut sub = ConsumerProtocolSubscription::default();
+    sub.topics = topics.iter().map(|t| s(t)).collect();
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&version.to_be_bytes());
+    sub.encode(&mut buf, version).expect("subscription encodes");
+    buf.to_vec()
+}
+
+#[tokio::test]
+async fn offset_delete_follows_kafka_rules_and_persists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let co = GroupCoordinator::with_config(Some(dir.path().to_path_buf()), fast_config())
+        .expect("coordinator");
+    // An Empty group (simple commits) loses offsets outright.
+    let req = commit_request("simple", -1, "", &[("t", 0, 5, None), ("t", 1, 6, None)]);
+    assert_eq!(commit(&co, req, 2).await, vec![0, 0]);
+    assert_eq!(
+        offset_delete(&co, "simple", &[("t", &[0, 9])]).await,
+        (0, vec![0, 0])
+    );
+    assert_eq!(
+        fetch(&co, "simple", Some(&[("t", &[0, 1])]), 5).await,
+        vec![row("t", 0, -1, ""), row("t", 1, 6, "")]
+    );
+    // An active consumer group keeps offsets of topics it subscribes to.
+    let meta = subscription(&["orders", "payments"], 1);
+    let protocols: &[(&str, &[u8])] = &[("range", &meta)];
+    let a = JoinArgs {
+        group: "active",
+        protocols,
+        ..JoinArgs::default()
+    };
+    let (ids, generation) = stable_group(&co, &a, &["c1"], 5).await;
+    let req = commit_request(
+        "active",
+        generation,
+        &ids[0],
+        &[("orders", 0, 1, None), ("old", 0, 2, None)],
+    );
+    assert_eq!(commit(&co, req, 8).await, vec![0, 0]);
+    assert_eq!(
+        offset_delete(&co, "active", &[("orders", &[0]), ("old", &[0])]).await,
+        (0, vec![ec::GROUP_SUBSCRIBED_TO_TOPIC, 0])
+    );
+    assert_eq!(
+        fetch(&co, "active", None, 8).await,
+        vec![row("orders", 0, 1, "")]
+    );
+    // Unknown group, empty id, and an active group of another protocol type.
+    assert_eq!(
+        offset_delete(&co, "nobody", &[("t", &[0])]).await.0,
+        ec::GROUP_ID_NOT_FOUND
+    );
+    assert_eq!(
+        offset_delete(&co, "", &[("t", &[0])]).await.0,
+        ec::INVALID_GROUP_ID
+    );
+    let connect = JoinArgs {
+        group: "connect",
+        protocol_type: "connect",
+        ..JoinArgs::default()
+    };
+    let _ = stable_group(&co, &connect, &["w1"], 5).await;
+    assert_eq!(
+        offset_delete(&co, "connect", &[("t", &[0])]).await.0,
+        ec::NON_EMPTY_GROUP
+    );
+    drop(co);
+    // The deletion is in offsets.log.
+    let co = GroupCoordinator::with_config(Some(dir.path().to_path_buf()), fast_config())
+        .expect("reopened");
+    assert_eq!(
+        fetch(&co, "simple", None, 8).await,
+        vec![row("t", 1, 6, "")]
+    );
+    assert_eq!(
+        fetch(&co, "active", None, 8).await,
+        vec![row("orders", 0, 1, "")]
+    );
+}
+
+#[test]
+fn subscription_topics_are_read_with_every_length_checked() {
+    for version in 0..=3 {
+        assert_eq!(
+            subscription_topics(&subscription(&["a", "bc"], version)),
+            Some(vec!["a".to_string(), "bc".to_string()])
+        );
+    }
+    // A huge count with no bytes behind it, a truncated name, negative lengths, nothing.
+    assert_eq!(subscription_topics(&[0, 0, 0x7f, 0xff, 0xff, 0xff]), None);
+    assert_eq!(subscription_topics(&[0, 0, 0, 0, 0, 1, 0, 5, b'a']), None);
+    assert_eq!(subscription_topics(&[0, 0, 0, 0, 0, 1, 0xff, 0xff]), None);
+    assert_eq!(subscription_topics(&[0xff, 0xff, 0, 0, 0, 0]), None);
+    assert_eq!(subscription_topics(&[]), None);
+}

@@ -1154,3 +1154,51 @@ async fn every_advertised_version_answers_and_dissects() {
     }
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn advertised_address_follows_config_or_the_connection() {
+    // Listening on 0.0.0.0: clients are told the address they reached.
+    let store = Store::new(StoreLimits::default());
+    let settings = Settings::new(Knobs::default());
+    let h = broker::start(
+        BrokerConfig {
+            listen: "0.0.0.0:0".parse().unwrap(),
+            ..BrokerConfig::default()
+        },
+        store,
+        settings,
+    )
+    .await
+    .unwrap();
+    let port = h.local_addr.port();
+    let mut c = Client {
+        s: TcpStream::connect(("127.0.0.1", port)).await.unwrap(),
+        corr: 0,
+    };
+    let m = metadata(&mut c, "adv", 1).await;
+    assert_eq!(m.brokers[0].host.as_str(), "127.0.0.1");
+    assert_eq!(m.brokers[0].port, port as i32);
+    h.shutdown().await;
+
+    // An explicit advertised address wins, in Metadata and FindCoordinator.
+    let (h, _store, _settings) = start_with(BrokerConfig {
+        advertise: Some(("broker.example".into(), 19999)),
+        ..BrokerConfig::default()
+    })
+    .await;
+    let mut c = Client::connect(&h).await;
+    let m = metadata(&mut c, "adv", 9).await;
+    assert_eq!(m.brokers[0].host.as_str(), "broker.example");
+    assert_eq!(m.brokers[0].port, 19999);
+    let f: FindCoordinatorResponse = c
+        .call(
+            ApiKey::FindCoordinator,
+            4,
+            &FindCoordinatorRequest::default()
+                .with_coordinator_keys(vec![StrBytes::from_static_str("grp")]),
+        )
+        .await;
+    assert_eq!(f.coordinators[0].host.as_str(), "broker.example");
+    assert_eq!(f.coordinators[0].port, 19999);
+    h.shutdown().await;
+}

@@ -188,7 +188,10 @@ pub(crate) async fn handle(
         }
         ApiKey::Metadata => {
             let req = decode!(MetadataRequest);
-            reply(&metadata(shared, req, version, throttle), version)
+            reply(
+                &metadata(shared, &conn.advertised, req, version, throttle),
+                version,
+            )
         }
         ApiKey::Produce => {
             let req = decode!(ProduceRequest);
@@ -209,7 +212,8 @@ pub(crate) async fn handle(
         ApiKey::FindCoordinator => {
             let req = decode!(FindCoordinatorRequest);
             reply(
-                &find_coordinator(shared, req, version).with_throttle_time_ms(throttle),
+                &find_coordinator(shared, &conn.advertised, req, version)
+                    .with_throttle_time_ms(throttle),
                 version,
             )
         }
@@ -329,11 +333,12 @@ fn metadata_topic(shared: &Shared, t: &Topic, version: i16) -> MetadataResponseT
 
 fn metadata(
     shared: &Shared,
+    advertised: &(String, u16),
     req: MetadataRequest,
     version: i16,
     throttle: i32,
 ) -> MetadataResponse {
-    let (host, port) = &shared.advertised;
+    let (host, port) = advertised;
     let node = BrokerId(shared.config.node_id);
     let allow_create =
         shared.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
@@ -912,10 +917,11 @@ fn list_offsets(shared: &Shared, req: ListOffsetsRequest, version: i16) -> ListO
 
 fn find_coordinator(
     shared: &Shared,
+    advertised: &(String, u16),
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let (host, port) = &shared.advertised;
+    let (host, port) = advertised;
     let node = BrokerId(shared.config.node_id);
     if version >= 4 {
         let coordinators = req

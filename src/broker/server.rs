@@ -26,8 +26,9 @@ use crate::settings::Settings;
 /// Everything the connections share.
 pub(crate) struct Shared {
     pub config: BrokerConfig,
-    /// host and port written into Metadata and FindCoordinator.
-    pub advertised: (String, u16),
+    /// host and port written into Metadata and FindCoordinator (`None`: the address the
+    /// client connected to, when listening on an unspecified address such as 0.0.0.0).
+    pub advertised: Option<(String, u16)>,
     pub topics: Topics,
     pub groups: Arc<GroupCoordinator>,
     pub settings: Arc<Settings>,
@@ -67,10 +68,9 @@ impl Shared {
             .max()
             .unwrap_or(-1);
         let groups = GroupCoordinator::new(config.data_dir.as_ref().map(|d| d.join("groups")))?;
-        let advertised = config
-            .advertise
-            .clone()
-            .unwrap_or_else(|| (bound.ip().to_string(), bound.port()));
+        let advertised = config.advertise.clone().or_else(|| {
+            (!bound.ip().is_unspecified()).then(|| (bound.ip().to_string(), bound.port()))
+        });
         let (appended, _) = watch::channel(0);
         Ok(Arc::new(Shared {
             config,
@@ -121,6 +121,8 @@ pub(crate) struct Conn {
     /// client_software_name and version from ApiVersions v3+.
     pub client_software: Option<(String, String)>,
     pub authenticated: bool,
+    /// host and port this connection's client is told to use.
+    pub advertised: (String, u16),
     /// After SaslHandshake v0 the next frame is a bare SASL token.
     pub raw_sasl_next: bool,
 }
@@ -165,6 +167,12 @@ async fn serve(
         peer: peer.to_string(),
         client_software: None,
         authenticated: shared.config.sasl_plain.is_none(),
+        advertised: shared.advertised.clone().unwrap_or_else(|| {
+            let local = stream
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+            (local.ip().to_string(), local.port())
+        }),
         raw_sasl_next: false,
     };
     loop {

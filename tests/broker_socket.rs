@@ -218,6 +218,11 @@ async fn core_apis_over_a_real_socket() {
         )
         .await;
     assert_eq!(v3.api_keys.len(), v0.api_keys.len());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(store.snapshot().iter().any(|e| e
+        .notes
+        .iter()
+        .any(|n| n == "client software: socket-test 1.0")));
 
     // Metadata at every version auto-creates and describes the topic.
     for version in 0..=12 {

@@ -181,10 +181,16 @@ pub(crate) async fn handle(
                 tracing::info!(conn = conn.id, name = %req.client_software_name,
                     version = %req.client_software_version, "client software");
             }
-            reply(
+            let mut out = reply(
                 &api_versions_body(0).with_throttle_time_ms(throttle),
                 version,
-            )
+            );
+            if let (Outcome::Reply { notes, .. }, Some((name, ver))) =
+                (&mut out, &conn.client_software)
+            {
+                notes.push(format!("client software: {name} {ver}"));
+            }
+            out
         }
         ApiKey::Metadata => {
             let req = decode!(MetadataRequest);

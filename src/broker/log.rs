@@ -17,9 +17,8 @@ use bytes::Bytes;
 
 use crate::protocol::batch::{self, BatchHeader, Entry};
 
-/// Error codes used here.
-pub mod code {
-    pub const NONE: i16 = 0;
+/// The Kafka error codes the broker answers with (`protocol::errors::error_name` names them).
+pub(crate) mod code {
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
     pub const CORRUPT_MESSAGE: i16 = 2;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -54,9 +53,13 @@ pub const LEADER_EPOCH: i32 = 0;
 /// One stored entry: a magic-2 batch or one legacy message (possibly a compressed wrapper).
 #[derive(Debug, Clone)]
 pub struct StoredEntry {
+    /// Offset of the first record (of the message, for legacy entries).
     pub base_offset: i64,
+    /// Offset of the last record.
     pub last_offset: i64,
+    /// Largest record timestamp (the broker's time for LogAppendTime topics).
     pub max_timestamp: i64,
+    /// The entry as stored and served, base offset rewritten.
     pub bytes: Bytes,
 }
 
@@ -72,6 +75,7 @@ struct ProducerState {
 /// The outcome of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
+    /// Offset given to the first record appended (or of the original, for a duplicate).
     pub base_offset: i64,
     /// The broker time written into LogAppendTime batches, else -1.
     pub log_append_time: i64,
@@ -82,7 +86,9 @@ pub struct Appended {
 /// Why an append was refused: an error code and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendError {
+    /// Kafka error code for the partition response.
     pub code: i16,
+    /// Why, for the log and `error_message`.
     pub message: String,
 }
 
@@ -107,6 +113,7 @@ pub struct PartitionLog {
 /// What a scan of a segment file found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
+    /// Intact entries recovered.
     pub entries: usize,
     /// Bytes cut from the end of the file (a torn or corrupt tail).
     pub truncated_bytes: u64,

@@ -32,9 +32,13 @@ pub type Partition = Arc<Mutex<PartitionLog>>;
 /// One topic.
 #[derive(Debug)]
 pub struct Topic {
+    /// Topic name.
     pub name: String,
+    /// Topic id (Metadata v10+, Fetch v13+, DeleteTopics v6+).
     pub id: Uuid,
+    /// Configs set at creation (others take [`TOPIC_DEFAULTS`]).
     pub configs: BTreeMap<String, String>,
+    /// Partition logs, index = partition number.
     pub partitions: RwLock<Vec<Partition>>,
 }
 

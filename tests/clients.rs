@@ -7,7 +7,11 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
 use common::clients::{self, Client, Job, Produced, Watched};
+use serde_json::Value as Json;
 
 /// Messages per codec.
 const PER_CODEC: u64 = 8;
@@ -19,7 +23,16 @@ const LINGER: &str = "idle_ms=1000";
 /// Produce in every codec, consume in a group and commit, produce more, consume again in the
 /// same group: only the new messages arrive.
 fn roundtrip(test: &str, client_name: &str, producer_extra: &[&str]) {
-    let client = Client::find(client_name);
+    roundtrip_with(test, Client::find(client_name), producer_extra, &[]);
+}
+
+/// [`roundtrip`] with a client adjusted by the caller and extra consumer arguments.
+fn roundtrip_with(
+    test: &str,
+    client: Client,
+    producer_extra: &[&str],
+    consumer_extra: &[&str],
+) -> Watched {
     let mut broker = Watched::start(test, &[]);
     let bootstrap = broker.bootstrap();
     let topic = format!("{test}-topic");
@@ -49,11 +62,11 @@ fn roundtrip(test: &str, client_name: &str, producer_extra: &[&str]) {
         );
     }
 
-    let first = clients::run(
-        &client,
-        &bootstrap,
-        &Job::consume(&topic, &group, sent.len() as u64).with(LINGER),
-    );
+    let mut first_job = Job::consume(&topic, &group, sent.len() as u64).with(LINGER);
+    for e in consumer_extra {
+        first_job = first_job.with(*e);
+    }
+    let first = clients::run(&client, &bootstrap, &first_job);
     let got = clients::consumed(&first, client.headers);
     clients::assert_exactly(
         &format!(
@@ -71,11 +84,17 @@ fn roundtrip(test: &str, client_name: &str, producer_extra: &[&str]) {
     broker.drain();
 
     let start = sent.len() as u64;
-    let job = Job::produce(&topic, MORE, "none", start);
+    let mut job = Job::produce(&topic, MORE, "none", start);
+    for e in producer_extra {
+        job = job.with(*e);
+    }
     let more_run = clients::run(&client, &bootstrap, &job);
     let more = clients::produced(&more_run, start, MORE);
 
     let mut second_job = Job::consume(&topic, &group, MORE).with(LINGER);
+    for e in consumer_extra {
+        second_job = second_job.with(*e);
+    }
     let next_offset;
     if !client.groups {
         // No group API in this client: resume from the offset after the last one consumed.
@@ -93,6 +112,7 @@ fn roundtrip(test: &str, client_name: &str, producer_extra: &[&str]) {
         &more,
     );
     broker.summary();
+    broker
 }
 
 #[test]
@@ -103,6 +123,46 @@ fn kafka_python_3() {
 #[test]
 fn kafka_python_2_0_2() {
     roundtrip("kafka_python_2_0_2", "kafka-python-2", &[]);
+}
+
+/// Asserts that every `api` exchange the broker saw used one of `versions` (and there was one).
+fn assert_only_versions(broker: &Watched, api: &str, versions: &[i64]) {
+    let used: Vec<i64> = broker
+        .api_versions()
+        .keys()
+        .filter(|(a, _)| a == api)
+        .map(|(_, v)| *v)
+        .collect();
+    assert!(
+        !used.is_empty() && used.iter().all(|v| versions.contains(v)),
+        "{}: {api} versions used {used:?}, expected only {versions:?}",
+        broker.test
+    );
+}
+
+/// kafka-python 2.0.2 pinned to Kafka 0.10 (no ApiVersions): Produce v2 / Fetch v2 with legacy
+/// message sets of magic 1, which have no headers and no zstd.
+#[test]
+fn kafka_python_2_0_2_legacy_magic_1() {
+    let mut client = Client::find("kafka-python-2");
+    client.compressions = &["none", "gzip", "snappy", "lz4"];
+    client.headers = clients::Headers::Absent;
+    let pin = ["api_version=0.10.0"];
+    let broker = roundtrip_with("kafka_python_2_0_2_legacy_magic_1", client, &pin, &pin);
+    assert_only_versions(&broker, "Produce", &[2]);
+    assert_only_versions(&broker, "Fetch", &[2]);
+}
+
+/// kafka-python 2.0.2 pinned to Kafka 0.9: Produce / Fetch v0-v1 with magic 0 message sets.
+#[test]
+fn kafka_python_2_0_2_legacy_magic_0() {
+    let mut client = Client::find("kafka-python-2");
+    client.compressions = &["none", "gzip", "snappy"];
+    client.headers = clients::Headers::Absent;
+    let pin = ["api_version=0.9.0"];
+    let broker = roundtrip_with("kafka_python_2_0_2_legacy_magic_0", client, &pin, &pin);
+    assert_only_versions(&broker, "Produce", &[0, 1]);
+    assert_only_versions(&broker, "Fetch", &[0, 1]);
 }
 
 #[test]
@@ -140,8 +200,86 @@ fn rskafka() {
     roundtrip("rskafka", "rskafka", &[]);
 }
 
-/// Two members of one group on a four-partition topic: both get partitions, and every message
-/// is consumed exactly once between them.
+/// The partitions of a member's latest `assigned` event.
+fn latest_assignment(events: &[Json]) -> Option<Vec<i64>> {
+    events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "assigned")
+        .map(|e| {
+            e["partitions"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|p| p[1].as_i64()).collect())
+                .unwrap_or_default()
+        })
+}
+
+/// Consumer processes whose output is collected while the test goes on.
+struct Members {
+    running: Vec<Option<clients::Running>>,
+    seen: Vec<Vec<Json>>,
+}
+
+impl Members {
+    /// Collects output for up to `wait`.
+    fn pump(&mut self, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            let mut any = false;
+            for (m, s) in self.running.iter().zip(self.seen.iter_mut()) {
+                if let Some(m) = m {
+                    for ev in m.events.try_iter() {
+                        any = true;
+                        s.push(ev);
+                    }
+                }
+            }
+            for (m, s) in self.running.iter().zip(self.seen.iter()) {
+                if let (Some(m), Some(err)) = (m, s.iter().find(|e| e["event"] == "error")) {
+                    panic!("{} failed: {err}", m.describe);
+                }
+            }
+            if !any {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Pumps until `done` holds, or panics with `what` after `limit`.
+    fn until(&mut self, limit: Duration, what: &str, done: impl Fn(&Members) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "{what} (within {limit:?}); assignments: {:?}",
+                self.seen
+                    .iter()
+                    .map(|s| latest_assignment(s))
+                    .collect::<Vec<_>>()
+            );
+            self.pump(Duration::from_millis(100));
+        }
+    }
+
+    /// Records consumed by all members so far.
+    fn consumed(&self) -> u64 {
+        self.seen
+            .iter()
+            .flatten()
+            .filter(|e| e["event"] == "consumed")
+            .count() as u64
+    }
+
+    /// Waits for member `n` to exit (after its stop file appeared) and checks it.
+    fn finish(&mut self, n: usize) -> clients::Finished {
+        let running = self.running[n].take().expect("member still running");
+        running.finish(std::mem::take(&mut self.seen[n]))
+    }
+}
+
+/// Two members of one group on a four-partition topic split the partitions and consume every
+/// message exactly once; then one leaves (committing), the other takes over its partitions and
+/// resumes from its commits: still every message exactly once.
 fn two_members(test: &str, client_name: &str) {
     let client = Client::find(client_name);
     let mut broker = Watched::start(test, &["--default-partitions", "4"]);
@@ -153,74 +291,38 @@ fn two_members(test: &str, client_name: &str) {
     // The first batch creates the topic (four partitions); the members join after it.
     let run = clients::run(&client, &bootstrap, &Job::produce(&topic, BATCH, "none", 0));
     let mut sent = clients::produced(&run, 0, BATCH);
-    let parts: std::collections::BTreeSet<i64> = sent.iter().filter_map(|p| p.partition).collect();
+    let parts: BTreeSet<i64> = sent.iter().filter_map(|p| p.partition).collect();
     assert!(
         parts.len() > 1 || sent.iter().all(|p| p.partition.is_none()),
         "{test}: all {BATCH} keyed messages went to one partition: {parts:?}"
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let stop = dir.path().join("stop");
-    let stop_arg = format!("stop_file={}", stop.display());
-    let job = Job::consume(&topic, &group, 0).with(stop_arg.as_str());
-    let members = [
-        clients::spawn(&client, &bootstrap, &job),
-        clients::spawn(&client, &bootstrap, &job),
-    ];
-    let mut seen: Vec<Vec<serde_json::Value>> = vec![Vec::new(), Vec::new()];
-
-    let latest_assignment = |events: &[serde_json::Value]| -> Option<Vec<i64>> {
-        events
+    let stops = [dir.path().join("stop-1"), dir.path().join("stop-2")];
+    let mut members = Members {
+        running: stops
             .iter()
-            .rev()
-            .find(|e| e["event"] == "assigned")
-            .map(|e| {
-                e["partitions"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|p| p[1].as_i64()).collect())
-                    .unwrap_or_default()
+            .map(|stop| {
+                let arg = format!("stop_file={}", stop.display());
+                let job = Job::consume(&topic, &group, 0).with(arg);
+                Some(clients::spawn(&client, &bootstrap, &job))
             })
-    };
-    let pump = |seen: &mut Vec<Vec<serde_json::Value>>, wait: std::time::Duration| {
-        let deadline = std::time::Instant::now() + wait;
-        for (m, s) in members.iter().zip(seen.iter_mut()) {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if let Ok(ev) = m
-                .events
-                .recv_timeout(left.min(std::time::Duration::from_millis(100)))
-            {
-                s.push(ev);
-                s.extend(m.events.try_iter());
-            }
-        }
+            .collect(),
+        seen: vec![Vec::new(), Vec::new()],
     };
 
-    // Wait until both members hold partitions and together hold all four.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        pump(&mut seen, std::time::Duration::from_millis(200));
-        if let (Some(a), Some(b)) = (latest_assignment(&seen[0]), latest_assignment(&seen[1])) {
-            let mut all: Vec<i64> = a.iter().chain(b.iter()).copied().collect();
-            all.sort();
-            if !a.is_empty() && !b.is_empty() && all == vec![0, 1, 2, 3] {
-                break;
+    members.until(
+        Duration::from_secs(30),
+        &format!("{test}: the two members never split the four partitions between them"),
+        |m| match (latest_assignment(&m.seen[0]), latest_assignment(&m.seen[1])) {
+            (Some(a), Some(b)) => {
+                let mut all: Vec<i64> = a.iter().chain(b.iter()).copied().collect();
+                all.sort();
+                !a.is_empty() && !b.is_empty() && all == [0, 1, 2, 3]
             }
-        }
-        for (m, s) in members.iter().zip(seen.iter()) {
-            if s.iter().any(|e| e["event"] == "error") {
-                panic!("{test}: {} failed: {:?}", m.describe, s.last());
-            }
-        }
-        if std::time::Instant::now() > deadline {
-            broker.drain();
-            panic!(
-                "{test}: the two members never split the four partitions between them; \
-                 assignments: {:?} / {:?}",
-                latest_assignment(&seen[0]),
-                latest_assignment(&seen[1])
-            );
-        }
-    }
+            _ => false,
+        },
+    );
 
     let run = clients::run(
         &client,
@@ -228,43 +330,54 @@ fn two_members(test: &str, client_name: &str) {
         &Job::produce(&topic, BATCH, "gzip", BATCH),
     );
     sent.extend(clients::produced(&run, BATCH, BATCH));
+    members.until(
+        Duration::from_secs(30),
+        &format!("{test}: not all of {} messages arrived", 2 * BATCH),
+        |m| m.consumed() >= 2 * BATCH,
+    );
+    members.pump(Duration::from_secs(1)); // duplicates would show up now
 
-    // Wait until every message arrived somewhere, then a little longer for duplicates.
-    let count = |seen: &Vec<Vec<serde_json::Value>>| {
-        seen.iter()
-            .flatten()
-            .filter(|e| e["event"] == "consumed")
-            .count() as u64
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while count(&seen) < 2 * BATCH && std::time::Instant::now() < deadline {
-        pump(&mut seen, std::time::Duration::from_millis(200));
-    }
-    let linger = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    while std::time::Instant::now() < linger {
-        pump(&mut seen, std::time::Duration::from_millis(100));
-    }
-    std::fs::write(&stop, b"stop").expect("stop file");
-    let [a, b] = members;
-    let [seen_a, seen_b] = [seen.remove(0), seen.remove(0)];
-    let (a, b) = (a.finish(seen_a), b.finish(seen_b));
-    let got_a = clients::consumed(&a, client.headers);
-    let got_b = clients::consumed(&b, client.headers);
+    // Member 2 leaves; member 1 must take over all four partitions.
+    std::fs::write(&stops[1], b"stop").expect("stop file");
+    let second = members.finish(1);
+    let got_second = clients::consumed(&second, client.headers);
+    let first_share = members.consumed();
+    members.until(
+        Duration::from_secs(30),
+        &format!("{test}: member 1 did not take over all partitions after member 2 left"),
+        |m| latest_assignment(&m.seen[0]).is_some_and(|a| a == [0, 1, 2, 3]),
+    );
+    let run = clients::run(
+        &client,
+        &bootstrap,
+        &Job::produce(&topic, BATCH, "snappy", 2 * BATCH),
+    );
+    sent.extend(clients::produced(&run, 2 * BATCH, BATCH));
+    members.until(
+        Duration::from_secs(30),
+        &format!("{test}: member 1 did not get the third batch"),
+        |m| m.consumed() + got_second.len() as u64 >= 3 * BATCH,
+    );
+    members.pump(Duration::from_secs(1));
+    std::fs::write(&stops[0], b"stop").expect("stop file");
+    let first = members.finish(0);
+    let got_first = clients::consumed(&first, client.headers);
     eprintln!(
-        "{test}: member 1 consumed {} (partitions {:?}), member 2 consumed {} (partitions {:?})",
-        got_a.len(),
-        latest_assignment(&a.events),
-        got_b.len(),
-        latest_assignment(&b.events)
+        "{test}: member 2 consumed {} (partitions {:?}) and left; member 1 consumed {} before \
+         and {} after (partitions {:?})",
+        got_second.len(),
+        latest_assignment(&second.events),
+        first_share,
+        got_first.len() as u64 - first_share,
+        latest_assignment(&first.events)
     );
     assert!(
-        !got_a.is_empty() && !got_b.is_empty(),
-        "{test}: one member consumed nothing: {} / {}",
-        got_a.len(),
-        got_b.len()
+        first_share > 0 && !got_second.is_empty(),
+        "{test}: one member consumed nothing while both were in the group: {first_share} / {}",
+        got_second.len()
     );
-    let all: Vec<_> = got_a.into_iter().chain(got_b).collect();
-    clients::assert_exactly(&format!("{test}: two members"), &all, &sent);
+    let all: Vec<_> = got_first.into_iter().chain(got_second).collect();
+    clients::assert_exactly(&format!("{test}: two members, then one"), &all, &sent);
     broker.summary();
 }
 
@@ -276,6 +389,16 @@ fn group_two_members_kafka_python() {
 #[test]
 fn group_two_members_confluent() {
     two_members("group_two_members_confluent", "confluent");
+}
+
+#[test]
+fn group_two_members_aiokafka() {
+    two_members("group_two_members_aiokafka", "aiokafka");
+}
+
+#[test]
+fn group_two_members_kafkajs() {
+    two_members("group_two_members_kafkajs", "kafkajs");
 }
 
 #[test]

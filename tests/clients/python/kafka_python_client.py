@@ -8,10 +8,28 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from common import Args, ConsumeProgress, emit, fail, key, value
 
 
+def api_version(a):
+    """extra api_version=0.10.0 pins the protocol (no ApiVersions probe); below 0.11 the client
+    writes legacy message sets (magic 0 below 0.10, magic 1 from 0.10), which have no headers."""
+    v = a.extra.get("api_version")
+    return tuple(int(x) for x in v.split(".")) if v else None
+
+
+def version_args(a):
+    v = api_version(a)
+    return {"api_version": v} if v else {}
+
+
+def headers(a, i):
+    v = api_version(a)
+    return None if v and v < (0, 11) else [("idx", str(i).encode())]
+
+
 def produce(a):
     p = KafkaProducer(
         bootstrap_servers=a.bootstrap,
         client_id="kafka-python-%s" % kafka.__version__,
+        **version_args(a),
         acks="all",
         compression_type=a.compression_or_none(),
         linger_ms=5,
@@ -20,7 +38,7 @@ def produce(a):
         **({"enable_idempotence": True} if a.idempotent else {}),
     )
     futures = [
-        (i, p.send(a.topic, key=key(i), value=value(i), headers=[("idx", str(i).encode())]))
+        (i, p.send(a.topic, key=key(i), value=value(i), headers=headers(a, i)))
         for i in a.indices()
     ]
     p.flush(timeout=a.timeout_s)
@@ -45,6 +63,7 @@ def consume(a):
         client_id="kafka-python-%s" % kafka.__version__,
         group_id=a.group,
         auto_offset_reset="earliest",
+        **version_args(a),
         enable_auto_commit=True,
         auto_commit_interval_ms=500,
         session_timeout_ms=6000,

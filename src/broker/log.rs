@@ -136,6 +136,8 @@ impl PartitionLog {
             .open(path)?;
         let mut data = Vec::new();
         file.read_to_end(&mut data)?;
+        // Entries are slices of the one buffer read (no second copy of the log).
+        let data = Bytes::from(data);
         let mut log = PartitionLog::default();
         let mut pos = 0usize;
         while data.len() - pos >= FRAME_HEADER {
@@ -152,7 +154,7 @@ impl PartitionLog {
                 base_offset: num(pos + 8),
                 last_offset: num(pos + 16),
                 max_timestamp: num(pos + 24),
-                bytes: Bytes::copy_from_slice(&data[pos + FRAME_HEADER..end]),
+                bytes: data.slice(pos + FRAME_HEADER..end),
             };
             if entry.base_offset != log.next_offset || entry.last_offset < entry.base_offset {
                 break;

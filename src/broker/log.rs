@@ -1,17 +1,18 @@
 //! A partition log: record sets stored as received (only `base_offset`, the partition leader
 //! epoch and, for LogAppendTime topics, the timestamp fields are rewritten), indexed by offset.
 //!
-//! In memory by default. With a file, every stored entry is also appended to the partition's
-//! segment file as `[payload len u32][crc32c u32][base i64][last i64][max_ts i64][payload]`, the
-//! CRC covering everything after it. On open the file is scanned and cut at the first entry that
-//! is incomplete or fails its CRC, so a torn tail is never served. Durability: each entry is
+//! In memory by default. With a directory, every stored entry is also appended to the
+//! partition's current segment file (a new one, named by its base offset, starts when the
+//! current one would pass `segment.bytes`) as `[payload len u32][crc32c u32][base i64][last i64][max_ts i64][payload]`, the
+//! CRC covering everything after it. On open the segments are scanned and the log is cut at the
+//! first entry that is incomplete or fails its CRC, so a torn tail is never served. Durability: each entry is
 //! written with `write_all` before the produce is acknowledged (it reaches the OS and survives a
 //! kill -9 of the process); there is no fsync, so a power loss can lose the newest entries.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
@@ -106,16 +107,31 @@ pub struct PartitionLog {
     next_offset: i64,
     entries: Vec<StoredEntry>,
     bytes: usize,
-    file: Option<File>,
+    file: Option<Segments>,
     producers: HashMap<i64, ProducerState>,
 }
 
-/// What a scan of a segment file found.
+/// The segment files behind a log.
+#[derive(Debug)]
+struct Segments {
+    dir: PathBuf,
+    segment_bytes: u64,
+    /// The last segment, open for appending.
+    active: File,
+    active_len: u64,
+}
+
+/// A segment's file name: its base offset, zero-padded as Kafka names them.
+fn segment_name(base_offset: i64) -> String {
+    format!("{base_offset:020}.log")
+}
+
+/// What a scan of the segment files found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
     /// Intact entries recovered.
     pub entries: usize,
-    /// Bytes cut from the end of the file (a torn or corrupt tail).
+    /// Bytes cut or removed (a torn or corrupt tail, and any segments after it).
     pub truncated_bytes: u64,
 }
 
@@ -125,20 +141,64 @@ impl PartitionLog {
         PartitionLog::default()
     }
 
-    /// Opens (or creates) a segment file, recovering every complete, intact entry and cutting
-    /// the file at the first one that is not.
-    pub fn open(path: &Path) -> std::io::Result<(PartitionLog, Recovery)> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)?;
-        // Entries are slices of the one buffer read (no second copy of the log).
-        let data = Bytes::from(data);
+    /// Opens (or creates) a partition directory of segment files named by their base offset,
+    /// recovering every complete, intact entry. The first entry that is incomplete, fails its
+    /// CRC or does not follow its predecessor ends the log: its segment is cut there and any
+    /// later segments are removed. New entries go to the last segment until it would exceed
+    /// `segment_bytes`, then a new segment starts.
+    pub fn open_dir(dir: &Path, segment_bytes: u64) -> std::io::Result<(PartitionLog, Recovery)> {
+        std::fs::create_dir_all(dir)?;
+        let mut segments: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let base = name.strip_suffix(".log")?.parse::<i64>().ok()?;
+                Some((base, e.path()))
+            })
+            .collect();
+        segments.sort();
         let mut log = PartitionLog::default();
+        let mut truncated = 0u64;
+        let mut intact = true;
+        let mut last: Option<(PathBuf, u64)> = None;
+        for (base, path) in segments {
+            if !intact || base != log.next_offset {
+                truncated += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                tracing::warn!(segment = %path.display(), "removing a segment after a damaged one");
+                std::fs::remove_file(&path)?;
+                intact = false;
+                continue;
+            }
+            let data = Bytes::from(std::fs::read(&path)?);
+            let good = log.load_segment(&data);
+            if good < data.len() {
+                truncated += (data.len() - good) as u64;
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)?
+                    .set_len(good as u64)?;
+                intact = false;
+            }
+            last = Some((path, good as u64));
+        }
+        let (path, len) = last.unwrap_or_else(|| (dir.join(segment_name(log.next_offset)), 0));
+        let active = OpenOptions::new().create(true).append(true).open(&path)?;
+        log.file = Some(Segments {
+            dir: dir.to_path_buf(),
+            segment_bytes: segment_bytes.max(1),
+            active,
+            active_len: len,
+        });
+        let recovery = Recovery {
+            entries: log.entries.len(),
+            truncated_bytes: truncated,
+        };
+        Ok((log, recovery))
+    }
+
+    /// Loads the intact entries at the start of one segment's bytes; returns how many bytes
+    /// they take.
+    fn load_segment(&mut self, data: &Bytes) -> usize {
         let mut pos = 0usize;
         while data.len() - pos >= FRAME_HEADER {
             let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap_or([0; 4])) as usize;
@@ -156,24 +216,14 @@ impl PartitionLog {
                 max_timestamp: num(pos + 24),
                 bytes: data.slice(pos + FRAME_HEADER..end),
             };
-            if entry.base_offset != log.next_offset || entry.last_offset < entry.base_offset {
+            if entry.base_offset != self.next_offset || entry.last_offset < entry.base_offset {
                 break;
             }
-            log.remember_producer(&entry.bytes, entry.base_offset);
-            log.push(entry);
+            self.remember_producer(&entry.bytes, entry.base_offset);
+            self.push(entry);
             pos = end;
         }
-        let truncated = (data.len() - pos) as u64;
-        if truncated > 0 {
-            file.set_len(pos as u64)?;
-        }
-        file.seek(SeekFrom::End(0))?;
-        log.file = Some(file);
-        let recovery = Recovery {
-            entries: log.entries.len(),
-            truncated_bytes: truncated,
-        };
-        Ok((log, recovery))
+        pos
     }
 
     fn push(&mut self, entry: StoredEntry) {
@@ -369,7 +419,7 @@ impl PartitionLog {
     }
 
     fn write_through(&mut self, e: &StoredEntry) -> std::io::Result<()> {
-        let Some(f) = self.file.as_mut() else {
+        let Some(seg) = self.file.as_mut() else {
             return Ok(());
         };
         let mut frame = Vec::with_capacity(FRAME_HEADER + e.bytes.len());
@@ -381,7 +431,22 @@ impl PartitionLog {
         frame.extend_from_slice(&e.bytes);
         let crc = crc32c::crc32c(&frame[8..]);
         frame[4..8].copy_from_slice(&crc.to_be_bytes());
-        f.write_all(&frame)
+        if seg.active_len > 0 && seg.active_len + frame.len() as u64 > seg.segment_bytes {
+            let path = seg.dir.join(segment_name(e.base_offset));
+            seg.active = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&path)?;
+            seg.active_len = 0;
+        }
+        if let Err(err) = seg.active.write_all(&frame) {
+            // Leave no partial entry behind for the next append to follow.
+            let _ = seg.active.set_len(seg.active_len);
+            return Err(err);
+        }
+        seg.active_len += frame.len() as u64;
+        Ok(())
     }
 
     /// Stored entries from the one holding `offset`, at most `max_bytes` of them but always the
@@ -711,9 +776,9 @@ pub(crate) mod tests {
     #[test]
     fn recovers_and_cuts_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.log");
+        let path = dir.path().join(segment_name(0));
         {
-            let (mut log, rec) = PartitionLog::open(&path).unwrap();
+            let (mut log, rec) = PartitionLog::open_dir(dir.path(), 1 << 30).unwrap();
             assert_eq!(rec.entries, 0);
             log.append(&batch(2, None, 5), None).unwrap();
             log.append(&batch(3, None, 6), None).unwrap();
@@ -723,17 +788,68 @@ pub(crate) mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[0, 0, 1, 0, 9, 9, 9, 9, 0, 0, 0]).unwrap();
         drop(f);
-        let (mut log, rec) = PartitionLog::open(&path).unwrap();
+        let (mut log, rec) = PartitionLog::open_dir(dir.path(), 1 << 30).unwrap();
         assert_eq!(rec.entries, 2);
         assert_eq!(rec.truncated_bytes, 11);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
         assert_eq!(log.end_offset(), 5);
         assert_eq!(log.append(&batch(1, None, 7), None).unwrap().base_offset, 5);
         drop(log);
-        let (log, rec) = PartitionLog::open(&path).unwrap();
+        let (log, rec) = PartitionLog::open_dir(dir.path(), 1 << 30).unwrap();
         assert_eq!(
             (rec.entries, rec.truncated_bytes, log.end_offset()),
             (3, 0, 6)
+        );
+    }
+
+    fn segment_files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn rolls_segments_and_recovers_across_them() {
+        let dir = tempfile::tempdir().unwrap();
+        // Each entry frame is 32 + 69 bytes: two fit in 250, the third starts a new segment.
+        {
+            let (mut log, _) = PartitionLog::open_dir(dir.path(), 250).unwrap();
+            for i in 0..7 {
+                assert_eq!(log.append(&batch(1, None, i), None).unwrap().base_offset, i);
+            }
+        }
+        assert_eq!(
+            segment_files(dir.path()),
+            vec![
+                segment_name(0),
+                segment_name(2),
+                segment_name(4),
+                segment_name(6)
+            ]
+        );
+        let (mut log, rec) = PartitionLog::open_dir(dir.path(), 250).unwrap();
+        assert_eq!((rec.entries, rec.truncated_bytes), (7, 0));
+        assert_eq!(log.read(0, usize::MAX, true).len(), 7);
+        log.append(&batch(1, None, 9), None).unwrap();
+        assert_eq!(log.end_offset(), 8);
+        drop(log);
+        // Damage the second entry of the middle segment: the log ends before it and the later
+        // segments go.
+        let middle = dir.path().join(segment_name(2));
+        let mut data = std::fs::read(&middle).unwrap();
+        let at = data.len() - 10;
+        data[at] ^= 0xff;
+        std::fs::write(&middle, &data).unwrap();
+        let (log, rec) = PartitionLog::open_dir(dir.path(), 250).unwrap();
+        assert_eq!((rec.entries, log.end_offset()), (3, 3));
+        assert!(rec.truncated_bytes > 0);
+        assert_eq!(
+            segment_files(dir.path()),
+            vec![segment_name(0), segment_name(2)]
         );
     }
 }

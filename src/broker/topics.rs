@@ -96,6 +96,14 @@ pub struct Topics {
     change: Mutex<()>,
 }
 
+/// `segment.bytes` from a topic's configs, or Kafka's default of 1 GiB.
+fn segment_bytes(configs: &BTreeMap<String, String>) -> u64 {
+    configs
+        .get("segment.bytes")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1 << 30)
+}
+
 /// Why a topic name is not legal, if it is not.
 pub fn invalid_topic_name(name: &str) -> Option<String> {
     if name.is_empty() || name == "." || name == ".." {
@@ -151,9 +159,10 @@ impl Topics {
         for r in records {
             let id = Uuid::parse_str(&r.id)?;
             let mut parts = Vec::new();
+            let segment_bytes = segment_bytes(&r.configs);
             for p in 0..r.partitions.max(0) {
-                let path = topics.segment_path(id, p).unwrap_or_default();
-                let (log, rec) = PartitionLog::open(&path)?;
+                let path = topics.partition_dir(id, p).unwrap_or_default();
+                let (log, rec) = PartitionLog::open_dir(&path, segment_bytes)?;
                 if rec.truncated_bytes > 0 {
                     tracing::warn!(topic = %r.name, partition = p, cut = rec.truncated_bytes,
                         "cut a torn or corrupt tail from the segment file");
@@ -175,22 +184,20 @@ impl Topics {
         Ok(topics)
     }
 
-    fn segment_path(&self, id: Uuid, partition: i32) -> Option<PathBuf> {
-        self.data_dir.as_ref().map(|d| {
-            d.join("logs")
-                .join(format!("{}-{partition}", id.simple()))
-                .join("00000000000000000000.log")
-        })
+    fn partition_dir(&self, id: Uuid, partition: i32) -> Option<PathBuf> {
+        self.data_dir
+            .as_ref()
+            .map(|d| d.join("logs").join(format!("{}-{partition}", id.simple())))
     }
 
-    fn new_partition(&self, id: Uuid, partition: i32) -> anyhow::Result<Partition> {
-        let log = match self.segment_path(id, partition) {
-            Some(path) => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                PartitionLog::open(&path)?.0
-            }
+    fn new_partition(
+        &self,
+        id: Uuid,
+        partition: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Partition> {
+        let log = match self.partition_dir(id, partition) {
+            Some(dir) => PartitionLog::open_dir(&dir, segment_bytes(configs))?.0,
             None => PartitionLog::in_memory(),
         };
         Ok(Arc::new(Mutex::new(log)))
@@ -259,7 +266,7 @@ impl Topics {
         let id = random_uuid();
         let mut parts = Vec::new();
         for p in 0..partitions.max(1) {
-            parts.push(self.new_partition(id, p)?);
+            parts.push(self.new_partition(id, p, &configs)?);
         }
         let topic = Arc::new(Topic {
             name: name.to_string(),
@@ -282,7 +289,7 @@ impl Topics {
         let current = topic.partition_count();
         let mut new = Vec::new();
         for p in current..count {
-            new.push(self.new_partition(topic.id, p)?);
+            new.push(self.new_partition(topic.id, p, &topic.configs)?);
         }
         topic
             .partitions
@@ -303,10 +310,7 @@ impl Topics {
         if let Some(t) = &removed {
             self.persist()?;
             for p in 0..t.partition_count() {
-                if let Some(dir) = self
-                    .segment_path(t.id, p)
-                    .and_then(|s| s.parent().map(Path::to_path_buf))
-                {
+                if let Some(dir) = self.partition_dir(t.id, p) {
                     let _ = std::fs::remove_dir_all(dir);
                 }
             }

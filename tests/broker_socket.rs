@@ -1118,6 +1118,7 @@ async fn roundtrip_default(h: &BrokerHandle, key: ApiKey, version: i16) {
             go!(CreatePartitionsRequest::default(), CreatePartitionsResponse)
         }
         ApiKey::DeleteGroups => go!(DeleteGroupsRequest::default(), DeleteGroupsResponse),
+        ApiKey::DescribeCluster => go!(DescribeClusterRequest::default(), DescribeClusterResponse),
         other => panic!("advertised but not covered here: {other:?}"),
     }
 }
@@ -1205,5 +1206,16 @@ async fn advertised_address_follows_config_or_the_connection() {
         .await;
     assert_eq!(f.coordinators[0].host.as_str(), "broker.example");
     assert_eq!(f.coordinators[0].port, 19999);
+    let d: DescribeClusterResponse = c
+        .call(
+            ApiKey::DescribeCluster,
+            1,
+            &DescribeClusterRequest::default(),
+        )
+        .await;
+    assert_eq!(d.error_code, 0);
+    assert_eq!(d.brokers[0].host.as_str(), "broker.example");
+    assert_eq!(d.controller_id.0, 1);
+    assert!(!d.cluster_id.is_empty());
     h.shutdown().await;
 }

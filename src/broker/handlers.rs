@@ -80,6 +80,7 @@ pub(crate) const SUPPORTED: &[(i16, i16, i16)] = &[
     (36, 0, 2), // SaslAuthenticate
     (37, 0, 3), // CreatePartitions
     (42, 0, 2), // DeleteGroups
+    (60, 0, 1), // DescribeCluster
 ];
 
 /// The version range served for an API key.
@@ -314,6 +315,29 @@ pub(crate) async fn handle(
                 },
                 (o, _) => o,
             }
+        }
+        ApiKey::DescribeCluster => {
+            let req = decode!(DescribeClusterRequest);
+            let (host, port) = &conn.advertised;
+            let node = BrokerId(shared.config.node_id);
+            let mut resp = DescribeClusterResponse::default()
+                .with_throttle_time_ms(throttle)
+                .with_cluster_id(s(shared.cluster_id.clone()))
+                .with_controller_id(node)
+                .with_brokers(vec![
+                    describe_cluster_response::DescribeClusterBroker::default()
+                        .with_broker_id(node)
+                        .with_host(s(host.clone()))
+                        .with_port(*port as i32),
+                ]);
+            // Only brokers are described here (endpoint type 1); controllers are not separate.
+            if version >= 1 && req.endpoint_type != 1 {
+                resp = resp
+                    .with_error_code(code::UNSUPPORTED_ENDPOINT_TYPE)
+                    .with_error_message(Some(s("only broker endpoints are described")))
+                    .with_brokers(vec![]);
+            }
+            reply(&resp, version)
         }
         other => Outcome::Close(format!("API {other:?} is not supported")),
     }

@@ -42,6 +42,7 @@ pub(crate) mod code {
     pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
     pub const INVALID_RECORD: i16 = 87;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 }
 
 /// Bytes of the per-entry framing in a segment file.

@@ -22,12 +22,27 @@
 //! - With a data directory, committed offsets are appended to `offsets.log` there (see
 //!   [`offset_log`]) and replayed when the coordinator is created again.
 //!
-//! Deliberate differences from Kafka: OffsetCommit with a negative generation id (a "simple"
-//! commit from a client that does not use group management) is accepted whatever the state of
-//! the group (Kafka accepts it only while the group is Empty); `retention_time_ms` is ignored
-//! (offsets never expire); empty groups are kept until DeleteGroups; static members
-//! (`group_instance_id`) are accepted and fenced by instance id, but a static member that
-//! rejoins after a restart triggers an ordinary rebalance instead of Kafka's assignment replay.
+//! The connection handler should call [`GroupCoordinator::join_group_from`] with the request
+//! header's client id and the peer address; plain [`GroupCoordinator::join_group`] works but
+//! then generated member ids are `"-" + uuid` (what Kafka does for an empty client id) and
+//! DescribeGroups shows no client id or host.
+//!
+//! Deliberate differences from Kafka:
+//! - OffsetCommit with a negative generation id (a "simple" commit from a client that does not
+//!   use group management) is accepted whatever the state of the group; Kafka accepts it only
+//!   while the group is Empty.
+//! - `retention_time_ms` is ignored and offsets never expire; Empty groups stay listed until
+//!   DeleteGroups.
+//! - Only offsets and each group's protocol type are persisted. Members, generation and
+//!   assignments live in memory: after a restart members get UNKNOWN_MEMBER_ID and rejoin,
+//!   and generations start again at 1.
+//! - Static members (`group_instance_id`) are accepted, never get MEMBER_ID_REQUIRED, and are
+//!   fenced by instance id; a static follower that rejoins unchanged while the group is Stable
+//!   gets the current generation back without a rebalance (as in Kafka), a static leader
+//!   triggers a rebalance (JoinGroup v9's skip_assignment is never used).
+//! - Kafka's per-member "pending sync" timeout is not implemented: a member that got its join
+//!   answer but never syncs is removed by its session timeout instead.
+//! - `require_stable` (OffsetFetch v7+) is ignored: there are no pending transactional offsets.
 
 pub(crate) mod offset_log;
 #[cfg(test)]

@@ -1056,6 +1056,27 @@ async fn describe_list_and_delete_groups() {
     req.types_filter = vec![s("Classic")];
     assert_eq!(co.list_groups(req, 5).await.groups.len(), 2);
 
+    let snapshot = co.snapshot();
+    let views: Vec<(&str, GroupState, usize, usize)> = snapshot
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.as_str(),
+                g.state,
+                g.members.len(),
+                g.committed_partitions,
+            )
+        })
+        .collect();
+    assert_eq!(
+        views,
+        vec![
+            ("busy", GroupState::Stable, 1, 0),
+            ("idle", GroupState::Empty, 0, 1)
+        ]
+    );
+    assert_eq!(snapshot[0].protocol_name.as_deref(), Some("range"));
+
     let mut req = DeleteGroupsRequest::default();
     req.groups_names = vec![gid("busy"), gid("idle"), gid("nothing")];
     let r = co.delete_groups(req, 1).await;
@@ -1387,4 +1408,68 @@ fn subscription_topics_are_read_with_every_length_checked() {
     assert_eq!(subscription_topics(&[0, 0, 0, 0, 0, 1, 0xff, 0xff]), None);
     assert_eq!(subscription_topics(&[0xff, 0xff, 0, 0, 0, 0]), None);
     assert_eq!(subscription_topics(&[]), None);
+}
+
+#[tokio::test]
+async fn a_restarted_static_follower_gets_its_assignment_back_without_a_rebalance() {
+    let co = coordinator();
+    let static_join = |instance: &'static str| {
+        let co = Arc::clone(&co);
+        async move {
+            let mut req = join_request(&JoinArgs::default());
+            req.group_instance_id = Some(s(instance));
+            let r = co.join_group_from(req, 5, client(instance)).await;
+            encodes(&r, 5);
+            r
+        }
+    };
+    let r1 = static_join("i-1").await;
+    let r2 = tokio::spawn(static_join("i-2"));
+    let mut preparing = false;
+    for _ in 0..200 {
+        if describe(&co, "g", 5).await.group_state.as_str() == "PreparingRebalance" {
+            preparing = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(preparing, "i-2's join never started a rebalance");
+    // i-1 (leader) rejoins so the rebalance that i-2 started can complete.
+    let mut again = join_request(&JoinArgs {
+        member_id: &r1.member_id,
+        ..JoinArgs::default()
+    });
+    again.group_instance_id = Some(s("i-1"));
+    let l = co.join_group_from(again, 5, client("i-1")).await;
+    let r2 = r2.await.expect("i-2 joined");
+    assert_eq!(l.generation_id, r2.generation_id);
+    let generation = l.generation_id;
+    let (lid, fid) = (l.member_id.to_string(), r2.member_id.to_string());
+    let assignments: [(&str, &[u8]); 2] = [(&lid, b"A"), (&fid, b"B")];
+    let (ls, fs) = tokio::join!(
+        sync(&co, "g", &lid, generation, &assignments, 5),
+        sync(&co, "g", &fid, generation, &[], 5)
+    );
+    assert_eq!((ls.error_code, fs.error_code), (0, 0));
+
+    // i-2 restarts: no member id, same instance id.
+    let back = static_join("i-2").await;
+    assert_eq!(back.error_code, 0);
+    assert_eq!(back.generation_id, generation, "no rebalance");
+    assert_ne!(back.member_id.as_str(), fid);
+    assert_eq!(back.leader.as_str(), lid);
+    let resync = sync(&co, "g", &back.member_id, generation, &[], 5).await;
+    assert_eq!(resync.error_code, 0);
+    assert_eq!(resync.assignment.as_ref(), b"B");
+    assert_eq!(heartbeat(&co, "g", &lid, generation).await, 0);
+    let mut old = HeartbeatRequest::default();
+    old.group_id = gid("g");
+    old.member_id = s(&fid);
+    old.generation_id = generation;
+    old.group_instance_id = Some(s("i-2"));
+    assert_eq!(
+        co.heartbeat(old, 4).await.error_code,
+        ec::FENCED_INSTANCE_ID
+    );
+    assert_eq!(describe(&co, "g", 5).await.group_state.as_str(), "Stable");
 }

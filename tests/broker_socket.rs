@@ -900,6 +900,43 @@ async fn topic_admin_delete_partitions_configs() {
         )
         .await;
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    // AlterConfigs replaces the topic's configs: LogAppendTime from now on; bad values refused.
+    let alter = |value: &'static str, dry: bool| {
+        AlterConfigsRequest::default()
+            .with_validate_only(dry)
+            .with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("small"))
+                .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("message.timestamp.type"))
+                    .with_value(Some(StrBytes::from_static_str(value)))])])
+    };
+    let r: AlterConfigsResponse = c
+        .call(ApiKey::AlterConfigs, 1, &alter("Sometimes", false))
+        .await;
+    assert_eq!(r.responses[0].error_code, 40);
+    let r: AlterConfigsResponse = c
+        .call(ApiKey::AlterConfigs, 2, &alter("LogAppendTime", false))
+        .await;
+    assert_eq!(r.responses[0].error_code, 0);
+    let r: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_req("small", 0, 1, records(&["stamped"], 2, None)),
+        )
+        .await;
+    assert!(r.responses[0].partition_responses[0].log_append_time_ms > 0);
+    // The replaced set no longer holds max.message.bytes=100: a big batch is fine now.
+    let r: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_req("small", 0, 1, records(&[&big], 2, None)),
+        )
+        .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+
     // Producing to an unknown topic without auto-creation.
     let r: ProduceResponse = c
         .call(
@@ -1118,6 +1155,7 @@ async fn roundtrip_default(h: &BrokerHandle, key: ApiKey, version: i16) {
             go!(CreatePartitionsRequest::default(), CreatePartitionsResponse)
         }
         ApiKey::DeleteGroups => go!(DeleteGroupsRequest::default(), DeleteGroupsResponse),
+        ApiKey::AlterConfigs => go!(AlterConfigsRequest::default(), AlterConfigsResponse),
         ApiKey::DescribeCluster => go!(DescribeClusterRequest::default(), DescribeClusterResponse),
         other => panic!("advertised but not covered here: {other:?}"),
     }

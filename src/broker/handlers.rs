@@ -9,7 +9,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -80,6 +79,7 @@ pub(crate) const SUPPORTED: &[(i16, i16, i16)] = &[
     (36, 0, 2), // SaslAuthenticate
     (37, 0, 3), // CreatePartitions
     (42, 0, 2), // DeleteGroups
+    (33, 0, 2), // AlterConfigs
     (60, 0, 1), // DescribeCluster
 ];
 
@@ -315,6 +315,13 @@ pub(crate) async fn handle(
                 },
                 (o, _) => o,
             }
+        }
+        ApiKey::AlterConfigs => {
+            let req = decode!(AlterConfigsRequest);
+            reply(
+                &alter_configs(shared, req).with_throttle_time_ms(throttle),
+                version,
+            )
         }
         ApiKey::DescribeCluster => {
             let req = decode!(DescribeClusterRequest);
@@ -1001,13 +1008,25 @@ fn init_producer_id(shared: &Shared, req: InitProducerIdRequest) -> InitProducer
         .with_producer_epoch(epoch)
 }
 
-fn parse_configs(configs: &[CreatableTopicConfig]) -> Result<BTreeMap<String, String>, String> {
+/// Checks topic configs given as (name, value) pairs; entries without a value are skipped.
+fn parse_configs<'a>(
+    configs: impl IntoIterator<Item = (&'a StrBytes, Option<&'a StrBytes>)>,
+) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
-    for c in configs {
-        let key = c.name.to_string();
-        let Some(value) = c.value.as_ref().map(|v| v.to_string()) else {
+    for (name, value) in configs {
+        let key = name.to_string();
+        let Some(value) = value.map(|v| v.to_string()) else {
             continue;
         };
+        let numeric = [
+            "max.message.bytes",
+            "retention.bytes",
+            "retention.ms",
+            "segment.bytes",
+        ];
+        if numeric.contains(&key.as_str()) && value.parse::<i64>().is_err() {
+            return Err(format!("{key} must be a number, not {value:?}"));
+        }
         if key == "message.timestamp.type" && value != "CreateTime" && value != "LogAppendTime" {
             return Err(format!(
                 "message.timestamp.type must be CreateTime or LogAppendTime, not {value:?}"
@@ -1060,7 +1079,8 @@ fn create_topics(shared: &Shared, req: CreateTopicsRequest, version: i16) -> Cre
                     ),
                 );
             }
-            let configs = match parse_configs(&t.configs) {
+            let configs = match parse_configs(t.configs.iter().map(|c| (&c.name, c.value.as_ref())))
+            {
                 Ok(c) => c,
                 Err(m) => return fail(r, code::INVALID_CONFIG, m),
             };
@@ -1198,6 +1218,45 @@ fn create_partitions(shared: &Shared, req: CreatePartitionsRequest) -> CreatePar
     CreatePartitionsResponse::default().with_results(results)
 }
 
+/// AlterConfigs: a topic's configs are replaced by the given set; broker configs are fixed.
+fn alter_configs(shared: &Shared, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|res| {
+            let r = alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            let fail = |r: alter_configs_response::AlterConfigsResourceResponse, c, m: String| {
+                r.with_error_code(c).with_error_message(Some(s(m)))
+            };
+            if res.resource_type != 2 {
+                return fail(
+                    r,
+                    code::INVALID_REQUEST,
+                    format!("resource type {} cannot be altered", res.resource_type),
+                );
+            }
+            let Some(topic) = shared.topics.get(res.resource_name.as_str()) else {
+                return fail(r, code::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic".into());
+            };
+            let configs =
+                match parse_configs(res.configs.iter().map(|c| (&c.name, c.value.as_ref()))) {
+                    Ok(c) => c,
+                    Err(m) => return fail(r, code::INVALID_CONFIG, m),
+                };
+            if req.validate_only {
+                return r;
+            }
+            match shared.topics.set_configs(&topic, configs) {
+                Ok(()) => r,
+                Err(e) => fail(r, code::KAFKA_STORAGE_ERROR, e.to_string()),
+            }
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
 /// Broker configs reported by DescribeConfigs.
 const BROKER_CONFIGS: &[(&str, &str)] = &[
     ("auto.create.topics.enable", "true"),
@@ -1229,8 +1288,9 @@ fn describe_configs(
                             };
                             let mut keys: Vec<String> =
                                 TOPIC_DEFAULTS.iter().map(|(k, _)| k.to_string()).collect();
+                            let set_configs = t.configs();
                             keys.extend(
-                                t.configs
+                                set_configs
                                     .keys()
                                     .filter(|k| !keys.contains(k))
                                     .cloned()
@@ -1238,7 +1298,7 @@ fn describe_configs(
                             );
                             keys.into_iter()
                                 .map(|k| {
-                                    let set = t.configs.contains_key(&k);
+                                    let set = set_configs.contains_key(&k);
                                     let v = t.config(&k).unwrap_or_default();
                                     (k, v, !set)
                                 })

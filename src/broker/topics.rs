@@ -36,8 +36,8 @@ pub struct Topic {
     pub name: String,
     /// Topic id (Metadata v10+, Fetch v13+, DeleteTopics v6+).
     pub id: Uuid,
-    /// Configs set at creation (others take [`TOPIC_DEFAULTS`]).
-    pub configs: BTreeMap<String, String>,
+    /// Configs set at creation or by AlterConfigs (others take [`TOPIC_DEFAULTS`]).
+    configs: RwLock<BTreeMap<String, String>>,
     /// Partition logs, index = partition number.
     pub partitions: RwLock<Vec<Partition>>,
 }
@@ -45,12 +45,20 @@ pub struct Topic {
 impl Topic {
     /// A config value, the override or Kafka's default.
     pub fn config(&self, key: &str) -> Option<String> {
-        self.configs.get(key).cloned().or_else(|| {
+        self.configs().get(key).cloned().or_else(|| {
             TOPIC_DEFAULTS
                 .iter()
                 .find(|(k, _)| *k == key)
                 .map(|(_, v)| v.to_string())
         })
+    }
+
+    /// The configs set on this topic (without defaults).
+    pub fn configs(&self) -> BTreeMap<String, String> {
+        self.configs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether batches get the broker's time.
@@ -175,7 +183,7 @@ impl Topics {
                 Arc::new(Topic {
                     name: r.name,
                     id,
-                    configs: r.configs,
+                    configs: RwLock::new(r.configs),
                     partitions: RwLock::new(parts),
                 }),
             );
@@ -214,7 +222,7 @@ impl Topics {
                 name: t.name.clone(),
                 id: t.id.to_string(),
                 partitions: t.partition_count(),
-                configs: t.configs.clone(),
+                configs: t.configs(),
             })
             .collect();
         let tmp = dir.join("topics.json.tmp");
@@ -271,7 +279,7 @@ impl Topics {
         let topic = Arc::new(Topic {
             name: name.to_string(),
             id,
-            configs,
+            configs: RwLock::new(configs),
             partitions: RwLock::new(parts),
         });
         self.map
@@ -289,13 +297,24 @@ impl Topics {
         let current = topic.partition_count();
         let mut new = Vec::new();
         for p in current..count {
-            new.push(self.new_partition(topic.id, p, &topic.configs)?);
+            new.push(self.new_partition(topic.id, p, &topic.configs())?);
         }
         topic
             .partitions
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .extend(new);
+        self.persist()
+    }
+
+    /// Replaces a topic's configs (AlterConfigs semantics) and persists them.
+    pub fn set_configs(
+        &self,
+        topic: &Topic,
+        configs: BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        *topic.configs.write().unwrap_or_else(|e| e.into_inner()) = configs;
         self.persist()
     }
 

@@ -1473,3 +1473,71 @@ async fn a_restarted_static_follower_gets_its_assignment_back_without_a_rebalanc
     );
     assert_eq!(describe(&co, "g", 5).await.group_state.as_str(), "Stable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_members_on_worker_threads_land_in_one_generation_with_their_own_assignments() {
+    const N: usize = 40;
+    let co = GroupCoordinator::with_config(
+        None,
+        GroupConfig {
+            initial_rebalance_delay: Duration::from_millis(250),
+            ..fast_config()
+        },
+    )
+    .expect("coordinator");
+    let joins: Vec<_> = (0..N)
+        .map(|i| {
+            let co = Arc::clone(&co);
+            tokio::spawn(async move {
+                let name = format!("m{i}");
+                join_new(&co, &JoinArgs::default(), 6, &name).await
+            })
+        })
+        .collect();
+    let mut responses = Vec::new();
+    for j in joins {
+        responses.push(j.await.expect("join task"));
+    }
+    let generation = responses[0].generation_id;
+    assert!(responses
+        .iter()
+        .all(|r| r.error_code == 0 && r.generation_id == generation));
+    let leaders: Vec<&JoinGroupResponse> = responses
+        .iter()
+        .filter(|r| r.leader == r.member_id)
+        .collect();
+    assert_eq!(leaders.len(), 1);
+    assert_eq!(leaders[0].members.len(), N);
+    let leader = leaders[0].member_id.to_string();
+    let ids: Vec<String> = responses.iter().map(|r| r.member_id.to_string()).collect();
+    let syncs: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let co = Arc::clone(&co);
+            let (id, leader, ids) = (id.clone(), leader.clone(), ids.clone());
+            tokio::spawn(async move {
+                let owned: Vec<(String, Vec<u8>)> = if id == leader {
+                    ids.iter()
+                        .map(|m| (m.clone(), format!("for {m}").into_bytes()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let assignments: Vec<(&str, &[u8])> = owned
+                    .iter()
+                    .map(|(m, a)| (m.as_str(), a.as_slice()))
+                    .collect();
+                let r = sync(&co, "g", &id, generation, &assignments, 4).await;
+                (id, r)
+            })
+        })
+        .collect();
+    for s in syncs {
+        let (id, r) = s.await.expect("sync task");
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.assignment.as_ref(), format!("for {id}").as_bytes());
+    }
+    let d = describe(&co, "g", 5).await;
+    assert_eq!(d.group_state.as_str(), "Stable");
+    assert_eq!(d.members.len(), N);
+}

@@ -358,6 +358,32 @@ async fn core_apis_over_a_real_socket() {
         assert_eq!(got, vec![0, next, 0, -1], "list offsets v{version}");
     }
 
+    // DeleteRecords: the log start moves to 2; fetching below it is out of range, earliest is 2.
+    let del = DeleteRecordsRequest::default().with_topics(vec![
+        delete_records_request::DeleteRecordsTopic::default()
+            .with_name(name("alpha"))
+            .with_partitions(vec![
+                delete_records_request::DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(2),
+            ]),
+    ]);
+    let r: DeleteRecordsResponse = c.call(ApiKey::DeleteRecords, 2, &del).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    assert_eq!(r.topics[0].partitions[0].low_watermark, 2);
+    let f: FetchResponse = c
+        .call(ApiKey::Fetch, 11, &fetch_req("alpha", topic_id, 0, 11))
+        .await;
+    assert_eq!(f.responses[0].partitions[0].error_code, 1);
+    assert_eq!(f.responses[0].partitions[0].log_start_offset, 2);
+    let f: FetchResponse = c
+        .call(ApiKey::Fetch, 11, &fetch_req("alpha", topic_id, 2, 11))
+        .await;
+    assert_eq!(
+        values_of(f.responses[0].partitions[0].records.as_ref())[0],
+        expected[2]
+    );
+
     // The store holds every exchange, the acks=0 one as NoResponse, with raw frames.
     drop(c);
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1155,6 +1181,7 @@ async fn roundtrip_default(h: &BrokerHandle, key: ApiKey, version: i16) {
             go!(CreatePartitionsRequest::default(), CreatePartitionsResponse)
         }
         ApiKey::DeleteGroups => go!(DeleteGroupsRequest::default(), DeleteGroupsResponse),
+        ApiKey::DeleteRecords => go!(DeleteRecordsRequest::default(), DeleteRecordsResponse),
         ApiKey::AlterConfigs => go!(AlterConfigsRequest::default(), AlterConfigsResponse),
         ApiKey::DescribeCluster => go!(DescribeClusterRequest::default(), DescribeClusterResponse),
         other => panic!("advertised but not covered here: {other:?}"),

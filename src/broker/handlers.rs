@@ -73,6 +73,7 @@ pub(crate) const SUPPORTED: &[(i16, i16, i16)] = &[
     (18, 0, 4), // ApiVersions
     (19, 0, 7), // CreateTopics
     (20, 0, 6), // DeleteTopics
+    (21, 0, 2), // DeleteRecords
     (22, 0, 5), // InitProducerId
     (23, 0, 4), // OffsetForLeaderEpoch
     (32, 0, 4), // DescribeConfigs
@@ -315,6 +316,13 @@ pub(crate) async fn handle(
                 },
                 (o, _) => o,
             }
+        }
+        ApiKey::DeleteRecords => {
+            let req = decode!(DeleteRecordsRequest);
+            reply(
+                &delete_records(shared, req).with_throttle_time_ms(throttle),
+                version,
+            )
         }
         ApiKey::AlterConfigs => {
             let req = decode!(AlterConfigsRequest);
@@ -1216,6 +1224,43 @@ fn create_partitions(shared: &Shared, req: CreatePartitionsRequest) -> CreatePar
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// DeleteRecords: moves each partition's log start offset.
+fn delete_records(shared: &Shared, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = shared.topics.get(t.name.0.as_str());
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let r = delete_records_response::DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
+                    else {
+                        return r.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
+                    };
+                    let mut log = part.lock().unwrap_or_else(|e| e.into_inner());
+                    match log.delete_records(p.offset) {
+                        Ok(low) => r.with_low_watermark(low),
+                        Err(e) => {
+                            tracing::info!(topic = %t.name.0, partition = p.partition_index,
+                                reason = %e.message, "delete records refused");
+                            r.with_error_code(e.code)
+                        }
+                    }
+                })
+                .collect();
+            delete_records_response::DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
 }
 
 /// AlterConfigs: a topic's configs are replaced by the given set; broker configs are fixed.

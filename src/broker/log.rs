@@ -117,10 +117,15 @@ pub struct PartitionLog {
 struct Segments {
     dir: PathBuf,
     segment_bytes: u64,
+    /// Base offsets of the segment files, oldest first (the last is the active one).
+    bases: Vec<i64>,
     /// The last segment, open for appending.
     active: File,
     active_len: u64,
 }
+
+/// File in a partition directory holding the log start offset after DeleteRecords.
+const START_CHECKPOINT: &str = "log-start-offset";
 
 /// A segment's file name: its base offset, zero-padded as Kafka names them.
 fn segment_name(base_offset: i64) -> String {
@@ -162,7 +167,19 @@ impl PartitionLog {
         let mut truncated = 0u64;
         let mut intact = true;
         let mut last: Option<(PathBuf, u64)> = None;
+        let mut bases = Vec::new();
+        // Records before this were deleted (DeleteRecords); older segments may be gone.
+        let start = std::fs::read_to_string(dir.join(START_CHECKPOINT))
+            .ok()
+            .and_then(|t| t.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+            .max(0);
         for (base, path) in segments {
+            if bases.is_empty() && intact && base > 0 {
+                // Older segments were removed after DeleteRecords: the log starts here.
+                log.next_offset = base;
+                log.start_offset = base;
+            }
             if !intact || base != log.next_offset {
                 truncated += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 tracing::warn!(segment = %path.display(), "removing a segment after a damaged one");
@@ -180,13 +197,23 @@ impl PartitionLog {
                     .set_len(good as u64)?;
                 intact = false;
             }
+            bases.push(base);
             last = Some((path, good as u64));
         }
+        if bases.is_empty() && start > 0 {
+            // Everything was deleted up to `start`: the log continues from there.
+            log.next_offset = start;
+        }
+        log.advance_start(start);
         let (path, len) = last.unwrap_or_else(|| (dir.join(segment_name(log.next_offset)), 0));
+        if bases.is_empty() {
+            bases.push(log.next_offset);
+        }
         let active = OpenOptions::new().create(true).append(true).open(&path)?;
         log.file = Some(Segments {
             dir: dir.to_path_buf(),
             segment_bytes: segment_bytes.max(1),
+            bases,
             active,
             active_len: len,
         });
@@ -252,6 +279,50 @@ impl PartitionLog {
         while st.recent.len() > RECENT_BATCHES {
             st.recent.pop_front();
         }
+    }
+
+    /// Moves the log start offset (never past the end); drops entries wholly before it.
+    fn advance_start(&mut self, start: i64) {
+        let start = start.min(self.next_offset);
+        if start <= self.start_offset {
+            return;
+        }
+        self.start_offset = start;
+        let keep = self.entries.partition_point(|e| e.last_offset < start);
+        for e in self.entries.drain(..keep) {
+            self.bytes -= e.bytes.len();
+        }
+    }
+
+    /// DeleteRecords: makes `before` (-1: the high watermark) the log start offset, forgets the
+    /// records before it and removes segment files that hold only such records. Returns the
+    /// new log start offset (the low watermark).
+    pub fn delete_records(&mut self, before: i64) -> Result<i64, AppendError> {
+        let before = if before == -1 {
+            self.next_offset
+        } else {
+            before
+        };
+        if before < 0 || before > self.next_offset {
+            return Err(refuse(
+                code::OFFSET_OUT_OF_RANGE,
+                format!("offset {before} is outside 0..={}", self.next_offset),
+            ));
+        }
+        self.advance_start(before);
+        let start = self.start_offset;
+        if let Some(seg) = self.file.as_mut() {
+            let io = |e: std::io::Error| refuse(code::KAFKA_STORAGE_ERROR, e.to_string());
+            let tmp = seg.dir.join(format!("{START_CHECKPOINT}.tmp"));
+            std::fs::write(&tmp, start.to_string()).map_err(io)?;
+            std::fs::rename(&tmp, seg.dir.join(START_CHECKPOINT)).map_err(io)?;
+            // A segment can go when the next one starts at or before the new start.
+            while seg.bases.len() > 1 && seg.bases[1] <= start {
+                let old = seg.bases.remove(0);
+                std::fs::remove_file(seg.dir.join(segment_name(old))).map_err(io)?;
+            }
+        }
+        Ok(start)
     }
 
     /// Offset of the first stored record.
@@ -440,6 +511,7 @@ impl PartitionLog {
                 .truncate(true)
                 .open(&path)?;
             seg.active_len = 0;
+            seg.bases.push(e.base_offset);
         }
         if let Err(err) = seg.active.write_all(&frame) {
             // Leave no partial entry behind for the next append to follow.
@@ -801,6 +873,46 @@ pub(crate) mod tests {
             (rec.entries, rec.truncated_bytes, log.end_offset()),
             (3, 0, 6)
         );
+    }
+
+    #[test]
+    fn delete_records_moves_the_start_and_drops_old_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut log, _) = PartitionLog::open_dir(dir.path(), 250).unwrap();
+            for i in 0..7 {
+                log.append(&batch(1, None, i), None).unwrap();
+            }
+            assert_eq!(
+                log.delete_records(99).unwrap_err().code,
+                code::OFFSET_OUT_OF_RANGE
+            );
+            assert_eq!(log.delete_records(5).unwrap(), 5);
+            assert_eq!(log.start_offset(), 5);
+            assert_eq!(
+                log.read(0, usize::MAX, true).len(),
+                2,
+                "offsets 5 and 6 remain"
+            );
+            // Segments 0 and 2 hold only deleted records; 4 still holds offset 5.
+            assert_eq!(
+                segment_files(dir.path()),
+                vec![
+                    segment_name(4),
+                    segment_name(6),
+                    START_CHECKPOINT.to_string()
+                ]
+            );
+        }
+        let (mut log, rec) = PartitionLog::open_dir(dir.path(), 250).unwrap();
+        assert_eq!((log.start_offset(), log.end_offset()), (5, 7));
+        assert_eq!(rec.truncated_bytes, 0);
+        assert_eq!(log.append(&batch(1, None, 9), None).unwrap().base_offset, 7);
+        assert_eq!(log.delete_records(-1).unwrap(), 8);
+        assert!(log.read(0, usize::MAX, true).is_empty());
+        drop(log);
+        let (log, _) = PartitionLog::open_dir(dir.path(), 250).unwrap();
+        assert_eq!((log.start_offset(), log.end_offset()), (8, 8));
     }
 
     fn segment_files(dir: &Path) -> Vec<String> {

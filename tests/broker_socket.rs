@@ -973,6 +973,23 @@ async fn topic_admin_delete_partitions_configs() {
         .await;
     assert_eq!(r.responses[0].partition_responses[0].error_code, 3);
 
+    // The broker's partition cap: ten topics of 10,000 fit, the eleventh is refused.
+    let many = |i: usize| {
+        CreateTopicsRequest::default().with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(name(&format!("wide-{i}")))
+                .with_num_partitions(10_000)
+                .with_replication_factor(1),
+        ])
+    };
+    let mut codes = Vec::new();
+    for i in 0..11 {
+        let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &many(i)).await;
+        codes.push(r.topics[0].error_code);
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 9, "{codes:?}");
+    assert_eq!(codes[10], 44, "POLICY_VIOLATION beyond the cap: {codes:?}");
+
     // DeleteTopics by name (v4) and by id (v6).
     let id = metadata(&mut c, "adm", 12).await.topics[0].topic_id;
     let r: DeleteTopicsResponse = c

@@ -467,6 +467,13 @@ fn topic_for_produce(shared: &Shared, name: &str) -> Result<Arc<Topic>, i16> {
     if !shared.config.auto_create_topics {
         return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
     }
+    if let Err(why) = shared
+        .topics
+        .room_for(1, shared.config.default_partitions.max(1) as i64)
+    {
+        tracing::warn!(topic = name, reason = %why, "not auto-creating");
+        return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
+    }
     match shared
         .topics
         .create(name, shared.config.default_partitions, BTreeMap::new())
@@ -641,6 +648,9 @@ pub(crate) struct FetchSessions {
     map: HashMap<i32, FetchSession>,
 }
 
+/// Most partitions one fetch session caches.
+const MAX_SESSION_PARTITIONS: usize = 10_000;
+
 /// Most sessions kept; the oldest id is dropped beyond this.
 const MAX_SESSIONS: usize = 1000;
 
@@ -707,6 +717,9 @@ async fn fetch(shared: &Shared, req: FetchRequest, version: i16) -> FetchRespons
         }
         if epoch == -1 {
             (0, false, requested)
+        } else if epoch == 0 && requested.len() > MAX_SESSION_PARTITIONS {
+            // Too big to cache: served without a session, as Kafka does when its cache is full.
+            (0, false, requested)
         } else if epoch == 0 {
             let mut sess = FetchSession {
                 next_epoch: 1,
@@ -759,6 +772,10 @@ async fn fetch(shared: &Shared, req: FetchRequest, version: i16) -> FetchRespons
                     });
                 e.fetch_offset = p.fetch_offset;
                 e.max_bytes = p.max_bytes;
+            }
+            if sess.partitions.len() > MAX_SESSION_PARTITIONS {
+                sessions.map.remove(&sid);
+                return FetchResponse::default().with_error_code(code::FETCH_SESSION_ID_NOT_FOUND);
             }
             let plan = sess
                 .partitions
@@ -1099,6 +1116,9 @@ fn create_topics(shared: &Shared, req: CreateTopicsRequest, version: i16) -> Cre
                     format!("Topic '{name}' already exists."),
                 );
             }
+            if let Err(why) = shared.topics.room_for(1, partitions as i64) {
+                return fail(r, code::POLICY_VIOLATION, why);
+            }
             let id = if req.validate_only {
                 Uuid::nil()
             } else {
@@ -1211,6 +1231,11 @@ fn create_partitions(shared: &Shared, req: CreatePartitionsRequest) -> CreatePar
                         "topic has {current} partitions; asked for {}",
                         t.count
                     ))));
+            }
+            if let Err(why) = shared.topics.room_for(0, (t.count - current) as i64) {
+                return r
+                    .with_error_code(code::POLICY_VIOLATION)
+                    .with_error_message(Some(s(why)));
             }
             if req.validate_only {
                 return r;

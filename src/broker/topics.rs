@@ -13,6 +13,10 @@ use super::log::PartitionLog;
 
 /// Longest legal topic name.
 const MAX_TOPIC_NAME: usize = 249;
+/// Most topics this broker holds (auto-creation and CreateTopics stop there).
+pub const MAX_TOPICS: usize = 10_000;
+/// Most partitions over all topics.
+pub const MAX_PARTITIONS: i64 = 100_000;
 
 /// Topic-level configs this broker knows, with Kafka's defaults.
 pub const TOPIC_DEFAULTS: &[(&str, &str)] = &[
@@ -260,7 +264,24 @@ impl Topics {
             .collect()
     }
 
-    /// Creates a topic; `Ok(Err(existing))` when one by that name exists.
+    /// Whether `topics` more topics with `partitions` more partitions in all fit under the
+    /// broker's caps; the reason when not.
+    pub fn room_for(&self, topics: usize, partitions: i64) -> Result<(), String> {
+        let all = self.all();
+        if all.len() + topics > MAX_TOPICS {
+            return Err(format!("this broker holds at most {MAX_TOPICS} topics"));
+        }
+        let held: i64 = all.iter().map(|t| t.partition_count() as i64).sum();
+        if held + partitions > MAX_PARTITIONS {
+            return Err(format!(
+                "this broker holds at most {MAX_PARTITIONS} partitions ({held} exist)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates a topic; `Ok(Err(existing))` when one by that name exists. Fails beyond the
+    /// broker's caps on topics and partitions.
     pub fn create(
         &self,
         name: &str,
@@ -271,6 +292,8 @@ impl Topics {
         if let Some(t) = self.get(name) {
             return Ok(Err(t));
         }
+        self.room_for(1, partitions.max(1) as i64)
+            .map_err(anyhow::Error::msg)?;
         let id = random_uuid();
         let mut parts = Vec::new();
         for p in 0..partitions.max(1) {
@@ -295,6 +318,8 @@ impl Topics {
     pub fn add_partitions(&self, topic: &Topic, count: i32) -> anyhow::Result<()> {
         let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
         let current = topic.partition_count();
+        self.room_for(0, (count - current).max(0) as i64)
+            .map_err(anyhow::Error::msg)?;
         let mut new = Vec::new();
         for p in current..count {
             new.push(self.new_partition(topic.id, p, &topic.configs())?);

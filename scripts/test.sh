@@ -32,7 +32,8 @@ started=$(date +%s)
 # Each need is checked by what the tests use (a command, a source tree), so a tool that came
 # from elsewhere (node from another source, say) counts as present.
 # kcat: librdkafka 2.0 client; tshark: the oracle in tests/third_party_captures.rs; tmux: the
-# terminal UI tests; golang-go + Sarama: the Go client; python3-venv: the Python clients;
+# terminal UI tests; golang-go + Sarama: the Go client; python3 (+ python3-venv, installed
+# below if venv creation fails): the Python clients;
 # nodejs + npm: kafkajs; build-essential + pkg-config: C parts of the Rust client's codecs
 # (zstd, lz4) and of cgo (Sarama's zstd).
 missing=()
@@ -49,19 +50,26 @@ need_cmd pkg-config pkg-config
 need_cmd python3 python3
 [ -f /usr/share/gocode/src/github.com/Shopify/sarama/sarama.go ] \
     || missing+=(golang-github-shopify-sarama-dev)
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
-if [ ${#missing[@]} -gt 0 ]; then
-    step "apt-get install ${missing[*]}"
+
+apt_updated=0
+apt_install() { # PACKAGE...
+    step "apt-get install $*"
     if [ "$(id -u)" != 0 ]; then
-        echo "scripts/test.sh: missing Debian packages (${missing[*]}); run as root" >&2
+        echo "scripts/test.sh: missing Debian packages ($*); run as root" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
     # tshark asks whether non-root users may capture; answer no without a prompt.
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if [ "$apt_updated" = 0 ]; then
+        apt-get update -q
+        apt_updated=1
+    fi
+    apt-get install -y -q --no-install-recommends "$@"
+}
+if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
 fi
 
 # --- Python clients -------------------------------------------------------------------------
@@ -73,7 +81,12 @@ python_venv() { # DIR REQUIREMENTS
     fi
     step "Python venv $dir from $req"
     rm -rf "$dir"
-    python3 -m venv "$dir"
+    if ! python3 -m venv "$dir"; then
+        # Debian's python3 makes venvs with pip only with python3-venv installed.
+        rm -rf "$dir"
+        apt_install python3-venv
+        python3 -m venv "$dir"
+    fi
     "$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
     cp "$req" "$stamp"
 }

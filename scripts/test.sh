@@ -43,7 +43,6 @@ need_cmd tshark tshark
 need_cmd tmux tmux
 need_cmd go golang-go
 need_cmd node nodejs
-need_cmd npm npm
 need_cmd cc build-essential
 need_cmd make build-essential
 need_cmd pkg-config pkg-config
@@ -71,6 +70,8 @@ apt_install() { # PACKAGE...
 if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
+# Some nodejs builds bring npm (and conflict with Debian's npm package): check after nodejs.
+command -v npm >/dev/null 2>&1 || apt_install npm
 
 # --- Python clients -------------------------------------------------------------------------
 # A venv is (re)built when its requirements file changed since it was last installed.

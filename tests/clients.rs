@@ -125,6 +125,91 @@ fn kafka_python_2_0_2() {
     roundtrip("kafka_python_2_0_2", "kafka-python-2", &[]);
 }
 
+/// `--sasl-plain`: with the right password the client produces and consumes (in a group, and
+/// commits); with a wrong one it fails, and the broker answered SASL_AUTHENTICATION_FAILED.
+fn sasl_plain(test: &str, client_name: &str) {
+    let client = Client::find(client_name);
+    let mut broker = Watched::start(test, &["--sasl-plain", "alice:s3cret"]);
+    let bootstrap = broker.bootstrap();
+    let topic = format!("{test}-topic");
+    let good = "sasl=alice:s3cret";
+    let run = clients::run(
+        &client,
+        &bootstrap,
+        &Job::produce(&topic, MORE, "gzip", 0).with(good),
+    );
+    let sent = clients::produced(&run, 0, MORE);
+    let run = clients::run(
+        &client,
+        &bootstrap,
+        &Job::consume(&topic, &format!("{test}-group"), MORE)
+            .with(good)
+            .with(LINGER),
+    );
+    let got = clients::consumed(&run, client.headers);
+    clients::assert_exactly(&format!("{test}: with the password"), &got, &sent);
+    broker.drain();
+    assert!(
+        broker.seen.iter().any(|s| s.api.starts_with("Sasl")),
+        "{test}: the client never authenticated"
+    );
+
+    let job = Job::produce(&topic, 1, "none", MORE)
+        .with("sasl=alice:wrong")
+        .with("timeout_ms=6000");
+    let (status, run) = clients::spawn(&client, &bootstrap, &job).outcome(Vec::new());
+    assert!(
+        status.is_some_and(|s| !s.success()) && !run.of("error").is_empty(),
+        "{test}: a producer with a wrong password did not fail ({status:?})\n{}",
+        run.tail()
+    );
+    eprintln!("{test}: wrong password: {}", run.of("error")[0]["message"]);
+    broker.drain();
+    assert!(
+        broker
+            .seen
+            .iter()
+            .any(|s| s.errors.iter().any(|e| e == "SASL_AUTHENTICATION_FAILED")),
+        "{test}: the broker never answered SASL_AUTHENTICATION_FAILED"
+    );
+    broker.summary();
+}
+
+#[test]
+fn sasl_plain_kafka_python() {
+    sasl_plain("sasl_plain_kafka_python", "kafka-python");
+}
+
+#[test]
+fn sasl_plain_confluent() {
+    sasl_plain("sasl_plain_confluent", "confluent");
+}
+
+#[test]
+fn sasl_plain_aiokafka() {
+    sasl_plain("sasl_plain_aiokafka", "aiokafka");
+}
+
+#[test]
+fn sasl_plain_kcat() {
+    sasl_plain("sasl_plain_kcat", "kcat");
+}
+
+#[test]
+fn sasl_plain_kafkajs() {
+    sasl_plain("sasl_plain_kafkajs", "kafkajs");
+}
+
+#[test]
+fn sasl_plain_sarama() {
+    sasl_plain("sasl_plain_sarama", "sarama");
+}
+
+#[test]
+fn sasl_plain_rskafka() {
+    sasl_plain("sasl_plain_rskafka", "rskafka");
+}
+
 /// Asserts that every `api` exchange the broker saw used one of `versions` (and there was one).
 fn assert_only_versions(broker: &Watched, api: &str, versions: &[i64]) {
     let used: Vec<i64> = broker

@@ -329,7 +329,36 @@ pub struct Finished {
 impl Running {
     /// Waits for the process to end (killing it after [`CLIENT_TIMEOUT`]) and panics unless it
     /// exited 0 without an error event.
-    pub fn finish(mut self, already: Vec<Json>) -> Finished {
+    pub fn finish(self, already: Vec<Json>) -> Finished {
+        let (status, finished) = self.outcome(already);
+        let errors: Vec<&Json> = finished
+            .events
+            .iter()
+            .filter(|e| e["event"] == "error")
+            .collect();
+        match status {
+            None => panic!(
+                "{} did not finish within {CLIENT_TIMEOUT:?}\n{}",
+                finished.describe,
+                finished.tail()
+            ),
+            Some(s) if !s.success() || !errors.is_empty() => panic!(
+                "{} failed ({s}): {}\n{}",
+                finished.describe,
+                errors
+                    .iter()
+                    .map(|e| e["message"].as_str().unwrap_or("?"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                finished.tail()
+            ),
+            Some(_) => finished,
+        }
+    }
+
+    /// Waits for the process to end (killing it after [`CLIENT_TIMEOUT`]): its exit status
+    /// (None when it had to be killed) and everything it printed.
+    pub fn outcome(mut self, already: Vec<Json>) -> (Option<std::process::ExitStatus>, Finished) {
         let deadline = Instant::now() + CLIENT_TIMEOUT;
         let status = loop {
             match self.child.try_wait() {
@@ -355,29 +384,7 @@ impl Running {
             stderr,
             describe: self.describe,
         };
-        let errors: Vec<&Json> = finished
-            .events
-            .iter()
-            .filter(|e| e["event"] == "error")
-            .collect();
-        match status {
-            None => panic!(
-                "{} did not finish within {CLIENT_TIMEOUT:?}\n{}",
-                finished.describe,
-                finished.tail()
-            ),
-            Some(s) if !s.success() || !errors.is_empty() => panic!(
-                "{} failed ({s}): {}\n{}",
-                finished.describe,
-                errors
-                    .iter()
-                    .map(|e| e["message"].as_str().unwrap_or("?"))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                finished.tail()
-            ),
-            Some(_) => finished,
-        }
+        (status, finished)
     }
 }
 

@@ -45,6 +45,7 @@ function parseArgs(argv) {
     idleMs: Number(extra.idle_ms || 0),
     timeoutMs: Number(extra.timeout_ms || 40000),
     stopFile: extra.stop_file,
+    sasl: extra.sasl ? extra.sasl.split(':') : null,
   };
 }
 
@@ -146,6 +147,7 @@ async function main() {
       emit({ event: 'log', level, message: log.message, error: log.error });
     },
     retry: { retries: 5, initialRetryTime: 100 },
+    ...(a.sasl ? { sasl: { mechanism: 'plain', username: a.sasl[0], password: a.sasl.slice(1).join(':') } } : {}),
   });
   const run = { produce, consume }[a.mode];
   if (!run) fail(`unknown mode ${a.mode}`);

@@ -10,6 +10,13 @@ from common import Args, ConsumeProgress, emit, fail, key, value
 CLIENT_ID = "aiokafka-%s" % aiokafka.__version__
 
 
+def sasl(a):
+    if not a.sasl:
+        return {}
+    return dict(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+                sasl_plain_username=a.sasl[0], sasl_plain_password=a.sasl[1])
+
+
 async def produce(a):
     p = AIOKafkaProducer(
         bootstrap_servers=a.bootstrap,
@@ -19,6 +26,7 @@ async def produce(a):
         linger_ms=5,
         request_timeout_ms=10000,
         enable_idempotence=a.idempotent,
+        **sasl(a),
     )
     await asyncio.wait_for(p.start(), a.timeout_s)
     try:
@@ -54,6 +62,7 @@ async def consume(a):
         heartbeat_interval_ms=1000,
         fetch_max_wait_ms=200,
         request_timeout_ms=12000,
+        **sasl(a),
     )
     c.subscribe([a.topic], listener=Listener())
     await asyncio.wait_for(c.start(), a.timeout_s)

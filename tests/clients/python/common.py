@@ -49,6 +49,8 @@ class Args:
         self.idempotent = self.extra.get("idempotent", "0") == "1"
         # consume: finish (commit, close) as soon as this file exists.
         self.stop_file = self.extra.get("stop_file")
+        # sasl=USER:PASS: SASL/PLAIN over plaintext.
+        self.sasl = tuple(self.extra["sasl"].split(":", 1)) if "sasl" in self.extra else None
         self.deadline = time.monotonic() + self.timeout_s
 
     def indices(self):

@@ -13,6 +13,13 @@ CLIENT_ID = "confluent-kafka-%s-librdkafka-%s" % (
 )
 
 
+def sasl(a):
+    if not a.sasl:
+        return {}
+    return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "PLAIN",
+            "sasl.username": a.sasl[0], "sasl.password": a.sasl[1]}
+
+
 def produce(a):
     conf = {
         "bootstrap.servers": a.bootstrap,
@@ -25,6 +32,7 @@ def produce(a):
     }
     if a.idempotent:
         conf["enable.idempotence"] = True
+    conf.update(sasl(a))
     p = Producer(conf)
     results = {}
 
@@ -61,6 +69,7 @@ def consume(a):
         "heartbeat.interval.ms": 1000,
         "fetch.wait.max.ms": 100,
         "socket.timeout.ms": 10000,
+        **sasl(a),
     })
 
     def on_assign(consumer, partitions):

@@ -15,9 +15,15 @@ def api_version(a):
     return tuple(int(x) for x in v.split(".")) if v else None
 
 
-def version_args(a):
+def version_args(a, cls):
     v = api_version(a)
-    return {"api_version": v} if v else {}
+    out = {"api_version": v} if v else {}
+    if "bootstrap_timeout_ms" in cls.DEFAULT_CONFIG:  # 3.x: give up bootstrapping in time
+        out["bootstrap_timeout_ms"] = int(a.timeout_s * 1000)
+    if a.sasl:
+        out.update(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+                   sasl_plain_username=a.sasl[0], sasl_plain_password=a.sasl[1])
+    return out
 
 
 def headers(a, i):
@@ -29,7 +35,7 @@ def produce(a):
     p = KafkaProducer(
         bootstrap_servers=a.bootstrap,
         client_id="kafka-python-%s" % kafka.__version__,
-        **version_args(a),
+        **version_args(a, KafkaProducer),
         acks="all",
         compression_type=a.compression_or_none(),
         linger_ms=5,
@@ -63,7 +69,7 @@ def consume(a):
         client_id="kafka-python-%s" % kafka.__version__,
         group_id=a.group,
         auto_offset_reset="earliest",
-        **version_args(a),
+        **version_args(a, KafkaConsumer),
         enable_auto_commit=True,
         auto_commit_interval_ms=500,
         session_timeout_ms=6000,

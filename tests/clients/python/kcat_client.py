@@ -20,7 +20,11 @@ def escaped(delim):
 
 
 def kcat(args, a, stdin=None):
-    cmd = ["kcat", "-b", a.bootstrap, "-X", "client.id=kcat", "-X", "socket.timeout.ms=10000"] + args
+    cmd = ["kcat", "-b", a.bootstrap, "-X", "client.id=kcat", "-X", "socket.timeout.ms=10000"]
+    if a.sasl:
+        cmd += ["-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=PLAIN",
+                "-X", "sasl.username=" + a.sasl[0], "-X", "sasl.password=" + a.sasl[1]]
+    cmd += args
     try:
         p = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=a.timeout_s)

@@ -52,6 +52,7 @@ type args struct {
 	count, start                               int
 	idleMs, timeoutMs                          int
 	stopFile                                   string
+	sasl                                       []string
 }
 
 func parse() args {
@@ -76,6 +77,8 @@ func parse() args {
 		switch parts[0] {
 		case "stop_file":
 			a.stopFile = parts[1]
+		case "sasl":
+			a.sasl = strings.SplitN(parts[1], ":", 2)
 		case "idle_ms":
 			a.idleMs = n
 		case "timeout_ms":
@@ -117,6 +120,12 @@ func config(a args) *sarama.Config {
 	c.Consumer.Group.Rebalance.Retry.Backoff = 200 * time.Millisecond
 	c.Consumer.MaxWaitTime = 200 * time.Millisecond
 	c.Consumer.Return.Errors = true
+	if len(a.sasl) == 2 {
+		c.Net.SASL.Enable = true
+		c.Net.SASL.Handshake = true
+		c.Net.SASL.User = a.sasl[0]
+		c.Net.SASL.Password = a.sasl[1]
+	}
 	return c
 }
 

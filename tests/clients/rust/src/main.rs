@@ -2,14 +2,15 @@
 //!
 //! Usage: rskafka-client MODE BOOTSTRAP TOPIC GROUP COUNT COMPRESSION START [key=value ...]
 //! MODE is produce or consume. rskafka has no consumer-group API, so GROUP is ignored and a
-//! consumer reads partition 0 from `from_offset=N` (default 0). Output is one JSON object a line.
+//! consumer reads partition 0 from `from_offset=N` (default 0). `sasl=USER:PASS` authenticates
+//! with SASL/PLAIN. Output is one JSON object a line.
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
-use rskafka::client::ClientBuilder;
+use rskafka::client::{ClientBuilder, Credentials, SaslConfig};
 use rskafka::record::Record;
 use serde_json::json;
 
@@ -80,18 +81,19 @@ async fn main() {
         .unwrap_or(30_000);
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
 
-    let client = match tokio::time::timeout(
-        Duration::from_millis(timeout_ms),
-        ClientBuilder::new(vec![bootstrap.clone()])
-            .client_id("rskafka-client")
-            .build(),
-    )
-    .await
-    {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => fail(format!("connect: {e}")),
-        Err(_) => fail("connect: timed out".into()),
-    };
+    let mut builder = ClientBuilder::new(vec![bootstrap.clone()]).client_id("rskafka-client");
+    if let Some((user, pass)) = extra.get("sasl").and_then(|s| s.split_once(':')) {
+        builder = builder.sasl_config(SaslConfig::Plain(Credentials::new(
+            user.to_string(),
+            pass.to_string(),
+        )));
+    }
+    let client =
+        match tokio::time::timeout(Duration::from_millis(timeout_ms), builder.build()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => fail(format!("connect: {e}")),
+            Err(_) => fail("connect: timed out".into()),
+        };
     let partition = match tokio::time::timeout(
         deadline.saturating_duration_since(Instant::now()),
         client.partition_client(topic.as_str(), 0, UnknownTopicHandling::Retry),

@@ -1,9 +1,11 @@
 //! Seven real Kafka clients (and librdkafka twice: through confluent-kafka and kcat) against the
 //! real `chronik-tui` binary: produce with acks=all in every codec each client supports, consume
-//! back in a consumer group and commit, produce more and resume from the committed offset; a
-//! two-member group over four partitions; and a `--data-dir` broker killed with SIGKILL.
-//! Every payload is compared byte for byte. Each test prints the (API, version) pairs the
-//! broker saw. The client programs are in `tests/clients/`; `scripts/test.sh` installs them.
+//! back in a consumer group and commit, produce more and resume from the committed offset
+//! (also idempotent, and with legacy message sets); groups of several members over four
+//! partitions, one of which leaves; SASL/PLAIN with a right and a wrong password; and a
+//! `--data-dir` broker killed with SIGKILL. Every payload is compared byte for byte. Each test
+//! prints the (API, version) pairs the broker saw. The client programs are in `tests/clients/`;
+//! `scripts/test.sh` installs them.
 
 mod common;
 

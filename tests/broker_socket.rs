@@ -358,6 +358,16 @@ async fn core_apis_over_a_real_socket() {
         assert_eq!(got, vec![0, next, 0, -1], "list offsets v{version}");
     }
 
+    // The handle's view of the topics agrees.
+    let alpha = h
+        .topics()
+        .into_iter()
+        .find(|t| t.name == "alpha")
+        .expect("alpha listed");
+    assert_eq!(alpha.id, topic_id);
+    assert_eq!((alpha.partitions[0].0, alpha.partitions[0].1), (0, next));
+    assert!(alpha.partitions[0].2 > 0);
+
     // DeleteRecords: the log start moves to 2; fetching below it is out of range, earliest is 2.
     let del = DeleteRecordsRequest::default().with_topics(vec![
         delete_records_request::DeleteRecordsTopic::default()

@@ -953,7 +953,8 @@ fn list_offsets(shared: &Shared, req: ListOffsetsRequest, version: i16) -> ListO
                     let log = part.lock().unwrap_or_else(|e| e.into_inner());
                     let (offset, ts) = match p.timestamp {
                         -1 => (log.end_offset(), -1),
-                        -2 => (log.start_offset(), -1),
+                        // -4 / -5: earliest local / tiered offset; all of it is local here.
+                        -2 | -4 | -5 => (log.start_offset(), -1),
                         -3 => log.max_timestamp_offset().unwrap_or((-1, -1)),
                         ts => log.offset_for_timestamp(ts).unwrap_or((-1, -1)),
                     };

@@ -57,9 +57,47 @@ pub struct BrokerHandle {
     pub local_addr: SocketAddr,
     shutdown: tokio::sync::watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<()>,
+    shared: Arc<server::Shared>,
+}
+
+/// One topic as the views see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSummary {
+    /// Topic name.
+    pub name: String,
+    /// Topic id.
+    pub id: uuid::Uuid,
+    /// (log start offset, high watermark, bytes held) per partition.
+    pub partitions: Vec<(i64, i64, usize)>,
+    /// Configs set on the topic (defaults not included).
+    pub configs: std::collections::BTreeMap<String, String>,
 }
 
 impl BrokerHandle {
+    /// The topics with their partitions' offsets, by name.
+    pub fn topics(&self) -> Vec<TopicSummary> {
+        self.shared
+            .topics
+            .all()
+            .iter()
+            .map(|t| TopicSummary {
+                name: t.name.clone(),
+                id: t.id,
+                partitions: t
+                    .partitions
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|p| {
+                        let log = p.lock().unwrap_or_else(|e| e.into_inner());
+                        (log.start_offset(), log.end_offset(), log.size_bytes())
+                    })
+                    .collect(),
+                configs: t.configs(),
+            })
+            .collect()
+    }
+
     /// Stops accepting connections and closes the open ones (their pending requests are
     /// captured as unanswered).
     pub async fn shutdown(self) {
@@ -78,10 +116,11 @@ pub async fn start(
     let local_addr = listener.local_addr()?;
     let shared = server::Shared::new(config, local_addr, store, settings)?;
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-    let accept_task = tokio::spawn(server::accept_loop(listener, shared, shutdown_rx));
+    let accept_task = tokio::spawn(server::accept_loop(listener, shared.clone(), shutdown_rx));
     Ok(BrokerHandle {
         local_addr,
         shutdown,
         accept_task,
+        shared,
     })
 }

@@ -973,6 +973,20 @@ async fn topic_admin_delete_partitions_configs() {
         .await;
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
 
+    // acks=0 with an error: no answer, the connection closes.
+    let mut quiet = Client::connect(&h).await;
+    quiet
+        .send(
+            ApiKey::Produce,
+            7,
+            &produce_req("ghost", 0, 0, records(&["lost"], 2, None)),
+        )
+        .await;
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), quiet.s.read_to_end(&mut buf))
+        .await
+        .expect("closed");
+    assert_eq!(n.unwrap(), 0);
     // Producing to an unknown topic without auto-creation.
     let r: ProduceResponse = c
         .call(

@@ -48,7 +48,11 @@ pub(crate) enum Outcome {
         close_after: bool,
     },
     /// By protocol no response (Produce acks=0).
-    NoResponse { notes: Vec<String> },
+    NoResponse {
+        notes: Vec<String>,
+        /// Close the connection afterwards (how acks=0 producers learn of an error).
+        close_after: bool,
+    },
     /// Close the connection, for this reason.
     Close(String),
 }
@@ -576,7 +580,18 @@ fn produce(shared: &Shared, req: ProduceRequest, version: i16, throttle: i32) ->
         shared.appended.send_modify(|n| *n += 1);
     }
     if acks == 0 {
-        return Outcome::NoResponse { notes };
+        // As Kafka: an acks=0 producer hears of a failure only by the connection closing.
+        let failed = responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .any(|p| p.error_code != 0);
+        if failed {
+            notes.push("acks=0 produce failed: connection closed".into());
+        }
+        return Outcome::NoResponse {
+            notes,
+            close_after: failed,
+        };
     }
     let resp = ProduceResponse::default()
         .with_responses(responses)

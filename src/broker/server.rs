@@ -376,12 +376,12 @@ async fn handle_frame(
             let ok = respond(stream, shared, ex, frame, corr, header_version, body).await;
             ok && !close_after
         }
-        Outcome::NoResponse { notes } => {
+        Outcome::NoResponse { notes, close_after } => {
             ex.notes.extend(notes);
             ex.request = frame;
             ex.status = Status::NoResponse;
             shared.store.push(ex);
-            true
+            !close_after
         }
         Outcome::Close(why) => close(ex, frame, why),
     }

@@ -1325,3 +1325,49 @@ async fn advertised_address_follows_config_or_the_connection() {
     assert!(!d.cluster_id.is_empty());
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn concurrent_producers_get_distinct_contiguous_offsets() {
+    let (h, _store, _settings) = start_with(BrokerConfig::default()).await;
+    let mut c = Client::connect(&h).await;
+    metadata(&mut c, "busy", 9).await;
+    let addr = h.local_addr;
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        tasks.push(tokio::spawn(async move {
+            let mut p = Client {
+                s: TcpStream::connect(addr).await.unwrap(),
+                corr: 0,
+            };
+            let mut offsets = Vec::new();
+            for i in 0..50 {
+                let v = format!("w{w}-{i}");
+                let r: ProduceResponse = p
+                    .call(
+                        ApiKey::Produce,
+                        9,
+                        &produce_req("busy", 0, -1, records(&[&v, &v], 2, None)),
+                    )
+                    .await;
+                let pr = &r.responses[0].partition_responses[0];
+                assert_eq!(pr.error_code, 0);
+                offsets.push(pr.base_offset);
+            }
+            offsets
+        }));
+    }
+    let mut bases = Vec::new();
+    for t in tasks {
+        bases.extend(t.await.unwrap());
+    }
+    bases.sort();
+    let want: Vec<i64> = (0..400).map(|i| i * 2).collect();
+    assert_eq!(bases, want, "every batch of two got its own two offsets");
+    let mut req = fetch_req("busy", uuid::Uuid::nil(), 0, 12);
+    req.max_wait_ms = 0;
+    let f: FetchResponse = c.call(ApiKey::Fetch, 12, &req).await;
+    let vals = values_of(f.responses[0].partitions[0].records.as_ref());
+    assert_eq!(vals.len(), 800);
+    assert!(vals.iter().enumerate().all(|(i, (o, _))| *o == i as i64));
+    h.shutdown().await;
+}

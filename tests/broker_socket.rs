@@ -1371,3 +1371,37 @@ async fn concurrent_producers_get_distinct_contiguous_offsets() {
     assert!(vals.iter().enumerate().all(|(i, (o, _))| *o == i as i64));
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn join_group_passes_client_id_and_host_to_the_coordinator() {
+    let (h, _store, _settings) = start_with(BrokerConfig::default()).await;
+    let mut c = Client::connect(&h).await;
+    let join = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("described")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+        )
+        .with_name(StrBytes::from_static_str("range"))
+        .with_metadata(Bytes::from_static(b"\0\0\0\0\0\0\0\0\0\0"))]);
+    let j: JoinGroupResponse = c.call(ApiKey::JoinGroup, 3, &join).await;
+    assert_eq!(j.error_code, 0);
+    assert!(
+        j.member_id.starts_with("broker-socket-test-"),
+        "member id from the client id: {}",
+        j.member_id
+    );
+    let d: DescribeGroupsResponse = c
+        .call(
+            ApiKey::DescribeGroups,
+            3,
+            &DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(StrBytes::from_static_str("described"))]),
+        )
+        .await;
+    let m = &d.groups[0].members[0];
+    assert_eq!(m.client_id.as_str(), "broker-socket-test");
+    assert_eq!(m.client_host.as_str(), "/127.0.0.1");
+    h.shutdown().await;
+}

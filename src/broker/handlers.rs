@@ -157,7 +157,7 @@ pub(crate) async fn handle(
     conn: &mut Conn,
     api: ApiKey,
     version: i16,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     mut body: Bytes,
 ) -> Outcome {
     let throttle = shared.settings.get().throttle_ms;
@@ -229,7 +229,19 @@ pub(crate) async fn handle(
                 version,
             )
         }
-        ApiKey::JoinGroup => group!(JoinGroupRequest, join_group),
+        ApiKey::JoinGroup => {
+            let req = decode!(JoinGroupRequest);
+            let client = super::groups::ClientInfo {
+                client_id: header
+                    .client_id
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                client_host: format!("/{}", conn.peer_ip),
+            };
+            let resp = shared.groups.join_group_from(req, version, client).await;
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
         ApiKey::SyncGroup => group!(SyncGroupRequest, sync_group),
         ApiKey::Heartbeat => group!(HeartbeatRequest, heartbeat),
         ApiKey::LeaveGroup => group!(LeaveGroupRequest, leave_group),

@@ -118,6 +118,8 @@ pub(crate) async fn accept_loop(
 pub(crate) struct Conn {
     pub id: u64,
     pub peer: String,
+    /// The peer's IP address alone (DescribeGroups shows it as the member's host).
+    pub peer_ip: String,
     /// client_software_name and version from ApiVersions v3+.
     pub client_software: Option<(String, String)>,
     pub authenticated: bool,
@@ -165,6 +167,7 @@ async fn serve(
     let mut conn = Conn {
         id,
         peer: peer.to_string(),
+        peer_ip: peer.ip().to_string(),
         client_software: None,
         authenticated: shared.config.sasl_plain.is_none(),
         advertised: shared.advertised.clone().unwrap_or_else(|| {

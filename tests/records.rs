@@ -558,6 +558,50 @@ fn partial_trailing_batch_is_a_partial_leaf() {
     }
 }
 
+#[test]
+fn control_markers_and_count_mismatches_are_noted() {
+    // A transaction's COMMIT marker: a control batch whose record key is (version 0, type 1).
+    let mut marker = make_records(30, 1, 2, false);
+    marker[0].transactional = true;
+    marker[0].control = true;
+    marker[0].key = Some(Bytes::from_static(&[0, 0, 0, 1]));
+    marker[0].value = Some(Bytes::from_static(&[0, 0, 0, 0, 0, 7]));
+    let d = dissect(&encode(&marker, 2, Compression::None));
+    d.check_tiling().unwrap();
+    let attributes = d.named("record_batch.attributes")[0].note.clone().unwrap();
+    assert!(
+        attributes.contains("transactional") && attributes.contains("control batch"),
+        "{attributes}"
+    );
+    let key = d.named("record.key")[0].note.clone().unwrap_or_default();
+    assert!(key.contains("COMMIT"), "{key}");
+
+    // The header counts more records than the batch holds, then fewer.
+    let recs = make_records(31, 4, 2, false);
+    let plain = encode(&recs, 2, Compression::None);
+    for (count, note, decoded) in [
+        (6, "header counts 6 records, 4 present", 4),
+        (2, "after", 2),
+    ] {
+        let mut b = plain.clone();
+        b[57..61].copy_from_slice(&(count as i32).to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let d = dissect(&b);
+        d.check_tiling().unwrap();
+        assert_eq!(d.named("record_batch.crc")[0].note, None);
+        assert_eq!(
+            d.records(),
+            expected(&recs, 2, Compression::None)[..decoded]
+        );
+        let notes: Vec<String> = d.all().iter().filter_map(|f| f.note.clone()).collect();
+        assert!(
+            notes.iter().any(|n| n.contains(note)),
+            "count {count}: {notes:?}"
+        );
+    }
+}
+
 /// Builds a magic-2 batch from an uncompressed one: new attributes and records area, with the
 /// length and CRC fixed.
 fn rebuild_batch(uncompressed: &[u8], codec: i16, area: &[u8]) -> Vec<u8> {

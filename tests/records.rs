@@ -584,7 +584,7 @@ fn control_markers_and_count_mismatches_are_noted() {
         (2, "after", 2),
     ] {
         let mut b = plain.clone();
-        b[57..61].copy_from_slice(&(count as i32).to_be_bytes());
+        b[57..61].copy_from_slice(&count.to_be_bytes());
         let crc = crc32c::crc32c(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         let d = dissect(&b);

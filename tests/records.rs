@@ -580,7 +580,7 @@ fn control_markers_and_count_mismatches_are_noted() {
     let recs = make_records(31, 4, 2, false);
     let plain = encode(&recs, 2, Compression::None);
     for (count, note, decoded) in [
-        (6, "header counts 6 records, 4 present", 4),
+        (6i32, "header counts 6 records, 4 present", 4),
         (2, "after", 2),
     ] {
         let mut b = plain.clone();

@@ -750,6 +750,33 @@ fn nested_compression_is_not_decompressed() {
         .contains("not decompressed"));
 }
 
+#[test]
+fn magic1_inner_offsets_are_resolved_to_absolute() {
+    let recs = make_records(32, 6, 1, false);
+    let mut inner = encode(&recs, 1, Compression::None);
+    // Inner offsets relative to the first, as Kafka 0.10+ writes them.
+    let mut pos = 0;
+    for i in 0..recs.len() {
+        inner[pos..pos + 8].copy_from_slice(&(i as i64).to_be_bytes());
+        let size = i32::from_be_bytes(inner[pos + 8..pos + 12].try_into().unwrap());
+        pos += 12 + size as usize;
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&inner).unwrap();
+    let last = recs.last().unwrap().offset;
+    let d = dissect(&legacy_message(1, 1, last, &gz.finish().unwrap()));
+    d.check_tiling().unwrap();
+    let offsets = d.named("message.offset");
+    assert_eq!(offsets.len(), 1 + recs.len());
+    for (r, f) in recs.iter().zip(&offsets[1..]) {
+        let note = f.note.clone().unwrap_or_default();
+        assert_eq!(
+            note,
+            format!("relative offset; absolute offset {}", r.offset)
+        );
+    }
+}
+
 fn zeros(n: usize) -> impl Read {
     std::io::repeat(0).take(n as u64)
 }

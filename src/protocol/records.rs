@@ -760,7 +760,7 @@ fn message_body(
     may_decompress: bool,
 ) -> Step<()> {
     let start = c.pos;
-    c.int_leaf(out, fid!("message.offset"), 8, "message offset")?;
+    let offset = c.int_leaf(out, fid!("message.offset"), 8, "message offset")?;
     c.int_leaf(out, fid!("message.message_size"), 4, "message size")?;
     let stored = c.peek_int(4, "message crc")? as u32;
     let mut crc = flate2::Crc::new();
@@ -805,12 +805,41 @@ fn message_body(
             }
             let mut dg = group_in(fid!("message.decompressed"), id, 0, Value::Group);
             record_set(&data, 0, data.len(), id, cx, false, &mut dg.children);
+            if magic >= 1 {
+                note_absolute_offsets(offset, &mut dg.children);
+            }
             dg.close(data.len());
             out.push(dg);
             cx.push(data);
         }
     }
     Ok(())
+}
+
+/// Inner messages of a compressed magic-1 wrapper carry offsets relative to the first; the
+/// wrapper carries the absolute offset of the last. Notes each inner offset's absolute value.
+fn note_absolute_offsets(wrapper_offset: i64, inner: &mut [Field]) {
+    let offset_of = |m: &Field| {
+        m.children
+            .first()
+            .filter(|f| f.id == fid!("message.offset"))
+            .and_then(Field::as_int)
+    };
+    let Some(last) = inner.iter().rev().find_map(offset_of) else {
+        return;
+    };
+    for m in inner.iter_mut().filter(|m| m.id == fid!("message")) {
+        if let Some(f) = m
+            .children
+            .first_mut()
+            .filter(|f| f.id == fid!("message.offset"))
+        {
+            if let Some(relative) = f.as_int() {
+                let absolute = wrapper_offset.wrapping_sub(last).wrapping_add(relative);
+                f.note = Some(format!("relative offset; absolute offset {absolute}"));
+            }
+        }
+    }
 }
 
 /// Decompresses `data` with `codec`, producing at most `budget` bytes. `magic` is the format

@@ -208,7 +208,7 @@ fn batch_attributes_note(h: &BatchHeader) -> String {
         "compression: {}, timestamp type: {}",
         codec_name(h.compression()),
         if h.log_append_time() {
-            "LogAppendTime"
+            "LogAppendTime (every record's timestamp is max_timestamp)"
         } else {
             "CreateTime"
         }

@@ -478,9 +478,8 @@ impl Cursor<'_> {
             raw |= u64::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
                 if max <= 5 {
+                    // A varint is 32 bits: bits a fifth byte carries beyond them are dropped.
                     raw &= 0xffff_ffff;
-                    let v = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
-                    return Ok((v, i + 1));
                 }
                 return Ok((((raw >> 1) as i64) ^ -((raw & 1) as i64), i + 1));
             }
@@ -1001,4 +1000,48 @@ fn lz4_header_checksums(data: &[u8]) -> Option<(usize, u8, u8)> {
     }
     let hash = |b: &[u8]| (twox_hash::XxHash32::oneshot(0, b) >> 8) as u8;
     Some((hc_at, hash(&data[4..hc_at]), hash(&data[..hc_at])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Zigzag varint encoding, written independently of the decoder.
+    fn zigzag(v: i64, out: &mut Vec<u8>) {
+        let mut u = ((v << 1) ^ (v >> 63)) as u64;
+        while u >= 0x80 {
+            out.push((u as u8) | 0x80);
+            u >>= 7;
+        }
+        out.push(u as u8);
+    }
+
+    fn peek(d: &[u8], max: usize) -> Step<(i64, usize)> {
+        Cursor {
+            d,
+            pos: 0,
+            end: d.len(),
+            buffer: 0,
+        }
+        .peek_varint(max, "test")
+    }
+
+    #[test]
+    fn varints_and_varlongs_decode_at_their_limits() {
+        for v in [0, 1, -1, 63, -64, 64, 300, i32::MAX as i64, i32::MIN as i64] {
+            let mut b = Vec::new();
+            zigzag(v, &mut b);
+            assert_eq!(peek(&b, 5), Ok((v, b.len())), "varint {v}");
+        }
+        for v in [i64::MAX, i64::MIN, 1 << 40, -(1 << 50)] {
+            let mut b = Vec::new();
+            zigzag(v, &mut b);
+            assert_eq!(peek(&b, 10), Ok((v, b.len())), "varlong {v}");
+        }
+        // Too long, and cut short.
+        assert!(peek(&[0x80; 6], 5).is_err());
+        assert!(peek(&[0x80; 11], 10).is_err());
+        assert!(peek(&[0x80, 0x80], 5).is_err());
+        assert!(peek(&[], 5).is_err());
+    }
 }

@@ -272,6 +272,32 @@ fn kcat() {
     roundtrip("kcat", "kcat", &[]);
 }
 
+/// kcat's simple consumer (`-C -o beginning -e`, no group) over a four-partition topic.
+#[test]
+fn kcat_simple_consumer() {
+    let test = "kcat_simple_consumer";
+    let client = Client::find("kcat");
+    let mut broker = Watched::start(test, &["--default-partitions", "4"]);
+    let topic = format!("{test}-topic");
+    let mut sent = Vec::new();
+    for codec in ["none", "zstd"] {
+        let start = sent.len() as u64;
+        let job = Job::produce(&topic, PER_CODEC, codec, start);
+        let run = clients::run(&client, &broker.bootstrap(), &job);
+        sent.extend(clients::produced(&run, start, PER_CODEC));
+    }
+    let job = Job::consume(&topic, "-", sent.len() as u64).with("simple=1");
+    let run = clients::run(&client, &broker.bootstrap(), &job);
+    let got = clients::consumed(&run, client.headers);
+    let partitions: BTreeSet<i64> = got.iter().map(|c| c.partition).collect();
+    assert!(
+        partitions.len() > 1,
+        "{test}: everything came from partitions {partitions:?}"
+    );
+    clients::assert_exactly(&format!("{test}: kcat -C"), &got, &sent);
+    broker.summary();
+}
+
 #[test]
 fn kafkajs() {
     roundtrip("kafkajs", "kafkajs", &[]);

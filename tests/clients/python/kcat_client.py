@@ -3,8 +3,9 @@
 Produce: one `kcat -P` run reading keys and values from stdin with multi-byte delimiters, so
 binary payloads pass through untouched; kcat sets the same headers on every message, so each
 carries `src=kcat` (not the per-message `idx` header). kcat prints no offsets when producing.
-Consume: `kcat -G GROUP` (the balanced KafkaConsumer) with `-c COUNT`; the output format gives
-key and payload lengths so the bytes can be split exactly. kcat commits on close.
+Consume: `kcat -G GROUP` (the balanced KafkaConsumer) with `-c COUNT`, or with extra simple=1
+`kcat -C -o beginning -e` (no group); the output format gives key and payload lengths so the
+bytes can be split exactly. kcat commits on close.
 """
 import subprocess
 import sys
@@ -50,11 +51,16 @@ def produce(a):
 def consume(a):
     if not a.count:
         fail("kcat client needs COUNT > 0")
-    p = kcat(["-G", a.group, "-c", str(a.count), "-q",
-              "-X", "auto.offset.reset=earliest", "-X", "auto.commit.interval.ms=500",
-              "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=1000",
-              "-X", "fetch.wait.max.ms=100",
-              "-f", "%p %o %K %S %h\n%k%s\n", a.topic], a)
+    fmt = ["-f", "%p %o %K %S %h\n%k%s\n"]
+    if a.extra.get("simple") == "1":
+        # The simple consumer (-C): every partition from the beginning, no group, exit at the end.
+        p = kcat(["-C", "-t", a.topic, "-o", "beginning", "-e", "-c", str(a.count), "-q",
+                  "-X", "fetch.wait.max.ms=100"] + fmt, a)
+    else:
+        p = kcat(["-G", a.group, "-c", str(a.count), "-q",
+                  "-X", "auto.offset.reset=earliest", "-X", "auto.commit.interval.ms=500",
+                  "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=1000",
+                  "-X", "fetch.wait.max.ms=100"] + fmt + [a.topic], a)
     out = p.stdout
     pos = 0
     got = 0

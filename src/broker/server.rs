@@ -20,7 +20,7 @@ use super::BrokerConfig;
 use crate::capture::{now_micros, Exchange, Status, Store};
 use crate::protocol::dissect::peek_request_header;
 use crate::protocol::frame::{read_frame, with_size_prefix, FrameError};
-use crate::protocol::{dissect_request, DecodeError, Value};
+use crate::protocol::{dissect_request_with, DecodeError, Limits, Value};
 use crate::settings::Settings;
 
 /// Everything the connections share.
@@ -262,7 +262,8 @@ async fn handle_frame(
     request_at: i64,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
-    let dissection = dissect_request(&frame);
+    // Checked field by field, keeping no tree: its size would be the sender's choice.
+    let dissection = dissect_request_with(&frame, Limits::CHECK_ONLY);
     let mut ex = exchange(conn, Vec::new(), request_at, Status::Answered);
     if let Some((key, version, corr)) = peek_request_header(&frame[4..]) {
         ex.api_key = key;

@@ -10,9 +10,45 @@ use super::schema::{ApiSchema, FieldDef, FieldType};
 use super::tree::{DecodeError, Dissection, Field, Value, FRAME};
 use crate::fid;
 
+/// How much of a frame one dissection expands into fields. Decoding always reads the whole
+/// frame (so errors are found either way); the limits only bound the tree kept, whatever the
+/// frame claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most array elements and tagged fields kept, counted with their direct children; past
+    /// it, elements are checked and summarised as one `kafka.elided` leaf.
+    pub max_fields: usize,
+    /// Expand record sets into batches and records (else one leaf).
+    pub records: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_fields: 200_000,
+            records: true,
+        }
+    }
+}
+
+impl Limits {
+    /// Only check that the frame decodes (what the broker runs on every request before
+    /// anything else reads it): headers and top-level fields, no array elements, no
+    /// decompression.
+    pub const CHECK_ONLY: Limits = Limits {
+        max_fields: 0,
+        records: false,
+    };
+}
+
 /// Decodes a request frame.
 pub fn dissect_request(frame: &[u8]) -> Dissection {
-    let mut d = Decoder::new(frame);
+    dissect_request_with(frame, Limits::default())
+}
+
+/// Decodes a request frame within the given limits.
+pub fn dissect_request_with(frame: &[u8], limits: Limits) -> Dissection {
+    let mut d = Decoder::new(frame, limits);
     let mut root = Field::group(fid!("kafka.request"), 0, Value::Group);
     let result = d.request(&mut root);
     d.finish(root, result)
@@ -20,7 +56,17 @@ pub fn dissect_request(frame: &[u8]) -> Dissection {
 
 /// Decodes a response frame, given the api key and version of the request it answers.
 pub fn dissect_response(frame: &[u8], api_key: i16, api_version: i16) -> Dissection {
-    let mut d = Decoder::new(frame);
+    dissect_response_with(frame, api_key, api_version, Limits::default())
+}
+
+/// Decodes a response frame within the given limits.
+pub fn dissect_response_with(
+    frame: &[u8],
+    api_key: i16,
+    api_version: i16,
+    limits: Limits,
+) -> Dissection {
+    let mut d = Decoder::new(frame, limits);
     let mut root = Field::group(fid!("kafka.response"), 0, Value::Group);
     let result = d.response(&mut root, api_key, api_version);
     d.finish(root, result)
@@ -58,16 +104,31 @@ struct Decoder<'a> {
     /// Path of registry names being decoded, for error messages.
     path: Vec<FieldId>,
     buffers: Vec<Vec<u8>>,
+    limits: Limits,
+    /// Array elements and tagged fields that may still be kept (see [`Limits::max_fields`]).
+    fields_left: usize,
+    /// Batches, records and messages that may still be expanded.
+    entries_left: usize,
+}
+
+/// Array elements or tagged fields decoded but not kept: where they start and how many.
+#[derive(Default)]
+struct Elided {
+    start: Option<usize>,
+    count: usize,
 }
 
 impl<'a> Decoder<'a> {
-    fn new(buf: &'a [u8]) -> Self {
+    fn new(buf: &'a [u8], limits: Limits) -> Self {
         Decoder {
             buf,
             pos: 0,
             end: buf.len(),
             path: Vec::new(),
             buffers: Vec::new(),
+            limits,
+            fields_left: limits.max_fields,
+            entries_left: records::MAX_ENTRIES_PER_DISSECTION,
         }
     }
 
@@ -111,6 +172,15 @@ impl<'a> Decoder<'a> {
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
+    }
+
+    /// [`Decoder::take`] for the data of a length-prefixed field: a shortfall is reported at
+    /// the field's start (its length prefix), where the wrong number is.
+    fn take_at(&mut self, n: usize, what: &str, field_start: usize) -> Res<&'a [u8]> {
+        self.take(n, what).map_err(|mut e| {
+            e.offset = field_start;
+            e
+        })
     }
 
     fn i8(&mut self) -> Res<i8> {
@@ -383,24 +453,68 @@ impl<'a> Decoder<'a> {
                 ),
             );
         }
+        let mut elided = Elided::default();
         for i in 0..n {
-            if *inner == FieldType::Struct {
-                let mut el = Field::group(f.id, self.pos, Value::Element(i as u32));
+            let start = self.pos;
+            let (el, r) = if *inner == FieldType::Struct {
+                let mut el = Field::group(f.id, start, Value::Element(i as u32));
                 let r = self.struct_fields(&mut el, &f.children, api, version);
                 el.close(self.pos);
-                node.children.push(el);
-                r?;
+                (Some(el), r)
             } else {
-                self.primitive(node, f.id, inner, flexible, false)?;
-                if let Some(last) = node.children.last_mut() {
-                    last.value = match std::mem::replace(&mut last.value, Value::Group) {
-                        Value::Group => Value::Element(i as u32),
-                        v => v,
-                    };
-                }
+                let mut tmp = Field::group(f.id, start, Value::Group);
+                let r = self.primitive(&mut tmp, f.id, inner, flexible, false);
+                (tmp.children.pop(), r)
+            };
+            self.keep_or_elide(node, el, start, &mut elided);
+            if r.is_err() {
+                self.push_elided(node, elided);
+                return r;
             }
         }
+        self.push_elided(node, elided);
         Ok(())
+    }
+
+    /// Keeps a decoded array element or tagged field in the tree while the field budget lasts;
+    /// after that the element was still decoded (so the frame is still checked) but only its
+    /// span is remembered.
+    fn keep_or_elide(
+        &mut self,
+        parent: &mut Field,
+        el: Option<Field>,
+        start: usize,
+        elided: &mut Elided,
+    ) {
+        match el {
+            Some(el) if self.fields_left > 0 => {
+                self.fields_left = self.fields_left.saturating_sub(1 + el.children.len());
+                parent.children.push(el);
+            }
+            _ => {
+                elided.start.get_or_insert(start);
+                elided.count += 1;
+            }
+        }
+    }
+
+    /// One leaf covering the elements not kept, so the leaves still tile the frame.
+    fn push_elided(&mut self, parent: &mut Field, elided: Elided) {
+        let Some(start) = elided.start else { return };
+        let mut leaf = Field::leaf(
+            fid!("kafka.elided"),
+            start,
+            self.pos - start,
+            Value::Bytes {
+                start: start as u32,
+                len: (self.pos - start) as u32,
+            },
+        );
+        leaf.note = Some(format!(
+            "{} more elements decoded but not kept: this dissection keeps at most {} fields",
+            elided.count, self.limits.max_fields
+        ));
+        parent.children.push(leaf);
     }
 
     fn records(
@@ -428,15 +542,30 @@ impl<'a> Decoder<'a> {
             }
             Some(n) => {
                 let data_start = self.pos;
-                self.take(n, "records")?;
-                records::dissect_record_set(
-                    self.buf,
-                    data_start,
-                    self.pos,
-                    FRAME,
-                    &mut self.buffers,
-                    &mut node.children,
-                );
+                self.take_at(n, "records", start)?;
+                if self.limits.records {
+                    records::dissect_record_set_limited(
+                        self.buf,
+                        data_start,
+                        self.pos,
+                        FRAME,
+                        &mut self.buffers,
+                        &mut node.children,
+                        &mut self.entries_left,
+                    );
+                } else if n > 0 {
+                    let mut raw = Field::leaf(
+                        fid!("record_set.undecoded"),
+                        data_start,
+                        n,
+                        Value::Bytes {
+                            start: data_start as u32,
+                            len: n as u32,
+                        },
+                    );
+                    raw.note = Some("record set not expanded in this dissection".into());
+                    node.children.push(raw);
+                }
             }
         }
         node.close(self.pos);
@@ -474,7 +603,7 @@ impl<'a> Decoder<'a> {
                 None => Value::Null,
                 Some(n) => {
                     let data = self.pos;
-                    self.take(n, "bytes")?;
+                    self.take_at(n, "bytes", start)?;
                     Value::Bytes {
                         start: data as u32,
                         len: n as u32,
@@ -497,7 +626,9 @@ impl<'a> Decoder<'a> {
         let start = self.pos;
         let value = match self.length(compact, true)? {
             None => Value::Null,
-            Some(n) => Value::Str(String::from_utf8_lossy(self.take(n, "string")?).into_owned()),
+            Some(n) => {
+                Value::Str(String::from_utf8_lossy(self.take_at(n, "string", start)?).into_owned())
+            }
         };
         parent
             .children
@@ -577,62 +708,82 @@ impl<'a> Decoder<'a> {
             );
         }
         let mut last_tag: Option<u32> = None;
+        let mut elided = Elided::default();
         for _ in 0..count {
             let fstart = self.pos;
             let mut entry = Field::group(fid!("kafka.tagged_field"), fstart, Value::Group);
-            let tag = self.uvarint()?;
-            entry.children.push(Field::leaf(
-                fid!("kafka.tagged_field.tag"),
-                fstart,
-                self.pos - fstart,
-                Value::Int(tag as i64),
-            ));
-            if last_tag.is_some_and(|t| tag <= t) {
-                return self.fail(fstart, format!("tag {tag} out of ascending order"));
-            }
-            last_tag = Some(tag);
-            let sstart = self.pos;
-            let size = self.uvarint()? as usize;
-            entry.children.push(Field::leaf(
-                fid!("kafka.tagged_field.size"),
-                sstart,
-                self.pos - sstart,
-                Value::Int(size as i64),
-            ));
-            if size > self.remaining() {
-                return self.fail(
-                    sstart,
-                    format!(
-                        "tagged field size {size} exceeds the {} bytes left",
-                        self.remaining()
-                    ),
-                );
-            }
-            let data_start = self.pos;
-            let data_end = data_start + size;
-            match known.iter().find(|f| f.tag == Some(tag)) {
-                Some(def) => {
-                    // Decode the known field inside a window of exactly `size` bytes.
-                    let saved_end = self.end;
-                    self.end = data_end;
-                    let r = self.field(&mut entry, def, api, version, true);
-                    self.end = saved_end;
-                    r?;
-                    if self.pos != data_end {
-                        let n = data_end - self.pos;
-                        let mut t = self.raw_leaf(fid!("kafka.trailing_bytes"), n);
-                        t.note = Some(format!("{n} bytes left inside tagged field {tag}"));
-                        entry.children.push(t);
-                    }
-                }
-                None => {
-                    let mut raw = self.raw_leaf(fid!("kafka.tagged_field.data"), size);
-                    raw.note = Some(format!("unknown tag {tag}"));
-                    entry.children.push(raw);
-                }
-            }
+            let r = self.tagged_entry(&mut entry, known, api, version, &mut last_tag);
             entry.close(self.pos);
-            node.children.push(entry);
+            self.keep_or_elide(node, Some(entry), fstart, &mut elided);
+            if r.is_err() {
+                self.push_elided(node, elided);
+                return r;
+            }
+        }
+        self.push_elided(node, elided);
+        Ok(())
+    }
+
+    /// One entry of a tagged-field section: tag, size, and the field or its raw data.
+    fn tagged_entry(
+        &mut self,
+        entry: &mut Field,
+        known: &[&FieldDef],
+        api: &ApiSchema,
+        version: i16,
+        last_tag: &mut Option<u32>,
+    ) -> Res<()> {
+        let fstart = self.pos;
+        let tag = self.uvarint()?;
+        entry.children.push(Field::leaf(
+            fid!("kafka.tagged_field.tag"),
+            fstart,
+            self.pos - fstart,
+            Value::Int(tag as i64),
+        ));
+        if last_tag.is_some_and(|t| tag <= t) {
+            return self.fail(fstart, format!("tag {tag} out of ascending order"));
+        }
+        *last_tag = Some(tag);
+        let sstart = self.pos;
+        let size = self.uvarint()? as usize;
+        entry.children.push(Field::leaf(
+            fid!("kafka.tagged_field.size"),
+            sstart,
+            self.pos - sstart,
+            Value::Int(size as i64),
+        ));
+        if size > self.remaining() {
+            return self.fail(
+                sstart,
+                format!(
+                    "tagged field size {size} exceeds the {} bytes left",
+                    self.remaining()
+                ),
+            );
+        }
+        let data_start = self.pos;
+        let data_end = data_start + size;
+        match known.iter().find(|f| f.tag == Some(tag)) {
+            Some(def) => {
+                // Decode the known field inside a window of exactly `size` bytes.
+                let saved_end = self.end;
+                self.end = data_end;
+                let r = self.field(entry, def, api, version, true);
+                self.end = saved_end;
+                r?;
+                if self.pos != data_end {
+                    let n = data_end - self.pos;
+                    let mut t = self.raw_leaf(fid!("kafka.trailing_bytes"), n);
+                    t.note = Some(format!("{n} bytes left inside tagged field {tag}"));
+                    entry.children.push(t);
+                }
+            }
+            None => {
+                let mut raw = self.raw_leaf(fid!("kafka.tagged_field.data"), size);
+                raw.note = Some(format!("unknown tag {tag}"));
+                entry.children.push(raw);
+            }
         }
         Ok(())
     }

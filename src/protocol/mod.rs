@@ -10,5 +10,7 @@ pub mod registry;
 pub mod schema;
 pub mod tree;
 
-pub use dissect::{dissect_request, dissect_response};
+pub use dissect::{
+    dissect_request, dissect_request_with, dissect_response, dissect_response_with, Limits,
+};
 pub use tree::{DecodeError, Dissection, Field, Value};

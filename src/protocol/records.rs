@@ -22,6 +22,11 @@ use crate::fid;
 /// together). A batch that would go over it keeps its compressed leaf, with a note.
 pub const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
 
+/// Most batches, records and legacy messages one dissection expands into fields; the rest of a
+/// record set is one leaf with a note. Keeps the tree of a hostile or huge frame to a bounded
+/// size (each entry is a handful of fields).
+pub const MAX_ENTRIES_PER_DISSECTION: usize = 50_000;
+
 /// Largest zstd window (log2 of bytes) accepted: matches the cap, so a frame header cannot make
 /// the decoder reserve more than the cap allows anyway.
 const ZSTD_WINDOW_LOG_MAX: u32 = 26;
@@ -56,11 +61,38 @@ pub fn dissect_record_set(
     buffers: &mut Vec<Vec<u8>>,
     out: &mut Vec<Field>,
 ) {
+    let mut left = MAX_ENTRIES_PER_DISSECTION;
+    dissect_record_set_limited(buf, start, end, buffer, buffers, out, &mut left);
+}
+
+/// [`dissect_record_set`] sharing an entry budget with the other record sets of the same
+/// dissection: at most `entries_left` batches, records and messages are expanded (the count is
+/// decremented).
+pub fn dissect_record_set_limited(
+    buf: &[u8],
+    start: usize,
+    end: usize,
+    buffer: BufferId,
+    buffers: &mut Vec<Vec<u8>>,
+    out: &mut Vec<Field>,
+    entries_left: &mut usize,
+) {
     let end = end.min(buf.len());
     let start = start.min(end);
     let used = buffers.iter().map(Vec::len).sum();
-    let mut cx = Context { buffers, used };
+    let mut cx = Context {
+        buffers,
+        used,
+        entries_left,
+    };
     record_set(buf, start, end, buffer, &mut cx, true, out);
+}
+
+fn limit_note() -> String {
+    format!(
+        "not expanded: this dissection reached its limit of {MAX_ENTRIES_PER_DISSECTION} batches, \
+         records and messages"
+    )
 }
 
 /// What decoding one record set shares with the batches inside it.
@@ -68,6 +100,19 @@ struct Context<'b> {
     buffers: &'b mut Vec<Vec<u8>>,
     /// Bytes already in `buffers`: counts against [`MAX_DECOMPRESSED_BYTES`].
     used: usize,
+    /// Batches, records and messages that may still be expanded.
+    entries_left: &'b mut usize,
+}
+
+impl Context<'_> {
+    /// Takes one entry from the budget; false when it is spent.
+    fn take_entry(&mut self) -> bool {
+        if *self.entries_left == 0 {
+            return false;
+        }
+        *self.entries_left -= 1;
+        true
+    }
 }
 
 impl Context<'_> {
@@ -131,6 +176,18 @@ fn record_set(
 ) {
     let set = &buf[start..end];
     for entry in batch::split(set) {
+        if let Entry::Batch { start: s, .. } | Entry::Legacy { start: s, .. } = entry {
+            if !cx.take_entry() {
+                out.push(raw_leaf(
+                    fid!("record_set.undecoded"),
+                    buffer,
+                    start + s,
+                    end,
+                    limit_note(),
+                ));
+                break;
+            }
+        }
         match entry {
             Entry::Batch { start: s, end: e } => {
                 record_batch(buf, start + s, start + e, buffer, cx, may_decompress, out)
@@ -320,7 +377,16 @@ fn record_batch(
     let expected = usize::try_from(h.records_count).unwrap_or(0);
     let control = h.is_control();
     let decoded = match h.compression() {
-        Compression::None => Some(records(buf, area, e, buffer, expected, control, kids)),
+        Compression::None => Some(records(
+            buf,
+            area,
+            e,
+            buffer,
+            expected,
+            control,
+            cx.entries_left,
+            kids,
+        )),
         codec => {
             let mut compressed = bytes_at(fid!("record_batch.compressed"), buffer, area, e);
             match decompress_into(codec, &buf[area..e], 2, cx, may_decompress) {
@@ -340,6 +406,7 @@ fn record_batch(
                         id,
                         expected,
                         control,
+                        cx.entries_left,
                         &mut dg.children,
                     );
                     dg.close(data.len());
@@ -385,7 +452,9 @@ fn decompress_into(
 }
 
 /// Decodes records from `d[start..end]` (uncompressed records of a batch), at most `expected`
-/// of them; bytes after them are a leaf with a note. Returns how many records were decoded.
+/// of them; bytes after them are a leaf with a note. Returns how many records were decoded, or
+/// `expected` when the dissection's entry budget stopped decoding first (the leaf says so).
+#[allow(clippy::too_many_arguments)]
 fn records(
     d: &[u8],
     start: usize,
@@ -393,11 +462,22 @@ fn records(
     buffer: BufferId,
     expected: usize,
     control: bool,
+    entries_left: &mut usize,
     out: &mut Vec<Field>,
 ) -> usize {
     let mut pos = start;
     let mut n = 0;
     while pos < end {
+        if *entries_left == 0 && n < expected {
+            out.push(raw_leaf(
+                fid!("record_set.undecoded"),
+                buffer,
+                pos,
+                end,
+                limit_note(),
+            ));
+            return expected;
+        }
         if n == expected {
             out.push(raw_leaf(
                 fid!("record_set.undecoded"),
@@ -415,6 +495,7 @@ fn records(
             Some(next) => pos = next,
             None => break,
         }
+        *entries_left = entries_left.saturating_sub(1);
         n += 1;
     }
     n

@@ -65,6 +65,11 @@ const FIXED: &[(&str, &str, &str)] = &[
         "Bytes after the end of the body",
     ),
     (
+        "kafka.elided",
+        "bytes",
+        "Array elements or tagged fields decoded but not kept in the tree (size limit)",
+    ),
+    (
         "kafka.tagged_fields",
         "group",
         "Tagged-field section of a flexible struct",

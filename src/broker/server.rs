@@ -17,7 +17,7 @@ use super::groups::GroupCoordinator;
 use super::handlers::{self, FetchSessions, Outcome};
 use super::topics::Topics;
 use super::BrokerConfig;
-use crate::capture::{now_micros, Exchange, Status, Store};
+use crate::capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store};
 use crate::protocol::dissect::peek_request_header;
 use crate::protocol::frame::{read_frame, with_size_prefix, FrameError};
 use crate::protocol::{dissect_request_with, DecodeError, Limits, Value};
@@ -178,6 +178,14 @@ async fn serve(
         }),
         raw_sasl_next: false,
     };
+    shared.store.push_conn_event(ConnEvent {
+        conn: id,
+        peer: conn.peer.clone(),
+        at: now_micros(),
+        kind: ConnEventKind::Opened,
+    });
+    // Who ended the connection, and why; every `break` below sets it first.
+    let mut closed = (ClosedBy::Broker, String::from("broker shutting down"));
     loop {
         let read = tokio::select! {
             r = read_frame(&mut stream, shared.config.max_frame_bytes) => r,
@@ -185,9 +193,13 @@ async fn serve(
         };
         let frame = match read {
             Ok(Some(f)) => f,
-            Ok(None) => break,
+            Ok(None) => {
+                closed = (ClosedBy::Client, "closed by the client".into());
+                break;
+            }
             Err(FrameError::Io(e)) => {
                 tracing::debug!(conn = id, %peer, error = %e, "read failed");
+                closed = (ClosedBy::Client, format!("read failed: {e}"));
                 break;
             }
             Err(e) => {
@@ -206,6 +218,7 @@ async fn serve(
                 );
                 ex.notes.push("connection closed".into());
                 shared.store.push(ex);
+                closed = (ClosedBy::Broker, format!("bad frame: {e}"));
                 break;
             }
         };
@@ -224,6 +237,7 @@ async fn serve(
                 ex.notes
                     .push("authentication failed; connection closed".into());
                 shared.store.push(ex);
+                closed = (ClosedBy::Broker, "SASL/PLAIN authentication failed".into());
                 break;
             }
             conn.authenticated = true;
@@ -232,12 +246,13 @@ async fn serve(
             ex.response = Some(resp);
             ex.response_at = Some(now_micros());
             shared.store.push(ex);
-            if wrote.is_err() {
+            if let Err(e) = wrote {
+                closed = (ClosedBy::Client, format!("write failed: {e}"));
                 break;
             }
             continue;
         }
-        if !handle_frame(
+        if let Err(why) = handle_frame(
             &mut stream,
             &mut conn,
             &shared,
@@ -247,13 +262,26 @@ async fn serve(
         )
         .await
         {
+            closed = why;
             break;
         }
     }
-    tracing::debug!(conn = id, %peer, "closed");
+    tracing::debug!(conn = id, %peer, reason = %closed.1, "closed");
+    shared.store.push_conn_event(ConnEvent {
+        conn: id,
+        peer: conn.peer.clone(),
+        at: now_micros(),
+        kind: ConnEventKind::Closed {
+            by: closed.0,
+            reason: closed.1,
+        },
+    });
 }
 
-/// Handles one request frame; false when the connection must close.
+/// Why a connection ends: who ended it and a reason for people.
+type CloseReason = (ClosedBy, String);
+
+/// Handles one request frame; `Err` when the connection must close, saying why.
 async fn handle_frame(
     stream: &mut TcpStream,
     conn: &mut Conn,
@@ -261,7 +289,7 @@ async fn handle_frame(
     frame: Vec<u8>,
     request_at: i64,
     shutdown: &mut watch::Receiver<bool>,
-) -> bool {
+) -> Result<(), CloseReason> {
     // Checked field by field, keeping no tree: its size would be the sender's choice.
     let dissection = dissect_request_with(&frame, Limits::CHECK_ONLY);
     let mut ex = exchange(conn, Vec::new(), request_at, Status::Answered);
@@ -276,11 +304,12 @@ async fn handle_frame(
     if let Some(err) = dissection.error {
         tracing::warn!(conn = conn.id, peer = %conn.peer, offset = err.offset, path = %err.path,
             reason = %err.message, "malformed request; closing the connection");
+        let why = format!("malformed request: {err}");
         ex.request = frame;
         ex.status = Status::Malformed { error: err };
         ex.notes.push("connection closed".into());
         shared.store.push(ex);
-        return false;
+        return Err((ClosedBy::Broker, why));
     }
     let (key, version, corr) = (ex.api_key, ex.api_version, ex.correlation_id);
     let (conn_id, peer) = (conn.id, conn.peer.clone());
@@ -288,10 +317,10 @@ async fn handle_frame(
         tracing::warn!(conn = conn_id, peer = %peer, api_key = key, api_version = version,
             reason = %why, "refusing request; closing the connection");
         ex.request = frame;
-        ex.status = malformed(4, "kafka.request_header", why);
+        ex.status = malformed(4, "kafka.request_header", why.clone());
         ex.notes.push("connection closed".into());
         shared.store.push(ex);
-        false
+        Err((ClosedBy::Broker, why))
     };
     let supported = handlers::supported(key);
     let in_range = supported.is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
@@ -359,7 +388,8 @@ async fn handle_frame(
                 ex.status = Status::Unanswered;
                 ex.notes.push(format!("{why} while the request was pending"));
                 shared.store.push(ex);
-                return false;
+                let by = if why == "broker shut down" { ClosedBy::Broker } else { ClosedBy::Client };
+                return Err((by, format!("{why} while a Fetch was pending")));
             }
         }
     } else {
@@ -377,15 +407,15 @@ async fn handle_frame(
             } else {
                 api.response_header_version(version)
             };
-            let ok = respond(stream, shared, ex, frame, corr, header_version, body).await;
-            ok && !close_after
+            respond(stream, shared, ex, frame, corr, header_version, body).await?;
+            after_reply(close_after, key)
         }
         Outcome::NoResponse { notes, close_after } => {
             ex.notes.extend(notes);
             ex.request = frame;
             ex.status = Status::NoResponse;
             shared.store.push(ex);
-            !close_after
+            after_reply(close_after, key)
         }
         Outcome::Close(why) => close(ex, frame, why),
     }
@@ -405,6 +435,18 @@ async fn peer_gone(stream: &TcpStream, shutdown: &mut watch::Receiver<bool>) -> 
 }
 
 /// Writes a response (header + body) and captures the exchange.
+/// Whether a connection stays open after a handler asked to close it once answered.
+fn after_reply(close_after: bool, key: i16) -> Result<(), CloseReason> {
+    if close_after {
+        Err((
+            ClosedBy::Broker,
+            format!("closed after the {} exchange", crate::protocol::registry::api_name(key)),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 async fn respond(
     stream: &mut TcpStream,
     shared: &Shared,
@@ -413,26 +455,30 @@ async fn respond(
     correlation_id: i32,
     header_version: i16,
     body: BytesMut,
-) -> bool {
+) -> Result<(), CloseReason> {
     let mut out = BytesMut::new();
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     if let Err(e) = header.encode(&mut out, header_version) {
         tracing::error!(error = %e, "encoding a response header");
-        return false;
+        return Err((ClosedBy::Broker, format!("encoding a response header: {e}")));
     }
     out.extend_from_slice(&body);
     let resp = with_size_prefix(&out);
     ex.request = frame;
     let wrote = stream.write_all(&resp).await;
     ex.response_at = Some(now_micros());
-    let ok = wrote.is_ok();
-    if !ok {
-        ex.status = Status::Unanswered;
-        ex.notes
-            .push("connection closed before the response was written".into());
-    } else {
-        ex.response = Some(resp);
-    }
+    let result = match wrote {
+        Err(e) => {
+            ex.status = Status::Unanswered;
+            ex.notes
+                .push("connection closed before the response was written".into());
+            Err((ClosedBy::Client, format!("writing the response failed: {e}")))
+        }
+        Ok(()) => {
+            ex.response = Some(resp);
+            Ok(())
+        }
+    };
     shared.store.push(ex);
-    ok
+    result
 }

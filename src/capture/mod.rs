@@ -1,8 +1,10 @@
 //! Exchanges and the store that holds them. Every source (the embedded broker's tap, a pcap
 //! file, a live sniff, a replay) produces [`Exchange`] records; views only read them.
 
+mod connection;
 mod exchange;
 mod store;
 
+pub use connection::{ClosedBy, ConnEvent, ConnEventKind};
 pub use exchange::{now_micros, Exchange, Status};
 pub use store::{Store, StoreLimits, Subscription};

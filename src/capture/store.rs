@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use super::Exchange;
+use super::{ConnEvent, Exchange};
 
 /// Caps on what the store keeps.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +29,8 @@ struct Inner {
     bytes: usize,
     next_id: u64,
     evicted: u64,
+    /// The newest connection events (at most `max_exchanges` of them).
+    conn_events: VecDeque<Arc<ConnEvent>>,
 }
 
 /// The store. Cheap to share (`Arc<Store>`).
@@ -36,6 +38,7 @@ pub struct Store {
     limits: StoreLimits,
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<Exchange>>,
+    conn_tx: broadcast::Sender<Arc<ConnEvent>>,
 }
 
 /// A live feed of new exchanges. A subscriber that falls behind loses the oldest ones and is
@@ -45,6 +48,7 @@ pub type Subscription = broadcast::Receiver<Arc<Exchange>>;
 impl Store {
     pub fn new(limits: StoreLimits) -> Arc<Store> {
         let (tx, _) = broadcast::channel(4096);
+        let (conn_tx, _) = broadcast::channel(4096);
         Arc::new(Store {
             limits,
             inner: Mutex::new(Inner {
@@ -52,8 +56,10 @@ impl Store {
                 bytes: 0,
                 next_id: 1,
                 evicted: 0,
+                conn_events: VecDeque::new(),
             }),
             tx,
+            conn_tx,
         })
     }
 
@@ -85,6 +91,30 @@ impl Store {
         // No receivers is fine.
         let _ = self.tx.send(ex.clone());
         ex
+    }
+
+    /// Records a connection event and publishes it (never waits).
+    pub fn push_conn_event(&self, ev: ConnEvent) -> Arc<ConnEvent> {
+        let ev = Arc::new(ev);
+        {
+            let mut g = self.lock();
+            g.conn_events.push_back(ev.clone());
+            while g.conn_events.len() > self.limits.max_exchanges.max(1) {
+                g.conn_events.pop_front();
+            }
+        }
+        let _ = self.conn_tx.send(ev.clone());
+        ev
+    }
+
+    /// Subscribes to connection events pushed from now on.
+    pub fn subscribe_conn_events(&self) -> broadcast::Receiver<Arc<ConnEvent>> {
+        self.conn_tx.subscribe()
+    }
+
+    /// The connection events currently held, oldest first.
+    pub fn conn_events(&self) -> Vec<Arc<ConnEvent>> {
+        self.lock().conn_events.iter().cloned().collect()
     }
 
     /// Subscribes to exchanges pushed from now on.

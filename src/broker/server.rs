@@ -440,7 +440,10 @@ fn after_reply(close_after: bool, key: i16) -> Result<(), CloseReason> {
     if close_after {
         Err((
             ClosedBy::Broker,
-            format!("closed after the {} exchange", crate::protocol::registry::api_name(key)),
+            format!(
+                "closed after the {} exchange",
+                crate::protocol::registry::api_name(key)
+            ),
         ))
     } else {
         Ok(())
@@ -472,7 +475,10 @@ async fn respond(
             ex.status = Status::Unanswered;
             ex.notes
                 .push("connection closed before the response was written".into());
-            Err((ClosedBy::Client, format!("writing the response failed: {e}")))
+            Err((
+                ClosedBy::Client,
+                format!("writing the response failed: {e}"),
+            ))
         }
         Ok(()) => {
             ex.response = Some(resp);

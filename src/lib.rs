@@ -5,5 +5,6 @@
 pub mod broker;
 pub mod capture;
 pub mod headless;
+pub mod matrix;
 pub mod protocol;
 pub mod settings;

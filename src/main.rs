@@ -18,6 +18,9 @@ use chronik_tui::settings::{Knobs, Settings};
 #[derive(Debug, Parser)]
 #[command(name = "chronik-tui", version)]
 struct Cli {
+    /// What to run instead of the broker (none: the broker and its views).
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address the embedded broker listens on.
     #[arg(long, default_value = "127.0.0.1:9092")]
     listen: SocketAddr,
@@ -56,6 +59,68 @@ struct Cli {
     log_file: PathBuf,
 }
 
+/// Subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Runs every installed real client through one produce-and-ack in each throttle placement
+    /// mode against an embedded broker, and prints the compatibility table.
+    Matrix(MatrixArgs),
+}
+
+/// Arguments of `chronik-tui matrix`.
+#[derive(Debug, clap::Args)]
+struct MatrixArgs {
+    /// Print one JSON object per cell instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Longest a cell may take, in seconds (the client's own timeouts are set below it).
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    timeout: u64,
+    /// Clients to run, comma-separated (default: every one found).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    clients: Option<Vec<String>>,
+    /// Placement modes, comma-separated.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "spec,front,omit"
+    )]
+    modes: Vec<chronik_tui::settings::ThrottlePlacement>,
+    /// Repository root, where target/venv and tests/clients are.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    root: PathBuf,
+    /// Cells run at the same time.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+}
+
+async fn run_matrix(args: MatrixArgs) -> anyhow::Result<()> {
+    use chronik_tui::matrix;
+    let opts = matrix::MatrixOptions {
+        root: args.root,
+        timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+        clients: args.clients,
+        modes: args.modes,
+        jobs: args.jobs,
+    };
+    let m = matrix::run(&opts).await?;
+    if args.json {
+        for cell in &m.cells {
+            println!("{}", serde_json::to_string(cell)?);
+        }
+        for miss in &m.missing {
+            eprintln!(
+                "chronik-tui matrix: not found: {}: {}",
+                miss.client, miss.reason
+            );
+        }
+    } else {
+        print!("{}", matrix::render_table(&m));
+    }
+    Ok(())
+}
+
 fn parse_host_port(s: &str) -> anyhow::Result<(String, u16)> {
     let (h, p) = s
         .rsplit_once(':')
@@ -86,6 +151,9 @@ fn init_logging(path: &PathBuf) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log_file)?;
+    if let Some(Command::Matrix(args)) = cli.command {
+        return run_matrix(args).await;
+    }
     let sasl_plain = match &cli.sasl_plain {
         Some(s) => {
             let (u, p) = s

@@ -44,6 +44,7 @@ function parseArgs(argv) {
     count: Number(count), start: Number(start),
     idleMs: Number(extra.idle_ms || 0),
     timeoutMs: Number(extra.timeout_ms || 40000),
+    requestTimeoutMs: Number(extra.request_timeout_ms || 10000),
     stopFile: extra.stop_file,
     sasl: extra.sasl ? extra.sasl.split(':') : null,
   };
@@ -64,7 +65,7 @@ async function produce(kafka, a) {
     messages.push({ key: key(i), value: value(i), headers: { idx: Buffer.from(String(i)) } });
   }
   const result = await producer.send({
-    topic: a.topic, acks: -1, timeout: 10000, compression: COMPRESSION[a.compression], messages,
+    topic: a.topic, acks: -1, timeout: a.requestTimeoutMs, compression: COMPRESSION[a.compression], messages,
   });
   // One batch per partition; records in a partition get consecutive offsets in send order.
   const next = {};
@@ -141,7 +142,7 @@ async function main() {
     clientId: 'kafkajs',
     brokers: [a.bootstrap],
     connectionTimeout: 5000,
-    requestTimeout: 10000,
+    requestTimeout: a.requestTimeoutMs,
     logLevel: logLevel.ERROR,
     logCreator: () => ({ level, log }) => {
       emit({ event: 'log', level, message: log.message, error: log.error });

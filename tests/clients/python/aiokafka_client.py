@@ -24,7 +24,7 @@ async def produce(a):
         acks="all",
         compression_type=a.compression_or_none(),
         linger_ms=5,
-        request_timeout_ms=10000,
+        request_timeout_ms=a.request_timeout_ms(10000),
         enable_idempotence=a.idempotent,
         **sasl(a),
     )

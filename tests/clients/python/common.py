@@ -53,6 +53,11 @@ class Args:
         self.sasl = tuple(self.extra["sasl"].split(":", 1)) if "sasl" in self.extra else None
         self.deadline = time.monotonic() + self.timeout_s
 
+    def request_timeout_ms(self, default):
+        """extra request_timeout_ms=N: the producer's own wait for an ack (default: the
+        program's usual value)."""
+        return int(self.extra.get("request_timeout_ms", default))
+
     def indices(self):
         return range(self.start, self.start + self.count)
 

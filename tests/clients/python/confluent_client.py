@@ -30,6 +30,8 @@ def produce(a):
         "message.timeout.ms": int(a.timeout_s * 1000),
         "socket.timeout.ms": 10000,
     }
+    if "request_timeout_ms" in a.extra:
+        conf["request.timeout.ms"] = a.request_timeout_ms(30000)
     if a.idempotent:
         conf["enable.idempotence"] = True
     conf.update(sasl(a))

@@ -39,7 +39,7 @@ def produce(a):
         acks="all",
         compression_type=a.compression_or_none(),
         linger_ms=5,
-        request_timeout_ms=10000,
+        request_timeout_ms=a.request_timeout_ms(10000),
         retries=3,
         **({"enable_idempotence": True} if a.idempotent else {}),
     )

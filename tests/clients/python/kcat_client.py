@@ -42,7 +42,9 @@ def produce(a):
     data = b"".join(key(i) + KEY_DELIM + value(i) + MSG_DELIM for i in a.indices())
     p = kcat(["-P", "-t", a.topic, "-K", escaped(KEY_DELIM), "-D", escaped(MSG_DELIM),
               "-H", "src=kcat", "-X", "acks=all", "-X", "compression.codec=%s" % a.compression,
-              "-X", "linger.ms=5"], a, stdin=data)
+              "-X", "linger.ms=5"]
+             + (["-X", "request.timeout.ms=%d" % a.request_timeout_ms(30000)]
+                if "request_timeout_ms" in a.extra else []), a, stdin=data)
     for i in a.indices():
         emit(event="produced", index=i, partition=None, offset=None)
     emit(event="done", count=a.count, stderr=p.stderr.decode("utf-8", "replace")[-500:])

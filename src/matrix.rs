@@ -1,0 +1,675 @@
+//! The client compatibility matrix: every real client found installed runs one short
+//! produce-and-ack scenario against an embedded broker in each throttle placement mode, with a
+//! bounded time per cell. Each cell says what the client reported (ack and latency, or its own
+//! error or timeout), which API versions it used (from the store), and what the broker saw.
+//!
+//! The clients are the programs of the test harness (`tests/clients/`, installed by
+//! `scripts/test.sh`), run in their `produce` mode with one message.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::broker::{self, BrokerConfig};
+use crate::capture::{now_micros, ClosedBy, ConnEventKind, Exchange, Status, Store, StoreLimits};
+use crate::protocol::registry::api_name;
+use crate::settings::{Knobs, Settings, ThrottlePlacement};
+
+/// ApiKey of Produce.
+const PRODUCE: i16 = 0;
+
+/// One client the matrix knows how to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientKind {
+    /// Short name, as in `--clients`.
+    pub name: &'static str,
+    /// What it is, for the table.
+    pub label: &'static str,
+}
+
+/// Every client of the test harness, in table order.
+pub const CLIENTS: [ClientKind; 8] = [
+    ClientKind {
+        name: "kafka-python",
+        label: "kafka-python 3.x",
+    },
+    ClientKind {
+        name: "kafka-python-2",
+        label: "kafka-python 2.0.2",
+    },
+    ClientKind {
+        name: "confluent",
+        label: "confluent-kafka (librdkafka)",
+    },
+    ClientKind {
+        name: "aiokafka",
+        label: "aiokafka",
+    },
+    ClientKind {
+        name: "kcat",
+        label: "kcat (librdkafka)",
+    },
+    ClientKind {
+        name: "kafkajs",
+        label: "kafkajs",
+    },
+    ClientKind {
+        name: "sarama",
+        label: "Go Sarama",
+    },
+    ClientKind {
+        name: "rskafka",
+        label: "rskafka",
+    },
+];
+
+/// A client found installed: the command line before the program's MODE argument.
+#[derive(Debug, Clone)]
+pub struct FoundClient {
+    pub kind: ClientKind,
+    pub argv: Vec<String>,
+}
+
+/// A client that was asked for (or looked for) but is not installed.
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingClient {
+    pub client: String,
+    pub reason: String,
+}
+
+fn on_path(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+        .unwrap_or(false)
+}
+
+fn need(path: PathBuf) -> Result<String, String> {
+    if path.exists() {
+        Ok(path.to_string_lossy().into_owned())
+    } else {
+        Err(format!("{} is missing", path.display()))
+    }
+}
+
+fn python(root: &Path, venv: &str, script: &str) -> Result<Vec<String>, String> {
+    Ok(vec![
+        need(root.join("target").join(venv).join("bin/python"))?,
+        need(root.join("tests/clients/python").join(script))?,
+    ])
+}
+
+/// The command line of one client under `root` (the repository root), or why it is not there.
+pub fn locate(root: &Path, kind: ClientKind) -> Result<Vec<String>, String> {
+    match kind.name {
+        "kafka-python" => python(root, "venv", "kafka_python_client.py"),
+        "kafka-python-2" => python(root, "venv-kp2", "kafka_python_client.py"),
+        "confluent" => python(root, "venv", "confluent_client.py"),
+        "aiokafka" => python(root, "venv", "aiokafka_client.py"),
+        "kcat" => {
+            if !on_path("kcat") {
+                return Err("kcat is not on PATH".into());
+            }
+            python(root, "venv", "kcat_client.py")
+        }
+        "kafkajs" => {
+            if !on_path("node") {
+                return Err("node is not on PATH".into());
+            }
+            need(root.join("tests/clients/node/node_modules/kafkajs/package.json"))?;
+            Ok(vec![
+                "node".into(),
+                need(root.join("tests/clients/node/kafkajs_client.js"))?,
+            ])
+        }
+        "sarama" => Ok(vec![need(root.join("target/clients/sarama-client"))?]),
+        "rskafka" => Ok(vec![need(
+            root.join("target/rust-client/debug/rskafka-client"),
+        )?]),
+        other => Err(format!("unknown client {other}")),
+    }
+}
+
+/// Finds the clients named in `wanted` (all of [`CLIENTS`] when `None`); unknown names and
+/// clients not installed come back as missing.
+pub fn discover(root: &Path, wanted: Option<&[String]>) -> (Vec<FoundClient>, Vec<MissingClient>) {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    let kinds: Vec<Result<ClientKind, String>> = match wanted {
+        None => CLIENTS.iter().copied().map(Ok).collect(),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                CLIENTS
+                    .iter()
+                    .copied()
+                    .find(|k| k.name == n)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = CLIENTS.iter().map(|k| k.name).collect();
+                        format!("unknown client {n:?} (known: {})", known.join(", "))
+                    })
+            })
+            .collect(),
+    };
+    for (i, kind) in kinds.into_iter().enumerate() {
+        match kind.and_then(|k| locate(root, k).map(|argv| FoundClient { kind: k, argv })) {
+            Ok(f) => found.push(f),
+            Err(reason) => missing.push(MissingClient {
+                client: match wanted {
+                    Some(n) => n[i].clone(),
+                    None => CLIENTS[i].name.to_string(),
+                },
+                reason,
+            }),
+        }
+    }
+    (found, missing)
+}
+
+/// What the matrix runs.
+#[derive(Debug, Clone)]
+pub struct MatrixOptions {
+    /// Repository root (where `target/venv` and `tests/clients` are).
+    pub root: PathBuf,
+    /// Longest a cell may take; the client is killed after it.
+    pub timeout: Duration,
+    /// Client names (see [`CLIENTS`]); `None` for all.
+    pub clients: Option<Vec<String>>,
+    /// Placement modes, in column order.
+    pub modes: Vec<ThrottlePlacement>,
+    /// Cells run at the same time.
+    pub jobs: usize,
+}
+
+impl Default for MatrixOptions {
+    fn default() -> Self {
+        MatrixOptions {
+            root: PathBuf::from("."),
+            timeout: Duration::from_secs(15),
+            clients: None,
+            modes: ThrottlePlacement::ALL.to_vec(),
+            jobs: 2,
+        }
+    }
+}
+
+/// How a cell ended, from the client's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The client reported its message acknowledged.
+    Ok,
+    /// The client gave up waiting (its own timeout) or was still waiting when the cell's time
+    /// ran out.
+    Stalled,
+    /// The client reported another error (a parse error, a refused request, …).
+    Error,
+}
+
+impl Outcome {
+    /// The word used in the table.
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Stalled => "stalled",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// What the broker saw during a cell, from the store.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BrokerView {
+    /// Client ids seen in request headers.
+    pub client_ids: Vec<String>,
+    /// Versions used, by API name.
+    pub api_versions: BTreeMap<String, Vec<i16>>,
+    /// Produce requests received.
+    pub produce_requests: usize,
+    /// Produce responses sent.
+    pub produce_responses: usize,
+    /// Connections opened.
+    pub connections: usize,
+    /// Connections the client closed (reason included).
+    pub closed_by_client: Vec<String>,
+    /// Notes the broker put on produce exchanges (placement used, …), deduplicated.
+    pub produce_notes: Vec<String>,
+}
+
+/// One cell: one client in one placement mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    /// Client name (see [`CLIENTS`]).
+    pub client: String,
+    /// Placement mode the broker used.
+    pub mode: ThrottlePlacement,
+    pub outcome: Outcome,
+    /// With `ok`: from the first Produce request reaching the broker to the client reporting
+    /// the ack, in ms.
+    pub ack_ms: Option<f64>,
+    /// The client's own message (error, timeout), or why the cell was cut short.
+    pub message: Option<String>,
+    /// Whether the matrix killed the client at the cell's time limit.
+    pub killed: bool,
+    /// Whole cell, client start to end, in ms.
+    pub elapsed_ms: f64,
+    /// What the broker saw.
+    pub broker: BrokerView,
+}
+
+impl Cell {
+    /// Short text for the table: `ok 12 ms`, `stalled`, `error`.
+    pub fn short(&self) -> String {
+        match (self.outcome, self.ack_ms) {
+            (Outcome::Ok, Some(ms)) => format!("ok {ms:.1} ms"),
+            (o, _) => o.word().to_string(),
+        }
+    }
+}
+
+/// Whether a client's message says it gave up waiting.
+pub fn is_timeout_message(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    ["timed out", "timeout", "time out", "timedout", "deadline"]
+        .iter()
+        .any(|w| m.contains(w))
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let s = s.trim();
+    let start = s
+        .char_indices()
+        .rev()
+        .nth(n.saturating_sub(1))
+        .map_or(0, |(i, _)| i);
+    s[start..].to_string()
+}
+
+/// Summarises the store after a cell.
+pub fn broker_view(exchanges: &[Arc<Exchange>], store: &Store) -> BrokerView {
+    let mut v = BrokerView::default();
+    for ex in exchanges {
+        if let Some(id) = &ex.client_id {
+            if !v.client_ids.contains(id) {
+                v.client_ids.push(id.clone());
+            }
+        }
+        let versions = v.api_versions.entry(api_name(ex.api_key)).or_default();
+        if !versions.contains(&ex.api_version) {
+            versions.push(ex.api_version);
+            versions.sort_unstable();
+        }
+        if ex.api_key == PRODUCE {
+            v.produce_requests += 1;
+            if ex.status == Status::Answered {
+                v.produce_responses += 1;
+            }
+            for n in &ex.notes {
+                if !v.produce_notes.contains(n) {
+                    v.produce_notes.push(n.clone());
+                }
+            }
+        }
+    }
+    for ev in store.conn_events() {
+        match &ev.kind {
+            ConnEventKind::Opened => v.connections += 1,
+            ConnEventKind::Closed {
+                by: ClosedBy::Client,
+                reason,
+            } => v
+                .closed_by_client
+                .push(format!("conn {}: {reason}", ev.conn)),
+            ConnEventKind::Closed { .. } => {}
+        }
+    }
+    v
+}
+
+/// Runs one cell: a fresh embedded broker on 127.0.0.1:0 in `mode`, the client producing one
+/// message with acks=all, killed after `timeout`.
+pub async fn run_cell(
+    client: &FoundClient,
+    mode: ThrottlePlacement,
+    timeout: Duration,
+) -> anyhow::Result<Cell> {
+    let store = Store::new(StoreLimits::default());
+    let settings = Settings::new(Knobs {
+        placement: mode,
+        ..Knobs::default()
+    });
+    let config = BrokerConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..BrokerConfig::default()
+    };
+    let handle = broker::start(config, store.clone(), settings).await?;
+    let bootstrap = handle.local_addr.to_string();
+    let topic = format!("matrix-{}-{}", client.kind.name, mode.word());
+    // The client's own limits sit below the cell's so that it reports in its own words.
+    let total_ms = timeout.as_millis() as u64;
+    let client_timeout_ms = (total_ms * 3 / 4).max(1000);
+    let request_timeout_ms = (total_ms * 2 / 5).max(500);
+    let mut cmd = Command::new(&client.argv[0]);
+    cmd.args(&client.argv[1..])
+        .args(["produce", &bootstrap, &topic, "matrix", "1", "none", "0"])
+        .arg(format!("timeout_ms={client_timeout_ms}"))
+        .arg(format!("request_timeout_ms={request_timeout_ms}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("starting {}: {e}", client.argv.join(" ")))?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let stderr_task = tokio::spawn(async move {
+        let mut buf = String::new();
+        if let Some(mut s) = stderr {
+            let _ = s.read_to_string(&mut buf).await;
+        }
+        buf
+    });
+    // (event, message, when in µs since the epoch) of the lines that matter.
+    let mut acked_at: Option<i64> = None;
+    let mut done = false;
+    let mut error: Option<String> = None;
+    let mut last_log: Option<String> = None;
+    let read = async {
+        if let Some(out) = stdout {
+            let mut lines = BufReader::new(out).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let Ok(j) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                match j.get("event").and_then(|e| e.as_str()) {
+                    Some("produced") if acked_at.is_none() => acked_at = Some(now_micros()),
+                    Some("done") => done = true,
+                    Some("error") => {
+                        error = Some(
+                            j.get("message")
+                                .and_then(|m| m.as_str())
+                                .unwrap_or("")
+                                .to_string(),
+                        )
+                    }
+                    Some("log") => {
+                        last_log = j.get("message").and_then(|m| m.as_str()).map(String::from)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        child.wait().await
+    };
+    let waited = tokio::time::timeout(timeout, read).await;
+    let killed = waited.is_err();
+    let exit = match waited {
+        Ok(Ok(status)) => Some(status),
+        _ => {
+            let _ = child.kill().await;
+            None
+        }
+    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let stderr_text = match tokio::time::timeout(Duration::from_secs(2), stderr_task).await {
+        Ok(Ok(s)) => s,
+        _ => String::new(),
+    };
+    // Let the broker record the connections' ends before looking.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    handle.shutdown().await;
+    let exchanges = store.snapshot();
+    let view = broker_view(&exchanges, &store);
+    let first_produce = exchanges
+        .iter()
+        .find(|e| e.api_key == PRODUCE)
+        .map(|e| e.request_at);
+    let ok = done && error.is_none() && exit.is_some_and(|s| s.success());
+    let (outcome, message) = if ok {
+        (Outcome::Ok, None)
+    } else if let Some(msg) = error {
+        let o = if is_timeout_message(&msg) {
+            Outcome::Stalled
+        } else {
+            Outcome::Error
+        };
+        (o, Some(msg))
+    } else if killed {
+        let mut msg = format!(
+            "no result within {:.0} s; the matrix killed the client",
+            timeout.as_secs_f64()
+        );
+        if let Some(l) = last_log {
+            msg.push_str(&format!("; its last log line: {l}"));
+        }
+        let e = tail(&stderr_text, 300);
+        if !e.is_empty() {
+            msg.push_str(&format!("; stderr: {e}"));
+        }
+        (Outcome::Stalled, Some(msg))
+    } else {
+        let e = tail(&stderr_text, 500);
+        (
+            Outcome::Error,
+            Some(format!(
+                "exited {} without an ack{}",
+                exit.map_or("?".into(), |s| s.to_string()),
+                if e.is_empty() {
+                    String::new()
+                } else {
+                    format!("; stderr: {e}")
+                }
+            )),
+        )
+    };
+    let ack_ms = match (outcome, acked_at, first_produce) {
+        (Outcome::Ok, Some(a), Some(p)) => Some((a - p) as f64 / 1000.0),
+        _ => None,
+    };
+    Ok(Cell {
+        client: client.kind.name.to_string(),
+        mode,
+        outcome,
+        ack_ms,
+        message,
+        killed,
+        elapsed_ms,
+        broker: view,
+    })
+}
+
+/// The matrix's result: the cells in client-then-mode order, and the clients not found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Matrix {
+    pub modes: Vec<ThrottlePlacement>,
+    pub clients: Vec<String>,
+    pub cells: Vec<Cell>,
+    pub missing: Vec<MissingClient>,
+}
+
+impl Matrix {
+    /// The cell of one client in one mode.
+    pub fn cell(&self, client: &str, mode: ThrottlePlacement) -> Option<&Cell> {
+        self.cells
+            .iter()
+            .find(|c| c.client == client && c.mode == mode)
+    }
+}
+
+/// Runs every cell, `opts.jobs` at a time.
+pub async fn run(opts: &MatrixOptions) -> anyhow::Result<Matrix> {
+    let (found, missing) = discover(&opts.root, opts.clients.as_deref());
+    let jobs = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
+    let mut tasks = Vec::new();
+    for client in &found {
+        for &mode in &opts.modes {
+            let client = client.clone();
+            let jobs = jobs.clone();
+            let timeout = opts.timeout;
+            tasks.push(tokio::spawn(async move {
+                let _permit = jobs.acquire_owned().await;
+                run_cell(&client, mode, timeout).await
+            }));
+        }
+    }
+    let mut cells = Vec::new();
+    for t in tasks {
+        cells.push(t.await??);
+    }
+    Ok(Matrix {
+        modes: opts.modes.clone(),
+        clients: found.iter().map(|f| f.kind.name.to_string()).collect(),
+        cells,
+        missing,
+    })
+}
+
+/// The table, client × mode, then one detail line per cell that was not ok and the versions
+/// each client used, then the clients not found.
+pub fn render_table(m: &Matrix) -> String {
+    let label = |name: &str| {
+        CLIENTS
+            .iter()
+            .find(|k| k.name == name)
+            .map_or(name.to_string(), |k| k.label.to_string())
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut header = vec!["client".to_string()];
+    header.extend(m.modes.iter().map(|p| p.word().to_string()));
+    header.push("Produce versions".to_string());
+    rows.push(header);
+    for c in &m.clients {
+        let mut row = vec![label(c)];
+        let mut versions: Vec<i16> = Vec::new();
+        for &mode in &m.modes {
+            let cell = m.cell(c, mode);
+            row.push(cell.map_or("-".into(), Cell::short));
+            if let Some(v) = cell.and_then(|c| c.broker.api_versions.get("Produce")) {
+                for x in v {
+                    if !versions.contains(x) {
+                        versions.push(*x);
+                    }
+                }
+            }
+        }
+        versions.sort_unstable();
+        row.push(if versions.is_empty() {
+            "-".into()
+        } else {
+            versions
+                .iter()
+                .map(|v| format!("v{v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (n, r) in rows.iter().enumerate() {
+        out.push_str("| ");
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(&cells.join(" | "));
+        out.push_str(" |\n");
+        if n == 0 {
+            out.push('|');
+            for w in &widths {
+                out.push_str(&"-".repeat(w + 2));
+                out.push('|');
+            }
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+    for cell in &m.cells {
+        let b = &cell.broker;
+        out.push_str(&format!(
+            "- {} / {}: {}{}; broker: {} produce request(s), {} response(s), {} connection(s){}\n",
+            label(&cell.client),
+            cell.mode,
+            cell.short(),
+            cell.message
+                .as_deref()
+                .map_or(String::new(), |m| format!(" — {}", tail(m, 300))),
+            b.produce_requests,
+            b.produce_responses,
+            b.connections,
+            if b.closed_by_client.is_empty() {
+                String::new()
+            } else {
+                format!(", {} closed by the client", b.closed_by_client.len())
+            },
+        ));
+    }
+    out.push('\n');
+    for c in &m.clients {
+        if let Some(cell) = m.cells.iter().find(|x| &x.client == c) {
+            let v: Vec<String> = cell
+                .broker
+                .api_versions
+                .iter()
+                .map(|(api, vs)| {
+                    format!(
+                        "{api} {}",
+                        vs.iter()
+                            .map(|v| format!("v{v}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "versions used by {} (client id {}): {}\n",
+                label(c),
+                cell.broker.client_ids.join(", "),
+                v.join("; ")
+            ));
+        }
+    }
+    for miss in &m.missing {
+        out.push_str(&format!("not found: {}: {}\n", miss.client, miss.reason));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_words() {
+        assert!(is_timeout_message(
+            "KafkaTimeoutError: Timeout after waiting for 11.25 secs."
+        ));
+        assert!(is_timeout_message("Local: Message timed out"));
+        assert!(!is_timeout_message("Buffer underrun decoding string"));
+    }
+
+    #[test]
+    fn unknown_client_is_missing() {
+        let (found, missing) = discover(Path::new("/nonexistent"), Some(&["nope".to_string()]));
+        assert!(found.is_empty());
+        assert_eq!(missing.len(), 1);
+        assert!(missing[0].reason.contains("unknown client"));
+    }
+
+    #[test]
+    fn tail_keeps_the_end() {
+        assert_eq!(tail("abcdef", 3), "def");
+        assert_eq!(tail("ab", 3), "ab");
+        assert_eq!(tail("", 3), "");
+    }
+}

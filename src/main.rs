@@ -93,6 +93,10 @@ struct MatrixArgs {
     /// Cells run at the same time.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
+    /// Address every cell's broker listens on (default: a free port per cell); cells then run
+    /// one at a time, e.g. to record them with tshark.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
 }
 
 async fn run_matrix(args: MatrixArgs) -> anyhow::Result<()> {
@@ -103,6 +107,7 @@ async fn run_matrix(args: MatrixArgs) -> anyhow::Result<()> {
         clients: args.clients,
         modes: args.modes,
         jobs: args.jobs,
+        listen: args.listen,
     };
     let m = matrix::run(&opts).await?;
     if args.json {

@@ -184,6 +184,9 @@ pub struct MatrixOptions {
     pub modes: Vec<ThrottlePlacement>,
     /// Cells run at the same time.
     pub jobs: usize,
+    /// Address every cell's broker listens on (default 127.0.0.1:0, a free port per cell);
+    /// with a fixed address, cells run one at a time. Useful for recording a capture.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for MatrixOptions {
@@ -194,6 +197,7 @@ impl Default for MatrixOptions {
             clients: None,
             modes: ThrottlePlacement::ALL.to_vec(),
             jobs: 2,
+            listen: None,
         }
     }
 }
@@ -252,6 +256,9 @@ pub struct Cell {
     /// With `ok`: from the first Produce request reaching the broker to the client reporting
     /// the ack, in ms.
     pub ack_ms: Option<f64>,
+    /// The offset the client reported for its message (`None`: it reported none; kcat never
+    /// does, and a client that accepted a response without partition results cannot).
+    pub acked_offset: Option<i64>,
     /// The client's own message (error, timeout), or why the cell was cut short.
     pub message: Option<String>,
     /// Whether the matrix killed the client at the cell's time limit.
@@ -266,6 +273,9 @@ impl Cell {
     /// Short text for the table: `ok 12 ms`, `stalled`, `error`.
     pub fn short(&self) -> String {
         match (self.outcome, self.ack_ms) {
+            (Outcome::Ok, Some(ms)) if self.acked_offset.is_none() && self.client != "kcat" => {
+                format!("ok {ms:.1} ms, no offset")
+            }
             (Outcome::Ok, Some(ms)) => format!("ok {ms:.1} ms"),
             (o, _) => o.word().to_string(),
         }
@@ -337,6 +347,7 @@ pub async fn run_cell(
     client: &FoundClient,
     mode: ThrottlePlacement,
     timeout: Duration,
+    listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<Cell> {
     let store = Store::new(StoreLimits::default());
     let settings = Settings::new(Knobs {
@@ -344,7 +355,7 @@ pub async fn run_cell(
         ..Knobs::default()
     });
     let config = BrokerConfig {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        listen: listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         ..BrokerConfig::default()
     };
     let handle = broker::start(config, store.clone(), settings).await?;
@@ -378,6 +389,7 @@ pub async fn run_cell(
     });
     // (event, message, when in µs since the epoch) of the lines that matter.
     let mut acked_at: Option<i64> = None;
+    let mut acked_offset: Option<i64> = None;
     let mut done = false;
     let mut error: Option<String> = None;
     let mut last_log: Option<String> = None;
@@ -389,7 +401,10 @@ pub async fn run_cell(
                     continue;
                 };
                 match j.get("event").and_then(|e| e.as_str()) {
-                    Some("produced") if acked_at.is_none() => acked_at = Some(now_micros()),
+                    Some("produced") if acked_at.is_none() => {
+                        acked_at = Some(now_micros());
+                        acked_offset = j.get("offset").and_then(|o| o.as_i64());
+                    }
                     Some("done") => done = true,
                     Some("error") => {
                         error = Some(
@@ -478,6 +493,7 @@ pub async fn run_cell(
         mode,
         outcome,
         ack_ms,
+        acked_offset,
         message,
         killed,
         elapsed_ms,
@@ -506,16 +522,21 @@ impl Matrix {
 /// Runs every cell, `opts.jobs` at a time.
 pub async fn run(opts: &MatrixOptions) -> anyhow::Result<Matrix> {
     let (found, missing) = discover(&opts.root, opts.clients.as_deref());
-    let jobs = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
+    let parallel = if opts.listen.is_some() {
+        1
+    } else {
+        opts.jobs.max(1)
+    };
+    let jobs = Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut tasks = Vec::new();
     for client in &found {
         for &mode in &opts.modes {
             let client = client.clone();
             let jobs = jobs.clone();
-            let timeout = opts.timeout;
+            let (timeout, listen) = (opts.timeout, opts.listen);
             tasks.push(tokio::spawn(async move {
                 let _permit = jobs.acquire_owned().await;
-                run_cell(&client, mode, timeout).await
+                run_cell(&client, mode, timeout, listen).await
             }));
         }
     }

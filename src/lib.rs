@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod capture;
+pub mod control;
 pub mod headless;
 pub mod matrix;
 pub mod protocol;

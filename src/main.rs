@@ -57,6 +57,22 @@ struct Cli {
     /// Log file (tracing); never the terminal.
     #[arg(long, default_value = "chronik-tui.log")]
     log_file: PathBuf,
+    /// Where ProduceResponse puts throttle_time_ms: spec (after the responses, as Apache Kafka),
+    /// front (before them, as Chronik Stream 0.7.2 did; v1-v8 only) or omit.
+    #[arg(long, value_name = "MODE", default_value = "spec")]
+    placement: chronik_tui::settings::ThrottlePlacement,
+    /// A per-client placement rule, client_id=GLOB,software=GLOB,version=GLOB:MODE (any of the
+    /// matchers; * and ? wildcards), e.g. 'software=kafka-python*:front'. Repeatable; the first
+    /// match wins over --placement.
+    #[arg(long = "throttle-rule", value_name = "RULE")]
+    throttle_rules: Vec<chronik_tui::settings::ThrottleRule>,
+    /// throttle_time_ms written into every response that has the field.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..))]
+    throttle_ms: i32,
+    /// Highest version ApiVersions advertises for an API, e.g. produce=2 (API by name or key
+    /// number). Repeatable; with --headless, `cap API=N` on stdin changes caps while running.
+    #[arg(long = "cap", value_name = "API=N")]
+    caps: Vec<chronik_tui::settings::VersionCap>,
 }
 
 /// Subcommands.
@@ -182,7 +198,22 @@ async fn main() -> anyhow::Result<()> {
         max_exchanges: cli.store_max_exchanges,
         max_bytes: cli.store_max_bytes,
     });
-    let settings = Settings::new(Knobs::default());
+    let settings = Settings::new(Knobs {
+        placement: cli.placement,
+        rules: cli.throttle_rules.clone(),
+        throttle_ms: cli.throttle_ms,
+        caps: cli
+            .caps
+            .iter()
+            .map(|c| (c.api_key, c.max_version))
+            .collect(),
+        ..Knobs::default()
+    });
+    if cli.headless {
+        // Commands on stdin (`placement front`, `rule add …`, `clients`); EOF ends only this.
+        let control = chronik_tui::control::Control::new(settings.clone());
+        tokio::spawn(chronik_tui::control::run_stdin(control, cli.json));
+    }
     let printer = tokio::spawn(headless::print_live(store.subscribe(), cli.json));
     let handle = broker::start(config, store.clone(), settings.clone())
         .await

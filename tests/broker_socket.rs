@@ -598,8 +598,9 @@ async fn throttle_placement_front_and_omit() {
     // After the 4-byte correlation id: the throttle first, then the responses array count 1.
     assert_eq!(&body[4..8], &0x0102_0304i32.to_be_bytes());
     assert_eq!(&body[8..12], &1i32.to_be_bytes());
-    // Flexible v9: after the correlation id and the header's empty tag section, the throttle
-    // first, then the compact responses array (count 1 as varint 2).
+    // Flexible v9: `front` applies to v1-v8 (as Chronik Stream 0.7.2); v9 stays as the spec
+    // has it: after the header's empty tag section the compact responses array (count 1 as
+    // varint 2), and the throttle just before the final empty tag section.
     c.send(
         ApiKey::Produce,
         9,
@@ -608,8 +609,10 @@ async fn throttle_placement_front_and_omit() {
     .await;
     let flex = c.read_raw().await;
     assert_eq!(flex[4], 0, "header tag section");
-    assert_eq!(&flex[5..9], &0x0102_0304i32.to_be_bytes());
-    assert_eq!(flex[9], 2);
+    assert_eq!(flex[5], 2);
+    let n = flex.len();
+    assert_eq!(&flex[n - 5..n - 1], &0x0102_0304i32.to_be_bytes());
+    assert_eq!(flex[n - 1], 0);
     settings.update(|k| k.placement = ThrottlePlacement::Omit);
     c.send(
         ApiKey::Produce,

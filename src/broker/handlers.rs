@@ -37,7 +37,7 @@ use super::server::{Conn, Shared};
 use super::topics::{invalid_topic_name, Topic, TOPIC_DEFAULTS};
 use crate::capture::now_micros;
 use crate::protocol::batch::Entry;
-use crate::settings::ThrottlePlacement;
+use crate::settings::{Knobs, PlacementUsed, ThrottlePlacement};
 
 /// What a handler decided.
 pub(crate) enum Outcome {
@@ -121,13 +121,15 @@ fn reply<T: Encodable>(msg: &T, version: i16) -> Outcome {
     }
 }
 
-fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
+/// The advertised API list, each maximum lowered to its version cap.
+fn api_versions_body(error_code: i16, knobs: &Knobs) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(error_code)
         .with_api_keys(
             SUPPORTED
                 .iter()
                 .map(|&(k, lo, hi)| {
+                    let (lo, hi) = knobs.capped(k, lo, hi);
                     ApiVersion::default()
                         .with_api_key(k)
                         .with_min_version(lo)
@@ -137,9 +139,9 @@ fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
         )
 }
 
-/// ApiVersionsResponse v0 with UNSUPPORTED_VERSION and the supported list.
-pub(crate) fn api_versions_unsupported() -> BytesMut {
-    encode(&api_versions_body(code::UNSUPPORTED_VERSION), 0).unwrap_or_default()
+/// ApiVersionsResponse v0 with UNSUPPORTED_VERSION and the supported list (caps applied).
+pub(crate) fn api_versions_unsupported(knobs: &Knobs) -> BytesMut {
+    encode(&api_versions_body(code::UNSUPPORTED_VERSION, knobs), 0).unwrap_or_default()
 }
 
 /// Checks a SASL/PLAIN token (`authzid NUL user NUL password`) against the configured pair.
@@ -160,7 +162,8 @@ pub(crate) async fn handle(
     header: &RequestHeader,
     mut body: Bytes,
 ) -> Outcome {
-    let throttle = shared.settings.get().throttle_ms;
+    let knobs = shared.settings.get();
+    let throttle = knobs.throttle_ms;
     macro_rules! decode {
         ($t:ty) => {
             match <$t>::decode(&mut body, version) {
@@ -184,17 +187,30 @@ pub(crate) async fn handle(
                     req.client_software_name.to_string(),
                     req.client_software_version.to_string(),
                 ));
+                conn.identity.software_name = Some(req.client_software_name.to_string());
+                conn.identity.software_version = Some(req.client_software_version.to_string());
                 tracing::info!(conn = conn.id, name = %req.client_software_name,
                     version = %req.client_software_version, "client software");
             }
+            conn.advertised_caps = Some(knobs.caps.clone());
             let mut out = reply(
-                &api_versions_body(0).with_throttle_time_ms(throttle),
+                &api_versions_body(0, &knobs).with_throttle_time_ms(throttle),
                 version,
             );
-            if let (Outcome::Reply { notes, .. }, Some((name, ver))) =
-                (&mut out, &conn.client_software)
-            {
-                notes.push(format!("client software: {name} {ver}"));
+            if let Outcome::Reply { notes, .. } = &mut out {
+                if let Some((name, ver)) = &conn.client_software {
+                    notes.push(format!("client software: {name} {ver}"));
+                }
+                let lowered: Vec<String> = knobs
+                    .caps_text()
+                    .into_iter()
+                    .zip(knobs.caps.iter())
+                    .filter(|(_, (k, cap))| supported(**k).is_some_and(|(_, hi)| hi > **cap))
+                    .map(|(text, _)| text)
+                    .collect();
+                if !lowered.is_empty() {
+                    notes.push(format!("version caps advertised: {}", lowered.join(", ")));
+                }
             }
             out
         }
@@ -207,7 +223,12 @@ pub(crate) async fn handle(
         }
         ApiKey::Produce => {
             let req = decode!(ProduceRequest);
-            produce(shared, req, version, throttle)
+            let used = knobs.placement_for(&conn.identity);
+            let out = produce(shared, req, version, throttle, &used);
+            if matches!(out, Outcome::Reply { .. }) {
+                conn.placement_used = Some(effective_placement(used, version));
+            }
+            out
         }
         ApiKey::Fetch => {
             let req = decode!(FetchRequest);
@@ -502,7 +523,31 @@ fn topic_for_produce(shared: &Shared, name: &str) -> Result<Arc<Topic>, i16> {
     }
 }
 
-fn produce(shared: &Shared, req: ProduceRequest, version: i16, throttle: i32) -> Outcome {
+/// What a ProduceResponse of this version is actually encoded with: v0 has no throttle field
+/// (spec), and `front` applies to v1-v8 only (see [`place_throttle`]).
+fn effective_placement(used: PlacementUsed, version: i16) -> PlacementUsed {
+    let moves = match used.placement {
+        ThrottlePlacement::Spec => false,
+        ThrottlePlacement::Front => (1..=8).contains(&version),
+        ThrottlePlacement::Omit => version >= 1,
+    };
+    if moves {
+        used
+    } else {
+        PlacementUsed {
+            placement: ThrottlePlacement::Spec,
+            ..used
+        }
+    }
+}
+
+fn produce(
+    shared: &Shared,
+    req: ProduceRequest,
+    version: i16,
+    throttle: i32,
+    used: &PlacementUsed,
+) -> Outcome {
     let acks = req.acks;
     let acks_ok = (-1..=1).contains(&acks);
     let mut appended_any = false;
@@ -612,17 +657,37 @@ fn produce(shared: &Shared, req: ProduceRequest, version: i16, throttle: i32) ->
         Ok(b) => b,
         Err(e) => return Outcome::Close(e),
     };
-    let placement = shared.settings.get().placement;
-    if version >= 1 && placement != ThrottlePlacement::Spec {
-        body = place_throttle(body, version, placement);
-        notes.push(format!(
-            "throttle_time_ms placement: {}",
-            match placement {
-                ThrottlePlacement::Front => "front",
-                ThrottlePlacement::Omit => "omitted",
-                ThrottlePlacement::Spec => "spec",
-            }
-        ));
+    let effective = effective_placement(used.clone(), version);
+    if effective.placement != ThrottlePlacement::Spec {
+        body = place_throttle(body, version, effective.placement);
+    }
+    // Noted whenever it differs from the default, so a capture explains itself.
+    if used.placement != ThrottlePlacement::Spec || used.rule.is_some() {
+        let word = match effective.placement {
+            ThrottlePlacement::Front => "front",
+            ThrottlePlacement::Omit => "omitted",
+            ThrottlePlacement::Spec => "spec",
+        };
+        let why = match (&used.rule, used.placement != effective.placement) {
+            (None, false) => String::new(),
+            (Some((i, text)), false) => format!(" (rule {i}: {text})"),
+            (rule, true) => format!(
+                " ({} asked{}; {})",
+                used.placement,
+                rule.as_ref()
+                    .map(|(i, text)| format!(" by rule {i}: {text}"))
+                    .unwrap_or_default(),
+                if version == 0 {
+                    "v0 has no throttle_time_ms".to_string()
+                } else {
+                    format!(
+                        "front applies to v1-v8 as in Chronik Stream 0.7.2; v{version} is a \
+                         flexible version, encoded as spec"
+                    )
+                }
+            ),
+        };
+        notes.push(format!("throttle_time_ms placement: {word}{why}"));
     }
     Outcome::Reply {
         body,
@@ -633,7 +698,9 @@ fn produce(shared: &Shared, req: ProduceRequest, version: i16, throttle: i32) ->
 
 /// Moves or removes ProduceResponse's throttle_time_ms. It is the last field before the
 /// top-level tagged fields: the final 4 bytes up to v8; in v9+ (no tagged fields written, so
-/// the tag section is the single count byte 0) the 4 bytes before that byte.
+/// the tag section is the single count byte 0) the 4 bytes before that byte. Callers ask for
+/// `front` on v1-v8 only (see [`effective_placement`]); on v9+ it would put the int32 where the
+/// client reads the compact array's varint length.
 fn place_throttle(body: BytesMut, version: i16, placement: ThrottlePlacement) -> BytesMut {
     let tail = if version >= 9 { 1 } else { 0 };
     if body.len() < 4 + tail {

@@ -21,7 +21,7 @@ use crate::capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, S
 use crate::protocol::dissect::peek_request_header;
 use crate::protocol::frame::{read_frame, with_size_prefix, FrameError};
 use crate::protocol::{dissect_request_with, DecodeError, Limits, Value};
-use crate::settings::Settings;
+use crate::settings::{ClientIdentity, PlacementUsed, Settings};
 
 /// Everything the connections share.
 pub(crate) struct Shared {
@@ -127,6 +127,13 @@ pub(crate) struct Conn {
     pub advertised: (String, u16),
     /// After SaslHandshake v0 the next frame is a bare SASL token.
     pub raw_sasl_next: bool,
+    /// What is known of the client (client id of the latest request header, software from
+    /// ApiVersions v3+); per-client placement rules match on it.
+    pub identity: ClientIdentity,
+    /// The placement the handler encoded the current ProduceResponse with, for the exchange.
+    pub placement_used: Option<PlacementUsed>,
+    /// The version caps in force when this connection's ApiVersions was answered (None before).
+    pub advertised_caps: Option<std::collections::BTreeMap<i16, i16>>,
 }
 
 fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> Exchange {
@@ -144,6 +151,7 @@ fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> E
         response_at: None,
         status,
         notes: Vec::new(),
+        placement: None,
     }
 }
 
@@ -177,6 +185,9 @@ async fn serve(
             (local.ip().to_string(), local.port())
         }),
         raw_sasl_next: false,
+        identity: ClientIdentity::default(),
+        placement_used: None,
+        advertised_caps: None,
     };
     shared.store.push_conn_event(ConnEvent {
         conn: id,
@@ -312,6 +323,7 @@ async fn handle_frame(
         return Err((ClosedBy::Broker, why));
     }
     let (key, version, corr) = (ex.api_key, ex.api_version, ex.correlation_id);
+    conn.identity.client_id = ex.client_id.clone();
     let (conn_id, peer) = (conn.id, conn.peer.clone());
     let close = |mut ex: Exchange, frame: Vec<u8>, why: String| {
         tracing::warn!(conn = conn_id, peer = %peer, api_key = key, api_version = version,
@@ -327,7 +339,7 @@ async fn handle_frame(
     if key == 18 && !in_range {
         // Kafka's answer to an ApiVersions version it does not know: v0, UNSUPPORTED_VERSION,
         // with the list so the client can pick a version.
-        let body = handlers::api_versions_unsupported();
+        let body = handlers::api_versions_unsupported(&shared.settings.get());
         ex.notes.push(format!(
             "ApiVersions v{version} unsupported: answered as v0 with error 35"
         ));
@@ -359,6 +371,9 @@ async fn handle_frame(
                 crate::protocol::registry::api_name(key)
             ),
         );
+    }
+    if let Some(note) = above_cap(conn, shared, key, version) {
+        ex.notes.push(note);
     }
     let Ok(api) = ApiKey::try_from(key) else {
         return close(ex, frame, format!("API key {key} is not supported"));
@@ -395,6 +410,7 @@ async fn handle_frame(
     } else {
         handlers::handle(shared, conn, api, version, &header, buf).await
     };
+    ex.placement = conn.placement_used.take();
     match outcome {
         Outcome::Reply {
             body,
@@ -419,6 +435,27 @@ async fn handle_frame(
         }
         Outcome::Close(why) => close(ex, frame, why),
     }
+}
+
+/// A note when a request's version is above the cap this connection was advertised (or, on a
+/// connection that sent no ApiVersions, the cap in force now). Such requests are still served.
+fn above_cap(conn: &Conn, shared: &Shared, key: i16, version: i16) -> Option<String> {
+    let (cap, whose) = match &conn.advertised_caps {
+        Some(caps) => (caps.get(&key).copied()?, "advertised to this connection"),
+        None => (
+            shared.settings.get().caps.get(&key).copied()?,
+            "in force (no ApiVersions on this connection)",
+        ),
+    };
+    (version > cap).then(|| {
+        format!(
+            "v{version} is above the version cap {} {whose}; served anyway",
+            crate::settings::VersionCap {
+                api_key: key,
+                max_version: cap
+            }
+        )
+    })
 }
 
 /// Resolves when the peer closes its side or the broker shuts down; never when the peer sends

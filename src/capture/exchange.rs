@@ -55,6 +55,10 @@ pub struct Exchange {
     /// Free-form notes from the source (placement used, connection closed, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The `throttle_time_ms` placement a ProduceResponse from the embedded broker was encoded
+    /// with, and the rule that chose it (None for other APIs and other sources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<crate::settings::PlacementUsed>,
 }
 
 impl Exchange {

@@ -161,6 +161,7 @@ mod tests {
             response_at: None,
             status: Status::NoResponse,
             notes: vec![],
+            placement: None,
         }
     }
 

@@ -735,7 +735,15 @@ impl Watched {
     }
 
     fn take(&mut self) {
-        for line in self.broker.lines.try_iter() {
+        let held = std::mem::take(&mut self.broker.held);
+        for line in held.into_iter().chain(self.broker.lines.try_iter()) {
+            // Control replies and client state changes are not exchanges.
+            let not_exchange = line.starts_with("# ")
+                || serde_json::from_str::<Json>(&line)
+                    .is_ok_and(|v| v["kind"] == "control" || v["kind"] == "client_state");
+            if not_exchange {
+                continue;
+            }
             match Seen::parse(&line) {
                 Some(s) => self.seen.push(s),
                 None => self.seen.push(Seen {

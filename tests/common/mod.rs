@@ -17,6 +17,8 @@ pub struct Broker {
     pub addr: SocketAddr,
     /// Lines the broker printed to stdout (headless exchange lines), received as they come.
     pub lines: mpsc::Receiver<String>,
+    /// Lines taken off `lines` while [`Broker::command`] waited for its reply, in order.
+    pub held: Vec<String>,
 }
 
 impl Broker {
@@ -64,7 +66,35 @@ impl Broker {
             }
         });
         let lines = forward_lines(child.stdout.take().expect("stdout"));
-        Broker { child, addr, lines }
+        Broker {
+            child,
+            addr,
+            lines,
+            held: Vec::new(),
+        }
+    }
+
+    /// Writes a control command to the broker's stdin and returns its reply line (`# …`, or the
+    /// `{"kind":"control",…}` object with `--json`); lines printed meanwhile go to `held`.
+    pub fn command(&mut self, line: &str) -> String {
+        use std::io::Write;
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .expect("the broker's stdin is piped");
+        writeln!(stdin, "{line}")
+            .and_then(|_| stdin.flush())
+            .expect("write a command to the broker");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if is_control_line(&l) => return l,
+                Ok(l) => self.held.push(l),
+                Err(_) => panic!("no reply to the command {line:?} within 10 s"),
+            }
+        }
     }
 
     /// `127.0.0.1:PORT` for clients' bootstrap setting.
@@ -109,6 +139,13 @@ fn forward_lines(out: ChildStdout) -> mpsc::Receiver<String> {
         }
     });
     rx
+}
+
+/// Whether a stdout line is a control reply (`# …` other than a client state line, or a JSON
+/// object of kind `control`).
+pub fn is_control_line(line: &str) -> bool {
+    (line.starts_with("# ") && !line.starts_with("# client conn="))
+        || serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["kind"] == "control")
 }
 
 /// Whether an executable is on PATH.

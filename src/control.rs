@@ -1,0 +1,533 @@
+//! The control language: short commands that change the shared settings while the broker runs
+//! (the same words the terminal UI uses), and the headless control input that reads them from
+//! stdin, one a line.
+//!
+//! Commands:
+//!
+//! | command | does |
+//! |---|---|
+//! | `placement` | shows the global throttle_time_ms placement |
+//! | `placement spec\|front\|omit` | sets it |
+//! | `rule add RULE` | appends a per-client rule (`software=kafka-python*:front`) |
+//! | `rule del N` | removes rule N (numbered from 1, as `rules` shows them) |
+//! | `rule clear` | removes every rule |
+//! | `rules` | lists the rules |
+//! | `throttle N` | sets the injected throttle_time_ms (`throttle` alone shows it) |
+//! | `cap API=N` | caps the version ApiVersions advertises for API (new connections) |
+//! | `cap clear [API]` | removes one cap, or all |
+//! | `caps` | lists the caps |
+//! | `clients` | what is known of each connected client |
+//! | `help` | this list |
+//!
+//! Blank lines and lines starting with `#` are ignored. Parsing ([`parse`]) is pure; a
+//! [`Control`] applies a command to the settings and says what it did.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::io::AsyncBufReadExt;
+
+use crate::settings::{
+    api_key_by_name, api_snake_name, Settings, ThrottlePlacement, ThrottleRule, VersionCap,
+};
+
+/// One command of the control language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `placement` (None: show) or `placement MODE`.
+    Placement(Option<ThrottlePlacement>),
+    /// `rule add RULE`.
+    RuleAdd(ThrottleRule),
+    /// `rule del N` (1-based).
+    RuleDel(usize),
+    /// `rule clear`.
+    RuleClear,
+    /// `rules`.
+    Rules,
+    /// `throttle` (None: show) or `throttle N`.
+    Throttle(Option<i32>),
+    /// `cap API=N`.
+    Cap(VersionCap),
+    /// `cap clear` (None: all) or `cap clear API`.
+    CapClear(Option<i16>),
+    /// `caps`.
+    Caps,
+    /// `clients`.
+    Clients,
+    /// `help`.
+    Help,
+}
+
+/// The command summary `help` prints.
+pub const HELP: &str = "commands: placement [spec|front|omit] | rule add RULE | rule del N | \
+rule clear | rules | throttle [N] | cap API=N | cap clear [API] | caps | clients | help \
+(RULE: client_id=GLOB,software=GLOB,version=GLOB:MODE, e.g. software=kafka-python*:front)";
+
+/// Parses one input line: `Ok(None)` for a blank line or a `#` comment, an error that says
+/// what was expected for anything else that is not a command.
+pub fn parse(line: &str) -> Result<Option<Command>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let (word, rest) = match line.split_once(char::is_whitespace) {
+        Some((w, r)) => (w, r.trim()),
+        None => (line, ""),
+    };
+    let no_args = |cmd: Command| {
+        if rest.is_empty() {
+            Ok(Some(cmd))
+        } else {
+            Err(format!("{word} takes no arguments (got {rest:?})"))
+        }
+    };
+    match word {
+        "placement" => {
+            if rest.is_empty() {
+                Ok(Some(Command::Placement(None)))
+            } else {
+                rest.parse()
+                    .map(|p| Some(Command::Placement(Some(p))))
+                    .map_err(|e: String| format!("placement: {e}"))
+            }
+        }
+        "rule" => {
+            let (sub, arg) = match rest.split_once(char::is_whitespace) {
+                Some((s, a)) => (s, a.trim()),
+                None => (rest, ""),
+            };
+            match (sub, arg.is_empty()) {
+                ("add", false) => arg.parse().map(|r| Some(Command::RuleAdd(r))),
+                ("add", true) => {
+                    Err("rule add needs a rule, e.g. rule add software=kafka-python*:front".into())
+                }
+                ("del" | "delete" | "rm", _) => arg
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .map(|n| Some(Command::RuleDel(n)))
+                    .ok_or_else(|| {
+                        format!("rule del needs a rule number from 1 (see rules), got {arg:?}")
+                    }),
+                ("clear", true) => Ok(Some(Command::RuleClear)),
+                ("clear", false) => Err(format!("rule clear takes no arguments (got {arg:?})")),
+                _ => Err(format!(
+                    "rule: expected add RULE, del N or clear, got {rest:?}"
+                )),
+            }
+        }
+        "rules" => no_args(Command::Rules),
+        "throttle" => {
+            if rest.is_empty() {
+                return Ok(Some(Command::Throttle(None)));
+            }
+            rest.parse::<i32>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .map(|n| Some(Command::Throttle(Some(n))))
+                .ok_or_else(|| {
+                    format!(
+                        "throttle: expected milliseconds from 0 to {}, got {rest:?}",
+                        i32::MAX
+                    )
+                })
+        }
+        "cap" => {
+            if rest == "clear" {
+                return Ok(Some(Command::CapClear(None)));
+            }
+            if let Some(api) = rest.strip_prefix("clear ") {
+                return api_key_by_name(api)
+                    .map(|k| Some(Command::CapClear(Some(k))))
+                    .ok_or_else(|| format!("cap clear: unknown API {:?}", api.trim()));
+            }
+            if rest.is_empty() {
+                return Err("cap needs API=N (e.g. cap produce=2) or clear [API]".into());
+            }
+            rest.parse().map(|c| Some(Command::Cap(c)))
+        }
+        "caps" => no_args(Command::Caps),
+        "clients" => no_args(Command::Clients),
+        "help" | "?" => no_args(Command::Help),
+        other => Err(format!("unknown command {other:?}; {HELP}")),
+    }
+}
+
+/// What a command did: a message for people, whether it changed the settings, and whether it
+/// failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The command as typed.
+    pub input: String,
+    /// False when the command could not be parsed or applied.
+    pub ok: bool,
+    /// Whether the settings changed.
+    pub changed: bool,
+    /// What happened (may hold several lines, e.g. `rules`, `clients`).
+    pub message: String,
+}
+
+/// The hook `clients` calls: a description of every connected client.
+pub type ClientsHook = Box<dyn Fn() -> String + Send + Sync>;
+
+/// Applies commands to the shared settings.
+pub struct Control {
+    settings: Arc<Settings>,
+    clients: Option<ClientsHook>,
+}
+
+impl Control {
+    /// A control over these settings, without client detection.
+    pub fn new(settings: Arc<Settings>) -> Control {
+        Control {
+            settings,
+            clients: None,
+        }
+    }
+
+    /// Sets what `clients` prints.
+    pub fn with_clients_hook(mut self, hook: ClientsHook) -> Control {
+        self.clients = Some(hook);
+        self
+    }
+
+    /// The settings this control changes.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+
+    /// Parses and applies one line; None for a blank line or a comment.
+    pub fn run_line(&self, line: &str) -> Option<Reply> {
+        let input = line.trim().to_string();
+        match parse(line) {
+            Ok(None) => None,
+            Ok(Some(cmd)) => {
+                let (ok, changed, message) = self.execute(cmd);
+                Some(Reply {
+                    input,
+                    ok,
+                    changed,
+                    message,
+                })
+            }
+            Err(message) => Some(Reply {
+                input,
+                ok: false,
+                changed: false,
+                message,
+            }),
+        }
+    }
+
+    /// Applies a command: (ok, changed, message).
+    pub fn execute(&self, cmd: Command) -> (bool, bool, String) {
+        let knobs = self.settings.get();
+        let rules_text = |rules: &[ThrottleRule]| {
+            if rules.is_empty() {
+                "rules: none (every client gets the global placement)".to_string()
+            } else {
+                let mut s = format!("rules ({}, first match wins):", rules.len());
+                for (i, r) in rules.iter().enumerate() {
+                    s.push_str(&format!("\n  {}: {r}", i + 1));
+                }
+                s
+            }
+        };
+        let caps_text = |caps: Vec<String>| {
+            if caps.is_empty() {
+                "caps: none".to_string()
+            } else {
+                format!(
+                    "caps: {} (for connections whose ApiVersions comes later)",
+                    caps.join(", ")
+                )
+            }
+        };
+        match cmd {
+            Command::Placement(None) => (true, false, format!("placement: {}", knobs.placement)),
+            Command::Placement(Some(p)) => {
+                self.settings.update(|k| k.placement = p);
+                (
+                    true,
+                    p != knobs.placement,
+                    format!("placement: {p} (was {})", knobs.placement),
+                )
+            }
+            Command::RuleAdd(rule) => {
+                let text = rule.to_string();
+                let mut n = 0;
+                self.settings.update(|k| {
+                    k.rules.push(rule);
+                    n = k.rules.len();
+                });
+                (true, true, format!("rule {n} added: {text}"))
+            }
+            Command::RuleDel(n) => {
+                let mut removed = None;
+                self.settings.update(|k| {
+                    if (1..=k.rules.len()).contains(&n) {
+                        removed = Some(k.rules.remove(n - 1));
+                    }
+                });
+                match removed {
+                    Some(r) => (true, true, format!("rule {n} deleted: {r}")),
+                    None => (
+                        false,
+                        false,
+                        format!("no rule {n}: there are {} rules", knobs.rules.len()),
+                    ),
+                }
+            }
+            Command::RuleClear => {
+                self.settings.update(|k| k.rules.clear());
+                (
+                    true,
+                    !knobs.rules.is_empty(),
+                    format!("rules cleared ({} removed)", knobs.rules.len()),
+                )
+            }
+            Command::Rules => (true, false, rules_text(&knobs.rules)),
+            Command::Throttle(None) => (true, false, format!("throttle: {} ms", knobs.throttle_ms)),
+            Command::Throttle(Some(ms)) => {
+                self.settings.update(|k| k.throttle_ms = ms);
+                (
+                    true,
+                    ms != knobs.throttle_ms,
+                    format!("throttle: {ms} ms (was {} ms)", knobs.throttle_ms),
+                )
+            }
+            Command::Cap(cap) => {
+                let before = knobs.caps.get(&cap.api_key).copied();
+                self.settings.update(|k| {
+                    k.caps.insert(cap.api_key, cap.max_version);
+                });
+                let was = before
+                    .map(|v| format!("was {v}"))
+                    .unwrap_or_else(|| "was uncapped".into());
+                (
+                    true,
+                    before != Some(cap.max_version),
+                    format!(
+                        "cap {cap} ({was}; applies to connections whose ApiVersions comes later)"
+                    ),
+                )
+            }
+            Command::CapClear(None) => {
+                self.settings.update(|k| k.caps.clear());
+                (
+                    true,
+                    !knobs.caps.is_empty(),
+                    format!("caps cleared ({} removed)", knobs.caps.len()),
+                )
+            }
+            Command::CapClear(Some(key)) => {
+                let mut removed = None;
+                self.settings.update(|k| removed = k.caps.remove(&key));
+                match removed {
+                    Some(v) => (
+                        true,
+                        true,
+                        format!("cap {} cleared (was {v})", api_snake_name(key)),
+                    ),
+                    None => (true, false, format!("{} had no cap", api_snake_name(key))),
+                }
+            }
+            Command::Caps => (true, false, caps_text(knobs.caps_text())),
+            Command::Clients => match &self.clients {
+                Some(hook) => (true, false, hook()),
+                None => (false, false, "client detection not available".into()),
+            },
+            Command::Help => (true, false, HELP.into()),
+        }
+    }
+
+    /// The settings as JSON: placement, rules, throttle, caps.
+    pub fn state_json(&self) -> serde_json::Value {
+        let k = self.settings.get();
+        json!({
+            "placement": k.placement,
+            "rules": k.rules.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "throttle_ms": k.throttle_ms,
+            "caps": k.caps.iter().map(|(key, v)| (api_snake_name(*key), *v)).collect::<std::collections::BTreeMap<_, _>>(),
+        })
+    }
+
+    /// How a reply is printed: lines starting with `# `, or one JSON object
+    /// `{"kind":"control", ...}` with the settings after the command.
+    pub fn render(&self, reply: &Reply, as_json: bool) -> String {
+        if as_json {
+            json!({
+                "kind": "control",
+                "input": reply.input,
+                "ok": reply.ok,
+                "changed": reply.changed,
+                "message": reply.message,
+                "state": self.state_json(),
+            })
+            .to_string()
+        } else {
+            let mark = if reply.ok { "" } else { "error: " };
+            reply
+                .message
+                .lines()
+                .enumerate()
+                .map(|(i, l)| {
+                    if i == 0 {
+                        format!("# {mark}{l}")
+                    } else {
+                        format!("# {l}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    }
+}
+
+/// Reads commands from stdin until it ends, printing every reply to stdout (see
+/// [`Control::render`]) and logging it. End of input ends this task only.
+pub async fn run_stdin(control: Control, as_json: bool) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        let line = match lines.next_line().await {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                tracing::info!("control input: end of stdin; no more commands");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control input: cannot read stdin; no more commands");
+                return;
+            }
+        };
+        let Some(reply) = control.run_line(&line) else {
+            continue;
+        };
+        if reply.ok {
+            tracing::info!(command = %reply.input, changed = reply.changed, reply = %reply.message, "control command");
+        } else {
+            tracing::warn!(command = %reply.input, error = %reply.message, "control command refused");
+        }
+        let text = control.render(&reply, as_json);
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Knobs;
+
+    #[test]
+    fn parses_every_command() {
+        use Command::*;
+        let cases: Vec<(&str, Command)> = vec![
+            ("placement", Placement(None)),
+            (
+                "  placement   front ",
+                Placement(Some(ThrottlePlacement::Front)),
+            ),
+            ("placement omit", Placement(Some(ThrottlePlacement::Omit))),
+            (
+                "rule add software=kafka-python*:front",
+                RuleAdd("software=kafka-python*:front".parse().unwrap()),
+            ),
+            ("rule del 2", RuleDel(2)),
+            ("rule clear", RuleClear),
+            ("rules", Rules),
+            ("throttle 250", Throttle(Some(250))),
+            ("throttle", Throttle(None)),
+            (
+                "cap produce=2",
+                Cap(VersionCap {
+                    api_key: 0,
+                    max_version: 2,
+                }),
+            ),
+            ("cap clear", CapClear(None)),
+            ("cap clear Produce", CapClear(Some(0))),
+            ("caps", Caps),
+            ("clients", Clients),
+            ("help", Help),
+        ];
+        for (line, want) in cases {
+            assert_eq!(parse(line), Ok(Some(want)), "{line}");
+        }
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(parse("   # a comment"), Ok(None));
+    }
+
+    #[test]
+    fn bad_commands_say_why() {
+        for (line, says) in [
+            ("jump", "unknown command"),
+            ("placement sideways", "expected spec, front or omit"),
+            ("rule add", "needs a rule"),
+            ("rule add software=x", "MODE"),
+            ("rule del 0", "from 1"),
+            ("rule del x", "from 1"),
+            ("rule frob", "expected add RULE"),
+            ("rules 3", "no arguments"),
+            ("throttle -5", "from 0"),
+            ("throttle 1e9", "from 0"),
+            ("cap produce", "API=VERSION"),
+            ("cap nosuch=1", "unknown API"),
+            ("cap clear nosuch", "unknown API"),
+            ("cap", "needs API=N"),
+        ] {
+            let e = parse(line).unwrap_err();
+            assert!(e.contains(says), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn commands_change_the_settings() {
+        let settings = Settings::new(Knobs::default());
+        let control = Control::new(settings.clone());
+        let run = |l: &str| control.run_line(l).unwrap();
+        let r = run("placement front");
+        assert!(r.ok && r.changed, "{r:?}");
+        assert_eq!(settings.get().placement, ThrottlePlacement::Front);
+        assert_eq!(control.render(&r, false), "# placement: front (was spec)");
+        run("rule add software=kafka-python*:omit");
+        run("rule add client_id=rdkafka:spec");
+        assert_eq!(settings.get().rules.len(), 2);
+        let listed = run("rules");
+        assert_eq!(
+            control.render(&listed, false),
+            "# rules (2, first match wins):\n#   1: software=kafka-python*:omit\n#   2: client_id=rdkafka:spec"
+        );
+        let r = run("rule del 3");
+        assert!(!r.ok);
+        assert!(control.render(&r, false).starts_with("# error: no rule 3"));
+        run("rule del 1");
+        assert_eq!(
+            settings.get().rules[0].to_string(),
+            "client_id=rdkafka:spec"
+        );
+        run("throttle 250");
+        assert_eq!(settings.get().throttle_ms, 250);
+        run("cap produce=2");
+        run("cap fetch=4");
+        assert_eq!(settings.get().caps_text(), vec!["produce=2", "fetch=4"]);
+        run("cap clear produce");
+        assert_eq!(settings.get().caps_text(), vec!["fetch=4"]);
+        let r = run("clients");
+        assert!(!r.ok);
+        assert_eq!(r.message, "client detection not available");
+        let json: serde_json::Value =
+            serde_json::from_str(&control.render(&run("caps"), true)).unwrap();
+        assert_eq!(json["kind"], "control");
+        assert_eq!(json["state"]["caps"]["fetch"], 4);
+        assert_eq!(json["state"]["placement"], "front");
+        assert_eq!(json["state"]["throttle_ms"], 250);
+        let bad = control.run_line("frobnicate").unwrap();
+        assert!(!bad.ok && !bad.changed);
+        let control = Control::new(settings).with_clients_hook(Box::new(|| "conn 1: x".into()));
+        assert_eq!(control.run_line("clients").unwrap().message, "conn 1: x");
+    }
+}

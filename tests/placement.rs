@@ -449,3 +449,24 @@ fn an_injected_throttle_shows_and_clients_still_get_their_acks() {
         }
     }
 }
+
+#[test]
+fn end_of_stdin_ends_the_control_input_not_the_broker() {
+    let mut b = Broker::start(&["--placement", "omit"]);
+    let reply = b.command("placement");
+    assert_eq!(reply, "# placement: omit");
+    assert!(b
+        .command("frobnicate")
+        .starts_with("# error: unknown command"));
+    drop(b.child.stdin.take());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(b.child.try_wait().unwrap().is_none(), "the broker exited");
+    let mut c = Raw::connect(&b);
+    c.send(ApiKey::Produce, 7, &produce_v("after-eof", "x"));
+    let frame = c.read_frame();
+    assert!(chronik_tui::protocol::dissect_response(&frame, 0, 7)
+        .error
+        .is_some());
+    c.send(ApiKey::Metadata, 1, &MetadataRequest::default());
+    assert!(c.read_frame().len() > 8);
+}

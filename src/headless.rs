@@ -230,3 +230,27 @@ pub async fn print_live(mut sub: crate::capture::Subscription, as_json: bool) {
         }
     }
 }
+
+/// Prints one line per client state change from the stall detector until its feed closes:
+/// `# client conn=N <client id> (<software>) healthy -> retrying: <evidence>`, or with `as_json`
+/// a `{"kind":"client_state", ...}` object.
+pub async fn print_client_states(
+    mut changes: tokio::sync::broadcast::Receiver<crate::diagnose::StateChange>,
+    as_json: bool,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let text = match changes.recv().await {
+            Ok(c) if as_json => c.json().to_string(),
+            Ok(c) => c.line(),
+            Err(RecvError::Lagged(n)) => {
+                format!("# client state printer fell behind: {n} changes not printed")
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+            return; // stdout closed
+        }
+    }
+}

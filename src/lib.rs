@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod capture;
 pub mod control;
+pub mod diagnose;
 pub mod headless;
 pub mod matrix;
 pub mod protocol;

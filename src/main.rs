@@ -73,6 +73,18 @@ struct Cli {
     /// number). Repeatable; with --headless, `cap API=N` on stdin changes caps while running.
     #[arg(long = "cap", value_name = "API=N")]
     caps: Vec<chronik_tui::settings::VersionCap>,
+    /// Stall detector: a client closing its connection within this many ms of a response it
+    /// could not decode is "disconnecting".
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    stall_close_after_ms: u64,
+    /// Stall detector: a client silent this many ms after a response it could not decode is
+    /// "stalled".
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    stall_silence_ms: u64,
+    /// Stall detector: a request unanswered this many ms (until its connection closed) is
+    /// "stalled".
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    stall_unanswered_ms: u64,
 }
 
 /// Subcommands.
@@ -207,11 +219,21 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .map(|c| (c.api_key, c.max_version))
             .collect(),
-        ..Knobs::default()
+        stall: chronik_tui::settings::StallThresholds {
+            close_after_response: std::time::Duration::from_millis(cli.stall_close_after_ms),
+            silence: std::time::Duration::from_millis(cli.stall_silence_ms),
+            unanswered: std::time::Duration::from_millis(cli.stall_unanswered_ms),
+        },
     });
+    // Client detection and the stall detector, on the store's feeds (subscribed before the
+    // broker starts, so it sees every connection).
+    let clients = chronik_tui::diagnose::spawn(&store, settings.clone());
+    tokio::spawn(headless::print_client_states(clients.subscribe(), cli.json));
     if cli.headless {
         // Commands on stdin (`placement front`, `rule add …`, `clients`); EOF ends only this.
-        let control = chronik_tui::control::Control::new(settings.clone());
+        let table = clients.clone();
+        let control = chronik_tui::control::Control::new(settings.clone())
+            .with_clients_hook(Box::new(move || table.render()));
         tokio::spawn(chronik_tui::control::run_stdin(control, cli.json));
     }
     let printer = tokio::spawn(headless::print_live(store.subscribe(), cli.json));

@@ -1,0 +1,915 @@
+//! Client detection and the stall detector.
+//!
+//! Fed only by a store's two feeds (exchanges and connection events), never by the broker's
+//! internals, so the same code runs on a live broker and on a capture. For each connection it
+//! keeps what is known of the client (client id, the software name and version ApiVersions v3+
+//! carries, the API versions actually used) and classifies it as healthy, retrying, stalled or
+//! disconnecting, with the evidence: which exchange, which response, how many bytes.
+//!
+//! What the feeds can and cannot say: the broker pushes an exchange when it completes (response
+//! written, no response due, or connection closed), so a request still being worked on is
+//! invisible; "in flight" here is the history of requests that got no response (acks=0) or were
+//! left unanswered when the connection closed.
+//!
+//! The rules (thresholds from [`StallThresholds`]), designed from what the real clients do when
+//! a ProduceResponse is not laid out as Apache Kafka lays it out:
+//! - **retrying**: a Produce request carries a batch that an earlier, already answered Produce
+//!   of the same client (client id and peer IP, across connections) carried: same producer
+//!   id/epoch/base sequence when the producer numbers its batches, else same batch CRC.
+//! - **disconnecting**: the client closed the connection within `close_after_response` of a
+//!   ProduceResponse that does not decode as the spec says (a decode error, or bytes left after
+//!   the last field), with nothing asked in between.
+//! - **stalled**: no request for `silence` after such a ProduceResponse while the connection
+//!   stays open (the client waits for an ack it could not read, until its own timeout), or a
+//!   request left unanswered for `unanswered` until the connection closed.
+//! - **healthy** again: a later ProduceResponse on the connection that decodes cleanly for a
+//!   batch not seen before.
+//!
+//! A ProduceResponse that decodes cleanly followed by a close or by silence is a client that
+//! finished or is idle, and stays healthy.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store};
+use crate::protocol::batch::{self, BatchHeader, Entry};
+use crate::protocol::registry;
+use crate::protocol::{dissect_request_with, Field, Limits, Value};
+use crate::settings::{Settings, StallThresholds};
+
+const API_PRODUCE: i16 = 0;
+const API_VERSIONS: i16 = 18;
+/// Most batches remembered for resend detection (oldest forgotten first).
+const MAX_REMEMBERED_BATCHES: usize = 100_000;
+/// Most closed connections kept in the table (oldest dropped first).
+const MAX_CLOSED_CONNECTIONS: usize = 1_000;
+/// How often time-based states are re-evaluated.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// How a client connection is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Healthy,
+    Retrying,
+    Stalled,
+    Disconnecting,
+}
+
+impl Health {
+    /// The word used in lines, tables and JSON.
+    pub fn word(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Retrying => "retrying",
+            Health::Stalled => "stalled",
+            Health::Disconnecting => "disconnecting",
+        }
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+/// What a state is based on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceKind {
+    /// A Produce batch sent again after its response was sent.
+    Resent,
+    /// The client closed the connection soon after a response it could not have read.
+    ClosedAfterResponse,
+    /// No request after a response the client could not have read.
+    SilenceAfterResponse,
+    /// A request left unanswered until the connection closed.
+    Unanswered,
+    /// A ProduceResponse that decodes cleanly, for a new batch.
+    CleanResponse,
+}
+
+/// Why a connection is in its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    pub kind: EvidenceKind,
+    /// The exchange that shows it (the resent request, the response closed or waited on).
+    pub exchange: Option<u64>,
+    /// The earlier exchange it refers to (the first send of a resent batch).
+    pub earlier_exchange: Option<u64>,
+    /// When the evidence became conclusive, µs since the epoch.
+    pub at: i64,
+    /// What happened, naming the response and the bytes.
+    pub text: String,
+}
+
+/// One change of a connection's state, as printed by the headless view.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateChange {
+    pub conn: u64,
+    pub peer: String,
+    pub client_id: Option<String>,
+    /// `name version` from ApiVersions v3+, when the client sent it.
+    pub software: Option<String>,
+    pub from: Health,
+    pub to: Health,
+    pub evidence: Evidence,
+    /// The thresholds in force when it was decided, in ms.
+    pub thresholds_ms: ThresholdsMs,
+}
+
+/// [`StallThresholds`] in milliseconds, for output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ThresholdsMs {
+    pub close_after_response: u128,
+    pub silence: u128,
+    pub unanswered: u128,
+}
+
+impl From<StallThresholds> for ThresholdsMs {
+    fn from(t: StallThresholds) -> Self {
+        ThresholdsMs {
+            close_after_response: t.close_after_response.as_millis(),
+            silence: t.silence.as_millis(),
+            unanswered: t.unanswered.as_millis(),
+        }
+    }
+}
+
+impl std::fmt::Display for ThresholdsMs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stall.close_after_response={}ms stall.silence={}ms stall.unanswered={}ms",
+            self.close_after_response, self.silence, self.unanswered
+        )
+    }
+}
+
+impl StateChange {
+    /// The headless line: `# client conn=N <client id> (<software>) from -> to: <evidence>`.
+    pub fn line(&self) -> String {
+        format!(
+            "# client conn={} {} ({}) {} -> {}: {}",
+            self.conn,
+            self.client_id.as_deref().unwrap_or("-"),
+            self.software.as_deref().unwrap_or("software not sent"),
+            self.from,
+            self.to,
+            self.evidence.text
+        )
+    }
+
+    /// The headless JSON object, `{"kind":"client_state", ...}`.
+    pub fn json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_else(|_| serde_json::json!({}));
+        v["kind"] = serde_json::json!("client_state");
+        v
+    }
+}
+
+/// A ProduceResponse that does not decode as the spec lays it out.
+#[derive(Debug, Clone)]
+struct BadResponse {
+    exchange: u64,
+    corr: i32,
+    version: i16,
+    bytes: usize,
+    at: i64,
+    /// What is wrong with it, and the placement it was encoded with when the source says.
+    what: String,
+}
+
+impl BadResponse {
+    fn describe(&self) -> String {
+        format!(
+            "ProduceResponse v{} corr={} (exchange #{}, {} B) {}",
+            self.version, self.corr, self.exchange, self.bytes, self.what
+        )
+    }
+}
+
+/// A request left unanswered, waiting for the connection's close time.
+#[derive(Debug, Clone)]
+struct Waiting {
+    exchange: u64,
+    api_key: i16,
+    version: i16,
+    corr: i32,
+    bytes: usize,
+    request_at: i64,
+}
+
+/// What is known of one connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnInfo {
+    pub conn: u64,
+    pub peer: String,
+    pub client_id: Option<String>,
+    pub software_name: Option<String>,
+    pub software_version: Option<String>,
+    /// API key -> the version last used on this connection.
+    pub negotiated: BTreeMap<i16, i16>,
+    /// Requests seen.
+    pub requests: u64,
+    pub last_request_at: Option<i64>,
+    pub last_response_at: Option<i64>,
+    /// Produce requests with acks=0 (no response by protocol).
+    pub no_response: u64,
+    /// Requests left unanswered when the connection closed.
+    pub unanswered: u64,
+    /// Throttle placement of the latest ProduceResponse, as the source noted it.
+    pub placement: Option<String>,
+    pub health: Health,
+    pub evidence: Option<Evidence>,
+    pub opened_at: Option<i64>,
+    /// (who, when, why) once closed.
+    pub closed: Option<(ClosedBy, i64, String)>,
+    #[serde(skip)]
+    bad_response: Option<BadResponse>,
+    #[serde(skip)]
+    waiting: Vec<Waiting>,
+}
+
+impl ConnInfo {
+    fn new(conn: u64, peer: &str) -> ConnInfo {
+        ConnInfo {
+            conn,
+            peer: peer.to_string(),
+            client_id: None,
+            software_name: None,
+            software_version: None,
+            negotiated: BTreeMap::new(),
+            requests: 0,
+            last_request_at: None,
+            last_response_at: None,
+            no_response: 0,
+            unanswered: 0,
+            placement: None,
+            health: Health::Healthy,
+            evidence: None,
+            opened_at: None,
+            closed: None,
+            bad_response: None,
+            waiting: Vec::new(),
+        }
+    }
+
+    /// `name version` from ApiVersions v3+, when sent.
+    pub fn software(&self) -> Option<String> {
+        match (&self.software_name, &self.software_version) {
+            (Some(n), Some(v)) => Some(format!("{n} {v}")),
+            (Some(n), None) => Some(n.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Who a client is for resend detection: client id and peer IP (clients reconnect to retry).
+type ClientKey = (Option<String>, String);
+
+/// What identifies a batch across resends.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum BatchKey {
+    /// Producer id, epoch and base sequence (idempotent producers).
+    Sequence(i64, i16, i32),
+    /// Batch CRC (others; the CRC covers the records and their timestamps).
+    Crc(u32),
+}
+
+/// One batch of a Produce request.
+#[derive(Debug, Clone)]
+struct BatchSeen {
+    topic: String,
+    partition: i64,
+    header: BatchHeader,
+    bytes: usize,
+}
+
+impl BatchSeen {
+    fn key(&self) -> BatchKey {
+        let h = &self.header;
+        if h.producer_id >= 0 && h.base_sequence >= 0 {
+            BatchKey::Sequence(h.producer_id, h.producer_epoch, h.base_sequence)
+        } else {
+            BatchKey::Crc(h.crc)
+        }
+    }
+
+    fn describe(&self) -> String {
+        let h = &self.header;
+        let id = if h.producer_id >= 0 && h.base_sequence >= 0 {
+            format!(
+                "producer_id={} epoch={} base_sequence={}",
+                h.producer_id, h.producer_epoch, h.base_sequence
+            )
+        } else {
+            format!("crc=0x{:08x}", h.crc)
+        };
+        format!(
+            "batch {}-{} {id} ({} records, {} B)",
+            self.topic, self.partition, h.records_count, self.bytes
+        )
+    }
+}
+
+/// Where a batch was last sent, and whether its response had been sent.
+#[derive(Debug, Clone)]
+struct BatchSent {
+    exchange: u64,
+    conn: u64,
+    corr: i32,
+    response_at: Option<i64>,
+    response_bytes: Option<usize>,
+}
+
+/// The detector: a table of connections and their states.
+#[derive(Debug, Default)]
+pub struct Detector {
+    conns: BTreeMap<u64, ConnInfo>,
+    closed_order: VecDeque<u64>,
+    batches: HashMap<(ClientKey, BatchKey), BatchSent>,
+    batch_order: VecDeque<(ClientKey, BatchKey)>,
+}
+
+fn ip_of(peer: &str) -> String {
+    match peer.rsplit_once(':') {
+        Some((ip, _)) => ip.to_string(),
+        None => peer.to_string(),
+    }
+}
+
+fn ms(us: i64) -> String {
+    let ms = us as f64 / 1000.0;
+    if ms >= 1000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+/// The placement a ProduceResponse was encoded with, when the source says: the exchange's
+/// `placement` (the embedded broker; `front (rule 1: …)` when a rule chose it), else a
+/// `throttle_time_ms placement: WORD …` note. Captures of other brokers say nothing.
+fn noted_placement(ex: &Exchange) -> Option<String> {
+    if let Some(p) = &ex.placement {
+        return Some(p.to_string());
+    }
+    ex.notes.iter().find_map(|n| {
+        n.strip_prefix("throttle_time_ms placement: ")
+            .map(|rest| rest.split_whitespace().next().unwrap_or(rest).to_string())
+    })
+}
+
+fn str_field(root: &Field, name: &str) -> Option<String> {
+    match root.find(name).map(|f| &f.value) {
+        Some(Value::Str(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The software name and version of an ApiVersions v3+ request.
+fn software_of(ex: &Exchange) -> Option<(String, String)> {
+    if ex.api_key != API_VERSIONS || ex.api_version < 3 {
+        return None;
+    }
+    let d = dissect_request_with(&ex.request, Limits::CHECK_ONLY);
+    let name = str_field(&d.root, "api_versions.request.client_software_name")?;
+    let version = str_field(&d.root, "api_versions.request.client_software_version")?;
+    Some((name, version))
+}
+
+/// The magic-2 batches of a Produce request with their topic and partition (record sets are
+/// split without decompressing).
+fn batches_of(ex: &Exchange) -> Vec<BatchSeen> {
+    let d = dissect_request_with(
+        &ex.request,
+        Limits {
+            records: false,
+            ..Limits::default()
+        },
+    );
+    let mut out = Vec::new();
+    let mut topic = String::new();
+    let mut partition = -1;
+    d.root.walk(0, &mut |f, _| match f.name() {
+        "produce.request.topic_data.name" => {
+            if let Value::Str(s) = &f.value {
+                topic = s.clone();
+            }
+        }
+        "produce.request.topic_data.partition_data.index" => {
+            partition = f.as_int().unwrap_or(-1);
+        }
+        "record_set.undecoded" if f.buffer == 0 => {
+            if let Value::Bytes { start, len } = f.value {
+                let (start, len) = (start as usize, len as usize);
+                let Some(set) = ex.request.get(start..start.saturating_add(len)) else {
+                    return;
+                };
+                for e in batch::split(set) {
+                    if let Entry::Batch { start, end } = e {
+                        if let Some(header) = set.get(start..end).and_then(BatchHeader::parse) {
+                            out.push(BatchSeen {
+                                topic: topic.clone(),
+                                partition,
+                                header,
+                                bytes: end - start,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    });
+    out
+}
+
+/// Whether a ProduceResponse decodes as the spec lays it out; `Some(what is wrong)` if not.
+fn produce_response_problem(ex: &Exchange) -> Option<String> {
+    let d = ex.dissect_response()?;
+    if let Some(e) = &d.error {
+        return Some(format!("does not decode as the spec lays it out: {e}"));
+    }
+    let trailing: Vec<&Field> = d
+        .root
+        .children
+        .iter()
+        .filter(|f| f.name() == "kafka.trailing_bytes")
+        .collect();
+    trailing.first().map(|t| {
+        format!(
+            "does not decode as the spec lays it out: {} bytes left after the last field, at byte {}",
+            t.len, t.offset
+        )
+    })
+}
+
+impl Detector {
+    /// An empty table.
+    pub fn new() -> Detector {
+        Detector::default()
+    }
+
+    /// The connections, by id (open and recently closed).
+    pub fn connections(&self) -> impl Iterator<Item = &ConnInfo> {
+        self.conns.values()
+    }
+
+    /// One connection.
+    pub fn connection(&self, conn: u64) -> Option<&ConnInfo> {
+        self.conns.get(&conn)
+    }
+
+    fn entry(&mut self, conn: u64, peer: &str) -> &mut ConnInfo {
+        self.conns
+            .entry(conn)
+            .or_insert_with(|| ConnInfo::new(conn, peer))
+    }
+
+    fn set(
+        &mut self,
+        conn: u64,
+        to: Health,
+        evidence: Evidence,
+        t: StallThresholds,
+        out: &mut Vec<StateChange>,
+    ) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let from = c.health;
+        c.health = to;
+        c.evidence = Some(evidence.clone());
+        if from != to {
+            out.push(StateChange {
+                conn,
+                peer: c.peer.clone(),
+                client_id: c.client_id.clone(),
+                software: c.software(),
+                from,
+                to,
+                evidence,
+                thresholds_ms: t.into(),
+            });
+        }
+    }
+
+    fn remember_batch(&mut self, key: (ClientKey, BatchKey), sent: BatchSent) {
+        if self.batches.insert(key.clone(), sent).is_none() {
+            self.batch_order.push_back(key);
+            while self.batch_order.len() > MAX_REMEMBERED_BATCHES {
+                if let Some(old) = self.batch_order.pop_front() {
+                    self.batches.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Takes in one exchange; returns the state changes it causes.
+    pub fn on_exchange(&mut self, ex: &Exchange, t: StallThresholds) -> Vec<StateChange> {
+        let mut out = Vec::new();
+        let c = self.entry(ex.conn, &ex.peer);
+        if ex.client_id.is_some() {
+            c.client_id = ex.client_id.clone();
+        }
+        if !ex.request.is_empty() {
+            c.requests += 1;
+            c.negotiated.insert(ex.api_key, ex.api_version);
+            c.last_request_at = Some(c.last_request_at.unwrap_or(0).max(ex.request_at));
+            // A new request answers the question "is the client still talking?".
+            if c.bad_response
+                .as_ref()
+                .is_some_and(|b| b.at <= ex.request_at)
+            {
+                c.bad_response = None;
+            }
+        }
+        if let Some(at) = ex.response_at {
+            c.last_response_at = Some(c.last_response_at.unwrap_or(0).max(at));
+        }
+        if let Some((name, version)) = software_of(ex) {
+            c.software_name = Some(name);
+            c.software_version = Some(version);
+        }
+        match &ex.status {
+            Status::NoResponse => c.no_response += 1,
+            Status::Unanswered => {
+                c.unanswered += 1;
+                c.waiting.push(Waiting {
+                    exchange: ex.id,
+                    api_key: ex.api_key,
+                    version: ex.api_version,
+                    corr: ex.correlation_id,
+                    bytes: ex.request.len(),
+                    request_at: ex.request_at,
+                });
+            }
+            _ => {}
+        }
+        if ex.api_key == API_PRODUCE {
+            self.on_produce(ex, t, &mut out);
+        }
+        self.settle_waiting(ex.conn, t, &mut out);
+        out
+    }
+
+    fn on_produce(&mut self, ex: &Exchange, t: StallThresholds, out: &mut Vec<StateChange>) {
+        let client: ClientKey = (ex.client_id.clone(), ip_of(&ex.peer));
+        let mut resent: Option<Evidence> = None;
+        for b in batches_of(ex) {
+            let key = (client.clone(), b.key());
+            if let Some(prev) = self.batches.get(&key) {
+                if let Some(answered_at) = prev.response_at.filter(|at| *at <= ex.request_at) {
+                    if prev.exchange != ex.id && resent.is_none() {
+                        resent = Some(Evidence {
+                            kind: EvidenceKind::Resent,
+                            exchange: Some(ex.id),
+                            earlier_exchange: Some(prev.exchange),
+                            at: ex.request_at,
+                            text: format!(
+                                "Produce v{} corr={} (exchange #{}, {} B) resends {}, first sent \
+                                 on conn={} corr={} (exchange #{}) and answered {} earlier \
+                                 (ProduceResponse {} B)",
+                                ex.api_version,
+                                ex.correlation_id,
+                                ex.id,
+                                ex.request.len(),
+                                b.describe(),
+                                prev.conn,
+                                prev.corr,
+                                prev.exchange,
+                                ms(ex.request_at - answered_at),
+                                prev.response_bytes.unwrap_or(0),
+                            ),
+                        });
+                    }
+                }
+            }
+            self.remember_batch(
+                key,
+                BatchSent {
+                    exchange: ex.id,
+                    conn: ex.conn,
+                    corr: ex.correlation_id,
+                    response_at: ex.response_at,
+                    response_bytes: ex.response.as_ref().map(Vec::len),
+                },
+            );
+        }
+        let placement = noted_placement(ex);
+        let problem = if ex.status == Status::Answered {
+            produce_response_problem(ex)
+        } else {
+            None
+        };
+        let Some(c) = self.conns.get_mut(&ex.conn) else {
+            return;
+        };
+        if placement.is_some() || ex.status == Status::Answered {
+            c.placement = Some(placement.clone().unwrap_or_else(|| "spec".into()));
+        }
+        if let Some(what) = problem {
+            c.bad_response = Some(BadResponse {
+                exchange: ex.id,
+                corr: ex.correlation_id,
+                version: ex.api_version,
+                bytes: ex.response.as_ref().map_or(0, Vec::len),
+                at: ex.response_at.unwrap_or(ex.request_at),
+                what: match &placement {
+                    Some(p) => format!("{what} (encoded with throttle_time_ms placement {p})"),
+                    None => what,
+                },
+            });
+        }
+        let health = c.health;
+        if let Some(ev) = resent {
+            self.set(ex.conn, Health::Retrying, ev, t, out);
+        } else if ex.status == Status::Answered
+            && health != Health::Healthy
+            && self
+                .conns
+                .get(&ex.conn)
+                .is_some_and(|c| c.bad_response.is_none())
+        {
+            let ev = Evidence {
+                kind: EvidenceKind::CleanResponse,
+                exchange: Some(ex.id),
+                earlier_exchange: None,
+                at: ex.response_at.unwrap_or(ex.request_at),
+                text: format!(
+                    "ProduceResponse v{} corr={} (exchange #{}, {} B) decodes cleanly, for a new \
+                     batch",
+                    ex.api_version,
+                    ex.correlation_id,
+                    ex.id,
+                    ex.response.as_ref().map_or(0, Vec::len)
+                ),
+            };
+            self.set(ex.conn, Health::Healthy, ev, t, out);
+        }
+    }
+
+    /// Unanswered requests are judged once the close time is known.
+    fn settle_waiting(&mut self, conn: u64, t: StallThresholds, out: &mut Vec<StateChange>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some((_, closed_at, _)) = c.closed.clone() else {
+            return;
+        };
+        let waiting = std::mem::take(&mut c.waiting);
+        let limit = t.unanswered.as_micros() as i64;
+        let longest = waiting
+            .iter()
+            .filter(|w| closed_at - w.request_at >= limit)
+            .min_by_key(|w| w.request_at);
+        if let Some(w) = longest {
+            let ev = Evidence {
+                kind: EvidenceKind::Unanswered,
+                exchange: Some(w.exchange),
+                earlier_exchange: None,
+                at: closed_at,
+                text: format!(
+                    "{} v{} corr={} (exchange #{}, {} B request) left unanswered for {} until the \
+                     connection closed (stall.unanswered={}ms)",
+                    registry::api_name(w.api_key),
+                    w.version,
+                    w.corr,
+                    w.exchange,
+                    w.bytes,
+                    ms(closed_at - w.request_at),
+                    t.unanswered.as_millis()
+                ),
+            };
+            self.set(conn, Health::Stalled, ev, t, out);
+        }
+    }
+
+    /// Takes in one connection event; returns the state changes it causes.
+    pub fn on_conn_event(&mut self, ev: &ConnEvent, t: StallThresholds) -> Vec<StateChange> {
+        let mut out = Vec::new();
+        let c = self.entry(ev.conn, &ev.peer);
+        match &ev.kind {
+            ConnEventKind::Opened => c.opened_at = Some(ev.at),
+            ConnEventKind::Closed { by, reason } => {
+                c.closed = Some((*by, ev.at, reason.clone()));
+                let bad = c.bad_response.take();
+                let health = c.health;
+                self.closed_order.push_back(ev.conn);
+                if *by == ClosedBy::Client {
+                    if let Some(b) = bad {
+                        let after = ev.at - b.at;
+                        if after <= t.close_after_response.as_micros() as i64
+                            && health != Health::Stalled
+                        {
+                            let e = Evidence {
+                                kind: EvidenceKind::ClosedAfterResponse,
+                                exchange: Some(b.exchange),
+                                earlier_exchange: None,
+                                at: ev.at,
+                                text: format!(
+                                    "closed by the client {} after {} (within \
+                                     stall.close_after_response={}ms)",
+                                    ms(after),
+                                    b.describe(),
+                                    t.close_after_response.as_millis()
+                                ),
+                            };
+                            self.set(ev.conn, Health::Disconnecting, e, t, &mut out);
+                        }
+                    }
+                }
+                self.settle_waiting(ev.conn, t, &mut out);
+                while self.closed_order.len() > MAX_CLOSED_CONNECTIONS {
+                    if let Some(old) = self.closed_order.pop_front() {
+                        self.conns.remove(&old);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Re-evaluates time-based states at `now` (µs since the epoch).
+    pub fn tick(&mut self, now: i64, t: StallThresholds) -> Vec<StateChange> {
+        let mut out = Vec::new();
+        let limit = t.silence.as_micros() as i64;
+        let silent: Vec<(u64, BadResponse)> = self
+            .conns
+            .values()
+            .filter(|c| c.closed.is_none() && c.health != Health::Stalled)
+            .filter_map(|c| c.bad_response.clone().map(|b| (c.conn, b)))
+            .filter(|(_, b)| now - b.at >= limit)
+            .collect();
+        for (conn, b) in silent {
+            let e = Evidence {
+                kind: EvidenceKind::SilenceAfterResponse,
+                exchange: Some(b.exchange),
+                earlier_exchange: None,
+                at: now,
+                text: format!(
+                    "no request for {} since {}, connection still open (stall.silence={}ms)",
+                    ms(now - b.at),
+                    b.describe(),
+                    t.silence.as_millis()
+                ),
+            };
+            self.set(conn, Health::Stalled, e, t, &mut out);
+        }
+        out
+    }
+
+    /// The `clients` table: one line per connection, its evidence on the next.
+    pub fn render(&self, t: StallThresholds) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# clients ({})", ThresholdsMs::from(t));
+        let _ = writeln!(
+            s,
+            "{:<5} {:<21} {:<24} {:<28} {:<13} {:>5} {:<15} {:<15} {:<9} {:<8} versions",
+            "conn",
+            "peer",
+            "client id",
+            "software",
+            "state",
+            "reqs",
+            "last request",
+            "last response",
+            "noresp/un",
+            "throttle"
+        );
+        for c in self.conns.values() {
+            let state = match &c.closed {
+                Some((by, _, _)) => format!(
+                    "{}{}",
+                    c.health,
+                    if *by == ClosedBy::Client {
+                        ",closed"
+                    } else {
+                        ",closed*"
+                    }
+                ),
+                None => c.health.to_string(),
+            };
+            let versions: Vec<String> = c
+                .negotiated
+                .iter()
+                .map(|(k, v)| format!("{}:v{}", registry::api_name(*k), v))
+                .collect();
+            let _ = writeln!(
+                s,
+                "{:<5} {:<21} {:<24} {:<28} {:<13} {:>5} {:<15} {:<15} {:<9} {:<8} {}",
+                c.conn,
+                c.peer,
+                c.client_id.as_deref().unwrap_or("-"),
+                c.software().unwrap_or_else(|| "-".into()),
+                state,
+                c.requests,
+                c.last_request_at
+                    .map(crate::headless::clock)
+                    .unwrap_or_else(|| "-".into()),
+                c.last_response_at
+                    .map(crate::headless::clock)
+                    .unwrap_or_else(|| "-".into()),
+                format!("{}/{}", c.no_response, c.unanswered),
+                c.placement.as_deref().unwrap_or("-"),
+                versions.join(",")
+            );
+            if let Some(e) = &c.evidence {
+                let _ = writeln!(s, "      evidence: {}", e.text);
+            }
+        }
+        s
+    }
+}
+
+/// A detector running over a store's feeds; cheap to clone.
+#[derive(Clone)]
+pub struct DiagnoseHandle {
+    detector: Arc<Mutex<Detector>>,
+    settings: Arc<Settings>,
+    changes: broadcast::Sender<StateChange>,
+}
+
+impl DiagnoseHandle {
+    /// The `clients` table now.
+    pub fn render(&self) -> String {
+        let t = self.settings.get().stall;
+        self.lock().render(t)
+    }
+
+    /// A copy of the connection table.
+    pub fn connections(&self) -> Vec<ConnInfo> {
+        self.lock().connections().cloned().collect()
+    }
+
+    /// State changes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<StateChange> {
+        self.changes.subscribe()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Detector> {
+        self.detector.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Starts the detector on a store's feeds (subscribed before this returns, so start it before
+/// the source) with a periodic [`TICK`]; state changes go to [`DiagnoseHandle::subscribe`].
+pub fn spawn(store: &Store, settings: Arc<Settings>) -> DiagnoseHandle {
+    use broadcast::error::RecvError;
+    let (changes, _) = broadcast::channel(1024);
+    let handle = DiagnoseHandle {
+        detector: Arc::new(Mutex::new(Detector::new())),
+        settings,
+        changes,
+    };
+    let mut exchanges = store.subscribe();
+    let mut events = store.subscribe_conn_events();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut ex_open, mut ev_open) = (true, true);
+        while ex_open || ev_open {
+            let t = h.settings.get().stall;
+            // Exchanges first: the source pushes a connection's exchanges before its close.
+            let changes = tokio::select! {
+                biased;
+                r = exchanges.recv(), if ex_open => match r {
+                    Ok(ex) => h.lock().on_exchange(&ex, t),
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "stall detector fell behind on exchanges");
+                        Vec::new()
+                    }
+                    Err(RecvError::Closed) => { ex_open = false; Vec::new() }
+                },
+                r = events.recv(), if ev_open => match r {
+                    Ok(ev) => h.lock().on_conn_event(&ev, t),
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "stall detector fell behind on connection events");
+                        Vec::new()
+                    }
+                    Err(RecvError::Closed) => { ev_open = false; Vec::new() }
+                },
+                _ = tick.tick() => h.lock().tick(now_micros(), t),
+            };
+            for c in changes {
+                tracing::info!(conn = c.conn, from = %c.from, to = %c.to, evidence = %c.evidence.text, "client state");
+                let _ = h.changes.send(c);
+            }
+        }
+    });
+    handle
+}
+
+#[cfg(test)]
+mod tests;

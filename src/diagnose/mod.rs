@@ -15,7 +15,10 @@
 //! a ProduceResponse is not laid out as Apache Kafka lays it out:
 //! - **retrying**: a Produce request carries a batch that an earlier, already answered Produce
 //!   of the same client (client id and peer IP, across connections) carried: same producer
-//!   id/epoch/base sequence when the producer numbers its batches, else same batch CRC.
+//!   id/epoch/base sequence when the producer numbers its batches, else same batch CRC. Clients
+//!   that re-batch and re-stamp what they retry (Sarama) are caught by record: same topic,
+//!   partition, key, value and headers as a record whose response was undecodable or carried
+//!   an error (only then, since an application may well send the same record twice).
 //! - **disconnecting**: the client closed the connection within `close_after_response` of a
 //!   ProduceResponse that does not decode as the spec says (a decode error, or bytes left after
 //!   the last field), with nothing asked in between.
@@ -37,9 +40,9 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store};
-use crate::protocol::batch::{self, BatchHeader, Entry};
+use crate::protocol::batch::BatchHeader;
 use crate::protocol::registry;
-use crate::protocol::{dissect_request_with, Field, Limits, Value};
+use crate::protocol::{dissect_request, dissect_request_with, Dissection, Field, Limits, Value};
 use crate::settings::{Settings, StallThresholds};
 
 const API_PRODUCE: i16 = 0;
@@ -281,6 +284,10 @@ enum BatchKey {
     Sequence(i64, i16, i32),
     /// Batch CRC (others; the CRC covers the records and their timestamps).
     Crc(u32),
+    /// One record's topic, partition, key, value and headers (clients that re-batch and
+    /// re-stamp their retries). Weaker: an application may send the same record twice, so it
+    /// counts only when the earlier response was undecodable or carried an error.
+    Record(u64),
 }
 
 /// One batch of a Produce request.
@@ -327,6 +334,8 @@ struct BatchSent {
     corr: i32,
     response_at: Option<i64>,
     response_bytes: Option<usize>,
+    /// Whether that response was undecodable or carried an error code (a reason to retry).
+    doubtful: bool,
 }
 
 /// The detector: a table of connections and their states.
@@ -387,19 +396,39 @@ fn software_of(ex: &Exchange) -> Option<(String, String)> {
     Some((name, version))
 }
 
-/// The magic-2 batches of a Produce request with their topic and partition (record sets are
-/// split without decompressing).
-fn batches_of(ex: &Exchange) -> Vec<BatchSeen> {
-    let d = dissect_request_with(
-        &ex.request,
-        Limits {
-            records: false,
-            ..Limits::default()
-        },
-    );
-    let mut out = Vec::new();
+/// One record of a Produce request, identified by what a client keeps when it re-batches a
+/// retry: topic, partition, key, value and headers (not the timestamp: Sarama stamps a retried
+/// message again).
+#[derive(Debug, Clone)]
+struct RecordSeen {
+    topic: String,
+    partition: i64,
+    timestamp: i64,
+    /// Hash of (topic, partition, key, value, headers).
+    fingerprint: u64,
+}
+
+fn bytes_of<'a>(d: &'a Dissection, frame: &'a [u8], f: &Field) -> Option<&'a [u8]> {
+    match f.value {
+        Value::Bytes { start, len } => d
+            .buffer(frame, f.buffer)
+            .get(start as usize..(start as usize).saturating_add(len as usize)),
+        Value::Null => Some(&[]),
+        _ => None,
+    }
+}
+
+/// The magic-2 batches of a Produce request with their topic and partition, and their records
+/// (decompressed within the dissector's limits).
+fn produce_contents(ex: &Exchange) -> (Vec<BatchSeen>, Vec<RecordSeen>) {
+    use std::hash::{Hash, Hasher};
+    let d = dissect_request(&ex.request);
+    let frame = &ex.request;
+    let mut batches = Vec::new();
+    let mut records = Vec::new();
     let mut topic = String::new();
     let mut partition = -1;
+    let mut base_timestamp = 0i64;
     d.root.walk(0, &mut |f, _| match f.name() {
         "produce.request.topic_data.name" => {
             if let Value::Str(s) = &f.value {
@@ -409,29 +438,50 @@ fn batches_of(ex: &Exchange) -> Vec<BatchSeen> {
         "produce.request.topic_data.partition_data.index" => {
             partition = f.as_int().unwrap_or(-1);
         }
-        "record_set.undecoded" if f.buffer == 0 => {
-            if let Value::Bytes { start, len } = f.value {
-                let (start, len) = (start as usize, len as usize);
-                let Some(set) = ex.request.get(start..start.saturating_add(len)) else {
-                    return;
-                };
-                for e in batch::split(set) {
-                    if let Entry::Batch { start, end } = e {
-                        if let Some(header) = set.get(start..end).and_then(BatchHeader::parse) {
-                            out.push(BatchSeen {
-                                topic: topic.clone(),
-                                partition,
-                                header,
-                                bytes: end - start,
-                            });
+        "record_batch" => {
+            let start = f.offset as usize;
+            let end = start.saturating_add(f.len as usize);
+            if let Some(header) = d
+                .buffer(frame, f.buffer)
+                .get(start..end)
+                .and_then(BatchHeader::parse)
+            {
+                base_timestamp = header.base_timestamp;
+                batches.push(BatchSeen {
+                    topic: topic.clone(),
+                    partition,
+                    header,
+                    bytes: end - start,
+                });
+            }
+        }
+        "record" => {
+            let child = |name: &str| f.children.iter().find(|c| c.name() == name);
+            let delta = child("record.timestamp_delta").and_then(Field::as_int);
+            let key = child("record.key").and_then(|k| bytes_of(&d, frame, k));
+            let value = child("record.value").and_then(|v| bytes_of(&d, frame, v));
+            if let (Some(delta), Some(key), Some(value)) = (delta, key, value) {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (&topic, partition, key, value).hash(&mut h);
+                // Header names and values, in order.
+                if let Some(headers) = child("record.headers") {
+                    headers.walk(0, &mut |hf, _| {
+                        if let Some(b) = bytes_of(&d, frame, hf) {
+                            b.hash(&mut h);
                         }
-                    }
+                    });
                 }
+                records.push(RecordSeen {
+                    topic: topic.clone(),
+                    partition,
+                    timestamp: base_timestamp.wrapping_add(delta),
+                    fingerprint: h.finish(),
+                });
             }
         }
         _ => {}
     });
-    out
+    (batches, records)
 }
 
 /// Whether a ProduceResponse decodes as the spec lays it out; `Some(what is wrong)` if not.
@@ -452,6 +502,20 @@ fn produce_response_problem(ex: &Exchange) -> Option<String> {
             t.len, t.offset
         )
     })
+}
+
+/// Whether a ProduceResponse carries a non-zero error code.
+fn produce_response_has_error(ex: &Exchange) -> bool {
+    let Some(d) = ex.dissect_response() else {
+        return false;
+    };
+    let mut any = false;
+    d.root.walk(0, &mut |f, _| {
+        if f.short_name() == "error_code" && f.as_int().is_some_and(|c| c != 0) {
+            any = true;
+        }
+    });
+    any
 }
 
 impl Detector {
@@ -565,34 +629,45 @@ impl Detector {
 
     fn on_produce(&mut self, ex: &Exchange, t: StallThresholds, out: &mut Vec<StateChange>) {
         let client: ClientKey = (ex.client_id.clone(), ip_of(&ex.peer));
-        let mut resent: Option<Evidence> = None;
-        for b in batches_of(ex) {
-            let key = (client.clone(), b.key());
-            if let Some(prev) = self.batches.get(&key) {
-                if let Some(answered_at) = prev.response_at.filter(|at| *at <= ex.request_at) {
-                    if prev.exchange != ex.id && resent.is_none() {
-                        resent = Some(Evidence {
-                            kind: EvidenceKind::Resent,
-                            exchange: Some(ex.id),
-                            earlier_exchange: Some(prev.exchange),
-                            at: ex.request_at,
-                            text: format!(
-                                "Produce v{} corr={} (exchange #{}, {} B) resends {}, first sent \
-                                 on conn={} corr={} (exchange #{}) and answered {} earlier \
-                                 (ProduceResponse {} B)",
-                                ex.api_version,
-                                ex.correlation_id,
-                                ex.id,
-                                ex.request.len(),
-                                b.describe(),
-                                prev.conn,
-                                prev.corr,
-                                prev.exchange,
-                                ms(ex.request_at - answered_at),
-                                prev.response_bytes.unwrap_or(0),
-                            ),
-                        });
-                    }
+        let problem = if ex.status == Status::Answered {
+            produce_response_problem(ex)
+        } else {
+            None
+        };
+        let doubtful = problem.is_some() || produce_response_has_error(ex);
+        let (batches, records) = produce_contents(ex);
+        // Whole batches first (producer sequence or CRC), then single records for clients that
+        // re-batch what they retry.
+        let mut items: Vec<(BatchKey, String)> =
+            batches.iter().map(|b| (b.key(), b.describe())).collect();
+        let record_count = records.len();
+        items.extend(records.iter().map(|r| {
+            (
+                BatchKey::Record(r.fingerprint),
+                format!(
+                    "a record of {}-{} (timestamp {}) with the same key, value and headers",
+                    r.topic, r.partition, r.timestamp
+                ),
+            )
+        }));
+        let mut resent: Option<(BatchSent, i64, String)> = None;
+        let mut records_resent = 0usize;
+        for (key, what) in items {
+            let is_record = matches!(key, BatchKey::Record(_));
+            let key = (client.clone(), key);
+            let earlier = self
+                .batches
+                .get(&key)
+                .filter(|prev| prev.exchange != ex.id && (prev.doubtful || !is_record))
+                .and_then(|prev| {
+                    prev.response_at
+                        .filter(|at| *at <= ex.request_at)
+                        .map(|at| (prev.clone(), at))
+                });
+            if let Some((prev, answered_at)) = earlier {
+                records_resent += usize::from(is_record);
+                if resent.is_none() {
+                    resent = Some((prev, answered_at, what));
                 }
             }
             self.remember_batch(
@@ -603,15 +678,38 @@ impl Detector {
                     corr: ex.correlation_id,
                     response_at: ex.response_at,
                     response_bytes: ex.response.as_ref().map(Vec::len),
+                    doubtful,
                 },
             );
         }
+        let resent = resent.map(|(prev, answered_at, what)| {
+            let records = if records_resent > 0 {
+                format!(" ({records_resent} of its {record_count} records were sent before)")
+            } else {
+                String::new()
+            };
+            Evidence {
+                kind: EvidenceKind::Resent,
+                exchange: Some(ex.id),
+                earlier_exchange: Some(prev.exchange),
+                at: ex.request_at,
+                text: format!(
+                    "Produce v{} corr={} (exchange #{}, {} B) resends {what}{records}, first sent \
+                     on conn={} corr={} (exchange #{}) and answered {} earlier (ProduceResponse \
+                     {} B)",
+                    ex.api_version,
+                    ex.correlation_id,
+                    ex.id,
+                    ex.request.len(),
+                    prev.conn,
+                    prev.corr,
+                    prev.exchange,
+                    ms(ex.request_at - answered_at),
+                    prev.response_bytes.unwrap_or(0),
+                ),
+            }
+        });
         let placement = noted_placement(ex);
-        let problem = if ex.status == Status::Answered {
-            produce_response_problem(ex)
-        } else {
-            None
-        };
         let Some(c) = self.conns.get_mut(&ex.conn) else {
             return;
         };

@@ -24,7 +24,9 @@ fn thresholds() -> StallThresholds {
 fn batch_bytes(n: i32, producer: Option<(i64, i16, i32)>, ts: i64) -> Vec<u8> {
     let mut records = Vec::new();
     for i in 0..n {
-        let body = [0u8, 0, (i as u8) << 1, 1, 2, b'x', 0];
+        // Distinct values for distinct (ts, i), so only real resends repeat a record.
+        let value = b'a' + ((ts + i as i64).rem_euclid(26)) as u8;
+        let body = [0u8, 0, (i as u8) << 1, 1, 2, value, 0];
         records.push((body.len() as u8) << 1);
         records.extend_from_slice(&body);
     }
@@ -336,7 +338,7 @@ fn silence_after_an_undecodable_response_is_stalled_then_a_clean_one_recovers() 
     assert!(ch[0].evidence.text.contains("exchange #3"));
     assert!(d.tick(T0 + 2 * silence, t).is_empty(), "reported once");
     // The client's next batch gets a clean response.
-    let b2 = batch_bytes(2, Some((1000, 0, 2)), 2);
+    let b2 = batch_bytes(2, Some((1000, 0, 2)), 10);
     let at = T0 + 2 * silence;
     let ex = exchange(
         4,
@@ -475,4 +477,71 @@ fn hostile_frames_do_not_panic() {
     }
     d.tick(T0 + 100 * S, t);
     let _ = d.render(t);
+}
+
+#[test]
+fn a_record_resent_in_a_new_batch_is_retrying() {
+    let mut d = Detector::new();
+    let t = thresholds();
+    let first = batch_bytes(1, None, 5);
+    let rebatched = batch_bytes(2, None, 5);
+    assert_ne!(first[17..21], rebatched[17..21], "different CRCs");
+    let ex = exchange(
+        1,
+        1,
+        5000,
+        0,
+        3,
+        0,
+        produce_request(3, 0, "app", &first),
+        Some(produce_response(3, 0, true)),
+        T0,
+    );
+    assert!(d.on_exchange(&ex, t).is_empty());
+    let ex = exchange(
+        2,
+        2,
+        5001,
+        0,
+        3,
+        1,
+        produce_request(3, 1, "app", &rebatched),
+        Some(produce_response(3, 1, true)),
+        T0 + S / 10,
+    );
+    let ch = d.on_exchange(&ex, t);
+    assert_eq!(ch.len(), 1, "{ch:?}");
+    assert_eq!(ch[0].to, Health::Retrying);
+    let text = &ch[0].evidence.text;
+    assert!(text.contains("a record of t-0 (timestamp 5)"), "{text}");
+    assert!(text.contains("1 of its 2 records"), "{text}");
+    // A record never sent before, in a new batch, is not a retry.
+    let fresh = batch_bytes(1, None, 99);
+    let ex = exchange(
+        3,
+        3,
+        5002,
+        0,
+        3,
+        2,
+        produce_request(3, 2, "app", &fresh),
+        Some(produce_response(3, 2, false)),
+        T0 + S,
+    );
+    assert!(d.on_exchange(&ex, t).is_empty());
+    // The same record content again after a clean response: an application may send the same
+    // record twice, so only a whole batch (CRC or sequence) would count.
+    let again = batch_bytes(2, None, 98);
+    let ex = exchange(
+        4,
+        3,
+        5002,
+        0,
+        3,
+        3,
+        produce_request(3, 3, "app", &again),
+        Some(produce_response(3, 3, false)),
+        T0 + 2 * S,
+    );
+    assert!(d.on_exchange(&ex, t).is_empty());
 }

@@ -309,3 +309,87 @@ fn survey() {
         println!("{}", j.join().unwrap());
     }
 }
+
+/// A rule aimed at kafka-python (by software name) stalls it while confluent-kafka, connected at
+/// the same time, stays healthy: the detector tells the two apart per connection.
+#[test]
+fn a_rule_for_one_client_leaves_the_other_healthy() {
+    let broker = Broker::start(&[
+        "--json",
+        "--stall-silence-ms",
+        "2000",
+        "--cap",
+        "produce=8",
+        "--throttle-rule",
+        "software=kafka-python*:front",
+    ]);
+    let boot = broker.bootstrap();
+    let kp = clients::spawn(
+        &Client::find("kafka-python"),
+        &boot,
+        &Job::produce("rule-kp", 3, "none", 0).with("timeout_ms=9000"),
+    );
+    let mut states: Vec<Json> = Vec::new();
+    let take = |l: String, states: &mut Vec<Json>| {
+        if let Ok(v) = serde_json::from_str::<Json>(&l) {
+            if v["kind"] == "client_state" {
+                states.push(v.clone());
+            }
+            return v["api_name"] == "Produce";
+        }
+        false
+    };
+    // Wait for kafka-python's first Produce, so both clients are connected at once.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let l = broker
+            .lines
+            .recv_timeout(left)
+            .expect("kafka-python's Produce in time");
+        if take(l, &mut states) {
+            break;
+        }
+    }
+    let cf = clients::run(
+        &Client::find("confluent"),
+        &boot,
+        &Job::produce("rule-cf", 3, "none", 0),
+    );
+    assert_eq!(clients::produced(&cf, 0, 3).len(), 3, "confluent acks");
+    let (status, kp_run) = kp.outcome(Vec::new());
+    let kp_said = classify(status, &kp_run, 3);
+    while let Ok(l) = broker.lines.recv_timeout(Duration::from_millis(500)) {
+        take(l, &mut states);
+    }
+    let of = |prefix: &str| -> Vec<String> {
+        states
+            .iter()
+            .filter(|s| {
+                s["client_id"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with(prefix))
+            })
+            .map(|s| s["to"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    let explain = format!("kafka-python said {kp_said:?}; states {states:#?}");
+    assert!(of("confluent").is_empty(), "{explain}");
+    assert_ne!(kp_said, ClientSaid::Acked, "{explain}");
+    assert!(!of("kafka-python").is_empty(), "{explain}");
+    if kp_said == ClientSaid::TimedOut {
+        assert!(
+            of("kafka-python").iter().any(|v| v == "stalled"),
+            "{explain}"
+        );
+    }
+    for s in &states {
+        assert!(
+            s["software"]
+                .as_str()
+                .is_some_and(|sw| sw.starts_with("kafka-python")),
+            "{explain}"
+        );
+    }
+    eprintln!("kafka-python {kp_said:?}: {:?}", of("kafka-python"));
+}

@@ -125,6 +125,10 @@ struct MatrixArgs {
     /// one at a time, e.g. to record them with tshark.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Highest version the broker advertises for an API, e.g. produce=8 (by name or key
+    /// number). Repeatable.
+    #[arg(long = "cap", value_name = "API=N")]
+    caps: Vec<chronik_tui::settings::VersionCap>,
 }
 
 async fn run_matrix(args: MatrixArgs) -> anyhow::Result<()> {
@@ -136,6 +140,11 @@ async fn run_matrix(args: MatrixArgs) -> anyhow::Result<()> {
         modes: args.modes,
         jobs: args.jobs,
         listen: args.listen,
+        caps: args
+            .caps
+            .iter()
+            .map(|c| (c.api_key, c.max_version))
+            .collect(),
     };
     let m = matrix::run(&opts).await?;
     if args.json {

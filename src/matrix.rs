@@ -1,7 +1,9 @@
 //! The client compatibility matrix: every real client found installed runs one short
 //! produce-and-ack scenario against an embedded broker in each throttle placement mode, with a
 //! bounded time per cell. Each cell says what the client reported (ack and latency, or its own
-//! error or timeout), which API versions it used (from the store), and what the broker saw.
+//! error or timeout), which API versions it used (from the store), what the broker saw, and
+//! the stall detector's verdict ([`crate::diagnose`]) with its evidence, and whether the two
+//! agree.
 //!
 //! The clients are the programs of the test harness (`tests/clients/`, installed by
 //! `scripts/test.sh`), run in their `produce` mode with one message.
@@ -18,8 +20,12 @@ use tokio::process::Command;
 
 use crate::broker::{self, BrokerConfig};
 use crate::capture::{now_micros, ClosedBy, ConnEventKind, Exchange, Status, Store, StoreLimits};
+use crate::diagnose::{self, Health, ThresholdsMs};
 use crate::protocol::registry::api_name;
-use crate::settings::{Knobs, Settings, ThrottlePlacement};
+use crate::settings::{Knobs, Settings, StallThresholds, ThrottlePlacement};
+
+/// Most state changes a cell keeps (a client that reconnects in a loop makes hundreds).
+pub const MAX_CHANGES: usize = 12;
 
 /// ApiKey of Produce.
 const PRODUCE: i16 = 0;
@@ -187,6 +193,9 @@ pub struct MatrixOptions {
     /// Address every cell's broker listens on (default 127.0.0.1:0, a free port per cell);
     /// with a fixed address, cells run one at a time. Useful for recording a capture.
     pub listen: Option<std::net::SocketAddr>,
+    /// Highest version advertised per API key (e.g. Produce capped at 8 to make a client that
+    /// would use a flexible version use the layout the seed's bug is about).
+    pub caps: BTreeMap<i16, i16>,
 }
 
 impl Default for MatrixOptions {
@@ -198,6 +207,7 @@ impl Default for MatrixOptions {
             modes: ThrottlePlacement::ALL.to_vec(),
             jobs: 2,
             listen: None,
+            caps: BTreeMap::new(),
         }
     }
 }
@@ -231,6 +241,8 @@ impl Outcome {
 pub struct BrokerView {
     /// Client ids seen in request headers.
     pub client_ids: Vec<String>,
+    /// Client software `name version` from ApiVersions v3+, when sent.
+    pub software: Vec<String>,
     /// Versions used, by API name.
     pub api_versions: BTreeMap<String, Vec<i16>>,
     /// Produce requests received.
@@ -243,6 +255,42 @@ pub struct BrokerView {
     pub closed_by_client: Vec<String>,
     /// Notes the broker put on produce exchanges (placement used, …), deduplicated.
     pub produce_notes: Vec<String>,
+}
+
+/// The stall detector's view of a cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// The most serious state any of the cell's connections reached (stalled, then retrying,
+    /// then disconnecting, then healthy).
+    pub health: Health,
+    /// The first [`MAX_CHANGES`] state changes, as the headless view prints them
+    /// (`# client conn=N ... -> ...: why`).
+    pub changes: Vec<String>,
+    /// How many state changes there were in all.
+    pub changes_total: usize,
+    /// The thresholds the detector used.
+    pub thresholds_ms: ThresholdsMs,
+}
+
+fn severity(h: Health) -> u8 {
+    match h {
+        Health::Healthy => 0,
+        Health::Disconnecting => 1,
+        Health::Retrying => 2,
+        Health::Stalled => 3,
+    }
+}
+
+/// Whether the detector's verdict is the broker-side view of what the client reported: an ack
+/// is healthy; a client that gave up waiting is stalled (or retrying, when it resent until its
+/// timeout); a client that reported another error dropped the connection or resent.
+pub fn agrees(outcome: Outcome, health: Health) -> bool {
+    matches!(
+        (outcome, health),
+        (Outcome::Ok, Health::Healthy)
+            | (Outcome::Stalled, Health::Stalled | Health::Retrying)
+            | (Outcome::Error, Health::Disconnecting | Health::Retrying)
+    )
 }
 
 /// One cell: one client in one placement mode.
@@ -267,11 +315,26 @@ pub struct Cell {
     pub elapsed_ms: f64,
     /// What the broker saw.
     pub broker: BrokerView,
+    /// The stall detector's verdict.
+    pub verdict: Verdict,
+    /// Whether the verdict matches the client's own report (see [`agrees`]).
+    pub agrees: bool,
 }
 
 impl Cell {
-    /// Short text for the table: `ok 12 ms`, `stalled`, `error`.
+    /// Short text for the table: the client's outcome, then the detector's verdict, e.g.
+    /// `ok 1.2 ms · healthy`, `stalled · stalled`, `error · disconnecting`.
     pub fn short(&self) -> String {
+        format!(
+            "{} · {}{}",
+            self.client_short(),
+            self.verdict.health,
+            if self.agrees { "" } else { " (disagree)" }
+        )
+    }
+
+    /// What the client reported: `ok 12.0 ms`, `stalled`, `error`.
+    pub fn client_short(&self) -> String {
         match (self.outcome, self.ack_ms) {
             (Outcome::Ok, Some(ms)) if self.acked_offset.is_none() && self.client != "kcat" => {
                 format!("ok {ms:.1} ms, no offset")
@@ -348,12 +411,29 @@ pub async fn run_cell(
     mode: ThrottlePlacement,
     timeout: Duration,
     listen: Option<std::net::SocketAddr>,
+    caps: &BTreeMap<i16, i16>,
 ) -> anyhow::Result<Cell> {
+    // The client's own limits sit below the cell's so that it reports in its own words, and
+    // the detector's below the client's so that it can see a stall before the client gives up.
+    let total_ms = timeout.as_millis() as u64;
+    let client_timeout_ms = (total_ms * 3 / 4).max(1000);
+    let request_timeout_ms = (total_ms * 2 / 5).max(500);
+    let defaults = StallThresholds::default();
+    let half = Duration::from_millis(client_timeout_ms / 2);
+    let stall = StallThresholds {
+        silence: defaults.silence.min(half),
+        unanswered: defaults.unanswered.min(half),
+        ..defaults
+    };
     let store = Store::new(StoreLimits::default());
     let settings = Settings::new(Knobs {
         placement: mode,
+        stall,
+        caps: caps.clone(),
         ..Knobs::default()
     });
+    let detector = diagnose::spawn(&store, settings.clone());
+    let mut changes_rx = detector.subscribe();
     let config = BrokerConfig {
         listen: listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         ..BrokerConfig::default()
@@ -361,10 +441,6 @@ pub async fn run_cell(
     let handle = broker::start(config, store.clone(), settings).await?;
     let bootstrap = handle.local_addr.to_string();
     let topic = format!("matrix-{}-{}", client.kind.name, mode.word());
-    // The client's own limits sit below the cell's so that it reports in its own words.
-    let total_ms = timeout.as_millis() as u64;
-    let client_timeout_ms = (total_ms * 3 / 4).max(1000);
-    let request_timeout_ms = (total_ms * 2 / 5).max(500);
     let mut cmd = Command::new(&client.argv[0]);
     cmd.args(&client.argv[1..])
         .args(["produce", &bootstrap, &topic, "matrix", "1", "none", "0"])
@@ -437,11 +513,43 @@ pub async fn run_cell(
         Ok(Ok(s)) => s,
         _ => String::new(),
     };
-    // Let the broker record the connections' ends before looking.
+    // Let the broker record the connections' ends, and the detector take them in, before
+    // looking.
     tokio::time::sleep(Duration::from_millis(100)).await;
     handle.shutdown().await;
+    tokio::time::sleep(diagnose::TICK * 2).await;
+    let mut changes = Vec::new();
+    let mut changes_total = 0;
+    let mut worst = Health::Healthy;
+    while let Ok(c) = changes_rx.try_recv() {
+        if severity(c.to) > severity(worst) {
+            worst = c.to;
+        }
+        changes_total += 1;
+        if changes.len() < MAX_CHANGES {
+            changes.push(c.line());
+        }
+    }
+    let mut software = Vec::new();
+    for c in detector.connections() {
+        if severity(c.health) > severity(worst) {
+            worst = c.health;
+        }
+        if let Some(s) = c.software() {
+            if !software.contains(&s) {
+                software.push(s);
+            }
+        }
+    }
+    let verdict = Verdict {
+        health: worst,
+        changes,
+        changes_total,
+        thresholds_ms: stall.into(),
+    };
     let exchanges = store.snapshot();
-    let view = broker_view(&exchanges, &store);
+    let mut view = broker_view(&exchanges, &store);
+    view.software = software;
     let first_produce = exchanges
         .iter()
         .find(|e| e.api_key == PRODUCE)
@@ -489,6 +597,8 @@ pub async fn run_cell(
         _ => None,
     };
     Ok(Cell {
+        agrees: agrees(outcome, verdict.health),
+        verdict,
         client: client.kind.name.to_string(),
         mode,
         outcome,
@@ -533,10 +643,10 @@ pub async fn run(opts: &MatrixOptions) -> anyhow::Result<Matrix> {
         for &mode in &opts.modes {
             let client = client.clone();
             let jobs = jobs.clone();
-            let (timeout, listen) = (opts.timeout, opts.listen);
+            let (timeout, listen, caps) = (opts.timeout, opts.listen, opts.caps.clone());
             tasks.push(tokio::spawn(async move {
                 let _permit = jobs.acquire_owned().await;
-                run_cell(&client, mode, timeout, listen).await
+                run_cell(&client, mode, timeout, listen, &caps).await
             }));
         }
     }
@@ -621,7 +731,7 @@ pub fn render_table(m: &Matrix) -> String {
             "- {} / {}: {}{}; broker: {} produce request(s), {} response(s), {} connection(s){}\n",
             label(&cell.client),
             cell.mode,
-            cell.short(),
+            cell.client_short(),
             cell.message
                 .as_deref()
                 .map_or(String::new(), |m| format!(" — {}", tail(m, 300))),
@@ -633,6 +743,33 @@ pub fn render_table(m: &Matrix) -> String {
             } else {
                 format!(", {} closed by the client", b.closed_by_client.len())
             },
+        ));
+        out.push_str(&format!(
+            "  detector: {}{}\n",
+            cell.verdict.health,
+            if cell.agrees {
+                ""
+            } else {
+                " (does not match the client's report)"
+            }
+        ));
+        for ch in cell.verdict.changes.iter().take(4) {
+            out.push_str(&format!("  {ch}\n"));
+        }
+        if cell.verdict.changes_total > 4 {
+            out.push_str(&format!(
+                "  … {} more state changes\n",
+                cell.verdict.changes_total - 4
+            ));
+        }
+    }
+    if let Some(c) = m.cells.first() {
+        out.push_str(&format!(
+            "\ndetector thresholds: stall.close_after_response={}ms stall.silence={}ms \
+             stall.unanswered={}ms\n",
+            c.verdict.thresholds_ms.close_after_response,
+            c.verdict.thresholds_ms.silence,
+            c.verdict.thresholds_ms.unanswered
         ));
     }
     out.push('\n');
@@ -653,9 +790,14 @@ pub fn render_table(m: &Matrix) -> String {
                 })
                 .collect();
             out.push_str(&format!(
-                "versions used by {} (client id {}): {}\n",
+                "versions used by {} (client id {}; software {}): {}\n",
                 label(c),
                 cell.broker.client_ids.join(", "),
+                if cell.broker.software.is_empty() {
+                    "not sent".to_string()
+                } else {
+                    cell.broker.software.join(", ")
+                },
                 v.join("; ")
             ));
         }
@@ -685,6 +827,16 @@ mod tests {
         assert!(found.is_empty());
         assert_eq!(missing.len(), 1);
         assert!(missing[0].reason.contains("unknown client"));
+    }
+
+    #[test]
+    fn agreement_table() {
+        assert!(agrees(Outcome::Ok, Health::Healthy));
+        assert!(!agrees(Outcome::Ok, Health::Disconnecting));
+        assert!(agrees(Outcome::Stalled, Health::Stalled));
+        assert!(!agrees(Outcome::Stalled, Health::Healthy));
+        assert!(agrees(Outcome::Error, Health::Disconnecting));
+        assert!(!agrees(Outcome::Error, Health::Healthy));
     }
 
     #[test]

@@ -870,7 +870,12 @@ impl Detector {
     /// The `clients` table: one line per connection, its evidence on the next.
     pub fn render(&self, t: StallThresholds) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# clients ({})", ThresholdsMs::from(t));
+        let _ = writeln!(
+            s,
+            "# clients ({}; state ,closed = closed by the client, ,closed* = by the broker; \
+             noresp/un = acks=0 requests / requests unanswered at close)",
+            ThresholdsMs::from(t)
+        );
         let _ = writeln!(
             s,
             "{:<5} {:<21} {:<24} {:<28} {:<13} {:>5} {:<15} {:<15} {:<9} {:<8} versions",

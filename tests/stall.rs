@@ -393,3 +393,39 @@ fn a_rule_for_one_client_leaves_the_other_healthy() {
     }
     eprintln!("kafka-python {kp_said:?}: {:?}", of("kafka-python"));
 }
+
+/// Without `--json` a state change is one `# client conn=N <client id> (<software>) from -> to:
+/// <evidence>` line.
+#[test]
+fn state_changes_print_one_text_line() {
+    let broker = Broker::start(&["--placement", "omit"]);
+    let c = Client::find("rskafka");
+    let (_, run) = clients::spawn(
+        &c,
+        &broker.bootstrap(),
+        &Job::produce("stall-text", 1, "none", 0),
+    )
+    .outcome(Vec::new());
+    // Observed: rskafka cannot read a ProduceResponse without throttle_time_ms and says so.
+    assert!(!run.of("error").is_empty(), "{}", run.tail());
+    let line = broker
+        .wait_for_line(Duration::from_secs(5), |l| l.starts_with("# client conn="))
+        .expect("a client state line");
+    let re_prefix = "# client conn=";
+    let rest = &line[re_prefix.len()..];
+    let (conn, rest) = rest.split_once(' ').expect("conn");
+    assert!(conn.parse::<u64>().is_ok(), "{line}");
+    assert!(rest.starts_with("rskafka-client (rskafka "), "{line}");
+    let (_, change) = rest.split_once(") ").expect("software");
+    let (states, evidence) = change.split_once(": ").expect("evidence");
+    let (from, to) = states.split_once(" -> ").expect("from -> to");
+    assert_eq!(from, "healthy", "{line}");
+    assert!(
+        ["retrying", "stalled", "disconnecting"].contains(&to),
+        "{line}"
+    );
+    assert!(
+        evidence.contains("exchange #") && evidence.contains(" B"),
+        "{line}"
+    );
+}

@@ -30,6 +30,29 @@
 //!
 //! A ProduceResponse that decodes cleanly followed by a close or by silence is a client that
 //! finished or is idle, and stays healthy.
+//!
+//! What the harness clients did with a ProduceResponse not laid out as the spec says (measured
+//! with `cargo test --test stall survey -- --ignored --nocapture`; `front` with Produce capped
+//! at v8, since the broker applies `front` to v1-v8 only; `omit` without a cap):
+//!
+//! | client (Produce version) | `front` | `omit` |
+//! |---|---|---|
+//! | kafka-python 3.0.12 (v8 capped; v9 uncapped) | waits silently on the open connection until its own timeout | "Unable to decode response", hangs up within ms |
+//! | kafka-python 2.0.2 (v7) | waits silently until its own timeout (the seed's bug) | hangs up, reconnects and resends the same batch (same CRC) 3 times, then "Unable to decode response" |
+//! | confluent-kafka / librdkafka 2.16 (v8 capped; v10 uncapped) | "Bad message format", hangs up | "Read underflow", hangs up |
+//! | kcat / librdkafka 2.0.2 (v7) | "Bad message format", hangs up | "Read underflow", hangs up |
+//! | aiokafka 0.14 (v7) | waits silently until its own timeout | hangs up, reconnects and resends the same batch every ~100 ms until its delivery timeout (every resend is stored again) |
+//! | kafkajs 2.2 (v7) | reports success without partition or offset (reads the int32 as an empty responses array and ignores the rest), then exits normally | RangeError reading past the end, hangs up |
+//! | Sarama 1.22 (v3) | hangs up, re-batches and re-stamps the messages and resends them on new connections, then "Failed to deliver" | same |
+//! | rskafka 0.6 (v7) | "Data left at the end of the message", hangs up | "failed to fill whole buffer", hangs up |
+//!
+//! Before the broker limited `front` to v1-v8, kafka-python 3 (Produce v9) and confluent-kafka
+//! (v10) under `front` hung up at once with a parse error: in a flexible version the int32
+//! lands where the client reads the compact array's length.
+//!
+//! The one case the broker's side cannot tell apart: kafkajs under `front` hangs up a few ms
+//! after a response it could not have read, like a client that failed; the detector says
+//! "disconnecting" and the evidence names the undecodable response.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -227,6 +250,9 @@ pub struct ConnInfo {
     pub no_response: u64,
     /// Requests left unanswered when the connection closed.
     pub unanswered: u64,
+    /// ProduceResponses that do not decode as the spec lays them out (a client that keeps
+    /// talking after them took them for acks it could not have read, as kafkajs does).
+    pub undecodable_responses: u64,
     /// Throttle placement of the latest ProduceResponse, as the source noted it.
     pub placement: Option<String>,
     pub health: Health,
@@ -254,6 +280,7 @@ impl ConnInfo {
             last_response_at: None,
             no_response: 0,
             unanswered: 0,
+            undecodable_responses: 0,
             placement: None,
             health: Health::Healthy,
             evidence: None,
@@ -717,6 +744,7 @@ impl Detector {
             c.placement = Some(placement.clone().unwrap_or_else(|| "spec".into()));
         }
         if let Some(what) = problem {
+            c.undecodable_responses += 1;
             c.bad_response = Some(BadResponse {
                 exchange: ex.id,
                 corr: ex.correlation_id,
@@ -873,12 +901,13 @@ impl Detector {
         let _ = writeln!(
             s,
             "# clients ({}; state ,closed = closed by the client, ,closed* = by the broker; \
-             noresp/un = acks=0 requests / requests unanswered at close)",
+             noresp/un/bad = acks=0 requests / requests unanswered at close / ProduceResponses \
+             that do not decode as the spec lays them out)",
             ThresholdsMs::from(t)
         );
         let _ = writeln!(
             s,
-            "{:<5} {:<21} {:<24} {:<28} {:<13} {:>5} {:<15} {:<15} {:<9} {:<8} versions",
+            "{:<5} {:<21} {:<24} {:<28} {:<13} {:>5} {:<15} {:<15} {:<13} {:<8} versions",
             "conn",
             "peer",
             "client id",
@@ -887,7 +916,7 @@ impl Detector {
             "reqs",
             "last request",
             "last response",
-            "noresp/un",
+            "noresp/un/bad",
             "throttle"
         );
         for c in self.conns.values() {
@@ -910,7 +939,7 @@ impl Detector {
                 .collect();
             let _ = writeln!(
                 s,
-                "{:<5} {:<21} {:<24} {:<28} {:<13} {:>5} {:<15} {:<15} {:<9} {:<8} {}",
+                "{:<5} {:<21} {:<24} {:<28} {:<13} {:>5} {:<15} {:<15} {:<13} {:<8} {}",
                 c.conn,
                 c.peer,
                 c.client_id.as_deref().unwrap_or("-"),
@@ -923,7 +952,10 @@ impl Detector {
                 c.last_response_at
                     .map(crate::headless::clock)
                     .unwrap_or_else(|| "-".into()),
-                format!("{}/{}", c.no_response, c.unanswered),
+                format!(
+                    "{}/{}/{}",
+                    c.no_response, c.unanswered, c.undecodable_responses
+                ),
                 c.placement.as_deref().unwrap_or("-"),
                 versions.join(",")
             );

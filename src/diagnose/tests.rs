@@ -225,6 +225,7 @@ fn clean_response_then_close_or_silence_stays_healthy() {
         .on_conn_event(&closed(1, 5000, T0 + 1000, ClosedBy::Client), t)
         .is_empty());
     assert_eq!(d.connection(1).unwrap().health, Health::Healthy);
+    assert_eq!(d.connection(1).unwrap().undecodable_responses, 0);
 }
 
 #[test]
@@ -254,6 +255,8 @@ fn close_soon_after_an_undecodable_response_is_disconnecting() {
         d.connection(1).unwrap().placement.as_deref(),
         Some("front (rule 0: client_id=app:front)")
     );
+    assert_eq!(d.connection(1).unwrap().undecodable_responses, 1);
+    assert!(d.render(t).contains("0/0/1"), "{}", d.render(t));
     let ch = d.on_conn_event(&closed(1, 5000, T0 + 700, ClosedBy::Client), t);
     assert_eq!(ch.len(), 1, "{ch:?}");
     assert_eq!(

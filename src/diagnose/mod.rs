@@ -999,6 +999,8 @@ impl DiagnoseHandle {
 
 /// Starts the detector on a store's feeds (subscribed before this returns, so start it before
 /// the source) with a periodic [`TICK`]; state changes go to [`DiagnoseHandle::subscribe`].
+/// Thresholds are read from `settings` for every event and tick, so changing them takes effect
+/// at once. Call it within a Tokio runtime; the task runs while the store's feeds are open.
 pub fn spawn(store: &Store, settings: Arc<Settings>) -> DiagnoseHandle {
     use broadcast::error::RecvError;
     let (changes, _) = broadcast::channel(1024);

@@ -548,3 +548,43 @@ fn a_record_resent_in_a_new_batch_is_retrying() {
     );
     assert!(d.on_exchange(&ex, t).is_empty());
 }
+
+/// The running detector: fed through a store, ticking on its own, thresholds read live from
+/// the settings.
+#[tokio::test]
+async fn spawned_detector_follows_the_store_and_the_settings() {
+    use crate::capture::{Store, StoreLimits};
+    use crate::settings::{Knobs, Settings};
+    let store = Store::new(StoreLimits::default());
+    let settings = Settings::new(Knobs::default());
+    let handle = spawn(&store, settings.clone());
+    let mut changes = handle.subscribe();
+    let now = now_micros();
+    store.push_conn_event(opened(1, 5000, now));
+    let b = batch_bytes(1, None, 3);
+    store.push(exchange(
+        0,
+        1,
+        5000,
+        0,
+        7,
+        2,
+        produce_request(7, 2, "app", &b),
+        Some(produce_response(7, 2, true)),
+        now,
+    ));
+    // Default silence is 5 s: nothing within a second.
+    let quiet = tokio::time::timeout(Duration::from_millis(800), changes.recv()).await;
+    assert!(quiet.is_err(), "{quiet:?}");
+    // Lowered at runtime, the next tick says stalled.
+    settings.update(|k| k.stall.silence = Duration::from_millis(300));
+    let change = tokio::time::timeout(Duration::from_secs(3), changes.recv())
+        .await
+        .expect("a change in time")
+        .expect("a change");
+    assert_eq!(change.to, Health::Stalled);
+    assert_eq!(change.thresholds_ms.silence, 300);
+    assert!(change.evidence.text.contains("stall.silence=300ms"));
+    assert!(handle.render().contains("stalled"));
+    assert_eq!(handle.connections().len(), 1);
+}

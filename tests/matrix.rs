@@ -9,6 +9,7 @@
 //!   (`matrix::agrees`); no verdict is written down here.
 //! - The same with Produce capped at v8, so that clients that would use a flexible version
 //!   (where `front` is encoded as `spec`) meet the misplaced field too.
+//! - The binary: `matrix --json` gives one object per cell and names clients not found.
 //!
 //! The clients are installed by scripts/test.sh; a missing one fails the test.
 
@@ -145,4 +146,48 @@ async fn produce_capped_at_v8_front_client_and_detector_agree() {
             describe(&m)
         );
     }
+}
+
+/// The binary: `matrix --json` prints one object per cell on stdout and names the clients it
+/// did not find on stderr; the top-level flags still parse without a subcommand.
+#[test]
+fn binary_json_and_missing_clients() {
+    let log = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chronik-tui"))
+        .arg("--log-file")
+        .arg(log.path().join("chronik-tui.log"))
+        .args([
+            "matrix",
+            "--json",
+            "--clients",
+            "kafka-python-2,no-such-client",
+            "--modes",
+            "spec",
+            "--root",
+            env!("CARGO_MANIFEST_DIR"),
+        ])
+        .output()
+        .expect("run chronik-tui matrix");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let cells: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(cells.len(), 1, "{stdout}");
+    assert_eq!(cells[0]["client"], "kafka-python-2");
+    assert_eq!(cells[0]["mode"], "spec");
+    assert_eq!(cells[0]["outcome"], "ok", "{stdout}");
+    assert_eq!(cells[0]["verdict"]["health"], "healthy", "{stdout}");
+    assert!(
+        stderr.contains("not found: no-such-client"),
+        "stderr: {stderr}"
+    );
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_chronik-tui"))
+        .args(["--headless", "--placement", "front", "--help"])
+        .output()
+        .expect("run chronik-tui --help");
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("matrix"));
 }

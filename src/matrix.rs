@@ -27,6 +27,9 @@ use crate::settings::{Knobs, Settings, StallThresholds, ThrottlePlacement};
 /// Most state changes a cell keeps (a client that reconnects in a loop makes hundreds).
 pub const MAX_CHANGES: usize = 12;
 
+/// Bytes of a client's stderr kept (the last ones).
+const STDERR_KEPT: usize = 8192;
+
 /// ApiKey of Produce.
 const PRODUCE: i16 = 0;
 
@@ -456,14 +459,24 @@ pub async fn run_cell(
         .map_err(|e| anyhow::anyhow!("starting {}: {e}", client.argv.join(" ")))?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
+    // The end of the client's stderr (the part that says why it stopped), bounded.
     let stderr_task = tokio::spawn(async move {
-        let mut buf = String::new();
+        let mut kept: Vec<u8> = Vec::new();
         if let Some(mut s) = stderr {
-            let _ = s.read_to_string(&mut buf).await;
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = s.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                kept.extend_from_slice(&chunk[..n]);
+                if kept.len() > STDERR_KEPT {
+                    kept.drain(..kept.len() - STDERR_KEPT);
+                }
+            }
         }
-        buf
+        String::from_utf8_lossy(&kept).into_owned()
     });
-    // (event, message, when in µs since the epoch) of the lines that matter.
+    // What the client's JSON lines said.
     let mut acked_at: Option<i64> = None;
     let mut acked_offset: Option<i64> = None;
     let mut done = false;

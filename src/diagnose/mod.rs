@@ -381,6 +381,11 @@ fn ip_of(peer: &str) -> String {
     }
 }
 
+/// A threshold in µs (saturating, so an absurd threshold never wraps negative).
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
 fn ms(us: i64) -> String {
     let ms = us as f64 / 1000.0;
     if ms >= 1000.0 {
@@ -731,7 +736,7 @@ impl Detector {
                     prev.conn,
                     prev.corr,
                     prev.exchange,
-                    ms(ex.request_at - answered_at),
+                    ms(ex.request_at.saturating_sub(answered_at)),
                     prev.response_bytes.unwrap_or(0),
                 ),
             }
@@ -794,10 +799,10 @@ impl Detector {
             return;
         };
         let waiting = std::mem::take(&mut c.waiting);
-        let limit = t.unanswered.as_micros() as i64;
+        let limit = micros(t.unanswered);
         let longest = waiting
             .iter()
-            .filter(|w| closed_at - w.request_at >= limit)
+            .filter(|w| closed_at.saturating_sub(w.request_at) >= limit)
             .min_by_key(|w| w.request_at);
         if let Some(w) = longest {
             let ev = Evidence {
@@ -813,7 +818,7 @@ impl Detector {
                     w.corr,
                     w.exchange,
                     w.bytes,
-                    ms(closed_at - w.request_at),
+                    ms(closed_at.saturating_sub(w.request_at)),
                     t.unanswered.as_millis()
                 ),
             };
@@ -834,10 +839,8 @@ impl Detector {
                 self.closed_order.push_back(ev.conn);
                 if *by == ClosedBy::Client {
                     if let Some(b) = bad {
-                        let after = ev.at - b.at;
-                        if after <= t.close_after_response.as_micros() as i64
-                            && health != Health::Stalled
-                        {
+                        let after = ev.at.saturating_sub(b.at);
+                        if after <= micros(t.close_after_response) && health != Health::Stalled {
                             let e = Evidence {
                                 kind: EvidenceKind::ClosedAfterResponse,
                                 exchange: Some(b.exchange),
@@ -869,13 +872,13 @@ impl Detector {
     /// Re-evaluates time-based states at `now` (µs since the epoch).
     pub fn tick(&mut self, now: i64, t: StallThresholds) -> Vec<StateChange> {
         let mut out = Vec::new();
-        let limit = t.silence.as_micros() as i64;
+        let limit = micros(t.silence);
         let silent: Vec<(u64, BadResponse)> = self
             .conns
             .values()
             .filter(|c| c.closed.is_none() && c.health != Health::Stalled)
             .filter_map(|c| c.bad_response.clone().map(|b| (c.conn, b)))
-            .filter(|(_, b)| now - b.at >= limit)
+            .filter(|(_, b)| now.saturating_sub(b.at) >= limit)
             .collect();
         for (conn, b) in silent {
             let e = Evidence {
@@ -885,7 +888,7 @@ impl Detector {
                 at: now,
                 text: format!(
                     "no request for {} since {}, connection still open (stall.silence={}ms)",
-                    ms(now - b.at),
+                    ms(now.saturating_sub(b.at)),
                     b.describe(),
                     t.silence.as_millis()
                 ),

@@ -5,7 +5,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
 use common::Broker;
@@ -50,36 +49,15 @@ fn request(api_key: i16, version: i16, corr: i32, body: &[u8]) -> Vec<u8> {
 }
 
 fn kcat_roundtrip(b: &Broker, topic: &str, payload: &str) {
-    assert!(
-        common::have("kcat"),
-        "kcat is not installed (scripts/test.sh installs it)"
+    let boot = b.bootstrap();
+    common::kcat(
+        &["-b", &boot, "-P", "-t", topic, "-X", "acks=all", "-m", "10"],
+        Some(&format!("{payload}\n")),
     );
-    let mut p = Command::new("kcat")
-        .args([
+    let text = common::kcat(
+        &[
             "-b",
-            &b.bootstrap(),
-            "-P",
-            "-t",
-            topic,
-            "-X",
-            "acks=all",
-            "-m",
-            "10",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("kcat -P");
-    p.stdin
-        .as_mut()
-        .unwrap()
-        .write_all(format!("{payload}\n").as_bytes())
-        .unwrap();
-    drop(p.stdin.take());
-    assert!(p.wait().unwrap().success(), "kcat producer failed");
-    let out = Command::new("kcat")
-        .args([
-            "-b",
-            &b.bootstrap(),
+            &boot,
             "-C",
             "-t",
             topic,
@@ -89,10 +67,9 @@ fn kcat_roundtrip(b: &Broker, topic: &str, payload: &str) {
             "-q",
             "-m",
             "10",
-        ])
-        .output()
-        .expect("kcat -C");
-    let text = String::from_utf8_lossy(&out.stdout);
+        ],
+        None,
+    );
     assert!(
         text.lines().any(|l| l == payload),
         "kcat did not read back {payload:?}: {text:?}"

@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,31 +71,6 @@ impl Capture {
     }
 }
 
-fn kcat(args: &[&str], stdin: Option<&str>) -> String {
-    assert!(
-        common::have("kcat"),
-        "kcat is not installed (scripts/test.sh installs it)"
-    );
-    let mut c = Command::new("kcat")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kcat");
-    if let Some(s) = stdin {
-        c.stdin.as_mut().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    drop(c.stdin.take());
-    let out = c.wait_with_output().expect("kcat");
-    assert!(
-        out.status.success(),
-        "kcat {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn python(venv: &str) -> String {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/{venv}/bin/python"));
     assert!(
@@ -133,7 +107,7 @@ fn tshark_agrees_with_the_dissector_on_a_live_session() {
     let cap = Capture::start(port, &file);
 
     let boot = b.bootstrap();
-    kcat(
+    common::kcat(
         &[
             "-b",
             &boot,
@@ -147,7 +121,7 @@ fn tshark_agrees_with_the_dissector_on_a_live_session() {
         ],
         Some("one\ntwo\nthree\n"),
     );
-    let got = kcat(
+    let got = common::kcat(
         &[
             "-b",
             &boot,

@@ -148,6 +148,38 @@ pub fn is_control_line(line: &str) -> bool {
         || serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["kind"] == "control")
 }
 
+/// Runs kcat with `args`, feeding it `stdin`; its standard output. Fails the test when kcat is
+/// missing or exits with an error.
+pub fn kcat(args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    assert!(
+        have("kcat"),
+        "kcat is not installed (scripts/test.sh installs it)"
+    );
+    let mut c = Command::new("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat");
+    if let Some(s) = stdin {
+        c.stdin
+            .as_mut()
+            .expect("stdin")
+            .write_all(s.as_bytes())
+            .expect("kcat stdin");
+    }
+    drop(c.stdin.take());
+    let out = c.wait_with_output().expect("kcat");
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Whether an executable is on PATH.
 pub fn have(cmd: &str) -> bool {
     Command::new("sh")

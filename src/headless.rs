@@ -132,19 +132,36 @@ pub fn summary(req: &Dissection, resp: Option<&Dissection>) -> String {
         if let Some(t) = throttle.filter(|t| *t != 0) {
             parts.push(format!("throttle={t}ms"));
         }
-        if errors.is_empty() {
+        let misread = leftover(resp);
+        if let Some(e) = &resp.error {
+            parts.push(format!("response undecodable: {e}"));
+        } else if let Some(n) = misread {
+            // The values above were read as the spec lays the response out; with bytes left
+            // over they are not what the broker meant (a misplaced field, say).
+            parts.push(format!(
+                "MISREAD: {n} bytes left after the spec's last field"
+            ));
+        } else if errors.is_empty() {
             parts.push("ok".into());
         } else {
             parts.push(format!("error={}", errors.join(",")));
         }
-        if let Some(e) = &resp.error {
-            parts.push(format!("response undecodable: {e}"));
-        }
     }
     if let Some(e) = &req.error {
         parts.push(format!("request undecodable: {e}"));
+    } else if let Some(n) = leftover(req) {
+        parts.push(format!("request has {n} bytes after the spec's last field"));
     }
     parts.join(" ")
+}
+
+/// Bytes after the end of the body, when a frame is longer than the spec's layout.
+fn leftover(d: &Dissection) -> Option<u32> {
+    d.root
+        .children
+        .iter()
+        .find(|f| f.name() == "kafka.trailing_bytes")
+        .map(|f| f.len)
 }
 
 fn tree_json(d: &Dissection, frame: &[u8]) -> serde_json::Value {

@@ -903,7 +903,7 @@ impl Detector {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "# clients ({}; state ,closed = closed by the client, ,closed* = by the broker; \
+            "clients ({}; state ,closed = closed by the client, ,closed* = by the broker; \
              noresp/un/bad = acks=0 requests / requests unanswered at close / ProduceResponses \
              that do not decode as the spec lays them out)",
             ThresholdsMs::from(t)

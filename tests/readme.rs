@@ -97,6 +97,7 @@ fn command_line_table_matches_help() {
     assert!(flags >= 10, "only {flags} flags found in the README table");
     // And the other way: every long flag --help lists is in the README.
     for word in help.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']') {
+        let word = word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
         if word.starts_with("--") && word[2..].starts_with(|c: char| c.is_ascii_lowercase()) {
             assert!(
                 section.contains(&format!("`{word}")),

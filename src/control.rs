@@ -174,6 +174,8 @@ pub type ClientsHook = Box<dyn Fn() -> String + Send + Sync>;
 pub struct Control {
     settings: Arc<Settings>,
     clients: Option<ClientsHook>,
+    markers: Option<Arc<crate::capture::Store>>,
+    source: String,
 }
 
 impl Control {
@@ -182,7 +184,17 @@ impl Control {
         Control {
             settings,
             clients: None,
+            markers: None,
+            source: String::new(),
         }
+    }
+
+    /// Records every change in this store's timeline as a marker (`[source] message`), so a
+    /// capture shows when the placement or a rule changed.
+    pub fn with_markers(mut self, store: Arc<crate::capture::Store>, source: &str) -> Control {
+        self.markers = Some(store);
+        self.source = source.to_string();
+        self
     }
 
     /// Sets what `clients` prints.
@@ -203,6 +215,11 @@ impl Control {
             Ok(None) => None,
             Ok(Some(cmd)) => {
                 let (ok, changed, message) = self.execute(cmd);
+                if changed {
+                    if let Some(store) = &self.markers {
+                        store.push_marker(format!("[{}] {message}", self.source));
+                    }
+                }
                 Some(Reply {
                     input,
                     ok,

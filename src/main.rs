@@ -1,6 +1,7 @@
 //! chronik-tui: wires a source to the store and a view; nothing else.
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -27,9 +28,14 @@ struct Cli {
     /// host:port advertised to clients in Metadata (default: the listen address).
     #[arg(long, value_name = "HOST:PORT")]
     advertise: Option<String>,
-    /// Print exchanges to stdout instead of drawing the terminal UI.
+    /// Print exchanges to stdout instead of drawing the terminal UI (also what happens when
+    /// stdout is not a terminal).
     #[arg(long)]
     headless: bool,
+    /// Colour theme of the terminal UI: dark, light, high-contrast, or a path to a theme
+    /// file (see themes/). NO_COLOR in the environment drops colours.
+    #[arg(long, value_name = "NAME|PATH")]
+    theme: Option<String>,
     /// With --headless: print JSON lines with the whole decoded tree and byte spans.
     #[arg(long)]
     json: bool,
@@ -237,21 +243,54 @@ async fn main() -> anyhow::Result<()> {
     // Client detection and the stall detector, on the store's feeds (subscribed before the
     // broker starts, so it sees every connection).
     let clients = chronik_tui::diagnose::spawn(&store, settings.clone());
-    tokio::spawn(headless::print_client_states(clients.subscribe(), cli.json));
-    if cli.headless {
-        // Commands on stdin (`placement front`, `rule add …`, `clients`); EOF ends only this.
-        let table = clients.clone();
-        let control = chronik_tui::control::Control::new(settings.clone())
-            .with_clients_hook(Box::new(move || table.render()));
-        tokio::spawn(chronik_tui::control::run_stdin(control, cli.json));
+    let headless = cli.headless || !std::io::stdout().is_terminal();
+    if !headless {
+        let handle = broker::start(config, store.clone(), settings.clone())
+            .await
+            .with_context(|| format!("starting the broker on {}", cli.listen))?;
+        tracing::info!(addr = %handle.local_addr, "broker listening");
+        let (theme, warning) = chronik_tui::tui::theme::resolve(
+            cli.theme.as_deref(),
+            chronik_tui::tui::theme::no_color_requested(),
+        );
+        if let Some(w) = &warning {
+            tracing::warn!("{w}");
+        }
+        let result = chronik_tui::tui::run(chronik_tui::tui::AppDeps {
+            store: store.clone(),
+            settings: settings.clone(),
+            clients: Some(clients),
+            theme,
+            source: format!("broker {}", handle.local_addr),
+            startup_message: warning.or_else(|| {
+                Some(format!(
+                    "broker listening on {}; ? for help",
+                    handle.local_addr
+                ))
+            }),
+        })
+        .await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "terminal UI failed");
+        }
+        return result;
     }
+    if !cli.headless {
+        eprintln!("chronik-tui: stdout is not a terminal; printing exchanges as with --headless");
+    }
+    tokio::spawn(headless::print_client_states(clients.subscribe(), cli.json));
+    // Commands on stdin (`placement front`, `rule add …`, `clients`); EOF ends only this.
+    let table = clients.clone();
+    let control = chronik_tui::control::Control::new(settings.clone())
+        .with_clients_hook(Box::new(move || table.render()))
+        .with_markers(store.clone(), "stdin");
+    tokio::spawn(chronik_tui::control::run_stdin(control, cli.json));
     let printer = tokio::spawn(headless::print_live(store.subscribe(), cli.json));
     let handle = broker::start(config, store.clone(), settings.clone())
         .await
         .with_context(|| format!("starting the broker on {}", cli.listen))?;
     tracing::info!(addr = %handle.local_addr, "broker listening");
     eprintln!("chronik-tui: broker listening on {}", handle.local_addr);
-    // The terminal UI arrives in a later issue; until then every mode prints exchanges.
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = printer => {}

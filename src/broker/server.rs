@@ -263,7 +263,21 @@ async fn serve(
             }
             continue;
         }
-        if let Err(why) = handle_frame(
+        if let Some((api_key, api_version, correlation_id)) = frame
+            .get(4..)
+            .and_then(crate::protocol::dissect::peek_request_header)
+        {
+            shared.store.begin_request(
+                id,
+                crate::capture::InFlight {
+                    api_key,
+                    api_version,
+                    correlation_id,
+                    since: request_at,
+                },
+            );
+        }
+        let handled = handle_frame(
             &mut stream,
             &mut conn,
             &shared,
@@ -271,8 +285,9 @@ async fn serve(
             request_at,
             &mut shutdown,
         )
-        .await
-        {
+        .await;
+        shared.store.end_request(id);
+        if let Err(why) = handled {
             closed = why;
             break;
         }

@@ -31,6 +31,35 @@ struct Inner {
     evicted: u64,
     /// The newest connection events (at most `max_exchanges` of them).
     conn_events: VecDeque<Arc<ConnEvent>>,
+    /// The newest markers (at most `max_exchanges` of them).
+    markers: VecDeque<Arc<Marker>>,
+    next_marker: u64,
+    /// Requests a source is handling now, per connection.
+    in_flight: std::collections::HashMap<u64, InFlight>,
+}
+
+/// A request being handled: read, its response not yet written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct InFlight {
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    /// When it arrived, µs since the epoch.
+    pub since: i64,
+}
+
+/// A note in the capture's timeline that is not a frame: a setting changed while clients ran
+/// (placement, rules, throttle, caps), so a capture explains itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Marker {
+    /// Sequence number among markers, from 1.
+    pub id: u64,
+    /// When, µs since the epoch.
+    pub at: i64,
+    /// Id of the newest exchange stored before it (0: none), to place it in the list.
+    pub after_exchange: u64,
+    /// What changed, e.g. `placement: front (was spec)`.
+    pub text: String,
 }
 
 /// The store. Cheap to share (`Arc<Store>`).
@@ -57,6 +86,9 @@ impl Store {
                 next_id: 1,
                 evicted: 0,
                 conn_events: VecDeque::new(),
+                markers: VecDeque::new(),
+                next_marker: 1,
+                in_flight: std::collections::HashMap::new(),
             }),
             tx,
             conn_tx,
@@ -107,6 +139,46 @@ impl Store {
         ev
     }
 
+    /// Notes that a connection's request is being handled (a source serving requests calls it
+    /// when a request arrives, and [`Store::end_request`] once its exchange is pushed).
+    pub fn begin_request(&self, conn: u64, request: InFlight) {
+        self.lock().in_flight.insert(conn, request);
+    }
+
+    /// Clears what [`Store::begin_request`] noted.
+    pub fn end_request(&self, conn: u64) {
+        self.lock().in_flight.remove(&conn);
+    }
+
+    /// The request a connection's source is handling now, if any.
+    pub fn in_flight(&self, conn: u64) -> Option<InFlight> {
+        self.lock().in_flight.get(&conn).copied()
+    }
+
+    /// Records a marker at the current end of the timeline.
+    pub fn push_marker(&self, text: String) -> Arc<Marker> {
+        let mut g = self.lock();
+        let m = Arc::new(Marker {
+            id: g.next_marker,
+            at: super::exchange::now_micros(),
+            after_exchange: g.next_id - 1,
+            text,
+        });
+        g.next_marker += 1;
+        g.markers.push_back(m.clone());
+        while g.markers.len() > self.limits.max_exchanges.max(1) {
+            g.markers.pop_front();
+        }
+        m
+    }
+
+    /// Markers with id greater than `after`, oldest first.
+    pub fn markers_since(&self, after: u64) -> Vec<Arc<Marker>> {
+        let g = self.lock();
+        let start = g.markers.partition_point(|m| m.id <= after);
+        g.markers.range(start..).cloned().collect()
+    }
+
     /// Subscribes to connection events pushed from now on.
     pub fn subscribe_conn_events(&self) -> broadcast::Receiver<Arc<ConnEvent>> {
         self.conn_tx.subscribe()
@@ -132,6 +204,16 @@ impl Store {
         let g = self.lock();
         let start = g.items.partition_point(|e| e.id <= after);
         g.items.range(start..).cloned().collect()
+    }
+
+    /// The caps this store keeps to.
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
+    /// Id of the newest exchange pushed (0: none yet).
+    pub fn newest_id(&self) -> u64 {
+        self.lock().next_id - 1
     }
 
     /// (held, bytes held, evicted so far).

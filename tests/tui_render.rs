@@ -1,0 +1,533 @@
+//! The terminal UI drawn into ratatui's `TestBackend`: snapshots of each view at fixed sizes
+//! (80×24 included), the tree ↔ hex link in both directions, the display filter and the
+//! settings changes made through the UI.
+//!
+//! The exchanges are real: requests encoded by kafka-protocol, sent over a socket to the
+//! embedded broker, its responses as it wrote them. Only the clock and the peer ports are
+//! normalised afterwards, so the snapshots do not change from run to run.
+//! Snapshots live in tests/snapshots/; `UPDATE_SNAPSHOTS=1 cargo test --test tui_render`
+//! rewrites them (then read the diff).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+use ratatui::Terminal;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use chronik_tui::broker::{self, BrokerConfig};
+use chronik_tui::capture::{Exchange, Store, StoreLimits};
+use chronik_tui::settings::{Knobs, Settings};
+use chronik_tui::tui::app::{Focus, View};
+use chronik_tui::tui::theme::Theme;
+use chronik_tui::tui::{App, AppDeps};
+
+/// 2026-11-30 10:00:00 UTC, the normalised clock's start.
+const BASE: i64 = 1_796_032_800_000_000;
+
+fn clock() -> i64 {
+    BASE + 5_000_000
+}
+
+struct Conn {
+    s: TcpStream,
+    corr: i32,
+}
+
+impl Conn {
+    async fn open(addr: std::net::SocketAddr) -> Conn {
+        Conn {
+            s: TcpStream::connect(addr).await.unwrap(),
+            corr: 0,
+        }
+    }
+
+    async fn call<Req: Encodable>(&mut self, key: ApiKey, version: i16, req: &Req) {
+        self.corr += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.corr)
+            .with_client_id(Some(StrBytes::from_static_str("render-test")));
+        let mut b = BytesMut::new();
+        header
+            .encode(&mut b, key.request_header_version(version))
+            .unwrap();
+        req.encode(&mut b, version).unwrap();
+        let mut frame = (b.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&b);
+        self.s.write_all(&frame).await.unwrap();
+        let mut len = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(10), self.s.read_exact(&mut len))
+            .await
+            .expect("a response in time")
+            .unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.s.read_exact(&mut body).await.unwrap();
+    }
+}
+
+fn produce(topic: &str, text: &str) -> ProduceRequest {
+    let records: Vec<Record> = (0..2)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: -1,
+            timestamp: 1_796_032_800_123 + i,
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(format!("{text} {i}"))),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    let part = produce_request::PartitionProduceData::default()
+        .with_index(0)
+        .with_records(Some(batch.freeze()));
+    ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![part])])
+}
+
+fn metadata(topic: &str, auto_create: bool) -> MetadataRequest {
+    MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]))
+        .with_allow_auto_topic_creation(auto_create)
+}
+
+/// A short real session against the embedded broker, with a normalised clock and ports.
+async fn session() -> Vec<Exchange> {
+    let store = Store::new(StoreLimits::default());
+    let settings = Settings::new(Knobs::default());
+    let config = BrokerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        auto_create_topics: true,
+        ..BrokerConfig::default()
+    };
+    let h = broker::start(config, store.clone(), settings)
+        .await
+        .unwrap();
+    let mut c = Conn::open(h.local_addr).await;
+    c.call(
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("render-test"))
+            .with_client_software_version(StrBytes::from_static_str("1.0")),
+    )
+    .await;
+    c.call(ApiKey::Metadata, 9, &metadata("orders", true)).await;
+    c.call(ApiKey::Produce, 7, &produce("orders", "hello"))
+        .await;
+    c.call(ApiKey::Produce, 9, &produce("orders", "world"))
+        .await;
+    c.call(ApiKey::Metadata, 9, &metadata("missing", false))
+        .await;
+    // A second connection sends garbage: a malformed exchange, that connection closed.
+    let mut bad = TcpStream::connect(h.local_addr).await.unwrap();
+    bad.write_all(&[0, 0, 0, 6, 0, 0, 0, 9, 0xff, 0xff])
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), bad.read_to_end(&mut sink)).await;
+    for _ in 0..100 {
+        if store.snapshot().len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut out: Vec<Exchange> = store.snapshot().iter().map(|e| (**e).clone()).collect();
+    assert_eq!(out.len(), 6, "{out:#?}");
+    for (i, ex) in out.iter_mut().enumerate() {
+        ex.request_at = BASE + i as i64 * 1000;
+        if ex.response_at.is_some() {
+            ex.response_at = Some(ex.request_at + 250 + 50 * i as i64);
+        }
+        ex.peer = format!("127.0.0.1:{}", 50000 + ex.conn);
+    }
+    out
+}
+
+fn app_over(exchanges: &[Exchange], with_detector: bool) -> (App, Arc<Store>) {
+    let store = Store::new(StoreLimits::default());
+    let settings = Settings::new(Knobs::default());
+    let clients = with_detector.then(|| chronik_tui::diagnose::spawn(&store, settings.clone()));
+    for ex in exchanges {
+        store.push(ex.clone());
+    }
+    let mut app = App::new(AppDeps {
+        store: store.clone(),
+        settings,
+        clients,
+        theme: Theme::default_theme(),
+        source: "broker 127.0.0.1:9092".into(),
+        startup_message: None,
+    });
+    app.clock = clock;
+    app.tick();
+    (app, store)
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.handle_event(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+}
+
+fn keys(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+fn render(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| app.draw(f)).unwrap();
+    t
+}
+
+fn text(t: &Terminal<TestBackend>) -> String {
+    let buf = t.backend().buffer();
+    let mut s = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+fn snapshot(name: &str, got: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.txt"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run UPDATE_SNAPSHOTS=1 cargo test --test tui_render and review it\n{got}",
+            path.display()
+        )
+    });
+    if want != got {
+        let mut diff = String::new();
+        for (i, (a, b)) in want.lines().zip(got.lines()).enumerate() {
+            if a != b {
+                diff.push_str(&format!("line {}:\n  want |{a}|\n  got  |{b}|\n", i + 1));
+            }
+        }
+        panic!(
+            "{name} differs from {} (UPDATE_SNAPSHOTS=1 rewrites it):\n{diff}\nwhole screen:\n{got}",
+            path.display()
+        );
+    }
+}
+
+/// (column, row) of cells drawn with this background.
+fn cells_with_bg(t: &Terminal<TestBackend>, bg: Color) -> Vec<(u16, u16, String)> {
+    let buf = t.backend().buffer();
+    let mut v = Vec::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            let c = &buf[(x, y)];
+            if c.bg == bg {
+                v.push((x, y, c.symbol().to_string()));
+            }
+        }
+    }
+    v
+}
+
+/// The hex digits highlighted in the hex pane (ASCII column excluded): pairs of cells.
+fn highlighted_hex(t: &Terminal<TestBackend>, hex_x: u16) -> Vec<String> {
+    let hl = Theme::default_theme().hex_highlight.bg.unwrap();
+    let cells = cells_with_bg(t, hl);
+    let mut bytes = Vec::new();
+    let mut cur = String::new();
+    let mut last: Option<(u16, u16)> = None;
+    for (x, y, s) in cells.into_iter().filter(|(x, _, _)| *x > hex_x) {
+        let adjacent = last.is_some_and(|(lx, ly)| ly == y && lx + 1 == x);
+        if !adjacent && !cur.is_empty() {
+            bytes.push(std::mem::take(&mut cur));
+        }
+        cur.push_str(&s);
+        last = Some((x, y));
+    }
+    if !cur.is_empty() {
+        bytes.push(cur);
+    }
+    // Hex pairs only (the ASCII column's cells are single characters in a run of their own).
+    bytes
+        .into_iter()
+        .filter(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()))
+        .collect()
+}
+
+#[tokio::test]
+async fn main_screen_snapshots_at_80x24_and_120x36() {
+    let exchanges = session().await;
+    let (mut app, _store) = app_over(&exchanges, false);
+    // Select the Produce v9 row, open the tree, jump to throttle_time_ms.
+    key(&mut app, KeyCode::Home);
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.focus, Focus::Tree);
+    key(&mut app, KeyCode::Char('t'));
+    let t = render(&mut app, 80, 24);
+    snapshot("main_80x24", &text(&t));
+    let t = render(&mut app, 120, 36);
+    snapshot("main_120x36", &text(&t));
+}
+
+#[tokio::test]
+async fn tree_and_hex_select_each_other() {
+    let exchanges = session().await;
+    let produce_v9 = exchanges
+        .iter()
+        .find(|e| e.api_key == 0 && e.api_version == 9)
+        .unwrap()
+        .clone();
+    let resp = produce_v9.response.clone().unwrap();
+    let (mut app, _store) = app_over(&exchanges, false);
+    key(&mut app, KeyCode::Home);
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    assert_eq!(app.list.selected_exchange().unwrap().api_version, 9);
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('t'));
+    // Tree -> hex: the field is selected and its 4 bytes are the ones highlighted. In a
+    // flexible ProduceResponse (v9) the spec puts throttle_time_ms right before the final
+    // tagged-field byte.
+    let (_, field) = app.tree.selected_field().unwrap();
+    assert_eq!(field.name(), "produce.response.throttle_time_ms");
+    assert_eq!(field.offset as usize, resp.len() - 5);
+    assert_eq!(app.hex.cursor, resp.len() - 5);
+    let t = render(&mut app, 120, 36);
+    let hex_x = app.hex.area.x;
+    assert_eq!(highlighted_hex(&t, hex_x), vec!["00", "00", "00", "00"]);
+    // Hex -> tree: move the cursor left onto the byte before it, the tagged-field count that
+    // ends the responses array's element, and the tree follows.
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.focus, Focus::Hex);
+    key(&mut app, KeyCode::Char('h'));
+    let (_, field) = app.tree.selected_field().unwrap();
+    assert_eq!(field.name(), "kafka.tagged_fields.count");
+    assert_eq!(field.offset as usize, resp.len() - 6);
+    // Back to the start of the frame: the length prefix.
+    key(&mut app, KeyCode::Char('g'));
+    key(&mut app, KeyCode::Char('0'));
+    let (_, field) = app.tree.selected_field().unwrap();
+    assert_eq!(field.name(), "kafka.length");
+    // r switches to the request frame.
+    key(&mut app, KeyCode::Char('r'));
+    assert_eq!(
+        app.hex.side,
+        Some(chronik_tui::tui::components::field_tree::Side::Request)
+    );
+    // A mouse click on the hex pane's byte at offset 4 (api_key) selects it.
+    let t = render(&mut app, 120, 36);
+    drop(t);
+    let area = app.hex.area;
+    // Row 0 starts after the border and the 4-digit offset plus two spaces; byte 4 is the fifth.
+    let col = area.x + 1 + 4 + 2 + 4 * 3;
+    app.handle_event(Event::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: col,
+        row: area.y + 1,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(app.hex.cursor, 4);
+    let (_, field) = app.tree.selected_field().unwrap();
+    assert_eq!(field.name(), "kafka.api_key");
+}
+
+#[tokio::test]
+async fn malformed_frame_shows_the_failing_offset() {
+    let exchanges = session().await;
+    let (mut app, _store) = app_over(&exchanges, false);
+    key(&mut app, KeyCode::End);
+    let ex = app.list.selected_exchange().unwrap().clone();
+    assert!(matches!(
+        ex.status,
+        chronik_tui::capture::Status::Malformed { .. }
+    ));
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('G'));
+    let t = render(&mut app, 80, 24);
+    let screen = text(&t);
+    snapshot("malformed_80x24", &screen);
+    assert!(screen.contains("MALFORMED"), "{screen}");
+    let err = Theme::default_theme().hex_error.bg.unwrap();
+    assert!(
+        !cells_with_bg(&t, err).is_empty(),
+        "the failing byte is marked in the hex view"
+    );
+}
+
+#[tokio::test]
+async fn filter_by_registry_names_and_a_clear_error() {
+    let exchanges = session().await;
+    let (mut app, _store) = app_over(&exchanges, false);
+    key(&mut app, KeyCode::Char('/'));
+    keys(
+        &mut app,
+        "api == Produce && produce.response.throttle_time_ms == 0",
+    );
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.list.counts(), (6, 2));
+    key(&mut app, KeyCode::Char('/'));
+    // The prompt starts with the filter in force; replace it.
+    app.handle_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    keys(&mut app, "error != 0");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.list.counts().1,
+        1,
+        "only the Metadata for a missing topic"
+    );
+    assert_eq!(app.list.selected_exchange().unwrap().api_key, 3);
+    // A bad expression: the prompt stays open with the error and its column.
+    key(&mut app, KeyCode::Char('/'));
+    app.handle_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    keys(&mut app, "produce.response.throtle_time_ms > 0");
+    key(&mut app, KeyCode::Enter);
+    let msg = app.message().unwrap().to_string();
+    assert!(
+        msg.contains("column") && msg.contains("throttle_time_ms"),
+        "{msg}"
+    );
+    assert_eq!(app.list.counts().1, 1, "the previous filter stays");
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.list.counts().1, 6);
+    // Following one connection.
+    key(&mut app, KeyCode::Home);
+    key(&mut app, KeyCode::Char('f'));
+    assert_eq!(app.list.counts().1, 5);
+}
+
+#[tokio::test]
+async fn placement_and_settings_changes_are_markers_and_show_in_the_status_bar() {
+    let exchanges = session().await;
+    let (mut app, store) = app_over(&exchanges, false);
+    key(&mut app, KeyCode::Char('p'));
+    key(&mut app, KeyCode::Char(':'));
+    keys(&mut app, "rule add software=kafka-python*:omit");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('3'));
+    assert_eq!(app.view, View::Settings);
+    // Down to the throttle value, Enter, type 7.
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Enter);
+    app.handle_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    keys(&mut app, "7");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('c'));
+    app.handle_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    keys(&mut app, "produce=8");
+    key(&mut app, KeyCode::Enter);
+    let markers = store.markers_since(0);
+    let texts: Vec<&str> = markers.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec![
+            "[tui] placement: front (was spec)",
+            "[tui] rule 1 added: software=kafka-python*:omit",
+            "[tui] throttle: 7 ms (was 0 ms)",
+            "[tui] cap produce=8 (was uncapped; applies to connections whose ApiVersions comes later)",
+        ]
+    );
+    app.tick();
+    let t = render(&mut app, 80, 24);
+    snapshot("settings_80x24", &text(&t));
+    key(&mut app, KeyCode::Char('1'));
+    let t = render(&mut app, 120, 36);
+    let screen = text(&t);
+    assert!(
+        screen.contains("placement=front rules=1 throttle=7ms caps=produce=8"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("[tui] placement: front (was spec)"),
+        "marker row:\n{screen}"
+    );
+}
+
+#[tokio::test]
+async fn clients_view_and_help_overlay() {
+    let exchanges = session().await;
+    let (mut app, _store) = app_over(&exchanges, true);
+    // The detector runs as a task over the store: wait for it.
+    for _ in 0..100 {
+        app.tick();
+        let t = render(&mut app, 120, 36);
+        if text(&t).contains("clients 2 open") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    key(&mut app, KeyCode::Char('2'));
+    let t = render(&mut app, 120, 36);
+    snapshot("clients_120x36", &text(&t));
+    key(&mut app, KeyCode::Char('?'));
+    let t = render(&mut app, 120, 36);
+    let screen = text(&t);
+    snapshot("help_120x36", &screen);
+    for (_, keys, _) in chronik_tui::tui::components::help::KEYS {
+        assert!(screen.contains(keys), "help lists {keys}");
+    }
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.help);
+    key(&mut app, KeyCode::Char('q'));
+    assert!(app.quit);
+}

@@ -398,6 +398,8 @@ impl App {
                 Focus::List => {
                     match key.code {
                         KeyCode::Enter => {
+                            // Inspecting a row: new arrivals must not move the selection.
+                            self.list.follow_tail = false;
                             self.focus = Focus::Tree;
                             return true;
                         }

@@ -121,6 +121,8 @@ fn columns(width: u16) -> Vec<(&'static str, usize)> {
     ];
     if width >= 110 {
         c.insert(5, ("corr", 6));
+    }
+    if width >= 150 {
         c.push(("size", 11));
     }
     c
@@ -277,7 +279,7 @@ impl ExchangeList {
         self.visible = visible;
         self.selected = match keep {
             _ if self.visible.is_empty() => None,
-            _ if self.follow_tail => Some(self.visible.len() - 1),
+            // The selected row, or the nearest one that passes.
             Some(seq) => Some(
                 self.visible
                     .partition_point(|s| *s < seq)
@@ -285,6 +287,7 @@ impl ExchangeList {
             ),
             None => Some(self.visible.len() - 1),
         };
+        self.follow_tail = self.selected.is_none_or(|i| i + 1 == self.visible.len());
     }
 
     fn selected_seq(&self) -> Option<u64> {
@@ -413,7 +416,8 @@ impl ExchangeList {
         let inner = block.inner(area);
         f.render_widget(block, area);
         let cols = columns(inner.width);
-        let fixed: usize = cols.iter().map(|(_, w)| w + 1).sum();
+        // A one-column gutter marks the selected row.
+        let fixed: usize = 1 + cols.iter().map(|(_, w)| w + 1).sum::<usize>();
         let summary_w = (inner.width as usize).saturating_sub(fixed).max(8);
         if self.visible.is_empty() {
             let msg = if self.entries.is_empty() {
@@ -424,7 +428,7 @@ impl ExchangeList {
             f.render_widget(Paragraph::new(msg).style(theme.dim), inner);
             return;
         }
-        let mut header = String::new();
+        let mut header = String::from(" ");
         for (t, w) in &cols {
             header.push_str(&cell(t, *w));
             header.push(' ');
@@ -452,8 +456,13 @@ impl ExchangeList {
                 None => Line::default(),
             };
             lines.push(if self.selected == Some(self.offset + i) {
-                line.style(theme.selected)
+                // A mark that reads without colour too (NO_COLOR, text captures).
+                let mut line = line.style(theme.selected);
+                line.spans.insert(0, Span::raw("▶"));
+                line
             } else {
+                let mut line = line;
+                line.spans.insert(0, Span::raw(" "));
                 line
             });
         }

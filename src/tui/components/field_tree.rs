@@ -454,7 +454,7 @@ impl FieldTree {
         }
         let was = self.selected;
         self.selected = index;
-        let arrow_col = self.area.x + 1 + self.lines[index].depth * 2;
+        let arrow_col = self.area.x + 2 + self.lines[index].depth * 2;
         if was == index || column == arrow_col {
             self.toggle(None);
         }
@@ -582,10 +582,13 @@ impl FieldTree {
             .skip(self.offset)
             .take(height)
             .map(|(i, l)| {
-                let line = self.line_text(l, theme);
+                let mut line = self.line_text(l, theme);
+                // A gutter mark that reads without colour too.
                 if i == self.selected {
+                    line.spans.insert(0, Span::raw("▶"));
                     line.style(theme.selected)
                 } else {
+                    line.spans.insert(0, Span::raw(" "));
                     line
                 }
             })

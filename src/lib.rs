@@ -6,6 +6,7 @@ pub mod broker;
 pub mod capture;
 pub mod control;
 pub mod diagnose;
+pub mod filter;
 pub mod headless;
 pub mod matrix;
 pub mod protocol;

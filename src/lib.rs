@@ -11,3 +11,4 @@ pub mod headless;
 pub mod matrix;
 pub mod protocol;
 pub mod settings;
+pub mod tui;

@@ -118,6 +118,8 @@ pub(crate) async fn accept_loop(
 pub(crate) struct Conn {
     pub id: u64,
     pub peer: String,
+    /// The broker's end of the connection, `ip:port`.
+    pub local: Option<String>,
     /// The peer's IP address alone (DescribeGroups shows it as the member's host).
     pub peer_ip: String,
     /// client_software_name and version from ApiVersions v3+.
@@ -141,6 +143,7 @@ fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> E
         id: 0,
         conn: conn.id,
         peer: conn.peer.clone(),
+        server: conn.local.clone(),
         client_id: None,
         api_key: -1,
         api_version: -1,
@@ -175,6 +178,7 @@ async fn serve(
     let mut conn = Conn {
         id,
         peer: peer.to_string(),
+        local: stream.local_addr().ok().map(|a| a.to_string()),
         peer_ip: peer.ip().to_string(),
         client_software: None,
         authenticated: shared.config.sasl_plain.is_none(),

@@ -37,6 +37,10 @@ pub struct Exchange {
     pub conn: u64,
     /// Peer address of the client, `ip:port`.
     pub peer: String,
+    /// Address of the broker side, `ip:port`, when the source knows it (the embedded broker's
+    /// local address, the server end of a captured connection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     pub client_id: Option<String>,
     pub api_key: i16,
     pub api_version: i16,

@@ -2,6 +2,7 @@
 //! file, a live sniff, a replay) produces [`Exchange`] records; views only read them.
 
 mod connection;
+pub mod pcap;
 mod exchange;
 mod store;
 

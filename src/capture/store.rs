@@ -233,6 +233,7 @@ mod tests {
             id: 0,
             conn: 1,
             peer: "127.0.0.1:1".into(),
+            server: None,
             client_id: None,
             api_key: 18,
             api_version: 0,

@@ -122,6 +122,7 @@ fn exchange(
         id,
         conn,
         peer: format!("127.0.0.1:{port}"),
+        server: None,
         client_id: Some("app".into()),
         api_key,
         api_version: version,

@@ -119,6 +119,7 @@ fn exchange(id: u64, conn: u64, api_key: i16, api_version: i16, corr: i32) -> Ex
         id,
         conn,
         peer: format!("127.0.0.1:{}", 50000 + conn),
+        server: None,
         client_id: None,
         api_key,
         api_version,

@@ -193,7 +193,9 @@ impl ExchangeList {
                 };
                 filter.matches(&Subject {
                     exchange: ex,
-                    request: Some(req),
+                    // A request never seen (a capture that starts mid-connection) is absent,
+                    // not an empty frame that failed to decode.
+                    request: (!ex.request.is_empty()).then_some(req),
                     response: resp,
                     software: software.as_deref(),
                     health,

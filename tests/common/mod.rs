@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod tmux;
 pub mod tshark;
 
 use std::io::{BufRead, BufReader};

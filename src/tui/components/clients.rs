@@ -205,7 +205,7 @@ impl ClientsView {
             Constraint::Length(5),
             Constraint::Length(14),
             Constraint::Length(10),
-            Constraint::Length(16),
+            Constraint::Length(20),
         ];
         if wide {
             widths.insert(1, Constraint::Length(21));

@@ -96,6 +96,8 @@ pub struct ExchangeList {
     /// Index into `visible`.
     selected: Option<usize>,
     offset: usize,
+    /// Marker rows held (markers always pass the filter, so all are visible).
+    markers: usize,
     /// Keep the newest row selected as rows arrive.
     pub follow_tail: bool,
     /// Show only this connection.
@@ -137,6 +139,7 @@ impl ExchangeList {
             visible: VecDeque::new(),
             selected: None,
             offset: 0,
+            markers: 0,
             follow_tail: true,
             conn: None,
             filter: None,
@@ -146,9 +149,12 @@ impl ExchangeList {
         }
     }
 
-    /// Rows held / rows shown.
+    /// Exchanges held / exchanges shown (marker rows not counted).
     pub fn counts(&self) -> (usize, usize) {
-        (self.entries.len(), self.visible.len())
+        (
+            self.entries.len() - self.markers,
+            self.visible.len() - self.markers,
+        )
     }
 
     /// The display filter in force.
@@ -236,6 +242,9 @@ impl ExchangeList {
         clients: &HashMap<u64, ConnInfo>,
     ) {
         let seq = self.base + self.entries.len() as u64;
+        if matches!(entry, Entry::Marker(_)) {
+            self.markers += 1;
+        }
         if self.passes(&entry, dissected, clients) {
             self.visible.push_back(seq);
         }
@@ -247,7 +256,12 @@ impl ExchangeList {
             return;
         }
         let drop = self.entries.len() - self.cap;
-        self.entries.drain(..drop);
+        let gone_markers = self
+            .entries
+            .drain(..drop)
+            .filter(|e| matches!(e, Entry::Marker(_)))
+            .count();
+        self.markers -= gone_markers;
         self.base += drop as u64;
         let before = self.visible.len();
         while self.visible.front().is_some_and(|s| *s < self.base) {
@@ -396,7 +410,10 @@ impl ExchangeList {
             self.offset = self.visible.len().saturating_sub(height);
         }
         let mut title = vec![Span::styled(
-            format!(" Exchanges {}/{} ", self.visible.len(), self.entries.len()),
+            {
+                let (held, shown) = self.counts();
+                format!(" Exchanges {shown}/{held} ")
+            },
             theme.title,
         )];
         let state = match (paused, self.follow_tail) {

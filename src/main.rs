@@ -32,6 +32,21 @@ struct Cli {
     /// stdout is not a terminal).
     #[arg(long)]
     headless: bool,
+    /// Open a pcap or pcapng capture instead of running the broker (the same views).
+    #[arg(long, value_name = "FILE", conflicts_with = "sniff")]
+    pcap: Option<PathBuf>,
+    /// Capture live on a network interface (needs root or CAP_NET_RAW) instead of running the
+    /// broker: the traffic of a Kafka broker this process does not run.
+    #[arg(long, value_name = "IFACE")]
+    sniff: Option<String>,
+    /// TCP port of Kafka brokers in a capture or on the sniffed interface (repeatable; other
+    /// connections are recognised by their first request).
+    #[arg(long = "kafka-port", value_name = "PORT", default_values_t = [9092u16])]
+    kafka_ports: Vec<u16>,
+    /// Also write every exchange to FILE as it happens: pcapng, or JSON lines when FILE ends
+    /// in .json or .jsonl.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
     /// Colour theme of the terminal UI: dark, light, high-contrast, or a path to a theme
     /// file (see themes/). NO_COLOR in the environment drops colours.
     #[arg(long, value_name = "NAME|PATH")]
@@ -93,12 +108,87 @@ struct Cli {
     stall_unanswered_ms: u64,
 }
 
+/// The source's progress line for the status bar.
+type SourceStatus = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
+
 /// Subcommands.
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Runs every installed real client through one produce-and-ack in each throttle placement
     /// mode against an embedded broker, and prints the compatibility table.
     Matrix(MatrixArgs),
+    /// Decodes a pcap or pcapng capture and prints its exchanges (the headless line or JSON
+    /// formats).
+    Decode(DecodeArgs),
+}
+
+/// Arguments of `chronik-tui decode`.
+#[derive(Debug, clap::Args)]
+struct DecodeArgs {
+    /// The capture file (pcap or pcapng).
+    file: PathBuf,
+    /// Print JSON lines with the whole decoded tree instead of one line per exchange.
+    #[arg(long)]
+    json: bool,
+    /// TCP port of the Kafka brokers in the capture (repeatable).
+    #[arg(long = "kafka-port", value_name = "PORT", default_values_t = [9092u16])]
+    kafka_ports: Vec<u16>,
+}
+
+fn stream_options(
+    ports: &[u16],
+    max_frame_bytes: usize,
+) -> chronik_tui::capture::pcap::kafka_stream::StreamOptions {
+    chronik_tui::capture::pcap::kafka_stream::StreamOptions {
+        kafka_ports: ports.to_vec(),
+        max_frame_bytes,
+        ..Default::default()
+    }
+}
+
+/// `chronik-tui decode FILE`: prints each exchange as the file is read.
+fn run_decode(args: DecodeArgs) -> anyhow::Result<()> {
+    use chronik_tui::capture::pcap::source;
+    use std::io::Write;
+    // Exchanges are printed as they are made; the store only numbers them, so it stays small
+    // and a capture of any size decodes in bounded memory.
+    let store = Store::new(StoreLimits {
+        max_exchanges: 1024,
+        max_bytes: 16 << 20,
+    });
+    let total = std::fs::metadata(&args.file)
+        .with_context(|| format!("opening {}", args.file.display()))?
+        .len();
+    let progress = source::Progress::new(format!("pcap {}", args.file.display()), total);
+    let json = args.json;
+    let out = std::sync::Arc::new(std::sync::Mutex::new(std::io::BufWriter::new(
+        std::io::stdout(),
+    )));
+    let sink_out = out.clone();
+    source::read_file_with(
+        &args.file,
+        stream_options(&args.kafka_ports, DEFAULT_MAX_FRAME_BYTES),
+        store.clone(),
+        progress.clone(),
+        Some(Box::new(move |ex| {
+            let text = if json {
+                headless::json(ex).to_string()
+            } else {
+                headless::line(ex)
+            };
+            if let Ok(mut w) = sink_out.lock() {
+                let _ = writeln!(w, "{text}");
+            }
+        })),
+    );
+    if let Ok(mut w) = out.lock() {
+        w.flush()?;
+    }
+    for e in progress.errors() {
+        eprintln!("chronik-tui decode: {e}");
+    }
+    eprintln!("chronik-tui decode: {}", progress.status());
+    Ok(())
 }
 
 /// Arguments of `chronik-tui matrix`.
@@ -199,8 +289,12 @@ fn init_logging(path: &PathBuf) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log_file)?;
-    if let Some(Command::Matrix(args)) = cli.command {
-        return run_matrix(args).await;
+    match cli.command {
+        Some(Command::Matrix(args)) => return run_matrix(args).await,
+        Some(Command::Decode(args)) => {
+            return tokio::task::spawn_blocking(move || run_decode(args)).await?
+        }
+        None => {}
     }
     let sasl_plain = match &cli.sasl_plain {
         Some(s) => {
@@ -244,11 +338,71 @@ async fn main() -> anyhow::Result<()> {
     // broker starts, so it sees every connection).
     let clients = chronik_tui::diagnose::spawn(&store, settings.clone());
     let headless = cli.headless || !std::io::stdout().is_terminal();
-    if !headless {
-        let handle = broker::start(config, store.clone(), settings.clone())
-            .await
-            .with_context(|| format!("starting the broker on {}", cli.listen))?;
-        tracing::info!(addr = %handle.local_addr, "broker listening");
+    if !cli.headless && headless {
+        eprintln!("chronik-tui: stdout is not a terminal; printing exchanges as with --headless");
+    }
+    if headless && !cli.json && cli.record.is_none() {
+        if let Some(path) = cli.pcap.clone() {
+            // Printing a whole file as it is read is what `decode` does.
+            return tokio::task::spawn_blocking(move || {
+                run_decode(DecodeArgs {
+                    file: path,
+                    json: false,
+                    kafka_ports: cli.kafka_ports.clone(),
+                })
+            })
+            .await?;
+        }
+    }
+    let opts = stream_options(&cli.kafka_ports, cli.max_frame_bytes);
+    // The source: a capture file, a live interface, or (the default) the embedded broker.
+    let mut sniffer = None;
+    let mut broker_handle = None;
+    let (label, source_status, server): (String, Option<SourceStatus>, SocketAddr) =
+        if let Some(path) = &cli.pcap {
+            let progress =
+                chronik_tui::capture::pcap::source::spawn_file(path.clone(), opts, store.clone())
+                    .with_context(|| format!("opening {}", path.display()))?;
+            let p = progress.clone();
+            (
+                progress.label.clone(),
+                Some(std::sync::Arc::new(move || p.status())),
+                "127.0.0.1:9092".parse()?,
+            )
+        } else if let Some(iface) = &cli.sniff {
+            let s = chronik_tui::capture::pcap::sniff::start(iface, opts, store.clone())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let p = s.progress.clone();
+            let label = p.label.clone();
+            sniffer = Some(s);
+            (
+                label,
+                Some(std::sync::Arc::new(move || p.status())),
+                "127.0.0.1:9092".parse()?,
+            )
+        } else {
+            let handle = broker::start(config, store.clone(), settings.clone())
+                .await
+                .with_context(|| format!("starting the broker on {}", cli.listen))?;
+            tracing::info!(addr = %handle.local_addr, "broker listening");
+            let addr = handle.local_addr;
+            broker_handle = Some(handle);
+            (format!("broker {addr}"), None, addr)
+        };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let recorder = match &cli.record {
+        Some(path) => Some(
+            chronik_tui::capture::pcap::record::spawn_recorder(
+                store.clone(),
+                path.clone(),
+                server,
+                stop_rx,
+            )
+            .with_context(|| format!("creating {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let result = if !headless {
         let (theme, warning) = chronik_tui::tui::theme::resolve(
             cli.theme.as_deref(),
             chronik_tui::tui::theme::no_color_requested(),
@@ -261,39 +415,57 @@ async fn main() -> anyhow::Result<()> {
             settings: settings.clone(),
             clients: Some(clients),
             theme,
-            source: format!("broker {}", handle.local_addr),
-            startup_message: warning.or_else(|| {
-                Some(format!(
-                    "broker listening on {}; ? for help",
-                    handle.local_addr
-                ))
-            }),
+            source: label.clone(),
+            startup_message: warning.or_else(|| Some(format!("{label}; ? for help"))),
+            source_status,
+            export_server: server,
         })
         .await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "terminal UI failed");
         }
-        return result;
+        result
+    } else {
+        tokio::spawn(headless::print_client_states(clients.subscribe(), cli.json));
+        if broker_handle.is_some() {
+            // Commands on stdin (`placement front`, `rule add …`, `clients`); EOF ends only this.
+            let table = clients.clone();
+            let control = chronik_tui::control::Control::new(settings.clone())
+                .with_clients_hook(Box::new(move || table.render()))
+                .with_markers(store.clone(), "stdin");
+            tokio::spawn(chronik_tui::control::run_stdin(control, cli.json));
+        }
+        let printer = tokio::spawn(headless::print_live(store.subscribe(), cli.json));
+        match &broker_handle {
+            Some(h) => eprintln!("chronik-tui: broker listening on {}", h.local_addr),
+            None => eprintln!("chronik-tui: reading {label}"),
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = printer => {}
+        }
+        Ok(())
+    };
+    if let Some(s) = sniffer {
+        let _ = tokio::task::spawn_blocking(move || s.stop()).await;
     }
-    if !cli.headless {
-        eprintln!("chronik-tui: stdout is not a terminal; printing exchanges as with --headless");
+    let _ = stop_tx.send(true);
+    if let Some(r) = recorder {
+        match r.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("chronik-tui: recording failed: {e}"),
+            Err(e) => eprintln!("chronik-tui: recording failed: {e}"),
+        }
     }
-    tokio::spawn(headless::print_client_states(clients.subscribe(), cli.json));
-    // Commands on stdin (`placement front`, `rule add …`, `clients`); EOF ends only this.
-    let table = clients.clone();
-    let control = chronik_tui::control::Control::new(settings.clone())
-        .with_clients_hook(Box::new(move || table.render()))
-        .with_markers(store.clone(), "stdin");
-    tokio::spawn(chronik_tui::control::run_stdin(control, cli.json));
-    let printer = tokio::spawn(headless::print_live(store.subscribe(), cli.json));
-    let handle = broker::start(config, store.clone(), settings.clone())
-        .await
-        .with_context(|| format!("starting the broker on {}", cli.listen))?;
-    tracing::info!(addr = %handle.local_addr, "broker listening");
-    eprintln!("chronik-tui: broker listening on {}", handle.local_addr);
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = printer => {}
+    // Exit now: the runtime would otherwise wait for the blocking thread that reads stdin
+    // (headless commands), which only ends with a line or end of input.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("chronik-tui: {e:#}");
+            std::process::exit(1)
+        }
     }
-    Ok(())
 }

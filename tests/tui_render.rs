@@ -193,6 +193,8 @@ fn app_over(exchanges: &[Exchange], with_detector: bool) -> (App, Arc<Store>) {
         theme: Theme::default_theme(),
         source: "broker 127.0.0.1:9092".into(),
         startup_message: None,
+        source_status: None,
+        export_server: "127.0.0.1:9092".parse().unwrap(),
     });
     app.clock = clock;
     app.tick();
@@ -501,6 +503,47 @@ async fn placement_and_settings_changes_are_markers_and_show_in_the_status_bar()
         screen.contains("[tui] placement: front (was spec)"),
         "marker row:\n{screen}"
     );
+}
+
+#[tokio::test]
+async fn w_writes_the_exchanges_to_pcapng_and_json_lines() {
+    let exchanges = session().await;
+    let (mut app, _store) = app_over(&exchanges, false);
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["out.pcapng", "out.jsonl"] {
+        let path = dir.path().join(name);
+        key(&mut app, KeyCode::Char('w'));
+        app.handle_event(Event::Key(KeyEvent::new(
+            KeyCode::Char('u'),
+            KeyModifiers::CONTROL,
+        )));
+        keys(&mut app, path.to_str().unwrap());
+        key(&mut app, KeyCode::Enter);
+        let msg = app.message().unwrap().to_string();
+        assert!(msg.starts_with("wrote 6 exchanges"), "{msg}");
+        let bytes = std::fs::read(&path).unwrap();
+        if name.ends_with(".jsonl") {
+            let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&bytes)
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            assert_eq!(lines.iter().filter(|l| l["api_key"].is_number()).count(), 6);
+        } else {
+            // A pcapng section header block.
+            assert_eq!(&bytes[..4], &[0x0a, 0x0d, 0x0d, 0x0a]);
+        }
+    }
+    key(&mut app, KeyCode::Char('w'));
+    app.handle_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    keys(&mut app, "/nonexistent-dir/x.pcapng");
+    key(&mut app, KeyCode::Enter);
+    assert!(app
+        .message()
+        .unwrap()
+        .starts_with("cannot write /nonexistent-dir/x.pcapng"));
 }
 
 #[tokio::test]

@@ -2,8 +2,8 @@
 //! file, a live sniff, a replay) produces [`Exchange`] records; views only read them.
 
 mod connection;
-pub mod pcap;
 mod exchange;
+pub mod pcap;
 mod store;
 
 pub use connection::{ClosedBy, ConnEvent, ConnEventKind};

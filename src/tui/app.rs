@@ -56,6 +56,8 @@ enum Prompt {
     Command,
     /// A settings edit: the command is this prefix plus the text.
     Ask(String),
+    /// A file name to write the store to.
+    Export,
 }
 
 /// What the app needs from the rest of the program.
@@ -69,6 +71,10 @@ pub struct AppDeps {
     pub source: String,
     /// Said once on the bottom line at start (e.g. a theme that did not load).
     pub startup_message: Option<String>,
+    /// The source's progress for the status bar (a file being read), called at each draw.
+    pub source_status: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// The broker address written into exported pcapng for exchanges that name none.
+    pub export_server: std::net::SocketAddr,
 }
 
 /// The whole UI state.
@@ -79,6 +85,8 @@ pub struct App {
     detector: Option<DiagnoseHandle>,
     pub theme: Theme,
     source: String,
+    source_status: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    export_server: std::net::SocketAddr,
     pub view: View,
     pub focus: Focus,
     pub list: ExchangeList,
@@ -113,6 +121,8 @@ impl App {
             detector: deps.clients,
             theme: deps.theme,
             source: deps.source,
+            source_status: deps.source_status,
+            export_server: deps.export_server,
             view: View::Exchanges,
             focus: Focus::List,
             list: ExchangeList::new(cap),
@@ -228,6 +238,21 @@ impl App {
         }
     }
 
+    /// Writes every exchange, connection event and marker held now to a file.
+    pub fn export(&mut self, path: &str) {
+        if path.is_empty() {
+            return;
+        }
+        let path = std::path::Path::new(path);
+        match crate::capture::pcap::record::export_store(&self.store, path, self.export_server) {
+            Ok(n) => {
+                tracing::info!(path = %path.display(), exchanges = n, "exported");
+                self.say(format!("wrote {n} exchanges to {}", path.display()), false);
+            }
+            Err(e) => self.say(format!("cannot write {}: {e}", path.display()), true),
+        }
+    }
+
     fn set_filter(&mut self, text: &str) -> bool {
         let text = text.trim();
         if text.is_empty() {
@@ -266,6 +291,10 @@ impl App {
                         }
                         Prompt::Ask(prefix) => {
                             self.run_command(&format!("{prefix}{text}"));
+                            true
+                        }
+                        Prompt::Export => {
+                            self.export(text.trim());
                             true
                         }
                     };
@@ -321,6 +350,13 @@ impl App {
                 self.input.start("");
             }
             KeyCode::Char('f') => self.follow_connection(None),
+            KeyCode::Char('w') => {
+                self.prompt = Some(Prompt::Export);
+                self.input.prompt = "write to (.pcapng, or .json/.jsonl)> ".into();
+                let now = crate::headless::clock((self.clock)());
+                let name = format!("chronik-tui-{}.pcapng", now[..8].replace(':', ""));
+                self.input.start(&name);
+            }
             KeyCode::Esc if self.list.conn.is_some() || self.list.filter().is_some() => {
                 self.list.refilter(None, None, &self.conn_map);
                 self.say("showing every exchange".into(), false);
@@ -548,6 +584,10 @@ impl App {
             }
         }
         self.charts.draw(f, chart, &self.theme);
+        let source = match &self.source_status {
+            Some(s) => s(),
+            None => self.source.clone(),
+        };
         status_bar::draw(
             f,
             status,
@@ -555,7 +595,7 @@ impl App {
             &self.settings.get(),
             &self.conns,
             self.store.stats(),
-            &self.source,
+            &source,
         );
         self.draw_bottom(f, bottom);
         if self.help {

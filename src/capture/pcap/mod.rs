@@ -64,3 +64,6 @@ pub mod kafka_stream;
 pub mod packet;
 pub mod reader;
 pub mod reassembly;
+pub mod record;
+pub mod sniff;
+pub mod source;

@@ -40,6 +40,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     (
         "everywhere",
+        "w",
+        "save the exchanges held to a file (pcapng; JSON lines for .json)",
+    ),
+    (
+        "everywhere",
         "Esc",
         "clear the connection and filter, close overlays",
     ),

@@ -1,0 +1,655 @@
+//! Captures in, exchanges out: chronik-tui's own pipeline (pcap reader, packet parser, TCP
+//! reassembly, Kafka framing and pairing) against Wireshark's view of the same files, on every
+//! shared third-party capture and every capture in captures/; reordered and duplicated packets;
+//! the `decode` subcommand; a live session exported to pcapng and read back; and a live sniff of
+//! `lo` next to a broker.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chronik_tui::capture::pcap::kafka_stream::StreamOptions;
+use chronik_tui::capture::pcap::reader::CaptureReader;
+use chronik_tui::capture::pcap::{record, source, RawPacket};
+use chronik_tui::capture::{Exchange, Status, Store, StoreLimits};
+use common::tshark;
+
+fn shared() -> PathBuf {
+    std::env::var_os("CHRONIK_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
+/// Every capture with the port its broker used.
+fn captures() -> Vec<(PathBuf, u16)> {
+    let third = shared().join("captures/third-party");
+    let mut v: Vec<(PathBuf, u16)> = [
+        ("arkime-kafka.pcap", 9092),
+        ("deepflow-00-produce-v2.pcap", 9092),
+        ("deepflow-00-produce-v7-sw8.pcap", 36333),
+        ("deepflow-00-produce-v9.pcap", 36333),
+        ("deepflow-01-fetch-v12-ok.pcap", 36333),
+        ("deepflow-01-fetch-v12-perf.pcap", 9092),
+        ("deepflow-01-fetch-v12-unknown.pcap", 9092),
+        ("deepflow-11-join-group-v7.pcap", 36333),
+        ("deepflow-13-leave-group-v4.pcap", 36333),
+        ("deepflow-14-sync-group-v5.pcap", 36333),
+        ("deepflow-18-api-versions-v3.pcap", 9092),
+        ("deepflow-mixed-with-unsupported.pcap", 9092),
+        ("ndpi-kafka.pcapng", 9092),
+    ]
+    .iter()
+    .map(|(f, p)| (third.join(f), *p))
+    .collect();
+    let ours = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures");
+    v.push((ours.join("kafka-python-2-front.pcapng"), 19093));
+    v.push((ours.join("kafka-python-2-spec.pcapng"), 19094));
+    v
+}
+
+fn decode(path: &Path, port: u16) -> Vec<Arc<Exchange>> {
+    let store = Store::new(StoreLimits::default());
+    let progress = source::Progress::new("test".into(), 0);
+    source::read_file(
+        path,
+        StreamOptions {
+            kafka_ports: vec![port],
+            ..StreamOptions::default()
+        },
+        store.clone(),
+        progress.clone(),
+    );
+    assert!(
+        progress.errors().is_empty(),
+        "{}: {:?}",
+        path.display(),
+        progress.errors()
+    );
+    store.snapshot()
+}
+
+/// The frames of our exchanges: (is_request, bytes) -> the exchange.
+fn frames(exs: &[Arc<Exchange>]) -> HashMap<(bool, Vec<u8>), Vec<Arc<Exchange>>> {
+    let mut m: HashMap<(bool, Vec<u8>), Vec<Arc<Exchange>>> = HashMap::new();
+    for ex in exs {
+        if !ex.request.is_empty() {
+            m.entry((true, ex.request.clone()))
+                .or_default()
+                .push(ex.clone());
+        }
+        if let Some(r) = &ex.response {
+            m.entry((false, r.clone())).or_default().push(ex.clone());
+        }
+    }
+    m
+}
+
+#[test]
+fn every_capture_gives_the_pdus_and_fields_tshark_sees() {
+    let (mut pdus_total, mut compared, mut tshark_failed, mut unpaired) = (0, 0, 0, 0);
+    let mut failures = Vec::new();
+    for (path, port) in captures() {
+        assert!(path.exists(), "missing capture {}", path.display());
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let pdus = tshark::pdus(&path, port);
+        let ours = decode(&path, port);
+        let mut ours_frames = frames(&ours);
+        let our_count: usize = ours_frames.values().map(Vec::len).sum();
+        if our_count != pdus.len() {
+            failures.push(format!(
+                "{name}: tshark sees {} Kafka PDUs, we have {our_count} frames",
+                pdus.len()
+            ));
+        }
+        // tshark's pairing of each response with its request, by stream and correlation id.
+        let mut asked: HashMap<(u64, Vec<u8>), (i16, i16)> = HashMap::new();
+        for p in &pdus {
+            pdus_total += 1;
+            let key = (p.is_request, p.bytes.clone());
+            let Some(list) = ours_frames.get_mut(&key) else {
+                failures.push(format!(
+                    "{name} frame {}: tshark's {} PDU ({} bytes) is not one of our frames",
+                    p.frame_no,
+                    if p.is_request { "request" } else { "response" },
+                    p.bytes.len()
+                ));
+                continue;
+            };
+            let ex = list.remove(0);
+            if list.is_empty() {
+                ours_frames.remove(&key);
+            }
+            let corr = &p.bytes[if p.is_request { 8..12 } else { 4..8 }];
+            if ex.correlation_id != i32::from_be_bytes(corr.try_into().unwrap()) {
+                failures.push(format!(
+                    "{name} frame {}: correlation id {} vs ours {}",
+                    p.frame_no,
+                    i32::from_be_bytes(corr.try_into().unwrap()),
+                    ex.correlation_id
+                ));
+            }
+            let d = if p.is_request {
+                let (k, v) = (
+                    i16::from_be_bytes([p.bytes[4], p.bytes[5]]),
+                    i16::from_be_bytes([p.bytes[6], p.bytes[7]]),
+                );
+                asked.insert((p.stream, corr.to_vec()), (k, v));
+                if (ex.api_key, ex.api_version) != (k, v) {
+                    failures.push(format!(
+                        "{name} frame {}: api {k} v{v} vs ours {} v{}",
+                        p.frame_no, ex.api_key, ex.api_version
+                    ));
+                }
+                ex.dissect_request()
+            } else {
+                match asked.remove(&(p.stream, corr.to_vec())) {
+                    Some((k, v)) => {
+                        if (ex.api_key, ex.api_version) != (k, v) {
+                            failures.push(format!(
+                                "{name} frame {}: response paired with api {} v{}, tshark with {k} v{v}",
+                                p.frame_no, ex.api_key, ex.api_version
+                            ));
+                        }
+                        match ex.dissect_response() {
+                            Some(d) => d,
+                            None => continue,
+                        }
+                    }
+                    None => {
+                        // The capture started after the request: ours says so too.
+                        unpaired += 1;
+                        if !ex.request.is_empty() || ex.api_key != -1 {
+                            failures.push(format!(
+                                "{name} frame {}: tshark has no request for this response, ours paired it with {} v{}",
+                                p.frame_no, ex.api_key, ex.api_version
+                            ));
+                        }
+                        continue;
+                    }
+                }
+            };
+            if p.malformed || p.unsupported_version {
+                tshark_failed += 1;
+                continue;
+            }
+            if let Some(e) = &d.error {
+                failures.push(format!("{name} frame {}: ours fails: {e}", p.frame_no));
+                continue;
+            }
+            match tshark::compare(p, &d, ex.api_key) {
+                Ok(n) => compared += n,
+                Err(e) => failures.push(format!("{name}: {e}")),
+            }
+        }
+        for ((req, bytes), exs) in ours_frames {
+            failures.push(format!(
+                "{name}: our {} frame of {} bytes ({} exchange(s), first #{}) is not a PDU tshark sees",
+                if req { "request" } else { "response" },
+                bytes.len(),
+                exs.len(),
+                exs[0].id
+            ));
+        }
+    }
+    eprintln!(
+        "{pdus_total} PDUs matched frame for frame, {compared} fields compared with tshark, {tshark_failed} PDUs tshark cannot decode, {unpaired} responses without their request"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(compared > 100, "too few fields compared: {compared}");
+}
+
+/// A pcap file of these packets (the link type of the first).
+fn write_pcap(path: &Path, packets: &[RawPacket]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes()); // nanosecond magic
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&262_144u32.to_le_bytes());
+    out.extend_from_slice(&packets[0].linktype.to_le_bytes());
+    for p in packets {
+        out.extend_from_slice(&((p.ts_nanos / 1_000_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((p.ts_nanos % 1_000_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(p.data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&p.orig_len.to_le_bytes());
+        out.extend_from_slice(&p.data);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+fn read_all(path: &Path) -> Vec<RawPacket> {
+    let mut r = CaptureReader::open(path).unwrap();
+    let mut v = Vec::new();
+    while let Some(p) = r.next_packet() {
+        v.push(p.unwrap());
+    }
+    v
+}
+
+/// (connection, api key, version, correlation id, request, response) of an exchange.
+type Summary = (u64, i16, i16, i32, Vec<u8>, Option<Vec<u8>>);
+
+fn summary(exs: &[Arc<Exchange>]) -> Vec<Summary> {
+    let mut v: Vec<_> = exs
+        .iter()
+        .map(|e| {
+            (
+                e.conn,
+                e.api_key,
+                e.api_version,
+                e.correlation_id,
+                e.request.clone(),
+                e.response.clone(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn reordered_and_duplicated_packets_give_the_same_exchanges() {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, port) in captures() {
+        let packets = read_all(&path);
+        if packets.len() < 4 {
+            continue;
+        }
+        let want = summary(&decode(&path, port));
+        // Every packet twice (as a capture on lo holds them), and neighbours going the same
+        // way swapped (out of order within a direction; a response is still never captured
+        // before its request).
+        let src = |p: &RawPacket| {
+            chronik_tui::capture::pcap::packet::parse(p)
+                .ok()
+                .flatten()
+                .map(|s| (s.src, s.dst))
+        };
+        // A capture that starts mid-stream has no SYN to anchor a direction: the first segment
+        // seen defines where its stream starts, so each direction's first packet stays first.
+        let mut started = std::collections::HashSet::new();
+        let mut shuffled = Vec::new();
+        let mut i = 0;
+        while i < packets.len() {
+            let here = src(&packets[i]);
+            let first = here.is_some_and(|a| started.insert(a));
+            let swap =
+                !first && i + 1 < packets.len() && here.is_some() && here == src(&packets[i + 1]);
+            let group: Vec<&RawPacket> = if swap {
+                vec![&packets[i + 1], &packets[i]]
+            } else {
+                vec![&packets[i]]
+            };
+            for p in group {
+                shuffled.push(p.clone());
+                shuffled.push(p.clone());
+            }
+            i += if swap { 2 } else { 1 };
+        }
+        let out = dir.path().join("shuffled.pcap");
+        write_pcap(&out, &shuffled);
+        let got = summary(&decode(&out, port));
+        if got != want {
+            let show = |v: &[Summary]| {
+                v.iter()
+                    .map(|e| {
+                        format!(
+                            "conn={} api={} v{} corr={} req={}B resp={:?}B",
+                            e.0,
+                            e.1,
+                            e.2,
+                            e.3,
+                            e.4.len(),
+                            e.5.as_ref().map(Vec::len)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            panic!(
+                "{}: exchanges differ\nwant:\n{}\ngot:\n{}",
+                path.display(),
+                show(&want),
+                show(&got)
+            );
+        }
+    }
+}
+
+/// The binary, logging into a temporary directory rather than the working directory.
+fn bin_cmd(log_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_chronik-tui"));
+    c.arg("--log-file").arg(log_dir.join("chronik-tui.log"));
+    c
+}
+
+#[test]
+fn decode_prints_lines_and_json_for_a_capture() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/kafka-python-2-front.pcapng");
+    let logs = tempfile::tempdir().unwrap();
+    let out = bin_cmd(logs.path())
+        .args(["decode", "--kafka-port", "19093"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    let produce: Vec<&&str> = lines.iter().filter(|l| l.contains("Produce v7")).collect();
+    assert_eq!(produce.len(), 1, "{text}");
+    // The seed's bug, visible in the summary: the response does not read as the spec lays it out.
+    assert!(produce[0].contains("MISREAD"), "{}", produce[0]);
+    let out = bin_cmd(logs.path())
+        .args(["decode", "--json", "--kafka-port", "19093"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let json: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(json.len(), lines.len());
+    assert!(json
+        .iter()
+        .any(|j| j["api_key"] == 0 && j["response"]["tree"].is_object()));
+    let missing = bin_cmd(logs.path())
+        .args(["decode", "/nonexistent.pcap"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.pcap"));
+}
+
+/// Real traffic through the embedded broker: kcat producing (gzip) and consuming in a group.
+async fn live_session(store: Arc<Store>) -> chronik_tui::broker::BrokerHandle {
+    let h = chronik_tui::broker::start(
+        chronik_tui::broker::BrokerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        },
+        store,
+        chronik_tui::settings::Settings::new(Default::default()),
+    )
+    .await
+    .unwrap();
+    let addr = h.local_addr.to_string();
+    tokio::task::spawn_blocking(move || {
+        common::kcat(
+            &["-P", "-b", &addr, "-t", "rt", "-z", "gzip", "-K:"],
+            Some("k1:one\nk2:two\nk3:three\n"),
+        );
+        let out = common::kcat(
+            &["-C", "-b", &addr, "-t", "rt", "-o", "beginning", "-e", "-q"],
+            None,
+        );
+        assert!(out.contains("three"), "{out}");
+        // A consumer group too. tshark 4.0 reports librdkafka's JoinGroup v5 / SyncGroup v3
+        // frames in this session as malformed ("does not end at the pdu length offset" inside
+        // the consumer protocol metadata), whether exported or captured live: those frames are
+        // checked by our own round trip, and left out of tshark's malformed check below.
+        let out = common::kcat(
+            &[
+                "-b",
+                &addr,
+                "-G",
+                "rt-group",
+                "-X",
+                "auto.offset.reset=earliest",
+                "-e",
+                "-q",
+                "rt",
+            ],
+            None,
+        );
+        assert!(out.contains("three"), "{out}");
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    h
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_session_exported_to_pcapng_reads_back_the_same() {
+    let store = Store::new(StoreLimits::default());
+    let h = live_session(store.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("session.pcapng");
+    let n = record::export_store(&store, &path, h.local_addr).unwrap();
+    assert!(n >= 10, "{n} exchanges");
+    let back = decode(&path, h.local_addr.port());
+    let live: Vec<Arc<Exchange>> = store.snapshot();
+    // Same frames, same pairing; an exchange unanswered when exported stays unanswered.
+    let key = |e: &Arc<Exchange>| {
+        (
+            e.api_key,
+            e.api_version,
+            e.correlation_id,
+            e.request.clone(),
+            e.response.clone(),
+        )
+    };
+    let mut a: Vec<_> = live.iter().map(key).collect();
+    let mut b: Vec<_> = back.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a.len(), b.len());
+    assert!(a == b, "exchanges differ after the round trip");
+    for ex in &back {
+        if ex.status == Status::Answered {
+            assert!(ex.response.is_some());
+        }
+    }
+    // And tshark reads the same PDUs, none malformed.
+    let pdus = tshark::pdus(&path, h.local_addr.port());
+    // JoinGroup and SyncGroup requests and their responses (see above).
+    let group_corrs: std::collections::HashSet<(u64, Vec<u8>)> = pdus
+        .iter()
+        .filter(|p| p.is_request && matches!(i16::from_be_bytes([p.bytes[4], p.bytes[5]]), 11 | 14))
+        .map(|p| (p.stream, p.bytes[8..12].to_vec()))
+        .collect();
+    let bad: Vec<String> = pdus
+        .iter()
+        // Where tshark 4.0 knows the version (it stops at older ones, as tests/tshark_live.rs
+        // records).
+        .filter(|p| {
+            let group_frame = if p.is_request {
+                let key = i16::from_be_bytes([p.bytes[4], p.bytes[5]]);
+                key == 11 || key == 14
+            } else {
+                group_corrs.contains(&(p.stream, p.bytes[4..8].to_vec()))
+            };
+            p.malformed && !p.unsupported_version && !group_frame
+        })
+        .map(|p| {
+            format!(
+                "frame {} ({} bytes, request: {}): {:02x?}",
+                p.frame_no,
+                p.bytes.len(),
+                p.is_request,
+                &p.bytes[..p.bytes.len().min(24)]
+            )
+        })
+        .collect();
+    if !bad.is_empty() {
+        let keep = std::env::temp_dir().join("chronik-roundtrip-malformed.pcapng");
+        let _ = std::fs::copy(&path, &keep);
+        panic!(
+            "tshark: malformed PDUs (file kept as {}): {bad:?}",
+            keep.display()
+        );
+    }
+    let frames: usize = live
+        .iter()
+        .map(|e| 1 + usize::from(e.response.is_some()))
+        .sum();
+    assert_eq!(pdus.len(), frames);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sniffing_lo_sees_what_the_broker_recorded() {
+    let sniffed = Store::new(StoreLimits::default());
+    let broker_store = Store::new(StoreLimits::default());
+    // The broker's port is known only once it listens, so sniff every port and keep the one.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let sniffer = match chronik_tui::capture::pcap::sniff::start(
+        "lo",
+        StreamOptions {
+            kafka_ports: vec![port],
+            ..StreamOptions::default()
+        },
+        sniffed.clone(),
+    ) {
+        Ok(s) => s,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && std::env::var_os("CI").is_none() =>
+        {
+            eprintln!("SKIPPED sniff test: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let h = chronik_tui::broker::start(
+        chronik_tui::broker::BrokerConfig {
+            listen: format!("127.0.0.1:{port}").parse().unwrap(),
+            ..Default::default()
+        },
+        broker_store.clone(),
+        chronik_tui::settings::Settings::new(Default::default()),
+    )
+    .await
+    .unwrap();
+    let addr = h.local_addr.to_string();
+    tokio::task::spawn_blocking(move || {
+        common::kcat(
+            &["-P", "-b", &addr, "-t", "sniffed", "-K:"],
+            Some("a:1\nb:2\n"),
+        );
+        let out = common::kcat(&["-C", "-b", &addr, "-t", "sniffed", "-e", "-q"], None);
+        assert!(out.contains('2'), "{out}");
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::spawn_blocking(move || sniffer.stop())
+        .await
+        .unwrap();
+    let key = |e: &Arc<Exchange>| {
+        (
+            e.api_key,
+            e.api_version,
+            e.correlation_id,
+            e.request.clone(),
+            e.response.clone(),
+        )
+    };
+    let mut want: Vec<_> = broker_store
+        .snapshot()
+        .iter()
+        .filter(|e| e.status == Status::Answered)
+        .map(key)
+        .collect();
+    let mut got: Vec<_> = sniffed
+        .snapshot()
+        .iter()
+        .filter(|e| e.status == Status::Answered)
+        .map(key)
+        .collect();
+    want.sort();
+    got.sort();
+    assert!(
+        want.len() >= 6,
+        "the broker recorded {} exchanges",
+        want.len()
+    );
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "each frame once, though lo shows it twice"
+    );
+    assert!(
+        got == want,
+        "the sniffed exchanges differ from the broker's"
+    );
+}
+
+#[test]
+fn record_writes_the_session_as_it_happens() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("recorded.pcapng");
+    let mut broker = common::Broker::start(&["--record", file.to_str().unwrap()]);
+    let addr = broker.addr.to_string();
+    common::kcat(&["-P", "-b", &addr, "-t", "recorded", "-K:"], Some("k:v\n"));
+    broker.command("placement front");
+    // kcat (librdkafka) cannot read a ProduceResponse under front ("Bad message format"); the
+    // exchange is recorded all the same.
+    let mut second = Command::new("kcat")
+        .args(["-P", "-b", &addr, "-t", "recorded", "-K:"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = second.stdin.take().unwrap();
+        stdin.write_all(b"k2:v2\n").unwrap();
+    }
+    let _ = second.wait();
+    std::thread::sleep(Duration::from_millis(500));
+    // Written while running (flushed every 200 ms): readable before the broker stops.
+    let live = decode(&file, broker.addr.port());
+    assert!(
+        live.iter().filter(|e| e.api_key == 0).count() >= 2,
+        "{} exchanges in the file while running",
+        live.len()
+    );
+    let status = Command::new("kill")
+        .args(["-INT", &broker.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for _ in 0..50 {
+        if broker.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        broker.child.try_wait().unwrap().is_some(),
+        "exits on SIGINT"
+    );
+    let back = decode(&file, broker.addr.port());
+    let produce: Vec<_> = back.iter().filter(|e| e.api_key == 0).collect();
+    assert_eq!(produce.len(), 2);
+    let pdus = tshark::pdus(&file, broker.addr.port());
+    assert!(!pdus.is_empty());
+    // The placement change is in the file as a comment.
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&file)
+        .args(["-T", "fields", "-e", "frame.comment"])
+        .output()
+        .unwrap();
+    let comments = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        comments.contains("placement: front (was spec)"),
+        "{comments}"
+    );
+    assert!(
+        comments.contains("throttle_time_ms placement front"),
+        "{comments}"
+    );
+}

@@ -152,6 +152,35 @@ fn tshark_agrees_with_the_dissector_on_a_live_session() {
     cap.stop();
 
     let pdus = tshark::pdus(&file, port);
+    // chronik-tui's own capture pipeline (reader, reassembly, pairing) on the file tshark
+    // recorded finds the same Kafka frames tshark does.
+    {
+        let store = chronik_tui::capture::Store::new(Default::default());
+        chronik_tui::capture::pcap::source::read_file(
+            &file,
+            chronik_tui::capture::pcap::kafka_stream::StreamOptions {
+                kafka_ports: vec![port],
+                ..Default::default()
+            },
+            store.clone(),
+            chronik_tui::capture::pcap::source::Progress::new("live".into(), 0),
+        );
+        let mut ours: Vec<Vec<u8>> = Vec::new();
+        for ex in store.snapshot() {
+            if !ex.request.is_empty() {
+                ours.push(ex.request.clone());
+            }
+            ours.extend(ex.response.clone());
+        }
+        let mut theirs: Vec<Vec<u8>> = pdus.iter().map(|p| p.bytes.clone()).collect();
+        ours.sort();
+        theirs.sort();
+        assert_eq!(ours.len(), theirs.len(), "frames: ours vs tshark's");
+        assert!(
+            ours == theirs,
+            "the capture pipeline's frames differ from tshark's PDUs"
+        );
+    }
     let ours = tshark::dissect_all(&pdus);
     let (mut compared, mut checked, mut beyond) = (0, 0, Vec::new());
     let mut failures = Vec::new();

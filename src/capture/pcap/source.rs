@@ -54,14 +54,19 @@ impl Progress {
             .clone()
     }
 
-    /// One line for a status bar: `pcap x.pcapng 42% 1234 packets 56 exchanges`.
+    /// One line for a status bar: `pcap x.pcapng [########............] 42% 1234 packets, 56
+    /// exchanges` while reading, `… (read)` once done.
     pub fn status(&self) -> String {
         let read = self.bytes_read.load(Ordering::Relaxed);
         let mut s = self.label.clone();
         if self.total_bytes > 0 && !self.done.load(Ordering::Relaxed) {
+            let share = (read as f64 / self.total_bytes as f64).clamp(0.0, 1.0);
+            let filled = (share * 20.0).round() as usize;
             s.push_str(&format!(
-                " {:.0}%",
-                read as f64 * 100.0 / self.total_bytes as f64
+                " [{}{}] {:.0}%",
+                "#".repeat(filled),
+                ".".repeat(20 - filled),
+                share * 100.0
             ));
         }
         s.push_str(&format!(
@@ -204,4 +209,27 @@ pub fn spawn_file(
         .name("pcap-reader".into())
         .spawn(move || read_file(&path, opts, store, p))?;
     Ok(progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_shows_a_bar_while_reading_and_read_when_done() {
+        let p = Progress::new("pcap big.pcapng".into(), 1000);
+        p.bytes_read.store(420, Ordering::Relaxed);
+        p.packets.store(12, Ordering::Relaxed);
+        p.exchanges.store(3, Ordering::Relaxed);
+        assert_eq!(
+            p.status(),
+            "pcap big.pcapng [########............] 42% 12 packets, 3 exchanges"
+        );
+        p.done.store(true, Ordering::Relaxed);
+        p.error("file ends early".into());
+        assert_eq!(
+            p.status(),
+            "pcap big.pcapng 12 packets, 3 exchanges (read), 1 errors"
+        );
+    }
 }

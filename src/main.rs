@@ -355,6 +355,21 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let opts = stream_options(&cli.kafka_ports, cli.max_frame_bytes);
+    // The recorder subscribes before the source starts, so it misses nothing (exchanges name
+    // their broker side; the listen address is for those that do not).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let recorder = match &cli.record {
+        Some(path) => Some(
+            chronik_tui::capture::pcap::record::spawn_recorder(
+                store.clone(),
+                path.clone(),
+                cli.listen,
+                stop_rx,
+            )
+            .with_context(|| format!("creating {}", path.display()))?,
+        ),
+        None => None,
+    };
     // The source: a capture file, a live interface, or (the default) the embedded broker.
     let mut sniffer = None;
     let mut broker_handle = None;
@@ -389,19 +404,6 @@ async fn main() -> anyhow::Result<()> {
             broker_handle = Some(handle);
             (format!("broker {addr}"), None, addr)
         };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let recorder = match &cli.record {
-        Some(path) => Some(
-            chronik_tui::capture::pcap::record::spawn_recorder(
-                store.clone(),
-                path.clone(),
-                server,
-                stop_rx,
-            )
-            .with_context(|| format!("creating {}", path.display()))?,
-        ),
-        None => None,
-    };
     let result = if !headless {
         let (theme, warning) = chronik_tui::tui::theme::resolve(
             cli.theme.as_deref(),

@@ -341,13 +341,15 @@ async fn main() -> anyhow::Result<()> {
     if !cli.headless && headless {
         eprintln!("chronik-tui: stdout is not a terminal; printing exchanges as with --headless");
     }
-    if headless && !cli.json && cli.record.is_none() {
+    if headless && cli.record.is_none() {
         if let Some(path) = cli.pcap.clone() {
-            // Printing a whole file as it is read is what `decode` does.
+            // Printing a whole file as it is read is what `decode` does (in order, nothing
+            // dropped however fast the file is read).
+            let json = cli.json;
             return tokio::task::spawn_blocking(move || {
                 run_decode(DecodeArgs {
                     file: path,
-                    json: false,
+                    json,
                     kafka_ports: cli.kafka_ports.clone(),
                 })
             })
@@ -373,12 +375,14 @@ async fn main() -> anyhow::Result<()> {
     // The source: a capture file, a live interface, or (the default) the embedded broker.
     let mut sniffer = None;
     let mut broker_handle = None;
+    let mut file_progress = None;
     let (label, source_status, server): (String, Option<SourceStatus>, SocketAddr) =
         if let Some(path) = &cli.pcap {
             let progress =
                 chronik_tui::capture::pcap::source::spawn_file(path.clone(), opts, store.clone())
                     .with_context(|| format!("opening {}", path.display()))?;
             let p = progress.clone();
+            file_progress = Some(progress.clone());
             (
                 progress.label.clone(),
                 Some(std::sync::Arc::new(move || p.status())),
@@ -442,9 +446,25 @@ async fn main() -> anyhow::Result<()> {
             Some(h) => eprintln!("chronik-tui: broker listening on {}", h.local_addr),
             None => eprintln!("chronik-tui: reading {label}"),
         }
+        // A capture file ends: stop once it is read and printed.
+        let file_read = async {
+            match &file_progress {
+                Some(p) => {
+                    while !p.done.load(std::sync::atomic::Ordering::Relaxed) {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    for e in p.errors() {
+                        eprintln!("chronik-tui: {e}");
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = printer => {}
+            _ = file_read => {}
         }
         Ok(())
     };

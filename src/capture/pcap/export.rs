@@ -1,13 +1,25 @@
 //! Writing exchanges out: pcapng that Wireshark and tshark dissect as Kafka (with Ethernet,
-//! IP and TCP framing synthesised around the frames), and JSON lines.
+//! IP and TCP synthesised around the frames), and JSON lines.
 //!
-//! The pcapng has one section and one Ethernet interface with microsecond timestamps. Each
-//! connection gets a three-way handshake before its first bytes, its requests and responses as
-//! TCP segments (at most 65,000 bytes each, so an IPv4 packet's 16-bit length holds) with
-//! consistent sequence and acknowledgement numbers and correct checksums, and FINs when it
-//! closes. The first packet of each exchange carries a comment (`frame.comment` in Wireshark)
-//! naming the exchange, its API, the throttle placement it was encoded with and its notes;
-//! markers (setting changes) are added to the comment of the next packet written.
+//! The pcapng has one section and one Ethernet interface with microsecond timestamps. A TCP
+//! connection is keyed by the exchange's connection id, client address and server address; at
+//! its first exchange it gets a three-way handshake (at the source's `Opened` time when that is
+//! known, else just before the first bytes). Requests go client to server at `request_at`,
+//! responses back at `response_at`, cut into segments of at most [`MAX_SEGMENT`] bytes, with
+//! sequence and acknowledgement numbers that follow from what was written, an ACK from the
+//! receiving side after each frame that the other side does not answer and inside long frames,
+//! and correct IPv4 header and TCP checksums. A `Closed` event, or [`PcapngExporter::finish`]
+//! for connections still open, ends a connection with FIN, FIN and ACK.
+//!
+//! Each exchange's first packet carries a pcapng comment (`frame.comment` in Wireshark):
+//! `chronik-tui #12 Produce v7 corr=4; throttle_time_ms placement front (rule 1: …); <notes>`.
+//! A marker (a setting changed) becomes a comment on the next packet written; markers left when
+//! the file ends ride on a small Ethernet frame of the local experimental EtherType 0x88B5, so
+//! no note is lost.
+//!
+//! Items are written in the order they are given: exchanges come by response completion and
+//! may interleave connections with times that go back and forth between them; within one
+//! direction of one connection bytes keep the order they were given in.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -15,618 +27,720 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde_json::json;
 
-use crate::capture::{ConnEvent, ConnEventKind, Exchange, Marker};
+use crate::capture::{ClosedBy, ConnEvent, ConnEventKind, Exchange, Marker, Status};
+use crate::headless::clock;
 use crate::protocol::registry;
 
-/// Largest TCP payload per synthesised segment.
+/// Largest TCP payload per synthesised segment (an IPv4 total length is 16 bits).
 pub const MAX_SEGMENT: usize = 65_000;
 
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_PSH: u8 = 0x08;
-const TCP_ACK: u8 = 0x10;
+/// Bytes one side may have unacknowledged before the other side ACKs inside a long frame.
+const ACK_EVERY: u32 = 4 * MAX_SEGMENT as u32;
+/// The MSS advertised in the handshake (loopback's, 65535 minus IP and TCP headers).
+const MSS: u16 = 65_495;
+/// Window scale advertised in the handshake; with [`WINDOW`] that is an 8 MiB window.
+const WINDOW_SHIFT: u8 = 7;
+const WINDOW: u16 = 0xFFFF;
+/// Longest comment written, in bytes (cut at a character boundary).
+const MAX_COMMENT: usize = 4096;
+/// Marker comments held for the next packet; more are counted, not kept.
+const MAX_PENDING: usize = 64;
+/// IEEE 802 local experimental EtherType, for the frame that carries markers left at the end.
+const NOTE_ETHERTYPE: u16 = 0x88B5;
+
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const PSH: u8 = 0x08;
+const ACK: u8 = 0x10;
 
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 
-#[derive(Clone, Copy)]
-struct Conn {
+// pcapng block types and option codes.
+const SECTION_HEADER: u32 = 0x0A0D_0D0A;
+const INTERFACE_DESCRIPTION: u32 = 1;
+const ENHANCED_PACKET: u32 = 6;
+const OPT_COMMENT: u16 = 1;
+const SHB_USERAPPL: u16 = 4;
+const IF_NAME: u16 = 2;
+const LINKTYPE_ETHERNET: u16 = 1;
+
+/// Which end of a connection sends a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    fn index(self) -> usize {
+        match self {
+            Side::Client => 0,
+            Side::Server => 1,
+        }
+    }
+
+    fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+}
+
+/// One synthesised TCP connection.
+#[derive(Debug, Clone)]
+struct Flow {
     client: SocketAddr,
     server: SocketAddr,
-    /// Next sequence number each side sends.
-    client_seq: u32,
-    server_seq: u32,
-    closed: bool,
+    /// Next sequence number each side sends, by [`Side::index`].
+    next_seq: [u32; 2],
+    /// Bytes each side sent that the other has not acknowledged yet.
+    unacked: [u32; 2],
+    /// Time of this connection's newest packet.
+    last_at: i64,
+    /// Creation order, for closing leftovers in a stable order.
+    order: u64,
 }
 
-/// Writes a pcapng file from exchanges, connection events and markers, in the order given.
-pub struct PcapngExporter<W: Write> {
+/// Frames pcapng blocks and keeps what spans connections: the pending marker comments, the IP
+/// identification counter, the newest time written.
+struct Sink<W: Write> {
     out: W,
-    default_server: SocketAddr,
-    conns: HashMap<u64, Conn>,
     ip_id: u16,
-    /// Marker texts waiting for the next packet's comment.
-    pending_comment: Vec<String>,
-    /// Time of the last packet written (µs), for packets with no time of their own.
-    last_ts: i64,
+    pending: Vec<String>,
+    /// Markers beyond [`MAX_PENDING`] not kept for the next packet.
+    dropped: usize,
+    last_at: i64,
 }
 
-fn parse_addr(text: Option<&str>) -> Option<SocketAddr> {
-    text.and_then(|t| t.parse().ok())
-}
-
-fn ones_complement_sum(data: &[u8], mut sum: u32) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    sum
-}
-
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-impl<W: Write> PcapngExporter<W> {
-    /// Writes the section header and the interface description.
-    pub fn new(mut out: W, default_server: SocketAddr) -> io::Result<Self> {
-        // Section Header Block.
-        let mut shb = Vec::new();
-        shb.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
-        shb.extend_from_slice(&1u16.to_le_bytes());
-        shb.extend_from_slice(&0u16.to_le_bytes());
-        shb.extend_from_slice(&(-1i64).to_le_bytes());
-        shb.extend_from_slice(&options(&[(4, b"chronik-tui".as_slice())]));
-        write_block(&mut out, 0x0A0D_0D0A, &shb)?;
-        // Interface Description Block: Ethernet, no snaplen limit, µs timestamps (default).
-        let mut idb = Vec::new();
-        idb.extend_from_slice(&1u16.to_le_bytes());
-        idb.extend_from_slice(&0u16.to_le_bytes());
-        idb.extend_from_slice(&0u32.to_le_bytes());
-        idb.extend_from_slice(&options(&[(2, b"chronik-tui".as_slice())]));
-        write_block(&mut out, 1, &idb)?;
-        Ok(PcapngExporter {
-            out,
-            default_server,
-            conns: HashMap::new(),
-            ip_id: 1,
-            pending_comment: Vec::new(),
-            last_ts: 0,
-        })
-    }
-
-    fn conn_for(&mut self, conn: u64, peer: &str, server: Option<&str>, at: i64) -> io::Result<()> {
-        if self.conns.get(&conn).is_some_and(|c| !c.closed) {
-            return Ok(());
-        }
-        let client =
-            parse_addr(Some(peer)).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 1)));
-        let mut server = parse_addr(server).unwrap_or(self.default_server);
-        if server.is_ipv4() != client.is_ipv4() {
-            // One packet cannot mix families: put the server on the client's loopback.
-            let ip = if client.is_ipv4() {
-                IpAddr::V4(Ipv4Addr::LOCALHOST)
-            } else {
-                IpAddr::V6(Ipv6Addr::LOCALHOST)
-            };
-            server = SocketAddr::new(ip, server.port());
-        }
-        // Initial sequence numbers from the connection id, so files are reproducible.
-        let isn_c = (conn as u32).wrapping_mul(0x9E37_79B9);
-        let isn_s = isn_c ^ 0x5A5A_0000;
-        let mut c = Conn {
-            client,
-            server,
-            client_seq: isn_c,
-            server_seq: isn_s,
-            closed: false,
-        };
-        let t = at.saturating_sub(3);
-        self.packet(&c, true, t, isn_c, 0, TCP_SYN, &[])?;
-        self.packet(
-            &c,
-            false,
-            t + 1,
-            isn_s,
-            isn_c.wrapping_add(1),
-            TCP_SYN | TCP_ACK,
-            &[],
-        )?;
-        c.client_seq = isn_c.wrapping_add(1);
-        c.server_seq = isn_s.wrapping_add(1);
-        self.packet(&c, true, t + 2, c.client_seq, c.server_seq, TCP_ACK, &[])?;
-        self.conns.insert(conn, c);
-        Ok(())
-    }
-
-    /// Writes one exchange: its request, then its response.
-    pub fn exchange(&mut self, ex: &Exchange) -> io::Result<()> {
-        self.conn_for(ex.conn, &ex.peer, ex.server.as_deref(), ex.request_at)?;
-        let mut comment = format!(
-            "chronik-tui #{} {} v{} corr={}",
-            ex.id,
-            registry::api_name(ex.api_key),
-            ex.api_version,
-            ex.correlation_id
-        );
-        if let Some(p) = &ex.placement {
-            comment.push_str(&format!("; throttle_time_ms placement {p}"));
-        }
-        for n in &ex.notes {
-            comment.push_str(&format!("; {n}"));
-        }
-        let mut comment = Some(comment);
-        if !ex.request.is_empty() {
-            self.data(ex.conn, true, ex.request_at, &ex.request, comment.take())?;
-        }
-        if let Some(resp) = &ex.response {
-            let at = ex.response_at.unwrap_or(ex.request_at);
-            self.data(ex.conn, false, at, resp, comment.take())?;
-        }
-        Ok(())
-    }
-
-    fn data(
-        &mut self,
-        conn: u64,
-        from_client: bool,
-        at: i64,
-        bytes: &[u8],
-        mut comment: Option<String>,
-    ) -> io::Result<()> {
-        for chunk in bytes.chunks(MAX_SEGMENT) {
-            let Some(c) = self.conns.get(&conn) else {
-                return Ok(());
-            };
-            let (seq, ack) = if from_client {
-                (c.client_seq, c.server_seq)
-            } else {
-                (c.server_seq, c.client_seq)
-            };
-            let c = *c;
-            self.packet_with_comment(
-                &c,
-                from_client,
-                at,
-                seq,
-                ack,
-                TCP_PSH | TCP_ACK,
-                chunk,
-                comment.take(),
-            )?;
-            if let Some(c) = self.conns.get_mut(&conn) {
-                if from_client {
-                    c.client_seq = c.client_seq.wrapping_add(chunk.len() as u32);
-                } else {
-                    c.server_seq = c.server_seq.wrapping_add(chunk.len() as u32);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// A connection opened (handshake) or closed (FIN from the closer, FIN back, last ACK).
-    pub fn conn_event(&mut self, ev: &ConnEvent) -> io::Result<()> {
-        match &ev.kind {
-            ConnEventKind::Opened => self.conn_for(ev.conn, &ev.peer, None, ev.at),
-            ConnEventKind::Closed { by, .. } => {
-                let from_client = *by == crate::capture::ClosedBy::Client;
-                self.close(ev.conn, from_client, ev.at)
-            }
-        }
-    }
-
-    fn close(&mut self, conn: u64, from_client: bool, at: i64) -> io::Result<()> {
-        let Some(c) = self.conns.get(&conn) else {
-            return Ok(());
-        };
-        if c.closed {
-            return Ok(());
-        }
-        let mut c = *c;
-        let (a, b) = if from_client {
-            (c.client_seq, c.server_seq)
+impl<W: Write> Sink<W> {
+    /// Holds a comment for the next packet (counts it instead past [`MAX_PENDING`]).
+    fn push_pending(&mut self, comment: String) {
+        if self.pending.len() >= MAX_PENDING {
+            self.dropped += 1;
         } else {
-            (c.server_seq, c.client_seq)
-        };
-        self.packet(&c, from_client, at, a, b, TCP_FIN | TCP_ACK, &[])?;
-        self.packet(
-            &c,
-            !from_client,
-            at + 1,
-            b,
-            a.wrapping_add(1),
-            TCP_FIN | TCP_ACK,
-            &[],
-        )?;
-        self.packet(
-            &c,
-            from_client,
-            at + 2,
-            a.wrapping_add(1),
-            b.wrapping_add(1),
-            TCP_ACK,
-            &[],
-        )?;
-        c.closed = true;
-        self.conns.insert(conn, c);
-        Ok(())
-    }
-
-    /// A marker: its text goes into the next packet's comment.
-    pub fn marker(&mut self, m: &Marker) -> io::Result<()> {
-        self.pending_comment
-            .push(format!("chronik-tui marker: {}", m.text));
-        Ok(())
-    }
-
-    /// Writes what is buffered.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-
-    /// Closes the connections still open (FIN from the client) and returns the writer.
-    pub fn finish(mut self) -> io::Result<W> {
-        let mut open: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| !c.closed)
-            .map(|(k, _)| *k)
-            .collect();
-        open.sort_unstable();
-        let at = self.last_ts + 1;
-        for conn in open {
-            self.close(conn, true, at)?;
+            self.pending.push(bounded(comment));
         }
-        self.out.flush()?;
-        Ok(self.out)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn packet(
-        &mut self,
-        c: &Conn,
-        from_client: bool,
-        at: i64,
-        seq: u32,
-        ack: u32,
-        flags: u8,
-        payload: &[u8],
-    ) -> io::Result<()> {
-        self.packet_with_comment(c, from_client, at, seq, ack, flags, payload, None)
+    /// The pending marker comments, then `own`: what the next packet carries.
+    fn take_comments(&mut self, own: Option<String>) -> Vec<String> {
+        let mut all = std::mem::take(&mut self.pending);
+        if self.dropped > 0 {
+            all.push(format!(
+                "chronik-tui: {} more markers not shown",
+                std::mem::take(&mut self.dropped)
+            ));
+        }
+        all.extend(own);
+        all
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn packet_with_comment(
+    fn frame(&mut self, at: i64, frame: &[u8], comments: &[String]) -> io::Result<()> {
+        self.last_at = self.last_at.max(at);
+        write_block(
+            &mut self.out,
+            ENHANCED_PACKET,
+            &enhanced_packet(at, frame, comments),
+        )
+    }
+
+    /// The one Ethernet frame that carries markers no packet followed.
+    fn note_frame(&mut self) -> io::Result<()> {
+        let comments = self.take_comments(None);
+        let Some(first) = comments.first() else {
+            return Ok(());
+        };
+        let mut frame = Vec::with_capacity(14 + first.len().min(1500));
+        frame.extend_from_slice(&[0xFF; 6]);
+        frame.extend_from_slice(&SERVER_MAC);
+        frame.extend_from_slice(&NOTE_ETHERTYPE.to_be_bytes());
+        frame.extend_from_slice(&first.as_bytes()[..first.len().min(1500)]);
+        let at = self.last_at;
+        self.frame(at, &frame, &comments)
+    }
+}
+
+impl Flow {
+    /// Writes one TCP packet from `from`: its sequence number is that side's next, its
+    /// acknowledgement (with ACK set) everything the other side sent.
+    fn packet<W: Write>(
         &mut self,
-        c: &Conn,
-        from_client: bool,
+        sink: &mut Sink<W>,
+        from: Side,
         at: i64,
-        seq: u32,
-        ack: u32,
         flags: u8,
         payload: &[u8],
         comment: Option<String>,
     ) -> io::Result<()> {
-        let (src, dst) = if from_client {
-            (c.client, c.server)
+        let (me, peer) = (from.index(), from.other().index());
+        let seq = self.next_seq[me];
+        let ack = if flags & ACK != 0 {
+            self.unacked[peer] = 0;
+            self.next_seq[peer]
         } else {
-            (c.server, c.client)
+            0
         };
-        let (smac, dmac) = if from_client {
-            (CLIENT_MAC, SERVER_MAC)
-        } else {
-            (SERVER_MAC, CLIENT_MAC)
+        let (src, dst) = match from {
+            Side::Client => (self.client, self.server),
+            Side::Server => (self.server, self.client),
         };
-        let mut tcp = Vec::with_capacity(20 + payload.len());
-        tcp.extend_from_slice(&src.port().to_be_bytes());
-        tcp.extend_from_slice(&dst.port().to_be_bytes());
-        tcp.extend_from_slice(&seq.to_be_bytes());
-        tcp.extend_from_slice(&(if flags & TCP_ACK != 0 { ack } else { 0 }).to_be_bytes());
-        tcp.push(5 << 4);
-        tcp.push(flags);
-        tcp.extend_from_slice(&65535u16.to_be_bytes());
-        tcp.extend_from_slice(&[0, 0, 0, 0]);
-        tcp.extend_from_slice(payload);
-        let mut frame = Vec::with_capacity(14 + 40 + tcp.len());
-        frame.extend_from_slice(&dmac);
-        frame.extend_from_slice(&smac);
-        match (src.ip(), dst.ip()) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                frame.extend_from_slice(&0x0800u16.to_be_bytes());
-                let mut pseudo = ones_complement_sum(&s.octets(), 0);
-                pseudo = ones_complement_sum(&d.octets(), pseudo);
-                pseudo += 6 + tcp.len() as u32;
-                let sum = fold(ones_complement_sum(&tcp, pseudo));
-                tcp[16..18].copy_from_slice(&sum.to_be_bytes());
-                let mut ip = Vec::with_capacity(20);
-                ip.push(0x45);
-                ip.push(0);
-                ip.extend_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
-                ip.extend_from_slice(&self.ip_id.to_be_bytes());
-                self.ip_id = self.ip_id.wrapping_add(1);
-                ip.extend_from_slice(&0x4000u16.to_be_bytes());
-                ip.push(64);
-                ip.push(6);
-                ip.extend_from_slice(&[0, 0]);
-                ip.extend_from_slice(&s.octets());
-                ip.extend_from_slice(&d.octets());
-                let sum = fold(ones_complement_sum(&ip, 0));
-                ip[10..12].copy_from_slice(&sum.to_be_bytes());
-                frame.extend_from_slice(&ip);
-            }
-            (s, d) => {
-                let to6 = |a: IpAddr| match a {
-                    IpAddr::V6(v) => v,
-                    IpAddr::V4(v) => v.to_ipv6_mapped(),
-                };
-                let (s, d) = (to6(s), to6(d));
-                frame.extend_from_slice(&0x86DDu16.to_be_bytes());
-                let mut pseudo = ones_complement_sum(&s.octets(), 0);
-                pseudo = ones_complement_sum(&d.octets(), pseudo);
-                pseudo += tcp.len() as u32 + 6;
-                let sum = fold(ones_complement_sum(&tcp, pseudo));
-                tcp[16..18].copy_from_slice(&sum.to_be_bytes());
-                frame.extend_from_slice(&0x6000_0000u32.to_be_bytes());
-                frame.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
-                frame.push(6);
-                frame.push(64);
-                frame.extend_from_slice(&s.octets());
-                frame.extend_from_slice(&d.octets());
-            }
-        }
-        frame.extend_from_slice(&tcp);
-        let mut comments: Vec<String> = std::mem::take(&mut self.pending_comment);
-        comments.extend(comment);
-        self.last_ts = self.last_ts.max(at);
-        self.epb(at, &frame, &comments)
+        let segment = TcpSegment {
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+            payload,
+        };
+        let frame = ethernet_frame(&segment, from == Side::Client, sink.ip_id);
+        sink.ip_id = sink.ip_id.wrapping_add(1);
+        let len = payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
+        self.next_seq[me] = seq.wrapping_add(len);
+        self.unacked[me] = self.unacked[me].saturating_add(payload.len() as u32);
+        self.last_at = self.last_at.max(at);
+        let comments = sink.take_comments(comment);
+        sink.frame(at, &frame, &comments)
     }
 
-    fn epb(&mut self, at: i64, frame: &[u8], comments: &[String]) -> io::Result<()> {
-        let ts = at.max(0) as u64;
-        let mut body = Vec::with_capacity(20 + frame.len() + 64);
-        body.extend_from_slice(&0u32.to_le_bytes());
-        body.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
-        body.extend_from_slice(&(ts as u32).to_le_bytes());
-        body.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        body.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        body.extend_from_slice(frame);
-        pad4(&mut body);
-        let opts: Vec<(u16, &[u8])> = comments.iter().map(|c| (1u16, c.as_bytes())).collect();
-        if !opts.is_empty() {
-            body.extend_from_slice(&options(&opts));
-        }
-        write_block(&mut self.out, 6, &body)
+    fn handshake<W: Write>(&mut self, sink: &mut Sink<W>, at: i64) -> io::Result<()> {
+        self.packet(sink, Side::Client, at, SYN, &[], None)?;
+        self.packet(sink, Side::Server, at, SYN | ACK, &[], None)?;
+        self.packet(sink, Side::Client, at, ACK, &[], None)
     }
+
+    /// A frame's bytes from `from`, in segments; the first carries `comment`.
+    fn send<W: Write>(
+        &mut self,
+        sink: &mut Sink<W>,
+        from: Side,
+        at: i64,
+        bytes: &[u8],
+        mut comment: Option<String>,
+    ) -> io::Result<()> {
+        let count = bytes.len().div_ceil(MAX_SEGMENT);
+        for (i, chunk) in bytes.chunks(MAX_SEGMENT).enumerate() {
+            if self.unacked[from.index()].saturating_add(chunk.len() as u32) > ACK_EVERY {
+                self.ack(sink, from.other(), at)?;
+            }
+            let flags = if i + 1 == count { ACK | PSH } else { ACK };
+            self.packet(sink, from, at, flags, chunk, comment.take())?;
+        }
+        Ok(())
+    }
+
+    /// A bare ACK from `by` when the other side has bytes it has not acknowledged.
+    fn ack<W: Write>(&mut self, sink: &mut Sink<W>, by: Side, at: i64) -> io::Result<()> {
+        if self.unacked[by.other().index()] == 0 {
+            return Ok(());
+        }
+        self.packet(sink, by, at, ACK, &[], None)
+    }
+
+    /// FIN from the closer, FIN back, the last ACK.
+    fn close<W: Write>(&mut self, sink: &mut Sink<W>, closer: Side, at: i64) -> io::Result<()> {
+        let at = at.max(self.last_at);
+        self.packet(sink, closer, at, FIN | ACK, &[], None)?;
+        self.packet(sink, closer.other(), at, FIN | ACK, &[], None)?;
+        self.packet(sink, closer, at, ACK, &[], None)
+    }
+}
+
+/// Writes a pcapng file from exchanges, connection events and markers, in the order given.
+pub struct PcapngExporter<W: Write> {
+    sink: Sink<W>,
+    default_server: SocketAddr,
+    /// Open connections by (connection id, peer text); one per server address.
+    flows: HashMap<(u64, String), Vec<Flow>>,
+    /// `Opened` times of connections with nothing written yet.
+    opened: HashMap<(u64, String), i64>,
+    /// Connections created so far (initial sequence numbers and order come from it).
+    created: u64,
+}
+
+impl<W: Write> PcapngExporter<W> {
+    /// Writes the section header and one Ethernet interface description (µs timestamps).
+    /// `default_server` is the broker side for exchanges that do not name theirs.
+    pub fn new(mut out: W, default_server: SocketAddr) -> io::Result<Self> {
+        write_block(&mut out, SECTION_HEADER, &section_header())?;
+        write_block(&mut out, INTERFACE_DESCRIPTION, &interface_description())?;
+        Ok(PcapngExporter {
+            sink: Sink {
+                out,
+                ip_id: 1,
+                pending: Vec::new(),
+                dropped: 0,
+                last_at: 0,
+            },
+            default_server,
+            flows: HashMap::new(),
+            opened: HashMap::new(),
+            created: 0,
+        })
+    }
+
+    /// Writes one exchange: its request client to server, then its response back, on the
+    /// exchange's connection (opened with a handshake if it is new). The first packet carries
+    /// the exchange's comment; an exchange with no bytes at all passes it to the next packet.
+    pub fn exchange(&mut self, ex: &Exchange) -> io::Result<()> {
+        let response_at = ex.response_at.unwrap_or(if ex.request.is_empty() {
+            ex.request_at
+        } else {
+            ex.request_at.saturating_add(1)
+        });
+        let first_at = match (&ex.request, &ex.response) {
+            (req, _) if !req.is_empty() => ex.request_at,
+            (_, Some(resp)) if !resp.is_empty() => response_at,
+            _ => {
+                self.sink.push_pending(exchange_comment(ex));
+                return Ok(());
+            }
+        };
+        let (client, server) = self.endpoints(ex.conn, &ex.peer, ex.server.as_deref());
+        let key = (ex.conn, ex.peer.clone());
+        let mut flow = self.take_flow(&key, client, server, first_at)?;
+        let comment = Some(exchange_comment(ex));
+        let result = write_exchange(&mut self.sink, &mut flow, ex, response_at, comment);
+        self.flows.entry(key).or_default().push(flow);
+        result
+    }
+
+    /// A connection event: `Opened` is remembered for the handshake's time; `Closed` ends the
+    /// connection's TCP streams (FIN from the side that closed, FIN back, ACK). A connection
+    /// that closes with nothing written shows as a handshake and its close, to the default
+    /// server.
+    pub fn conn_event(&mut self, ev: &ConnEvent) -> io::Result<()> {
+        let key = (ev.conn, ev.peer.clone());
+        match &ev.kind {
+            ConnEventKind::Opened => {
+                if !self.flows.contains_key(&key) {
+                    self.opened.insert(key, ev.at);
+                }
+                Ok(())
+            }
+            ConnEventKind::Closed { by, .. } => {
+                let closer = match by {
+                    ClosedBy::Client => Side::Client,
+                    ClosedBy::Broker => Side::Server,
+                };
+                let mut flows = self.flows.remove(&key).unwrap_or_default();
+                if flows.is_empty() && self.opened.contains_key(&key) {
+                    let (client, server) = self.endpoints(ev.conn, &ev.peer, None);
+                    flows.push(self.take_flow(&key, client, server, ev.at)?);
+                }
+                for mut flow in flows {
+                    flow.close(&mut self.sink, closer, ev.at)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A marker: its text (with its id and time) becomes a comment on the next packet.
+    pub fn marker(&mut self, m: &Marker) -> io::Result<()> {
+        self.sink.push_pending(format!(
+            "chronik-tui marker #{} at {}: {}",
+            m.id,
+            clock(m.at),
+            m.text
+        ));
+        Ok(())
+    }
+
+    /// Writes what is buffered in the writer (the file stays open).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.sink.out.flush()
+    }
+
+    /// Closes the connections still open (FIN from the client at each one's last packet
+    /// time), writes markers no packet carried, flushes and returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        let mut open: Vec<Flow> = self.flows.drain().flat_map(|(_, f)| f).collect();
+        open.sort_by_key(|f| f.order);
+        for mut flow in open {
+            let at = flow.last_at;
+            flow.close(&mut self.sink, Side::Client, at)?;
+        }
+        self.sink.note_frame()?;
+        self.sink.out.flush()?;
+        Ok(self.sink.out)
+    }
+
+    /// The client and server addresses of a connection, in one address family: the server as
+    /// the exchange names it (else the default), the client from `peer` (an address made up
+    /// from the connection id when `peer` is not one). A mix of IPv4 and IPv6 becomes IPv6
+    /// with the IPv4 side mapped, as a dual-stack socket reports it.
+    fn endpoints(&self, conn: u64, peer: &str, server: Option<&str>) -> (SocketAddr, SocketAddr) {
+        let server = server
+            .and_then(|s| s.parse::<SocketAddr>().ok())
+            .unwrap_or(self.default_server);
+        let client = peer.parse::<SocketAddr>().unwrap_or_else(|_| {
+            let port = 49_152 + (conn % 16_384) as u16;
+            let ip = if server.is_ipv4() {
+                IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
+            } else {
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
+            };
+            SocketAddr::new(ip, port)
+        });
+        if client.is_ipv4() == server.is_ipv4() {
+            return (client, server);
+        }
+        let v6 = |a: SocketAddr| match a.ip() {
+            IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), a.port()),
+            IpAddr::V6(_) => a,
+        };
+        (v6(client), v6(server))
+    }
+
+    /// The open connection for `key` to `server`, taken out of the map; a new one, with its
+    /// handshake written, when there is none.
+    fn take_flow(
+        &mut self,
+        key: &(u64, String),
+        client: SocketAddr,
+        server: SocketAddr,
+        first_at: i64,
+    ) -> io::Result<Flow> {
+        if let Some(list) = self.flows.get_mut(key) {
+            if let Some(i) = list.iter().position(|f| f.server == server) {
+                let flow = list.swap_remove(i);
+                if list.is_empty() {
+                    self.flows.remove(key);
+                }
+                return Ok(flow);
+            }
+        }
+        let at = match self.opened.remove(key) {
+            Some(t) if t <= first_at => t,
+            _ => first_at.saturating_sub(1),
+        };
+        self.created += 1;
+        let isn = |salt: u64| {
+            let x = (self.created ^ salt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (x >> 32) as u32
+        };
+        let mut flow = Flow {
+            client,
+            server,
+            next_seq: [isn(0), isn(0x5151_0000_0000)],
+            unacked: [0, 0],
+            last_at: at,
+            order: self.created,
+        };
+        flow.handshake(&mut self.sink, at)?;
+        Ok(flow)
+    }
+}
+
+/// An exchange's frames on its connection: the request (ACKed by the server when no response
+/// follows), then the response (ACKed by the client).
+fn write_exchange<W: Write>(
+    sink: &mut Sink<W>,
+    flow: &mut Flow,
+    ex: &Exchange,
+    response_at: i64,
+    mut comment: Option<String>,
+) -> io::Result<()> {
+    let response = ex.response.as_ref().filter(|r| !r.is_empty());
+    if !ex.request.is_empty() {
+        flow.send(
+            sink,
+            Side::Client,
+            ex.request_at,
+            &ex.request,
+            comment.take(),
+        )?;
+        if response.is_none() {
+            flow.ack(sink, Side::Server, ex.request_at)?;
+        }
+    }
+    if let Some(resp) = response {
+        flow.send(sink, Side::Server, response_at, resp, comment.take())?;
+        flow.ack(sink, Side::Client, response_at)?;
+    }
+    Ok(())
+}
+
+/// The comment on an exchange's first packet.
+fn exchange_comment(ex: &Exchange) -> String {
+    let mut c = format!("chronik-tui #{}", ex.id);
+    if ex.api_key >= 0 {
+        c.push_str(&format!(
+            " {} v{} corr={}",
+            registry::api_name(ex.api_key),
+            ex.api_version,
+            ex.correlation_id
+        ));
+    } else {
+        c.push_str(" (no readable request header)");
+    }
+    if let Some(p) = &ex.placement {
+        c.push_str(&format!("; throttle_time_ms placement {p}"));
+    }
+    match &ex.status {
+        Status::Answered => {}
+        Status::NoResponse => c.push_str("; no response (acks=0)"),
+        Status::Unanswered => c.push_str("; unanswered"),
+        Status::Malformed { error } => c.push_str(&format!("; malformed: {error}")),
+    }
+    for n in &ex.notes {
+        c.push_str("; ");
+        c.push_str(n);
+        if c.len() > MAX_COMMENT {
+            break;
+        }
+    }
+    bounded(c)
+}
+
+/// `s` cut to at most [`MAX_COMMENT`] bytes at a character boundary.
+fn bounded(mut s: String) -> String {
+    if s.len() > MAX_COMMENT {
+        let mut end = MAX_COMMENT - '…'.len_utf8();
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// A TCP segment to frame.
+struct TcpSegment<'a> {
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &'a [u8],
+}
+
+/// The Ethernet frame of a segment: Ethernet II, IPv4 (with its header checksum) or IPv6 by
+/// the addresses (which share a family), TCP with its checksum. A SYN carries MSS and window
+/// scale options.
+fn ethernet_frame(seg: &TcpSegment, from_client: bool, ip_id: u16) -> Vec<u8> {
+    let mut tcp = Vec::with_capacity(28 + seg.payload.len());
+    tcp.extend_from_slice(&seg.src.port().to_be_bytes());
+    tcp.extend_from_slice(&seg.dst.port().to_be_bytes());
+    tcp.extend_from_slice(&seg.seq.to_be_bytes());
+    tcp.extend_from_slice(&seg.ack.to_be_bytes());
+    let syn = seg.flags & SYN != 0;
+    tcp.push(if syn { 7 << 4 } else { 5 << 4 });
+    tcp.push(seg.flags);
+    // The window field of a SYN is never scaled.
+    tcp.extend_from_slice(&WINDOW.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+    if syn {
+        tcp.extend_from_slice(&[2, 4]);
+        tcp.extend_from_slice(&MSS.to_be_bytes());
+        tcp.extend_from_slice(&[1, 3, 3, WINDOW_SHIFT]);
+    }
+    tcp.extend_from_slice(seg.payload);
+
+    let (smac, dmac) = if from_client {
+        (CLIENT_MAC, SERVER_MAC)
+    } else {
+        (SERVER_MAC, CLIENT_MAC)
+    };
+    let mut frame = Vec::with_capacity(14 + 40 + tcp.len());
+    frame.extend_from_slice(&dmac);
+    frame.extend_from_slice(&smac);
+    let tcp_len = tcp.len() as u32;
+    match (seg.src.ip(), seg.dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let pseudo =
+                sum_words(&s.octets(), 0) + sum_words(&d.octets(), 0) + 6 + u64::from(tcp_len);
+            let sum = fold(sum_words(&tcp, pseudo));
+            tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+            let mut ip = [0u8; 20];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&((20 + tcp_len) as u16).to_be_bytes());
+            ip[4..6].copy_from_slice(&ip_id.to_be_bytes());
+            ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // don't fragment
+            ip[8] = 64;
+            ip[9] = 6;
+            ip[12..16].copy_from_slice(&s.octets());
+            ip[16..20].copy_from_slice(&d.octets());
+            let sum = fold(sum_words(&ip, 0));
+            ip[10..12].copy_from_slice(&sum.to_be_bytes());
+            frame.extend_from_slice(&0x0800u16.to_be_bytes());
+            frame.extend_from_slice(&ip);
+        }
+        (s, d) => {
+            let v6 = |a: IpAddr| match a {
+                IpAddr::V6(v) => v,
+                IpAddr::V4(v) => v.to_ipv6_mapped(),
+            };
+            let (s, d) = (v6(s), v6(d));
+            let pseudo =
+                sum_words(&s.octets(), 0) + sum_words(&d.octets(), 0) + 6 + u64::from(tcp_len);
+            let sum = fold(sum_words(&tcp, pseudo));
+            tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+            frame.extend_from_slice(&0x86DDu16.to_be_bytes());
+            frame.extend_from_slice(&0x6000_0000u32.to_be_bytes());
+            frame.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+            frame.push(6); // next header: TCP
+            frame.push(64); // hop limit
+            frame.extend_from_slice(&s.octets());
+            frame.extend_from_slice(&d.octets());
+        }
+    }
+    frame.extend_from_slice(&tcp);
+    frame
+}
+
+/// Adds `data` as big-endian 16-bit words (an odd last byte padded with zero) to `sum`.
+fn sum_words(data: &[u8], mut sum: u64) -> u64 {
+    let mut words = data.chunks_exact(2);
+    for w in &mut words {
+        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        sum += u64::from(*last) << 8;
+    }
+    sum
+}
+
+/// The Internet checksum of a word sum: folded to 16 bits, complemented.
+fn fold(mut sum: u64) -> u16 {
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Section Header Block body: little-endian, version 1.0, length unknown, our application.
+fn section_header() -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&(-1i64).to_le_bytes());
+    push_option(&mut b, SHB_USERAPPL, b"chronik-tui");
+    b.extend_from_slice(&[0; 4]);
+    b
+}
+
+/// Interface Description Block body: Ethernet, no snapshot length limit, default (µs)
+/// timestamp resolution.
+fn interface_description() -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    push_option(&mut b, IF_NAME, b"chronik-tui");
+    b.extend_from_slice(&[0; 4]);
+    b
+}
+
+/// Enhanced Packet Block body: interface 0, the time in µs (0 before the epoch), the frame,
+/// one `opt_comment` per comment.
+fn enhanced_packet(at: i64, frame: &[u8], comments: &[String]) -> Vec<u8> {
+    let ts = u64::try_from(at).unwrap_or(0);
+    let mut b =
+        Vec::with_capacity(28 + frame.len() + comments.iter().map(|c| c.len() + 8).sum::<usize>());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+    b.extend_from_slice(&(ts as u32).to_le_bytes());
+    b.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    b.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    b.extend_from_slice(frame);
+    pad4(&mut b);
+    if !comments.is_empty() {
+        for c in comments {
+            push_option(&mut b, OPT_COMMENT, bounded(c.clone()).as_bytes());
+        }
+        b.extend_from_slice(&[0; 4]);
+    }
+    b
 }
 
 fn pad4(v: &mut Vec<u8>) {
-    while !v.len().is_multiple_of(4) {
-        v.push(0);
-    }
+    v.resize(v.len().next_multiple_of(4), 0);
 }
 
-/// Options followed by opt_endofopt; each value padded to 4 bytes.
-fn options(opts: &[(u16, &[u8])]) -> Vec<u8> {
-    let mut v = Vec::new();
-    for (code, value) in opts {
-        let value = &value[..value.len().min(60_000)];
-        v.extend_from_slice(&code.to_le_bytes());
-        v.extend_from_slice(&(value.len() as u16).to_le_bytes());
-        v.extend_from_slice(value);
-        pad4(&mut v);
-    }
-    v.extend_from_slice(&[0, 0, 0, 0]);
-    v
+/// One option: code, length, value padded to 4 bytes (values are bounded well below 64 KiB).
+fn push_option(b: &mut Vec<u8>, code: u16, value: &[u8]) {
+    let value = &value[..value.len().min(u16::MAX as usize)];
+    b.extend_from_slice(&code.to_le_bytes());
+    b.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    b.extend_from_slice(value);
+    pad4(b);
 }
 
+/// A block: type, total length, body (padded to 4 bytes), total length again.
 fn write_block<W: Write>(out: &mut W, kind: u32, body: &[u8]) -> io::Result<()> {
-    let total = (12 + body.len()) as u32;
+    let padded = body.len().next_multiple_of(4);
+    let total = u32::try_from(12 + padded)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pcapng block over 4 GiB"))?;
     out.write_all(&kind.to_le_bytes())?;
     out.write_all(&total.to_le_bytes())?;
     out.write_all(body)?;
+    out.write_all(&[0; 3][..padded - body.len()])?;
     out.write_all(&total.to_le_bytes())
 }
 
-/// Writes JSON lines: each exchange as the headless `--json` mode prints it, connection events
-/// as `{"kind":"conn_event",…}` and markers as `{"kind":"marker",…}`.
+/// Writes JSON lines: each exchange as the headless `--json` mode prints it
+/// ([`crate::headless::json`]), connection events as `{"kind":"conn_event","event":"opened"|
+/// "closed",…}` and markers as `{"kind":"marker",…}`.
 pub struct JsonLinesExporter<W: Write> {
     out: W,
 }
 
 impl<W: Write> JsonLinesExporter<W> {
+    /// A writer of JSON lines into `out`.
     pub fn new(out: W) -> Self {
         JsonLinesExporter { out }
     }
 
+    /// One exchange, with both frames' hex and decoded trees.
     pub fn exchange(&mut self, ex: &Exchange) -> io::Result<()> {
         writeln!(self.out, "{}", crate::headless::json(ex))
     }
 
+    /// `{"kind":"conn_event","conn":…,"peer":…,"at":…,"event":"opened"}`, or with
+    /// `"event":"closed","by":"client"|"broker","reason":…`.
     pub fn conn_event(&mut self, ev: &ConnEvent) -> io::Result<()> {
-        let mut v = serde_json::to_value(ev).map_err(io::Error::other)?;
-        v["event"] = v["kind"].take();
-        v["kind"] = json!("conn_event");
+        let mut v = json!({
+            "kind": "conn_event",
+            "conn": ev.conn,
+            "peer": ev.peer,
+            "at": ev.at,
+        });
+        match &ev.kind {
+            ConnEventKind::Opened => v["event"] = json!("opened"),
+            ConnEventKind::Closed { by, reason } => {
+                v["event"] = json!("closed");
+                v["by"] = json!(by);
+                v["reason"] = json!(reason);
+            }
+        }
         writeln!(self.out, "{v}")
     }
 
+    /// `{"kind":"marker","id":…,"at":…,"after_exchange":…,"text":…}`.
     pub fn marker(&mut self, m: &Marker) -> io::Result<()> {
-        let mut v = serde_json::to_value(m).map_err(io::Error::other)?;
-        v["kind"] = json!("marker");
+        let v = json!({
+            "kind": "marker",
+            "id": m.id,
+            "at": m.at,
+            "after_exchange": m.after_exchange,
+            "text": m.text,
+        });
         writeln!(self.out, "{v}")
     }
 
+    /// Writes what is buffered in the writer.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
+    /// Flushes and returns the writer.
     pub fn finish(mut self) -> io::Result<W> {
         self.out.flush()?;
         Ok(self.out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::capture::{ClosedBy, Status};
-
-    fn frame(body: &[u8]) -> Vec<u8> {
-        let mut f = (body.len() as u32).to_be_bytes().to_vec();
-        f.extend_from_slice(body);
-        f
-    }
-
-    /// An ApiVersions v0 exchange (request header v1, response header v0, empty key list) and a
-    /// Metadata v0 request for no topics, with their responses, on a v4 or v6 connection.
-    fn exchanges(peer: &str, server: &str) -> Vec<Exchange> {
-        let ex = |id: u64, key: i16, corr: i32, req: Vec<u8>, resp: Vec<u8>| Exchange {
-            id,
-            conn: 7,
-            peer: peer.into(),
-            server: Some(server.into()),
-            client_id: Some("t".into()),
-            api_key: key,
-            api_version: 0,
-            correlation_id: corr,
-            request: req,
-            response: Some(resp),
-            request_at: 1_796_032_800_000_000 + id as i64 * 1000,
-            response_at: Some(1_796_032_800_000_000 + id as i64 * 1000 + 200),
-            status: Status::Answered,
-            notes: vec!["a note".into()],
-            placement: None,
-        };
-        let req = |key: i16, corr: i32, extra: &[u8]| {
-            let mut b = key.to_be_bytes().to_vec();
-            b.extend_from_slice(&0i16.to_be_bytes());
-            b.extend_from_slice(&corr.to_be_bytes());
-            b.extend_from_slice(&1i16.to_be_bytes());
-            b.push(b't');
-            b.extend_from_slice(extra);
-            frame(&b)
-        };
-        let mut api_resp = 1i32.to_be_bytes().to_vec();
-        api_resp.extend_from_slice(&0i16.to_be_bytes());
-        api_resp.extend_from_slice(&0i32.to_be_bytes());
-        let mut meta_resp = 2i32.to_be_bytes().to_vec();
-        meta_resp.extend_from_slice(&0i32.to_be_bytes());
-        meta_resp.extend_from_slice(&0i32.to_be_bytes());
-        // A Metadata v0 request naming three topics of 32,767 bytes each: the frame needs two
-        // segments.
-        let mut big = 3i32.to_be_bytes().to_vec();
-        for _ in 0..3 {
-            big.extend_from_slice(&i16::MAX.to_be_bytes());
-            big.extend(std::iter::repeat_n(b'x', i16::MAX as usize));
-        }
-        let mut big_resp = 3i32.to_be_bytes().to_vec();
-        big_resp.extend_from_slice(&0i32.to_be_bytes());
-        big_resp.extend_from_slice(&0i32.to_be_bytes());
-        vec![
-            ex(1, 18, 1, req(18, 1, &[]), frame(&api_resp)),
-            ex(2, 3, 2, req(3, 2, &0i32.to_be_bytes()), frame(&meta_resp)),
-            ex(3, 3, 3, req(3, 3, &big), frame(&big_resp)),
-        ]
-    }
-
-    fn tshark(path: &std::path::Path, port: u16) -> Option<serde_json::Value> {
-        let out = std::process::Command::new("tshark")
-            .arg("-r")
-            .arg(path)
-            .args([
-                "-d",
-                &format!("tcp.port=={port},kafka"),
-                "-o",
-                "tcp.check_checksum:TRUE",
-                "-o",
-                "ip.check_checksum:TRUE",
-                "-T",
-                "json",
-            ])
-            .output()
-            .ok()?;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(serde_json::from_slice(&out.stdout).unwrap())
-    }
-
-    #[test]
-    fn tshark_reads_the_synthesised_connection_as_kafka() {
-        for (peer, server) in [
-            ("127.0.0.1:40000", "127.0.0.1:9092"),
-            ("[::1]:40000", "[::1]:9092"),
-        ] {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("x.pcapng");
-            let mut w = PcapngExporter::new(
-                std::fs::File::create(&path).unwrap(),
-                "127.0.0.1:9092".parse().unwrap(),
-            )
-            .unwrap();
-            w.marker(&Marker {
-                id: 1,
-                at: 0,
-                after_exchange: 0,
-                text: "placement: front (was spec)".into(),
-            })
-            .unwrap();
-            for ex in exchanges(peer, server) {
-                w.exchange(&ex).unwrap();
-            }
-            w.conn_event(&ConnEvent {
-                conn: 7,
-                peer: peer.into(),
-                at: 1_796_032_800_010_000,
-                kind: ConnEventKind::Closed {
-                    by: ClosedBy::Client,
-                    reason: "bye".into(),
-                },
-            })
-            .unwrap();
-            w.finish().unwrap();
-            let Some(json) = tshark(&path, 9092) else {
-                eprintln!("tshark not installed; skipped");
-                return;
-            };
-            let text = json.to_string();
-            if text.contains("_ws.malformed") {
-                let _ = std::fs::copy(&path, "/tmp/export-malformed.pcapng");
-                panic!("{peer}: malformed (copied to /tmp/export-malformed.pcapng)");
-            }
-            assert!(
-                !text.contains("Bad checksum") && !text.contains("checksum.bad\":\"1"),
-                "{peer}: bad checksum"
-            );
-            let mut keys = Vec::new();
-            let mut comments = Vec::new();
-            for p in json.as_array().unwrap() {
-                let l = &p["_source"]["layers"];
-                if let Some(k) = l["kafka"]["kafka.request_key"].as_str() {
-                    keys.push(k.to_string());
-                }
-                if let Some(c) = l.get("frame").and_then(|f| f.get("frame.comment")) {
-                    comments.push(c.to_string());
-                }
-                if let Some(c) = l.get("pkt_comment") {
-                    comments.push(c.to_string());
-                }
-            }
-            assert_eq!(keys, vec!["18", "3", "3"], "{peer}: {text:.2000}");
-            let all = comments.join(" ");
-            assert!(
-                all.contains("chronik-tui #1 ApiVersions v0 corr=1; a note"),
-                "{all}"
-            );
-            assert!(all.contains("placement: front (was spec)"), "{all}");
-        }
     }
 }

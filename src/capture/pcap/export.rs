@@ -744,3 +744,502 @@ impl<W: Write> JsonLinesExporter<W> {
         Ok(self.out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::pcap::{packet, reader::CaptureReader, Segment};
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn ex(
+        id: u64,
+        conn: u64,
+        peer: &str,
+        server: Option<&str>,
+        req: usize,
+        resp: Option<usize>,
+    ) -> Exchange {
+        let body = |n: usize, seed: u8| -> Vec<u8> {
+            frame(
+                &(0..n)
+                    .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        Exchange {
+            id,
+            conn,
+            peer: peer.into(),
+            server: server.map(Into::into),
+            client_id: None,
+            api_key: 0,
+            api_version: 7,
+            correlation_id: id as i32,
+            request: if req == 0 {
+                Vec::new()
+            } else {
+                body(req, id as u8)
+            },
+            response: resp.map(|n| body(n, 100 + id as u8)),
+            request_at: 1_700_000_000_000_000 + id as i64 * 1000,
+            response_at: resp.map(|_| 1_700_000_000_000_000 + id as i64 * 1000 + 500),
+            status: if resp.is_some() {
+                Status::Answered
+            } else {
+                Status::NoResponse
+            },
+            notes: vec![],
+            placement: None,
+        }
+    }
+
+    /// A written packet: its time, its frame and its comments.
+    struct Written {
+        at: u64,
+        frame: Vec<u8>,
+        comments: Vec<String>,
+    }
+
+    /// Walks the pcapng blocks by hand (independently of the crate's reader), checking each
+    /// block's two length fields agree.
+    fn blocks(file: &[u8]) -> (Vec<u32>, Vec<Written>) {
+        let mut kinds = Vec::new();
+        let mut packets = Vec::new();
+        let mut pos = 0;
+        let u32_at = |p: usize| u32::from_le_bytes(file[p..p + 4].try_into().unwrap());
+        while pos < file.len() {
+            let kind = u32_at(pos);
+            let total = u32_at(pos + 4) as usize;
+            assert_eq!(total % 4, 0, "block length {total} not a multiple of 4");
+            assert_eq!(u32_at(pos + total - 4) as usize, total, "trailing length");
+            kinds.push(kind);
+            if kind == ENHANCED_PACKET {
+                let body = &file[pos + 8..pos + total - 4];
+                let at = (u64::from(u32_at(pos + 12)) << 32) | u64::from(u32_at(pos + 16));
+                let caplen = u32_at(pos + 20) as usize;
+                assert_eq!(caplen, u32_at(pos + 24) as usize);
+                let frame = body[20..20 + caplen].to_vec();
+                let mut o = 20 + caplen.next_multiple_of(4);
+                let mut comments = Vec::new();
+                while o + 4 <= body.len() {
+                    let code = u16::from_le_bytes([body[o], body[o + 1]]);
+                    let len = u16::from_le_bytes([body[o + 2], body[o + 3]]) as usize;
+                    if code == 0 {
+                        break;
+                    }
+                    assert_eq!(code, OPT_COMMENT);
+                    let text =
+                        std::str::from_utf8(&body[o + 4..o + 4 + len]).expect("UTF-8 comment");
+                    comments.push(text.to_string());
+                    o += 4 + len.next_multiple_of(4);
+                }
+                packets.push(Written {
+                    at,
+                    frame,
+                    comments,
+                });
+            }
+            pos += total;
+        }
+        (kinds, packets)
+    }
+
+    /// The TCP segments as the capture reader and packet parser see them.
+    fn segments(file: Vec<u8>) -> Vec<Segment> {
+        let mut r = CaptureReader::new(std::io::Cursor::new(file)).expect("pcapng header");
+        let mut out = Vec::new();
+        while let Some(p) = r.next_packet() {
+            if let Some(s) = packet::parse(&p.expect("packet")).expect("parses") {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// Checks the IPv4 header checksum and the TCP checksum of one Ethernet frame.
+    fn checksums_hold(frame: &[u8]) {
+        let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+        let (pseudo, tcp) = match ethertype {
+            0x0800 => {
+                let ip = &frame[14..34];
+                assert_eq!(fold(sum_words(ip, 0)), 0, "IPv4 header checksum");
+                let len = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+                let tcp = &frame[34..14 + len];
+                let pseudo = sum_words(&ip[12..20], 0) + 6 + tcp.len() as u64;
+                (pseudo, tcp)
+            }
+            0x86DD => {
+                let ip = &frame[14..54];
+                let tcp = &frame[54..];
+                assert_eq!(u16::from_be_bytes([ip[4], ip[5]]) as usize, tcp.len());
+                (sum_words(&ip[8..40], 0) + 6 + tcp.len() as u64, tcp)
+            }
+            other => panic!("ethertype {other:#x}"),
+        };
+        assert_eq!(fold(sum_words(tcp, pseudo)), 0, "TCP checksum");
+    }
+
+    /// Replays the segments of one connection as a receiver would: each side's sequence numbers
+    /// follow on, every ACK acknowledges exactly what the other side sent so far, and the bytes
+    /// each way are what was given.
+    fn check_stream(segs: &[&Segment], client_bytes: &[u8], server_bytes: &[u8]) {
+        let client = segs[0].src;
+        assert!(segs[0].flags.syn && !segs[0].flags.ack, "starts with a SYN");
+        assert!(segs[1].flags.syn && segs[1].flags.ack, "then SYN-ACK");
+        let mut next: HashMap<SocketAddr, u32> = HashMap::new();
+        let mut got: HashMap<SocketAddr, Vec<u8>> = HashMap::new();
+        for s in segs {
+            let other = if s.src == client { s.dst } else { client };
+            if let Some(n) = next.get(&s.src) {
+                assert_eq!(s.seq, *n, "sequence number of a segment from {}", s.src);
+            }
+            if s.flags.ack {
+                assert_eq!(Some(&s.ack), next.get(&other), "ACK from {}", s.src);
+            }
+            assert!(s.payload.len() <= MAX_SEGMENT);
+            let len = s.payload.len() as u32 + u32::from(s.flags.syn || s.flags.fin);
+            next.insert(s.src, s.seq.wrapping_add(len));
+            got.entry(s.src).or_default().extend_from_slice(&s.payload);
+        }
+        let server = segs[0].dst;
+        assert_eq!(
+            got.get(&client).map(Vec::as_slice).unwrap_or(&[]),
+            client_bytes
+        );
+        assert_eq!(
+            got.get(&server).map(Vec::as_slice).unwrap_or(&[]),
+            server_bytes
+        );
+        let last = segs[segs.len() - 3..]
+            .iter()
+            .map(|s| (s.flags.fin, s.flags.ack))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            last,
+            [(true, true), (true, true), (false, true)],
+            "FIN, FIN, ACK"
+        );
+    }
+
+    #[test]
+    fn connections_carry_the_frames_with_consistent_tcp() {
+        let mut w = PcapngExporter::new(Vec::new(), "127.0.0.1:9092".parse().unwrap()).unwrap();
+        // Two connections interleaved, one IPv6; a frame of three segments; a produce with no
+        // response; a response whose request was never seen.
+        let exs = [
+            ex(
+                1,
+                1,
+                "127.0.0.1:50001",
+                Some("127.0.0.1:9092"),
+                40,
+                Some(30),
+            ),
+            ex(2, 2, "[::1]:50002", Some("[::1]:9092"), 50, Some(20)),
+            ex(3, 1, "127.0.0.1:50001", None, 150_000, Some(60)),
+            ex(4, 2, "[::1]:50002", Some("[::1]:9092"), 70, None),
+            ex(5, 1, "127.0.0.1:50001", Some("127.0.0.1:9092"), 0, Some(25)),
+            // A response long enough that the client ACKs inside it.
+            ex(6, 2, "[::1]:50002", Some("[::1]:9092"), 10, Some(600_000)),
+        ];
+        w.conn_event(&ConnEvent {
+            conn: 1,
+            peer: "127.0.0.1:50001".into(),
+            at: 1_699_999_999_000_000,
+            kind: ConnEventKind::Opened,
+        })
+        .unwrap();
+        for e in &exs {
+            w.exchange(e).unwrap();
+        }
+        w.conn_event(&ConnEvent {
+            conn: 2,
+            peer: "[::1]:50002".into(),
+            at: 1_700_000_000_009_000,
+            kind: ConnEventKind::Closed {
+                by: ClosedBy::Broker,
+                reason: "bye".into(),
+            },
+        })
+        .unwrap();
+        let file = w.finish().unwrap();
+        let (kinds, packets) = blocks(&file);
+        assert_eq!(&kinds[..2], [SECTION_HEADER, INTERFACE_DESCRIPTION]);
+        for p in &packets {
+            checksums_hold(&p.frame);
+        }
+        let segs = segments(file);
+        assert_eq!(segs.len(), packets.len());
+        let of = |port: u16| -> Vec<&Segment> {
+            segs.iter()
+                .filter(|s| s.src.port() == port || s.dst.port() == port)
+                .collect()
+        };
+        let cat = |ids: &[usize], req: bool| -> Vec<u8> {
+            ids.iter()
+                .flat_map(|&i| {
+                    if req {
+                        exs[i].request.clone()
+                    } else {
+                        exs[i].response.clone().unwrap_or_default()
+                    }
+                })
+                .collect()
+        };
+        let one = of(50001);
+        check_stream(&one, &cat(&[0, 2], true), &cat(&[0, 2, 4], false));
+        let two = of(50002);
+        check_stream(&two, &cat(&[1, 3, 5], true), &cat(&[1, 5], false));
+        // Inside the 600,000-byte response (ten segments) the client ACKs twice, once
+        // 260,000 bytes are outstanding; then once after it.
+        let long = two
+            .iter()
+            .skip_while(|s| s.payload.len() != MAX_SEGMENT)
+            .take_while(|s| !s.flags.fin)
+            .map(|s| (s.src.port() == 9092, s.payload.len()))
+            .collect::<Vec<_>>();
+        let acks_inside = long[..long.len() - 1]
+            .iter()
+            .filter(|(from_server, len)| !from_server && *len == 0)
+            .count();
+        assert_eq!(acks_inside, 2, "{long:?}");
+        assert_eq!(
+            long.last(),
+            Some(&(false, 0)),
+            "the client ACKs the whole response"
+        );
+        assert!(two.iter().all(|s| s.src.is_ipv6()));
+        // The handshake of connection 1 at its Opened time; the broker closed connection 2
+        // (the server's FIN comes first); connection 1 closed at the end by the client.
+        assert_eq!(one[0].ts_nanos, 1_699_999_999_000_000_000);
+        assert_eq!(two[two.len() - 3].src.port(), 9092);
+        assert_eq!(one[one.len() - 3].src.port(), 50001);
+        // The 150,000-byte request: three segments, the receiver ACKs none in between.
+        let big: Vec<usize> = one
+            .iter()
+            .filter(|s| s.payload.len() > 1000)
+            .map(|s| s.payload.len())
+            .collect();
+        assert_eq!(big, [65_000, 65_000, 20_004]);
+        // Times: each request at request_at, each response at response_at.
+        let first_req = one
+            .iter()
+            .find(|s| s.src.port() == 50001 && !s.payload.is_empty())
+            .unwrap();
+        assert_eq!(first_req.ts_nanos, exs[0].request_at * 1000);
+    }
+
+    #[test]
+    fn each_exchange_has_its_comment_and_markers_ride_on_the_next_packet() {
+        let mut w = PcapngExporter::new(Vec::new(), "127.0.0.1:9092".parse().unwrap()).unwrap();
+        let mut a = ex(12, 1, "127.0.0.1:50001", None, 10, Some(10));
+        a.placement = Some(crate::settings::PlacementUsed {
+            placement: crate::settings::ThrottlePlacement::Front,
+            rule: Some((1, "software=kcat*:front".into())),
+        });
+        a.notes = vec!["a note".into()];
+        w.marker(&Marker {
+            id: 3,
+            at: 0,
+            after_exchange: 11,
+            text: "placement: front (was spec)".into(),
+        })
+        .unwrap();
+        w.exchange(&a).unwrap();
+        // An exchange with no bytes at all: its comment goes to the next packet.
+        w.exchange(&ex(13, 1, "127.0.0.1:50001", None, 0, None))
+            .unwrap();
+        w.exchange(&ex(14, 1, "127.0.0.1:50001", None, 10, None))
+            .unwrap();
+        w.marker(&Marker {
+            id: 4,
+            at: 0,
+            after_exchange: 14,
+            text: "caps: none".into(),
+        })
+        .unwrap();
+        let file = w.finish().unwrap();
+        let (_, packets) = blocks(&file);
+        let placement = crate::settings::PlacementUsed {
+            placement: crate::settings::ThrottlePlacement::Front,
+            rule: None,
+        };
+        let commented: Vec<(usize, &Vec<String>)> = packets
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.comments.is_empty())
+            .map(|(i, p)| (i, &p.comments))
+            .collect();
+        // The marker on the SYN (the first packet after it).
+        assert_eq!(commented[0].0, 0);
+        assert_eq!(
+            commented[0].1,
+            &["chronik-tui marker #3 at 00:00:00.000000: placement: front (was spec)"]
+        );
+        // Exchange 12 on its request's first segment (after the 3 handshake packets).
+        assert_eq!(commented[1].0, 3);
+        assert_eq!(
+            commented[1].1,
+            &[format!("chronik-tui #12 Produce v7 corr=12; throttle_time_ms placement {} (rule 1: software=kcat*:front); a note", placement.placement)]
+        );
+        assert_eq!(
+            commented[2].1,
+            &[
+                "chronik-tui #13 Produce v7 corr=13; no response (acks=0)".to_string(),
+                "chronik-tui #14 Produce v7 corr=14; no response (acks=0)".to_string()
+            ]
+        );
+        // The marker after the last exchange: on the client's FIN at the end.
+        assert_eq!(
+            commented[3].1,
+            &["chronik-tui marker #4 at 00:00:00.000000: caps: none"]
+        );
+        assert_eq!(packets[commented[3].0].frame[47] & FIN, FIN, "a FIN");
+        assert_eq!(commented.len(), 4);
+    }
+
+    #[test]
+    fn markers_with_no_packet_after_them_get_a_note_frame() {
+        let mut w = PcapngExporter::new(Vec::new(), "127.0.0.1:9092".parse().unwrap()).unwrap();
+        w.marker(&Marker {
+            id: 1,
+            at: 5,
+            after_exchange: 0,
+            text: "throttle: 7ms".into(),
+        })
+        .unwrap();
+        let (_, packets) = blocks(&w.finish().unwrap());
+        assert_eq!(packets.len(), 1);
+        assert_eq!(&packets[0].frame[12..14], &NOTE_ETHERTYPE.to_be_bytes());
+        assert_eq!(
+            packets[0].comments,
+            ["chronik-tui marker #1 at 00:00:00.000005: throttle: 7ms"]
+        );
+        // No markers, no exchanges: the two header blocks alone.
+        let w = PcapngExporter::new(Vec::new(), "127.0.0.1:9092".parse().unwrap()).unwrap();
+        let (kinds, packets) = blocks(&w.finish().unwrap());
+        assert_eq!((kinds.len(), packets.len()), (2, 0));
+    }
+
+    #[test]
+    fn odd_input_is_written_without_panicking() {
+        let mut w = PcapngExporter::new(Vec::new(), "[::1]:9092".parse().unwrap()).unwrap();
+        let mut odd = ex(1, u64::MAX, "not an address", Some("nor this"), 5, Some(5));
+        odd.request_at = i64::MAX;
+        odd.response_at = None;
+        odd.api_key = -1;
+        odd.notes = vec!["é".repeat(5000)];
+        w.exchange(&odd).unwrap();
+        let mut early = ex(2, 0, "10.1.2.3:4", Some("[::1]:9092"), 3, Some(4));
+        early.request_at = i64::MIN;
+        early.response_at = Some(i64::MIN);
+        w.exchange(&early).unwrap();
+        for kind in [
+            ConnEventKind::Closed {
+                by: ClosedBy::Client,
+                reason: String::new(),
+            },
+            ConnEventKind::Opened,
+        ] {
+            w.conn_event(&ConnEvent {
+                conn: 9,
+                peer: "?".into(),
+                at: i64::MAX,
+                kind,
+            })
+            .unwrap();
+        }
+        for i in 0..(MAX_PENDING as u64 + 5) {
+            w.marker(&Marker {
+                id: i,
+                at: i64::MIN,
+                after_exchange: 0,
+                text: "x".repeat(10_000),
+            })
+            .unwrap();
+        }
+        let file = w.finish().unwrap();
+        let (_, packets) = blocks(&file);
+        for p in &packets {
+            checksums_hold(&p.frame);
+            assert!(p.comments.iter().all(|c| c.len() <= MAX_COMMENT));
+        }
+        // The unreadable peer became an IPv6 documentation address (the server is IPv6), the
+        // IPv4 peer a mapped address; times before the epoch became 0.
+        let segs = segments(file);
+        assert!(segs.iter().any(|s| s.src.ip().to_string() == "2001:db8::1"));
+        assert!(segs
+            .iter()
+            .any(|s| s.src.ip().to_string() == "::ffff:10.1.2.3"));
+        assert!(packets.iter().any(|p| p.at == 0));
+        // The markers ride on the first FIN written at the end.
+        let last = &packets
+            .iter()
+            .find(|p| p.comments.len() > 1)
+            .expect("a packet with the markers")
+            .comments;
+        assert_eq!(
+            last.len(),
+            MAX_PENDING + 1,
+            "the rest counted: {:?}",
+            last.last()
+        );
+        assert_eq!(last[MAX_PENDING], "chronik-tui: 5 more markers not shown");
+    }
+
+    #[test]
+    fn json_lines_hold_exchanges_events_and_markers() {
+        let mut w = JsonLinesExporter::new(Vec::new());
+        w.conn_event(&ConnEvent {
+            conn: 1,
+            peer: "127.0.0.1:1".into(),
+            at: 5,
+            kind: ConnEventKind::Opened,
+        })
+        .unwrap();
+        w.exchange(&ex(7, 1, "127.0.0.1:1", None, 10, Some(10)))
+            .unwrap();
+        w.marker(&Marker {
+            id: 2,
+            at: 6,
+            after_exchange: 7,
+            text: "t".into(),
+        })
+        .unwrap();
+        w.conn_event(&ConnEvent {
+            conn: 1,
+            peer: "127.0.0.1:1".into(),
+            at: 9,
+            kind: ConnEventKind::Closed {
+                by: ClosedBy::Broker,
+                reason: "bad frame".into(),
+            },
+        })
+        .unwrap();
+        let text = String::from_utf8(w.finish().unwrap()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(
+            lines[0],
+            json!({"kind": "conn_event", "conn": 1, "peer": "127.0.0.1:1", "at": 5, "event": "opened"})
+        );
+        assert_eq!(
+            lines[1],
+            crate::headless::json(&ex(7, 1, "127.0.0.1:1", None, 10, Some(10)))
+        );
+        assert_eq!(
+            lines[2],
+            json!({"kind": "marker", "id": 2, "at": 6, "after_exchange": 7, "text": "t"})
+        );
+        assert_eq!(lines[3]["by"], "broker");
+        assert_eq!(lines[3]["reason"], "bad frame");
+    }
+}

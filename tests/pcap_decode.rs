@@ -18,33 +18,13 @@ use chronik_tui::capture::pcap::{record, source, RawPacket};
 use chronik_tui::capture::{Exchange, Status, Store, StoreLimits};
 use common::tshark;
 
-fn shared() -> PathBuf {
-    std::env::var_os("CHRONIK_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
-}
-
-/// Every capture with the port its broker used.
+/// Every capture with the port its broker used: the third-party ones and ours.
 fn captures() -> Vec<(PathBuf, u16)> {
-    let third = shared().join("captures/third-party");
-    let mut v: Vec<(PathBuf, u16)> = [
-        ("arkime-kafka.pcap", 9092),
-        ("deepflow-00-produce-v2.pcap", 9092),
-        ("deepflow-00-produce-v7-sw8.pcap", 36333),
-        ("deepflow-00-produce-v9.pcap", 36333),
-        ("deepflow-01-fetch-v12-ok.pcap", 36333),
-        ("deepflow-01-fetch-v12-perf.pcap", 9092),
-        ("deepflow-01-fetch-v12-unknown.pcap", 9092),
-        ("deepflow-11-join-group-v7.pcap", 36333),
-        ("deepflow-13-leave-group-v4.pcap", 36333),
-        ("deepflow-14-sync-group-v5.pcap", 36333),
-        ("deepflow-18-api-versions-v3.pcap", 9092),
-        ("deepflow-mixed-with-unsupported.pcap", 9092),
-        ("ndpi-kafka.pcapng", 9092),
-    ]
-    .iter()
-    .map(|(f, p)| (third.join(f), *p))
-    .collect();
+    let third = tshark::third_party_dir();
+    let mut v: Vec<(PathBuf, u16)> = tshark::THIRD_PARTY_CAPTURES
+        .iter()
+        .map(|(f, p)| (third.join(f), *p))
+        .collect();
     let ours = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures");
     v.push((ours.join("kafka-python-2-front.pcapng"), 19093));
     v.push((ours.join("kafka-python-2-spec.pcapng"), 19094));

@@ -997,10 +997,7 @@ mod common;
 #[test]
 fn real_captures_agree_with_wireshark() {
     use common::tshark;
-    let dir = std::env::var_os("CHRONIK_SHARED")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
-        .join("captures/third-party");
+    let dir = tshark::third_party_dir();
     let mut compared = 0;
     let mut record_sets = 0;
     for (file, port) in [

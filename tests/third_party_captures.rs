@@ -5,40 +5,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::tshark;
-
-fn third_party_dir() -> PathBuf {
-    let base = std::env::var_os("CHRONIK_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    base.join("captures/third-party")
-}
-
-const CAPTURES: &[(&str, u16)] = &[
-    ("arkime-kafka.pcap", 9092),
-    ("deepflow-00-produce-v2.pcap", 9092),
-    ("deepflow-00-produce-v7-sw8.pcap", 36333),
-    ("deepflow-00-produce-v9.pcap", 36333),
-    ("deepflow-01-fetch-v12-ok.pcap", 36333),
-    ("deepflow-01-fetch-v12-perf.pcap", 9092),
-    ("deepflow-01-fetch-v12-unknown.pcap", 9092),
-    ("deepflow-11-join-group-v7.pcap", 36333),
-    ("deepflow-13-leave-group-v4.pcap", 36333),
-    ("deepflow-14-sync-group-v5.pcap", 36333),
-    ("deepflow-18-api-versions-v3.pcap", 9092),
-    ("deepflow-mixed-with-unsupported.pcap", 9092),
-    ("ndpi-kafka.pcapng", 9092),
-];
 
 #[test]
 fn every_third_party_pdu_decodes_and_agrees_with_tshark() {
-    let dir = third_party_dir();
+    let dir = tshark::third_party_dir();
     let mut report = Vec::new();
     let mut failures = Vec::new();
     let (mut decoded, mut unpaired, mut compared, mut tshark_failed) = (0, 0, 0, 0);
-    for (file, port) in CAPTURES {
+    for (file, port) in tshark::THIRD_PARTY_CAPTURES {
         let path = dir.join(file);
         assert!(path.exists(), "missing capture {}", path.display());
         let pdus = tshark::pdus(&path, *port);

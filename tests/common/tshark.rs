@@ -336,3 +336,28 @@ pub fn compare(p: &Pdu, d: &Dissection, api_key: i16) -> Result<usize, String> {
     }
     Ok(compared)
 }
+
+/// ../shared/captures/third-party (or `$CHRONIK_SHARED/captures/third-party`).
+pub fn third_party_dir() -> std::path::PathBuf {
+    let base = std::env::var_os("CHRONIK_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    base.join("captures/third-party")
+}
+
+/// Every third-party capture with its broker's port (see PROVENANCE.md there).
+pub const THIRD_PARTY_CAPTURES: &[(&str, u16)] = &[
+    ("arkime-kafka.pcap", 9092),
+    ("deepflow-00-produce-v2.pcap", 9092),
+    ("deepflow-00-produce-v7-sw8.pcap", 36333),
+    ("deepflow-00-produce-v9.pcap", 36333),
+    ("deepflow-01-fetch-v12-ok.pcap", 36333),
+    ("deepflow-01-fetch-v12-perf.pcap", 9092),
+    ("deepflow-01-fetch-v12-unknown.pcap", 9092),
+    ("deepflow-11-join-group-v7.pcap", 36333),
+    ("deepflow-13-leave-group-v4.pcap", 36333),
+    ("deepflow-14-sync-group-v5.pcap", 36333),
+    ("deepflow-18-api-versions-v3.pcap", 9092),
+    ("deepflow-mixed-with-unsupported.pcap", 9092),
+    ("ndpi-kafka.pcapng", 9092),
+];

@@ -2,6 +2,8 @@
 //! APIs across versions, hostile frames next to a working connection, idempotent duplicates,
 //! throttle placement and recovery of a data directory with a torn segment tail.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,18 +49,7 @@ impl Client {
 
     async fn send<Req: Encodable>(&mut self, key: ApiKey, version: i16, req: &Req) -> i32 {
         self.corr += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(StrBytes::from_static_str("broker-socket-test")));
-        let mut b = BytesMut::new();
-        header
-            .encode(&mut b, key.request_header_version(version))
-            .unwrap();
-        req.encode(&mut b, version).unwrap();
-        let mut frame = (b.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&b);
+        let frame = common::request_frame(key, version, self.corr, "broker-socket-test", req);
         self.s.write_all(&frame).await.unwrap();
         self.corr
     }

@@ -56,18 +56,7 @@ struct RawClient {
 impl RawClient {
     async fn send<Req: Encodable>(&mut self, key: ApiKey, version: i16, req: &Req) {
         self.corr += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(StrBytes::from_static_str("export-test")));
-        let mut b = BytesMut::new();
-        header
-            .encode(&mut b, key.request_header_version(version))
-            .unwrap();
-        req.encode(&mut b, version).unwrap();
-        let mut frame = (b.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&b);
+        let frame = common::request_frame(key, version, self.corr, "export-test", req);
         self.s.write_all(&frame).await.unwrap();
     }
 

@@ -8,6 +8,8 @@
 //! Snapshots live in tests/snapshots/; `UPDATE_SNAPSHOTS=1 cargo test --test tui_render`
 //! rewrites them (then read the diff).
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,18 +59,7 @@ impl Conn {
 
     async fn call<Req: Encodable>(&mut self, key: ApiKey, version: i16, req: &Req) {
         self.corr += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(StrBytes::from_static_str("render-test")));
-        let mut b = BytesMut::new();
-        header
-            .encode(&mut b, key.request_header_version(version))
-            .unwrap();
-        req.encode(&mut b, version).unwrap();
-        let mut frame = (b.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&b);
+        let frame = common::request_frame(key, version, self.corr, "render-test", req);
         self.s.write_all(&frame).await.unwrap();
         let mut len = [0u8; 4];
         tokio::time::timeout(Duration::from_secs(10), self.s.read_exact(&mut len))

@@ -220,10 +220,14 @@ struct Packet {
     stream: u64,
     src_port: u16,
     comments: Vec<String>,
-    /// The Kafka PDUs that end in this packet: (bytes, decoded tree).
-    pdus: Vec<(Vec<u8>, Json)>,
+    /// The Kafka PDUs that end in this packet: (bytes, decoded tree, its fields with offsets
+    /// inside the PDU).
+    pdus: Vec<(Vec<u8>, Json, Fields)>,
     layers: Json,
 }
+
+/// `(tshark name, offset inside the PDU, length, shown value)`.
+type Fields = Vec<(String, usize, usize, String)>;
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
@@ -284,7 +288,14 @@ fn tshark(file: &Path, port: u16) -> Vec<Packet> {
         let pdus = raws
             .into_iter()
             .zip(list(&layers["kafka"]))
-            .map(|(raw, tree)| (hex(raw[0].as_str().expect("kafka_raw hex")), tree.clone()))
+            .map(|(raw, tree)| {
+                let base = raw[1].as_u64().expect("kafka_raw position") as usize;
+                (
+                    hex(raw[0].as_str().expect("kafka_raw hex")),
+                    tree.clone(),
+                    common::tshark::fields_of(tree, base),
+                )
+            })
             .collect();
         packets.push(Packet {
             number: num(str_field(&layers["frame"], "frame.number")),
@@ -359,53 +370,29 @@ fn pdu_id(tree: &Json) -> (bool, i64, i64, i64) {
     }
 }
 
-/// tshark 4.0 misreads the BYTES fields (protocol metadata, member assignment) of JoinGroup v5
-/// and SyncGroup v3, requests and responses, and marks librdkafka's frames malformed ("Dissected
-/// message does not end at the pdu length offset"); it flags the very same PDUs in a live
-/// `tshark -i lo` capture of such a session (checked by hand: the same five PDUs of a kcat group
-/// session, live and exported). Such a packet is accepted only when that is all tshark found, its PDUs are all
-/// JoinGroup or SyncGroup, and kafka-protocol (an independent implementation) decodes each one
-/// to the last byte.
+/// Whether all tshark found wrong in a packet is the Kafka dissector's "does not end at the pdu
+/// length offset", on PDUs that each prove it is tshark 4.0's misreading of the JoinGroup /
+/// SyncGroup BYTES fields (see `tshark::misread_by_16_bit_bytes_length`).
 fn tshark_misreads_group_frames(p: &Packet, hits: &[(String, Json)]) -> bool {
-    let only_that = hits.iter().all(|(path, _)| path == "/kafka/_ws.malformed")
-        && p.layers
-            .to_string()
-            .contains("Dissected message does not end at the pdu length offset");
-    only_that
-        && !p.pdus.is_empty()
-        && p.pdus.iter().all(|(bytes, tree)| {
+    hits.iter().all(|(path, _)| path == "/kafka/_ws.malformed")
+        && p.pdus.iter().any(|(_, tree, _)| complains(tree))
+        && p.pdus.iter().all(|(bytes, tree, fields)| {
             let (is_request, key, version, _) = pdu_id(tree);
-            decodes_whole(bytes, is_request, key as i16, version as i16)
+            !complains(tree)
+                || common::tshark::misread_by_16_bit_bytes_length(
+                    bytes,
+                    is_request,
+                    key as i16,
+                    version as i16,
+                    fields,
+                )
         })
 }
 
-/// Whether kafka-protocol decodes a JoinGroup or SyncGroup frame (size prefix included) with
-/// no bytes left over.
-fn decodes_whole(frame: &[u8], is_request: bool, key: i16, version: i16) -> bool {
-    use kafka_protocol::protocol::Decodable;
-    fn body<T: Decodable>(buf: &mut bytes::Bytes, version: i16) -> bool {
-        T::decode(buf, version).is_ok() && buf.is_empty()
-    }
-    let Ok(api) = ApiKey::try_from(key) else {
-        return false;
-    };
-    if !matches!(api, ApiKey::JoinGroup | ApiKey::SyncGroup) || frame.len() < 4 {
-        return false;
-    }
-    let mut buf = bytes::Bytes::copy_from_slice(&frame[4..]);
-    if is_request {
-        RequestHeader::decode(&mut buf, api.request_header_version(version)).is_ok()
-            && match api {
-                ApiKey::JoinGroup => body::<JoinGroupRequest>(&mut buf, version),
-                _ => body::<SyncGroupRequest>(&mut buf, version),
-            }
-    } else {
-        ResponseHeader::decode(&mut buf, api.response_header_version(version)).is_ok()
-            && match api {
-                ApiKey::JoinGroup => body::<JoinGroupResponse>(&mut buf, version),
-                _ => body::<SyncGroupResponse>(&mut buf, version),
-            }
-    }
+/// Whether tshark put an expert note or a malformed mark in a PDU's tree.
+fn complains(tree: &Json) -> bool {
+    let text = tree.to_string();
+    text.contains("_ws.malformed") || text.contains("_ws.expert")
 }
 
 /// Checks everything tshark says about an exported session.
@@ -493,7 +480,7 @@ fn check_pcapng(file: &Path, store: &Store, server: SocketAddr) {
     let mut streams: HashMap<u64, u16> = HashMap::new();
     for p in &packets {
         streams.entry(p.stream).or_insert_with(|| client_port_of(p));
-        for (bytes, tree) in &p.pdus {
+        for (bytes, tree, _) in &p.pdus {
             let (is_request, key, version, corr) = pdu_id(tree);
             let entry = seen.entry(client_port_of(p)).or_default();
             if is_request {
@@ -571,7 +558,7 @@ fn check_pcapng(file: &Path, store: &Store, server: SocketAddr) {
         .expect("the big produce was captured");
     let whole = packets
         .iter()
-        .flat_map(|p| p.pdus.iter().map(move |(b, _)| (p, b)))
+        .flat_map(|p| p.pdus.iter().map(move |(b, _, _)| (p, b)))
         .find(|(_, b)| **b == big.request);
     let Some((carrier, _)) = whole else {
         fail(format!(

@@ -361,3 +361,86 @@ pub const THIRD_PARTY_CAPTURES: &[(&str, u16)] = &[
     ("deepflow-mixed-with-unsupported.pcap", 9092),
     ("ndpi-kafka.pcapng", 9092),
 ];
+
+/// The fields tshark decoded in one PDU's tree, `(name, offset inside the PDU, length, shown
+/// value)`; `base` is where the PDU starts in tshark's data source (`kafka_raw`'s position).
+pub fn fields_of(tree: &Json, base: usize) -> Vec<(String, usize, usize, String)> {
+    let mut fields = Vec::new();
+    collect(tree, base, &mut fields, &mut Verdict::default());
+    fields
+}
+
+/// The BYTES fields of JoinGroup and SyncGroup requests and responses, as tshark names them.
+const GROUP_BYTES_FIELDS: [&str; 3] = [
+    "kafka.protocol_metadata",
+    "kafka.member_metadata",
+    "kafka.member_assignment",
+];
+
+/// Whether tshark's complaint about a PDU is the known flaw of Wireshark 4.0's Kafka dissector
+/// (Debian 12's tshark 4.0.17): its `dissect_kafka_regular_bytes` reads the length of a
+/// non-flexible BYTES field as a signed 16-bit integer, where the protocol (and later
+/// Wireshark, which reads 32 bits) has a 32-bit one. In JoinGroup before v6 and SyncGroup before
+/// v4 (protocol metadata, member metadata, member assignment) it then reads the rest of the PDU
+/// two bytes out of step and reports "Dissected message does not end at the pdu length offset";
+/// it does so on a live `tshark -i lo` capture of librdkafka's group frames as well.
+///
+/// True only when the PDU proves it: kafka-protocol (an independent implementation) decodes it
+/// to the last byte as the JoinGroup or SyncGroup request or response `key`/`version` say, and
+/// one of the BYTES fields tshark shows spans 2 + the 16-bit length at its offset, which is not
+/// what the 32-bit length there gives.
+pub fn misread_by_16_bit_bytes_length(
+    bytes: &[u8],
+    is_request: bool,
+    key: i16,
+    version: i16,
+    fields: &[(String, usize, usize, String)],
+) -> bool {
+    let read_16_bit = fields.iter().any(|(name, off, len, _)| {
+        let Some(at) = bytes.get(*off..off + 4) else {
+            return false;
+        };
+        let short = u16::from_be_bytes([at[0], at[1]]) as usize;
+        let long = i32::from_be_bytes([at[0], at[1], at[2], at[3]]);
+        GROUP_BYTES_FIELDS.contains(&name.as_str())
+            && *len == 2 + short
+            && usize::try_from(long).map_or(true, |long| *len != 4 + long)
+    });
+    read_16_bit && group_frame_decodes_whole(bytes, is_request, key, version)
+}
+
+/// Whether kafka-protocol decodes a JoinGroup or SyncGroup frame (size prefix included) with
+/// no byte left over.
+fn group_frame_decodes_whole(frame: &[u8], is_request: bool, key: i16, version: i16) -> bool {
+    use kafka_protocol::messages::{
+        ApiKey, JoinGroupRequest, JoinGroupResponse, RequestHeader, ResponseHeader,
+        SyncGroupRequest, SyncGroupResponse,
+    };
+    use kafka_protocol::protocol::Decodable;
+    fn body<T: Decodable>(buf: &mut bytes::Bytes, version: i16) -> bool {
+        T::decode(buf, version).is_ok() && buf.is_empty()
+    }
+    let Ok(api) = ApiKey::try_from(key) else {
+        return false;
+    };
+    if !matches!(api, ApiKey::JoinGroup | ApiKey::SyncGroup) || frame.len() < 4 {
+        return false;
+    }
+    let mut buf = bytes::Bytes::copy_from_slice(&frame[4..]);
+    let join = api == ApiKey::JoinGroup;
+    if is_request {
+        RequestHeader::decode(&mut buf, api.request_header_version(version)).is_ok()
+            && if join {
+                body::<JoinGroupRequest>(&mut buf, version)
+            } else {
+                body::<SyncGroupRequest>(&mut buf, version)
+            }
+    } else {
+        ResponseHeader::decode(&mut buf, api.response_header_version(version)).is_ok()
+            && if join {
+                body::<JoinGroupResponse>(&mut buf, version)
+            } else {
+                body::<SyncGroupResponse>(&mut buf, version)
+            }
+    }
+}

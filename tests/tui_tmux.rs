@@ -755,3 +755,103 @@ fn spec_offsets_of_throttle_time_ms() {
     // v9+: then one byte of (empty) tagged fields.
     assert_eq!(spec_throttle_range(9, 53), 48..52);
 }
+
+/// Where the first exchange of a capture is complete: the bytes of the file up to the end of
+/// the packet that completes it, and how many exchanges the whole file holds.
+fn first_exchange_cut(capture: &[u8]) -> (usize, usize) {
+    use chronik_tui::capture::pcap::reader::CaptureReader;
+    use chronik_tui::capture::pcap::source::{Pipeline, Progress};
+    use chronik_tui::capture::{Store, StoreLimits};
+    let store = Store::new(StoreLimits::default());
+    let progress = Progress::new("cut".into(), 0);
+    let mut pipeline = Pipeline::new(Default::default(), store.clone(), progress);
+    let mut reader =
+        CaptureReader::new(std::io::Cursor::new(capture.to_vec())).expect("a capture file");
+    let mut cut = None;
+    while let Some(packet) = reader.next_packet() {
+        pipeline.packet(&packet.expect("a whole capture"));
+        if cut.is_none() && !store.snapshot().is_empty() {
+            cut = Some(reader.bytes_read() as usize);
+        }
+    }
+    pipeline.finish();
+    (
+        cut.expect("an exchange in the capture"),
+        store.snapshot().len(),
+    )
+}
+
+/// A capture opens streaming: `--pcap` on a named pipe, fed the capture up to the packet that
+/// completes its first exchange and then held open, shows that exchange in the list while the
+/// rest of the file has not been written (so it cannot have been read); the rest then arrives,
+/// and the status line says the file is read with every exchange.
+#[test]
+fn a_capture_shows_its_first_rows_before_the_file_is_read() {
+    if !common::tmux::available() || !common::have("mkfifo") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux and mkfifo are needed (CI is set, so this is a failure)"
+        );
+        let _ = writeln!(std::io::stderr(), "SKIPPED: tmux or mkfifo missing");
+        return;
+    }
+    let capture = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/kafka-python-2-spec.pcapng"),
+    )
+    .expect("captures/kafka-python-2-spec.pcapng");
+    let (cut, total) = first_exchange_cut(&capture);
+    assert!(
+        cut < capture.len() && total > 1,
+        "cut {cut}, {total} exchanges"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("k.fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(status.success());
+    let log = dir.path().join("chronik-tui.log");
+    let _log_on_failure = LogOnFailure(log.clone());
+    let argv: Vec<String> = [
+        env!("CARGO_BIN_EXE_chronik-tui"),
+        "--pcap",
+        &fifo.to_string_lossy(),
+        "--log-file",
+        &log.to_string_lossy(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let tui = Session::start("pcap", COLS, ROWS, &argv);
+
+    // The writer: the first part, then the rest only when told.
+    let (go_on, wait) = std::sync::mpsc::channel::<()>();
+    let path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        // Opening a pipe for writing waits until the reader opens it.
+        let mut pipe = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open the pipe");
+        pipe.write_all(&capture[..cut])
+            .expect("write the first part");
+        pipe.flush().expect("flush");
+        let _ = wait.recv_timeout(STEP * 2);
+        let _ = pipe.write_all(&capture[cut..]);
+    });
+
+    let shown = tui.wait_for("the first exchange in the list", STEP, |s| {
+        s.iter().any(|row| row.contains("ApiVersions v0")) && status_bar(s).contains("1 exchanges")
+    });
+    assert!(
+        !status_bar(&shown).contains("(read)"),
+        "the file cannot be read yet: {}",
+        status_bar(&shown)
+    );
+    go_on.send(()).expect("the writer waits");
+    writer.join().expect("the writer");
+    let want = format!("{total} exchanges (read)");
+    tui.wait_for("the whole file read", STEP, |s| {
+        status_bar(s).contains(&want)
+    });
+    tui.keys(&["q"]);
+    assert!(tui.wait_gone(STEP), "q ends the program");
+}

@@ -92,6 +92,7 @@ pub fn start(name: &str, opts: StreamOptions, store: Arc<Store>) -> io::Result<S
         }
     };
     let progress = Arc::new(Progress {
+        live: true,
         label: format!("sniff {name}"),
         ..Progress::default()
     });

@@ -18,6 +18,8 @@ pub struct Progress {
     /// Bytes of the file read so far, and its size (0 for a live interface).
     pub bytes_read: AtomicU64,
     pub total_bytes: u64,
+    /// A live interface (it stops rather than ends).
+    pub live: bool,
     pub packets: AtomicU64,
     pub segments: AtomicU64,
     pub exchanges: AtomicU64,
@@ -55,7 +57,8 @@ impl Progress {
     }
 
     /// One line for a status bar: `pcap x.pcapng [########............] 42% 1234 packets, 56
-    /// exchanges` while reading, `… (read)` once done.
+    /// exchanges` while reading, `… (read)` once a file is read to its end (also one of unknown
+    /// size, such as a named pipe), `… (stopped)` once a live capture stopped.
     pub fn status(&self) -> String {
         let read = self.bytes_read.load(Ordering::Relaxed);
         let mut s = self.label.clone();
@@ -74,8 +77,8 @@ impl Progress {
             self.packets.load(Ordering::Relaxed),
             self.exchanges.load(Ordering::Relaxed)
         ));
-        if self.done.load(Ordering::Relaxed) && self.total_bytes > 0 {
-            s.push_str(" (read)");
+        if self.done.load(Ordering::Relaxed) {
+            s.push_str(if self.live { " (stopped)" } else { " (read)" });
         }
         let errors = self.errors.lock().map(|g| g.len()).unwrap_or(0);
         if errors > 0 {
@@ -231,5 +234,17 @@ mod tests {
             p.status(),
             "pcap big.pcapng 12 packets, 3 exchanges (read), 1 errors"
         );
+        // A file of unknown size (a named pipe) is read too; a live capture stops.
+        let pipe = Progress::new("pcap k.fifo".into(), 0);
+        pipe.done.store(true, Ordering::Relaxed);
+        assert_eq!(pipe.status(), "pcap k.fifo 0 packets, 0 exchanges (read)");
+        let sniff = Progress {
+            live: true,
+            label: "sniff lo".into(),
+            ..Progress::default()
+        };
+        assert_eq!(sniff.status(), "sniff lo 0 packets, 0 exchanges");
+        sniff.done.store(true, Ordering::Relaxed);
+        assert_eq!(sniff.status(), "sniff lo 0 packets, 0 exchanges (stopped)");
     }
 }

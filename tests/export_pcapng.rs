@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 
 use chronik_tui::broker::{self, BrokerConfig, BrokerHandle};
 use chronik_tui::capture::pcap::export::{JsonLinesExporter, PcapngExporter};
-use chronik_tui::capture::{ConnEvent, ConnEventKind, Exchange, Marker, Store, StoreLimits};
+use chronik_tui::capture::{ConnEventKind, Store, StoreLimits, TimelineItem};
 use chronik_tui::settings::{Knobs, Settings};
 
 /// The size of the big record's value.
@@ -163,48 +163,20 @@ async fn wait_for_closes(store: &Store, keep_open: usize) {
     }
 }
 
-/// One item of the store's timeline.
-enum Item {
-    Exchange(Arc<Exchange>),
-    Event(Arc<ConnEvent>),
-    Marker(Arc<Marker>),
-}
-
-/// The store's exchanges in its order, each marker after the exchange it follows, connection
-/// events before the first exchange that starts after them.
-fn timeline(store: &Store) -> Vec<Item> {
-    let exchanges = store.snapshot();
-    let mut markers = store.markers_since(0).into_iter().peekable();
-    let mut events = store.conn_events().into_iter().peekable();
-    let mut out = Vec::new();
-    for ex in exchanges {
-        while let Some(m) = markers.next_if(|m| m.after_exchange < ex.id) {
-            out.push(Item::Marker(m));
-        }
-        while let Some(e) = events.next_if(|e| e.at <= ex.request_at) {
-            out.push(Item::Event(e));
-        }
-        out.push(Item::Exchange(ex));
-    }
-    out.extend(markers.map(Item::Marker));
-    out.extend(events.map(Item::Event));
-    out
-}
-
 fn export(store: &Store, server: SocketAddr, pcapng: &Path, jsonl: &Path) {
     let mut p = PcapngExporter::new(std::fs::File::create(pcapng).unwrap(), server).unwrap();
     let mut j = JsonLinesExporter::new(std::fs::File::create(jsonl).unwrap());
-    for item in timeline(store) {
+    for item in store.timeline() {
         match item {
-            Item::Exchange(ex) => {
+            TimelineItem::Exchange(ex) => {
                 p.exchange(&ex).unwrap();
                 j.exchange(&ex).unwrap();
             }
-            Item::Event(ev) => {
+            TimelineItem::ConnEvent(ev) => {
                 p.conn_event(&ev).unwrap();
                 j.conn_event(&ev).unwrap();
             }
-            Item::Marker(m) => {
+            TimelineItem::Marker(m) => {
                 p.marker(&m).unwrap();
                 j.marker(&m).unwrap();
             }

@@ -177,6 +177,15 @@ fn app_over(exchanges: &[Exchange], with_detector: bool) -> (App, Arc<Store>) {
     for ex in exchanges {
         store.push(ex.clone());
     }
+    (app_with(&store, settings, clients), store)
+}
+
+/// The UI over a store, ticked once.
+fn app_with(
+    store: &Arc<Store>,
+    settings: Arc<Settings>,
+    clients: Option<chronik_tui::diagnose::DiagnoseHandle>,
+) -> App {
     let mut app = App::new(AppDeps {
         store: store.clone(),
         settings,
@@ -189,7 +198,7 @@ fn app_over(exchanges: &[Exchange], with_detector: bool) -> (App, Arc<Store>) {
     });
     app.clock = clock;
     app.tick();
-    (app, store)
+    app
 }
 
 fn key(app: &mut App, code: KeyCode) {
@@ -564,4 +573,39 @@ async fn clients_view_and_help_overlay() {
     assert!(!app.help);
     key(&mut app, KeyCode::Char('q'));
     assert!(app.quit);
+}
+
+/// The list holds no row of an exchange the store has let go (its byte cap here), so a capture
+/// larger than the cap does not pile up in the UI: the evicted exchanges are freed.
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_of_exchanges_the_store_let_go_are_let_go() {
+    let exchanges = session().await;
+    // Room for the newest four.
+    let cap: usize = exchanges[2..].iter().map(Exchange::size).sum();
+    let store = Store::new(StoreLimits {
+        max_exchanges: 1000,
+        max_bytes: cap,
+    });
+    let first: Vec<Arc<Exchange>> = exchanges[..3]
+        .iter()
+        .map(|e| store.push(e.clone()))
+        .collect();
+    let mut app = app_with(&store, Settings::new(Knobs::default()), None);
+    let screen = text(&render(&mut app, 120, 36));
+    let title = format!("Exchanges {0}/{0}", store.snapshot().len());
+    assert!(screen.contains(&title), "{title} in\n{screen}");
+    for ex in &exchanges[3..] {
+        store.push(ex.clone());
+    }
+    app.tick();
+    let held = store.snapshot();
+    assert!(held.len() < exchanges.len(), "the cap evicts");
+    let screen = text(&render(&mut app, 120, 36));
+    let title = format!("Exchanges {0}/{0}", held.len());
+    assert!(screen.contains(&title), "{title} in\n{screen}");
+    for ex in &first {
+        if ex.id < held[0].id {
+            assert_eq!(Arc::strong_count(ex), 1, "exchange {} still held", ex.id);
+        }
+    }
 }

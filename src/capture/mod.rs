@@ -8,4 +8,4 @@ mod store;
 
 pub use connection::{ClosedBy, ConnEvent, ConnEventKind};
 pub use exchange::{now_micros, Exchange, Status};
-pub use store::{InFlight, Marker, Store, StoreLimits, Subscription};
+pub use store::{InFlight, Marker, Store, StoreLimits, Subscription, TimelineItem};

@@ -62,6 +62,14 @@ pub struct Marker {
     pub text: String,
 }
 
+/// One item of the store's [`Store::timeline`].
+#[derive(Debug, Clone)]
+pub enum TimelineItem {
+    Exchange(Arc<Exchange>),
+    ConnEvent(Arc<ConnEvent>),
+    Marker(Arc<Marker>),
+}
+
 /// The store. Cheap to share (`Arc<Store>`).
 pub struct Store {
     limits: StoreLimits,
@@ -211,9 +219,34 @@ impl Store {
         self.limits
     }
 
+    /// Id of the oldest exchange still held (None: none held).
+    pub fn oldest_id(&self) -> Option<u64> {
+        self.lock().items.front().map(|e| e.id)
+    }
+
     /// Id of the newest exchange pushed (0: none yet).
     pub fn newest_id(&self) -> u64 {
         self.lock().next_id - 1
+    }
+
+    /// Everything held now, in one order: exchanges by id, each marker after the exchange it
+    /// follows, each connection event before the first exchange whose request came after it.
+    pub fn timeline(&self) -> Vec<TimelineItem> {
+        let mut markers = self.markers_since(0).into_iter().peekable();
+        let mut events = self.conn_events().into_iter().peekable();
+        let mut out = Vec::new();
+        for ex in self.snapshot() {
+            while let Some(m) = markers.next_if(|m| m.after_exchange < ex.id) {
+                out.push(TimelineItem::Marker(m));
+            }
+            while let Some(e) = events.next_if(|e| e.at <= ex.request_at) {
+                out.push(TimelineItem::ConnEvent(e));
+            }
+            out.push(TimelineItem::Exchange(ex));
+        }
+        out.extend(markers.map(TimelineItem::Marker));
+        out.extend(events.map(TimelineItem::ConnEvent));
+        out
     }
 
     /// (held, bytes held, evicted so far).

@@ -172,6 +172,11 @@ impl App {
         if self.paused {
             return;
         }
+        // Rows of exchanges the store has let go are let go too: the list holds no more than
+        // the store's caps (count and bytes) allow.
+        if let Some(oldest) = self.store.oldest_id() {
+            self.list.forget_before(oldest);
+        }
         let mut new = self.store.since(self.last_exchange);
         new.truncate(INGEST_PER_TICK);
         if let Some(last) = new.last() {

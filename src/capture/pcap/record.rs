@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::export::{JsonLinesExporter, PcapngExporter};
-use crate::capture::{ConnEvent, Exchange, Marker, Store};
+use crate::capture::{ConnEvent, Exchange, Marker, Store, TimelineItem};
 
 /// A pcapng or JSON lines writer, chosen by file name.
 pub enum Exporter {
@@ -78,33 +78,23 @@ impl Exporter {
     }
 }
 
-/// Writes everything the store holds now, in timeline order (exchanges and markers by id,
-/// connection events by time). Returns how many exchanges were written.
+/// Writes everything the store holds now, in its timeline order ([`Store::timeline`]).
+/// Returns how many exchanges were written.
 pub fn export_store(store: &Store, path: &Path, server: SocketAddr) -> io::Result<usize> {
     let mut w = Exporter::create(path, server)?;
-    let exchanges = store.snapshot();
-    let markers = store.markers_since(0);
-    let events = store.conn_events();
-    let (mut m, mut e) = (0, 0);
-    for ex in &exchanges {
-        while m < markers.len() && markers[m].after_exchange < ex.id {
-            w.marker(&markers[m])?;
-            m += 1;
+    let mut exchanges = 0;
+    for item in store.timeline() {
+        match item {
+            TimelineItem::Exchange(ex) => {
+                exchanges += 1;
+                w.exchange(&ex)?;
+            }
+            TimelineItem::ConnEvent(ev) => w.conn_event(&ev)?,
+            TimelineItem::Marker(m) => w.marker(&m)?,
         }
-        while e < events.len() && events[e].at <= ex.request_at {
-            w.conn_event(&events[e])?;
-            e += 1;
-        }
-        w.exchange(ex)?;
-    }
-    for mk in &markers[m..] {
-        w.marker(mk)?;
-    }
-    for ev in &events[e..] {
-        w.conn_event(ev)?;
     }
     w.finish()?;
-    Ok(exchanges.len())
+    Ok(exchanges)
 }
 
 /// Records a store continuously into a file: every exchange, connection event and marker from

@@ -52,7 +52,10 @@ impl Entry {
     ) {
         let req = ex.dissect_request();
         let resp = ex.dissect_response();
-        let mut summary = crate::headless::summary(&req, resp.as_ref());
+        let crate::headless::Summary {
+            text: mut summary,
+            trouble,
+        } = crate::headless::summarize(&req, resp.as_ref());
         let class = match &ex.status {
             Status::Malformed { error } => {
                 summary = format!("MALFORMED: {error} {summary}");
@@ -66,16 +69,8 @@ impl Entry {
                 summary = format!("[no response: acks=0] {summary}");
                 RowClass::Pending
             }
-            Status::Answered => {
-                if summary.contains("error=")
-                    || summary.contains("MISREAD")
-                    || summary.contains("undecodable")
-                {
-                    RowClass::Error
-                } else {
-                    RowClass::Ok
-                }
-            }
+            Status::Answered if trouble => RowClass::Error,
+            Status::Answered => RowClass::Ok,
         };
         if let Some(p) = &ex.placement {
             if p.placement != crate::settings::ThrottlePlacement::Spec {
@@ -252,10 +247,29 @@ impl ExchangeList {
     }
 
     fn trim(&mut self) {
-        if self.entries.len() <= self.cap {
-            return;
+        if self.entries.len() > self.cap {
+            self.drop_front(self.entries.len() - self.cap);
         }
-        let drop = self.entries.len() - self.cap;
+    }
+
+    /// Drops the rows of exchanges older than `id` (the oldest the store still holds), and the
+    /// markers before them.
+    pub fn forget_before(&mut self, id: u64) {
+        let drop = self
+            .entries
+            .iter()
+            .position(|e| match e {
+                Entry::Exchange { ex, .. } => ex.id >= id,
+                Entry::Marker(m) => m.after_exchange + 1 >= id,
+            })
+            .unwrap_or(self.entries.len());
+        if drop > 0 {
+            self.drop_front(drop);
+        }
+    }
+
+    /// Drops the first `drop` rows held.
+    fn drop_front(&mut self, drop: usize) {
         let gone_markers = self
             .entries
             .drain(..drop)

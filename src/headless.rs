@@ -71,6 +71,21 @@ pub fn line(ex: &Exchange) -> String {
 /// A short summary: topics and partitions named in the request, and from the response the error
 /// codes that are not zero, produce base offsets and throttle time.
 pub fn summary(req: &Dissection, resp: Option<&Dissection>) -> String {
+    summarize(req, resp).text
+}
+
+/// The summary line of an exchange and whether its dissection shows trouble.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub text: String,
+    /// An error code other than zero in the response, a frame that does not decode, or one
+    /// with bytes after the spec's last field (a misplaced field, say).
+    pub trouble: bool,
+}
+
+/// [`summary`], with whether the exchange shows trouble.
+pub fn summarize(req: &Dissection, resp: Option<&Dissection>) -> Summary {
+    let mut trouble = false;
     let mut parts: Vec<String> = Vec::new();
     let mut topics: Vec<String> = Vec::new();
     req.root.walk(0, &mut |f, _| {
@@ -133,6 +148,7 @@ pub fn summary(req: &Dissection, resp: Option<&Dissection>) -> String {
             parts.push(format!("throttle={t}ms"));
         }
         let misread = leftover(resp);
+        trouble |= resp.error.is_some() || misread.is_some() || !errors.is_empty();
         if let Some(e) = &resp.error {
             parts.push(format!("response undecodable: {e}"));
         } else if let Some(n) = misread {
@@ -148,11 +164,16 @@ pub fn summary(req: &Dissection, resp: Option<&Dissection>) -> String {
         }
     }
     if let Some(e) = &req.error {
+        trouble = true;
         parts.push(format!("request undecodable: {e}"));
     } else if let Some(n) = leftover(req) {
+        trouble = true;
         parts.push(format!("request has {n} bytes after the spec's last field"));
     }
-    parts.join(" ")
+    Summary {
+        text: parts.join(" "),
+        trouble,
+    }
 }
 
 /// Bytes after the end of the body, when a frame is longer than the spec's layout.
@@ -224,17 +245,22 @@ pub fn json(ex: &Exchange) -> serde_json::Value {
     v
 }
 
+/// One exchange as printed: its [`line`], or with `as_json` its [`json`] object on one line.
+pub fn render(ex: &Exchange, as_json: bool) -> String {
+    if as_json {
+        json(ex).to_string()
+    } else {
+        line(ex)
+    }
+}
+
 /// Prints exchanges from a subscription until it closes.
 pub async fn print_live(mut sub: crate::capture::Subscription, as_json: bool) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
         match sub.recv().await {
             Ok(ex) => {
-                let text = if as_json {
-                    json(&ex).to_string()
-                } else {
-                    line(&ex)
-                };
+                let text = render(&ex, as_json);
                 let mut out = std::io::stdout().lock();
                 if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
                     return; // stdout closed

@@ -171,11 +171,7 @@ fn run_decode(args: DecodeArgs) -> anyhow::Result<()> {
         store.clone(),
         progress.clone(),
         Some(Box::new(move |ex| {
-            let text = if json {
-                headless::json(ex).to_string()
-            } else {
-                headless::line(ex)
-            };
+            let text = headless::render(ex, json);
             if let Ok(mut w) = sink_out.lock() {
                 let _ = writeln!(w, "{text}");
             }

@@ -31,20 +31,12 @@ use chronik_tui::capture::pcap::{record, source};
 use chronik_tui::capture::{Store, StoreLimits};
 use chronik_tui::settings::{Knobs, Settings};
 
+#[path = "../tests/common/frame.rs"]
+mod frame;
+
+/// A request frame from the benchmark's client.
 fn frame<Req: Encodable>(key: ApiKey, version: i16, corr: i32, req: &Req) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(corr)
-        .with_client_id(Some(StrBytes::from_static_str("bench")));
-    let mut b = BytesMut::new();
-    header
-        .encode(&mut b, key.request_header_version(version))
-        .unwrap();
-    req.encode(&mut b, version).unwrap();
-    let mut f = (b.len() as i32).to_be_bytes().to_vec();
-    f.extend_from_slice(&b);
-    f
+    frame::request_frame(key, version, corr, "bench", req)
 }
 
 fn batch(n: usize, value_len: usize, seed: usize) -> Bytes {

@@ -591,13 +591,19 @@ async fn rows_of_exchanges_the_store_let_go_are_let_go() {
         .map(|e| store.push(e.clone()))
         .collect();
     let mut app = app_with(&store, Settings::new(Knobs::default()), None);
+    // A tick takes at most a sixteenth of the byte cap (one exchange, here).
+    for _ in 0..6 {
+        app.tick();
+    }
     let screen = text(&render(&mut app, 120, 36));
     let title = format!("Exchanges {0}/{0}", store.snapshot().len());
     assert!(screen.contains(&title), "{title} in\n{screen}");
     for ex in &exchanges[3..] {
         store.push(ex.clone());
     }
-    app.tick();
+    for _ in 0..6 {
+        app.tick();
+    }
     let held = store.snapshot();
     assert!(held.len() < exchanges.len(), "the cap evicts");
     let screen = text(&render(&mut app, 120, 36));

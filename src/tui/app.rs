@@ -23,13 +23,16 @@ use super::components::input::{InputEvent, LineInput};
 use super::components::settings_view::{SettingsAction, SettingsView};
 use super::components::{contains, help, hint, status_bar, Outcome};
 use super::theme::Theme;
-use crate::capture::{now_micros, Store};
+use crate::capture::{now_micros, Exchange, Store};
 use crate::control::Control;
 use crate::diagnose::{ConnInfo, DiagnoseHandle};
 use crate::settings::Settings;
 
 /// Most exchanges taken from the store per tick, so a burst never freezes the screen.
 const INGEST_PER_TICK: usize = 20_000;
+/// Share of the store's byte cap taken per tick: while a tick dissects its batch the source may
+/// go on and the store evict, and what the batch holds is then held only by the UI.
+const INGEST_SHARE_OF_CAP: usize = 16;
 
 /// How long a message stays on the bottom line.
 const MESSAGE_FOR: Duration = Duration::from_secs(8);
@@ -111,6 +114,21 @@ pub struct App {
 
 impl App {
     /// An app over a store and its settings.
+    /// How many of `new` (oldest first) to take this tick: at most [`INGEST_PER_TICK`], and at
+    /// most 1/[`INGEST_SHARE_OF_CAP`] of the store's byte cap (at least one exchange).
+    fn ingest_count(&self, new: &[Arc<Exchange>]) -> usize {
+        let budget = self.store.limits().max_bytes / INGEST_SHARE_OF_CAP;
+        let mut bytes = 0usize;
+        let within = new
+            .iter()
+            .position(|e| {
+                bytes += e.size();
+                bytes > budget
+            })
+            .map_or(new.len(), |i| i.max(1));
+        within.min(INGEST_PER_TICK)
+    }
+
     pub fn new(deps: AppDeps) -> App {
         let cap = deps.store.limits().max_exchanges;
         let control = Control::new(deps.settings.clone()).with_markers(deps.store.clone(), "tui");
@@ -178,7 +196,7 @@ impl App {
             self.list.forget_before(oldest);
         }
         let mut new = self.store.since(self.last_exchange);
-        new.truncate(INGEST_PER_TICK);
+        new.truncate(self.ingest_count(&new));
         if let Some(last) = new.last() {
             self.last_exchange = last.id;
         }

@@ -578,6 +578,35 @@ async fn sniffing_lo_sees_what_the_broker_recorded() {
         got == want,
         "the sniffed exchanges differ from the broker's"
     );
+
+    // A sniffed session exports like any other source: read back, the same exchanges of this
+    // broker; tshark finds them all, none malformed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sniffed.pcapng");
+    record::export_store(&sniffed, &path, h.local_addr).unwrap();
+    let mut again: Vec<_> = decode(&path, port)
+        .iter()
+        .filter(|e| e.status == Status::Answered && e.server.as_deref() == Some(ours.as_str()))
+        .map(key)
+        .collect();
+    again.sort();
+    assert!(again == want, "the sniffed session changed on export");
+    let pdus = tshark::pdus(&path, port);
+    let malformed: Vec<u64> = pdus
+        .iter()
+        .filter(|p| p.malformed && !p.unsupported_version)
+        .map(|p| p.frame_no)
+        .collect();
+    assert!(
+        malformed.is_empty(),
+        "tshark: malformed frames {malformed:?}"
+    );
+    assert!(
+        pdus.len() >= 2 * want.len(),
+        "tshark found {} Kafka PDUs for {} exchanges",
+        pdus.len(),
+        want.len()
+    );
 }
 
 #[test]

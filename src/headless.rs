@@ -87,6 +87,12 @@ pub struct Summary {
 pub fn summarize(req: &Dissection, resp: Option<&Dissection>) -> Summary {
     let mut trouble = false;
     let mut parts: Vec<String> = Vec::new();
+    if req.root.find("sasl.token").is_some() {
+        parts.push("bare SASL token (after SaslHandshake v0)".into());
+        if let Some(Value::Str(user)) = req.root.find("sasl.plain.authcid").map(|f| &f.value) {
+            parts.push(format!("user={user}"));
+        }
+    }
     let mut topics: Vec<String> = Vec::new();
     req.root.walk(0, &mut |f, _| {
         let short = f.short_name();

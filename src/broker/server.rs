@@ -155,6 +155,7 @@ fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> E
         status,
         notes: Vec::new(),
         placement: None,
+        framing: Default::default(),
     }
 }
 
@@ -244,8 +245,7 @@ async fn serve(
             let mut ex = exchange(&conn, frame, request_at, Status::Answered);
             ex.api_key = 36;
             ex.api_version = 0;
-            ex.notes
-                .push("bare SASL/PLAIN token after SaslHandshake v0 (no Kafka header)".into());
+            ex.framing = crate::capture::Framing::SaslToken;
             if !ok {
                 tracing::warn!(conn = id, %peer, "SASL/PLAIN authentication failed; closing");
                 ex.status = Status::Unanswered;

@@ -28,6 +28,25 @@ pub enum Status {
     Malformed { error: DecodeError },
 }
 
+/// How an exchange's frames are laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Framing {
+    /// Kafka requests and responses, each with its header.
+    #[default]
+    Kafka,
+    /// A bare SASL token after SaslHandshake v0 and the broker's bare answer: a size prefix and
+    /// the mechanism's bytes, no header (see [`protocol::sasl`]). Stored as SaslAuthenticate v0,
+    /// the request that later replaced it, with correlation id -1.
+    SaslToken,
+}
+
+impl Framing {
+    fn is_kafka(&self) -> bool {
+        *self == Framing::Kafka
+    }
+}
+
 /// A request frame and its response frame, with where and when they were seen.
 #[derive(Debug, Clone, Serialize)]
 pub struct Exchange {
@@ -63,6 +82,9 @@ pub struct Exchange {
     /// with, and the rule that chose it (None for other APIs and other sources).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placement: Option<crate::settings::PlacementUsed>,
+    /// How the frames are laid out (almost always Kafka's own framing).
+    #[serde(skip_serializing_if = "Framing::is_kafka")]
+    pub framing: Framing,
 }
 
 impl Exchange {
@@ -77,12 +99,16 @@ impl Exchange {
     }
 
     pub fn dissect_request(&self) -> Dissection {
-        protocol::dissect_request(&self.request)
+        match self.framing {
+            Framing::Kafka => protocol::dissect_request(&self.request),
+            Framing::SaslToken => protocol::dissect_sasl_token(&self.request, true),
+        }
     }
 
     pub fn dissect_response(&self) -> Option<Dissection> {
-        self.response
-            .as_ref()
-            .map(|r| protocol::dissect_response(r, self.api_key, self.api_version))
+        self.response.as_ref().map(|r| match self.framing {
+            Framing::Kafka => protocol::dissect_response(r, self.api_key, self.api_version),
+            Framing::SaslToken => protocol::dissect_sasl_token(r, false),
+        })
     }
 }

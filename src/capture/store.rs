@@ -278,6 +278,7 @@ mod tests {
             status: Status::NoResponse,
             notes: vec![],
             placement: None,
+            framing: Default::default(),
         }
     }
 

@@ -138,6 +138,7 @@ fn exchange(
         response_at: None,
         notes: vec![],
         placement: None,
+        framing: Default::default(),
     }
     .answered_at(at + 200)
 }

@@ -131,6 +131,7 @@ fn exchange(id: u64, conn: u64, api_key: i16, api_version: i16, corr: i32) -> Ex
         status: Status::Unanswered,
         notes: vec![],
         placement: None,
+        framing: Default::default(),
     }
 }
 

@@ -7,10 +7,12 @@ pub mod errors;
 pub mod frame;
 pub mod records;
 pub mod registry;
+pub mod sasl;
 pub mod schema;
 pub mod tree;
 
 pub use dissect::{
     dissect_request, dissect_request_with, dissect_response, dissect_response_with, Limits,
 };
+pub use sasl::dissect_sasl_token;
 pub use tree::{DecodeError, Dissection, Field, Value};

@@ -65,6 +65,18 @@ const FIXED: &[(&str, &str, &str)] = &[
         "Bytes after the end of the body",
     ),
     (
+        "sasl.token",
+        "bytes",
+        "A bare SASL token after SaslHandshake v0: the mechanism's bytes behind a size prefix, no Kafka header",
+    ),
+    (
+        "sasl.plain.authzid",
+        "string",
+        "PLAIN authorization identity (empty: the same as authcid)",
+    ),
+    ("sasl.plain.authcid", "string", "PLAIN user name"),
+    ("sasl.plain.password", "bytes", "PLAIN password"),
+    (
         "kafka.elided",
         "bytes",
         "Array elements or tagged fields decoded but not kept in the tree (size limit)",

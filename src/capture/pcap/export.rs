@@ -795,6 +795,7 @@ mod tests {
             },
             notes: vec![],
             placement: None,
+            framing: Default::default(),
         }
     }
 

@@ -35,7 +35,7 @@ use kafka_protocol::messages::ApiKey;
 
 use super::reassembly::{Chunk, Reassembler, ReassemblyLimits};
 use super::Segment;
-use crate::capture::{ClosedBy, ConnEvent, ConnEventKind, Exchange, Status};
+use crate::capture::{ClosedBy, ConnEvent, ConnEventKind, Exchange, Framing, Status};
 use crate::protocol::dissect::peek_request_header;
 use crate::protocol::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::protocol::{dissect_request_with, dissect_response_with, DecodeError, Limits};
@@ -459,6 +459,17 @@ enum Verdict {
 /// 0..=20. `strict` (for finding a frame start among unknown bytes) also wants a
 /// non-negative correlation id and a client id of at most 1024 bytes that fits the frame and
 /// is text (UTF-8 without control characters).
+/// The mechanism a SaslHandshake request names.
+fn handshake_mechanism(frame: &[u8]) -> Option<String> {
+    let d = crate::protocol::dissect_request(frame);
+    d.root
+        .find("sasl_handshake.request.mechanism")
+        .and_then(|f| match &f.value {
+            crate::protocol::Value::Str(s) => Some(s.clone()),
+            _ => None,
+        })
+}
+
 fn request_verdict(b: &[u8], max: usize, strict: bool) -> Verdict {
     let Some(size) = be_i32(b, 0) else {
         return Verdict::NeedMore;
@@ -774,6 +785,8 @@ struct Pending {
     request: Option<Vec<u8>>,
     request_at: i64,
     notes: Vec<String>,
+    /// A bare SASL token rather than a Kafka request.
+    framing: Framing,
 }
 
 /// Where a direction stands.
@@ -928,6 +941,21 @@ struct Session {
     /// Input has ended: decide what was waiting for more bytes.
     ending: bool,
     max_frame: usize,
+    /// Where a SASL exchange after SaslHandshake v0 stands.
+    sasl: SaslTokens,
+}
+
+/// After a successful SaslHandshake v0 the client authenticates with bare tokens (no Kafka
+/// header) and the broker answers each with a bare token (see `protocol::sasl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SaslTokens {
+    /// Kafka frames both ways.
+    Off,
+    /// The client's next frame is a token. `more`: the mechanism may take several round trips
+    /// (not PLAIN): after this one, a frame that is not a Kafka request is another token.
+    ClientNext { more: bool },
+    /// The broker's next frame answers the token waiting in `pending`.
+    BrokerNext { more: bool },
 }
 
 impl Session {
@@ -952,6 +980,7 @@ impl Session {
             req_mid_stream: !req_from_start,
             ending: false,
             max_frame,
+            sasl: SaslTokens::Off,
         }
     }
 
@@ -1037,6 +1066,13 @@ impl Session {
                     if self.req.discard > 0 {
                         return;
                     }
+                    if let SaslTokens::ClientNext { more } = self.sasl {
+                        match self.sasl_token(more, stats) {
+                            Verdict::NeedMore => return,
+                            Verdict::Yes => continue,
+                            Verdict::No => self.sasl = SaslTokens::Off,
+                        }
+                    }
                     let avail = self.req.avail();
                     match request_verdict(avail, max, self.req.candidate) {
                         Verdict::NeedMore => return,
@@ -1104,6 +1140,13 @@ impl Session {
                 Sync::Synced => {
                     if self.resp.discard > 0 {
                         return;
+                    }
+                    if let SaslTokens::BrokerNext { more } = self.sasl {
+                        match self.sasl_answer(more, stats, out) {
+                            Verdict::NeedMore => return,
+                            Verdict::Yes => continue,
+                            Verdict::No => self.sasl = SaslTokens::Off,
+                        }
                     }
                     let avail = self.resp.avail();
                     let (Some(size), Some(corr)) = (be_i32(avail, 0), be_i32(avail, 4)) else {
@@ -1250,6 +1293,7 @@ impl Session {
             status,
             notes: Vec::new(),
             placement: None,
+            framing: Default::default(),
         }
     }
 
@@ -1264,6 +1308,7 @@ impl Session {
         );
         ex.request = p.request.unwrap_or_default();
         ex.notes = p.notes;
+        ex.framing = p.framing;
         ex
     }
 
@@ -1281,6 +1326,7 @@ impl Session {
             request_at: micros(self.req.ts),
             notes: self.req.take_notes(),
             request: None,
+            framing: Framing::Kafka,
         };
         let no_response = api_key == 0 && produce_acks(body, api_version) == Some(0);
         let pending = Pending {
@@ -1349,11 +1395,109 @@ impl Session {
         let Some(p) = self.pending.pop_front() else {
             return;
         };
+        if p.api_key == ApiKey::SaslHandshake as i16 && p.api_version == 0 {
+            // error_code right after the correlation id; 0: bare tokens follow.
+            if be_i16(&frame, 8) == Some(0) {
+                let more = p
+                    .request
+                    .as_deref()
+                    .and_then(handshake_mechanism)
+                    .is_none_or(|m| m != "PLAIN");
+                self.sasl = SaslTokens::ClientNext { more };
+            }
+        }
         let mut ex = self.pending_exchange(p, Status::Answered);
         ex.response = Some(frame);
         ex.response_at = Some(at);
         ex.notes.extend(notes);
         out.push(Output::Exchange(ex));
+    }
+
+    /// With a bare SASL token due from the client: takes it when whole (`Yes`), waits for the
+    /// rest (`NeedMore`), or (`No`) finds a Kafka request instead, once a mechanism that may
+    /// take several round trips has had at least one.
+    fn sasl_token(&mut self, more: bool, stats: &mut StreamStats) -> Verdict {
+        let avail = self.req.avail();
+        let Some(size) = be_i32(avail, 0) else {
+            return Verdict::NeedMore;
+        };
+        if size < 0 || size as u64 > self.max_frame as u64 {
+            return Verdict::No;
+        }
+        let total = 4 + size as usize;
+        if avail.len() < total {
+            return Verdict::NeedMore;
+        }
+        let frame = &avail[..total];
+        let is_request = request_verdict(frame, self.max_frame, true) == Verdict::Yes
+            && dissect_request_with(frame, Limits::CHECK_ONLY)
+                .error
+                .is_none();
+        if more && is_request {
+            return Verdict::No;
+        }
+        let frame = frame.to_vec();
+        self.req.consume(total);
+        stats.frames += 1;
+        let pending = Pending {
+            api_key: ApiKey::SaslAuthenticate as i16,
+            api_version: 0,
+            correlation_id: -1,
+            client_id: None,
+            request: Some(frame),
+            request_at: micros(self.req.ts),
+            notes: self.req.take_notes(),
+            framing: Framing::SaslToken,
+        };
+        self.pending.push_back(pending);
+        self.sasl = SaslTokens::BrokerNext { more };
+        Verdict::Yes
+    }
+
+    /// With the broker's answer to a bare SASL token due: pairs it with that token.
+    fn sasl_answer(
+        &mut self,
+        more: bool,
+        stats: &mut StreamStats,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
+        let avail = self.resp.avail();
+        let Some(size) = be_i32(avail, 0) else {
+            return Verdict::NeedMore;
+        };
+        let waiting = self
+            .pending
+            .iter()
+            .position(|p| p.framing == Framing::SaslToken);
+        let (Some(i), true) = (
+            waiting,
+            (0..=self.max_frame as i64).contains(&i64::from(size)),
+        ) else {
+            return Verdict::No;
+        };
+        let total = 4 + size as usize;
+        if avail.len() < total {
+            return Verdict::NeedMore;
+        }
+        let frame = avail[..total].to_vec();
+        self.resp.consume(total);
+        stats.frames += 1;
+        let at = micros(self.resp.ts);
+        let notes = self.resp.take_notes();
+        let Some(p) = self.pending.remove(i) else {
+            return Verdict::No;
+        };
+        let mut ex = self.pending_exchange(p, Status::Answered);
+        ex.response = Some(frame);
+        ex.response_at = Some(at);
+        ex.notes.extend(notes);
+        out.push(Output::Exchange(ex));
+        self.sasl = if more {
+            SaslTokens::ClientNext { more }
+        } else {
+            SaslTokens::Off
+        };
+        Verdict::Yes
     }
 
     /// The client's stream cannot be framed here: one `Malformed` exchange.
@@ -1430,6 +1574,7 @@ fn lost_request(captured: &[u8], ts: i64) -> Option<Pending> {
         notes: vec![
             "request frame lost in the capture (lost segments); only its header was seen".into(),
         ],
+        framing: Framing::Kafka,
     })
 }
 
@@ -2327,6 +2472,114 @@ mod tests {
         streams.finish(&mut out);
         assert!(exchanges(&out).is_empty());
         assert_eq!(streams.stats().bytes_skipped, head.len() as u64);
+    }
+
+    fn sasl_handshake_v0(corr: i32, mechanism: &'static str) -> Pair {
+        let req =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+        let resp = SaslHandshakeResponse::default()
+            .with_mechanisms(vec![StrBytes::from_static_str(mechanism)]);
+        (
+            request(ApiKey::SaslHandshake, 0, corr, &req),
+            response(ApiKey::SaslHandshake, 0, corr, &resp),
+        )
+    }
+
+    /// SaslHandshake v0, then a bare PLAIN token and the broker's empty answer (no headers, no
+    /// correlation ids), then Kafka again: every frame paired, the token shown as one.
+    #[test]
+    fn bare_sasl_plain_token_after_handshake_v0() {
+        let mut tcp = Tcp::new("10.0.0.1:51000", "10.0.0.2:9092", 1000, 5000);
+        tcp.handshake();
+        let hs = sasl_handshake_v0(1, "PLAIN");
+        assert_eq!(handshake_mechanism(&hs.0).as_deref(), Some("PLAIN"));
+        let token = with_size_prefix(b"\0alice\0s3cret");
+        let answer = with_size_prefix(b"");
+        let md = metadata(2);
+        tcp.send(true, &hs.0, 300);
+        tcp.send(false, &hs.1, 300);
+        tcp.send(true, &token, 300);
+        tcp.send(false, &answer, 300);
+        tcp.send(true, &md.0, 300);
+        tcp.send(false, &md.1, 300);
+        let (out, stats) = run(&tcp.segs, StreamOptions::default());
+        let exs = exchanges(&out);
+        assert_eq!(exs.len(), 3, "{exs:#?}");
+        assert_answered(exs[0], &hs, 1);
+        assert_eq!(exs[1].framing, Framing::SaslToken);
+        assert_eq!((exs[1].api_key, exs[1].api_version), (36, 0));
+        assert_eq!(exs[1].status, Status::Answered);
+        assert_eq!(exs[1].request, token);
+        assert_eq!(exs[1].response.as_deref(), Some(&answer[..]));
+        let d = exs[1].dissect_request();
+        assert!(d.error.is_none(), "{:?}", d.error);
+        assert_eq!(
+            d.root.find("sasl.plain.authcid").map(|f| f.value.clone()),
+            Some(crate::protocol::Value::Str("alice".into()))
+        );
+        assert_answered(exs[2], &md, 2);
+        for ex in &exs {
+            assert_dissects(ex);
+        }
+        assert_eq!(stats.frames, 6);
+        assert_eq!(stats.unpaired, 0);
+    }
+
+    /// A mechanism that takes several round trips: tokens until the client sends a Kafka
+    /// request again. A token the broker never answers (it closed the connection: a failed
+    /// login) stays unanswered.
+    #[test]
+    fn bare_sasl_tokens_of_a_multi_step_mechanism_and_a_failed_login() {
+        let mut tcp = Tcp::new("10.0.0.1:51000", "10.0.0.2:9092", 1000, 5000);
+        tcp.handshake();
+        let hs = sasl_handshake_v0(1, "SCRAM-SHA-256");
+        let first = with_size_prefix(b"n,,n=alice,r=abc");
+        let server_first = with_size_prefix(b"r=abcdef,s=c2FsdA==,i=4096");
+        let last = with_size_prefix(b"c=biws,r=abcdef,p=cHJvb2Y=");
+        let server_last = with_size_prefix(b"v=c2lnbmF0dXJl");
+        let md = metadata(2);
+        for (from_client, bytes) in [
+            (true, &hs.0),
+            (false, &hs.1),
+            (true, &first),
+            (false, &server_first),
+            (true, &last),
+            (false, &server_last),
+            (true, &md.0),
+            (false, &md.1),
+        ] {
+            tcp.send(from_client, bytes, 300);
+        }
+        let (out, _) = run(&tcp.segs, StreamOptions::default());
+        let exs = exchanges(&out);
+        let kinds: Vec<(Framing, i32)> =
+            exs.iter().map(|e| (e.framing, e.correlation_id)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (Framing::Kafka, 1),
+                (Framing::SaslToken, -1),
+                (Framing::SaslToken, -1),
+                (Framing::Kafka, 2)
+            ]
+        );
+        assert_eq!(exs[2].request, last);
+        assert_eq!(exs[2].response.as_deref(), Some(&server_last[..]));
+
+        let mut tcp = Tcp::new("10.0.0.1:51001", "10.0.0.2:9092", 1000, 5000);
+        tcp.handshake();
+        let hs = sasl_handshake_v0(1, "PLAIN");
+        tcp.send(true, &hs.0, 300);
+        tcp.send(false, &hs.1, 300);
+        tcp.send(true, &with_size_prefix(b"\0alice\0wrong"), 300);
+        tcp.fin(false);
+        let (out, _) = run(&tcp.segs, StreamOptions::default());
+        let exs = exchanges(&out);
+        assert_eq!(exs.len(), 2);
+        assert_eq!(
+            (exs[1].framing, &exs[1].status),
+            (Framing::SaslToken, &Status::Unanswered)
+        );
     }
 
     #[test]

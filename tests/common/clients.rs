@@ -624,6 +624,10 @@ pub struct Seen {
     pub errors: Vec<String>,
     /// The exchange's status when not answered, and decode errors of either frame.
     pub trouble: Vec<String>,
+    /// `kafka`, or `sasl_token` for a bare SASL token after SaslHandshake v0.
+    pub framing: String,
+    /// The user name of a SASL/PLAIN token, as the dissector read it.
+    pub plain_user: Option<String>,
     /// A one-line summary.
     pub line: String,
 }
@@ -674,10 +678,18 @@ impl Seen {
             trouble.push(format!("status {}", v["status"]));
         }
         for side in ["request", "response"] {
-            if let Some(e) = v[side]["error"].as_str() {
+            let e = &v[side]["error"];
+            if !e.is_null() {
                 trouble.push(format!("{side} undecodable: {e}"));
             }
         }
+        let framing = v["framing"].as_str().unwrap_or("kafka").to_string();
+        let mut plain_user = None;
+        walk(&v["request"]["tree"], &mut |f| {
+            if f["name"] == "sasl.plain.authcid" {
+                plain_user = f["value"].as_str().map(str::to_string);
+            }
+        });
         if let Some(notes) = v["notes"].as_array() {
             trouble.extend(notes.iter().map(|n| format!("note: {n}")));
         }
@@ -694,6 +706,8 @@ impl Seen {
             codecs,
             errors,
             trouble,
+            framing,
+            plain_user,
             line,
         })
     }
@@ -753,6 +767,8 @@ impl Watched {
                     codecs: Vec::new(),
                     errors: Vec::new(),
                     trouble: vec![format!("unparsed output line: {line}")],
+                    framing: String::new(),
+                    plain_user: None,
                     line: line.chars().take(300).collect(),
                 }),
             }

@@ -1429,11 +1429,13 @@ impl Session {
             return Verdict::NeedMore;
         }
         let frame = &avail[..total];
-        let is_request = request_verdict(frame, self.max_frame, true) == Verdict::Yes
-            && dissect_request_with(frame, Limits::CHECK_ONLY)
-                .error
-                .is_none();
-        if more && is_request {
+        let is_request = || {
+            request_verdict(frame, self.max_frame, true) == Verdict::Yes
+                && dissect_request_with(frame, Limits::CHECK_ONLY)
+                    .error
+                    .is_none()
+        };
+        if more && is_request() {
             return Verdict::No;
         }
         let frame = frame.to_vec();

@@ -839,7 +839,7 @@ fn a_capture_shows_its_first_rows_before_the_file_is_read() {
     });
 
     let shown = tui.wait_for("the first exchange in the list", STEP, |s| {
-        s.iter().any(|row| row.contains("ApiVersions v0")) && status_bar(s).contains("1 exchanges")
+        s.iter().any(|row| row.contains("ApiVersions v0")) && status_bar(s).contains(", 1 exchange")
     });
     assert!(
         !status_bar(&shown).contains("(read)"),

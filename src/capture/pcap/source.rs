@@ -72,17 +72,18 @@ impl Progress {
                 share * 100.0
             ));
         }
+        let count = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         s.push_str(&format!(
-            " {} packets, {} exchanges",
-            self.packets.load(Ordering::Relaxed),
-            self.exchanges.load(Ordering::Relaxed)
+            " {}, {}",
+            count(self.packets.load(Ordering::Relaxed), "packet"),
+            count(self.exchanges.load(Ordering::Relaxed), "exchange")
         ));
         if self.done.load(Ordering::Relaxed) {
             s.push_str(if self.live { " (stopped)" } else { " (read)" });
         }
         let errors = self.errors.lock().map(|g| g.len()).unwrap_or(0);
         if errors > 0 {
-            s.push_str(&format!(", {errors} errors"));
+            s.push_str(&format!(", {}", count(errors as u64, "error")));
         }
         s
     }
@@ -232,7 +233,7 @@ mod tests {
         p.error("file ends early".into());
         assert_eq!(
             p.status(),
-            "pcap big.pcapng 12 packets, 3 exchanges (read), 1 errors"
+            "pcap big.pcapng 12 packets, 3 exchanges (read), 1 error"
         );
         // A file of unknown size (a named pipe) is read too; a live capture stops.
         let pipe = Progress::new("pcap k.fifo".into(), 0);

@@ -466,7 +466,9 @@ fn write_exchange<W: Write>(
 /// The comment on an exchange's first packet.
 fn exchange_comment(ex: &Exchange) -> String {
     let mut c = format!("chronik-tui #{}", ex.id);
-    if ex.api_key >= 0 {
+    if ex.framing == crate::capture::Framing::SaslToken {
+        c.push_str(" bare SASL token after SaslHandshake v0 (no Kafka header)");
+    } else if ex.api_key >= 0 {
         c.push_str(&format!(
             " {} v{} corr={}",
             registry::api_name(ex.api_key),
@@ -924,6 +926,19 @@ mod tests {
             last,
             [(true, true), (true, true), (false, true)],
             "FIN, FIN, ACK"
+        );
+    }
+
+    #[test]
+    fn a_bare_sasl_token_says_so_in_its_comment() {
+        let mut e = ex(3, 1, "127.0.0.1:5000", None, 20, Some(0));
+        e.api_key = 36;
+        e.api_version = 0;
+        e.correlation_id = -1;
+        e.framing = crate::capture::Framing::SaslToken;
+        assert_eq!(
+            exchange_comment(&e),
+            "chronik-tui #3 bare SASL token after SaslHandshake v0 (no Kafka header)"
         );
     }
 

@@ -18,12 +18,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Record, TimestampType};
 
 use chronik_tui::broker::{self, BrokerConfig};
 use chronik_tui::capture::pcap::kafka_stream::StreamOptions;
@@ -59,17 +57,7 @@ fn batch(n: usize, value_len: usize, seed: usize) -> Bytes {
             headers: Default::default(),
         })
         .collect();
-    let mut b = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut b,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    b.freeze()
+    frame::encode_batch(&records, 2)
 }
 
 /// Sends requests on one connection, reading each response (blocking socket).

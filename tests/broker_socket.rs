@@ -4,16 +4,15 @@
 
 mod common;
 
+use common::frame::{produce_req, records};
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
+use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -93,52 +92,6 @@ impl Client {
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn records(values: &[&str], version: i8, producer: Option<(i64, i16, i32)>) -> Bytes {
-    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-    let recs: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if seq < 0 { -1 } else { seq + i as i32 },
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: None,
-            value: Some(Bytes::copy_from_slice(v.as_bytes())),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut b = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut b,
-        &recs,
-        &RecordEncodeOptions {
-            version,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    b.freeze()
-}
-
-fn produce_req(topic: &str, partition: i32, acks: i16, recs: Bytes) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(recs)),
-            ])])
 }
 
 fn fetch_req(topic: &str, id: uuid::Uuid, offset: i64, version: i16) -> FetchRequest {

@@ -9,12 +9,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use serde_json::Value as Json;
 
 use common::clients::{self, Client, Job};
@@ -66,40 +62,7 @@ impl Raw {
 }
 
 fn produce_v(topic: &str, value: &str) -> ProduceRequest {
-    let recs = vec![Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::copy_from_slice(value.as_bytes())),
-        headers: IndexMap::new(),
-    }];
-    let mut b = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut b,
-        &recs,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.into())))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(b.freeze())),
-            ])])
+    common::frame::produce_req(topic, 0, -1, common::frame::records(&[value], 2, None))
 }
 
 /// Every stdout line of the broker so far (held ones first), parsed as JSON.

@@ -1,5 +1,6 @@
-//! Request frames encoded by kafka-protocol, the independent implementation the tests (and the
-//! decode benchmark, which includes this file by path) send to the broker.
+//! Request frames and record sets encoded by kafka-protocol, the independent implementation the
+//! tests (and the decode benchmark, which includes this file by path) send to the broker.
+#![allow(dead_code)] // each test binary and the benchmark use some of these
 
 /// A request frame, size prefix included, encoded by kafka-protocol with the request header
 /// version that API and version need.
@@ -24,4 +25,70 @@ pub fn request_frame<Req: kafka_protocol::protocol::Encodable>(
     let mut frame = (b.len() as i32).to_be_bytes().to_vec();
     frame.extend_from_slice(&b);
     frame
+}
+
+/// Records encoded by kafka-protocol as one uncompressed batch of magic `version` (0, 1, 2).
+pub fn encode_batch(records: &[kafka_protocol::records::Record], version: i8) -> bytes::Bytes {
+    use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
+    let mut b = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut b,
+        records,
+        &RecordEncodeOptions {
+            version,
+            compression: Compression::None,
+        },
+    )
+    .expect("record batch encodes");
+    b.freeze()
+}
+
+/// One uncompressed batch holding `values` (no keys, offsets from 0, timestamps from
+/// 1_700_000_000_000 ms), optionally from an idempotent producer `(id, epoch, first sequence)`.
+pub fn records<V: AsRef<[u8]>>(
+    values: &[V],
+    version: i8,
+    producer: Option<(i64, i16, i32)>,
+) -> bytes::Bytes {
+    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
+    let recs: Vec<kafka_protocol::records::Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| kafka_protocol::records::Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: kafka_protocol::records::TimestampType::Creation,
+            offset: i as i64,
+            sequence: if seq < 0 { -1 } else { seq + i as i32 },
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: None,
+            value: Some(bytes::Bytes::copy_from_slice(v.as_ref())),
+            headers: Default::default(),
+        })
+        .collect();
+    encode_batch(&recs, version)
+}
+
+/// A ProduceRequest of one record set to one partition, timeout 5 s.
+pub fn produce_req(
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    recs: bytes::Bytes,
+) -> kafka_protocol::messages::ProduceRequest {
+    use kafka_protocol::messages::{produce_request, ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(recs)),
+            ])])
 }

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
-mod frame;
+pub mod frame;
 pub mod tmux;
 pub mod tshark;
 

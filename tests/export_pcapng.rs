@@ -164,12 +164,6 @@ struct Packet {
 /// `(tshark name, offset inside the PDU, length, shown value)`.
 type Fields = Vec<(String, usize, usize, String)>;
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
-}
-
 /// One value or a list of them (tshark's `--no-duplicate-keys` makes lists of repeated keys).
 fn list(v: &Json) -> Vec<&Json> {
     match v {
@@ -185,29 +179,16 @@ fn str_field<'a>(v: &'a Json, key: &str) -> Option<&'a str> {
 
 /// Runs tshark on the export with checksum validation on, decoding `port` as Kafka.
 fn tshark(file: &Path, port: u16) -> Vec<Packet> {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(file)
-        .args([
-            "-d",
-            &format!("tcp.port=={port},kafka"),
+    let json = common::tshark::json(
+        file,
+        port,
+        &[
             "-o",
             "tcp.check_checksum:TRUE",
             "-o",
             "ip.check_checksum:TRUE",
-            "-T",
-            "json",
-            "-x",
-            "--no-duplicate-keys",
-        ])
-        .output()
-        .expect("tshark must be installed (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let json: Json = serde_json::from_slice(&out.stdout).expect("tshark JSON");
     let mut packets = Vec::new();
     for p in json.as_array().expect("a list of packets") {
         let layers = p["_source"]["layers"].clone();
@@ -226,7 +207,7 @@ fn tshark(file: &Path, port: u16) -> Vec<Packet> {
             .map(|(raw, tree)| {
                 let base = raw[1].as_u64().expect("kafka_raw position") as usize;
                 (
-                    hex(raw[0].as_str().expect("kafka_raw hex")),
+                    common::tshark::hex(raw[0].as_str().expect("kafka_raw hex")),
                     tree.clone(),
                     common::tshark::fields_of(tree, base),
                 )

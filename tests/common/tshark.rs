@@ -28,7 +28,8 @@ pub struct Pdu {
     pub fields: Vec<(String, usize, usize, String)>,
 }
 
-fn hex(s: &str) -> Vec<u8> {
+/// Bytes from tshark's hex (`kafka_raw` and the like).
+pub fn hex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
         .collect()
@@ -103,21 +104,15 @@ fn collect(
     }
 }
 
-/// Runs tshark on a capture, decoding `port` as Kafka.
-pub fn pdus(capture: &Path, port: u16) -> Vec<Pdu> {
+/// tshark's `-T json -x --no-duplicate-keys` view of a capture, decoding `port` as Kafka, with
+/// `extra` arguments (preferences, a display filter).
+pub fn json(capture: &Path, port: u16, extra: &[&str]) -> Json {
     let out = Command::new("tshark")
         .arg("-r")
         .arg(capture)
-        .args([
-            "-d",
-            &format!("tcp.port=={port},kafka"),
-            "-T",
-            "json",
-            "-x",
-            "--no-duplicate-keys",
-            "-Y",
-            "kafka",
-        ])
+        .args(["-d", &format!("tcp.port=={port},kafka")])
+        .args(extra)
+        .args(["-T", "json", "-x", "--no-duplicate-keys"])
         .output()
         .expect("tshark must be installed (scripts/test.sh installs it)");
     assert!(
@@ -125,7 +120,12 @@ pub fn pdus(capture: &Path, port: u16) -> Vec<Pdu> {
         "tshark failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let packets: Json = serde_json::from_slice(&out.stdout).expect("tshark JSON");
+    serde_json::from_slice(&out.stdout).expect("tshark JSON")
+}
+
+/// Runs tshark on a capture, decoding `port` as Kafka.
+pub fn pdus(capture: &Path, port: u16) -> Vec<Pdu> {
+    let packets = json(capture, port, &["-Y", "kafka"]);
     let mut result = Vec::new();
     for p in packets.as_array().expect("array") {
         let layers = &p["_source"]["layers"];

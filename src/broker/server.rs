@@ -140,22 +140,9 @@ pub(crate) struct Conn {
 
 fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> Exchange {
     Exchange {
-        id: 0,
-        conn: conn.id,
-        peer: conn.peer.clone(),
         server: conn.local.clone(),
-        client_id: None,
-        api_key: -1,
-        api_version: -1,
-        correlation_id: -1,
         request,
-        response: None,
-        request_at,
-        response_at: None,
-        status,
-        notes: Vec::new(),
-        placement: None,
-        framing: Default::default(),
+        ..Exchange::new(conn.id, conn.peer.clone(), request_at, status)
     }
 }
 

@@ -88,6 +88,29 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// An exchange on connection `conn` with `peer` whose request arrived at `request_at`: no
+    /// id yet (the store assigns it), no frames, header fields unknown (-1), Kafka framing.
+    pub fn new(conn: u64, peer: String, request_at: i64, status: Status) -> Exchange {
+        Exchange {
+            id: 0,
+            conn,
+            peer,
+            server: None,
+            client_id: None,
+            api_key: -1,
+            api_version: -1,
+            correlation_id: -1,
+            request: Vec::new(),
+            response: None,
+            request_at,
+            response_at: None,
+            status,
+            notes: Vec::new(),
+            placement: None,
+            framing: Framing::Kafka,
+        }
+    }
+
     /// Latency from request to response, in µs.
     pub fn latency_micros(&self) -> Option<i64> {
         self.response_at.map(|r| r - self.request_at)

@@ -263,22 +263,11 @@ mod tests {
 
     fn ex(size: usize) -> Exchange {
         Exchange {
-            id: 0,
-            conn: 1,
-            peer: "127.0.0.1:1".into(),
-            server: None,
-            client_id: None,
             api_key: 18,
             api_version: 0,
             correlation_id: 1,
             request: vec![0; size],
-            response: None,
-            request_at: 0,
-            response_at: None,
-            status: Status::NoResponse,
-            notes: vec![],
-            placement: None,
-            framing: Default::default(),
+            ..Exchange::new(1, "127.0.0.1:1".into(), 0, Status::NoResponse)
         }
     }
 

@@ -118,27 +118,20 @@ fn exchange(
     response: Option<Vec<u8>>,
     at: i64,
 ) -> Exchange {
+    let status = if response.is_some() {
+        Status::Answered
+    } else {
+        Status::Unanswered
+    };
     Exchange {
         id,
-        conn,
-        peer: format!("127.0.0.1:{port}"),
-        server: None,
         client_id: Some("app".into()),
         api_key,
         api_version: version,
         correlation_id: corr,
         request,
-        status: if response.is_some() {
-            Status::Answered
-        } else {
-            Status::Unanswered
-        },
         response,
-        request_at: at,
-        response_at: None,
-        notes: vec![],
-        placement: None,
-        framing: Default::default(),
+        ..Exchange::new(conn, format!("127.0.0.1:{port}"), at, status)
     }
     .answered_at(at + 200)
 }

@@ -117,21 +117,15 @@ fn produce_response(corr: i32, throttle_ms: i32, error: i16) -> Vec<u8> {
 fn exchange(id: u64, conn: u64, api_key: i16, api_version: i16, corr: i32) -> Exchange {
     Exchange {
         id,
-        conn,
-        peer: format!("127.0.0.1:{}", 50000 + conn),
-        server: None,
-        client_id: None,
         api_key,
         api_version,
         correlation_id: corr,
-        request: Vec::new(),
-        response: None,
-        request_at: T0 + id as i64 * 10_000_000,
-        response_at: None,
-        status: Status::Unanswered,
-        notes: vec![],
-        placement: None,
-        framing: Default::default(),
+        ..Exchange::new(
+            conn,
+            format!("127.0.0.1:{}", 50000 + conn),
+            T0 + id as i64 * 10_000_000,
+            Status::Unanswered,
+        )
     }
 }
 

@@ -773,12 +773,15 @@ mod tests {
                     .collect::<Vec<_>>(),
             )
         };
+        let status = if resp.is_some() {
+            Status::Answered
+        } else {
+            Status::NoResponse
+        };
+        let request_at = 1_700_000_000_000_000 + id as i64 * 1000;
         Exchange {
             id,
-            conn,
-            peer: peer.into(),
             server: server.map(Into::into),
-            client_id: None,
             api_key: 0,
             api_version: 7,
             correlation_id: id as i32,
@@ -788,16 +791,8 @@ mod tests {
                 body(req, id as u8)
             },
             response: resp.map(|n| body(n, 100 + id as u8)),
-            request_at: 1_700_000_000_000_000 + id as i64 * 1000,
-            response_at: resp.map(|_| 1_700_000_000_000_000 + id as i64 * 1000 + 500),
-            status: if resp.is_some() {
-                Status::Answered
-            } else {
-                Status::NoResponse
-            },
-            notes: vec![],
-            placement: None,
-            framing: Default::default(),
+            response_at: resp.map(|_| request_at + 500),
+            ..Exchange::new(conn, peer.into(), request_at, status)
         }
     }
 

@@ -1278,22 +1278,12 @@ impl Session {
         status: Status,
     ) -> Exchange {
         Exchange {
-            id: 0,
-            conn: self.conn,
-            peer: self.peer.clone(),
             server: Some(self.server.clone()),
             client_id,
             api_key,
             api_version,
             correlation_id,
-            request: Vec::new(),
-            response: None,
-            request_at,
-            response_at: None,
-            status,
-            notes: Vec::new(),
-            placement: None,
-            framing: Default::default(),
+            ..Exchange::new(self.conn, self.peer.clone(), request_at, status)
         }
     }
 

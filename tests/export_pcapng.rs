@@ -566,20 +566,7 @@ async fn kcat_and_a_big_record_exported_read_back_by_tshark() {
             &["-P", "-b", &boot, "-t", "exported", "-z", "gzip", "-K:"],
             Some("k1:one\nk2:two\nk3:three\n"),
         );
-        let out = common::kcat(
-            &[
-                "-b",
-                &boot,
-                "-G",
-                "export-group",
-                "-X",
-                "auto.offset.reset=earliest",
-                "-e",
-                "-q",
-                "exported",
-            ],
-            None,
-        );
+        let out = common::kcat_group_consume(&boot, "export-group", "exported");
         assert!(out.contains("three"), "{out}");
     })
     .await

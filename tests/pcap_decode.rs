@@ -349,18 +349,23 @@ fn decode_prints_lines_and_json_for_a_capture() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.pcap"));
 }
 
-/// Real traffic through the embedded broker: kcat producing (gzip) and consuming in a group.
-async fn live_session(store: Arc<Store>) -> chronik_tui::broker::BrokerHandle {
-    let h = chronik_tui::broker::start(
+/// The embedded broker on `listen`, with default settings, recording into `store`.
+async fn start_broker(listen: &str, store: Arc<Store>) -> chronik_tui::broker::BrokerHandle {
+    chronik_tui::broker::start(
         chronik_tui::broker::BrokerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
+            listen: listen.parse().unwrap(),
             ..Default::default()
         },
         store,
         chronik_tui::settings::Settings::new(Default::default()),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Real traffic through the embedded broker: kcat producing (gzip) and consuming in a group.
+async fn live_session(store: Arc<Store>) -> chronik_tui::broker::BrokerHandle {
+    let h = start_broker("127.0.0.1:0", store).await;
     let addr = h.local_addr.to_string();
     tokio::task::spawn_blocking(move || {
         common::kcat(
@@ -374,20 +379,7 @@ async fn live_session(store: Arc<Store>) -> chronik_tui::broker::BrokerHandle {
         assert!(out.contains("three"), "{out}");
         // A consumer group too: librdkafka's JoinGroup v5 and SyncGroup v3, whose BYTES fields
         // tshark 4.0 misreads (see the check below).
-        let out = common::kcat(
-            &[
-                "-b",
-                &addr,
-                "-G",
-                "rt-group",
-                "-X",
-                "auto.offset.reset=earliest",
-                "-e",
-                "-q",
-                "rt",
-            ],
-            None,
-        );
+        let out = common::kcat_group_consume(&addr, "rt-group", "rt");
         assert!(out.contains("three"), "{out}");
     })
     .await
@@ -513,16 +505,7 @@ async fn sniffing_lo_sees_what_the_broker_recorded() {
         }
         Err(e) => panic!("{e}"),
     };
-    let h = chronik_tui::broker::start(
-        chronik_tui::broker::BrokerConfig {
-            listen: format!("127.0.0.1:{port}").parse().unwrap(),
-            ..Default::default()
-        },
-        broker_store.clone(),
-        chronik_tui::settings::Settings::new(Default::default()),
-    )
-    .await
-    .unwrap();
+    let h = start_broker(&format!("127.0.0.1:{port}"), broker_store.clone()).await;
     let addr = h.local_addr.to_string();
     tokio::task::spawn_blocking(move || {
         common::kcat(

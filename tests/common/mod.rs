@@ -153,6 +153,25 @@ pub fn is_control_line(line: &str) -> bool {
         || serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["kind"] == "control")
 }
 
+/// `kcat` consuming `topic` in consumer group `group` from the earliest offset to the end (a
+/// JoinGroup, SyncGroup and offset commit on the way); returns what it printed.
+pub fn kcat_group_consume(bootstrap: &str, group: &str, topic: &str) -> String {
+    kcat(
+        &[
+            "-b",
+            bootstrap,
+            "-G",
+            group,
+            "-X",
+            "auto.offset.reset=earliest",
+            "-e",
+            "-q",
+            topic,
+        ],
+        None,
+    )
+}
+
 /// Runs kcat with `args`, feeding it `stdin`; its standard output. Fails the test when kcat is
 /// missing or exits with an error.
 pub fn kcat(args: &[&str], stdin: Option<&str>) -> String {

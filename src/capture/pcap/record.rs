@@ -110,7 +110,9 @@ pub fn spawn_recorder(
     let mut exchanges = store.subscribe();
     let mut events = store.subscribe_conn_events();
     Ok(tokio::spawn(async move {
-        let mut last_marker = store.markers_since(0).last().map_or(0, |m| m.id);
+        let mut markers = MarkerCursor {
+            last: store.markers_since(0).last().map_or(0, |m| m.id),
+        };
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         let (mut ex_open, mut ev_open) = (true, true);
         while ex_open || ev_open {
@@ -118,12 +120,7 @@ pub fn spawn_recorder(
                 biased;
                 r = exchanges.recv(), if ex_open => match r {
                     Ok(ex) => {
-                        for m in store.markers_since(last_marker) {
-                            if m.after_exchange < ex.id {
-                                w.marker(&m)?;
-                                last_marker = m.id;
-                            }
-                        }
+                        markers.write(&store, &mut w, Some(ex.id))?;
                         w.exchange(&ex)?;
                     }
                     Err(RecvError::Lagged(n)) => {
@@ -139,22 +136,89 @@ pub fn spawn_recorder(
                     Err(RecvError::Closed) => ev_open = false,
                 },
                 _ = tick.tick() => {
-                    for m in store.markers_since(last_marker) {
-                        w.marker(&m)?;
-                        last_marker = m.id;
-                    }
+                    markers.write(&store, &mut w, None)?;
                     w.flush()?;
                 }
                 _ = stop.changed() => break,
             }
         }
-        // What arrived before the stop.
+        // What arrived before the stop, markers included.
         while let Ok(ex) = exchanges.try_recv() {
+            markers.write(&store, &mut w, Some(ex.id))?;
             w.exchange(&ex)?;
         }
+        markers.write(&store, &mut w, None)?;
         while let Ok(ev) = events.try_recv() {
             w.conn_event(&ev)?;
         }
         w.finish()
     }))
+}
+
+/// The newest marker a recorder has written.
+struct MarkerCursor {
+    last: u64,
+}
+
+impl MarkerCursor {
+    /// Writes the markers made since the last one written: those that precede exchange
+    /// `before`, or all of them.
+    fn write(&mut self, store: &Store, w: &mut Exporter, before: Option<u64>) -> io::Result<()> {
+        for m in store.markers_since(self.last) {
+            if before.is_some_and(|id| m.after_exchange >= id) {
+                break;
+            }
+            w.marker(&m)?;
+            self.last = m.id;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::{Status, StoreLimits};
+
+    /// A marker made just before the recorder stops (well within its 200 ms flush tick) is in
+    /// the file, after the exchange it follows.
+    #[tokio::test]
+    async fn markers_made_just_before_the_stop_are_recorded() {
+        let store = Store::new(StoreLimits::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let rec = spawn_recorder(
+            store.clone(),
+            path.clone(),
+            "127.0.0.1:9092".parse().unwrap(),
+            stop_rx,
+        )
+        .unwrap();
+        tokio::task::yield_now().await;
+        store.push(Exchange::new(
+            1,
+            "127.0.0.1:5000".into(),
+            1,
+            Status::Unanswered,
+        ));
+        store.push_marker("placement: front (was spec)".into());
+        stop_tx.send(true).unwrap();
+        rec.await.unwrap().unwrap();
+        let kinds: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                match v["kind"].as_str() {
+                    Some(k) => k.to_string(),
+                    None => "exchange".to_string(),
+                }
+            })
+            .collect();
+        assert!(
+            kinds.ends_with(&["exchange".to_string(), "marker".to_string()]),
+            "{kinds:?}"
+        );
+    }
 }

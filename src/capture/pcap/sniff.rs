@@ -118,10 +118,7 @@ pub fn start(name: &str, opts: StreamOptions, store: Arc<Store>) -> io::Result<S
                     }
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
                     Err(e) => {
-                        tracing::warn!(error = %e, "live capture stopped");
-                        if let Ok(mut g) = p.errors.lock() {
-                            g.push(format!("capture stopped: {e}"));
-                        }
+                        p.error(format!("capture stopped: {e}"));
                         break;
                     }
                 }

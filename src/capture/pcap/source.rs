@@ -40,7 +40,8 @@ impl Progress {
         })
     }
 
-    fn error(&self, e: String) {
+    /// Records why reading stopped or what went wrong on the way (the first 100), and logs it.
+    pub(crate) fn error(&self, e: String) {
         tracing::warn!(source = %self.label, error = %e, "capture source");
         let mut g = self.errors.lock().unwrap_or_else(|p| p.into_inner());
         if g.len() < 100 {

@@ -4,13 +4,12 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{
-    ApiVersionsRequest, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
-};
-use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::messages::{ApiVersionsRequest, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::*;
 use crate::protocol::batch;
+use crate::protocol::test_frames::request_frame;
 use crate::settings::PlacementUsed;
 
 const S: i64 = 1_000_000;
@@ -48,28 +47,6 @@ fn batch_bytes(n: i32, producer: Option<(i64, i16, i32)>, ts: i64) -> Vec<u8> {
     b
 }
 
-fn request_frame<R: Encodable + HeaderVersion>(
-    key: i16,
-    version: i16,
-    corr: i32,
-    client: &str,
-    req: &R,
-) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(key)
-        .with_request_api_version(version)
-        .with_correlation_id(corr)
-        .with_client_id(Some(StrBytes::from_string(client.to_string())));
-    let mut b = BytesMut::new();
-    header
-        .encode(&mut b, R::header_version(version))
-        .expect("header");
-    req.encode(&mut b, version).expect("body");
-    let mut frame = (b.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&b);
-    frame
-}
-
 fn produce_request(version: i16, corr: i32, client: &str, batch: &[u8]) -> Vec<u8> {
     let req = ProduceRequest::default()
         .with_acks(-1)
@@ -79,7 +56,7 @@ fn produce_request(version: i16, corr: i32, client: &str, batch: &[u8]) -> Vec<u
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(Bytes::copy_from_slice(batch)))])]);
-    request_frame(0, version, corr, client, &req)
+    request_frame(0, version, corr, Some(client), &req)
 }
 
 /// A ProduceResponse v1-v8 frame; `front` moves throttle_time_ms before the responses array,
@@ -177,7 +154,7 @@ fn software_and_versions_from_api_versions_v3() {
     let req = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("kafka-python"))
         .with_client_software_version(StrBytes::from_static_str("3.0.12"));
-    let frame = request_frame(18, 3, 1, "app", &req);
+    let frame = request_frame(18, 3, 1, Some("app"), &req);
     let ex = exchange(
         1,
         1,

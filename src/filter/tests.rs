@@ -12,53 +12,20 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, BrokerId, MetadataRequest, MetadataResponse,
-    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 use super::*;
 use crate::capture::{Exchange, Status};
+use crate::protocol::test_frames::{request_frame, response_frame};
 use crate::protocol::{self, Dissection};
 use crate::settings::{PlacementUsed, ThrottlePlacement};
 
 const T0: i64 = 1_700_000_000_000_000;
-
-fn request_frame<R: Encodable + HeaderVersion>(
-    key: i16,
-    version: i16,
-    corr: i32,
-    client: Option<&str>,
-    req: &R,
-) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(key)
-        .with_request_api_version(version)
-        .with_correlation_id(corr)
-        .with_client_id(client.map(|c| StrBytes::from_string(c.to_string())));
-    let mut b = BytesMut::new();
-    header
-        .encode(&mut b, R::header_version(version))
-        .expect("header");
-    req.encode(&mut b, version).expect("body");
-    let mut frame = (b.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&b);
-    frame
-}
-
-fn response_frame<R: Encodable + HeaderVersion>(version: i16, corr: i32, resp: &R) -> Vec<u8> {
-    let mut b = BytesMut::new();
-    ResponseHeader::default()
-        .with_correlation_id(corr)
-        .encode(&mut b, R::header_version(version))
-        .expect("header");
-    resp.encode(&mut b, version).expect("body");
-    let mut frame = (b.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&b);
-    frame
-}
 
 fn topic(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))

@@ -9,6 +9,8 @@ pub mod records;
 pub mod registry;
 pub mod sasl;
 pub mod schema;
+#[cfg(test)]
+pub(crate) mod test_frames;
 pub mod tree;
 
 pub use dissect::{

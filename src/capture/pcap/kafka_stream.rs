@@ -1577,7 +1577,7 @@ mod tests {
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::indexmap::IndexMap;
     use kafka_protocol::messages::*;
-    use kafka_protocol::protocol::{Encodable, StrBytes};
+    use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -1585,36 +1585,17 @@ mod tests {
     use super::*;
     use crate::capture::pcap::TcpFlags;
     use crate::protocol::frame::with_size_prefix;
+    use crate::protocol::test_frames;
 
     const CLIENT_ID: &str = "pcap-test";
 
-    fn request<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Vec<u8> {
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(corr)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-        let mut b = BytesMut::new();
-        header
-            .encode(&mut b, key.request_header_version(version))
-            .unwrap();
-        body.encode(&mut b, version).unwrap();
-        with_size_prefix(&b)
-    }
-
-    fn response<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Vec<u8> {
-        let header_version = if key == ApiKey::ApiVersions {
-            0
-        } else {
-            key.response_header_version(version)
-        };
-        let mut b = BytesMut::new();
-        ResponseHeader::default()
-            .with_correlation_id(corr)
-            .encode(&mut b, header_version)
-            .unwrap();
-        body.encode(&mut b, version).unwrap();
-        with_size_prefix(&b)
+    fn request<R: Encodable + HeaderVersion>(
+        key: ApiKey,
+        version: i16,
+        corr: i32,
+        body: &R,
+    ) -> Vec<u8> {
+        test_frames::request_frame(key as i16, version, corr, Some(CLIENT_ID), body)
     }
 
     /// A request frame and its response frame.
@@ -1635,7 +1616,7 @@ mod tests {
         let resp = ApiVersionsResponse::default().with_api_keys(keys);
         (
             request(ApiKey::ApiVersions, 3, corr, &req),
-            response(ApiKey::ApiVersions, 3, corr, &resp),
+            test_frames::response_frame(3, corr, &resp),
         )
     }
 
@@ -1653,7 +1634,7 @@ mod tests {
         ]);
         (
             request(ApiKey::Metadata, 12, corr, &req),
-            response(ApiKey::Metadata, 12, corr, &resp),
+            test_frames::response_frame(12, corr, &resp),
         )
     }
 
@@ -1707,7 +1688,7 @@ mod tests {
         ]);
         (
             request(ApiKey::Produce, version, corr, &req),
-            response(ApiKey::Produce, version, corr, &resp),
+            test_frames::response_frame(version, corr, &resp),
         )
     }
 
@@ -2473,7 +2454,7 @@ mod tests {
             .with_mechanisms(vec![StrBytes::from_static_str(mechanism)]);
         (
             request(ApiKey::SaslHandshake, 0, corr, &req),
-            response(ApiKey::SaslHandshake, 0, corr, &resp),
+            test_frames::response_frame(0, corr, &resp),
         )
     }
 

@@ -201,8 +201,8 @@ fn main() {
     let dissected = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let d = dissected.clone();
     let t = Instant::now();
-    source::read_file_with(
-        &path,
+    source::read_input(
+        source::Input::open(&path).expect("the capture just written opens"),
         StreamOptions {
             kafka_ports: vec![port],
             ..StreamOptions::default()

@@ -14,10 +14,13 @@ use tokio::sync::broadcast::error::RecvError;
 use super::export::{JsonLinesExporter, PcapngExporter};
 use crate::capture::{ConnEvent, Exchange, Marker, Store, TimelineItem};
 
+/// Where an exporter writes: a file, or standard output.
+type Sink = BufWriter<Box<dyn Write + Send>>;
+
 /// A pcapng or JSON lines writer, chosen by file name.
 pub enum Exporter {
-    Pcapng(PcapngExporter<BufWriter<File>>),
-    Json(JsonLinesExporter<BufWriter<File>>),
+    Pcapng(PcapngExporter<Sink>),
+    Json(JsonLinesExporter<Sink>),
 }
 
 /// Whether a path names a JSON lines file.
@@ -29,10 +32,15 @@ pub fn is_json(path: &Path) -> bool {
 }
 
 impl Exporter {
-    /// Creates the file; `server` is the broker address used for connections whose exchanges do
-    /// not name one.
+    /// Creates the file (`-`: pcapng to standard output); `server` is the broker address used
+    /// for connections whose exchanges do not name one.
     pub fn create(path: &Path, server: SocketAddr) -> io::Result<Exporter> {
-        let out = BufWriter::new(File::create(path)?);
+        let file: Box<dyn Write + Send> = if path.as_os_str() == "-" {
+            Box::new(io::stdout())
+        } else {
+            Box::new(File::create(path)?)
+        };
+        let out = BufWriter::new(file);
         Ok(if is_json(path) {
             Exporter::Json(JsonLinesExporter::new(out))
         } else {

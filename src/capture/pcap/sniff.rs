@@ -91,11 +91,7 @@ pub fn start(name: &str, opts: StreamOptions, store: Arc<Store>) -> io::Result<S
             ))
         }
     };
-    let progress = Arc::new(Progress {
-        live: true,
-        label: format!("sniff {name}"),
-        ..Progress::default()
-    });
+    let progress = Progress::new_live(format!("sniff {name}"));
     let stop = Arc::new(AtomicBool::new(false));
     let (p, s) = (progress.clone(), stop.clone());
     let thread = std::thread::Builder::new()

@@ -1,7 +1,8 @@
 //! The capture sources: a pcap/pcapng file or a live interface, read on their own thread and
 //! turned into exchanges in a [`Store`], with progress a view can show.
 
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, Read};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +29,8 @@ pub struct Progress {
     pub done: AtomicBool,
     /// Why reading stopped early (a truncated file, a permission error), or notes on the way.
     pub errors: Mutex<Vec<String>>,
+    /// Wakes [`Progress::finished`].
+    finished: tokio::sync::Notify,
 }
 
 impl Progress {
@@ -38,6 +41,32 @@ impl Progress {
             total_bytes,
             ..Progress::default()
         })
+    }
+
+    /// Progress of a live capture, which stops rather than ends.
+    pub fn new_live(label: String) -> Arc<Progress> {
+        Arc::new(Progress {
+            label,
+            live: true,
+            ..Progress::default()
+        })
+    }
+
+    /// Marks the source as read to its end (or stopped) and wakes who waits for that.
+    pub fn mark_done(&self) {
+        self.done.store(true, Ordering::Release);
+        self.finished.notify_waiters();
+    }
+
+    /// Waits until the source is read to its end or stopped.
+    pub async fn finished(&self) {
+        loop {
+            let woken = self.finished.notified();
+            if self.done.load(Ordering::Acquire) {
+                return;
+            }
+            woken.await;
+        }
     }
 
     /// Records why reading stopped or what went wrong on the way (the first 100), and logs it.
@@ -159,60 +188,184 @@ impl Pipeline {
     pub fn finish(mut self) {
         self.streams.finish(&mut self.out);
         self.drain();
-        self.progress.done.store(true, Ordering::Relaxed);
+        self.progress.mark_done();
     }
 }
 
-/// Reads a whole capture file into the store on the calling thread.
-pub fn read_file(path: &Path, opts: StreamOptions, store: Arc<Store>, progress: Arc<Progress>) {
-    read_file_with(path, opts, store, progress, None)
+/// A capture opened and its header read, ready to be read packet by packet.
+pub struct Input {
+    /// The file as named (`-` for standard input), for messages.
+    pub name: String,
+    reader: CaptureReader,
+    /// Size of the file on disk (0: unknown, as for standard input).
+    total: u64,
+    /// Bytes taken from the file itself, when a decompressor stands between it and the reader.
+    raw_read: Option<Arc<AtomicU64>>,
 }
 
-/// [`read_file`], handing each exchange to `sink` too.
-pub fn read_file_with(
-    path: &Path,
+/// Counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+impl Input {
+    /// Opens a pcap or pcapng capture, gzip- or zstd-compressed or not (told by its first
+    /// bytes, as Wireshark does), or standard input for `-`, and reads its header. The error
+    /// is one line that names the file: not found, a directory, empty, unreadable, not a
+    /// capture.
+    pub fn open(path: &Path) -> Result<Input, String> {
+        let name = path.display().to_string();
+        let fail = |what: String| format!("{name}: {what}");
+        let (raw, total): (Box<dyn Read + Send>, u64) = if path.as_os_str() == "-" {
+            (Box::new(std::io::stdin()), 0)
+        } else {
+            let meta = std::fs::metadata(path).map_err(|e| fail(io_reason(&e)))?;
+            if meta.is_dir() {
+                return Err(fail("is a directory, not a capture file".into()));
+            }
+            let file = std::fs::File::open(path).map_err(|e| fail(io_reason(&e)))?;
+            // A regular file of size 0 is empty; a named pipe reports 0 and is read anyway.
+            if meta.is_file() && meta.len() == 0 {
+                return Err(fail("empty file, not a capture".into()));
+            }
+            (Box::new(file), if meta.is_file() { meta.len() } else { 0 })
+        };
+        let mut input = std::io::BufReader::with_capacity(64 * 1024, raw);
+        let head = input.fill_buf().map_err(|e| fail(io_reason(&e)))?;
+        if head.is_empty() {
+            return Err(fail("empty input, not a capture".into()));
+        }
+        let (gzip, zstd) = (head.starts_with(&GZIP_MAGIC), head.starts_with(&ZSTD_MAGIC));
+        let read = Arc::new(AtomicU64::new(0));
+        let counted = Counting {
+            inner: input,
+            read: read.clone(),
+        };
+        let (reader, raw_read) = if gzip {
+            let gz = flate2::read::MultiGzDecoder::new(counted);
+            (CaptureReader::new(gz), Some(read))
+        } else if zstd {
+            let zst = zstd::stream::read::Decoder::new(counted).map_err(|e| fail(e.to_string()))?;
+            (CaptureReader::new(zst), Some(read))
+        } else {
+            (CaptureReader::new(counted), None)
+        };
+        let reader = reader.map_err(|e| fail(e.to_string()))?;
+        Ok(Input {
+            name,
+            reader,
+            total,
+            raw_read,
+        })
+    }
+
+    /// A progress for reading this input (labelled `pcap NAME`).
+    pub fn progress(&self) -> Arc<Progress> {
+        Progress::new(format!("pcap {}", self.name), self.total)
+    }
+
+    /// Bytes of the file read so far.
+    fn bytes_read(&self) -> u64 {
+        match &self.raw_read {
+            Some(n) => n.load(Ordering::Relaxed),
+            None => self.reader.bytes_read(),
+        }
+    }
+}
+
+/// An I/O error as a person reads it: `no such file`, `permission denied`, ….
+fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => "no such file".into(),
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::IsADirectory => "is a directory, not a capture file".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Reads a whole capture file into the store on the calling thread; a file that cannot be
+/// opened is the progress's error.
+pub fn read_file(path: &Path, opts: StreamOptions, store: Arc<Store>, progress: Arc<Progress>) {
+    match Input::open(path) {
+        Ok(input) => read_input(input, opts, store, progress, None),
+        Err(e) => {
+            progress.error(e);
+            progress.mark_done();
+        }
+    }
+}
+
+/// Reads an opened capture to its end into the store, handing each exchange to `sink` too.
+/// What stops it early (a truncated file) is the progress's error.
+pub fn read_input(
+    input: Input,
     opts: StreamOptions,
     store: Arc<Store>,
     progress: Arc<Progress>,
     sink: Option<Sink>,
 ) {
-    let mut reader = match CaptureReader::open(path) {
-        Ok(r) => r,
-        Err(e) => {
-            progress.error(format!("{}: {e}", path.display()));
-            progress.done.store(true, Ordering::Relaxed);
-            return;
-        }
-    };
     let mut pipeline = Pipeline::new(opts, store, progress.clone());
     if let Some(sink) = sink {
         pipeline = pipeline.with_sink(sink);
     }
-    while let Some(next) = reader.next_packet() {
+    read_packets(input, pipeline, &progress, &AtomicBool::new(false));
+}
+
+/// [`read_input`] with a sink, stopping early (without the exchanges still pending) once `stop`
+/// is set (`decode --count`).
+pub fn read_input_until(
+    input: Input,
+    opts: StreamOptions,
+    store: Arc<Store>,
+    progress: Arc<Progress>,
+    sink: Sink,
+    stop: &AtomicBool,
+) {
+    let pipeline = Pipeline::new(opts, store, progress.clone()).with_sink(sink);
+    read_packets(input, pipeline, &progress, stop);
+}
+
+fn read_packets(mut input: Input, mut pipeline: Pipeline, progress: &Progress, stop: &AtomicBool) {
+    while let Some(next) = input.reader.next_packet() {
+        if stop.load(Ordering::Relaxed) {
+            progress.mark_done();
+            return;
+        }
         match next {
             Ok(raw) => pipeline.packet(&raw),
-            Err(e) => progress.error(format!("{}: {e}", path.display())),
+            Err(e) => progress.error(format!("{}: {e}", input.name)),
         }
         progress
             .bytes_read
-            .store(reader.bytes_read(), Ordering::Relaxed);
+            .store(input.bytes_read(), Ordering::Relaxed);
     }
     pipeline.finish();
 }
 
-/// Opens a capture file and reads it on a thread of its own; rows appear in the store as the
-/// file is read. Fails at once if the file cannot be opened.
-pub fn spawn_file(
-    path: PathBuf,
+/// Reads an opened capture on a thread of its own; rows appear in the store as it is read.
+pub fn spawn_input(
+    input: Input,
     opts: StreamOptions,
     store: Arc<Store>,
 ) -> std::io::Result<Arc<Progress>> {
-    let total = std::fs::metadata(&path)?.len();
-    let progress = Progress::new(format!("pcap {}", path.display()), total);
+    let progress = input.progress();
     let p = progress.clone();
     std::thread::Builder::new()
         .name("pcap-reader".into())
-        .spawn(move || read_file(&path, opts, store, p))?;
+        .spawn(move || read_input(input, opts, store, p, None))?;
     Ok(progress)
 }
 

@@ -204,6 +204,59 @@ impl<'s, 'a> Ctx<'s, 'a> {
     }
 }
 
+impl Ctx<'_, '_> {
+    /// Every value of a name in this exchange, as text (a column of `decode --fields`): numbers
+    /// as decimals, `api` and `error` by name, bytes in hex, latency in milliseconds, null as
+    /// `null`; structs and array elements have no value of their own.
+    pub(crate) fn texts(&self, target: &Target) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut push = |v: Val<'_>| {
+            if let Some(t) = val_text(&v) {
+                out.push(t);
+            }
+            false
+        };
+        match *target {
+            Target::Field { id, side, codes } => {
+                for (d, frame) in self.trees(side).into_iter().flatten() {
+                    any_field(&d.root, &mut |f| {
+                        f.id == id && push(field_val(f, d, frame, codes))
+                    });
+                }
+            }
+            Target::Builtin(Builtin::Latency) => {
+                if let Some(us) = self.exchange().latency_micros() {
+                    out.push(format!("{:.3}", us as f64 / 1000.0));
+                }
+            }
+            Target::Builtin(b @ (Builtin::Api | Builtin::Error)) => {
+                self.builtin_any(b, &mut |v| {
+                    if let Val::Code(_, name) = &v {
+                        out.push(name.to_string());
+                    }
+                    false
+                });
+            }
+            Target::Builtin(b) => {
+                self.builtin_any(b, &mut push);
+            }
+        }
+        out
+    }
+}
+
+fn val_text(v: &Val<'_>) -> Option<String> {
+    Some(match v {
+        Val::Int(i) | Val::Code(i, _) => i.to_string(),
+        Val::Float(x) => x.to_string(),
+        Val::Bool(b) => b.to_string(),
+        Val::Text(t) => t.to_string(),
+        Val::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        Val::Null => "null".into(),
+        Val::Group => return None,
+    })
+}
+
 /// Depth first: whether `pred` holds for a field or any field below it.
 fn any_field<'f>(f: &'f Field, pred: &mut dyn FnMut(&'f Field) -> bool) -> bool {
     pred(f) || f.children.iter().any(|c| any_field(c, pred))

@@ -78,6 +78,35 @@ use std::sync::Arc;
 
 pub use builtins::BUILTINS;
 
+/// One name whose values are printed, as `decode --fields` (tshark's `-T fields -e`) does: a
+/// built-in or a registry name, checked as the filter checks names.
+#[derive(Clone, Debug)]
+pub struct Column {
+    name: String,
+    target: ast::Target,
+}
+
+impl Column {
+    /// The column of a name; an unknown name is refused with the closest known names.
+    pub fn parse(name: &str) -> Result<Column, FilterError> {
+        let (target, _) = parse::resolve(name.trim(), 0)?;
+        Ok(Column {
+            name: name.trim().to_string(),
+            target,
+        })
+    }
+
+    /// The name as given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Every value of the name in the exchange, as text (see the module docs of `decode`).
+    pub fn values(&self, s: &Subject<'_>) -> Vec<String> {
+        eval::Ctx::new(s).texts(&self.target)
+    }
+}
+
 /// Longest filter text accepted, in characters.
 pub const MAX_LEN: usize = 4096;
 

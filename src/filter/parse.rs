@@ -253,7 +253,7 @@ impl Parser {
 }
 
 /// What a name refers to and the type of its values.
-fn resolve(word: &str, col: usize) -> Result<(Target, Ty), FilterError> {
+pub(super) fn resolve(word: &str, col: usize) -> Result<(Target, Ty), FilterError> {
     let name = word.to_lowercase();
     if let Some(b) = Builtin::lookup(&name) {
         return Ok((Target::Builtin(b), b.ty()));

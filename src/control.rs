@@ -401,9 +401,9 @@ impl Control {
     }
 }
 
-/// Reads commands from stdin until it ends, printing every reply to stdout (see
+/// Reads commands from stdin until it ends, printing every reply to `out` (see
 /// [`Control::render`]) and logging it. End of input ends this task only.
-pub async fn run_stdin(control: Control, as_json: bool) {
+pub async fn run_stdin(control: Control, as_json: bool, out: crate::headless::Out) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         let line = match lines.next_line().await {
@@ -425,10 +425,7 @@ pub async fn run_stdin(control: Control, as_json: bool) {
         } else {
             tracing::warn!(command = %reply.input, error = %reply.message, "control command refused");
         }
-        let text = control.render(&reply, as_json);
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+        if out.line(&control.render(&reply, as_json)).is_err() {
             return;
         }
     }

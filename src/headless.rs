@@ -24,6 +24,58 @@ pub fn clock(micros: i64) -> String {
     )
 }
 
+/// How a time is written: `utc` and `local` as `HH:MM:SS.micros`, `relative` as seconds since
+/// the first exchange shown, `epoch` as seconds since 1970 (both with microseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TimeFormat {
+    /// HH:MM:SS.micros in UTC
+    #[default]
+    Utc,
+    /// HH:MM:SS.micros in the local time zone (TZ)
+    Local,
+    /// seconds since the first exchange shown
+    Relative,
+    /// seconds since 1970-01-01 UTC
+    Epoch,
+}
+
+/// Formats times in one [`TimeFormat`]; `relative` counts from the first time it formats.
+#[derive(Debug, Default)]
+pub struct Clock {
+    format: TimeFormat,
+    first: std::sync::OnceLock<i64>,
+}
+
+impl Clock {
+    pub fn new(format: TimeFormat) -> Clock {
+        Clock {
+            format,
+            first: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `micros` (since the epoch) as text.
+    pub fn format(&self, micros: i64) -> String {
+        let secs = |us: i64| {
+            let sign = if us < 0 { "-" } else { "" };
+            let us = us.unsigned_abs();
+            format!("{sign}{}.{:06}", us / 1_000_000, us % 1_000_000)
+        };
+        match self.format {
+            TimeFormat::Utc => clock(micros),
+            TimeFormat::Local => {
+                use chrono::TimeZone;
+                match chrono::Local.timestamp_micros(micros).single() {
+                    Some(t) => t.format("%H:%M:%S%.6f").to_string(),
+                    None => clock(micros),
+                }
+            }
+            TimeFormat::Relative => secs(micros - *self.first.get_or_init(|| micros)),
+            TimeFormat::Epoch => secs(micros),
+        }
+    }
+}
+
 fn latency(ex: &Exchange) -> String {
     match ex.latency_micros() {
         Some(us) if us >= 10_000 => format!("{:.0}ms", us as f64 / 1000.0),
@@ -34,6 +86,15 @@ fn latency(ex: &Exchange) -> String {
 
 /// One line: time, connection, client, api and version, correlation id, latency, sizes, summary.
 pub fn line(ex: &Exchange) -> String {
+    line_at(ex, &clock(ex.request_at))
+}
+
+/// [`line`] with its time written by `clock`.
+pub fn line_with(ex: &Exchange, clock: &Clock) -> String {
+    line_at(ex, &clock.format(ex.request_at))
+}
+
+fn line_at(ex: &Exchange, time: &str) -> String {
     let req = ex.dissect_request();
     let resp = ex.dissect_response();
     let status = match &ex.status {
@@ -44,7 +105,7 @@ pub fn line(ex: &Exchange) -> String {
     };
     format!(
         "{} conn={} {} client={} {} v{} corr={} {} req={}B resp={} {}{}{}",
-        clock(ex.request_at),
+        time,
         ex.conn,
         ex.peer,
         ex.client_id.as_deref().unwrap_or("-"),
@@ -260,22 +321,68 @@ pub fn render(ex: &Exchange, as_json: bool) -> String {
     }
 }
 
-/// Prints exchanges from a subscription until it closes.
-pub async fn print_live(mut sub: crate::capture::Subscription, as_json: bool) {
+/// [`render`], the line's time written by `clock`.
+pub fn render_with(ex: &Exchange, as_json: bool, clock: &Clock) -> String {
+    if as_json {
+        json(ex).to_string()
+    } else {
+        line_with(ex, clock)
+    }
+}
+
+/// Where the headless printers write: standard output, or standard error when standard output
+/// carries something else (`--record -`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Out {
+    Stdout,
+    Stderr,
+}
+
+impl Out {
+    /// Writes one line and flushes it; an error means the reader went away.
+    pub fn line(self, text: &str) -> std::io::Result<()> {
+        match self {
+            Out::Stdout => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{text}").and_then(|_| out.flush())
+            }
+            Out::Stderr => {
+                let mut out = std::io::stderr().lock();
+                writeln!(out, "{text}").and_then(|_| out.flush())
+            }
+        }
+    }
+}
+
+/// Prints exchanges from a subscription until it closes, or until `stop` fires and what had
+/// arrived by then is printed.
+pub async fn print_live(
+    mut sub: crate::capture::Subscription,
+    as_json: bool,
+    clock: Clock,
+    out: Out,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
-        match sub.recv().await {
-            Ok(ex) => {
-                let text = render(&ex, as_json);
-                let mut out = std::io::stdout().lock();
-                if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
-                    return; // stdout closed
+        let text = tokio::select! {
+            biased;
+            r = sub.recv() => match r {
+                Ok(ex) => render_with(&ex, as_json, &clock),
+                Err(RecvError::Lagged(n)) => {
+                    format!("# printer fell behind: {n} exchanges not printed (still in the store)")
                 }
-            }
-            Err(RecvError::Lagged(n)) => {
-                println!("# printer fell behind: {n} exchanges not printed (still in the store)");
-            }
-            Err(RecvError::Closed) => return,
+                Err(RecvError::Closed) => return,
+            },
+            _ = stop.changed() => break,
+        };
+        if out.line(&text).is_err() {
+            return; // the reader went away
+        }
+    }
+    while let Ok(ex) = sub.try_recv() {
+        if out.line(&render_with(&ex, as_json, &clock)).is_err() {
+            return;
         }
     }
 }
@@ -286,6 +393,7 @@ pub async fn print_live(mut sub: crate::capture::Subscription, as_json: bool) {
 pub async fn print_client_states(
     mut changes: tokio::sync::broadcast::Receiver<crate::diagnose::StateChange>,
     as_json: bool,
+    out: Out,
 ) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
@@ -297,9 +405,8 @@ pub async fn print_client_states(
             }
             Err(RecvError::Closed) => return,
         };
-        let mut out = std::io::stdout().lock();
-        if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
-            return; // stdout closed
+        if out.line(&text).is_err() {
+            return; // the reader went away
         }
     }
 }

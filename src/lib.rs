@@ -2,9 +2,12 @@
 //! dissected, with views over them (headless printers now, a terminal UI later).
 #![forbid(unsafe_code)]
 
+pub mod addr;
 pub mod broker;
 pub mod capture;
+pub mod cli;
 pub mod control;
+pub mod decode;
 pub mod diagnose;
 pub mod filter;
 pub mod headless;

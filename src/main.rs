@@ -3,235 +3,117 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 
 use chronik_tui::broker::{self, BrokerConfig};
+use chronik_tui::capture::pcap::kafka_stream::StreamOptions;
+use chronik_tui::capture::pcap::source::{self, Input, Progress};
 use chronik_tui::capture::{Store, StoreLimits};
-use chronik_tui::headless;
-use chronik_tui::protocol::frame::DEFAULT_MAX_FRAME_BYTES;
-use chronik_tui::settings::{Knobs, Settings};
+use chronik_tui::cli::{self, Cli, Command, DecodeArgs, MatrixArgs, UsageError};
+use chronik_tui::decode::{self, DecodeError, DecodeOptions};
+use chronik_tui::headless::{self, Clock, Out};
+use chronik_tui::settings::{Knobs, Settings, StallThresholds};
 
-/// A Kafka wire-protocol workbench: an embedded broker that real clients use, with every request
-/// and response captured and decoded down to the byte.
-#[derive(Debug, Parser)]
-#[command(name = "chronik-tui", version)]
-struct Cli {
-    /// What to run instead of the broker (none: the broker and its views).
-    #[command(subcommand)]
-    command: Option<Command>,
-    /// Address the embedded broker listens on.
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    listen: SocketAddr,
-    /// host:port advertised to clients in Metadata (default: the listen address).
-    #[arg(long, value_name = "HOST:PORT")]
-    advertise: Option<String>,
-    /// Print exchanges to stdout instead of drawing the terminal UI (also what happens when
-    /// stdout is not a terminal).
-    #[arg(long)]
-    headless: bool,
-    /// Open a pcap or pcapng capture instead of running the broker (the same views).
-    #[arg(long, value_name = "FILE", conflicts_with = "sniff")]
-    pcap: Option<PathBuf>,
-    /// Capture live on a network interface (needs root or CAP_NET_RAW) instead of running the
-    /// broker: the traffic of a Kafka broker this process does not run.
-    #[arg(long, value_name = "IFACE")]
-    sniff: Option<String>,
-    /// TCP port of Kafka brokers in a capture or on the sniffed interface (repeatable; other
-    /// connections are recognised by their first request).
-    #[arg(long = "kafka-port", value_name = "PORT", default_values_t = [9092u16])]
-    kafka_ports: Vec<u16>,
-    /// Also write every exchange to FILE as it happens: pcapng, or JSON lines when FILE ends
-    /// in .json or .jsonl.
-    #[arg(long, value_name = "FILE")]
-    record: Option<PathBuf>,
-    /// Colour theme of the terminal UI: dark, light, high-contrast, or a path to a theme
-    /// file (see themes/). NO_COLOR in the environment drops colours.
-    #[arg(long, value_name = "NAME|PATH")]
-    theme: Option<String>,
-    /// With --headless: print JSON lines with the whole decoded tree and byte spans.
-    #[arg(long)]
-    json: bool,
-    /// Largest request frame accepted (bytes), checked before allocating.
-    #[arg(long, default_value_t = DEFAULT_MAX_FRAME_BYTES)]
-    max_frame_bytes: usize,
-    /// Keep partition logs in segment files under DIR, recovered on restart.
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// Require SASL/PLAIN with these credentials.
-    #[arg(long, value_name = "USER:PASS")]
-    sasl_plain: Option<String>,
-    /// Do not create unknown topics on Metadata or Produce.
-    #[arg(long)]
-    no_auto_create_topics: bool,
-    /// Partitions of an auto-created topic.
-    #[arg(long, default_value_t = 1)]
-    default_partitions: i32,
-    /// Most exchanges the store keeps.
-    #[arg(long, default_value_t = StoreLimits::default().max_exchanges)]
-    store_max_exchanges: usize,
-    /// Most bytes of frames the store keeps.
-    #[arg(long, default_value_t = StoreLimits::default().max_bytes)]
-    store_max_bytes: usize,
-    /// Log file (tracing); never the terminal.
-    #[arg(long, default_value = "chronik-tui.log")]
-    log_file: PathBuf,
-    /// Where ProduceResponse puts throttle_time_ms: spec (after the responses, as Apache Kafka),
-    /// front (before them, as Chronik Stream 0.7.2 did; v1-v8 only) or omit.
-    #[arg(long, value_name = "MODE", default_value = "spec")]
-    placement: chronik_tui::settings::ThrottlePlacement,
-    /// A per-client placement rule, client_id=GLOB,software=GLOB,version=GLOB:MODE (any of the
-    /// matchers; * and ? wildcards), e.g. 'software=kafka-python*:front'. Repeatable; the first
-    /// match wins over --placement.
-    #[arg(long = "throttle-rule", value_name = "RULE")]
-    throttle_rules: Vec<chronik_tui::settings::ThrottleRule>,
-    /// throttle_time_ms written into every response that has the field.
-    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..))]
-    throttle_ms: i32,
-    /// Highest version ApiVersions advertises for an API, e.g. produce=2 (API by name or key
-    /// number). Repeatable; with --headless, `cap API=N` on stdin changes caps while running.
-    #[arg(long = "cap", value_name = "API=N")]
-    caps: Vec<chronik_tui::settings::VersionCap>,
-    /// Stall detector: a client closing its connection within this many ms of a response it
-    /// could not decode is "disconnecting".
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
-    stall_close_after_ms: u64,
-    /// Stall detector: a client silent this many ms after a response it could not decode is
-    /// "stalled".
-    #[arg(long, value_name = "MS", default_value_t = 5000)]
-    stall_silence_ms: u64,
-    /// Stall detector: a request unanswered this many ms (until its connection closed) is
-    /// "stalled".
-    #[arg(long, value_name = "MS", default_value_t = 5000)]
-    stall_unanswered_ms: u64,
+fn main() -> ExitCode {
+    // clap prints --help and --version and exits 0, and a usage error with exit code 2.
+    let cli = Cli::parse();
+    let verbose = cli.log.verbose;
+    let result = tokio::runtime::Runtime::new()
+        .context("starting the runtime")
+        .and_then(|rt| rt.block_on(run(cli)));
+    match result {
+        Ok(code) => code,
+        // A reader that went away (`chronik-tui man | head`) ends the output, nothing more.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming what is at fault; the causes only when asked for.
+            if verbose {
+                eprintln!("chronik-tui: {e:?}");
+            } else {
+                eprintln!("chronik-tui: {e:#}");
+            }
+            let usage = e.downcast_ref::<UsageError>().is_some()
+                || matches!(e.downcast_ref::<DecodeError>(), Some(DecodeError::Usage(_)));
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
 }
 
-/// The source's progress line for the status bar.
-type SourceStatus = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
-
-/// Subcommands.
-#[derive(Debug, clap::Subcommand)]
-enum Command {
-    /// Runs every installed real client through one produce-and-ack in each throttle placement
-    /// mode against an embedded broker, and prints the compatibility table.
-    Matrix(MatrixArgs),
-    /// Decodes a pcap or pcapng capture and prints its exchanges (the headless line or JSON
-    /// formats).
-    Decode(DecodeArgs),
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
-/// Arguments of `chronik-tui decode`.
-#[derive(Debug, clap::Args)]
-struct DecodeArgs {
-    /// The capture file (pcap or pcapng).
-    file: PathBuf,
-    /// Print JSON lines with the whole decoded tree instead of one line per exchange.
-    #[arg(long)]
-    json: bool,
-    /// TCP port of the Kafka brokers in the capture (repeatable).
-    #[arg(long = "kafka-port", value_name = "PORT", default_values_t = [9092u16])]
-    kafka_ports: Vec<u16>,
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let explicit_log = cli.log.log_file.clone();
+    let verbose = cli.log.verbose;
+    match cli.command {
+        Some(Command::Decode(args)) => {
+            init_logging(explicit_log.as_deref(), verbose)?;
+            let opts = decode_options(args);
+            tokio::task::spawn_blocking(move || decode::run(opts)).await??;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Matrix(args)) => {
+            init_logging(explicit_log.as_deref(), verbose)?;
+            run_matrix(args).await
+        }
+        Some(Command::Completions { shell }) => {
+            cli::completions(shell, &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => {
+            cli::man_page(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => run_views(cli).await,
+    }
 }
 
-fn stream_options(
-    ports: &[u16],
-    max_frame_bytes: usize,
-) -> chronik_tui::capture::pcap::kafka_stream::StreamOptions {
-    chronik_tui::capture::pcap::kafka_stream::StreamOptions {
+fn stream_options(ports: &[u16], max_frame_bytes: usize) -> StreamOptions {
+    StreamOptions {
         kafka_ports: ports.to_vec(),
         max_frame_bytes,
         ..Default::default()
     }
 }
 
-/// `chronik-tui decode FILE`: prints each exchange as the file is read.
-fn run_decode(args: DecodeArgs) -> anyhow::Result<()> {
-    use chronik_tui::capture::pcap::source;
-    use std::io::Write;
-    // Exchanges are printed as they are made; the store only numbers them, so it stays small
-    // and a capture of any size decodes in bounded memory.
-    let store = Store::new(StoreLimits {
-        max_exchanges: 1024,
-        max_bytes: 16 << 20,
-    });
-    let total = std::fs::metadata(&args.file)
-        .with_context(|| format!("opening {}", args.file.display()))?
-        .len();
-    let progress = source::Progress::new(format!("pcap {}", args.file.display()), total);
-    let json = args.json;
-    let out = std::sync::Arc::new(std::sync::Mutex::new(std::io::BufWriter::new(
-        std::io::stdout(),
-    )));
-    let sink_out = out.clone();
-    source::read_file_with(
-        &args.file,
-        stream_options(&args.kafka_ports, DEFAULT_MAX_FRAME_BYTES),
-        store.clone(),
-        progress.clone(),
-        Some(Box::new(move |ex| {
-            let text = headless::render(ex, json);
-            if let Ok(mut w) = sink_out.lock() {
-                let _ = writeln!(w, "{text}");
-            }
-        })),
-    );
-    if let Ok(mut w) = out.lock() {
-        w.flush()?;
+fn decode_options(args: DecodeArgs) -> DecodeOptions {
+    DecodeOptions {
+        stream: stream_options(
+            &args.kafka_ports,
+            chronik_tui::protocol::frame::DEFAULT_MAX_FRAME_BYTES,
+        ),
+        file: args.file,
+        json: args.json,
+        filter: args.filter,
+        count: args.count,
+        fields: args.fields,
+        time: args.time,
     }
-    for e in progress.errors() {
-        eprintln!("chronik-tui decode: {e}");
-    }
-    eprintln!("chronik-tui decode: {}", progress.status());
-    Ok(())
 }
 
-/// Arguments of `chronik-tui matrix`.
-#[derive(Debug, clap::Args)]
-struct MatrixArgs {
-    /// Print one JSON object per cell instead of the table.
-    #[arg(long)]
-    json: bool,
-    /// Longest a cell may take, in seconds (the client's own timeouts are set below it).
-    #[arg(long, value_name = "SECS", default_value_t = 15)]
-    timeout: u64,
-    /// Clients to run, comma-separated (default: every one found).
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    clients: Option<Vec<String>>,
-    /// Placement modes, comma-separated.
-    #[arg(
-        long,
-        value_name = "LIST",
-        value_delimiter = ',',
-        default_value = "spec,front,omit"
-    )]
-    modes: Vec<chronik_tui::settings::ThrottlePlacement>,
-    /// Repository root, where target/venv and tests/clients are.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    root: PathBuf,
-    /// Cells run at the same time.
-    #[arg(long, default_value_t = 2)]
-    jobs: usize,
-    /// Address every cell's broker listens on (default: a free port per cell); cells then run
-    /// one at a time, e.g. to record them with tshark.
-    #[arg(long, value_name = "ADDR")]
-    listen: Option<SocketAddr>,
-    /// Highest version the broker advertises for an API, e.g. produce=8 (by name or key
-    /// number). Repeatable.
-    #[arg(long = "cap", value_name = "API=N")]
-    caps: Vec<chronik_tui::settings::VersionCap>,
-}
-
-async fn run_matrix(args: MatrixArgs) -> anyhow::Result<()> {
+async fn run_matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
     use chronik_tui::matrix;
+    let listen = args
+        .listen
+        .as_deref()
+        .map(|l| cli::listen_addr("--listen", l))
+        .transpose()?;
     let opts = matrix::MatrixOptions {
         root: args.root,
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
         clients: args.clients,
         modes: args.modes,
         jobs: args.jobs,
-        listen: args.listen,
+        listen,
         caps: args
             .caps
             .iter()
@@ -252,175 +134,296 @@ async fn run_matrix(args: MatrixArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", matrix::render_table(&m));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sets up `tracing` to write to `path`, or with none to the default log file when `default`
+/// (the broker and the UI); decode and matrix log only when given a file. An explicit file
+/// that cannot be opened is an error; the default one is only warned about (returned).
+fn init_logging(path: Option<&Path>, verbose: bool) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        let file = open_log(path).with_context(|| format!("--log-file {}", path.display()))?;
+        install_logger(file, verbose);
+    }
     Ok(())
 }
 
-fn parse_host_port(s: &str) -> anyhow::Result<(String, u16)> {
-    let (h, p) = s
-        .rsplit_once(':')
-        .with_context(|| format!("expected HOST:PORT, got {s:?}"))?;
-    Ok((
-        h.trim_matches(|c| c == '[' || c == ']').to_string(),
-        p.parse().with_context(|| format!("bad port in {s:?}"))?,
-    ))
+/// The broker's and the UI's logging: the given file, else the default one. A default that
+/// cannot be written is a warning (returned), not a failure.
+fn init_default_logging(path: Option<&Path>, verbose: bool) -> anyhow::Result<Option<String>> {
+    if path.is_some() {
+        init_logging(path, verbose)?;
+        return Ok(None);
+    }
+    let Some(default) = cli::default_log_file() else {
+        return Ok(Some(
+            "not logging: neither XDG_STATE_HOME nor HOME is set (use --log-file)".into(),
+        ));
+    };
+    let opened = default
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|_| open_log(&default));
+    match opened {
+        Ok(file) => {
+            install_logger(file, verbose);
+            Ok(None)
+        }
+        Err(e) => Ok(Some(format!(
+            "not logging: {}: {e} (use --log-file)",
+            default.display()
+        ))),
+    }
 }
 
-fn init_logging(path: &PathBuf) -> anyhow::Result<()> {
-    let file = std::fs::OpenOptions::new()
+fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .with_context(|| format!("opening log file {}", path.display()))?;
+}
+
+fn install_logger(file: std::fs::File, verbose: bool) {
+    let default = if verbose { "debug" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
         )
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
         .init();
-    Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    init_logging(&cli.log_file)?;
-    match cli.command {
-        Some(Command::Matrix(args)) => return run_matrix(args).await,
-        Some(Command::Decode(args)) => {
-            return tokio::task::spawn_blocking(move || run_decode(args)).await?
-        }
-        None => {}
+/// Everything the views need that comes from the flags, checked before anything starts.
+struct Checked {
+    listen: SocketAddr,
+    config: BrokerConfig,
+    /// Where the exchange lines go: stdout, or stderr when stdout carries `--record -`.
+    out: Out,
+    headless: bool,
+}
+
+fn check(cli: &Cli) -> Result<Checked, UsageError> {
+    let b = &cli.broker;
+    let listen = cli::listen_addr("--listen", &b.listen)?;
+    let advertise = b
+        .advertise
+        .as_deref()
+        .map(|a| cli::host_port("--advertise", a).map(|hp| (hp.host, hp.port)))
+        .transpose()?;
+    if let Some(dir) = &b.data_dir {
+        cli::data_dir(dir)?;
     }
-    let sasl_plain = match &cli.sasl_plain {
-        Some(s) => {
-            let (u, p) = s
-                .split_once(':')
-                .context("--sasl-plain expects USER:PASS")?;
-            Some((u.to_string(), p.to_string()))
-        }
-        None => None,
-    };
+    let sasl_plain = b.sasl_plain.as_deref().map(cli::sasl_plain).transpose()?;
+    let stdout_is_terminal = std::io::stdout().is_terminal();
+    let record_to_stdout = cli.capture.record.as_deref().is_some_and(cli::is_stdio);
+    if record_to_stdout && stdout_is_terminal {
+        return Err(UsageError(
+            "--record -: standard output is a terminal; pipe it to a program \
+             (| wireshark -k -i -) or name a file"
+                .into(),
+        ));
+    }
     let config = BrokerConfig {
-        listen: cli.listen,
-        advertise: cli.advertise.as_deref().map(parse_host_port).transpose()?,
-        max_frame_bytes: cli.max_frame_bytes,
-        data_dir: cli.data_dir.clone(),
+        listen,
+        advertise,
+        max_frame_bytes: b.max_frame_bytes,
+        data_dir: b.data_dir.clone(),
         sasl_plain,
-        auto_create_topics: !cli.no_auto_create_topics,
-        default_partitions: cli.default_partitions,
+        auto_create_topics: !b.no_auto_create_topics,
+        default_partitions: b.default_partitions,
         ..BrokerConfig::default()
     };
+    Ok(Checked {
+        listen,
+        config,
+        out: if record_to_stdout {
+            Out::Stderr
+        } else {
+            Out::Stdout
+        },
+        headless: cli.display.headless || !stdout_is_terminal,
+    })
+}
+
+/// The source chosen by the flags, started.
+struct Source {
+    /// For the status bar: `broker 127.0.0.1:9092`, `pcap FILE`, `sniff IFACE`.
+    label: String,
+    /// A file or interface being read.
+    progress: Option<Arc<Progress>>,
+    sniffer: Option<chronik_tui::capture::pcap::sniff::Sniffer>,
+    broker: Option<broker::BrokerHandle>,
+    /// The broker address exports name for exchanges that name none.
+    server: SocketAddr,
+}
+
+async fn start_source(
+    cli: &Cli,
+    checked: &Checked,
+    store: &Arc<Store>,
+    settings: &Arc<Settings>,
+    input: Option<Input>,
+) -> anyhow::Result<Source> {
+    let opts = stream_options(&cli.capture.kafka_ports, cli.broker.max_frame_bytes);
+    let default_server: SocketAddr = "127.0.0.1:9092".parse()?;
+    if let Some(input) = input {
+        let progress = source::spawn_input(input, opts, store.clone())?;
+        return Ok(Source {
+            label: progress.label.clone(),
+            progress: Some(progress),
+            sniffer: None,
+            broker: None,
+            server: default_server,
+        });
+    }
+    if let Some(iface) = &cli.capture.sniff {
+        let s = chronik_tui::capture::pcap::sniff::start(iface, opts, store.clone())
+            .map_err(|e| anyhow::anyhow!("--sniff {iface}: {e}"))?;
+        return Ok(Source {
+            label: s.progress.label.clone(),
+            progress: Some(s.progress.clone()),
+            sniffer: Some(s),
+            broker: None,
+            server: default_server,
+        });
+    }
+    let handle = broker::start(checked.config.clone(), store.clone(), settings.clone()).await?;
+    let addr = handle.local_addr;
+    tracing::info!(%addr, "broker listening");
+    let label = match chronik_tui::addr::beyond_loopback(&addr) {
+        Some(note) => format!("broker {addr} ({note})"),
+        None => format!("broker {addr}"),
+    };
+    Ok(Source {
+        label,
+        progress: None,
+        sniffer: None,
+        broker: Some(handle),
+        server: addr,
+    })
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM: both end a run the same clean way.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
+    let checked = check(&cli)?;
+    // A capture is opened (and its header read) before anything starts, so a file that is not
+    // a capture fails at once.
+    let input = match &cli.capture.pcap {
+        Some(path) => Some(Input::open(path).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let log_warning = init_default_logging(cli.log.log_file.as_deref(), cli.log.verbose)?;
+    let headless = checked.headless;
+    let say = |text: &str| {
+        if headless {
+            eprintln!("chronik-tui: {text}");
+        }
+    };
+    if let Some(w) = &log_warning {
+        say(w);
+    }
+    if !cli.display.headless && headless && checked.out == Out::Stdout {
+        say("stdout is not a terminal; printing exchanges as with --headless");
+    }
+    if headless && cli.capture.record.is_none() {
+        if let Some(input) = input {
+            // Printing a whole file as it is read is what `decode` does (in order, nothing
+            // dropped however fast the file is read).
+            drop(input);
+            let args = DecodeArgs {
+                file: cli.capture.pcap.clone().unwrap_or_default(),
+                json: cli.display.json,
+                filter: None,
+                count: None,
+                fields: Vec::new(),
+                time: cli.display.time,
+                kafka_ports: cli.capture.kafka_ports.clone(),
+            };
+            let opts = decode_options(args);
+            tokio::task::spawn_blocking(move || decode::run(opts)).await??;
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let store = Store::new(StoreLimits {
-        max_exchanges: cli.store_max_exchanges,
-        max_bytes: cli.store_max_bytes,
+        max_exchanges: cli.store.store_max_exchanges,
+        max_bytes: cli.store.store_max_bytes,
     });
     let settings = Settings::new(Knobs {
-        placement: cli.placement,
-        rules: cli.throttle_rules.clone(),
-        throttle_ms: cli.throttle_ms,
+        placement: cli.placement.placement,
+        rules: cli.placement.throttle_rules.clone(),
+        throttle_ms: cli.placement.throttle_ms,
         caps: cli
+            .placement
             .caps
             .iter()
             .map(|c| (c.api_key, c.max_version))
             .collect(),
-        stall: chronik_tui::settings::StallThresholds {
-            close_after_response: std::time::Duration::from_millis(cli.stall_close_after_ms),
-            silence: std::time::Duration::from_millis(cli.stall_silence_ms),
-            unanswered: std::time::Duration::from_millis(cli.stall_unanswered_ms),
+        stall: StallThresholds {
+            close_after_response: std::time::Duration::from_millis(cli.stall.stall_close_after_ms),
+            silence: std::time::Duration::from_millis(cli.stall.stall_silence_ms),
+            unanswered: std::time::Duration::from_millis(cli.stall.stall_unanswered_ms),
         },
     });
     // Client detection and the stall detector, on the store's feeds (subscribed before the
-    // broker starts, so it sees every connection).
+    // source starts, so it sees every connection).
     let clients = chronik_tui::diagnose::spawn(&store, settings.clone());
-    let headless = cli.headless || !std::io::stdout().is_terminal();
-    if !cli.headless && headless {
-        eprintln!("chronik-tui: stdout is not a terminal; printing exchanges as with --headless");
-    }
-    if headless && cli.record.is_none() {
-        if let Some(path) = cli.pcap.clone() {
-            // Printing a whole file as it is read is what `decode` does (in order, nothing
-            // dropped however fast the file is read).
-            let json = cli.json;
-            return tokio::task::spawn_blocking(move || {
-                run_decode(DecodeArgs {
-                    file: path,
-                    json,
-                    kafka_ports: cli.kafka_ports.clone(),
-                })
-            })
-            .await?;
-        }
-    }
-    let opts = stream_options(&cli.kafka_ports, cli.max_frame_bytes);
     // The recorder subscribes before the source starts, so it misses nothing (exchanges name
     // their broker side; the listen address is for those that do not).
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let recorder = match &cli.record {
+    let recorder = match &cli.capture.record {
         Some(path) => Some(
             chronik_tui::capture::pcap::record::spawn_recorder(
                 store.clone(),
                 path.clone(),
-                cli.listen,
-                stop_rx,
+                checked.listen,
+                stop_rx.clone(),
             )
-            .with_context(|| format!("creating {}", path.display()))?,
+            .with_context(|| format!("--record {}", path.display()))?,
         ),
         None => None,
     };
-    // The source: a capture file, a live interface, or (the default) the embedded broker.
-    let mut sniffer = None;
-    let mut broker_handle = None;
-    let mut file_progress = None;
-    let (label, source_status, server): (String, Option<SourceStatus>, SocketAddr) =
-        if let Some(path) = &cli.pcap {
-            let progress =
-                chronik_tui::capture::pcap::source::spawn_file(path.clone(), opts, store.clone())
-                    .with_context(|| format!("opening {}", path.display()))?;
-            let p = progress.clone();
-            file_progress = Some(progress.clone());
-            (
-                progress.label.clone(),
-                Some(std::sync::Arc::new(move || p.status())),
-                "127.0.0.1:9092".parse()?,
-            )
-        } else if let Some(iface) = &cli.sniff {
-            let s = chronik_tui::capture::pcap::sniff::start(iface, opts, store.clone())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let p = s.progress.clone();
-            let label = p.label.clone();
-            sniffer = Some(s);
-            (
-                label,
-                Some(std::sync::Arc::new(move || p.status())),
-                "127.0.0.1:9092".parse()?,
-            )
-        } else {
-            let handle = broker::start(config, store.clone(), settings.clone())
-                .await
-                .with_context(|| format!("starting the broker on {}", cli.listen))?;
-            tracing::info!(addr = %handle.local_addr, "broker listening");
-            let addr = handle.local_addr;
-            broker_handle = Some(handle);
-            (format!("broker {addr}"), None, addr)
-        };
+    let source = start_source(&cli, &checked, &store, &settings, input).await?;
     let result = if !headless {
         let (theme, warning) = chronik_tui::tui::theme::resolve(
-            cli.theme.as_deref(),
+            cli.display.theme.as_deref(),
             chronik_tui::tui::theme::no_color_requested(),
         );
         if let Some(w) = &warning {
             tracing::warn!("{w}");
         }
+        let source_status = source
+            .progress
+            .clone()
+            .map(|p| Arc::new(move || p.status()) as Arc<dyn Fn() -> String + Send + Sync>);
+        let startup = warning
+            .or(log_warning)
+            .unwrap_or_else(|| format!("{}; ? for help", source.label));
         let result = chronik_tui::tui::run(chronik_tui::tui::AppDeps {
             store: store.clone(),
             settings: settings.clone(),
             clients: Some(clients),
             theme,
-            source: label.clone(),
-            startup_message: warning.or_else(|| Some(format!("{label}; ? for help"))),
+            source: source.label.clone(),
+            startup_message: Some(startup),
             source_status,
-            export_server: server,
+            export_server: source.server,
         })
         .await;
         if let Err(e) = &result {
@@ -428,62 +431,93 @@ async fn main() -> anyhow::Result<()> {
         }
         result
     } else {
-        tokio::spawn(headless::print_client_states(clients.subscribe(), cli.json));
-        if broker_handle.is_some() {
+        let out = checked.out;
+        tokio::spawn(headless::print_client_states(
+            clients.subscribe(),
+            cli.display.json,
+            out,
+        ));
+        if source.broker.is_some() {
             // Commands on stdin (`placement front`, `rule add …`, `clients`); EOF ends only this.
             let table = clients.clone();
             let control = chronik_tui::control::Control::new(settings.clone())
                 .with_clients_hook(Box::new(move || table.render()))
                 .with_markers(store.clone(), "stdin");
-            tokio::spawn(chronik_tui::control::run_stdin(control, cli.json));
+            tokio::spawn(chronik_tui::control::run_stdin(
+                control,
+                cli.display.json,
+                out,
+            ));
         }
-        let printer = tokio::spawn(headless::print_live(store.subscribe(), cli.json));
-        match &broker_handle {
-            Some(h) => eprintln!("chronik-tui: broker listening on {}", h.local_addr),
-            None => eprintln!("chronik-tui: reading {label}"),
+        let mut printer = tokio::spawn(headless::print_live(
+            store.subscribe(),
+            cli.display.json,
+            Clock::new(cli.display.time),
+            out,
+            stop_rx.clone(),
+        ));
+        match &source.broker {
+            Some(h) => say(&format!("broker listening on {}", source.label_addr(h))),
+            None => say(&format!("reading {}", source.label)),
         }
-        // A capture file ends: stop once it is read and printed.
+        // A capture file ends once it is read; a broker or a sniff when told to stop.
         let file_read = async {
-            match &file_progress {
-                Some(p) => {
-                    while !p.done.load(std::sync::atomic::Ordering::Relaxed) {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                    for e in p.errors() {
-                        eprintln!("chronik-tui: {e}");
-                    }
-                }
-                None => std::future::pending().await,
+            match &source.progress {
+                Some(p) if source.sniffer.is_none() => p.finished().await,
+                _ => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = printer => {}
-            _ = file_read => {}
+        let printer_ended = tokio::select! {
+            _ = stop_signal() => false,
+            _ = &mut printer => true,
+            _ = file_read => false,
+        };
+        // The printer and the recorder write out what had arrived, then end.
+        let _ = stop_tx.send(true);
+        if !printer_ended {
+            let _ = printer.await;
         }
         Ok(())
     };
-    if let Some(s) = sniffer {
+    if let Some(s) = source.sniffer {
         let _ = tokio::task::spawn_blocking(move || s.stop()).await;
     }
     let _ = stop_tx.send(true);
+    let mut failed = false;
     if let Some(r) = recorder {
         match r.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("chronik-tui: recording failed: {e}"),
-            Err(e) => eprintln!("chronik-tui: recording failed: {e}"),
+            Ok(Err(e)) => {
+                eprintln!("chronik-tui: --record: {e}");
+                failed = true;
+            }
+            Err(e) => {
+                eprintln!("chronik-tui: --record: {e}");
+                failed = true;
+            }
         }
     }
-    // Exit now: the runtime would otherwise wait for the blocking thread that reads stdin
-    // (headless commands), which only ends with a line or end of input.
+    // A capture that could not be read to its end fails the run, after what it held was shown.
+    if let Some(p) = &source.progress {
+        for e in p.errors() {
+            eprintln!("chronik-tui: {e}");
+            failed = true;
+        }
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    match result {
-        Ok(()) => std::process::exit(0),
-        Err(e) => {
-            eprintln!("chronik-tui: {e:#}");
-            std::process::exit(1)
-        }
+    result?;
+    // Exit now: the runtime would otherwise wait for the blocking thread that reads stdin
+    // (headless commands), which only ends with a line or end of input.
+    std::process::exit(if failed { 1 } else { 0 })
+}
+
+impl Source {
+    /// The broker's address for the start-up line, with a note when it listens beyond
+    /// loopback.
+    fn label_addr(&self, h: &broker::BrokerHandle) -> String {
+        self.label
+            .strip_prefix("broker ")
+            .map_or_else(|| h.local_addr.to_string(), str::to_string)
     }
 }

@@ -855,3 +855,65 @@ fn a_capture_shows_its_first_rows_before_the_file_is_read() {
     tui.keys(&["q"]);
     assert!(tui.wait_gone(STEP), "q ends the program");
 }
+
+/// `--listen` as typed: a bare port is loopback and the status bar says only where; every
+/// interface (`0.0.0.0`) is said to be reachable beyond this machine. And `--record -` refuses
+/// to write pcapng to the terminal.
+#[test]
+fn the_status_bar_says_where_the_broker_listens() {
+    if !common::tmux::available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is needed (CI is set, so this is a failure)"
+        );
+        let _ = writeln!(std::io::stderr(), "SKIPPED: tmux missing");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("chronik-tui.log");
+    for (listen, shown) in [
+        ("{p}", "broker 127.0.0.1:{p}  placement"),
+        (
+            "0.0.0.0:{p}",
+            "broker 0.0.0.0:{p} (all interfaces: reachable beyond this machine)",
+        ),
+    ] {
+        let p = free_port().to_string();
+        let argv: Vec<String> = [
+            env!("CARGO_BIN_EXE_chronik-tui"),
+            "--listen",
+            &listen.replace("{p}", &p),
+            "--log-file",
+            &log.to_string_lossy(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let tui = Session::start("listen", COLS, ROWS, &argv);
+        let want = shown.replace("{p}", &p);
+        tui.wait_for(&want, STEP, |s| status_bar(s).contains(&want));
+        tui.keys(&["q"]);
+        assert!(tui.wait_gone(STEP), "q ends the program");
+    }
+    let argv: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "{} --record - --log-file {}; echo exit=$?; sleep 60",
+            env!("CARGO_BIN_EXE_chronik-tui"),
+            log.display()
+        ),
+    ];
+    let tui = Session::start("record", COLS, ROWS, &argv);
+    let shown = tui.wait_for("the refusal", STEP, |s| {
+        s.iter().any(|row| row.starts_with("exit="))
+    });
+    let text = shown.join("\n");
+    assert!(
+        text.contains(
+            "chronik-tui: --record -: standard output is a terminal; pipe it to a program \
+             (| wireshark -k -i -) or name a file"
+        ) && text.contains("exit=2"),
+        "{text}"
+    );
+}

@@ -112,9 +112,16 @@ pub async fn start(
     store: Arc<Store>,
     settings: Arc<Settings>,
 ) -> anyhow::Result<BrokerHandle> {
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!(bind_error(config.listen, &e)))?;
     let local_addr = listener.local_addr()?;
-    let shared = server::Shared::new(config, local_addr, store, settings)?;
+    let data_dir = config.data_dir.clone();
+    let shared =
+        server::Shared::new(config, local_addr, store, settings).map_err(|e| match &data_dir {
+            Some(d) => e.context(format!("data directory {}", d.display())),
+            None => e,
+        })?;
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let accept_task = tokio::spawn(server::accept_loop(listener, shared.clone(), shutdown_rx));
     Ok(BrokerHandle {
@@ -123,4 +130,17 @@ pub async fn start(
         accept_task,
         shared,
     })
+}
+
+/// Why an address cannot be listened on, in one line that names it.
+pub fn bind_error(addr: SocketAddr, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => format!("{addr} is already in use (another broker?)"),
+        ErrorKind::PermissionDenied => format!(
+            "{addr}: permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)"
+        ),
+        ErrorKind::AddrNotAvailable => format!("{addr}: not an address of this machine"),
+        _ => format!("{addr}: {e}"),
+    }
 }

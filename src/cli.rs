@@ -1,0 +1,514 @@
+//! The command line: every flag and subcommand, grouped as `--help` shows them, and the checks
+//! that turn what was typed into addresses and paths (a usage error names the flag and says
+//! what is wrong in one line). `main` parses with this and wires what it describes; the shell
+//! completions and the man page come from the same definitions.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::builder::PossibleValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::addr::{self, HostPort};
+use crate::capture::StoreLimits;
+use crate::headless::TimeFormat;
+use crate::protocol::frame::DEFAULT_MAX_FRAME_BYTES;
+use crate::settings::{ThrottlePlacement, ThrottleRule, VersionCap};
+
+/// A Kafka wire-protocol workbench: an embedded broker that real clients use, with every request
+/// and response captured and decoded down to the byte.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chronik-tui",
+    version,
+    after_help = "Examples:\n  chronik-tui --listen 9092                 the broker and the terminal UI\n  \
+                  chronik-tui --headless --listen 9092      one line per exchange instead\n  \
+                  chronik-tui --pcap capture.pcapng         a capture in the terminal UI\n  \
+                  chronik-tui decode -Y 'api == Produce' capture.pcapng\n\n\
+                  Logs go to $XDG_STATE_HOME/chronik-tui/chronik-tui.log (RUST_LOG sets the level)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+    #[command(flatten)]
+    pub stall: StallArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// The embedded broker.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Broker")]
+pub struct BrokerArgs {
+    /// Where the embedded broker listens: PORT (on 127.0.0.1), :PORT, HOST:PORT, [::1]:PORT or
+    /// 0.0.0.0:PORT (every interface).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
+    pub listen: String,
+    /// What Metadata tells clients to connect to (default: the address listened on).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// Keep partition logs in segment files under DIR, recovered on restart (default: memory).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Require SASL/PLAIN with these credentials.
+    #[arg(long, value_name = "USER:PASS")]
+    pub sasl_plain: Option<String>,
+    /// Do not create unknown topics on Metadata or Produce.
+    #[arg(long)]
+    pub no_auto_create_topics: bool,
+    /// Partitions of an auto-created topic.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+    pub default_partitions: i32,
+    /// Largest request frame accepted, checked before allocating.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+}
+
+/// Sources other than the broker, and recording.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Capture")]
+pub struct CaptureArgs {
+    /// Open a pcap or pcapng capture (also .gz or .zst; - for standard input) instead of running
+    /// the broker: the same views.
+    #[arg(long, value_name = "FILE", conflicts_with = "sniff")]
+    pub pcap: Option<PathBuf>,
+    /// Capture live on a network interface (needs root or CAP_NET_RAW) instead of running the
+    /// broker: the traffic of a Kafka broker this process does not run.
+    #[arg(long, value_name = "IFACE")]
+    pub sniff: Option<String>,
+    /// TCP port of Kafka brokers in a capture or on the sniffed interface (repeatable; other
+    /// connections are recognised by their first request).
+    #[arg(long = "kafka-port", value_name = "PORT", default_values_t = [9092u16])]
+    pub kafka_ports: Vec<u16>,
+    /// Also write every exchange to FILE as it happens: pcapng, or JSON lines when FILE ends in
+    /// .json or .jsonl; - writes pcapng to standard output (the exchange lines then go to
+    /// standard error).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+}
+
+/// How the broker answers: the knobs a bug report turns.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Placement and faults")]
+pub struct PlacementArgs {
+    /// Where ProduceResponse puts throttle_time_ms.
+    #[arg(long, value_name = "MODE", value_enum, ignore_case = true, default_value_t = ThrottlePlacement::Spec)]
+    pub placement: ThrottlePlacement,
+    /// A per-client placement rule, client_id=GLOB,software=GLOB,version=GLOB:MODE (any of the
+    /// matchers; * and ? wildcards), e.g. 'software=kafka-python*:front'. Repeatable; the first
+    /// match wins over --placement.
+    #[arg(long = "throttle-rule", value_name = "RULE")]
+    pub throttle_rules: Vec<ThrottleRule>,
+    /// throttle_time_ms written into every response that has the field.
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..))]
+    pub throttle_ms: i32,
+    /// Highest version ApiVersions advertises for an API, e.g. produce=2 (API by name or key
+    /// number). Repeatable; `cap API=N` changes caps while running.
+    #[arg(long = "cap", value_name = "API=N")]
+    pub caps: Vec<VersionCap>,
+}
+
+/// When the stall detector calls a client stalled.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Stall detector")]
+pub struct StallArgs {
+    /// A client closing its connection within this many ms of a response it could not decode
+    /// is "disconnecting".
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub stall_close_after_ms: u64,
+    /// A client silent this many ms after a response it could not decode is "stalled".
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub stall_silence_ms: u64,
+    /// A request unanswered this many ms (until its connection closed) is "stalled".
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub stall_unanswered_ms: u64,
+}
+
+/// What the store keeps.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Store")]
+pub struct StoreArgs {
+    /// Most exchanges the store keeps (the oldest go first).
+    #[arg(long, value_name = "N", default_value_t = StoreLimits::default().max_exchanges)]
+    pub store_max_exchanges: usize,
+    /// Most bytes of frames the store keeps (the oldest go first).
+    #[arg(long, value_name = "BYTES", default_value_t = StoreLimits::default().max_bytes)]
+    pub store_max_bytes: usize,
+}
+
+/// How exchanges are shown.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Display")]
+pub struct DisplayArgs {
+    /// Print exchanges to stdout instead of drawing the terminal UI (also what happens when
+    /// stdout is not a terminal).
+    #[arg(long)]
+    pub headless: bool,
+    /// With --headless: JSON lines with the whole decoded tree and byte spans.
+    #[arg(long)]
+    pub json: bool,
+    /// With --headless: how each line's time is written.
+    #[arg(long, short = 't', value_name = "FORMAT", value_enum, ignore_case = true, default_value_t = TimeFormat::Utc)]
+    pub time: TimeFormat,
+    /// Colour theme of the terminal UI: dark, light, high-contrast, or a path to a theme file
+    /// (see themes/). NO_COLOR in the environment drops colours.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
+}
+
+/// Logging; accepted before or after a subcommand.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogArgs {
+    /// Write the log (tracing; RUST_LOG sets the level, default info) to FILE. Default: the
+    /// broker and the UI log to $XDG_STATE_HOME/chronik-tui/chronik-tui.log (or
+    /// ~/.local/state/...); decode and matrix do not log unless given this.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub log_file: Option<PathBuf>,
+    /// Say more: errors with their causes, and debug-level logs.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode a pcap or pcapng capture and print its exchanges (one line each, JSON lines, or
+    /// chosen fields), as tshark does.
+    Decode(DecodeArgs),
+    /// Run every installed real client through one produce-and-ack in each throttle placement
+    /// mode against an embedded broker, and print the compatibility table.
+    Matrix(MatrixArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output, e.g. `chronik-tui man > chronik-tui.1`.
+    Man,
+}
+
+/// Arguments of `chronik-tui decode`.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// The capture: pcap or pcapng, possibly gzip- or zstd-compressed; - reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print JSON lines with the whole decoded tree instead of one line per exchange.
+    #[arg(long, conflicts_with = "fields")]
+    pub json: bool,
+    /// Print only the exchanges this display filter keeps (the TUI's language, e.g.
+    /// 'api == Produce && produce.response.throttle_time_ms > 0').
+    #[arg(long, short = 'Y', value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Stop after printing N exchanges.
+    #[arg(long, short = 'c', value_name = "N")]
+    pub count: Option<u64>,
+    /// Print these fields, tab-separated, one exchange a line: built-ins (time, api, version,
+    /// conn, corr, client, peer, latency, status, error, throttle, ...) and registry names
+    /// (produce.response.throttle_time_ms). Comma-separated or repeated; several values of a
+    /// field are joined with commas.
+    #[arg(
+        long,
+        short = 'e',
+        value_name = "FIELD,...",
+        value_delimiter = ',',
+        conflicts_with = "json"
+    )]
+    pub fields: Vec<String>,
+    /// How times are written.
+    #[arg(long, short = 't', value_name = "FORMAT", value_enum, ignore_case = true, default_value_t = TimeFormat::Utc)]
+    pub time: TimeFormat,
+    /// TCP port of the Kafka brokers in the capture (repeatable).
+    #[arg(long = "kafka-port", value_name = "PORT", default_values_t = [9092u16])]
+    pub kafka_ports: Vec<u16>,
+}
+
+/// Arguments of `chronik-tui matrix`.
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// Print one JSON object per cell instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Longest a cell may take, in seconds (the client's own timeouts are set below it).
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    pub timeout: u64,
+    /// Clients to run, comma-separated (default: every one found).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub clients: Option<Vec<String>>,
+    /// Placement modes, comma-separated.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        value_enum,
+        ignore_case = true,
+        default_value = "spec,front,omit"
+    )]
+    pub modes: Vec<ThrottlePlacement>,
+    /// Repository root, where target/venv and tests/clients are.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub root: PathBuf,
+    /// Cells run at the same time.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub jobs: usize,
+    /// Address every cell's broker listens on (default: a free port per cell); cells then run
+    /// one at a time, e.g. to record them with tshark.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Highest version the broker advertises for an API, e.g. produce=8 (by name or key
+    /// number). Repeatable.
+    #[arg(long = "cap", value_name = "API=N")]
+    pub caps: Vec<VersionCap>,
+}
+
+impl ValueEnum for ThrottlePlacement {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ThrottlePlacement::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            ThrottlePlacement::Spec => "after the responses, as Apache Kafka",
+            ThrottlePlacement::Front => "before them, as Chronik Stream 0.7.2 did (v1-v8)",
+            ThrottlePlacement::Omit => "left out",
+        };
+        Some(PossibleValue::new(self.word()).help(help))
+    }
+}
+
+/// A command line that parsed but does not make sense: one line, exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// `--listen`'s value as an address.
+pub fn listen_addr(flag: &str, text: &str) -> Result<SocketAddr, UsageError> {
+    addr::parse_listen(text).map_err(|e| UsageError(addr::flag_error(flag, text, &e)))
+}
+
+/// `--advertise`'s (or `--proxy`'s) value as a host and port, the host not resolved.
+pub fn host_port(flag: &str, text: &str) -> Result<HostPort, UsageError> {
+    addr::parse_host_port(text).map_err(|e| UsageError(addr::flag_error(flag, text, &e)))
+}
+
+/// `--data-dir`: a directory, or a path where one can be made.
+pub fn data_dir(path: &std::path::Path) -> Result<(), UsageError> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_dir() => Err(UsageError(format!(
+            "--data-dir {}: not a directory",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `--sasl-plain USER:PASS`.
+pub fn sasl_plain(text: &str) -> Result<(String, String), UsageError> {
+    match text.split_once(':') {
+        Some((u, p)) if !u.is_empty() => Ok((u.to_string(), p.to_string())),
+        _ => Err(UsageError(format!(
+            "--sasl-plain {text}: expected USER:PASS"
+        ))),
+    }
+}
+
+/// Whether a path is `-`, standard input or output.
+pub fn is_stdio(path: &std::path::Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// The default log file: `$XDG_STATE_HOME/chronik-tui/chronik-tui.log`, else
+/// `~/.local/state/chronik-tui/chronik-tui.log`; none when neither variable is set.
+pub fn default_log_file() -> Option<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })?;
+    Some(state.join("chronik-tui").join("chronik-tui.log"))
+}
+
+/// The `clap::Command` behind [`Cli`], for completions and the man page.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// Writes a completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut command(), "chronik-tui", out);
+}
+
+/// Writes the man page (roff), with a page for each subcommand appended as sections.
+pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let cmd = command();
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render(out)?;
+    for sub in cmd.get_subcommands() {
+        if sub.is_hide_set() {
+            continue;
+        }
+        let name = format!("chronik-tui {}", sub.get_name());
+        writeln!(out, ".SH \"{}\"", name.to_uppercase())?;
+        let sub = sub.clone().name(name.clone()).bin_name(name);
+        let man = clap_mangen::Man::new(sub);
+        man.render_synopsis_section(out)?;
+        man.render_description_section(out)?;
+        man.render_options_section(out)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        Cli::try_parse_from(std::iter::once("chronik-tui").chain(args.iter().copied()))
+            .map_err(|e| e.kind().to_string())
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn placement_and_time_take_any_case_and_list_their_choices() {
+        let cli = parse(&["--placement", "FRONT", "--time", "Epoch"]).unwrap();
+        assert_eq!(cli.placement.placement, ThrottlePlacement::Front);
+        assert_eq!(cli.display.time, TimeFormat::Epoch);
+        let help = command().render_long_help().to_string();
+        for word in ["spec", "front", "omit", "utc", "local", "relative", "epoch"] {
+            assert!(help.contains(word), "--help lists {word}");
+        }
+        for heading in [
+            "Broker:",
+            "Capture:",
+            "Placement and faults:",
+            "Stall detector:",
+            "Store:",
+            "Display:",
+            "Logging:",
+        ] {
+            assert!(help.contains(heading), "--help has the heading {heading}");
+        }
+    }
+
+    #[test]
+    fn log_file_before_or_after_the_subcommand() {
+        for args in [
+            &["--log-file", "x.log", "decode", "a.pcap"][..],
+            &["decode", "a.pcap", "--log-file", "x.log"][..],
+        ] {
+            let cli = parse(args).unwrap();
+            assert_eq!(cli.log.log_file, Some(PathBuf::from("x.log")), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn decode_flags_as_tshark_spells_them() {
+        let cli = parse(&[
+            "decode",
+            "-",
+            "-Y",
+            "api == Produce",
+            "-c",
+            "3",
+            "-e",
+            "api,corr",
+            "-e",
+            "time",
+            "-t",
+            "relative",
+        ])
+        .unwrap();
+        let Some(Command::Decode(d)) = cli.command else {
+            panic!("decode");
+        };
+        assert!(is_stdio(&d.file));
+        assert_eq!(d.filter.as_deref(), Some("api == Produce"));
+        assert_eq!(d.count, Some(3));
+        assert_eq!(d.fields, ["api", "corr", "time"]);
+        assert_eq!(d.time, TimeFormat::Relative);
+        assert!(parse(&["decode", "x", "--json", "--fields", "api"]).is_err());
+    }
+
+    #[test]
+    fn usage_errors_name_the_flag() {
+        assert_eq!(
+            listen_addr("--listen", "99999").unwrap_err().0,
+            "--listen 99999: port out of range"
+        );
+        assert_eq!(
+            listen_addr("--listen", "127.0.0.1:99999").unwrap_err().0,
+            "--listen 127.0.0.1:99999: port out of range"
+        );
+        assert_eq!(
+            host_port("--advertise", "broker:x").unwrap_err().0,
+            "--advertise broker:x: \"x\" is not a port (expected PORT or HOST:PORT)"
+        );
+        assert_eq!(
+            sasl_plain("alice").unwrap_err().0,
+            "--sasl-plain alice: expected USER:PASS"
+        );
+        let file = tempfile::NamedTempFile::new().unwrap();
+        assert_eq!(
+            data_dir(file.path()).unwrap_err().0,
+            format!("--data-dir {}: not a directory", file.path().display())
+        );
+        assert!(data_dir(std::path::Path::new("/nonexistent/new-dir")).is_ok());
+    }
+
+    #[test]
+    fn completions_and_man_page_come_from_the_definitions() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut out = Vec::new();
+            completions(shell, &mut out);
+            let text = String::from_utf8(out).unwrap();
+            // fish spells a long flag `-l listen`.
+            let flags: [&str; 2] = if shell == clap_complete::Shell::Fish {
+                ["-l listen", "-l placement"]
+            } else {
+                ["--listen", "--placement"]
+            };
+            for word in flags.iter().chain(&["decode", "matrix"]) {
+                assert!(text.contains(word), "{shell} completion has {word}");
+            }
+        }
+        let mut out = Vec::new();
+        man_page(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with(".ie \\n(.g .ds Aq") || text.contains(".TH chronik-tui"));
+        for word in ["listen", "placement", "CHRONIK-TUI DECODE", "filter"] {
+            assert!(text.contains(word), "man page has {word}");
+        }
+    }
+}

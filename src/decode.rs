@@ -1,0 +1,183 @@
+//! `chronik-tui decode`: a capture's exchanges printed as they are read, the way tshark prints
+//! packets: one line each, JSON lines, or chosen fields tab-separated; a display filter and a
+//! count limit what is printed.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::capture::pcap::kafka_stream::StreamOptions;
+use crate::capture::pcap::source::{self, Input};
+use crate::capture::{Exchange, Store, StoreLimits};
+use crate::filter::{self, Column, Filter, Subject};
+use crate::headless::{self, Clock, TimeFormat};
+
+/// What to decode and how to print it.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// The capture (`-`: standard input).
+    pub file: PathBuf,
+    pub json: bool,
+    pub filter: Option<String>,
+    pub count: Option<u64>,
+    /// Names printed tab-separated instead of the line; `time` is the exchange's time.
+    pub fields: Vec<String>,
+    pub time: TimeFormat,
+    pub stream: StreamOptions,
+}
+
+/// Why decoding failed; `Usage` is the caller's mistake (a bad filter or field name).
+#[derive(Debug)]
+pub enum DecodeError {
+    Usage(String),
+    /// The capture could not be read (not found, not a capture, …), or was cut short after
+    /// what could be read was printed.
+    Input(String),
+    /// Standard output could not be written.
+    Output(std::io::Error),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Usage(e) | DecodeError::Input(e) => f.write_str(e),
+            DecodeError::Output(e) => write!(f, "writing standard output: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// A printed column: the exchange's time, or a filter name.
+enum Col {
+    Time,
+    Name(Column),
+}
+
+/// Everything that turns an exchange into its printed text.
+struct Printer {
+    json: bool,
+    filter: Option<Filter>,
+    cols: Vec<Col>,
+    clock: Clock,
+}
+
+impl Printer {
+    fn new(opts: &DecodeOptions) -> Result<Printer, DecodeError> {
+        let filter = match opts.filter.as_deref().map(filter::parse).transpose() {
+            Ok(f) => f.filter(|f| !f.is_empty()),
+            Err(e) => {
+                return Err(DecodeError::Usage(format!(
+                    "--filter {:?}: {e}",
+                    opts.filter.as_deref().unwrap_or("")
+                )))
+            }
+        };
+        let cols = opts
+            .fields
+            .iter()
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| match f.trim() {
+                "time" => Ok(Col::Time),
+                name => Column::parse(name)
+                    .map(Col::Name)
+                    .map_err(|e| DecodeError::Usage(format!("--fields {name}: {}", e.message))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Printer {
+            json: opts.json,
+            filter,
+            cols,
+            clock: Clock::new(opts.time),
+        })
+    }
+
+    /// The text of an exchange, or `None` when the filter drops it.
+    fn text(&self, ex: &Exchange) -> Option<String> {
+        let subject = Subject::new(ex);
+        if let Some(f) = &self.filter {
+            if !f.matches(&subject) {
+                return None;
+            }
+        }
+        if self.cols.is_empty() {
+            return Some(headless::render_with(ex, self.json, &self.clock));
+        }
+        let cells: Vec<String> = self
+            .cols
+            .iter()
+            .map(|c| match c {
+                Col::Time => self.clock.format(ex.request_at),
+                Col::Name(c) => c.values(&subject).join(","),
+            })
+            .collect();
+        Some(cells.join("\t"))
+    }
+}
+
+/// Decodes `opts.file` and prints to standard output; the summary (`pcap FILE 12 packets, 3
+/// exchanges (read)`) and any reading errors go to standard error. Fails on a capture that
+/// cannot be opened, and on one cut short once what it held is printed.
+pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
+    let printer = Printer::new(&opts)?;
+    let input = Input::open(&opts.file).map_err(DecodeError::Input)?;
+    // Exchanges are printed as they are made; the store only numbers them, so it stays small
+    // and a capture of any size decodes in bounded memory.
+    let store = Store::new(StoreLimits {
+        max_exchanges: 1024,
+        max_bytes: 16 << 20,
+    });
+    let progress = input.progress();
+    let out = Arc::new(Mutex::new(std::io::BufWriter::new(std::io::stdout())));
+    let printed = Arc::new(AtomicU64::new(0));
+    let write_error: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let limit = opts.count.unwrap_or(u64::MAX);
+    let sink = {
+        let (out, printed, write_error, stop) = (
+            out.clone(),
+            printed.clone(),
+            write_error.clone(),
+            stop.clone(),
+        );
+        Box::new(move |ex: &Arc<Exchange>| {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let Some(text) = printer.text(ex) else {
+                return;
+            };
+            let mut w = out.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = writeln!(w, "{text}") {
+                stop.store(true, Ordering::Relaxed);
+                *write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                return;
+            }
+            if printed.fetch_add(1, Ordering::Relaxed) + 1 >= limit {
+                stop.store(true, Ordering::Relaxed);
+            }
+        })
+    };
+    source::read_input_until(input, opts.stream, store, progress.clone(), sink, &stop);
+    let flushed = out.lock().unwrap_or_else(|p| p.into_inner()).flush();
+    let write_error = write_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(e) = write_error.or(flushed.err()) {
+        // A reader that went away (`decode … | head`) ends the output, as it ends tshark's.
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(());
+        }
+        return Err(DecodeError::Output(e));
+    }
+    let errors = progress.errors();
+    eprintln!("chronik-tui decode: {}", progress.status());
+    match errors.split_last() {
+        None => Ok(()),
+        Some((last, earlier)) => {
+            for e in earlier {
+                eprintln!("chronik-tui decode: {e}");
+            }
+            Err(DecodeError::Input(last.clone()))
+        }
+    }
+}

@@ -387,7 +387,7 @@ pub fn third_party_dir() -> Option<std::path::PathBuf> {
     let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "false" | "0"));
     let why = format!("third-party captures not found at {}", dir.display());
     assert!(from_env.is_none(), "{why} (from ${THIRD_PARTY_ENV})");
-    assert!(!ci, "{why} (required under CI; set ${THIRD_PARTY_ENV}=DIR)");
+    assert!(!ci, "{why} (required under CI; set {THIRD_PARTY_ENV}=DIR)");
     eprintln!("{why} (set {THIRD_PARTY_ENV}=DIR to read them); skipping them");
     None
 }

@@ -207,9 +207,10 @@ struct MatrixArgs {
         default_value = "spec,front,omit"
     )]
     modes: Vec<chronik_tui::settings::ThrottlePlacement>,
-    /// Repository root, where target/venv and tests/clients are.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    root: PathBuf,
+    /// Repository root, where target/venv and tests/clients are (default: $CHRONIK_TUI_ROOT,
+    /// else the checkout around the current directory, else the one around this executable).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
     /// Cells run at the same time.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
@@ -225,8 +226,13 @@ struct MatrixArgs {
 
 async fn run_matrix(args: MatrixArgs) -> anyhow::Result<()> {
     use chronik_tui::matrix;
+    let fail = |why: String| -> ! {
+        eprintln!("chronik-tui matrix: {why}");
+        std::process::exit(1)
+    };
+    let root = matrix::resolve_root(args.root.as_deref()).unwrap_or_else(|e| fail(e));
     let opts = matrix::MatrixOptions {
-        root: args.root,
+        root: root.dir.clone(),
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
         clients: args.clients,
         modes: args.modes,
@@ -239,6 +245,9 @@ async fn run_matrix(args: MatrixArgs) -> anyhow::Result<()> {
             .collect(),
     };
     let m = matrix::run(&opts).await?;
+    if let Err(why) = matrix::check_some_ran(&m, &root) {
+        fail(why);
+    }
     if args.json {
         for cell in &m.cells {
             println!("{}", serde_json::to_string(cell)?);

@@ -25,6 +25,30 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+# --- third-party captures -------------------------------------------------------------------
+# Not part of the repository. Tests read them from $CHRONIK_THIRD_PARTY_CAPTURES, else
+# ../shared/captures/third-party, and skip them when neither exists, except under CI or when
+# that variable names a missing folder (tests/common/tshark.rs third_party_dir decides the same
+# way); say so here, where it is seen, since the test runner hides a passing test's stderr.
+third_party=${CHRONIK_THIRD_PARTY_CAPTURES:-$ROOT/../shared/captures/third-party}
+third_party_note=
+if [ "$install_only" = 0 ] && ! [ -d "$third_party" ]; then
+    if [ -n "${CHRONIK_THIRD_PARTY_CAPTURES:-}" ]; then
+        echo "scripts/test.sh: third-party captures not found at $third_party (from \$CHRONIK_THIRD_PARTY_CAPTURES)" >&2
+        exit 1
+    fi
+    case "${CI:-}" in
+        "" | false | 0) ;;
+        *)
+            echo "scripts/test.sh: third-party captures not found at $third_party (required under CI; set CHRONIK_THIRD_PARTY_CAPTURES=DIR)" >&2
+            exit 1
+            ;;
+    esac
+    # Each test that reads them calls third_party_dir() once.
+    n=$(cat tests/*.rs | grep -o 'third_party_dir()' | wc -l)
+    third_party_note="third-party captures not found at $third_party: the $n tests that read them skip them (set CHRONIK_THIRD_PARTY_CAPTURES=DIR to run them in full)"
+fi
+
 step() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 started=$(date +%s)
 
@@ -125,6 +149,7 @@ echo "install steps took $(( $(date +%s) - started )) s"
 
 # --- the suite ------------------------------------------------------------------------------
 step "tests"
+[ -n "$third_party_note" ] && echo "$third_party_note"
 # The test runner's own summary stays the last thing printed (CI reads it).
 if cargo nextest --version >/dev/null 2>&1; then
     exec cargo nextest run --no-fail-fast "${test_args[@]}"

@@ -257,9 +257,10 @@ pub struct MatrixArgs {
         default_value = "spec,front,omit"
     )]
     pub modes: Vec<ThrottlePlacement>,
-    /// Repository root, where target/venv and tests/clients are.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub root: PathBuf,
+    /// Repository root, where target/venv and tests/clients are (default: $CHRONIK_TUI_ROOT,
+    /// else the checkout around the current directory, else the one around this executable).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Cells run at the same time.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub jobs: usize,

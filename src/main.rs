@@ -107,8 +107,15 @@ async fn run_matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|l| cli::listen_addr("--listen", l))
         .transpose()?;
+    let root = match matrix::resolve_root(args.root.as_deref()) {
+        Ok(root) => root,
+        Err(why) => {
+            eprintln!("chronik-tui matrix: {why}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let opts = matrix::MatrixOptions {
-        root: args.root,
+        root: root.dir.clone(),
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
         clients: args.clients,
         modes: args.modes,
@@ -121,6 +128,10 @@ async fn run_matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
             .collect(),
     };
     let m = matrix::run(&opts).await?;
+    if let Err(why) = matrix::check_some_ran(&m, &root) {
+        eprintln!("chronik-tui matrix: {why}");
+        return Ok(ExitCode::FAILURE);
+    }
     if args.json {
         for cell in &m.cells {
             println!("{}", serde_json::to_string(cell)?);

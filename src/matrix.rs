@@ -180,6 +180,107 @@ pub fn discover(root: &Path, wanted: Option<&[String]>) -> (Vec<FoundClient>, Ve
     (found, missing)
 }
 
+/// Names the repository root for `chronik-tui matrix` when `--root` is not given.
+pub const ROOT_ENV: &str = "CHRONIK_TUI_ROOT";
+
+/// The repository root the clients are looked for under, and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    pub dir: PathBuf,
+    /// `--root`, `$CHRONIK_TUI_ROOT`, or the checkout around the current directory or around
+    /// the executable.
+    pub from: &'static str,
+}
+
+/// Whether `dir` is a chronik-tui checkout: it holds `tests/clients` and a Cargo.toml whose
+/// package is chronik-tui.
+fn is_checkout(dir: &Path) -> bool {
+    dir.join("tests/clients").is_dir()
+        && std::fs::read_to_string(dir.join("Cargo.toml"))
+            .ok()
+            .and_then(|s| s.parse::<toml::Table>().ok())
+            .is_some_and(|t| {
+                t.get("package")
+                    .and_then(|p| p.get("name"))
+                    .and_then(|n| n.as_str())
+                    == Some("chronik-tui")
+            })
+}
+
+/// Finds the repository root whose `target/` and `tests/clients/` hold the clients: `flag`
+/// (`--root`), else `$CHRONIK_TUI_ROOT`, else the nearest chronik-tui checkout holding the
+/// current directory, else the nearest one holding the executable (`target/debug/chronik-tui`,
+/// `target/release/chronik-tui`, `cargo run`). Fails with a line naming where it looked.
+pub fn resolve_root(flag: Option<&Path>) -> Result<Root, String> {
+    find_root(
+        flag,
+        std::env::var_os(ROOT_ENV),
+        std::env::current_dir().ok(),
+        std::env::current_exe().ok(),
+    )
+}
+
+fn find_root(
+    flag: Option<&Path>,
+    env: Option<std::ffi::OsString>,
+    cwd: Option<PathBuf>,
+    exe: Option<PathBuf>,
+) -> Result<Root, String> {
+    if let Some(dir) = flag {
+        return Ok(Root {
+            dir: dir.to_path_buf(),
+            from: "--root",
+        });
+    }
+    if let Some(dir) = env.filter(|v| !v.is_empty()) {
+        return Ok(Root {
+            dir: dir.into(),
+            from: "$CHRONIK_TUI_ROOT",
+        });
+    }
+    let mut looked = Vec::new();
+    for (path, from) in [
+        (cwd, "the checkout around the current directory"),
+        (exe, "the checkout around the executable"),
+    ] {
+        let Some(path) = path else { continue };
+        if let Some(dir) = path.ancestors().find(|d| is_checkout(d)) {
+            return Ok(Root {
+                dir: dir.to_path_buf(),
+                from,
+            });
+        }
+        looked.push(path.display().to_string());
+    }
+    Err(format!(
+        "no chronik-tui checkout to find the clients in: no --root, no ${ROOT_ENV}, and no \
+         directory holding {} has tests/clients and chronik-tui's Cargo.toml; pass --root DIR or \
+         set {ROOT_ENV}=DIR",
+        looked.join(" or ")
+    ))
+}
+
+/// Fails, with one line naming where each client was looked for and how to install them, when
+/// no client was found under `root`; clients missing next to ones that ran are no failure
+/// ([`render_table`] lists them).
+pub fn check_some_ran(m: &Matrix, root: &Root) -> Result<(), String> {
+    if !m.clients.is_empty() {
+        return Ok(());
+    }
+    let looked: Vec<String> = m
+        .missing
+        .iter()
+        .map(|miss| format!("{}: {}", miss.client, miss.reason))
+        .collect();
+    Err(format!(
+        "no client could run: looked under {} ({}): {}; install them with \
+         scripts/test.sh --install-only (in the chronik-tui repository)",
+        root.dir.display(),
+        root.from,
+        looked.join("; ")
+    ))
+}
+
 /// What the matrix runs.
 #[derive(Debug, Clone)]
 pub struct MatrixOptions {
@@ -857,5 +958,71 @@ mod tests {
         assert_eq!(tail("abcdef", 3), "def");
         assert_eq!(tail("ab", 3), "ab");
         assert_eq!(tail("", 3), "");
+    }
+
+    /// A directory laid out as a checkout: tests/clients and a Cargo.toml naming `package`.
+    fn checkout(package: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tests/clients/python")).unwrap();
+        std::fs::create_dir_all(dir.path().join("target/debug")).unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            format!("[package]\nname = \"{package}\"\nversion = \"0.1.0\"\n"),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn root_from_flag_then_env_then_the_checkout_around_cwd_then_around_the_exe() {
+        let ours = checkout("chronik-tui");
+        let other = checkout("something-else");
+        let deep = ours.path().join("tests/clients/python");
+        let exe = ours.path().join("target/debug/chronik-tui");
+        let elsewhere = other.path().join("tests/clients");
+        let root = |flag: Option<&Path>, env: Option<&str>, cwd: &Path, exe: &Path| {
+            find_root(
+                flag,
+                env.map(Into::into),
+                Some(cwd.to_path_buf()),
+                Some(exe.to_path_buf()),
+            )
+        };
+        let found = |dir: &Path, from| {
+            Ok(Root {
+                dir: dir.to_path_buf(),
+                from,
+            })
+        };
+        let flag = Path::new("/from/flag");
+        assert_eq!(
+            root(Some(flag), Some("/from/env"), &deep, &exe),
+            found(flag, "--root")
+        );
+        assert_eq!(
+            root(None, Some("/from/env"), &deep, &exe),
+            found(Path::new("/from/env"), "$CHRONIK_TUI_ROOT")
+        );
+        // An empty variable counts as unset.
+        assert_eq!(
+            root(None, Some(""), &deep, &exe),
+            found(ours.path(), "the checkout around the current directory")
+        );
+        // A directory with tests/clients whose Cargo.toml is another package is no checkout.
+        assert_eq!(
+            root(None, None, &elsewhere, &exe),
+            found(ours.path(), "the checkout around the executable")
+        );
+        let outside = other.path().join("target/debug/chronik-tui");
+        assert_eq!(
+            root(None, None, &elsewhere, &outside),
+            Err(format!(
+                "no chronik-tui checkout to find the clients in: no --root, no $CHRONIK_TUI_ROOT, \
+                 and no directory holding {} or {} has tests/clients and chronik-tui's \
+                 Cargo.toml; pass --root DIR or set CHRONIK_TUI_ROOT=DIR",
+                elsewhere.display(),
+                outside.display()
+            ))
+        );
     }
 }

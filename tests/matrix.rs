@@ -9,12 +9,16 @@
 //!   (`matrix::agrees`); no verdict is written down here.
 //! - The same with Produce capped at v8, so that clients that would use a flexible version
 //!   (where `front` is encoded as `spec`) meet the misplaced field too.
-//! - The binary: `matrix --json` gives one object per cell and names clients not found.
+//! - The binary: `matrix --json` gives one object per cell and names clients not found; run
+//!   from another directory it finds the clients through the checkout around its executable,
+//!   run from outside the checkout through the one around the current directory; with no client
+//!   to run it exits 1 with one line saying where it looked and how to install them.
 //!
 //! The clients are installed by scripts/test.sh; a missing one fails the test.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use chronik_tui::diagnose::Health;
@@ -148,16 +152,51 @@ async fn produce_capped_at_v8_front_client_and_detector_agree() {
     }
 }
 
-/// The binary: `matrix --json` prints one object per cell on stdout and names the clients it
-/// did not find on stderr; the top-level flags still parse without a subcommand.
-#[test]
-fn binary_json_and_missing_clients() {
+/// `exe matrix ARGS` run in `cwd`, with `$CHRONIK_TUI_ROOT` set to `root_env` (unset when
+/// `None`) and its log file in a tempdir.
+fn run_matrix(exe: &Path, cwd: &Path, root_env: Option<&Path>, args: &[&str]) -> Output {
     let log = tempfile::tempdir().expect("tempdir");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chronik-tui"))
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(cwd)
+        .env_remove(matrix::ROOT_ENV)
         .arg("--log-file")
         .arg(log.path().join("chronik-tui.log"))
-        .args([
-            "matrix",
+        .arg("matrix")
+        .args(args);
+    if let Some(root) = root_env {
+        cmd.env(matrix::ROOT_ENV, root);
+    }
+    cmd.output().expect("run chronik-tui matrix")
+}
+
+/// The one cell of a `--json` run of kafka-python-2 under `spec`, acked: the client was found.
+fn one_cell_ok(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let mut cells: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(cells.len(), 1, "{stdout}\n{stderr}");
+    let cell = cells.remove(0);
+    assert_eq!(cell["client"], "kafka-python-2");
+    assert_eq!(cell["mode"], "spec");
+    assert_eq!(cell["outcome"], "ok", "{stdout}\n{stderr}");
+    cell
+}
+
+/// The binary: `matrix --json` prints one object per cell on stdout and names the clients it
+/// did not find on stderr; `--root` says where they are; the top-level flags still parse
+/// without a subcommand.
+#[test]
+fn binary_json_and_missing_clients() {
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let out = run_matrix(
+        Path::new(env!("CARGO_BIN_EXE_chronik-tui")),
+        elsewhere.path(),
+        None,
+        &[
             "--json",
             "--clients",
             "kafka-python-2,no-such-client",
@@ -165,29 +204,98 @@ fn binary_json_and_missing_clients() {
             "spec",
             "--root",
             env!("CARGO_MANIFEST_DIR"),
-        ])
-        .output()
-        .expect("run chronik-tui matrix");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        ],
+    );
+    let cell = one_cell_ok(&out);
+    assert_eq!(cell["verdict"]["health"], "healthy", "{cell}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let cells: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
-        .collect();
-    assert_eq!(cells.len(), 1, "{stdout}");
-    assert_eq!(cells[0]["client"], "kafka-python-2");
-    assert_eq!(cells[0]["mode"], "spec");
-    assert_eq!(cells[0]["outcome"], "ok", "{stdout}");
-    assert_eq!(cells[0]["verdict"]["health"], "healthy", "{stdout}");
     assert!(
         stderr.contains("not found: no-such-client"),
         "stderr: {stderr}"
     );
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_chronik-tui"))
+    let help = Command::new(env!("CARGO_BIN_EXE_chronik-tui"))
         .args(["--headless", "--placement", "front", "--help"])
         .output()
         .expect("run chronik-tui --help");
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("matrix"));
+}
+
+const ONE_CELL: [&str; 5] = ["--json", "--clients", "kafka-python-2", "--modes", "spec"];
+
+/// A hard link to (or a copy of) the binary in `dir`.
+fn binary_in(dir: &Path) -> PathBuf {
+    let exe = dir.join("chronik-tui");
+    let built = env!("CARGO_BIN_EXE_chronik-tui");
+    std::fs::hard_link(built, &exe)
+        .or_else(|_| std::fs::copy(built, &exe).map(drop))
+        .expect("place the binary");
+    exe
+}
+
+/// Run from a directory outside the checkout, the binary built in the checkout's target/ finds
+/// the clients there. (When CARGO_TARGET_DIR builds it elsewhere, a link to it under target/
+/// stands where `cargo build` puts it.)
+#[test]
+fn binary_in_the_checkout_finds_the_clients_from_another_directory() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = Path::new(env!("CARGO_BIN_EXE_chronik-tui"));
+    let linked = tempfile::tempdir_in(manifest.join("target")).expect("tempdir in target/");
+    let exe = if built.starts_with(manifest) {
+        built.to_path_buf()
+    } else {
+        binary_in(linked.path())
+    };
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    one_cell_ok(&run_matrix(&exe, elsewhere.path(), None, &ONE_CELL));
+}
+
+/// A binary outside any checkout finds the clients through the current directory when that is
+/// inside the checkout, and otherwise says where it looked and exits 1.
+#[test]
+fn binary_outside_the_checkout_finds_the_clients_from_the_current_directory() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let outside = tempfile::tempdir().expect("tempdir");
+    let exe = binary_in(outside.path());
+    let inside = manifest.join("tests/clients");
+    one_cell_ok(&run_matrix(&exe, &inside, None, &ONE_CELL));
+
+    let out = run_matrix(&exe, outside.path(), None, &ONE_CELL);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "chronik-tui matrix: no chronik-tui checkout to find the clients in: no --root, no \
+             $CHRONIK_TUI_ROOT, and no directory holding {} or {} has tests/clients and \
+             chronik-tui's Cargo.toml; pass --root DIR or set CHRONIK_TUI_ROOT=DIR\n",
+            outside.path().display(),
+            exe.display()
+        )
+    );
+}
+
+/// With no client under the root it is given (here by `$CHRONIK_TUI_ROOT`), `matrix` exits 1
+/// with one line naming where it looked for each client and how to install them.
+#[test]
+fn no_client_to_run_exits_1_saying_where_it_looked() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = run_matrix(
+        Path::new(env!("CARGO_BIN_EXE_chronik-tui")),
+        empty.path(),
+        Some(empty.path()),
+        &["--clients", "kafka-python-2,rskafka", "--modes", "spec"],
+    );
+    let root = empty.path().display();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "chronik-tui matrix: no client could run: looked under {root} ($CHRONIK_TUI_ROOT): \
+             kafka-python-2: {root}/target/venv-kp2/bin/python is missing; \
+             rskafka: {root}/target/rust-client/debug/rskafka-client is missing; \
+             install them with scripts/test.sh --install-only (in the chronik-tui repository)\n"
+        )
+    );
 }

@@ -13,17 +13,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chronik_tui::capture::pcap::kafka_stream::StreamOptions;
-use chronik_tui::capture::pcap::reader::CaptureReader;
-use chronik_tui::capture::pcap::{record, source, RawPacket};
+use chronik_tui::capture::pcap::reader::{CaptureFormat, CaptureReader};
+use chronik_tui::capture::pcap::{packet, record, source, RawPacket};
 use chronik_tui::capture::{Exchange, Status, Store, StoreLimits};
 use common::tshark;
 
-/// Every capture with the port its broker used: the third-party ones and ours.
-fn captures() -> Vec<(PathBuf, u16)> {
-    let third = tshark::third_party_dir();
-    let mut v: Vec<(PathBuf, u16)> = tshark::THIRD_PARTY_CAPTURES
+/// Every capture with the port its broker used: the third-party ones in `third` (from
+/// [`tshark::third_party_dir`]; none when it found no folder) and ours.
+fn captures(third: Option<PathBuf>) -> Vec<(PathBuf, u16)> {
+    let mut v: Vec<(PathBuf, u16)> = third
         .iter()
-        .map(|(f, p)| (third.join(f), *p))
+        .flat_map(|dir| {
+            tshark::THIRD_PARTY_CAPTURES
+                .iter()
+                .map(|(f, p)| (dir.join(f), *p))
+        })
         .collect();
     let ours = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures");
     v.push((ours.join("kafka-python-2-front.pcapng"), 19093));
@@ -71,8 +75,10 @@ fn frames(exs: &[Arc<Exchange>]) -> HashMap<(bool, Vec<u8>), Vec<Arc<Exchange>>>
 #[test]
 fn every_capture_gives_the_pdus_and_fields_tshark_sees() {
     let (mut pdus_total, mut compared, mut tshark_failed, mut unpaired) = (0, 0, 0, 0);
+    // PDUs that tshark and we both decoded, whose fields were compared.
+    let mut checked = 0;
     let mut failures = Vec::new();
-    for (path, port) in captures() {
+    for (path, port) in captures(tshark::third_party_dir()) {
         assert!(path.exists(), "missing capture {}", path.display());
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let pdus = tshark::pdus(&path, port);
@@ -160,6 +166,7 @@ fn every_capture_gives_the_pdus_and_fields_tshark_sees() {
                 failures.push(format!("{name} frame {}: ours fails: {e}", p.frame_no));
                 continue;
             }
+            checked += 1;
             match tshark::compare(p, &d, ex.api_key) {
                 Ok(n) => compared += n,
                 Err(e) => failures.push(format!("{name}: {e}")),
@@ -176,10 +183,99 @@ fn every_capture_gives_the_pdus_and_fields_tshark_sees() {
         }
     }
     eprintln!(
-        "{pdus_total} PDUs matched frame for frame, {compared} fields compared with tshark, {tshark_failed} PDUs tshark cannot decode, {unpaired} responses without their request"
+        "{pdus_total} PDUs matched frame for frame, {compared} fields in {checked} PDUs compared with tshark, {tshark_failed} PDUs tshark cannot decode, {unpaired} responses without their request"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(compared > 100, "too few fields compared: {compared}");
+    // Every PDU both decode has at least its correlation id compared.
+    assert!(
+        checked > 0 && compared >= checked,
+        "too few fields compared: {compared} in {checked} PDUs"
+    );
+}
+
+/// tshark's "seconds.nanoseconds" epoch time as nanoseconds.
+fn epoch_nanos(s: &str) -> i64 {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
+    let frac = format!("{frac:0<9}");
+    secs.parse::<i64>().unwrap() * 1_000_000_000 + frac[..9].parse::<i64>().unwrap()
+}
+
+/// The capture reader, packet by packet, against tshark: time, length on the wire, captured
+/// length and (pcapng) interface, and every byte of the file read.
+#[test]
+fn every_capture_reads_packet_for_packet_as_tshark() {
+    for (path, _) in captures(tshark::third_party_dir()) {
+        let rows = tshark::field_rows(
+            &path,
+            &[
+                "frame.number",
+                "frame.time_epoch",
+                "frame.len",
+                "frame.cap_len",
+                "frame.interface_id",
+            ],
+        );
+        let (packets, reader) = read_all(&path);
+        assert_eq!(reader.bytes_read(), std::fs::metadata(&path).unwrap().len());
+        assert_eq!(
+            packets.len(),
+            rows.len(),
+            "{}: packet count",
+            path.display()
+        );
+        let pcapng = path.extension().is_some_and(|e| e == "pcapng");
+        assert_eq!(reader.format() == CaptureFormat::PcapNg, pcapng);
+        for (p, row) in packets.iter().zip(&rows) {
+            let what = format!("{} frame {}", path.display(), row[0]);
+            assert_eq!(p.ts_nanos, epoch_nanos(&row[1]), "{what}: time");
+            assert_eq!(p.orig_len.to_string(), row[2], "{what}: frame length");
+            assert_eq!(p.data.len().to_string(), row[3], "{what}: captured length");
+            if pcapng {
+                assert_eq!(p.interface.to_string(), row[4], "{what}: interface");
+            }
+        }
+    }
+}
+
+/// The packet parser against tshark: every TCP segment's ports, raw sequence number, length
+/// on the wire and payload bytes, and no TCP where tshark sees none.
+#[test]
+fn every_capture_parses_segment_for_segment_as_tshark() {
+    for (path, _) in captures(tshark::third_party_dir()) {
+        let mut segments = 0;
+        let rows = tshark::field_rows(
+            &path,
+            &[
+                "frame.number",
+                "tcp.srcport",
+                "tcp.dstport",
+                "tcp.seq_raw",
+                "tcp.len",
+                "tcp.payload",
+            ],
+        );
+        let (packets, _) = read_all(&path);
+        assert_eq!(packets.len(), rows.len(), "{}: frame count", path.display());
+        for (p, row) in packets.iter().zip(&rows) {
+            let what = format!("{} frame {}", path.display(), row[0]);
+            match packet::parse(p).unwrap_or_else(|e| panic!("{what}: {e}")) {
+                None => assert_eq!(row[1], "", "{what}: tshark sees TCP"),
+                Some(seg) => {
+                    segments += 1;
+                    assert_eq!(seg.src.port().to_string(), row[1], "{what}: source port");
+                    assert_eq!(
+                        seg.dst.port().to_string(),
+                        row[2],
+                        "{what}: destination port"
+                    );
+                    assert_eq!(seg.seq.to_string(), row[3], "{what}: sequence number");
+                    assert_eq!(seg.wire_len.to_string(), row[4], "{what}: TCP length");
+                    assert_eq!(seg.payload, tshark::hex(&row[5]), "{what}: payload");
+                }
+            }
+        }
+        assert!(segments > 0, "{}: no TCP segment", path.display());
+    }
 }
 
 /// A pcap file of these packets (the link type of the first).
@@ -201,13 +297,14 @@ fn write_pcap(path: &Path, packets: &[RawPacket]) {
     std::fs::write(path, out).unwrap();
 }
 
-fn read_all(path: &Path) -> Vec<RawPacket> {
-    let mut r = CaptureReader::open(path).unwrap();
+/// Every packet of a capture, and the reader that read them (for its format and byte count).
+fn read_all(path: &Path) -> (Vec<RawPacket>, CaptureReader) {
+    let mut r = CaptureReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut v = Vec::new();
     while let Some(p) = r.next_packet() {
-        v.push(p.unwrap());
+        v.push(p.unwrap_or_else(|e| panic!("{}: {e}", path.display())));
     }
-    v
+    (v, r)
 }
 
 /// (connection, api key, version, correlation id, request, response) of an exchange.
@@ -234,8 +331,8 @@ fn summary(exs: &[Arc<Exchange>]) -> Vec<Summary> {
 #[test]
 fn reordered_and_duplicated_packets_give_the_same_exchanges() {
     let dir = tempfile::tempdir().unwrap();
-    for (path, port) in captures() {
-        let packets = read_all(&path);
+    for (path, port) in captures(tshark::third_party_dir()) {
+        let (packets, _) = read_all(&path);
         if packets.len() < 4 {
             continue;
         }
@@ -243,12 +340,7 @@ fn reordered_and_duplicated_packets_give_the_same_exchanges() {
         // Every packet twice (as a capture on lo holds them), and neighbours going the same
         // way swapped (out of order within a direction; a response is still never captured
         // before its request).
-        let src = |p: &RawPacket| {
-            chronik_tui::capture::pcap::packet::parse(p)
-                .ok()
-                .flatten()
-                .map(|s| (s.src, s.dst))
-        };
+        let src = |p: &RawPacket| packet::parse(p).ok().flatten().map(|s| (s.src, s.dst));
         // A capture that starts mid-stream has no SYN to anchor a direction: the first segment
         // seen defines where its stream starts, so each direction's first packet stays first.
         let mut started = std::collections::HashSet::new();

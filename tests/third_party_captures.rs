@@ -9,7 +9,9 @@ use common::tshark;
 
 #[test]
 fn every_third_party_pdu_decodes_and_agrees_with_tshark() {
-    let dir = tshark::third_party_dir();
+    let Some(dir) = tshark::third_party_dir() else {
+        return;
+    };
     let mut report = Vec::new();
     let mut failures = Vec::new();
     let (mut decoded, mut unpaired, mut compared, mut tshark_failed) = (0, 0, 0, 0);

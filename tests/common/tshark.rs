@@ -107,12 +107,20 @@ fn collect(
 /// tshark's `-T json -x --no-duplicate-keys` view of a capture, decoding `port` as Kafka, with
 /// `extra` arguments (preferences, a display filter).
 pub fn json(capture: &Path, port: u16, extra: &[&str]) -> Json {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(capture)
-        .args(["-d", &format!("tcp.port=={port},kafka")])
-        .args(extra)
-        .args(["-T", "json", "-x", "--no-duplicate-keys"])
+    let out = stdout(
+        Command::new("tshark")
+            .arg("-r")
+            .arg(capture)
+            .args(["-d", &format!("tcp.port=={port},kafka")])
+            .args(extra)
+            .args(["-T", "json", "-x", "--no-duplicate-keys"]),
+    );
+    serde_json::from_slice(&out).expect("tshark JSON")
+}
+
+/// What a tshark command printed; the test fails when tshark does.
+fn stdout(tshark: &mut Command) -> Vec<u8> {
+    let out = tshark
         .output()
         .expect("tshark must be installed (scripts/test.sh installs it)");
     assert!(
@@ -120,7 +128,7 @@ pub fn json(capture: &Path, port: u16, extra: &[&str]) -> Json {
         "tshark failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("tshark JSON")
+    out.stdout
 }
 
 /// Runs tshark on a capture, decoding `port` as Kafka.
@@ -337,12 +345,51 @@ pub fn compare(p: &Pdu, d: &Dissection, api_key: i16) -> Result<usize, String> {
     Ok(compared)
 }
 
-/// ../shared/captures/third-party (or `$CHRONIK_SHARED/captures/third-party`).
-pub fn third_party_dir() -> std::path::PathBuf {
-    let base = std::env::var_os("CHRONIK_SHARED")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    base.join("captures/third-party")
+/// tshark's per-frame values of `fields` (`-T fields`), one row per frame, one column per field.
+pub fn field_rows(capture: &Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-n")
+        .arg("-r")
+        .arg(capture)
+        .args(["-T", "fields", "-E", "separator=/t"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    String::from_utf8(stdout(&mut cmd))
+        .expect("tshark prints UTF-8")
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+/// Names the folder of the third-party captures when it is not `../shared/captures/third-party`.
+pub const THIRD_PARTY_ENV: &str = "CHRONIK_THIRD_PARTY_CAPTURES";
+
+/// The folder of the third-party captures ([`THIRD_PARTY_CAPTURES`]): `$CHRONIK_THIRD_PARTY_CAPTURES`,
+/// else `../shared/captures/third-party` beside the repository. They are not part of the
+/// repository, so a bare clone has none: then this prints why on stderr and returns `None`, and
+/// the test skips what reads them. It fails the test instead when they were asked for: under CI
+/// (`CI` set, not `false` or `0`) or when `$CHRONIK_THIRD_PARTY_CAPTURES` names a missing folder.
+///
+/// Call it once in each test that reads them: scripts/test.sh counts the calls to say how many
+/// tests skip them, and makes the same decision before the suite starts.
+pub fn third_party_dir() -> Option<std::path::PathBuf> {
+    let from_env = std::env::var_os(THIRD_PARTY_ENV).filter(|v| !v.is_empty());
+    let dir = match &from_env {
+        Some(d) => std::path::PathBuf::from(d),
+        None => {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/third-party")
+        }
+    };
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "false" | "0"));
+    let why = format!("third-party captures not found at {}", dir.display());
+    assert!(from_env.is_none(), "{why} (from ${THIRD_PARTY_ENV})");
+    assert!(!ci, "{why} (required under CI; set {THIRD_PARTY_ENV}=DIR)");
+    eprintln!("{why} (set {THIRD_PARTY_ENV}=DIR to read them); skipping them");
+    None
 }
 
 /// Every third-party capture with its broker's port (see PROVENANCE.md there).

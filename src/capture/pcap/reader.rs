@@ -791,10 +791,8 @@ impl<'a> Iterator for Options<'a> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
-    use std::path::PathBuf;
-    use std::process::Command;
 
     // ---- Building capture files byte by byte ----
 
@@ -1313,105 +1311,6 @@ pub(super) mod tests {
                 let keep = cut % (bytes.len() + 1);
                 bytes.truncate(keep);
                 drain(bytes);
-            }
-        }
-    }
-
-    // ---- Real captures against tshark ----
-
-    /// Every capture the tests read: the shared third-party ones and the project's own.
-    pub(in crate::capture::pcap) fn capture_files() -> Vec<PathBuf> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = Vec::new();
-        for (dir, exts) in [
-            (
-                root.join("../shared/captures/third-party"),
-                &["pcap", "pcapng"][..],
-            ),
-            (root.join("captures"), &["pcapng"][..]),
-        ] {
-            let entries =
-                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-            for entry in entries {
-                let path = entry.unwrap().path();
-                let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-                if exts.contains(&ext) {
-                    files.push(path);
-                }
-            }
-        }
-        files.sort();
-        assert!(files.len() >= 15, "captures missing: {files:?}");
-        files
-    }
-
-    /// tshark's per-frame values of `fields`, one row per frame.
-    pub(in crate::capture::pcap) fn tshark_rows(path: &Path, fields: &[&str]) -> Vec<Vec<String>> {
-        let mut cmd = Command::new("tshark");
-        cmd.arg("-n")
-            .arg("-r")
-            .arg(path)
-            .args(["-T", "fields", "-E", "separator=/t"]);
-        for f in fields {
-            cmd.args(["-e", f]);
-        }
-        let out = cmd
-            .output()
-            .expect("tshark must be installed (scripts/test.sh installs it)");
-        assert!(
-            out.status.success(),
-            "tshark failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| l.split('\t').map(str::to_string).collect())
-            .collect()
-    }
-
-    /// tshark's "seconds.nanoseconds" epoch time as nanoseconds.
-    fn epoch_nanos(s: &str) -> i64 {
-        let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
-        let frac = format!("{frac:0<9}");
-        secs.parse::<i64>().unwrap() * 1_000_000_000 + frac[..9].parse::<i64>().unwrap()
-    }
-
-    #[test]
-    fn real_captures_match_tshark_frame_by_frame() {
-        for path in capture_files() {
-            let rows = tshark_rows(
-                &path,
-                &[
-                    "frame.number",
-                    "frame.time_epoch",
-                    "frame.len",
-                    "frame.cap_len",
-                    "frame.interface_id",
-                ],
-            );
-            let mut reader = CaptureReader::open(&path).unwrap();
-            let mut packets = Vec::new();
-            while let Some(p) = reader.next_packet() {
-                packets.push(p.unwrap_or_else(|e| panic!("{}: {e}", path.display())));
-            }
-            assert_eq!(reader.bytes_read(), std::fs::metadata(&path).unwrap().len());
-            assert_eq!(
-                packets.len(),
-                rows.len(),
-                "{}: packet count",
-                path.display()
-            );
-            let pcapng = path.extension().is_some_and(|e| e == "pcapng");
-            assert_eq!(reader.format() == CaptureFormat::PcapNg, pcapng);
-            for (p, row) in packets.iter().zip(&rows) {
-                let what = format!("{} frame {}", path.display(), row[0]);
-                assert_eq!(p.ts_nanos, epoch_nanos(&row[1]), "{what}: time");
-                assert_eq!(p.orig_len.to_string(), row[2], "{what}: frame length");
-                assert_eq!(p.data.len().to_string(), row[3], "{what}: captured length");
-                if pcapng {
-                    assert_eq!(p.interface.to_string(), row[4], "{what}: interface");
-                }
             }
         }
     }

@@ -417,7 +417,7 @@ async fn filter_by_registry_names_and_a_clear_error() {
     )));
     keys(&mut app, "produce.response.throtle_time_ms > 0");
     key(&mut app, KeyCode::Enter);
-    let msg = app.message().unwrap().to_string();
+    let msg = app.prompt_error().unwrap().to_string();
     assert!(
         msg.contains("column") && msg.contains("throttle_time_ms"),
         "{msg}"
@@ -430,6 +430,75 @@ async fn filter_by_registry_names_and_a_clear_error() {
     key(&mut app, KeyCode::Home);
     key(&mut app, KeyCode::Char('f'));
     assert_eq!(app.list.counts().1, 5);
+}
+
+/// A filter that does not parse, entered with Enter: its error shows at once on the bottom line
+/// beside the text, which stays in the prompt to be fixed; fixed, it applies and the prompt closes.
+#[tokio::test]
+async fn a_bad_filter_shows_its_error_beside_the_text_it_keeps() {
+    let exchanges = session().await;
+    let (mut app, _store) = app_over(&exchanges, false);
+    key(&mut app, KeyCode::Char('/'));
+    keys(&mut app, "api == Produse");
+    key(&mut app, KeyCode::Enter);
+    let why = "at column 8: unknown API `Produse`; did you mean `Produce`?";
+    assert_eq!(app.prompt_error(), Some(why));
+    assert_eq!(app.list.counts(), (6, 6), "no filter in force");
+    let t = render(&mut app, 120, 36);
+    let screen = text(&t);
+    snapshot("filter_error_120x36", &screen);
+    let bottom = |screen: &str| screen.lines().last().unwrap_or("").to_string();
+    assert_eq!(bottom(&screen), format!("filter> api == Produse  ✗ {why}"));
+    // The error is drawn in the theme's error style.
+    let buf = t.backend().buffer();
+    let x = "filter> api == Produse  ✗ ".chars().count() as u16;
+    assert_eq!(buf[(x, 35)].fg, Theme::default_theme().error.fg.unwrap());
+    // On 80 columns the error is cut to fit beside the whole text.
+    let narrow = bottom(&text(&render(&mut app, 80, 24)));
+    assert_eq!(narrow.chars().count(), 80, "{narrow}");
+    assert!(
+        narrow.starts_with("filter> api == Produse  ✗ at column 8: unknown API `Produse`;"),
+        "{narrow}"
+    );
+    assert!(narrow.ends_with('…'), "{narrow}");
+    // Still editing: the cursor is after the text, and keys change it.
+    let t = render(&mut app, 120, 36);
+    assert_eq!(t.backend().cursor_position().x, 22);
+    key(&mut app, KeyCode::Backspace);
+    key(&mut app, KeyCode::Backspace);
+    keys(&mut app, "ce");
+    assert_eq!(
+        bottom(&text(&render(&mut app, 120, 36))),
+        format!("filter> api == Produce  ✗ {why}"),
+        "the error stays until the text is entered again"
+    );
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.prompt_error(), None);
+    assert_eq!(app.list.counts(), (6, 2));
+    assert_eq!(
+        bottom(&text(&render(&mut app, 120, 36))),
+        "filter api == Produce: 2 rows"
+    );
+    // A long text and a long error on a narrow line: each gets half, the text scrolled to keep
+    // the cursor in view, the error cut.
+    key(&mut app, KeyCode::Char('/'));
+    keys(&mut app, " && produce.response.throtle_time_ms > 0");
+    key(&mut app, KeyCode::Enter);
+    let why = app.prompt_error().unwrap().to_string();
+    let narrow = bottom(&text(&render(&mut app, 80, 24)));
+    assert_eq!(narrow.chars().count(), 80, "{narrow}");
+    let (prompt, shown) = narrow.split_at(narrow.find(" ✗ ").unwrap());
+    assert_eq!(prompt.chars().count(), 40, "{narrow}");
+    assert!(prompt.ends_with("throtle_time_ms > 0 "), "{narrow}");
+    let shown = shown.trim_start_matches(" ✗ ");
+    assert!(shown.ends_with('…'), "{narrow}");
+    assert!(why.starts_with(shown.trim_end_matches('…')), "{narrow}");
+    // Esc leaves the prompt, the error with it; the filter in force stays.
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.prompt_error(), None);
+    assert_eq!(app.list.counts(), (6, 2));
+    let screen = text(&render(&mut app, 80, 24));
+    assert!(!screen.contains('✗'), "{screen}");
 }
 
 #[tokio::test]

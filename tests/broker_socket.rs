@@ -348,7 +348,7 @@ async fn core_apis_over_a_real_socket() {
     assert!(all
         .iter()
         .filter(|e| e.status == Status::Answered)
-        .all(|e| e.response.is_some() && e.dissect_request().error.is_none()));
+        .all(|e| e.response.is_some() && e.dissect_request().is_some_and(|d| d.error.is_none())));
     let with_errors: Vec<_> = all
         .iter()
         .filter(|e| e.dissect_response().is_some_and(|d| d.error.is_some()))

@@ -501,6 +501,41 @@ async fn a_bad_filter_shows_its_error_beside_the_text_it_keeps() {
     assert!(!screen.contains('✗'), "{screen}");
 }
 
+/// A response whose request is not in the capture (the packet that carried it left out of a
+/// capture of the embedded broker): the list's api column says `?` and its summary says so,
+/// the tree has no request to decode and says why.
+#[tokio::test]
+async fn a_response_without_its_request_in_the_list_and_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lost.pcap");
+    let dropped = common::capture::without_a_request(&out, |e| e.api_key == 0);
+    let exchanges: Vec<Exchange> = common::capture::decode(&out, common::capture::spec_capture().1)
+        .iter()
+        .map(|e| (**e).clone())
+        .collect();
+    let (mut app, _store) = app_over(&exchanges, false);
+    key(&mut app, KeyCode::End);
+    let ex = app.list.selected_exchange().unwrap().clone();
+    assert_eq!(ex.response, dropped.response);
+    key(&mut app, KeyCode::Enter);
+    let screen = text(&render(&mut app, 120, 36));
+    let row = screen.lines().find(|l| l.starts_with("│▶")).unwrap();
+    let cells = format!(
+        "{:<12} {:<15} {:<6} {:<8} request not in the capture ",
+        "-", "?", dropped.correlation_id, "-"
+    );
+    assert!(row.contains(&cells), "{cells:?} in\n{screen}");
+    // The tree starts at the response, the only frame there is.
+    let len = dropped.response.as_ref().map_or(0, Vec::len);
+    for shown in [
+        "┃   Request: not in the capture ".to_string(),
+        format!("┃▶▾ Response: ?, {len} bytes  @0+{len} "),
+        format!("Hex: response frame, {len} bytes, cursor @0"),
+    ] {
+        assert!(screen.contains(&shown), "{shown:?} in\n{screen}");
+    }
+}
+
 #[tokio::test]
 async fn placement_and_settings_changes_are_markers_and_show_in_the_status_bar() {
     let exchanges = session().await;

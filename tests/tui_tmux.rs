@@ -876,18 +876,9 @@ fn a_bad_filter_shows_its_error_and_stays_editable() {
         let _ = writeln!(std::io::stderr(), "SKIPPED: tmux missing");
         return;
     }
-    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/kafka-python-2-spec.pcapng");
+    let (capture, port) = common::capture::spec_capture();
     let produce = {
-        use chronik_tui::capture::pcap::source::{read_file, Progress};
-        use chronik_tui::capture::{Store, StoreLimits};
-        let store = Store::new(StoreLimits::default());
-        read_file(
-            &capture,
-            Default::default(),
-            store.clone(),
-            Progress::new("count".into(), 0),
-        );
-        let all = store.snapshot();
+        let all = common::capture::decode(&capture, port);
         let n = all.iter().filter(|e| e.api_key == 0).count();
         assert!(n > 0 && n < all.len(), "{n} Produce of {}", all.len());
         (n, all.len())

@@ -16,7 +16,6 @@ use super::{cell, clock_ms, millis, pane, scroll_to, Outcome};
 use crate::capture::{Exchange, Marker, Status};
 use crate::diagnose::{ConnInfo, Health};
 use crate::filter::{Filter, Subject};
-use crate::protocol::registry;
 use crate::tui::theme::Theme;
 
 /// How a row is coloured.
@@ -47,7 +46,7 @@ impl Entry {
         ex: Arc<Exchange>,
     ) -> (
         Entry,
-        crate::protocol::Dissection,
+        Option<crate::protocol::Dissection>,
         Option<crate::protocol::Dissection>,
     ) {
         let req = ex.dissect_request();
@@ -55,7 +54,7 @@ impl Entry {
         let crate::headless::Summary {
             text: mut summary,
             trouble,
-        } = crate::headless::summarize(&req, resp.as_ref());
+        } = crate::headless::summarize(&ex, req.as_ref(), resp.as_ref());
         let class = match &ex.status {
             Status::Malformed { error } => {
                 summary = format!("MALFORMED: {error} {summary}");
@@ -180,7 +179,7 @@ impl ExchangeList {
                     Some(d) => d,
                     None if filter.needs_dissection() => {
                         owned = (ex.dissect_request(), ex.dissect_response());
-                        (&owned.0, owned.1.as_ref())
+                        (owned.0.as_ref(), owned.1.as_ref())
                     }
                     None => {
                         return filter.matches(&Subject {
@@ -194,9 +193,7 @@ impl ExchangeList {
                 };
                 filter.matches(&Subject {
                     exchange: ex,
-                    // A request never seen (a capture that starts mid-connection) is absent,
-                    // not an empty frame that failed to decode.
-                    request: (!ex.request.is_empty()).then_some(req),
+                    request: req,
                     response: resp,
                     software: software.as_deref(),
                     health,
@@ -219,7 +216,7 @@ impl ExchangeList {
                 self.append(Entry::Marker(m), None, clients);
             }
             let (entry, req, resp) = Entry::exchange(ex);
-            self.append(entry, Some((&req, resp.as_ref())), clients);
+            self.append(entry, Some((req.as_ref(), resp.as_ref())), clients);
         }
         for m in markers {
             self.append(Entry::Marker(m), None, clients);
@@ -503,8 +500,9 @@ impl ExchangeList {
     }
 }
 
+/// The request's dissection (none when it was not seen) and the response's.
 type DissectedPair<'a> = (
-    &'a crate::protocol::Dissection,
+    Option<&'a crate::protocol::Dissection>,
     Option<&'a crate::protocol::Dissection>,
 );
 
@@ -524,7 +522,7 @@ fn exchange_line<'a>(
             "time" => clock_ms(ex.request_at),
             "conn" => ex.conn.to_string(),
             "client" => ex.client_id.clone().unwrap_or_else(|| "-".into()),
-            "api" => format!("{} v{}", registry::api_name(ex.api_key), ex.api_version),
+            "api" => ex.api_label(),
             "corr" => ex.correlation_id.to_string(),
             "latency" => ex
                 .latency_micros()
@@ -532,7 +530,11 @@ fn exchange_line<'a>(
                 .unwrap_or_else(|| "-".into()),
             "size" => format!(
                 "{}/{}",
-                ex.request.len(),
+                if ex.request_seen() {
+                    ex.request.len().to_string()
+                } else {
+                    "-".into()
+                },
                 ex.response
                     .as_ref()
                     .map(|r| r.len().to_string())

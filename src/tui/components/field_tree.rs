@@ -45,7 +45,7 @@ enum LineKind {
     },
     /// Where decoding failed.
     DecodeError,
-    /// A side with no frame (no response yet, acks=0).
+    /// A side with no frame (no response yet, acks=0, a request the capture does not hold).
     Absent(&'static str),
 }
 
@@ -105,11 +105,16 @@ impl FieldTree {
             return;
         }
         let keep = self.selected_field().map(|(side, f)| (side, f.id));
-        self.request = ex.as_ref().map(|e| e.dissect_request());
+        self.request = ex.as_ref().and_then(|e| e.dissect_request());
         self.response = ex.as_ref().and_then(|e| e.dissect_response());
         self.exchange = ex;
         self.rebuild();
-        self.selected = 0;
+        // The first line of a frame there is (the response's, when the request was not seen).
+        self.selected = self
+            .lines
+            .iter()
+            .position(|l| !matches!(l.kind, LineKind::Absent(_)))
+            .unwrap_or(0);
         self.offset = 0;
         if let Some((side, id)) = keep {
             if let Some(path) = self.find_path(side, |f| f.id == id) {
@@ -162,8 +167,9 @@ impl FieldTree {
                         lines.push(TreeLine {
                             side,
                             depth: 0,
-                            kind: LineKind::Absent(
-                                match self.exchange.as_ref().map(|e| &e.status) {
+                            kind: LineKind::Absent(match side {
+                                Side::Request => "not in the capture",
+                                Side::Response => match self.exchange.as_ref().map(|e| &e.status) {
                                     Some(crate::capture::Status::NoResponse) => {
                                         "no response (acks=0: none by protocol)"
                                     }
@@ -172,7 +178,7 @@ impl FieldTree {
                                     }
                                     _ => "no response (unanswered when the connection closed)",
                                 },
-                            ),
+                            }),
                         });
                     }
                 }
@@ -471,7 +477,13 @@ impl FieldTree {
         let indent = "  ".repeat(line.depth as usize);
         match &line.kind {
             LineKind::Absent(why) => Line::from(vec![
-                Span::styled("  Response: ", theme.tree_name),
+                Span::styled(
+                    match line.side {
+                        Side::Request => "  Request: ",
+                        Side::Response => "  Response: ",
+                    },
+                    theme.tree_name,
+                ),
                 Span::styled(*why, theme.dim),
             ]),
             LineKind::DecodeError => {
@@ -533,7 +545,7 @@ impl FieldTree {
         let Some(ex) = &self.exchange else {
             return String::new();
         };
-        let api = format!("{} v{}", registry::api_name(ex.api_key), ex.api_version);
+        let api = ex.api_label();
         match side {
             Side::Request => format!(
                 "Request: {api}, correlation id {}, {} bytes",

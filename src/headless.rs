@@ -38,13 +38,17 @@ pub fn line(ex: &Exchange) -> String {
     let resp = ex.dissect_response();
     let status = match &ex.status {
         Status::Answered => String::new(),
-        Status::NoResponse => " [no response: acks=0]".into(),
-        Status::Unanswered => " [unanswered]".into(),
-        Status::Malformed { error } => format!(" [MALFORMED: {error}]"),
+        Status::NoResponse => "[no response: acks=0]".into(),
+        Status::Unanswered => "[unanswered]".into(),
+        Status::Malformed { error } => format!("[MALFORMED: {error}]"),
+        Status::Refused { reason } => format!("[refused: {reason}]"),
     };
     let size = |frame: Option<&Vec<u8>>| frame.map_or("-".into(), |f| format!("{}B", f.len()));
+    let mut tail = vec![summarize(ex, req.as_ref(), resp.as_ref()).text, status];
+    tail.extend(ex.notes.iter().map(|n| format!("({n})")));
+    tail.retain(|t| !t.is_empty());
     format!(
-        "{} conn={} {} client={} {} corr={} {} req={} resp={} {}{}{}",
+        "{} conn={} {} client={} {} corr={} {} req={} resp={} {}",
         clock(ex.request_at),
         ex.conn,
         ex.peer,
@@ -54,12 +58,7 @@ pub fn line(ex: &Exchange) -> String {
         latency(ex),
         size(ex.request_seen().then_some(&ex.request)),
         size(ex.response.as_ref()),
-        summarize(ex, req.as_ref(), resp.as_ref()).text,
-        status,
-        ex.notes
-            .iter()
-            .map(|n| format!(" ({n})"))
-            .collect::<String>(),
+        tail.join(" "),
     )
     .trim_end()
     .to_string()

@@ -26,6 +26,9 @@ pub enum Status {
     Unanswered,
     /// A frame that could not be decoded; the connection was closed.
     Malformed { error: DecodeError },
+    /// A well-formed request the broker refused to serve, closing the connection without an
+    /// answer (one sent before SASL authentication, say).
+    Refused { reason: String },
 }
 
 /// How an exchange's frames are laid out.

@@ -216,6 +216,7 @@ fn status_word(s: &Status) -> &'static str {
         Status::NoResponse => "no_response",
         Status::Unanswered => "unanswered",
         Status::Malformed { .. } => "malformed",
+        Status::Refused { .. } => "refused",
     }
 }
 

@@ -22,7 +22,8 @@ use crate::tui::theme::Theme;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowClass {
     Ok,
-    /// An error code in the response, a response that does not decode, or bytes left over.
+    /// An error code in the response, a response that does not decode, bytes left over, or a
+    /// request the broker refused.
     Error,
     Malformed,
     /// Unanswered, or acks=0 (no response by protocol).
@@ -67,6 +68,10 @@ impl Entry {
             Status::NoResponse => {
                 summary = format!("[no response: acks=0] {summary}");
                 RowClass::Pending
+            }
+            Status::Refused { reason } => {
+                summary = format!("[refused: {reason}] {summary}");
+                RowClass::Error
             }
             Status::Answered if trouble => RowClass::Error,
             Status::Answered => RowClass::Ok,

@@ -46,7 +46,7 @@ enum LineKind {
     /// Where decoding failed.
     DecodeError,
     /// A side with no frame (no response yet, acks=0, a request the capture does not hold).
-    Absent(&'static str),
+    Absent(String),
 }
 
 #[derive(Debug, Clone)]
@@ -167,18 +167,7 @@ impl FieldTree {
                         lines.push(TreeLine {
                             side,
                             depth: 0,
-                            kind: LineKind::Absent(match side {
-                                Side::Request => "not in the capture",
-                                Side::Response => match self.exchange.as_ref().map(|e| &e.status) {
-                                    Some(crate::capture::Status::NoResponse) => {
-                                        "no response (acks=0: none by protocol)"
-                                    }
-                                    Some(crate::capture::Status::Malformed { .. }) => {
-                                        "no response (malformed request; connection closed)"
-                                    }
-                                    _ => "no response (unanswered when the connection closed)",
-                                },
-                            }),
+                            kind: LineKind::Absent(self.absent(side)),
                         });
                     }
                 }
@@ -197,6 +186,24 @@ impl FieldTree {
         }
         self.lines = lines;
         self.selected = self.selected.min(self.lines.len().saturating_sub(1));
+    }
+
+    /// Why a side has no frame.
+    fn absent(&self, side: Side) -> String {
+        use crate::capture::Status;
+        if side == Side::Request {
+            return "not in the capture".into();
+        }
+        match self.exchange.as_ref().map(|e| &e.status) {
+            Some(Status::NoResponse) => "no response (acks=0: none by protocol)".into(),
+            Some(Status::Malformed { .. }) => {
+                "no response (malformed request; connection closed)".into()
+            }
+            Some(Status::Refused { reason }) => {
+                format!("no response (refused: {reason}; connection closed)")
+            }
+            _ => "no response (unanswered when the connection closed)".into(),
+        }
     }
 
     fn push_lines(
@@ -484,7 +491,7 @@ impl FieldTree {
                     },
                     theme.tree_name,
                 ),
-                Span::styled(*why, theme.dim),
+                Span::styled(why.clone(), theme.dim),
             ]),
             LineKind::DecodeError => {
                 let e = self.dissection(line.side).and_then(|d| d.error.as_ref());

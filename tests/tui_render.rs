@@ -589,6 +589,30 @@ async fn placement_and_settings_changes_are_markers_and_show_in_the_status_bar()
     );
 }
 
+/// Control commands typed at the `:` prompt are read in any case, the two the UI answers with a
+/// view (`clients`, `help`) too.
+#[tokio::test]
+async fn control_commands_in_any_case_at_the_prompt() {
+    let exchanges = session().await;
+    let (mut app, _store) = app_over(&exchanges, false);
+    let command = |app: &mut App, text: &str| {
+        key(app, KeyCode::Char(':'));
+        keys(app, text);
+        key(app, KeyCode::Enter);
+    };
+    command(&mut app, "Placement FRONT");
+    assert_eq!(app.message(), Some("placement: front (was spec)"));
+    command(&mut app, "CAP Produce=8");
+    assert_eq!(
+        app.message(),
+        Some("cap produce=8 (was uncapped; applies to connections whose ApiVersions comes later)")
+    );
+    command(&mut app, "Clients");
+    assert_eq!(app.view, View::Clients);
+    command(&mut app, "HELP");
+    assert!(app.help);
+}
+
 #[tokio::test]
 async fn w_writes_the_exchanges_to_pcapng_and_json_lines() {
     let exchanges = session().await;

@@ -258,12 +258,13 @@ impl App {
 
     /// Runs a control command as typed (`placement front`), saying what it did.
     pub fn run_command(&mut self, line: &str) {
-        match line.trim() {
-            "clients" => {
+        // Two commands the UI answers with a view of its own.
+        match crate::control::parse(line) {
+            Ok(Some(crate::control::Command::Clients)) => {
                 self.view = View::Clients;
                 return;
             }
-            "help" => {
+            Ok(Some(crate::control::Command::Help)) => {
                 self.help = true;
                 return;
             }

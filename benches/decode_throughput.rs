@@ -212,7 +212,8 @@ fn main() {
         Some(Box::new(move |ex| {
             let req = ex.dissect_request();
             let resp = ex.dissect_response();
-            let fields = req.root.children.len() + resp.map_or(0, |r| r.root.children.len());
+            let fields = req.map_or(0, |r| r.root.children.len())
+                + resp.map_or(0, |r| r.root.children.len());
             d.fetch_add(fields as u64, std::sync::atomic::Ordering::Relaxed);
         })),
     );

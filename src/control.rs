@@ -19,8 +19,10 @@
 //! | `clients` | what is known of each connected client |
 //! | `help` | this list |
 //!
-//! Blank lines and lines starting with `#` are ignored. Parsing ([`parse`]) is pure; a
-//! [`Control`] applies a command to the settings and says what it did.
+//! Command words and enumerated values are case-insensitive (`Placement FRONT`, `Cap
+//! Produce=8`); what is matched against clients (the globs of a rule) keeps its case. Blank
+//! lines and lines starting with `#` are ignored. Parsing ([`parse`]) is pure; a [`Control`]
+//! applies a command to the settings and says what it did.
 
 use std::sync::Arc;
 
@@ -81,7 +83,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             Err(format!("{word} takes no arguments (got {rest:?})"))
         }
     };
-    match word {
+    match word.to_ascii_lowercase().as_str() {
         "placement" => {
             if rest.is_empty() {
                 Ok(Some(Command::Placement(None)))
@@ -96,7 +98,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
                 Some((s, a)) => (s, a.trim()),
                 None => (rest, ""),
             };
-            match (sub, arg.is_empty()) {
+            match (sub.to_ascii_lowercase().as_str(), arg.is_empty()) {
                 ("add", false) => arg.parse().map(|r| Some(Command::RuleAdd(r))),
                 ("add", true) => {
                     Err("rule add needs a rule, e.g. rule add software=kafka-python*:front".into())
@@ -133,13 +135,17 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
                 })
         }
         "cap" => {
-            if rest == "clear" {
-                return Ok(Some(Command::CapClear(None)));
-            }
-            if let Some(api) = rest.strip_prefix("clear ") {
+            let (sub, api) = match rest.split_once(char::is_whitespace) {
+                Some((s, a)) => (s, a.trim()),
+                None => (rest, ""),
+            };
+            if sub.eq_ignore_ascii_case("clear") {
+                if api.is_empty() {
+                    return Ok(Some(Command::CapClear(None)));
+                }
                 return api_key_by_name(api)
                     .map(|k| Some(Command::CapClear(Some(k))))
-                    .ok_or_else(|| format!("cap clear: unknown API {:?}", api.trim()));
+                    .ok_or_else(|| format!("cap clear: unknown API {api:?}"));
             }
             if rest.is_empty() {
                 return Err("cap needs API=N (e.g. cap produce=2) or clear [API]".into());
@@ -149,7 +155,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "caps" => no_args(Command::Caps),
         "clients" => no_args(Command::Clients),
         "help" | "?" => no_args(Command::Help),
-        other => Err(format!("unknown command {other:?}; {HELP}")),
+        _ => Err(format!("unknown command {word:?}; {HELP}")),
     }
 }
 
@@ -473,6 +479,73 @@ mod tests {
         }
         assert_eq!(parse(""), Ok(None));
         assert_eq!(parse("   # a comment"), Ok(None));
+    }
+
+    #[test]
+    fn words_and_values_are_case_insensitive_patterns_keep_their_case() {
+        use Command::*;
+        let cases: Vec<(&str, Command)> = vec![
+            ("PLACEMENT", Placement(None)),
+            ("Placement Front", Placement(Some(ThrottlePlacement::Front))),
+            ("placement OMIT", Placement(Some(ThrottlePlacement::Omit))),
+            ("Rule Del 2", RuleDel(2)),
+            ("RULE DELETE 1", RuleDel(1)),
+            ("rule Rm 3", RuleDel(3)),
+            ("Rule CLEAR", RuleClear),
+            ("Rules", Rules),
+            ("THROTTLE 250", Throttle(Some(250))),
+            ("Throttle", Throttle(None)),
+            (
+                "Cap PRODUCE=8",
+                Cap(VersionCap {
+                    api_key: 0,
+                    max_version: 8,
+                }),
+            ),
+            ("CAP Clear", CapClear(None)),
+            ("cap CLEAR Produce", CapClear(Some(0))),
+            ("Caps", Caps),
+            ("CLIENTS", Clients),
+            ("Help", Help),
+        ];
+        for (line, want) in cases {
+            assert_eq!(parse(line), Ok(Some(want)), "{line}");
+        }
+        // Matcher names and the mode in any case; the globs as typed (they match client ids and
+        // software names, which have a case).
+        let Ok(Some(RuleAdd(rule))) = parse("Rule Add Client_ID=RdKafka*,SOFTWARE=LibRd?:Front")
+        else {
+            panic!("a rule")
+        };
+        assert_eq!(rule.to_string(), "client_id=RdKafka*,software=LibRd?:front");
+        let who = |id: &str| crate::settings::ClientIdentity {
+            client_id: Some(id.into()),
+            software_name: Some("LibRdX".into()),
+            software_version: None,
+        };
+        assert!(rule.matches(&who("RdKafka-1")));
+        assert!(!rule.matches(&who("rdkafka-1")));
+        // Errors quote the word as typed.
+        assert_eq!(
+            parse("Jump").unwrap_err(),
+            format!("unknown command \"Jump\"; {HELP}")
+        );
+        assert_eq!(
+            parse("CAPS 3").unwrap_err(),
+            "CAPS takes no arguments (got \"3\")"
+        );
+        assert_eq!(
+            parse("Placement Sideways").unwrap_err(),
+            "placement: unknown placement \"Sideways\": expected spec, front or omit"
+        );
+        // Applied, the same as in lower case.
+        let settings = Settings::new(Knobs::default());
+        let control = Control::new(settings.clone());
+        let r = control.run_line("PLACEMENT Front").unwrap();
+        assert_eq!(control.render(&r, false), "# placement: front (was spec)");
+        let r = control.run_line("Cap Produce=8").unwrap();
+        assert!(r.ok && r.changed, "{r:?}");
+        assert_eq!(settings.get().caps_text(), vec!["produce=8"]);
     }
 
     #[test]

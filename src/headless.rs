@@ -99,40 +99,30 @@ fn line_at(ex: &Exchange, time: &str) -> String {
     let resp = ex.dissect_response();
     let status = match &ex.status {
         Status::Answered => String::new(),
-        Status::NoResponse => " [no response: acks=0]".into(),
-        Status::Unanswered => " [unanswered]".into(),
-        Status::Malformed { error } => format!(" [MALFORMED: {error}]"),
+        Status::NoResponse => "[no response: acks=0]".into(),
+        Status::Unanswered => "[unanswered]".into(),
+        Status::Malformed { error } => format!("[MALFORMED: {error}]"),
+        Status::Refused { reason } => format!("[refused: {reason}]"),
     };
+    let size = |frame: Option<&Vec<u8>>| frame.map_or("-".into(), |f| format!("{}B", f.len()));
+    let mut tail = vec![summarize(ex, req.as_ref(), resp.as_ref()).text, status];
+    tail.extend(ex.notes.iter().map(|n| format!("({n})")));
+    tail.retain(|t| !t.is_empty());
     format!(
-        "{} conn={} {} client={} {} v{} corr={} {} req={}B resp={} {}{}{}",
+        "{} conn={} {} client={} {} corr={} {} req={} resp={} {}",
         time,
         ex.conn,
         ex.peer,
         ex.client_id.as_deref().unwrap_or("-"),
-        registry::api_name(ex.api_key),
-        ex.api_version,
+        ex.api_label(),
         ex.correlation_id,
         latency(ex),
-        ex.request.len(),
-        ex.response
-            .as_ref()
-            .map(|r| format!("{}B", r.len()))
-            .unwrap_or_else(|| "-".into()),
-        summary(&req, resp.as_ref()),
-        status,
-        ex.notes
-            .iter()
-            .map(|n| format!(" ({n})"))
-            .collect::<String>(),
+        size(ex.request_seen().then_some(&ex.request)),
+        size(ex.response.as_ref()),
+        tail.join(" "),
     )
     .trim_end()
     .to_string()
-}
-
-/// A short summary: topics and partitions named in the request, and from the response the error
-/// codes that are not zero, produce base offsets and throttle time.
-pub fn summary(req: &Dissection, resp: Option<&Dissection>) -> String {
-    summarize(req, resp).text
 }
 
 /// The summary line of an exchange and whether its dissection shows trouble.
@@ -144,10 +134,40 @@ pub struct Summary {
     pub trouble: bool,
 }
 
-/// [`summary`], with whether the exchange shows trouble.
-pub fn summarize(req: &Dissection, resp: Option<&Dissection>) -> Summary {
+/// A short summary of an exchange from its dissections (`req` is none when the request was not
+/// seen): topics and partitions named in the request, and from the response the error codes
+/// that are not zero, produce base offsets and throttle time; with whether it shows trouble.
+pub fn summarize(ex: &Exchange, req: Option<&Dissection>, resp: Option<&Dissection>) -> Summary {
     let mut trouble = false;
     let mut parts: Vec<String> = Vec::new();
+    if let Some(req) = req {
+        request_parts(req, &mut parts);
+    }
+    // Without its request a response's API is known only when the capture kept the request's
+    // header; else its body was not decoded and there is nothing to say of it.
+    if let Some(resp) = resp.filter(|_| req.is_some() || ex.api_key >= 0) {
+        trouble |= response_parts(resp, &mut parts);
+    }
+    match req {
+        None => parts.push("request not in the capture".into()),
+        Some(req) => {
+            if let Some(e) = &req.error {
+                trouble = true;
+                parts.push(format!("request undecodable: {e}"));
+            } else if let Some(n) = leftover(req) {
+                trouble = true;
+                parts.push(format!("request has {n} bytes after the spec's last field"));
+            }
+        }
+    }
+    Summary {
+        text: parts.join(" "),
+        trouble,
+    }
+}
+
+/// What the request names: a bare SASL token's user, topics, group, records.
+fn request_parts(req: &Dissection, parts: &mut Vec<String>) {
     if req.root.find("sasl.token").is_some() {
         parts.push("bare SASL token (after SaslHandshake v0)".into());
         if let Some(Value::Str(user)) = req.root.find("sasl.plain.authcid").map(|f| &f.value) {
@@ -188,59 +208,51 @@ pub fn summarize(req: &Dissection, resp: Option<&Dissection>) -> Summary {
     if records > 0 {
         parts.push(format!("records={records}"));
     }
-    if let Some(resp) = resp {
-        let mut errors: Vec<String> = Vec::new();
-        let mut offsets: Vec<i64> = Vec::new();
-        let mut throttle = None;
-        resp.root.walk(0, &mut |f, _| {
-            let name = f.name();
-            if f.short_name() == "error_code" {
-                if let Some(c) = f.as_int().filter(|c| *c != 0) {
-                    let e = error_name(c as i16).to_string();
-                    if !errors.contains(&e) {
-                        errors.push(e);
-                    }
+}
+
+/// What the response says: base offsets, throttle time, and ok, its errors, or why it does not
+/// read; true when that is trouble.
+fn response_parts(resp: &Dissection, parts: &mut Vec<String>) -> bool {
+    let mut errors: Vec<String> = Vec::new();
+    let mut offsets: Vec<i64> = Vec::new();
+    let mut throttle = None;
+    resp.root.walk(0, &mut |f, _| {
+        let name = f.name();
+        if f.short_name() == "error_code" {
+            if let Some(c) = f.as_int().filter(|c| *c != 0) {
+                let e = error_name(c as i16).to_string();
+                if !errors.contains(&e) {
+                    errors.push(e);
                 }
-            } else if name == "produce.response.responses.partition_responses.base_offset" {
-                offsets.extend(f.as_int());
-            } else if f.short_name() == "throttle_time_ms" {
-                throttle = f.as_int();
             }
-        });
-        if !offsets.is_empty() {
-            let o: Vec<String> = offsets.iter().take(4).map(i64::to_string).collect();
-            parts.push(format!("base_offset={}", o.join(",")));
+        } else if name == "produce.response.responses.partition_responses.base_offset" {
+            offsets.extend(f.as_int());
+        } else if f.short_name() == "throttle_time_ms" {
+            throttle = f.as_int();
         }
-        if let Some(t) = throttle.filter(|t| *t != 0) {
-            parts.push(format!("throttle={t}ms"));
-        }
-        let misread = leftover(resp);
-        trouble |= resp.error.is_some() || misread.is_some() || !errors.is_empty();
-        if let Some(e) = &resp.error {
-            parts.push(format!("response undecodable: {e}"));
-        } else if let Some(n) = misread {
-            // The values above were read as the spec lays the response out; with bytes left
-            // over they are not what the broker meant (a misplaced field, say).
-            parts.push(format!(
-                "MISREAD: {n} bytes left after the spec's last field"
-            ));
-        } else if errors.is_empty() {
-            parts.push("ok".into());
-        } else {
-            parts.push(format!("error={}", errors.join(",")));
-        }
+    });
+    if !offsets.is_empty() {
+        let o: Vec<String> = offsets.iter().take(4).map(i64::to_string).collect();
+        parts.push(format!("base_offset={}", o.join(",")));
     }
-    if let Some(e) = &req.error {
-        trouble = true;
-        parts.push(format!("request undecodable: {e}"));
-    } else if let Some(n) = leftover(req) {
-        trouble = true;
-        parts.push(format!("request has {n} bytes after the spec's last field"));
+    if let Some(t) = throttle.filter(|t| *t != 0) {
+        parts.push(format!("throttle={t}ms"));
     }
-    Summary {
-        text: parts.join(" "),
-        trouble,
+    let misread = leftover(resp);
+    if let Some(e) = &resp.error {
+        parts.push(format!("response undecodable: {e}"));
+    } else if let Some(n) = misread {
+        // The values above were read as the spec lays the response out; with bytes left
+        // over they are not what the broker meant (a misplaced field, say).
+        parts.push(format!(
+            "MISREAD: {n} bytes left after the spec's last field"
+        ));
+    } else if errors.is_empty() {
+        parts.push("ok".into());
+    } else {
+        parts.push(format!("error={}", errors.join(",")));
     }
+    resp.error.is_some() || misread.is_some() || !errors.is_empty()
 }
 
 /// Bytes after the end of the body, when a frame is longer than the spec's layout.
@@ -303,9 +315,18 @@ fn hex(b: &[u8]) -> String {
 /// One JSON object: the exchange's metadata, and each frame's hex, tree and decode error.
 pub fn json(ex: &Exchange) -> serde_json::Value {
     let mut v = serde_json::to_value(ex).unwrap_or_else(|_| json!({}));
-    v["api_name"] = json!(registry::api_name(ex.api_key));
+    // A response whose request was not seen: no request, and no API name unless the capture
+    // kept the request's header.
+    v["api_name"] = if ex.api_key < 0 && !ex.request_seen() {
+        serde_json::Value::Null
+    } else {
+        json!(registry::api_name(ex.api_key))
+    };
     v["latency_us"] = json!(ex.latency_micros());
-    v["request"] = tree_json(&ex.dissect_request(), &ex.request);
+    v["request"] = match ex.dissect_request() {
+        Some(d) => tree_json(&d, &ex.request),
+        None => serde_json::Value::Null,
+    };
     if let (Some(d), Some(frame)) = (ex.dissect_response(), ex.response.as_ref()) {
         v["response"] = tree_json(&d, frame);
     }

@@ -55,10 +55,11 @@ impl fmt::Display for ThrottlePlacement {
 
 impl std::str::FromStr for ThrottlePlacement {
     type Err = String;
+    /// A mode's word, in any case.
     fn from_str(s: &str) -> Result<Self, String> {
         Self::ALL
             .into_iter()
-            .find(|p| p.word() == s)
+            .find(|p| p.word().eq_ignore_ascii_case(s))
             .ok_or_else(|| format!("unknown placement {s:?}: expected spec, front or omit"))
     }
 }
@@ -222,7 +223,8 @@ impl std::str::FromStr for ThrottleRule {
     type Err = String;
     /// Parses `client_id=GLOB,software=GLOB,version=GLOB:MODE` (any non-empty subset of the
     /// matchers, in any order; `client` is accepted for `client_id`). The mode follows the last
-    /// `:`, so a pattern may itself hold a `:`; a pattern may not hold `,`.
+    /// `:`, so a pattern may itself hold a `:`; a pattern may not hold `,`. Matcher names and
+    /// the mode are read in any case; the patterns keep theirs.
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
         let bad = |why: String| {
@@ -252,13 +254,13 @@ impl std::str::FromStr for ThrottleRule {
             if pattern.is_empty() {
                 return Err(bad(format!("empty pattern for {key} (use * for any)")));
             }
-            let slot = match key {
+            let slot = match key.to_ascii_lowercase().as_str() {
                 "client_id" | "client" => &mut rule.client_id,
                 "software" => &mut rule.software,
                 "version" => &mut rule.version,
-                other => {
+                _ => {
                     return Err(bad(format!(
-                        "unknown matcher {other:?}: expected client_id, software or version"
+                        "unknown matcher {key:?}: expected client_id, software or version"
                     )))
                 }
             };
@@ -443,6 +445,13 @@ mod tests {
         assert_eq!(r.to_string(), "software=kafka-python*:front");
         let r: ThrottleRule = " version=2.* , client=rdkafka:omit ".parse().unwrap();
         assert_eq!(r.to_string(), "client_id=rdkafka,version=2.*:omit");
+        // Matcher names and the mode in any case; the pattern as written.
+        let r: ThrottleRule = "Software=Kafka-Python*:FRONT".parse().unwrap();
+        assert_eq!(r.to_string(), "software=Kafka-Python*:front");
+        assert_eq!(
+            "Spec".parse::<ThrottlePlacement>(),
+            Ok(ThrottlePlacement::Spec)
+        );
         // The mode follows the last colon.
         let r: ThrottleRule = "client_id=host:1:spec".parse().unwrap();
         assert_eq!(r.client_id.as_deref(), Some("host:1"));

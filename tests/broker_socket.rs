@@ -348,7 +348,7 @@ async fn core_apis_over_a_real_socket() {
     assert!(all
         .iter()
         .filter(|e| e.status == Status::Answered)
-        .all(|e| e.response.is_some() && e.dissect_request().error.is_none()));
+        .all(|e| e.response.is_some() && e.dissect_request().is_some_and(|d| d.error.is_none())));
     let with_errors: Vec<_> = all
         .iter()
         .filter(|e| e.dissect_response().is_some_and(|d| d.error.is_some()))
@@ -993,7 +993,7 @@ async fn topic_admin_delete_partitions_configs() {
 
 #[tokio::test]
 async fn sasl_plain_gates_everything_but_api_versions() {
-    let (h, _store, _settings) = start_with(BrokerConfig {
+    let (h, store, _settings) = start_with(BrokerConfig {
         sasl_plain: Some(("alice".into(), "secret".into())),
         ..BrokerConfig::default()
     })
@@ -1003,13 +1003,49 @@ async fn sasl_plain_gates_everything_but_api_versions() {
     let _: ApiVersionsResponse = c
         .call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
         .await;
-    c.send(ApiKey::Metadata, 9, &MetadataRequest::default())
+    let corr = c
+        .send(ApiKey::Metadata, 9, &MetadataRequest::default())
         .await;
     let mut buf = Vec::new();
     let n = tokio::time::timeout(Duration::from_secs(5), c.s.read_to_end(&mut buf))
         .await
         .unwrap();
     assert_eq!(n.unwrap(), 0, "closed without an answer");
+    // Captured as refused, and said so in the line and the JSON output (not as malformed).
+    let refused = store
+        .snapshot()
+        .into_iter()
+        .find(|e| e.api_key == 3)
+        .expect("the Metadata request captured");
+    let reason = "SASL authentication required";
+    assert_eq!(
+        refused.status,
+        Status::Refused {
+            reason: reason.into()
+        }
+    );
+    assert_eq!(
+        chronik_tui::headless::line(&refused),
+        format!(
+            "{} conn={} {} client=broker-socket-test Metadata v9 corr={corr} - req={}B resp=- \
+             [refused: {reason}] (connection closed)",
+            chronik_tui::headless::clock(refused.request_at),
+            refused.conn,
+            refused.peer,
+            refused.request.len()
+        )
+    );
+    let json = chronik_tui::headless::json(&refused);
+    assert_eq!(
+        json["status"],
+        serde_json::json!({"kind": "refused", "reason": reason})
+    );
+    use chronik_tui::tui::components::exchange_list::{Entry, RowClass};
+    let Entry::Exchange { summary, class, .. } = Entry::exchange(refused).0 else {
+        unreachable!("an exchange row")
+    };
+    assert_eq!(summary.trim_end(), format!("[refused: {reason}]"));
+    assert_eq!(class, RowClass::Error);
 
     // Handshake v1 + SaslAuthenticate: good password, then Metadata works.
     let mut c = Client::connect(&h).await;

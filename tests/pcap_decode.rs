@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chronik_tui::capture::pcap::kafka_stream::StreamOptions;
-use chronik_tui::capture::pcap::reader::{CaptureFormat, CaptureReader};
-use chronik_tui::capture::pcap::{packet, record, source, RawPacket};
+use chronik_tui::capture::pcap::reader::CaptureFormat;
+use chronik_tui::capture::pcap::{packet, record, RawPacket};
 use chronik_tui::capture::{Exchange, Status, Store, StoreLimits};
+use common::capture::{decode, packets, read_all, write_pcap};
 use common::tshark;
 
 /// Every capture with the port its broker used: the third-party ones in `third` (from
@@ -33,27 +34,6 @@ fn captures(third: Option<PathBuf>) -> Vec<(PathBuf, u16)> {
     v.push((ours.join("kafka-python-2-front.pcapng"), 19093));
     v.push((ours.join("kafka-python-2-spec.pcapng"), 19094));
     v
-}
-
-fn decode(path: &Path, port: u16) -> Vec<Arc<Exchange>> {
-    let store = Store::new(StoreLimits::default());
-    let progress = source::Progress::new("test".into(), 0);
-    source::read_file(
-        path,
-        StreamOptions {
-            kafka_ports: vec![port],
-            ..StreamOptions::default()
-        },
-        store.clone(),
-        progress.clone(),
-    );
-    assert!(
-        progress.errors().is_empty(),
-        "{}: {:?}",
-        path.display(),
-        progress.errors()
-    );
-    store.snapshot()
 }
 
 /// The frames of our exchanges: (is_request, bytes) -> the exchange.
@@ -130,7 +110,7 @@ fn every_capture_gives_the_pdus_and_fields_tshark_sees() {
                         p.frame_no, ex.api_key, ex.api_version
                     ));
                 }
-                ex.dissect_request()
+                ex.dissect_request().expect("the request frame tshark saw")
             } else {
                 match asked.remove(&(p.stream, corr.to_vec())) {
                     Some((k, v)) => {
@@ -278,35 +258,6 @@ fn every_capture_parses_segment_for_segment_as_tshark() {
     }
 }
 
-/// A pcap file of these packets (the link type of the first).
-fn write_pcap(path: &Path, packets: &[RawPacket]) {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes()); // nanosecond magic
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&262_144u32.to_le_bytes());
-    out.extend_from_slice(&packets[0].linktype.to_le_bytes());
-    for p in packets {
-        out.extend_from_slice(&((p.ts_nanos / 1_000_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&((p.ts_nanos % 1_000_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&(p.data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&p.orig_len.to_le_bytes());
-        out.extend_from_slice(&p.data);
-    }
-    std::fs::write(path, out).unwrap();
-}
-
-/// Every packet of a capture, and the reader that read them (for its format and byte count).
-fn read_all(path: &Path) -> (Vec<RawPacket>, CaptureReader) {
-    let mut r = CaptureReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut v = Vec::new();
-    while let Some(p) = r.next_packet() {
-        v.push(p.unwrap_or_else(|e| panic!("{}: {e}", path.display())));
-    }
-    (v, r)
-}
-
 /// (connection, api key, version, correlation id, request, response) of an exchange.
 type Summary = (u64, i16, i16, i32, Vec<u8>, Option<Vec<u8>>);
 
@@ -332,7 +283,7 @@ fn summary(exs: &[Arc<Exchange>]) -> Vec<Summary> {
 fn reordered_and_duplicated_packets_give_the_same_exchanges() {
     let dir = tempfile::tempdir().unwrap();
     for (path, port) in captures(tshark::third_party_dir()) {
-        let (packets, _) = read_all(&path);
+        let packets = packets(&path);
         if packets.len() < 4 {
             continue;
         }
@@ -790,5 +741,63 @@ fn a_capture_file_recorded_again_keeps_its_exchanges() {
             };
             assert!(strip(again) == strip(original));
         }
+    }
+}
+
+/// A response whose request is not in the capture (the packet that carried it left out of a
+/// capture of the embedded broker) is shown as such: its API unknown (`?`), no request size
+/// and no latency, and "request not in the capture" where an undecodable request was reported;
+/// in the JSON output no request and no API name.
+#[test]
+fn a_response_whose_request_is_not_in_the_capture_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lost.pcap");
+    let dropped = common::capture::without_a_request(&out, |e| e.api_key == 0);
+    let response = dropped.response.clone().expect("a Produce with acks");
+    let decode_cmd = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronik-tui"));
+        cmd.args(["decode", "--kafka-port", "19094"]).arg(&out);
+        if json {
+            cmd.arg("--json");
+        }
+        let o = cmd.output().expect("chronik-tui decode");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let lines = decode_cmd(false);
+    let want = format!(
+        "{} conn={} {} client=- ? corr={} - req=- resp={}B request not in the capture \
+         (response without its request (request not captured))",
+        chronik_tui::headless::clock(dropped.response_at.unwrap()),
+        dropped.conn,
+        dropped.peer,
+        dropped.correlation_id,
+        response.len()
+    );
+    assert!(lines.lines().any(|l| l == want), "{want}\nnot in\n{lines}");
+    assert!(!lines.contains("ApiKey(-1)"), "{lines}");
+    assert!(!lines.contains("undecodable"), "{lines}");
+
+    let objects: Vec<serde_json::Value> = decode_cmd(true)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let hex: String = response.iter().map(|b| format!("{b:02x}")).collect();
+    let v = objects
+        .iter()
+        .find(|v| v["response"]["frame_hex"] == hex.as_str())
+        .expect("the response");
+    assert_eq!(v["api_key"], -1);
+    assert_eq!(v["api_name"], serde_json::Value::Null);
+    assert_eq!(v["request"], serde_json::Value::Null);
+    assert_eq!(v["latency_us"], serde_json::Value::Null);
+    assert_eq!(
+        v["notes"],
+        serde_json::json!(["response without its request (request not captured)"])
+    );
+    // Every other exchange has its request, and its API.
+    for o in objects.iter().filter(|o| *o != v) {
+        assert!(o["request"]["frame_hex"].is_string(), "{o}");
+        assert!(o["api_name"].is_string(), "{o}");
     }
 }

@@ -417,7 +417,7 @@ async fn filter_by_registry_names_and_a_clear_error() {
     )));
     keys(&mut app, "produce.response.throtle_time_ms > 0");
     key(&mut app, KeyCode::Enter);
-    let msg = app.message().unwrap().to_string();
+    let msg = app.prompt_error().unwrap().to_string();
     assert!(
         msg.contains("column") && msg.contains("throttle_time_ms"),
         "{msg}"
@@ -430,6 +430,110 @@ async fn filter_by_registry_names_and_a_clear_error() {
     key(&mut app, KeyCode::Home);
     key(&mut app, KeyCode::Char('f'));
     assert_eq!(app.list.counts().1, 5);
+}
+
+/// A filter that does not parse, entered with Enter: its error shows at once on the bottom line
+/// beside the text, which stays in the prompt to be fixed; fixed, it applies and the prompt closes.
+#[tokio::test]
+async fn a_bad_filter_shows_its_error_beside_the_text_it_keeps() {
+    let exchanges = session().await;
+    let (mut app, _store) = app_over(&exchanges, false);
+    key(&mut app, KeyCode::Char('/'));
+    keys(&mut app, "api == Produse");
+    key(&mut app, KeyCode::Enter);
+    let why = "at column 8: unknown API `Produse`; did you mean `Produce`?";
+    assert_eq!(app.prompt_error(), Some(why));
+    assert_eq!(app.list.counts(), (6, 6), "no filter in force");
+    let t = render(&mut app, 120, 36);
+    let screen = text(&t);
+    snapshot("filter_error_120x36", &screen);
+    let bottom = |screen: &str| screen.lines().last().unwrap_or("").to_string();
+    assert_eq!(bottom(&screen), format!("filter> api == Produse  ✗ {why}"));
+    // The error is drawn in the theme's error style.
+    let buf = t.backend().buffer();
+    let x = "filter> api == Produse  ✗ ".chars().count() as u16;
+    assert_eq!(buf[(x, 35)].fg, Theme::default_theme().error.fg.unwrap());
+    // On 80 columns the error is cut to fit beside the whole text.
+    let narrow = bottom(&text(&render(&mut app, 80, 24)));
+    assert_eq!(narrow.chars().count(), 80, "{narrow}");
+    assert!(
+        narrow.starts_with("filter> api == Produse  ✗ at column 8: unknown API `Produse`;"),
+        "{narrow}"
+    );
+    assert!(narrow.ends_with('…'), "{narrow}");
+    // Still editing: the cursor is after the text, and keys change it.
+    let t = render(&mut app, 120, 36);
+    assert_eq!(t.backend().cursor_position().x, 22);
+    key(&mut app, KeyCode::Backspace);
+    key(&mut app, KeyCode::Backspace);
+    keys(&mut app, "ce");
+    assert_eq!(
+        bottom(&text(&render(&mut app, 120, 36))),
+        format!("filter> api == Produce  ✗ {why}"),
+        "the error stays until the text is entered again"
+    );
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.prompt_error(), None);
+    assert_eq!(app.list.counts(), (6, 2));
+    assert_eq!(
+        bottom(&text(&render(&mut app, 120, 36))),
+        "filter api == Produce: 2 rows"
+    );
+    // A long text and a long error on a narrow line: each gets half, the text scrolled to keep
+    // the cursor in view, the error cut.
+    key(&mut app, KeyCode::Char('/'));
+    keys(&mut app, " && produce.response.throtle_time_ms > 0");
+    key(&mut app, KeyCode::Enter);
+    let why = app.prompt_error().unwrap().to_string();
+    let narrow = bottom(&text(&render(&mut app, 80, 24)));
+    assert_eq!(narrow.chars().count(), 80, "{narrow}");
+    let (prompt, shown) = narrow.split_at(narrow.find(" ✗ ").unwrap());
+    assert_eq!(prompt.chars().count(), 40, "{narrow}");
+    assert!(prompt.ends_with("throtle_time_ms > 0 "), "{narrow}");
+    let shown = shown.trim_start_matches(" ✗ ");
+    assert!(shown.ends_with('…'), "{narrow}");
+    assert!(why.starts_with(shown.trim_end_matches('…')), "{narrow}");
+    // Esc leaves the prompt, the error with it; the filter in force stays.
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.prompt_error(), None);
+    assert_eq!(app.list.counts(), (6, 2));
+    let screen = text(&render(&mut app, 80, 24));
+    assert!(!screen.contains('✗'), "{screen}");
+}
+
+/// A response whose request is not in the capture (the packet that carried it left out of a
+/// capture of the embedded broker): the list's api column says `?` and its summary says so,
+/// the tree has no request to decode and says why.
+#[tokio::test]
+async fn a_response_without_its_request_in_the_list_and_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lost.pcap");
+    let dropped = common::capture::without_a_request(&out, |e| e.api_key == 0);
+    let exchanges: Vec<Exchange> = common::capture::decode(&out, common::capture::spec_capture().1)
+        .iter()
+        .map(|e| (**e).clone())
+        .collect();
+    let (mut app, _store) = app_over(&exchanges, false);
+    key(&mut app, KeyCode::End);
+    let ex = app.list.selected_exchange().unwrap().clone();
+    assert_eq!(ex.response, dropped.response);
+    key(&mut app, KeyCode::Enter);
+    let screen = text(&render(&mut app, 120, 36));
+    let row = screen.lines().find(|l| l.starts_with("│▶")).unwrap();
+    let cells = format!(
+        "{:<12} {:<15} {:<6} {:<8} request not in the capture ",
+        "-", "?", dropped.correlation_id, "-"
+    );
+    assert!(row.contains(&cells), "{cells:?} in\n{screen}");
+    // The tree starts at the response, the only frame there is.
+    let len = dropped.response.as_ref().map_or(0, Vec::len);
+    for shown in [
+        "┃   Request: not in the capture ".to_string(),
+        format!("┃▶▾ Response: ?, {len} bytes  @0+{len} "),
+        format!("Hex: response frame, {len} bytes, cursor @0"),
+    ] {
+        assert!(screen.contains(&shown), "{shown:?} in\n{screen}");
+    }
 }
 
 #[tokio::test]
@@ -483,6 +587,30 @@ async fn placement_and_settings_changes_are_markers_and_show_in_the_status_bar()
         screen.contains("[tui] placement: front (was spec)"),
         "marker row:\n{screen}"
     );
+}
+
+/// Control commands typed at the `:` prompt are read in any case, the two the UI answers with a
+/// view (`clients`, `help`) too.
+#[tokio::test]
+async fn control_commands_in_any_case_at_the_prompt() {
+    let exchanges = session().await;
+    let (mut app, _store) = app_over(&exchanges, false);
+    let command = |app: &mut App, text: &str| {
+        key(app, KeyCode::Char(':'));
+        keys(app, text);
+        key(app, KeyCode::Enter);
+    };
+    command(&mut app, "Placement FRONT");
+    assert_eq!(app.message(), Some("placement: front (was spec)"));
+    command(&mut app, "CAP Produce=8");
+    assert_eq!(
+        app.message(),
+        Some("cap produce=8 (was uncapped; applies to connections whose ApiVersions comes later)")
+    );
+    command(&mut app, "Clients");
+    assert_eq!(app.view, View::Clients);
+    command(&mut app, "HELP");
+    assert!(app.help);
 }
 
 #[tokio::test]

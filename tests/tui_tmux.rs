@@ -7,7 +7,9 @@
 //! protocol spec gives for the ProduceResponse version the client used, that `p` moves the
 //! placement to `front`, and that a client which negotiated a version `front` applies to (after
 //! `:cap produce=8`, with the throttle back at 0) is shown `stalled` in the clients view while the
-//! first client is not, and that `q` ends the program.
+//! first client is not, and that `q` ends the program. Over captures read with `--pcap`: rows
+//! shown before the file is read, and a display filter with an error shown beside its text,
+//! which stays editable.
 //!
 //! Without tmux or the Python venv (`scripts/test.sh --install-only` installs both) the test is
 //! skipped with a printed reason, unless `CI` is set: then a missing tool is a failure.
@@ -781,6 +783,21 @@ fn first_exchange_cut(capture: &[u8]) -> (usize, usize) {
     )
 }
 
+/// The UI over a capture file (or pipe) in a new tmux session, logging to `log`.
+fn pcap_ui(tag: &str, capture: &Path, log: &Path) -> Session {
+    let argv: Vec<String> = [
+        env!("CARGO_BIN_EXE_chronik-tui"),
+        "--pcap",
+        &capture.to_string_lossy(),
+        "--log-file",
+        &log.to_string_lossy(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    Session::start(tag, COLS, ROWS, &argv)
+}
+
 /// A capture opens streaming: `--pcap` on a named pipe, fed the capture up to the packet that
 /// completes its first exchange and then held open, shows that exchange in the list while the
 /// rest of the file has not been written (so it cannot have been read); the rest then arrives,
@@ -810,17 +827,7 @@ fn a_capture_shows_its_first_rows_before_the_file_is_read() {
     assert!(status.success());
     let log = dir.path().join("chronik-tui.log");
     let _log_on_failure = LogOnFailure(log.clone());
-    let argv: Vec<String> = [
-        env!("CARGO_BIN_EXE_chronik-tui"),
-        "--pcap",
-        &fifo.to_string_lossy(),
-        "--log-file",
-        &log.to_string_lossy(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let tui = Session::start("pcap", COLS, ROWS, &argv);
+    let tui = pcap_ui("pcap", &fifo, &log);
 
     // The writer: the first part, then the rest only when told.
     let (go_on, wait) = std::sync::mpsc::channel::<()>();
@@ -852,6 +859,57 @@ fn a_capture_shows_its_first_rows_before_the_file_is_read() {
     tui.wait_for("the whole file read", STEP, |s| {
         status_bar(s).contains(&want)
     });
+    tui.keys(&["q"]);
+    assert!(tui.wait_gone(STEP), "q ends the program");
+}
+
+/// A display filter with an error, entered with Enter, shows the error at once on the bottom
+/// line beside the text, which stays in the prompt and can be fixed and applied (a capture from
+/// captures/, read with `--pcap`: no client needed).
+#[test]
+fn a_bad_filter_shows_its_error_and_stays_editable() {
+    if !common::tmux::available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is needed (CI is set, so this is a failure)"
+        );
+        let _ = writeln!(std::io::stderr(), "SKIPPED: tmux missing");
+        return;
+    }
+    let (capture, port) = common::capture::spec_capture();
+    let produce = {
+        let all = common::capture::decode(&capture, port);
+        let n = all.iter().filter(|e| e.api_key == 0).count();
+        assert!(n > 0 && n < all.len(), "{n} Produce of {}", all.len());
+        (n, all.len())
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("chronik-tui.log");
+    let _log_on_failure = LogOnFailure(log.clone());
+    let tui = pcap_ui("filter", &capture, &log);
+    let read = format!("{} exchanges (read)", produce.1);
+    tui.wait_for("the whole file read", STEP, |s| {
+        status_bar(s).contains(&read)
+    });
+    let bottom = |s: &[String]| s.get(ROWS as usize - 1).cloned().unwrap_or_default();
+
+    tui.type_text("/");
+    tui.type_text("api == Produse");
+    tui.keys(&["Enter"]);
+    let why = "✗ at column 8: unknown API `Produse`; did you mean `Produce`?";
+    let want = format!("filter> api == Produse  {why}");
+    tui.wait_for("the error beside the text", STEP, |s| bottom(s) == want);
+
+    // Still the prompt: keys edit the text, the error stays until Enter.
+    tui.keys(&["BSpace", "BSpace"]);
+    tui.type_text("ce");
+    let want = format!("filter> api == Produce  {why}");
+    tui.wait_for("the fixed text in the prompt", STEP, |s| bottom(s) == want);
+    tui.keys(&["Enter"]);
+    let want = format!("filter api == Produce: {} rows", produce.0);
+    let screen = tui.wait_for("the filter applied", STEP, |s| bottom(s) == want);
+    let title = format!("Exchanges {}/{}", produce.0, produce.1);
+    assert!(screen[0].contains(&title), "{}", screen.join("\n"));
     tui.keys(&["q"]);
     assert!(tui.wait_gone(STEP), "q ends the program");
 }

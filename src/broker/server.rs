@@ -331,14 +331,23 @@ async fn handle_frame(
     let (key, version, corr) = (ex.api_key, ex.api_version, ex.correlation_id);
     conn.identity.client_id = ex.client_id.clone();
     let (conn_id, peer) = (conn.id, conn.peer.clone());
-    let close = |mut ex: Exchange, frame: Vec<u8>, why: String| {
+    // Captures the request unanswered with this status and closes the connection.
+    let end = |mut ex: Exchange, frame: Vec<u8>, status: Status, why: String| {
         tracing::warn!(conn = conn_id, peer = %peer, api_key = key, api_version = version,
             reason = %why, "refusing request; closing the connection");
         ex.request = frame;
-        ex.status = malformed(4, "kafka.request_header", why.clone());
+        ex.status = status;
         ex.notes.push("connection closed".into());
         shared.store.push(ex);
         Err((ClosedBy::Broker, why))
+    };
+    let close = |ex: Exchange, frame: Vec<u8>, why: String| {
+        end(
+            ex,
+            frame,
+            malformed(4, "kafka.request_header", why.clone()),
+            why,
+        )
     };
     let supported = handlers::supported(key);
     let in_range = supported.is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
@@ -390,11 +399,9 @@ async fn handle_frame(
         Err(e) => return close(ex, frame, format!("request header: {e}")),
     };
     if !conn.authenticated && key != 18 && key != 17 && key != 36 {
-        return close(
-            ex,
-            frame,
-            "SASL authentication required before this request".into(),
-        );
+        let reason = "SASL authentication required".to_string();
+        let why = format!("refused: {reason}");
+        return end(ex, frame, Status::Refused { reason }, why);
     }
     // A fetch may wait (long poll): if the client goes away or the broker shuts down meanwhile,
     // the request is captured as unanswered. Other handlers run to completion (the group

@@ -26,6 +26,9 @@ pub enum Status {
     Unanswered,
     /// A frame that could not be decoded; the connection was closed.
     Malformed { error: DecodeError },
+    /// A well-formed request the broker refused to serve, closing the connection without an
+    /// answer (one sent before SASL authentication, say).
+    Refused { reason: String },
 }
 
 /// How an exchange's frames are laid out.
@@ -111,9 +114,32 @@ impl Exchange {
         }
     }
 
-    /// Latency from request to response, in µs.
+    /// Latency from request to response, in µs (none without a response, or when the request
+    /// was not seen).
     pub fn latency_micros(&self) -> Option<i64> {
-        self.response_at.map(|r| r - self.request_at)
+        self.request_seen()
+            .then_some(self.response_at)
+            .flatten()
+            .map(|r| r - self.request_at)
+    }
+
+    /// Whether the request frame was seen. A capture that started after a request, or lost
+    /// it, holds only the response: an exchange with no request frame.
+    pub fn request_seen(&self) -> bool {
+        !self.request.is_empty()
+    }
+
+    /// The API and version, `Produce v7`; `?` for a response whose request was not seen and
+    /// whose API is therefore unknown.
+    pub fn api_label(&self) -> String {
+        if self.api_key < 0 && !self.request_seen() {
+            return "?".into();
+        }
+        format!(
+            "{} v{}",
+            protocol::registry::api_name(self.api_key),
+            self.api_version
+        )
     }
 
     /// Bytes held (both frames).
@@ -121,11 +147,12 @@ impl Exchange {
         self.request.len() + self.response.as_ref().map_or(0, Vec::len)
     }
 
-    pub fn dissect_request(&self) -> Dissection {
-        match self.framing {
+    /// The request's dissection (none when the request was not seen).
+    pub fn dissect_request(&self) -> Option<Dissection> {
+        self.request_seen().then(|| match self.framing {
             Framing::Kafka => protocol::dissect_request(&self.request),
             Framing::SaslToken => protocol::dissect_sasl_token(&self.request, true),
-        }
+        })
     }
 
     pub fn dissect_response(&self) -> Option<Dissection> {

@@ -88,6 +88,14 @@ pub enum Health {
 }
 
 impl Health {
+    /// Every state.
+    pub const ALL: [Health; 4] = [
+        Health::Healthy,
+        Health::Retrying,
+        Health::Stalled,
+        Health::Disconnecting,
+    ];
+
     /// The word used in lines, tables and JSON.
     pub fn word(self) -> &'static str {
         match self {
@@ -267,7 +275,7 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
-    fn new(conn: u64, peer: &str) -> ConnInfo {
+    pub(crate) fn new(conn: u64, peer: &str) -> ConnInfo {
         ConnInfo {
             conn,
             peer: peer.to_string(),
@@ -289,6 +297,22 @@ impl ConnInfo {
             bad_response: None,
             waiting: Vec::new(),
         }
+    }
+
+    /// The health word, with `,closed` once the client closed the connection and `,closed*`
+    /// once the broker did (`stalled,closed`).
+    pub fn state(&self) -> String {
+        match &self.closed {
+            Some((ClosedBy::Client, _, _)) => format!("{},closed", self.health),
+            Some((ClosedBy::Broker, _, _)) => format!("{},closed*", self.health),
+            None => self.health.to_string(),
+        }
+    }
+
+    /// The widest [`ConnInfo::state`] there can be: a column this wide holds every one.
+    pub fn state_width() -> usize {
+        let word = Health::ALL.iter().map(|h| h.word().len()).max();
+        word.unwrap_or(0) + ",closed*".len()
     }
 
     /// `name version` from ApiVersions v3+, when sent.
@@ -898,7 +922,8 @@ impl Detector {
         out
     }
 
-    /// The `clients` table: one line per connection, its evidence on the next.
+    /// The `clients` table: one line per connection, its evidence on the next. Each column is
+    /// as wide as its widest cell, so the columns line up whatever a row holds.
     pub fn render(&self, t: StallThresholds) -> String {
         let mut s = String::new();
         let _ = writeln!(
@@ -908,9 +933,7 @@ impl Detector {
              that do not decode as the spec lays them out)",
             ThresholdsMs::from(t)
         );
-        let _ = writeln!(
-            s,
-            "{:<5} {:<21} {:<24} {:<28} {:<13} {:>5} {:<15} {:<15} {:<13} {:<8} versions",
+        let header = [
             "conn",
             "peer",
             "client id",
@@ -920,49 +943,56 @@ impl Detector {
             "last request",
             "last response",
             "noresp/un/bad",
-            "throttle"
-        );
+            "throttle",
+            "versions",
+        ];
+        let mut rows: Vec<(Vec<String>, Option<&Evidence>)> =
+            vec![(header.iter().map(|h| h.to_string()).collect(), None)];
         for c in self.conns.values() {
-            let state = match &c.closed {
-                Some((by, _, _)) => format!(
-                    "{}{}",
-                    c.health,
-                    if *by == ClosedBy::Client {
-                        ",closed"
-                    } else {
-                        ",closed*"
-                    }
-                ),
-                None => c.health.to_string(),
-            };
             let versions: Vec<String> = c
                 .negotiated
                 .iter()
                 .map(|(k, v)| format!("{}:v{}", registry::api_name(*k), v))
                 .collect();
-            let _ = writeln!(
-                s,
-                "{:<5} {:<21} {:<24} {:<28} {:<13} {:>5} {:<15} {:<15} {:<13} {:<8} {}",
-                c.conn,
-                c.peer,
-                c.client_id.as_deref().unwrap_or("-"),
+            let clock = |at: Option<i64>| at.map(crate::headless::clock);
+            let cells = vec![
+                c.conn.to_string(),
+                c.peer.clone(),
+                c.client_id.clone().unwrap_or_else(|| "-".into()),
                 c.software().unwrap_or_else(|| "-".into()),
-                state,
-                c.requests,
-                c.last_request_at
-                    .map(crate::headless::clock)
-                    .unwrap_or_else(|| "-".into()),
-                c.last_response_at
-                    .map(crate::headless::clock)
-                    .unwrap_or_else(|| "-".into()),
+                c.state(),
+                c.requests.to_string(),
+                clock(c.last_request_at).unwrap_or_else(|| "-".into()),
+                clock(c.last_response_at).unwrap_or_else(|| "-".into()),
                 format!(
                     "{}/{}/{}",
                     c.no_response, c.unanswered, c.undecodable_responses
                 ),
-                c.placement.as_deref().unwrap_or("-"),
-                versions.join(",")
-            );
-            if let Some(e) = &c.evidence {
+                c.placement.clone().unwrap_or_else(|| "-".into()),
+                versions.join(","),
+            ];
+            rows.push((cells, c.evidence.as_ref()));
+        }
+        let mut widths = vec![0; header.len()];
+        for (cells, _) in &rows {
+            for (w, cell) in widths.iter_mut().zip(cells) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        // The state column is as wide as any state can be, so it does not move as states change.
+        widths[4] = widths[4].max(ConnInfo::state_width());
+        for (cells, evidence) in rows {
+            let mut line = String::new();
+            for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+                let pad = " ".repeat(w - cell.chars().count());
+                match i {
+                    // The requests count is a number: right-aligned.
+                    5 => line.push_str(&format!("{pad}{cell} ")),
+                    _ => line.push_str(&format!("{cell}{pad} ")),
+                }
+            }
+            let _ = writeln!(s, "{}", line.trim_end());
+            if let Some(e) = evidence {
                 let _ = writeln!(s, "      evidence: {}", e.text);
             }
         }
@@ -1052,4 +1082,4 @@ pub fn spawn(store: &Store, settings: Arc<Settings>) -> DiagnoseHandle {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

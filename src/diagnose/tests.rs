@@ -560,3 +560,106 @@ async fn spawned_detector_follows_the_store_and_the_settings() {
     assert!(handle.render().contains("stalled"));
     assert_eq!(handle.connections().len(), 1);
 }
+
+/// A connection in each state there is, open and closed by either side, with peers, client ids
+/// and software names of different lengths (an IPv6 peer, confluent-kafka's long names).
+pub(crate) fn every_state() -> Vec<ConnInfo> {
+    let mut v = Vec::new();
+    let closes = [None, Some(ClosedBy::Client), Some(ClosedBy::Broker)];
+    for (i, (health, closed)) in Health::ALL
+        .iter()
+        .flat_map(|h| closes.iter().map(move |c| (*h, *c)))
+        .enumerate()
+    {
+        let conn = i as u64 + 1;
+        let peer = if i % 2 == 0 {
+            format!("127.0.0.1:{}", 50000 + i)
+        } else {
+            format!("[2001:db8::{i}]:{}", 40000 + i)
+        };
+        let mut c = ConnInfo::new(conn, &peer);
+        c.health = health;
+        c.closed = closed.map(|by| (by, T0, "test".into()));
+        if i % 3 == 0 {
+            c.client_id = Some("confluent-kafka-2-librdkafka-2.16.0".into());
+            c.software_name = Some("confluent-kafka-python".into());
+            c.software_version = Some("2.16.1-rdkafka-2.16.0".into());
+        } else if i % 3 == 1 {
+            c.client_id = Some("app".into());
+        }
+        c.requests = 10u64.pow(i as u32 % 4);
+        v.push(c);
+    }
+    v
+}
+
+#[test]
+fn the_clients_table_stays_aligned_for_every_state() {
+    let mut d = Detector::new();
+    for c in every_state() {
+        d.conns.insert(c.conn, c);
+    }
+    let text = d.render(thresholds());
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    let header = lines[0];
+    let at = |name: &str| {
+        header
+            .find(name)
+            .unwrap_or_else(|| panic!("{name} in {header}"))
+    };
+    let columns = [
+        "conn",
+        "peer",
+        "client id",
+        "software",
+        "state",
+        "last request",
+        "last response",
+        "noresp/un/bad",
+        "throttle",
+        "versions",
+    ];
+    let reqs_end = at("reqs") + "reqs".len();
+    let rows: Vec<&str> = lines[1..].to_vec();
+    let conns: Vec<&ConnInfo> = d.connections().collect();
+    assert_eq!(rows.len(), conns.len(), "{text}");
+    let mut states = Vec::new();
+    for (row, c) in rows.iter().zip(conns) {
+        let cells = [
+            c.conn.to_string(),
+            c.peer.clone(),
+            c.client_id.clone().unwrap_or_else(|| "-".into()),
+            c.software().unwrap_or_else(|| "-".into()),
+            c.state(),
+            "-".into(),
+            "-".into(),
+            "0/0/0".into(),
+            "-".into(),
+        ];
+        for (name, cell) in columns.iter().zip(&cells) {
+            let x = at(name);
+            let rest = row.get(x..).unwrap_or("");
+            let after = rest.get(cell.len()..).unwrap_or("x");
+            assert!(
+                rest.starts_with(cell.as_str())
+                    && (after.is_empty() || after.starts_with(' '))
+                    && (x == 0 || &row[x - 1..x] == " "),
+                "{name} {cell:?} at column {x}:\n{text}"
+            );
+        }
+        let reqs = c.requests.to_string();
+        assert_eq!(
+            &row[reqs_end - reqs.len() - 1..=reqs_end],
+            format!(" {reqs} "),
+            "reqs right-aligned:\n{text}"
+        );
+        states.push(c.state());
+    }
+    for health in Health::ALL {
+        for suffix in ["", ",closed", ",closed*"] {
+            let state = format!("{health}{suffix}");
+            assert!(states.contains(&state), "{state} in\n{text}");
+            assert!(state.len() <= ConnInfo::state_width());
+        }
+    }
+}

@@ -29,7 +29,13 @@ pub(crate) enum Builtin {
 /// Words of `health`.
 pub(crate) const HEALTH: &[&str] = &["healthy", "retrying", "stalled", "disconnecting"];
 /// Words of `status`.
-pub(crate) const STATUS: &[&str] = &["answered", "no_response", "unanswered", "malformed"];
+pub(crate) const STATUS: &[&str] = &[
+    "answered",
+    "no_response",
+    "unanswered",
+    "malformed",
+    "refused",
+];
 /// Words of `placement`.
 pub(crate) const PLACEMENT: &[&str] = &["spec", "front", "omit"];
 
@@ -57,7 +63,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
     ("size", "bytes of both frames"),
     ("request.size", "bytes of the request frame"),
     ("response.size", "bytes of the response frame"),
-    ("status", "answered, no_response, unanswered, malformed"),
+    (
+        "status",
+        "answered, no_response, unanswered, malformed, refused",
+    ),
     (
         "malformed",
         "the exchange or a dissection of it stopped with an error",

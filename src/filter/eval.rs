@@ -53,10 +53,7 @@ impl<'s, 'a> Ctx<'s, 'a> {
             return Some(d);
         }
         self.request
-            .get_or_init(|| {
-                let ex = self.exchange();
-                (!ex.request.is_empty()).then(|| ex.dissect_request())
-            })
+            .get_or_init(|| self.exchange().dissect_request())
             .as_ref()
     }
 
@@ -272,6 +269,7 @@ fn status_word(s: &Status) -> &'static str {
         Status::NoResponse => "no_response",
         Status::Unanswered => "unanswered",
         Status::Malformed { .. } => "malformed",
+        Status::Refused { .. } => "refused",
     }
 }
 

@@ -26,7 +26,7 @@
 //! | `health` | `healthy` `retrying` `stalled` `disconnecting` (`null` when unknown) | it is known |
 //! | `latency` | request to response; a bare number is milliseconds | there is a response |
 //! | `size`, `request.size`, `response.size` | frame bytes, size prefixes included | always; `response.size`: there is a response |
-//! | `status` | `answered` `no_response` `unanswered` `malformed` | always |
+//! | `status` | `answered` `no_response` `unanswered` `malformed` `refused` | always |
 //! | `malformed` | boolean: status is malformed or a dissection stopped with an error | it is true |
 //! | `placement` | `spec` `front` `omit`: how a ProduceResponse placed `throttle_time_ms` | the broker recorded one |
 //! | `error` | every `error_code` field of the response; a number or an error name; `~` on the name | some error code is not 0 |

@@ -718,7 +718,7 @@ fn value_errors_point_at_the_value() {
     assert_error(
         "status == done",
         10,
-        &["answered, no_response, unanswered, malformed"],
+        &["answered, no_response, unanswered, malformed, refused"],
     );
     assert_error("placement == back", 13, &["spec, front, omit"]);
     assert_error("version == 12ab", 11, &["bad number `12ab`"]);

@@ -21,7 +21,7 @@ use super::components::field_tree::{FieldTree, Side};
 use super::components::hex_view::{HexData, HexView};
 use super::components::input::{InputEvent, LineInput};
 use super::components::settings_view::{SettingsAction, SettingsView};
-use super::components::{contains, help, hint, status_bar, Outcome};
+use super::components::{contains, fit, help, hint, status_bar, Outcome};
 use super::theme::Theme;
 use crate::capture::{now_micros, Exchange, Store};
 use crate::control::Control;
@@ -100,6 +100,8 @@ pub struct App {
     charts: Charts,
     input: LineInput,
     prompt: Option<Prompt>,
+    /// Why the text in the prompt was not accepted (shown beside it while it stays open).
+    prompt_error: Option<String>,
     pub help: bool,
     pub paused: bool,
     pub quit: bool,
@@ -151,6 +153,7 @@ impl App {
             charts: Charts::default(),
             input: LineInput::new(""),
             prompt: None,
+            prompt_error: None,
             help: false,
             paused: false,
             quit: false,
@@ -177,6 +180,19 @@ impl App {
             .as_ref()
             .filter(|(_, _, at)| at.elapsed() < MESSAGE_FOR)
             .map(|(m, _, _)| m.as_str())
+    }
+
+    /// Why the text in the open prompt was not accepted, if it was not.
+    pub fn prompt_error(&self) -> Option<&str> {
+        self.prompt.as_ref().and(self.prompt_error.as_deref())
+    }
+
+    /// Opens a prompt labelled `label` with `text` to edit.
+    fn open_prompt(&mut self, prompt: Prompt, label: &str, text: &str) {
+        self.prompt = Some(prompt);
+        self.prompt_error = None;
+        self.input.prompt = label.to_string();
+        self.input.start(text);
     }
 
     /// Samples the store and the detector: new rows, client states, charts.
@@ -242,12 +258,13 @@ impl App {
 
     /// Runs a control command as typed (`placement front`), saying what it did.
     pub fn run_command(&mut self, line: &str) {
-        match line.trim() {
-            "clients" => {
+        // Two commands the UI answers with a view of its own.
+        match crate::control::parse(line) {
+            Ok(Some(crate::control::Command::Clients)) => {
                 self.view = View::Clients;
                 return;
             }
-            "help" => {
+            Ok(Some(crate::control::Command::Help)) => {
                 self.help = true;
                 return;
             }
@@ -276,27 +293,22 @@ impl App {
         }
     }
 
-    fn set_filter(&mut self, text: &str) -> bool {
+    /// Applies a display filter (empty: none); a filter that does not parse changes nothing
+    /// and says why.
+    fn set_filter(&mut self, text: &str) -> Result<(), String> {
         let text = text.trim();
         if text.is_empty() {
             self.list.refilter(None, self.list.conn, &self.conn_map);
             self.say("filter cleared".into(), false);
             self.sync_detail();
-            return true;
+            return Ok(());
         }
-        match crate::filter::parse(text) {
-            Ok(f) => {
-                self.list.refilter(Some(f), self.list.conn, &self.conn_map);
-                let (_, shown) = self.list.counts();
-                self.say(format!("filter {text}: {shown} rows"), false);
-                self.sync_detail();
-                true
-            }
-            Err(e) => {
-                self.say(format!("filter: {e}"), true);
-                false
-            }
-        }
+        let f = crate::filter::parse(text).map_err(|e| e.to_string())?;
+        self.list.refilter(Some(f), self.list.conn, &self.conn_map);
+        let (_, shown) = self.list.counts();
+        self.say(format!("filter {text}: {shown} rows"), false);
+        self.sync_detail();
+        Ok(())
     }
 
     fn on_key(&mut self, key: KeyEvent) {
@@ -304,25 +316,34 @@ impl App {
         if let Some(prompt) = self.prompt.clone() {
             match self.input.on_key(key) {
                 InputEvent::Editing => {}
-                InputEvent::Cancel => self.prompt = None,
+                InputEvent::Cancel => {
+                    self.prompt = None;
+                    self.prompt_error = None;
+                }
                 InputEvent::Submit(text) => {
-                    let done = match prompt {
+                    let outcome = match prompt {
                         Prompt::Filter => self.set_filter(&text),
                         Prompt::Command => {
                             self.run_command(&text);
-                            true
+                            Ok(())
                         }
                         Prompt::Ask(prefix) => {
                             self.run_command(&format!("{prefix}{text}"));
-                            true
+                            Ok(())
                         }
                         Prompt::Export => {
                             self.export(text.trim());
-                            true
+                            Ok(())
                         }
                     };
-                    if done {
-                        self.prompt = None;
+                    // A text that was not accepted stays in the prompt, to be fixed, with the
+                    // reason beside it.
+                    match outcome {
+                        Ok(()) => {
+                            self.prompt = None;
+                            self.prompt_error = None;
+                        }
+                        Err(why) => self.prompt_error = Some(why),
                     }
                 }
             }
@@ -358,27 +379,23 @@ impl App {
                 self.run_command(&format!("placement {next}"));
             }
             KeyCode::Char('/') => {
-                self.prompt = Some(Prompt::Filter);
-                self.input.prompt = "filter> ".into();
                 let current = self
                     .list
                     .filter()
                     .map(|f| f.text().to_string())
                     .unwrap_or_default();
-                self.input.start(&current);
+                self.open_prompt(Prompt::Filter, "filter> ", &current);
             }
-            KeyCode::Char(':') => {
-                self.prompt = Some(Prompt::Command);
-                self.input.prompt = ":".into();
-                self.input.start("");
-            }
+            KeyCode::Char(':') => self.open_prompt(Prompt::Command, ":", ""),
             KeyCode::Char('f') => self.follow_connection(None),
             KeyCode::Char('w') => {
-                self.prompt = Some(Prompt::Export);
-                self.input.prompt = "write to (.pcapng, or .json/.jsonl)> ".into();
                 let now = crate::headless::clock((self.clock)());
                 let name = format!("chronik-tui-{}.pcapng", now[..8].replace(':', ""));
-                self.input.start(&name);
+                self.open_prompt(
+                    Prompt::Export,
+                    "write to (.pcapng, or .json/.jsonl)> ",
+                    &name,
+                );
             }
             KeyCode::Esc if self.list.conn.is_some() || self.list.filter().is_some() => {
                 self.list.refilter(None, None, &self.conn_map);
@@ -444,11 +461,7 @@ impl App {
                         prompt,
                         initial,
                         prefix,
-                    }) => {
-                        self.prompt = Some(Prompt::Ask(prefix));
-                        self.input.prompt = prompt;
-                        self.input.start(&initial);
-                    }
+                    }) => self.open_prompt(Prompt::Ask(prefix), &prompt, &initial),
                     None => {}
                 }
                 outcome == Outcome::Consumed
@@ -677,7 +690,33 @@ impl App {
 
     fn draw_bottom(&mut self, f: &mut Frame, area: Rect) {
         if self.prompt.is_some() {
-            self.input.draw(f, area, &self.theme);
+            let Some(why) = &self.prompt_error else {
+                self.input.draw(f, area, &self.theme);
+                return;
+            };
+            // The prompt keeps its text (it scrolls to keep the cursor in view when squeezed);
+            // the reason it was not accepted takes the rest of the line, after the cursor's cell.
+            let why = format!(" ✗ {why}");
+            let total = area.width as usize;
+            let wanted = self.input.width_wanted();
+            let input_w = if wanted + why.chars().count() <= total {
+                wanted
+            } else {
+                wanted
+                    .min(total / 2)
+                    .max(total.saturating_sub(why.chars().count()))
+            };
+            let [input_area, why_area] =
+                Layout::horizontal([Constraint::Length(input_w as u16), Constraint::Min(0)])
+                    .areas(area);
+            self.input.draw(f, input_area, &self.theme);
+            f.render_widget(
+                Paragraph::new(Line::styled(
+                    fit(&why, why_area.width as usize),
+                    self.theme.error,
+                )),
+                why_area,
+            );
             return;
         }
         if let Some((text, error, at)) = &self.message {

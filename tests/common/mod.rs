@@ -1,6 +1,7 @@
 //! Shared by the integration tests: runs the real `chronik-tui` binary as a child process.
 #![allow(dead_code)]
 
+pub mod capture;
 pub mod clients;
 pub mod frame;
 pub mod tmux;

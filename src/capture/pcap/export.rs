@@ -486,6 +486,7 @@ fn exchange_comment(ex: &Exchange) -> String {
         Status::NoResponse => c.push_str("; no response (acks=0)"),
         Status::Unanswered => c.push_str("; unanswered"),
         Status::Malformed { error } => c.push_str(&format!("; malformed: {error}")),
+        Status::Refused { reason } => c.push_str(&format!("; refused: {reason}")),
     }
     for n in &ex.notes {
         c.push_str("; ");

@@ -160,18 +160,6 @@ impl ClientsView {
                         )
                     })
                     .unwrap_or_else(|| "-".into());
-                let health = match &c.closed {
-                    Some((by, _, _)) => format!(
-                        "{},closed{}",
-                        c.health.word(),
-                        if *by == crate::capture::ClosedBy::Broker {
-                            "*"
-                        } else {
-                            ""
-                        }
-                    ),
-                    None => c.health.word().to_string(),
-                };
                 let mut cells = vec![
                     c.conn.to_string(),
                     c.client_id.clone().unwrap_or_else(|| "-".into()),
@@ -180,7 +168,7 @@ impl ClientsView {
                     c.requests.to_string(),
                     flight,
                     c.placement.clone().unwrap_or_else(|| "-".into()),
-                    health,
+                    c.state(),
                 ];
                 if wide {
                     cells.insert(1, c.peer.clone());
@@ -205,7 +193,9 @@ impl ClientsView {
             Constraint::Length(5),
             Constraint::Length(14),
             Constraint::Length(10),
-            Constraint::Length(20),
+            // Every state whole (`disconnecting,closed*`), the other columns giving way first
+            // on a narrow screen.
+            Constraint::Min(ConnInfo::state_width() as u16),
         ];
         if wide {
             widths.insert(1, Constraint::Length(21));
@@ -262,5 +252,63 @@ impl ClientsView {
             }
         };
         f.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), inner);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    use super::*;
+
+    /// Every state (each health word, open and closed by either side) is shown whole, in the
+    /// health column under its title, at the widths the UI is used at.
+    #[test]
+    fn every_state_is_whole_under_the_health_title() {
+        let conns = crate::diagnose::tests::every_state();
+        for width in [80u16, 120, 160] {
+            let mut t = Terminal::new(TestBackend::new(width, 30)).unwrap();
+            let mut view = ClientsView::default();
+            t.draw(|f| {
+                view.draw(
+                    f,
+                    f.area(),
+                    &Theme::default_theme(),
+                    ClientsData {
+                        clients: &conns,
+                        in_flight: &|_| None,
+                        thresholds: "-",
+                    },
+                )
+            })
+            .unwrap();
+            let buf = t.backend().buffer();
+            let row = |y: u16| -> Vec<String> {
+                (0..width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect()
+            };
+            let header = row(1).concat();
+            let x = header
+                .chars()
+                .collect::<Vec<_>>()
+                .windows(6)
+                .position(|w| w.iter().collect::<String>() == "health")
+                .unwrap_or_else(|| panic!("health title at {width}: {header}"));
+            for (i, c) in conns.iter().enumerate() {
+                let cells = row(2 + i as u16);
+                let state = c.state();
+                let shown: String =
+                    cells[x..(x + ConnInfo::state_width()).min(cells.len())].concat();
+                assert_eq!(
+                    shown.trim_end(),
+                    state,
+                    "row {i} at width {width}: {}",
+                    cells.concat()
+                );
+                assert_eq!(cells[x - 1], " ", "row {i} at width {width}");
+            }
+        }
     }
 }

@@ -16,14 +16,14 @@ use super::{cell, clock_ms, millis, pane, scroll_to, Outcome};
 use crate::capture::{Exchange, Marker, Status};
 use crate::diagnose::{ConnInfo, Health};
 use crate::filter::{Filter, Subject};
-use crate::protocol::registry;
 use crate::tui::theme::Theme;
 
 /// How a row is coloured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowClass {
     Ok,
-    /// An error code in the response, a response that does not decode, or bytes left over.
+    /// An error code in the response, a response that does not decode, bytes left over, or a
+    /// request the broker refused.
     Error,
     Malformed,
     /// Unanswered, or acks=0 (no response by protocol).
@@ -47,7 +47,7 @@ impl Entry {
         ex: Arc<Exchange>,
     ) -> (
         Entry,
-        crate::protocol::Dissection,
+        Option<crate::protocol::Dissection>,
         Option<crate::protocol::Dissection>,
     ) {
         let req = ex.dissect_request();
@@ -55,7 +55,7 @@ impl Entry {
         let crate::headless::Summary {
             text: mut summary,
             trouble,
-        } = crate::headless::summarize(&req, resp.as_ref());
+        } = crate::headless::summarize(&ex, req.as_ref(), resp.as_ref());
         let class = match &ex.status {
             Status::Malformed { error } => {
                 summary = format!("MALFORMED: {error} {summary}");
@@ -68,6 +68,10 @@ impl Entry {
             Status::NoResponse => {
                 summary = format!("[no response: acks=0] {summary}");
                 RowClass::Pending
+            }
+            Status::Refused { reason } => {
+                summary = format!("[refused: {reason}] {summary}");
+                RowClass::Error
             }
             Status::Answered if trouble => RowClass::Error,
             Status::Answered => RowClass::Ok,
@@ -180,7 +184,7 @@ impl ExchangeList {
                     Some(d) => d,
                     None if filter.needs_dissection() => {
                         owned = (ex.dissect_request(), ex.dissect_response());
-                        (&owned.0, owned.1.as_ref())
+                        (owned.0.as_ref(), owned.1.as_ref())
                     }
                     None => {
                         return filter.matches(&Subject {
@@ -194,9 +198,7 @@ impl ExchangeList {
                 };
                 filter.matches(&Subject {
                     exchange: ex,
-                    // A request never seen (a capture that starts mid-connection) is absent,
-                    // not an empty frame that failed to decode.
-                    request: (!ex.request.is_empty()).then_some(req),
+                    request: req,
                     response: resp,
                     software: software.as_deref(),
                     health,
@@ -219,7 +221,7 @@ impl ExchangeList {
                 self.append(Entry::Marker(m), None, clients);
             }
             let (entry, req, resp) = Entry::exchange(ex);
-            self.append(entry, Some((&req, resp.as_ref())), clients);
+            self.append(entry, Some((req.as_ref(), resp.as_ref())), clients);
         }
         for m in markers {
             self.append(Entry::Marker(m), None, clients);
@@ -503,8 +505,9 @@ impl ExchangeList {
     }
 }
 
+/// The request's dissection (none when it was not seen) and the response's.
 type DissectedPair<'a> = (
-    &'a crate::protocol::Dissection,
+    Option<&'a crate::protocol::Dissection>,
     Option<&'a crate::protocol::Dissection>,
 );
 
@@ -524,7 +527,7 @@ fn exchange_line<'a>(
             "time" => clock_ms(ex.request_at),
             "conn" => ex.conn.to_string(),
             "client" => ex.client_id.clone().unwrap_or_else(|| "-".into()),
-            "api" => format!("{} v{}", registry::api_name(ex.api_key), ex.api_version),
+            "api" => ex.api_label(),
             "corr" => ex.correlation_id.to_string(),
             "latency" => ex
                 .latency_micros()
@@ -532,7 +535,11 @@ fn exchange_line<'a>(
                 .unwrap_or_else(|| "-".into()),
             "size" => format!(
                 "{}/{}",
-                ex.request.len(),
+                if ex.request_seen() {
+                    ex.request.len().to_string()
+                } else {
+                    "-".into()
+                },
                 ex.response
                     .as_ref()
                     .map(|r| r.len().to_string())

@@ -45,8 +45,8 @@ enum LineKind {
     },
     /// Where decoding failed.
     DecodeError,
-    /// A side with no frame (no response yet, acks=0).
-    Absent(&'static str),
+    /// A side with no frame (no response yet, acks=0, a request the capture does not hold).
+    Absent(String),
 }
 
 #[derive(Debug, Clone)]
@@ -105,11 +105,16 @@ impl FieldTree {
             return;
         }
         let keep = self.selected_field().map(|(side, f)| (side, f.id));
-        self.request = ex.as_ref().map(|e| e.dissect_request());
+        self.request = ex.as_ref().and_then(|e| e.dissect_request());
         self.response = ex.as_ref().and_then(|e| e.dissect_response());
         self.exchange = ex;
         self.rebuild();
-        self.selected = 0;
+        // The first line of a frame there is (the response's, when the request was not seen).
+        self.selected = self
+            .lines
+            .iter()
+            .position(|l| !matches!(l.kind, LineKind::Absent(_)))
+            .unwrap_or(0);
         self.offset = 0;
         if let Some((side, id)) = keep {
             if let Some(path) = self.find_path(side, |f| f.id == id) {
@@ -162,17 +167,7 @@ impl FieldTree {
                         lines.push(TreeLine {
                             side,
                             depth: 0,
-                            kind: LineKind::Absent(
-                                match self.exchange.as_ref().map(|e| &e.status) {
-                                    Some(crate::capture::Status::NoResponse) => {
-                                        "no response (acks=0: none by protocol)"
-                                    }
-                                    Some(crate::capture::Status::Malformed { .. }) => {
-                                        "no response (malformed request; connection closed)"
-                                    }
-                                    _ => "no response (unanswered when the connection closed)",
-                                },
-                            ),
+                            kind: LineKind::Absent(self.absent(side)),
                         });
                     }
                 }
@@ -191,6 +186,24 @@ impl FieldTree {
         }
         self.lines = lines;
         self.selected = self.selected.min(self.lines.len().saturating_sub(1));
+    }
+
+    /// Why a side has no frame.
+    fn absent(&self, side: Side) -> String {
+        use crate::capture::Status;
+        if side == Side::Request {
+            return "not in the capture".into();
+        }
+        match self.exchange.as_ref().map(|e| &e.status) {
+            Some(Status::NoResponse) => "no response (acks=0: none by protocol)".into(),
+            Some(Status::Malformed { .. }) => {
+                "no response (malformed request; connection closed)".into()
+            }
+            Some(Status::Refused { reason }) => {
+                format!("no response (refused: {reason}; connection closed)")
+            }
+            _ => "no response (unanswered when the connection closed)".into(),
+        }
     }
 
     fn push_lines(
@@ -471,8 +484,14 @@ impl FieldTree {
         let indent = "  ".repeat(line.depth as usize);
         match &line.kind {
             LineKind::Absent(why) => Line::from(vec![
-                Span::styled("  Response: ", theme.tree_name),
-                Span::styled(*why, theme.dim),
+                Span::styled(
+                    match line.side {
+                        Side::Request => "  Request: ",
+                        Side::Response => "  Response: ",
+                    },
+                    theme.tree_name,
+                ),
+                Span::styled(why.clone(), theme.dim),
             ]),
             LineKind::DecodeError => {
                 let e = self.dissection(line.side).and_then(|d| d.error.as_ref());
@@ -533,7 +552,7 @@ impl FieldTree {
         let Some(ex) = &self.exchange else {
             return String::new();
         };
-        let api = format!("{} v{}", registry::api_name(ex.api_key), ex.api_version);
+        let api = ex.api_label();
         match side {
             Side::Request => format!(
                 "Request: {api}, correlation id {}, {} bytes",

@@ -53,6 +53,11 @@ impl LineInput {
         self.text.iter().collect()
     }
 
+    /// Cells the prompt, the text and the cursor after it need to be shown whole.
+    pub fn width_wanted(&self) -> usize {
+        self.prompt.chars().count() + self.text.len() + 1
+    }
+
     /// Handles a key.
     pub fn on_key(&mut self, key: KeyEvent) -> InputEvent {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);

@@ -21,6 +21,7 @@ use tokio::process::Command;
 use crate::broker::{self, BrokerConfig};
 use crate::capture::{now_micros, ClosedBy, ConnEventKind, Exchange, Status, Store, StoreLimits};
 use crate::diagnose::{self, Health, ThresholdsMs};
+use crate::protocol::api_key;
 use crate::protocol::registry::api_name;
 use crate::settings::{Knobs, Settings, StallThresholds, ThrottlePlacement};
 
@@ -29,9 +30,6 @@ pub const MAX_CHANGES: usize = 12;
 
 /// Bytes of a client's stderr kept (the last ones).
 const STDERR_KEPT: usize = 8192;
-
-/// ApiKey of Produce.
-const PRODUCE: i16 = 0;
 
 /// One client the matrix knows how to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -481,7 +479,7 @@ pub fn broker_view(exchanges: &[Arc<Exchange>], store: &Store) -> BrokerView {
             versions.push(ex.api_version);
             versions.sort_unstable();
         }
-        if ex.api_key == PRODUCE {
+        if ex.api_key == api_key::PRODUCE {
             v.produce_requests += 1;
             if ex.status == Status::Answered {
                 v.produce_responses += 1;
@@ -666,7 +664,7 @@ pub async fn run_cell(
     view.software = software;
     let first_produce = exchanges
         .iter()
-        .find(|e| e.api_key == PRODUCE)
+        .find(|e| e.api_key == api_key::PRODUCE)
         .map(|e| e.request_at);
     let ok = done && error.is_none() && exit.is_some_and(|s| s.success());
     let (outcome, message) = if ok {

@@ -282,23 +282,15 @@ pub struct VersionCap {
     pub max_version: i16,
 }
 
-/// Looks up an API key by number or by name (snake_case or CamelCase, any case).
+/// Looks up an API key by number or by name ([`registry::api_key_by_name`]).
+///
+/// [`registry::api_key_by_name`]: crate::protocol::registry::api_key_by_name
 pub fn api_key_by_name(name: &str) -> Option<i16> {
     let name = name.trim();
     if let Ok(k) = name.parse::<i16>() {
         return crate::protocol::registry::api(k).map(|_| k);
     }
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| *c != '_' && *c != '-')
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-    };
-    let wanted = norm(name);
-    (0..=i16::from(u8::MAX)).find(|k| {
-        crate::protocol::registry::api(*k).is_some()
-            && norm(&crate::protocol::registry::api_name(*k)) == wanted
-    })
+    crate::protocol::registry::api_key_by_name(name)
 }
 
 /// An API's name in snake_case (`ApiVersions` → `api_versions`), as caps are written; the key

@@ -64,12 +64,10 @@ use tokio::sync::broadcast;
 
 use crate::capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store};
 use crate::protocol::batch::BatchHeader;
-use crate::protocol::registry;
+use crate::protocol::{api_key, registry};
 use crate::protocol::{dissect_request, dissect_request_with, Dissection, Field, Limits, Value};
 use crate::settings::{Settings, StallThresholds};
 
-const API_PRODUCE: i16 = 0;
-const API_VERSIONS: i16 = 18;
 /// Most batches remembered for resend detection (oldest forgotten first).
 const MAX_REMEMBERED_BATCHES: usize = 100_000;
 /// Most closed connections kept in the table (oldest dropped first).
@@ -443,7 +441,7 @@ fn str_field(root: &Field, name: &str) -> Option<String> {
 
 /// The software name and version of an ApiVersions v3+ request.
 fn software_of(ex: &Exchange) -> Option<(String, String)> {
-    if ex.api_key != API_VERSIONS || ex.api_version < 3 {
+    if ex.api_key != api_key::API_VERSIONS || ex.api_version < 3 {
         return None;
     }
     let d = dissect_request_with(&ex.request, Limits::CHECK_ONLY);
@@ -676,7 +674,7 @@ impl Detector {
             }
             _ => {}
         }
-        if ex.api_key == API_PRODUCE {
+        if ex.api_key == api_key::PRODUCE {
             self.on_produce(ex, t, &mut out);
         }
         self.settle_waiting(ex.conn, t, &mut out);

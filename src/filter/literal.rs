@@ -273,21 +273,14 @@ fn unknown(what: &str, text: &str, closest: Option<&str>) -> String {
     }
 }
 
-/// The key of an API named in CamelCase (`ApiVersions`) or snake_case (`api_versions`), any case.
+/// The key of an API by name ([`registry::api_key_by_name`]).
 fn api_key(name: &str) -> Option<i64> {
-    registry::catalog()
-        .apis
-        .values()
-        .find(|a| a.name.eq_ignore_ascii_case(name) || a.snake.eq_ignore_ascii_case(name))
-        .map(|a| a.key as i64)
+    registry::api_key_by_name(name).map(i64::from)
 }
 
 /// Every named error code.
 fn error_names() -> impl Iterator<Item = (i16, &'static str)> {
-    const UNNAMED: &str = "UNKNOWN_ERROR_CODE";
-    (-1i16..=1000)
-        .map(|c| (c, errors::error_name(c)))
-        .filter(|(_, n)| *n != UNNAMED)
+    errors::ALL.iter().copied()
 }
 
 /// The code of an error named as in the protocol guide, any case.

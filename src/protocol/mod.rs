@@ -1,6 +1,7 @@
 //! The Kafka wire protocol: framing, the schema table, the field registry, the dissector and
 //! record sets. Knows nothing of sockets or UI.
 
+pub mod api_key;
 pub mod batch;
 pub mod dissect;
 pub mod errors;

@@ -353,6 +353,27 @@ pub fn api(key: i16) -> Option<&'static ApiSchema> {
     catalog().apis.get(&key)
 }
 
+/// The key of an API by name: CamelCase as the protocol guide writes it (`ApiVersions`) or
+/// snake_case (`api_versions`), in any case, `_` and `-` ignored. The one lookup every place
+/// that takes an API's name uses (caps, rules, the display filter).
+pub fn api_key_by_name(name: &str) -> Option<i16> {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    let wanted = norm(name.trim());
+    if wanted.is_empty() {
+        return None;
+    }
+    catalog()
+        .apis
+        .values()
+        .find(|a| norm(&a.name) == wanted)
+        .map(|a| a.key)
+}
+
 /// The protocol guide's name for an API key, or `ApiKey(N)`.
 pub fn api_name(key: i16) -> String {
     api(key)

@@ -83,39 +83,8 @@ use tokio::time::Instant;
 
 use offset_log::{CommittedOffset, LogRecord, OffsetLog};
 
-/// Kafka error codes used by the coordinator.
-pub mod error_code {
-    /// No error.
-    pub const NONE: i16 = 0;
-    /// Unexpected failure (e.g. the offsets log could not be written).
-    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-    /// Commit metadata longer than the configured maximum.
-    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-    /// The coordinator cannot serve the group right now.
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    /// The generation id does not match the group's.
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    /// Protocol type or protocols do not match the group's.
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    /// Empty or otherwise invalid group id.
-    pub const INVALID_GROUP_ID: i16 = 24;
-    /// The member id is not known to the group.
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    /// Session timeout outside the configured bounds.
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    /// The group is rebalancing; rejoin.
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    /// The group still has members.
-    pub const NON_EMPTY_GROUP: i16 = 68;
-    /// The group does not exist.
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-    /// Rejoin with the member id given in this response.
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    /// Another member with the same group_instance_id took over.
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    /// OffsetDelete on a topic the active group still consumes.
-    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-}
+/// Kafka error codes used by the coordinator: the protocol's one table.
+pub use crate::protocol::errors as error_code;
 use error_code as ec;
 
 /// Behaviour knobs of the coordinator.

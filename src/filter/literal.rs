@@ -74,24 +74,29 @@ pub(crate) struct Ty {
 /// The type of a registry entry, from its wire type; `None` for a wire type this module does
 /// not know (a test checks that every registered one is known).
 pub(crate) fn registry_ty(entry: &registry::Entry) -> Option<Ty> {
-    let wire = entry
-        .kind
-        .strip_prefix("array of ")
-        .unwrap_or(entry.kind.as_str());
+    use crate::protocol::schema::FieldType as F;
+    let wire = match &entry.kind {
+        F::Array(inner) if **inner != F::Struct => inner,
+        other => other,
+    };
     let kind = match wire {
-        "bool" => Kind::Bool,
-        "int8" | "int16" | "int32" | "int64" | "uint16" | "uint32" | "varint" | "uvarint" => {
-            match entry.short {
-                "error_code" => Kind::Error,
-                "api_key" => Kind::Api,
-                _ => Kind::Int,
-            }
-        }
-        "float64" => Kind::Float,
-        "string" | "uuid" => Kind::Text,
-        "bytes" | "records" => Kind::Bytes,
-        "group" | "struct" | "array" => Kind::Group,
-        _ => return None,
+        F::Bool => Kind::Bool,
+        F::Int8
+        | F::Int16
+        | F::Int32
+        | F::Int64
+        | F::Uint16
+        | F::Uint32
+        | F::Varint
+        | F::Uvarint => match entry.short {
+            "error_code" => Kind::Error,
+            "api_key" => Kind::Api,
+            _ => Kind::Int,
+        },
+        F::Float64 => Kind::Float,
+        F::String | F::Uuid => Kind::Text,
+        F::Bytes | F::Records => Kind::Bytes,
+        F::Group | F::Struct | F::Array(_) => Kind::Group,
     };
     // Strings, bytes, arrays and record sets can be null on the wire. Integers and booleans
     // never are, but `== null` stays allowed on them (never true): one rule for every field.

@@ -834,7 +834,7 @@ fn every_registered_wire_type_has_a_filter_type() {
             super::literal::registry_ty(e).is_some(),
             "{} has wire type {}",
             e.name,
-            e.kind
+            e.kind.label()
         );
         assert_eq!(
             e.name,

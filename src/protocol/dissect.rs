@@ -613,6 +613,11 @@ impl<'a> Decoder<'a> {
             FieldType::Records | FieldType::Struct | FieldType::Array(_) => {
                 unreachable!("composite types are decoded by field()")
             }
+            // The schema parser never produces these: only the registry's fixed fields use
+            // them, decoded by the record-batch and framing code.
+            FieldType::Uint32 | FieldType::Varint | FieldType::Uvarint | FieldType::Group => {
+                return self.fail(start, format!("{} is not an API schema type", ty.label()))
+            }
         };
         let mut leaf = Field::leaf(id, start, self.pos - start, value);
         if leaf.value == Value::Null && !nullable {

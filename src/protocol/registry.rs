@@ -18,8 +18,8 @@ pub struct Entry {
     pub name: &'static str,
     /// Last segment of the name.
     pub short: &'static str,
-    /// Wire type, e.g. `int32`, `array`, `records`.
-    pub kind: String,
+    /// Wire type (`FieldType::label` names it: `int32`, `array`, `records`, …).
+    pub kind: FieldType,
     pub description: String,
 }
 
@@ -32,204 +32,204 @@ pub struct Catalog {
 
 /// Fields that do not come from an API schema: framing, headers, raw bodies, tagged-field
 /// sections, and everything inside record batches and legacy message sets.
-const FIXED: &[(&str, &str, &str)] = &[
-    ("kafka.request", "group", "A request frame"),
-    ("kafka.response", "group", "A response frame"),
+const FIXED: &[(&str, FieldType, &str)] = &[
+    ("kafka.request", FieldType::Group, "A request frame"),
+    ("kafka.response", FieldType::Group, "A response frame"),
     (
         "kafka.length",
-        "int32",
+        FieldType::Int32,
         "Frame size prefix: bytes that follow",
     ),
-    ("kafka.request_header", "group", "Request header"),
-    ("kafka.response_header", "group", "Response header"),
-    ("kafka.api_key", "int16", "API key of the request"),
-    ("kafka.api_version", "int16", "API version of the request"),
+    ("kafka.request_header", FieldType::Group, "Request header"),
+    ("kafka.response_header", FieldType::Group, "Response header"),
+    ("kafka.api_key", FieldType::Int16, "API key of the request"),
+    ("kafka.api_version", FieldType::Int16, "API version of the request"),
     (
         "kafka.correlation_id",
-        "int32",
+        FieldType::Int32,
         "Correlation id pairing a response with its request",
     ),
     (
         "kafka.client_id",
-        "string",
+        FieldType::String,
         "Client id from the request header",
     ),
     (
         "kafka.body",
-        "bytes",
+        FieldType::Bytes,
         "A body this dissector has no schema for, shown raw",
     ),
     (
         "kafka.trailing_bytes",
-        "bytes",
+        FieldType::Bytes,
         "Bytes after the end of the body",
     ),
     (
         "sasl.token",
-        "bytes",
+        FieldType::Bytes,
         "A bare SASL token after SaslHandshake v0: the mechanism's bytes behind a size prefix, no Kafka header",
     ),
     (
         "sasl.plain.authzid",
-        "string",
+        FieldType::String,
         "PLAIN authorization identity (empty: the same as authcid)",
     ),
-    ("sasl.plain.authcid", "string", "PLAIN user name"),
-    ("sasl.plain.password", "bytes", "PLAIN password"),
+    ("sasl.plain.authcid", FieldType::String, "PLAIN user name"),
+    ("sasl.plain.password", FieldType::Bytes, "PLAIN password"),
     (
         "kafka.elided",
-        "bytes",
+        FieldType::Bytes,
         "Array elements or tagged fields decoded but not kept in the tree (size limit)",
     ),
     (
         "kafka.tagged_fields",
-        "group",
+        FieldType::Group,
         "Tagged-field section of a flexible struct",
     ),
     (
         "kafka.tagged_fields.count",
-        "uvarint",
+        FieldType::Uvarint,
         "Number of tagged fields",
     ),
-    ("kafka.tagged_field", "group", "One tagged field"),
-    ("kafka.tagged_field.tag", "uvarint", "Tag number"),
+    ("kafka.tagged_field", FieldType::Group, "One tagged field"),
+    ("kafka.tagged_field.tag", FieldType::Uvarint, "Tag number"),
     (
         "kafka.tagged_field.size",
-        "uvarint",
+        FieldType::Uvarint,
         "Size of the tagged field's data",
     ),
     (
         "kafka.tagged_field.data",
-        "bytes",
+        FieldType::Bytes,
         "Data of a tag this schema does not know",
     ),
-    ("record_set.size", "int32", "Size prefix of a record set"),
+    ("record_set.size", FieldType::Int32, "Size prefix of a record set"),
     (
         "record_set.partial",
-        "bytes",
+        FieldType::Bytes,
         "Incomplete batch at the end of a record set (normal in fetch responses)",
     ),
     (
         "record_set.undecoded",
-        "bytes",
+        FieldType::Bytes,
         "Bytes of a record set that could not be decoded",
     ),
-    ("record_batch", "group", "A record batch (magic 2)"),
+    ("record_batch", FieldType::Group, "A record batch (magic 2)"),
     (
         "record_batch.base_offset",
-        "int64",
+        FieldType::Int64,
         "Offset of the first record",
     ),
     (
         "record_batch.batch_length",
-        "int32",
+        FieldType::Int32,
         "Bytes after this field",
     ),
     (
         "record_batch.partition_leader_epoch",
-        "int32",
+        FieldType::Int32,
         "Leader epoch",
     ),
-    ("record_batch.magic", "int8", "Format version"),
+    ("record_batch.magic", FieldType::Int8, "Format version"),
     (
         "record_batch.crc",
-        "uint32",
+        FieldType::Uint32,
         "CRC-32C from attributes to the end of the batch",
     ),
     (
         "record_batch.attributes",
-        "int16",
+        FieldType::Int16,
         "Compression (bits 0-2), timestamp type (bit 3), transactional (bit 4), control (bit 5)",
     ),
     (
         "record_batch.last_offset_delta",
-        "int32",
+        FieldType::Int32,
         "Offset delta of the last record",
     ),
     (
         "record_batch.base_timestamp",
-        "int64",
+        FieldType::Int64,
         "Timestamp of the first record (ms)",
     ),
     (
         "record_batch.max_timestamp",
-        "int64",
+        FieldType::Int64,
         "Largest timestamp in the batch (ms)",
     ),
     (
         "record_batch.producer_id",
-        "int64",
+        FieldType::Int64,
         "Idempotent producer id, -1 if none",
     ),
-    ("record_batch.producer_epoch", "int16", "Producer epoch"),
+    ("record_batch.producer_epoch", FieldType::Int16, "Producer epoch"),
     (
         "record_batch.base_sequence",
-        "int32",
+        FieldType::Int32,
         "Sequence number of the first record",
     ),
-    ("record_batch.records_count", "int32", "Number of records"),
+    ("record_batch.records_count", FieldType::Int32, "Number of records"),
     (
         "record_batch.compressed",
-        "bytes",
+        FieldType::Bytes,
         "Compressed records as on the wire",
     ),
     (
         "record_batch.decompressed",
-        "group",
+        FieldType::Group,
         "Records after decompression",
     ),
-    ("record", "group", "One record"),
-    ("record.length", "varint", "Bytes after this field"),
-    ("record.attributes", "int8", "Record attributes (unused)"),
+    ("record", FieldType::Group, "One record"),
+    ("record.length", FieldType::Varint, "Bytes after this field"),
+    ("record.attributes", FieldType::Int8, "Record attributes (unused)"),
     (
         "record.timestamp_delta",
-        "varint",
+        FieldType::Varint,
         "Timestamp minus the batch's base timestamp",
     ),
     (
         "record.offset_delta",
-        "varint",
+        FieldType::Varint,
         "Offset minus the batch's base offset",
     ),
-    ("record.key", "bytes", "Record key"),
-    ("record.value", "bytes", "Record value"),
-    ("record.headers", "group", "Record headers"),
-    ("record.headers.count", "varint", "Number of headers"),
-    ("record.header", "group", "One header"),
-    ("record.header.key", "string", "Header key"),
-    ("record.header.value", "bytes", "Header value"),
+    ("record.key", FieldType::Bytes, "Record key"),
+    ("record.value", FieldType::Bytes, "Record value"),
+    ("record.headers", FieldType::Group, "Record headers"),
+    ("record.headers.count", FieldType::Varint, "Number of headers"),
+    ("record.header", FieldType::Group, "One header"),
+    ("record.header.key", FieldType::String, "Header key"),
+    ("record.header.value", FieldType::Bytes, "Header value"),
     (
         "message",
-        "group",
+        FieldType::Group,
         "A legacy message (magic 0 or 1) with its offset",
     ),
     (
         "message.offset",
-        "int64",
+        FieldType::Int64,
         "Offset (inner messages of a compressed v1 set: relative)",
     ),
-    ("message.message_size", "int32", "Bytes after this field"),
+    ("message.message_size", FieldType::Int32, "Bytes after this field"),
     (
         "message.crc",
-        "uint32",
+        FieldType::Uint32,
         "CRC-32 (IEEE) from magic to the end",
     ),
-    ("message.magic", "int8", "Format version 0 or 1"),
+    ("message.magic", FieldType::Int8, "Format version 0 or 1"),
     (
         "message.attributes",
-        "int8",
+        FieldType::Int8,
         "Compression (bits 0-2), timestamp type (bit 3)",
     ),
-    ("message.timestamp", "int64", "Timestamp (magic 1 only)"),
-    ("message.key", "bytes", "Message key"),
+    ("message.timestamp", FieldType::Int64, "Timestamp (magic 1 only)"),
+    ("message.key", FieldType::Bytes, "Message key"),
     (
         "message.value",
-        "bytes",
+        FieldType::Bytes,
         "Message value (for a compressed wrapper: the inner set)",
     ),
     (
         "message.decompressed",
-        "group",
+        FieldType::Group,
         "Inner messages after decompression",
     ),
 ];
@@ -253,7 +253,7 @@ pub fn build() -> Result<Catalog, String> {
         apis: BTreeMap::new(),
     };
     for (name, kind, desc) in FIXED {
-        cat.add(name.to_string(), kind.to_string(), desc.to_string())?;
+        cat.add(name.to_string(), kind.clone(), desc.to_string())?;
     }
     let mut apis = schema::parse_all()?;
     for api in apis.values_mut() {
@@ -264,7 +264,7 @@ pub fn build() -> Result<Catalog, String> {
             let prefix = format!("{}.{}", api.snake, dir);
             cat.add(
                 prefix.clone(),
-                "group".into(),
+                FieldType::Group,
                 format!("{} {} body", api.name, dir),
             )?;
             cat.add_fields(&prefix, fields)?;
@@ -275,7 +275,12 @@ pub fn build() -> Result<Catalog, String> {
 }
 
 impl Catalog {
-    fn add(&mut self, name: String, kind: String, description: String) -> Result<FieldId, String> {
+    fn add(
+        &mut self,
+        name: String,
+        kind: FieldType,
+        description: String,
+    ) -> Result<FieldId, String> {
         if self.by_name.contains_key(name.as_str()) {
             return Err(format!("field name {name} registered twice"));
         }
@@ -302,11 +307,11 @@ impl Catalog {
             if let Some(t) = f.tag {
                 desc.push_str(&format!(", tagged field {t}"));
             }
-            f.id = self.add(name.clone(), f.ty.label(), desc)?;
+            f.id = self.add(name.clone(), f.ty.clone(), desc)?;
             if let FieldType::Array(_) = f.ty {
                 f.count_id = self.add(
                     format!("{name}.array_length"),
-                    "int32".into(),
+                    FieldType::Int32,
                     format!("Number of elements of {}", f.name),
                 )?;
             }

@@ -84,6 +84,12 @@ pub enum FieldType {
     Int32,
     Int64,
     Uint16,
+    /// Only in fixed fields (record batch CRC), not in API schemas.
+    Uint32,
+    /// Zig-zag varint: only in fixed fields (records), not in API schemas.
+    Varint,
+    /// Unsigned varint: only in fixed fields (lengths, tag numbers), not in API schemas.
+    Uvarint,
     Float64,
     String,
     Bytes,
@@ -93,6 +99,9 @@ pub enum FieldType {
     Struct,
     /// An array of the inner type (`Struct` for arrays of structs).
     Array(Box<FieldType>),
+    /// A node that only groups other fields (a frame, a header, a record batch): in the
+    /// registry's fixed fields, not in API schemas.
+    Group,
 }
 
 impl FieldType {
@@ -131,6 +140,9 @@ impl FieldType {
             FieldType::Int32 => "int32".into(),
             FieldType::Int64 => "int64".into(),
             FieldType::Uint16 => "uint16".into(),
+            FieldType::Uint32 => "uint32".into(),
+            FieldType::Varint => "varint".into(),
+            FieldType::Uvarint => "uvarint".into(),
             FieldType::Float64 => "float64".into(),
             FieldType::String => "string".into(),
             FieldType::Bytes => "bytes".into(),
@@ -139,6 +151,7 @@ impl FieldType {
             FieldType::Struct => "struct".into(),
             FieldType::Array(inner) if **inner == FieldType::Struct => "array".into(),
             FieldType::Array(inner) => format!("array of {}", inner.label()),
+            FieldType::Group => "group".into(),
         }
     }
 

@@ -31,50 +31,71 @@ pub const MAX_CHANGES: usize = 12;
 /// Bytes of a client's stderr kept (the last ones).
 const STDERR_KEPT: usize = 8192;
 
-/// One client the matrix knows how to run.
+/// Which headers a client program's producer puts on every message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Headers {
+    /// `idx` = the message number in ASCII decimal.
+    Index,
+    /// The same `name=value` on every message (kcat's `-H`).
+    Fixed(&'static str, &'static str),
+    /// None (legacy message sets, magic 0 and 1, have no headers).
+    Absent,
+}
+
+/// Every compression codec.
+const ALL_CODECS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
+
+/// One client program of `tests/clients/` (installed by `scripts/test.sh`): what the matrix
+/// runs and what the tests drive. The one table of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientKind {
     /// Short name, as in `--clients`.
     pub name: &'static str,
     /// What it is, for the table.
     pub label: &'static str,
+    /// Compression codecs its producer supports.
+    pub compressions: &'static [&'static str],
+    /// Headers its producer writes.
+    pub headers: Headers,
+    /// Whether its consumer is a group member that commits (rskafka reads by offset only).
+    pub groups: bool,
+}
+
+const fn client(name: &'static str, label: &'static str) -> ClientKind {
+    ClientKind {
+        name,
+        label,
+        compressions: ALL_CODECS,
+        headers: Headers::Index,
+        groups: true,
+    }
 }
 
 /// Every client of the test harness, in table order.
 pub const CLIENTS: [ClientKind; 8] = [
+    client("kafka-python", "kafka-python 3.x"),
+    client("kafka-python-2", "kafka-python 2.0.2"),
+    client("confluent", "confluent-kafka (librdkafka)"),
+    client("aiokafka", "aiokafka"),
     ClientKind {
-        name: "kafka-python",
-        label: "kafka-python 3.x",
+        headers: Headers::Fixed("src", "kcat"),
+        ..client("kcat", "kcat (librdkafka)")
     },
     ClientKind {
-        name: "kafka-python-2",
-        label: "kafka-python 2.0.2",
+        compressions: &["none", "gzip", "snappy"],
+        ..client("kafkajs", "kafkajs")
     },
+    client("sarama", "Go Sarama"),
     ClientKind {
-        name: "confluent",
-        label: "confluent-kafka (librdkafka)",
-    },
-    ClientKind {
-        name: "aiokafka",
-        label: "aiokafka",
-    },
-    ClientKind {
-        name: "kcat",
-        label: "kcat (librdkafka)",
-    },
-    ClientKind {
-        name: "kafkajs",
-        label: "kafkajs",
-    },
-    ClientKind {
-        name: "sarama",
-        label: "Go Sarama",
-    },
-    ClientKind {
-        name: "rskafka",
-        label: "rskafka",
+        groups: false,
+        ..client("rskafka", "rskafka")
     },
 ];
+
+/// The client of a name in [`CLIENTS`].
+pub fn client_kind(name: &str) -> Option<ClientKind> {
+    CLIENTS.iter().copied().find(|k| k.name == name)
+}
 
 /// A client found installed: the command line before the program's MODE argument.
 #[derive(Debug, Clone)]
@@ -152,14 +173,10 @@ pub fn discover(root: &Path, wanted: Option<&[String]>) -> (Vec<FoundClient>, Ve
         Some(names) => names
             .iter()
             .map(|n| {
-                CLIENTS
-                    .iter()
-                    .copied()
-                    .find(|k| k.name == n)
-                    .ok_or_else(|| {
-                        let known: Vec<&str> = CLIENTS.iter().map(|k| k.name).collect();
-                        format!("unknown client {n:?} (known: {})", known.join(", "))
-                    })
+                client_kind(n).ok_or_else(|| {
+                    let known: Vec<&str> = CLIENTS.iter().map(|k| k.name).collect();
+                    format!("unknown client {n:?} (known: {})", known.join(", "))
+                })
             })
             .collect(),
     };

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -43,18 +43,10 @@ pub fn value(i: u64) -> Vec<u8> {
     v
 }
 
-/// Which headers a client's producer puts on every message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Headers {
-    /// `idx` = the message number in ASCII decimal.
-    Index,
-    /// The same `name=value` on every message (kcat's `-H`).
-    Fixed(&'static str, &'static str),
-    /// None (legacy message sets, magic 0 and 1, have no headers).
-    Absent,
-}
+pub use chronik_tui::matrix::Headers;
 
-/// A client program and what it supports.
+/// A client program and what it supports: one row of the matrix's table
+/// ([`chronik_tui::matrix::CLIENTS`]) with its command line under this checkout.
 #[derive(Debug, Clone)]
 pub struct Client {
     /// Short name used in topic and group names.
@@ -69,119 +61,24 @@ pub struct Client {
     pub groups: bool,
 }
 
-const ALL: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
-
-fn require(path: &Path, what: &str) -> String {
-    assert!(
-        path.exists(),
-        "{what} is not installed: {} is missing (run scripts/test.sh, which installs every client)",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
-}
-
-fn python_client(venv: &str, script: &str, what: &str) -> Vec<String> {
-    let root = root();
-    let python = require(&root.join("target").join(venv).join("bin/python"), what);
-    let script = require(&root.join("tests/clients/python").join(script), what);
-    vec![python, script]
-}
-
 impl Client {
     /// Finds a client by name; panics with a clear message when it is not installed.
     pub fn find(name: &str) -> Client {
-        let root = root();
-        let (name, argv, compressions, headers, groups): (&'static str, _, _, _, _) = match name {
-            "kafka-python" => (
-                "kafka-python",
-                python_client("venv", "kafka_python_client.py", "kafka-python 3"),
-                ALL,
-                Headers::Index,
-                true,
-            ),
-            "kafka-python-2" => (
-                "kafka-python-2",
-                python_client("venv-kp2", "kafka_python_client.py", "kafka-python 2.0.2"),
-                ALL,
-                Headers::Index,
-                true,
-            ),
-            "confluent" => (
-                "confluent",
-                python_client("venv", "confluent_client.py", "confluent-kafka"),
-                ALL,
-                Headers::Index,
-                true,
-            ),
-            "aiokafka" => (
-                "aiokafka",
-                python_client("venv", "aiokafka_client.py", "aiokafka"),
-                ALL,
-                Headers::Index,
-                true,
-            ),
-            "kcat" => {
-                assert!(
-                    super::have("kcat"),
-                    "kcat is not installed (run scripts/test.sh, which installs it)"
-                );
-                (
-                    "kcat",
-                    python_client("venv", "kcat_client.py", "the kcat driver's Python"),
-                    ALL,
-                    Headers::Fixed("src", "kcat"),
-                    true,
-                )
-            }
-            "kafkajs" => {
-                assert!(
-                    super::have("node"),
-                    "node is not installed (run scripts/test.sh, which installs it)"
-                );
-                require(
-                    &root.join("tests/clients/node/node_modules/kafkajs/package.json"),
-                    "kafkajs",
-                );
-                let script = require(
-                    &root.join("tests/clients/node/kafkajs_client.js"),
-                    "kafkajs",
-                );
-                (
-                    "kafkajs",
-                    vec!["node".to_string(), script],
-                    &["none", "gzip", "snappy"][..],
-                    Headers::Index,
-                    true,
-                )
-            }
-            "sarama" => (
-                "sarama",
-                vec![require(
-                    &root.join("target/clients/sarama-client"),
-                    "the Go Sarama client",
-                )],
-                ALL,
-                Headers::Index,
-                true,
-            ),
-            "rskafka" => (
-                "rskafka",
-                vec![require(
-                    &root.join("target/rust-client/debug/rskafka-client"),
-                    "the rskafka client",
-                )],
-                ALL,
-                Headers::Index,
-                false,
-            ),
-            other => panic!("no such test client {other}"),
-        };
+        use chronik_tui::matrix;
+        let kind =
+            matrix::client_kind(name).unwrap_or_else(|| panic!("no such test client {name}"));
+        let argv = matrix::locate(&root(), kind).unwrap_or_else(|why| {
+            panic!(
+                "{} is not installed: {why} (run scripts/test.sh, which installs every client)",
+                kind.label
+            )
+        });
         Client {
-            name,
+            name: kind.name,
             argv,
-            compressions,
-            headers,
-            groups,
+            compressions: kind.compressions,
+            headers: kind.headers,
+            groups: kind.groups,
         }
     }
 }

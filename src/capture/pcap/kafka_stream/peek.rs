@@ -1,7 +1,15 @@
-use kafka_protocol::messages::ApiKey;
+use crate::protocol::{api_key, registry};
 
 /// Longest client id believed when looking for a request start (real ones are short).
 const MAX_CLIENT_ID: i16 = 1024;
+/// Largest API key believed when looking for a request start.
+const MAX_PLAUSIBLE_API_KEY: i16 = 100;
+/// Largest API version believed when looking for a request start.
+const MAX_PLAUSIBLE_API_VERSION: i16 = 20;
+/// ControlledShutdown, an inter-broker API the schema table does not describe (so it has no
+/// `protocol::api_key` constant): its version 0 request header is the only one without a
+/// client id (header version 0).
+const CONTROLLED_SHUTDOWN: i16 = 7;
 
 /// Whether bytes look like the start of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +44,9 @@ pub(super) fn request_verdict(b: &[u8], max: usize, strict: bool) -> Verdict {
     let (Some(key), Some(version), Some(corr)) = (be_i16(b, 4), be_i16(b, 6), be_i32(b, 8)) else {
         return Verdict::NeedMore;
     };
-    if !(0..=100).contains(&key) || !(0..=20).contains(&version) {
+    if !(0..=MAX_PLAUSIBLE_API_KEY).contains(&key)
+        || !(0..=MAX_PLAUSIBLE_API_VERSION).contains(&version)
+    {
         return Verdict::No;
     }
     if !strict {
@@ -45,7 +55,7 @@ pub(super) fn request_verdict(b: &[u8], max: usize, strict: bool) -> Verdict {
     if corr < 0 {
         return Verdict::No;
     }
-    if header_version(key, version) == 0 {
+    if request_header_version(key, version) == 0 {
         return Verdict::Yes;
     }
     let Some(len) = be_i16(b, 12) else {
@@ -70,15 +80,19 @@ pub(super) fn request_verdict(b: &[u8], max: usize, strict: bool) -> Verdict {
     Verdict::Yes
 }
 
-/// Request header version (0 only for ControlledShutdown v0; 1 for keys this build does not
-/// know, which is what every other non-flexible request uses).
-fn header_version(key: i16, version: i16) -> i16 {
-    ApiKey::try_from(key).map_or(1, |k| k.request_header_version(version))
+/// The request header version of a request: the schema table's for the APIs it describes (2
+/// for flexible versions, else 1); 1 for the others, except ControlledShutdown v0's 0.
+pub(super) fn request_header_version(key: i16, version: i16) -> i16 {
+    match registry::api(key) {
+        Some(api) => api.request_header_version(version),
+        None if key == CONTROLLED_SHUTDOWN && version == 0 => 0,
+        None => 1,
+    }
 }
 
 /// The client id of a request body (after the size prefix).
 pub(super) fn client_id(body: &[u8], key: i16, version: i16) -> Option<String> {
-    if header_version(key, version) == 0 {
+    if request_header_version(key, version) == 0 {
         return None;
     }
     let len = be_i16(body, 8)?;
@@ -88,13 +102,19 @@ pub(super) fn client_id(body: &[u8], key: i16, version: i16) -> Option<String> {
 }
 
 /// A Produce request's `acks`, read from its body (after the size prefix): the header, then
-/// (v3+) the transactional id, then acks. `None` when the bytes end first.
+/// the transactional id in the versions that have one, then acks. Versions, header and
+/// encodings are the schema table's. `None` when the bytes end first.
 pub(super) fn produce_acks(body: &[u8], version: i16) -> Option<i16> {
-    let flexible = version >= 9;
+    let produce = registry::api(api_key::PRODUCE)?;
+    let flexible = produce.is_flexible(version);
+    let has_transactional_id = produce
+        .request
+        .iter()
+        .any(|f| f.name == "transactional_id" && f.versions.contains(version));
     let mut c = Cursor { b: body, pos: 8 };
     let client_id_len = c.i16()?;
     c.skip(usize::try_from(client_id_len).unwrap_or(0))?;
-    if flexible {
+    if produce.request_header_version(version) >= 2 {
         let tags = c.uvarint()?;
         for _ in 0..tags {
             c.uvarint()?;
@@ -102,7 +122,7 @@ pub(super) fn produce_acks(body: &[u8], version: i16) -> Option<i16> {
             c.skip(usize::try_from(size).ok()?)?;
         }
     }
-    if version >= 3 {
+    if has_transactional_id {
         if flexible {
             let len = c.uvarint()?;
             c.skip(usize::try_from(len.saturating_sub(1)).ok()?)?;

@@ -1,8 +1,6 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use kafka_protocol::messages::ApiKey;
-
 use super::framer::{Framer, Sync};
 use super::peek::{
     be_i16, be_i32, client_id, handshake_mechanism, produce_acks, request_verdict, Verdict,
@@ -12,7 +10,9 @@ use super::{micros, End, Output, StreamStats};
 use crate::capture::pcap::reassembly::Chunk;
 use crate::capture::{Exchange, Framing, Status};
 use crate::protocol::dissect::peek_request_header;
-use crate::protocol::{dissect_request_with, dissect_response_with, DecodeError, Limits};
+use crate::protocol::{
+    api_key, dissect_request_with, dissect_response_with, errors, DecodeError, Limits,
+};
 
 /// Requests per connection waiting for a response, at most.
 const MAX_PENDING: usize = 1024;
@@ -438,7 +438,7 @@ impl Session {
             request: None,
             framing: Framing::Kafka,
         };
-        let no_response = api_key == 0 && produce_acks(body, api_version) == Some(0);
+        let no_response = api_key == api_key::PRODUCE && produce_acks(body, api_version) == Some(0);
         let pending = Pending {
             request: Some(frame),
             ..pending
@@ -505,9 +505,9 @@ impl Session {
         let Some(p) = self.pending.pop_front() else {
             return;
         };
-        if p.api_key == ApiKey::SaslHandshake as i16 && p.api_version == 0 {
-            // error_code right after the correlation id; 0: bare tokens follow.
-            if be_i16(&frame, 8) == Some(0) {
+        if p.api_key == api_key::SASL_HANDSHAKE && p.api_version == 0 {
+            // error_code right after the correlation id; none: bare tokens follow.
+            if be_i16(&frame, 8) == Some(errors::NONE) {
                 let more = p
                     .request
                     .as_deref()
@@ -552,7 +552,7 @@ impl Session {
         self.req.consume(total);
         stats.frames += 1;
         let pending = Pending {
-            api_key: ApiKey::SaslAuthenticate as i16,
+            api_key: api_key::SASL_AUTHENTICATE,
             api_version: 0,
             correlation_id: -1,
             client_id: None,
@@ -673,7 +673,7 @@ impl Session {
 fn lost_request(captured: &[u8], ts: i64) -> Option<Pending> {
     let body = captured.get(4..)?;
     let (api_key, api_version, correlation_id) = peek_request_header(body)?;
-    if api_key == 0 && produce_acks(body, api_version) == Some(0) {
+    if api_key == api_key::PRODUCE && produce_acks(body, api_version) == Some(0) {
         return None;
     }
     Some(Pending {

@@ -10,7 +10,14 @@ fn clean_session_in_small_segments() {
     let exs = exchanges(&out);
     assert_eq!(exs.len(), 3);
     let keys: Vec<(i16, i16)> = exs.iter().map(|e| (e.api_key, e.api_version)).collect();
-    assert_eq!(keys, vec![(18, 3), (3, 12), (0, 9)]);
+    assert_eq!(
+        keys,
+        vec![
+            (api_key::API_VERSIONS, 3),
+            (api_key::METADATA, 12),
+            (api_key::PRODUCE, 9)
+        ]
+    );
     for (i, ex) in exs.iter().enumerate() {
         assert_answered(ex, &pairs[i], i as i32 + 1);
         assert_eq!(ex.id, 0);
@@ -242,8 +249,8 @@ fn new_syn_on_closed_tuple_is_a_new_connection() {
     let (out, stats) = run(&segs, StreamOptions::default());
     let exs = exchanges(&out);
     assert_eq!(exs.len(), 2);
-    assert_eq!((exs[0].conn, exs[0].api_key), (1, 3));
-    assert_eq!((exs[1].conn, exs[1].api_key), (2, 18));
+    assert_eq!((exs[0].conn, exs[0].api_key), (1, api_key::METADATA));
+    assert_eq!((exs[1].conn, exs[1].api_key), (2, api_key::API_VERSIONS));
     assert_answered(exs[1], &second[0], 1);
     assert_eq!(stats.connections, 2);
     let closed: Vec<u64> = events(&out)

@@ -24,7 +24,7 @@ fn missing_segment_inside_a_request() {
     let lost_ex = exs[1];
     assert_eq!(
         (lost_ex.api_key, lost_ex.api_version, lost_ex.correlation_id),
-        (0, 9, 2)
+        (api_key::PRODUCE, 9, 2)
     );
     assert!(lost_ex.request.is_empty());
     assert_eq!(lost_ex.response.as_deref(), Some(&pairs[1].1[..]));
@@ -77,7 +77,10 @@ fn missing_segment_at_a_request_header_resynchronises() {
     // header was in the lost segment): its response is shown on its own.
     assert_eq!(exs.len(), 3, "{exs:#?}");
     assert_answered(exs[0], &pairs[0], 1);
-    assert_eq!((exs[1].api_key, exs[1].correlation_id), (3, 2));
+    assert_eq!(
+        (exs[1].api_key, exs[1].correlation_id),
+        (api_key::METADATA, 2)
+    );
     assert!(exs[1].request.is_empty());
     assert_dissects(exs[1]);
     assert_eq!((exs[2].api_key, exs[2].correlation_id), (-1, 3));
@@ -169,7 +172,10 @@ fn snaplen_truncated_segment() {
     let exs = exchanges(&out);
     assert_eq!(exs.len(), 3);
     assert_answered(exs[0], &pairs[0], 1);
-    assert_eq!((exs[1].api_key, exs[1].correlation_id), (0, 2));
+    assert_eq!(
+        (exs[1].api_key, exs[1].correlation_id),
+        (api_key::PRODUCE, 2)
+    );
     assert!(exs[1].request.is_empty(), "the cut request is lost");
     assert_dissects(exs[1]);
     assert_answered(exs[2], &pairs[2], 3);

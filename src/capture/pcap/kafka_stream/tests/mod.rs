@@ -14,11 +14,14 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use super::peek::{handshake_mechanism, produce_acks, request_verdict, Verdict};
+use super::peek::{
+    handshake_mechanism, produce_acks, request_header_version, request_verdict, Verdict,
+};
 use super::session::MALFORMED_KEEP;
 use super::*;
 use crate::capture::pcap::TcpFlags;
 use crate::capture::{Framing, Status};
+use crate::protocol::api_key;
 use crate::protocol::frame::with_size_prefix;
 use crate::protocol::test_frames;
 
@@ -40,14 +43,18 @@ fn api_versions(corr: i32) -> Pair {
     let req = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("pcap-test"))
         .with_client_software_version(StrBytes::from_static_str("1.0"));
-    let keys = [(0, 3, 9), (3, 0, 12), (18, 0, 3)]
-        .map(|(k, lo, hi)| {
-            api_versions_response::ApiVersion::default()
-                .with_api_key(k)
-                .with_min_version(lo)
-                .with_max_version(hi)
-        })
-        .to_vec();
+    let keys = [
+        (api_key::PRODUCE, 3, 9),
+        (api_key::METADATA, 0, 12),
+        (api_key::API_VERSIONS, 0, 3),
+    ]
+    .map(|(k, lo, hi)| {
+        api_versions_response::ApiVersion::default()
+            .with_api_key(k)
+            .with_min_version(lo)
+            .with_max_version(hi)
+    })
+    .to_vec();
     let resp = ApiVersionsResponse::default().with_api_keys(keys);
     (
         request(ApiKey::ApiVersions, 3, corr, &req),

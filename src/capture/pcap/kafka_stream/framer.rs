@@ -1,3 +1,4 @@
+use super::peek::{be_i32, Verdict};
 use super::StreamStats;
 
 /// Where a direction stands.
@@ -21,13 +22,13 @@ pub(super) struct Framer {
     /// The frame at the boundary was found by scanning: it must decode to be believed.
     pub(super) candidate: bool,
     /// Nothing framed and no gap yet in a stream captured from its middle.
-    pub(super) at_start: bool,
+    at_start: bool,
     /// Responses: the first captured byte may still be taken as a frame start.
     pub(super) first_open: bool,
     /// Capture time of the latest bytes (ns).
     pub(super) ts: i64,
     /// For the next frame's notes: bytes in gaps, bytes skipped, bytes skipped at the start.
-    pub(super) missing: u64,
+    missing: u64,
     skipped: u64,
     skipped_at_start: u64,
     /// "frame" or "response frame", for notes.
@@ -102,6 +103,89 @@ impl Framer {
             stats.bytes_skipped += drop as u64;
         }
         self.buf.extend_from_slice(&bytes[drop..]);
+    }
+
+    /// A gap of `len` bytes (given up on at `ts`): the frame it falls in is lost. When that
+    /// frame started at a trusted boundary and the gap ends inside it, the next boundary is
+    /// still known; otherwise the direction has lost sync. `cut` sees the captured start of a
+    /// frame lost from a trusted boundary (size prefix included); what it returns is returned.
+    pub(super) fn gap<T>(
+        &mut self,
+        len: u64,
+        ts: i64,
+        stats: &mut StreamStats,
+        cut: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Option<T> {
+        stats.gaps += 1;
+        stats.bytes_missing += len;
+        self.missing += len;
+        self.ts = ts;
+        self.at_start = false;
+        self.first_open = false;
+        if self.sync == Sync::Lost {
+            let n = self.avail().len();
+            self.skip(n, stats);
+            return None;
+        }
+        if self.discard > 0 {
+            if len <= self.discard {
+                self.discard -= len;
+            } else {
+                self.lose_sync();
+            }
+            return None;
+        }
+        let avail = self.avail();
+        let have = avail.len();
+        let size = be_i32(avail, 0).and_then(|s| u64::try_from(s).ok());
+        let lost = match size {
+            Some(_) if !self.candidate => cut(avail),
+            _ => None,
+        };
+        let remaining = size.map(|size| (4 + size).saturating_sub(have as u64));
+        match remaining {
+            Some(remaining) if !self.candidate && remaining >= len => {
+                // The gap ends inside this frame: it is lost, but its end is known.
+                self.skip(have, stats);
+                self.discard = remaining - len;
+            }
+            _ => {
+                self.skip(have, stats);
+                self.lose_sync();
+            }
+        }
+        lost
+    }
+
+    /// Out of sync: passes over bytes up to the first position where `starts` sees a frame
+    /// start (it is given the bytes from each position that has at least `header_len` of
+    /// them), and takes that position as a boundary still to be confirmed (a candidate).
+    /// False when the bytes so far hold none.
+    pub(super) fn resync(
+        &mut self,
+        header_len: usize,
+        stats: &mut StreamStats,
+        starts: impl Fn(&[u8]) -> Verdict,
+    ) -> bool {
+        let avail = self.avail();
+        let mut i = 0;
+        let mut found = false;
+        while i + header_len <= avail.len() {
+            match starts(&avail[i..]) {
+                Verdict::Yes => {
+                    found = true;
+                    break;
+                }
+                Verdict::NeedMore => break,
+                Verdict::No => i += 1,
+            }
+        }
+        self.skip(i, stats);
+        if found {
+            self.sync = Sync::Synced;
+            self.candidate = true;
+        }
+        found
     }
 
     /// A frame was cut: the notes it carries (what was lost before it).

@@ -129,51 +129,15 @@ impl Session {
         stats: &mut StreamStats,
         out: &mut Vec<Output>,
     ) {
-        stats.gaps += 1;
-        stats.bytes_missing += len;
-        let f = if is_req {
-            &mut self.req
+        if is_req {
+            let lost = self
+                .req
+                .gap(len, ts, stats, |captured| lost_request(captured, ts));
+            if let Some(p) = lost {
+                self.add_pending(p, out);
+            }
         } else {
-            &mut self.resp
-        };
-        f.missing += len;
-        f.ts = ts;
-        f.at_start = false;
-        f.first_open = false;
-        if f.sync == Sync::Lost {
-            let n = f.avail().len();
-            f.skip(n, stats);
-            return;
-        }
-        if f.discard > 0 {
-            if len <= f.discard {
-                f.discard -= len;
-            } else {
-                f.lose_sync();
-            }
-            return;
-        }
-        let avail = f.avail();
-        let have = avail.len();
-        let size = be_i32(avail, 0).and_then(|s| u64::try_from(s).ok());
-        let lost = match size {
-            Some(_) if !f.candidate && is_req => lost_request(avail, ts),
-            _ => None,
-        };
-        let remaining = size.map(|size| (4 + size).saturating_sub(have as u64));
-        match remaining {
-            Some(remaining) if !f.candidate && remaining >= len => {
-                // The gap ends inside this frame: it is lost, but its end is known.
-                f.skip(have, stats);
-                f.discard = remaining - len;
-            }
-            _ => {
-                f.skip(have, stats);
-                f.lose_sync();
-            }
-        }
-        if let Some(p) = lost {
-            self.add_pending(p, out);
+            self.resp.gap(len, ts, stats, |_| None::<Pending>);
         }
     }
 
@@ -227,25 +191,11 @@ impl Session {
                     }
                 }
                 Sync::Lost => {
-                    let avail = self.req.avail();
-                    let mut i = 0;
-                    let mut found = false;
-                    while i + 4 <= avail.len() {
-                        match request_verdict(&avail[i..], max, true) {
-                            Verdict::Yes => {
-                                found = true;
-                                break;
-                            }
-                            Verdict::NeedMore => break,
-                            Verdict::No => i += 1,
-                        }
-                    }
-                    self.req.skip(i, stats);
+                    // A plausible request header.
+                    let found = self.req.resync(4, stats, |b| request_verdict(b, max, true));
                     if !found {
                         return;
                     }
-                    self.req.sync = Sync::Synced;
-                    self.req.candidate = true;
                 }
             }
         }
@@ -322,26 +272,21 @@ impl Session {
                             Verdict::No => self.resp.first_open = false,
                         }
                     }
-                    let avail = self.resp.avail();
-                    let mut i = 0;
-                    let mut found = false;
-                    while i + 8 <= avail.len() {
-                        if let (Some(size), Some(corr)) = (be_i32(avail, i), be_i32(avail, i + 4)) {
-                            if size_ok(size)
-                                && self.pending.iter().any(|p| p.correlation_id == corr)
-                            {
-                                found = true;
-                                break;
-                            }
+                    // A plausible size and the correlation id of a waiting request.
+                    let pending = &self.pending;
+                    let found = self.resp.resync(8, stats, |b| {
+                        let (Some(size), Some(corr)) = (be_i32(b, 0), be_i32(b, 4)) else {
+                            return Verdict::NeedMore;
+                        };
+                        if size_ok(size) && pending.iter().any(|p| p.correlation_id == corr) {
+                            Verdict::Yes
+                        } else {
+                            Verdict::No
                         }
-                        i += 1;
-                    }
-                    self.resp.skip(i, stats);
+                    });
                     if !found {
                         return;
                     }
-                    self.resp.sync = Sync::Synced;
-                    self.resp.candidate = true;
                 }
             }
         }

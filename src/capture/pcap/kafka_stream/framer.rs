@@ -1,3 +1,7 @@
+//! Frames out of one direction's reassembled bytes: a 4-byte size, then the body. After a gap
+//! the frame it falls in is lost; the next boundary is kept when it is known, else the
+//! direction scans forward for a frame start (what counts as one is the session's to say).
+
 use super::peek::{be_i32, Verdict};
 use super::StreamStats;
 
@@ -27,9 +31,12 @@ pub(super) struct Framer {
     pub(super) first_open: bool,
     /// Capture time of the latest bytes (ns).
     pub(super) ts: i64,
-    /// For the next frame's notes: bytes in gaps, bytes skipped, bytes skipped at the start.
+    /// Bytes in gaps since the last frame (for the next frame's notes).
     missing: u64,
+    /// Captured bytes passed over since the last frame (for the next frame's notes).
     skipped: u64,
+    /// Bytes passed over before the first frame of a stream captured from its middle (for
+    /// that frame's notes).
     skipped_at_start: u64,
     /// "frame" or "response frame", for notes.
     what: &'static str,

@@ -4,29 +4,32 @@
 //! Per connection (both directions of a 4-tuple):
 //! 1. Each direction is put back in order by a [`Reassembler`]; the other direction's
 //!    acknowledgements tell it when a hole was missed by the capture for good.
-//! 2. Roles: the end whose port is a Kafka port is the broker. Otherwise (or when both ends
-//!    are), the direction whose bytes first parse as a plausible request header is the
-//!    client's (mid-stream, where a header can appear by chance, the frame must also decode).
-//!    A connection whose first request is not plausible Kafka (TLS on 9092, another
+//! 2. Roles (`probe.rs`): the end whose port is a Kafka port is the broker. Otherwise (or
+//!    when both ends are), the direction whose bytes first parse as a plausible request header
+//!    is the client's (mid-stream, where a header can appear by chance, the frame must also
+//!    decode). A connection whose first request is not plausible Kafka (TLS on 9092, another
 //!    protocol), or with none in its first 64 KiB, is not Kafka: it is counted in
 //!    [`StreamStats::not_kafka_connections`] and produces nothing. Until roles are known, at
 //!    most 64 KiB per direction is held.
-//! 3. Frames (4-byte size, then body) are cut from each direction. Requests wait for their
-//!    response, which is paired by correlation id with the oldest waiting request of that id
-//!    (Kafka answers in order; requests skipped over are reported unanswered). Produce with
-//!    acks=0 gets no response and goes out at once.
-//! 4. Lost bytes: a gap inside a frame loses that frame (when the gap ends inside it, the next
-//!    boundary is still known); otherwise the direction scans forward for a plausible frame
-//!    start (requests: a plausible header that then decodes; responses: a size and the
-//!    correlation id of a waiting request, then it decodes). The next exchange says how many
-//!    bytes were missing or skipped. A capture that starts mid-stream is resynchronised the
-//!    same way, and a response whose request was never captured is shown on its own.
+//! 3. Frames (4-byte size, then body) are cut from each direction (`framer.rs`). Requests
+//!    wait for their response (`session.rs`), which is paired by correlation id with the
+//!    oldest waiting request of that id (Kafka answers in order; requests skipped over are
+//!    reported unanswered). Produce with acks=0 gets no response and goes out at once.
+//! 4. Lost bytes (`framer.rs`): a gap inside a frame loses that frame (when the gap ends inside
+//!    it, the next boundary is still known); otherwise the direction scans forward for a
+//!    plausible frame start (requests: a plausible header that then decodes; responses: a size
+//!    and the correlation id of a waiting request, then it decodes). The next exchange says how
+//!    many bytes were missing or skipped. A capture that starts mid-stream is resynchronised
+//!    the same way, and a response whose request was never captured is shown on its own.
 //! 5. Requests that cannot be framed (size over the limit, implausible header) make the
 //!    client's direction undecodable: one `Malformed` exchange, then a resynchronising scan.
 //!
 //! Memory: frames are buffered only as their bytes arrive (a size prefix never reserves
 //! memory), connections are bounded by [`StreamOptions::max_connections`] (the least recently
 //! active is dropped), and each connection holds at most 1024 requests waiting for a response.
+//!
+//! This file holds the connections; `peek.rs` the few fields read from frame bytes without the
+//! dissector; `tests/` the tests, by the file they exercise.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -233,7 +236,7 @@ impl KafkaStreams {
         }
     }
 
-    /// Bytes held by framers (for tests of allocation bounds).
+    /// Bytes the framers have allocated (for tests of allocation bounds).
     #[cfg(test)]
     fn framer_capacity(&self) -> usize {
         self.conns
@@ -251,6 +254,7 @@ struct Conn {
     id: u64,
     /// The sender of the first segment seen; direction 0 is from it, 1 towards it.
     a: SocketAddr,
+    /// The other end.
     b: SocketAddr,
     first_seen_us: i64,
     /// Last activity (key in `KafkaStreams::by_activity`).

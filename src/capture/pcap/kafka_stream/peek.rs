@@ -1,3 +1,7 @@
+//! The few fields the capture reads from frame bytes without the dissector, cheaply and before
+//! a frame is whole: whether bytes start a plausible request, a request's client id, a Produce
+//! request's `acks` (acks=0 gets no response), the mechanism a SaslHandshake request names.
+
 use crate::protocol::{api_key, registry};
 
 /// Longest client id believed when looking for a request start (real ones are short).
@@ -19,10 +23,6 @@ pub(super) enum Verdict {
     NeedMore,
 }
 
-/// Whether `b` starts with a plausible request: size in 8..=max, api key 0..=100, version
-/// 0..=20. `strict` (for finding a frame start among unknown bytes) also wants a
-/// non-negative correlation id and a client id of at most 1024 bytes that fits the frame and
-/// is text (UTF-8 without control characters).
 /// The mechanism a SaslHandshake request names.
 pub(super) fn handshake_mechanism(frame: &[u8]) -> Option<String> {
     let d = crate::protocol::dissect_request(frame);
@@ -34,6 +34,11 @@ pub(super) fn handshake_mechanism(frame: &[u8]) -> Option<String> {
         })
 }
 
+/// Whether `b` starts with a plausible request: size in 8..=max, api key in
+/// 0..=[`MAX_PLAUSIBLE_API_KEY`], version in 0..=[`MAX_PLAUSIBLE_API_VERSION`]. `strict` (for
+/// finding a frame start among unknown bytes) also wants a non-negative correlation id and a
+/// client id of at most [`MAX_CLIENT_ID`] bytes that fits the frame and is text (UTF-8 without
+/// control characters).
 pub(super) fn request_verdict(b: &[u8], max: usize, strict: bool) -> Verdict {
     let Some(size) = be_i32(b, 0) else {
         return Verdict::NeedMore;

@@ -1,3 +1,7 @@
+//! Is this connection Kafka, and which end is the client? A connection's first bytes are held
+//! until one direction shows a plausible request (on a Kafka port, only the direction towards
+//! it is looked at); then they are replayed into a [`Session`](super::session::Session).
+
 use super::peek::{be_i32, request_verdict, Verdict};
 use crate::capture::pcap::reassembly::Chunk;
 use crate::protocol::{dissect_request_with, Limits};

@@ -1,3 +1,9 @@
+//! A connection known to be Kafka: requests framed from the client's direction wait for their
+//! response, paired by correlation id (Kafka answers in order, so requests passed over are
+//! unanswered); a Produce with acks=0 expects none; after SaslHandshake v0 bare SASL tokens are
+//! paired with the broker's bare answers; what still waits when the connection ends is
+//! reported unanswered.
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
@@ -33,7 +39,7 @@ struct Pending {
     request: Option<Vec<u8>>,
     request_at: i64,
     notes: Vec<String>,
-    /// A bare SASL token rather than a Kafka request.
+    /// A Kafka request, or a bare SASL token (see [`SaslTokens`]).
     framing: Framing,
 }
 

@@ -1,3 +1,5 @@
+//! Connections: TCP in order or not, several at once, opening, closing, reuse and the limit.
+
 use super::*;
 
 #[test]

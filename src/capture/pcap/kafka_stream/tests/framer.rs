@@ -1,3 +1,5 @@
+//! Frames across lost, cut and skipped bytes, and captures that start mid-stream.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,7 @@
+//! Tests of the Kafka stream decoder, fed with the segments of TCP connections built here (see
+//! [`Tcp`]) carrying frames encoded by kafka-protocol. Each file tests what the file of the
+//! same name does; the helpers they share are below.
+
 mod connection;
 mod framer;
 mod peek;
@@ -161,7 +165,7 @@ impl Tcp {
         }
     }
 
-    /// A segment at `seq_delta` bytes from the sender's current sequence number.
+    /// A segment whose sequence number is `delta` bytes past the sender's current one.
     fn seg_at(&mut self, from_client: bool, f: TcpFlags, delta: u32, payload: &[u8]) -> usize {
         self.ts += 1_000_000;
         let (src, dst, seq, ack) = if from_client {

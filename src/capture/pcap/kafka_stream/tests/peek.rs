@@ -1,3 +1,5 @@
+//! Fields read from frame bytes without the dissector.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,5 @@
+//! Telling Kafka connections and their client from other traffic.
+
 use super::*;
 
 #[test]

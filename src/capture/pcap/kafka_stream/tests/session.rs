@@ -1,3 +1,5 @@
+//! Pairing beyond one response per request: SASL bare tokens and acks=0.
+
 use super::*;
 
 fn sasl_handshake_v0(corr: i32, mechanism: &'static str) -> Pair {

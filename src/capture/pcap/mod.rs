@@ -9,8 +9,11 @@
 //! - [`kafka_stream`]: Kafka connections found by port or by a header heuristic, frames cut
 //!   from the byte streams, requests paired with responses by correlation id, [`Exchange`]s
 //!   and connection events out.
-//! - `sniff`: a live interface through `pnet`'s datalink channel.
-//! - `export`: pcapng (with synthesised TCP/IP for the broker's own connections) and JSON lines.
+//! - [`source`]: the steps above as one pipeline into the store, from a file (plain, gzip or
+//!   zstd, or standard input) or from [`sniff`], a live interface through `pnet`'s datalink
+//!   channel.
+//! - [`export`]: pcapng (with synthesised TCP/IP for the broker's own connections) and JSON
+//!   lines; [`record`] writes a store out with them, once or as it fills.
 //!
 //! [`Exchange`]: crate::capture::Exchange
 

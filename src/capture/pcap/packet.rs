@@ -46,8 +46,9 @@ const ETHERTYPE_QINQ_OLD: EtherType = EtherType(0x9100);
 /// BSD address families that mean IPv6 (NetBSD/OpenBSD, FreeBSD, Darwin).
 const AF_INET6_VALUES: [u32; 3] = [24, 28, 30];
 const AF_INET: u32 = 2;
-/// Linux cooked capture header lengths (v1 and v2).
+/// Linux cooked capture header length.
 const SLL_HEADER_LEN: usize = 16;
+/// Linux cooked capture v2 header length.
 const SLL2_HEADER_LEN: usize = 20;
 
 /// A frame whose headers are malformed or cut short.
@@ -441,7 +442,8 @@ mod tests {
         b
     }
 
-    /// An IPv6 packet with extension headers given as (type, bytes) after the fixed header.
+    /// An IPv6 packet: the fixed header (its next header `first_next`), then `extensions`
+    /// (extension headers' bytes, each naming the next), then `body`.
     fn ipv6_bytes(first_next: u8, extensions: &[u8], body: &[u8]) -> Vec<u8> {
         let mut b = vec![0x60, 0, 0, 0];
         b.extend_from_slice(&((extensions.len() + body.len()) as u16).to_be_bytes());

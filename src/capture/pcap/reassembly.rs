@@ -377,7 +377,7 @@ mod tests {
         s
     }
 
-    /// The data delivered, with gaps as `None` entries of their length.
+    /// The data delivered, joined, and the lengths of the gaps, in order.
     fn collect(chunks: &[Chunk]) -> (Vec<u8>, Vec<u64>) {
         let mut data = Vec::new();
         let mut gaps = Vec::new();

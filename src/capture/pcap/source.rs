@@ -16,8 +16,10 @@ use crate::capture::Store;
 pub struct Progress {
     /// What is read: `pcap FILE` or `sniff IFACE`.
     pub label: String,
-    /// Bytes of the file read so far, and its size (0 for a live interface).
+    /// Bytes of the file read so far.
     pub bytes_read: AtomicU64,
+    /// Size of the file (0 when unknown or endless: standard input, a named pipe, a live
+    /// interface).
     pub total_bytes: u64,
     /// A live interface (it stops rather than ends).
     pub live: bool,

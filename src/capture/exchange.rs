@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::protocol::{self, DecodeError, Dissection};
+use crate::protocol::{self, DecodeError, Dissection, ThrottlePlacement};
 
 /// Microseconds since the Unix epoch.
 pub fn now_micros() -> i64 {
@@ -50,6 +50,25 @@ impl Framing {
     }
 }
 
+/// The `throttle_time_ms` placement a ProduceResponse was encoded with, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlacementUsed {
+    pub placement: ThrottlePlacement,
+    /// Number (from 1) and text of the placement rule that chose it; `None` when no rule
+    /// matched the client and the global mode was used.
+    pub rule: Option<(usize, String)>,
+}
+
+impl std::fmt::Display for PlacementUsed {
+    /// `front`, or `front (rule 1: software=kafka-python*:front)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.rule {
+            None => write!(f, "{}", self.placement),
+            Some((i, text)) => write!(f, "{} (rule {i}: {text})", self.placement),
+        }
+    }
+}
+
 /// A request frame and its response frame, with where and when they were seen.
 #[derive(Debug, Clone, Serialize)]
 pub struct Exchange {
@@ -84,7 +103,7 @@ pub struct Exchange {
     /// The `throttle_time_ms` placement a ProduceResponse from the embedded broker was encoded
     /// with, and the rule that chose it (None for other APIs and other sources).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub placement: Option<crate::settings::PlacementUsed>,
+    pub placement: Option<PlacementUsed>,
     /// How the frames are laid out (almost always Kafka's own framing).
     #[serde(skip_serializing_if = "Framing::is_kafka")]
     pub framing: Framing,

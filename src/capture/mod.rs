@@ -7,5 +7,5 @@ pub mod pcap;
 mod store;
 
 pub use connection::{ClosedBy, ConnEvent, ConnEventKind};
-pub use exchange::{now_micros, Exchange, Framing, Status};
+pub use exchange::{now_micros, Exchange, Framing, PlacementUsed, Status};
 pub use store::{InFlight, Marker, Store, StoreLimits, Subscription, TimelineItem};

@@ -768,7 +768,7 @@ fn a_response_whose_request_is_not_in_the_capture_says_so() {
     let want = format!(
         "{} conn={} {} client=- ? corr={} - req=- resp={}B request not in the capture \
          (response without its request (request not captured))",
-        chronik_tui::headless::clock(dropped.response_at.unwrap()),
+        chronik_tui::capture::render::clock(dropped.response_at.unwrap()),
         dropped.conn,
         dropped.peer,
         dropped.correlation_id,

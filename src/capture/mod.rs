@@ -4,6 +4,7 @@
 mod connection;
 mod exchange;
 pub mod pcap;
+pub mod render;
 mod store;
 
 pub use connection::{ClosedBy, ConnEvent, ConnEventKind};

@@ -952,7 +952,7 @@ impl Detector {
                 .iter()
                 .map(|(k, v)| format!("{}:v{}", registry::api_name(*k), v))
                 .collect();
-            let clock = |at: Option<i64>| at.map(crate::headless::clock);
+            let clock = |at: Option<i64>| at.map(crate::capture::render::clock);
             let cells = vec![
                 c.conn.to_string(),
                 c.peer.clone(),

@@ -27,8 +27,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde_json::json;
 
+use crate::capture::render::{self, clock};
 use crate::capture::{ClosedBy, ConnEvent, ConnEventKind, Exchange, Marker, Status};
-use crate::headless::clock;
 use crate::protocol::registry;
 
 /// Largest TCP payload per synthesised segment (an IPv4 total length is 16 bits).
@@ -687,7 +687,7 @@ fn write_block<W: Write>(out: &mut W, kind: u32, body: &[u8]) -> io::Result<()> 
 }
 
 /// Writes JSON lines: each exchange as the headless `--json` mode prints it
-/// ([`crate::headless::json`]), connection events as `{"kind":"conn_event","event":"opened"|
+/// ([`render::json`]), connection events as `{"kind":"conn_event","event":"opened"|
 /// "closed",…}` and markers as `{"kind":"marker",…}`.
 pub struct JsonLinesExporter<W: Write> {
     out: W,
@@ -701,7 +701,7 @@ impl<W: Write> JsonLinesExporter<W> {
 
     /// One exchange, with both frames' hex and decoded trees.
     pub fn exchange(&mut self, ex: &Exchange) -> io::Result<()> {
-        writeln!(self.out, "{}", crate::headless::json(ex))
+        writeln!(self.out, "{}", render::json(ex))
     }
 
     /// `{"kind":"conn_event","conn":…,"peer":…,"at":…,"event":"opened"}`, or with
@@ -1245,7 +1245,7 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            crate::headless::json(&ex(7, 1, "127.0.0.1:1", None, 10, Some(10)))
+            render::json(&ex(7, 1, "127.0.0.1:1", None, 10, Some(10)))
         );
         assert_eq!(
             lines[2],

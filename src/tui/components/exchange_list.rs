@@ -52,10 +52,10 @@ impl Entry {
     ) {
         let req = ex.dissect_request();
         let resp = ex.dissect_response();
-        let crate::headless::Summary {
+        let crate::capture::render::Summary {
             text: mut summary,
             trouble,
-        } = crate::headless::summarize(&ex, req.as_ref(), resp.as_ref());
+        } = crate::capture::render::summarize(&ex, req.as_ref(), resp.as_ref());
         let class = match &ex.status {
             Status::Malformed { error } => {
                 summary = format!("MALFORMED: {error} {summary}");

@@ -4,6 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::verdict::{Dissected, Verdict};
 use crate::protocol::{self, DecodeError, Dissection, ThrottlePlacement};
 
 /// Microseconds since the Unix epoch.
@@ -174,10 +175,24 @@ impl Exchange {
         })
     }
 
+    /// The response's dissection (none without a response). Its API and version are the
+    /// request's, as the response does not say them.
     pub fn dissect_response(&self) -> Option<Dissection> {
         self.response.as_ref().map(|r| match self.framing {
             Framing::Kafka => protocol::dissect_response(r, self.api_key, self.api_version),
             Framing::SaslToken => protocol::dissect_sasl_token(r, false),
         })
+    }
+
+    /// Both frames dissected once, and the [`Verdict`] on them.
+    pub fn dissect(&self) -> Dissected {
+        let request = self.dissect_request();
+        let response = self.dissect_response();
+        let verdict = Verdict::of(self, request.as_ref(), response.as_ref());
+        Dissected {
+            request,
+            response,
+            verdict,
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::capture::{Exchange, Status};
+use crate::capture::{Dissected, Exchange, FrameFault, Status, Verdict};
 use crate::protocol::errors::error_name;
 use crate::protocol::registry;
 use crate::protocol::{Dissection, Field, Value};
@@ -115,8 +115,6 @@ pub fn line_with(ex: &Exchange, clock: &Clock) -> String {
 }
 
 fn line_at(ex: &Exchange, time: &str) -> String {
-    let req = ex.dissect_request();
-    let resp = ex.dissect_response();
     let status = match &ex.status {
         Status::Answered => String::new(),
         Status::NoResponse => "[no response: acks=0]".into(),
@@ -125,7 +123,7 @@ fn line_at(ex: &Exchange, time: &str) -> String {
         Status::Refused { reason } => format!("[refused: {reason}]"),
     };
     let size = |frame: Option<&Vec<u8>>| frame.map_or("-".into(), |f| format!("{}B", f.len()));
-    let mut tail = vec![summarize(ex, req.as_ref(), resp.as_ref()).text, status];
+    let mut tail = vec![summarize(&ex.dissect()), status];
     tail.extend(ex.notes.iter().map(|n| format!("({n})")));
     tail.retain(|t| !t.is_empty());
     format!(
@@ -145,45 +143,29 @@ fn line_at(ex: &Exchange, time: &str) -> String {
     .to_string()
 }
 
-/// The summary line of an exchange and whether its dissection shows trouble.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
-    pub text: String,
-    /// An error code other than zero in the response, a frame that does not decode, or one
-    /// with bytes after the spec's last field (a misplaced field, say).
-    pub trouble: bool,
-}
-
-/// A short summary of an exchange from its dissections (`req` is none when the request was not
-/// seen): topics and partitions named in the request, and from the response the error codes
-/// that are not zero, produce base offsets and throttle time; with whether it shows trouble.
-pub fn summarize(ex: &Exchange, req: Option<&Dissection>, resp: Option<&Dissection>) -> Summary {
-    let mut trouble = false;
+/// A short summary of an exchange from its dissections: topics and partitions named in the
+/// request, and from the response the error codes that are not zero, produce base offsets and
+/// throttle time; then what the [`Verdict`] finds wrong with either frame.
+pub fn summarize(d: &Dissected) -> String {
+    let v = &d.verdict;
     let mut parts: Vec<String> = Vec::new();
-    if let Some(req) = req {
+    if let Some(req) = &d.request {
         request_parts(req, &mut parts);
     }
-    // Without its request a response's API is known only when the capture kept the request's
-    // header; else its body was not decoded and there is nothing to say of it.
-    if let Some(resp) = resp.filter(|_| req.is_some() || ex.api_key >= 0) {
-        trouble |= response_parts(resp, &mut parts);
+    if let Some(resp) = d.response.as_ref().filter(|_| v.response_read) {
+        response_parts(resp, v, &mut parts);
     }
-    match req {
-        None => parts.push("request not in the capture".into()),
-        Some(req) => {
-            if let Some(e) = &req.error {
-                trouble = true;
-                parts.push(format!("request undecodable: {e}"));
-            } else if let Some(n) = leftover(req) {
-                trouble = true;
-                parts.push(format!("request has {n} bytes after the spec's last field"));
-            }
-        }
+    if v.request_missing {
+        parts.push("request not in the capture".into());
     }
-    Summary {
-        text: parts.join(" "),
-        trouble,
+    match &v.request {
+        Some(FrameFault::Undecodable(e)) => parts.push(format!("request undecodable: {e}")),
+        Some(FrameFault::TrailingBytes { len, .. }) => parts.push(format!(
+            "request has {len} bytes after the spec's last field"
+        )),
+        None => {}
     }
+    parts.join(" ")
 }
 
 /// What the request names: a bare SASL token's user, topics, group, records.
@@ -231,26 +213,23 @@ fn request_parts(req: &Dissection, parts: &mut Vec<String>) {
 }
 
 /// What the response says: base offsets, throttle time, and ok, its errors, or why it does not
-/// read; true when that is trouble.
-fn response_parts(resp: &Dissection, parts: &mut Vec<String>) -> bool {
-    let mut errors: Vec<String> = Vec::new();
+/// read.
+fn response_parts(resp: &Dissection, v: &Verdict, parts: &mut Vec<String>) {
     let mut offsets: Vec<i64> = Vec::new();
     let mut throttle = None;
     resp.root.walk(0, &mut |f, _| {
-        let name = f.name();
-        if f.short_name() == "error_code" {
-            if let Some(c) = f.as_int().filter(|c| *c != 0) {
-                let e = error_name(c as i16).to_string();
-                if !errors.contains(&e) {
-                    errors.push(e);
-                }
-            }
-        } else if name == "produce.response.responses.partition_responses.base_offset" {
+        if f.name() == "produce.response.responses.partition_responses.base_offset" {
             offsets.extend(f.as_int());
         } else if f.short_name() == "throttle_time_ms" {
             throttle = f.as_int();
         }
     });
+    let mut errors: Vec<&str> = Vec::new();
+    for e in v.errors().map(error_name) {
+        if !errors.contains(&e) {
+            errors.push(e);
+        }
+    }
     if !offsets.is_empty() {
         let o: Vec<String> = offsets.iter().take(4).map(i64::to_string).collect();
         parts.push(format!("base_offset={}", o.join(",")));
@@ -258,30 +237,16 @@ fn response_parts(resp: &Dissection, parts: &mut Vec<String>) -> bool {
     if let Some(t) = throttle.filter(|t| *t != 0) {
         parts.push(format!("throttle={t}ms"));
     }
-    let misread = leftover(resp);
-    if let Some(e) = &resp.error {
-        parts.push(format!("response undecodable: {e}"));
-    } else if let Some(n) = misread {
+    match &v.response {
+        Some(FrameFault::Undecodable(e)) => parts.push(format!("response undecodable: {e}")),
         // The values above were read as the spec lays the response out; with bytes left
         // over they are not what the broker meant (a misplaced field, say).
-        parts.push(format!(
-            "MISREAD: {n} bytes left after the spec's last field"
-        ));
-    } else if errors.is_empty() {
-        parts.push("ok".into());
-    } else {
-        parts.push(format!("error={}", errors.join(",")));
+        Some(FrameFault::TrailingBytes { len, .. }) => parts.push(format!(
+            "MISREAD: {len} bytes left after the spec's last field"
+        )),
+        None if errors.is_empty() => parts.push("ok".into()),
+        None => parts.push(format!("error={}", errors.join(","))),
     }
-    resp.error.is_some() || misread.is_some() || !errors.is_empty()
-}
-
-/// Bytes after the end of the body, when a frame is longer than the spec's layout.
-fn leftover(d: &Dissection) -> Option<u32> {
-    d.root
-        .children
-        .iter()
-        .find(|f| f.name() == "kafka.trailing_bytes")
-        .map(|f| f.len)
 }
 
 fn tree_json(d: &Dissection, frame: &[u8]) -> serde_json::Value {

@@ -62,10 +62,12 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store};
+use crate::capture::{
+    now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, FrameFault, Status, Store,
+};
 use crate::protocol::batch::BatchHeader;
 use crate::protocol::{api_key, registry};
-use crate::protocol::{dissect_request, dissect_request_with, Dissection, Field, Limits, Value};
+use crate::protocol::{dissect_request_with, Dissection, Field, Limits, Value};
 use crate::settings::{Settings, StallThresholds};
 
 /// Most batches remembered for resend detection (oldest forgotten first).
@@ -473,11 +475,9 @@ fn bytes_of<'a>(d: &'a Dissection, frame: &'a [u8], f: &Field) -> Option<&'a [u8
 }
 
 /// The magic-2 batches of a Produce request with their topic and partition, and their records
-/// (decompressed within the dissector's limits).
-fn produce_contents(ex: &Exchange) -> (Vec<BatchSeen>, Vec<RecordSeen>) {
+/// (decompressed within the dissector's limits), from the request's dissection `d` of `frame`.
+fn produce_contents(d: &Dissection, frame: &[u8]) -> (Vec<BatchSeen>, Vec<RecordSeen>) {
     use std::hash::{Hash, Hasher};
-    let d = dissect_request(&ex.request);
-    let frame = &ex.request;
     let mut batches = Vec::new();
     let mut records = Vec::new();
     let mut topic = String::new();
@@ -512,15 +512,15 @@ fn produce_contents(ex: &Exchange) -> (Vec<BatchSeen>, Vec<RecordSeen>) {
         "record" => {
             let child = |name: &str| f.children.iter().find(|c| c.name() == name);
             let delta = child("record.timestamp_delta").and_then(Field::as_int);
-            let key = child("record.key").and_then(|k| bytes_of(&d, frame, k));
-            let value = child("record.value").and_then(|v| bytes_of(&d, frame, v));
+            let key = child("record.key").and_then(|k| bytes_of(d, frame, k));
+            let value = child("record.value").and_then(|v| bytes_of(d, frame, v));
             if let (Some(delta), Some(key), Some(value)) = (delta, key, value) {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 (&topic, partition, key, value).hash(&mut h);
                 // Header names and values, in order.
                 if let Some(headers) = child("record.headers") {
                     headers.walk(0, &mut |hf, _| {
-                        if let Some(b) = bytes_of(&d, frame, hf) {
+                        if let Some(b) = bytes_of(d, frame, hf) {
                             b.hash(&mut h);
                         }
                     });
@@ -538,38 +538,15 @@ fn produce_contents(ex: &Exchange) -> (Vec<BatchSeen>, Vec<RecordSeen>) {
     (batches, records)
 }
 
-/// Whether a ProduceResponse decodes as the spec lays it out; `Some(what is wrong)` if not.
-fn produce_response_problem(ex: &Exchange) -> Option<String> {
-    let d = ex.dissect_response()?;
-    if let Some(e) = &d.error {
-        return Some(format!("does not decode as the spec lays it out: {e}"));
+/// What is wrong with a ProduceResponse that does not decode as the spec lays it out.
+fn produce_response_problem(fault: &FrameFault) -> String {
+    match fault {
+        FrameFault::Undecodable(e) => format!("does not decode as the spec lays it out: {e}"),
+        FrameFault::TrailingBytes { len, offset } => format!(
+            "does not decode as the spec lays it out: {len} bytes left after the last field, at \
+             byte {offset}"
+        ),
     }
-    let trailing: Vec<&Field> = d
-        .root
-        .children
-        .iter()
-        .filter(|f| f.name() == "kafka.trailing_bytes")
-        .collect();
-    trailing.first().map(|t| {
-        format!(
-            "does not decode as the spec lays it out: {} bytes left after the last field, at byte {}",
-            t.len, t.offset
-        )
-    })
-}
-
-/// Whether a ProduceResponse carries a non-zero error code.
-fn produce_response_has_error(ex: &Exchange) -> bool {
-    let Some(d) = ex.dissect_response() else {
-        return false;
-    };
-    let mut any = false;
-    d.root.walk(0, &mut |f, _| {
-        if f.short_name() == "error_code" && f.as_int().is_some_and(|c| c != 0) {
-            any = true;
-        }
-    });
-    any
 }
 
 impl Detector {
@@ -683,13 +660,18 @@ impl Detector {
 
     fn on_produce(&mut self, ex: &Exchange, t: StallThresholds, out: &mut Vec<StateChange>) {
         let client: ClientKey = (ex.client_id.clone(), ip_of(&ex.peer));
-        let problem = if ex.status == Status::Answered {
-            produce_response_problem(ex)
-        } else {
-            None
+        // Both frames dissected once: the request for its batches, the response for the verdict.
+        let d = ex.dissect();
+        let problem = match &d.verdict.response {
+            Some(fault) if ex.status == Status::Answered => Some(produce_response_problem(fault)),
+            _ => None,
         };
-        let doubtful = problem.is_some() || produce_response_has_error(ex);
-        let (batches, records) = produce_contents(ex);
+        let doubtful = problem.is_some() || d.verdict.errors().next().is_some();
+        let (batches, records) = d
+            .request
+            .as_ref()
+            .map(|req| produce_contents(req, &ex.request))
+            .unwrap_or_default();
         // Whole batches first (producer sequence or CRC), then single records for clients that
         // re-batch what they retry.
         let mut items: Vec<(BatchKey, String)> =

@@ -1,5 +1,6 @@
 //! One request and its response (if any), as raw frames plus what is known about them.
 
+use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -77,12 +78,12 @@ pub struct Exchange {
     pub id: u64,
     /// Connection id (per source).
     pub conn: u64,
-    /// Peer address of the client, `ip:port`.
-    pub peer: String,
-    /// Address of the broker side, `ip:port`, when the source knows it (the embedded broker's
-    /// local address, the server end of a captured connection).
+    /// Address of the client (`ip:port` in JSON).
+    pub peer: SocketAddr,
+    /// Address of the broker side, when the source knows it (the embedded broker's local
+    /// address, the server end of a captured connection).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
+    pub server: Option<SocketAddr>,
     pub client_id: Option<String>,
     pub api_key: i16,
     pub api_version: i16,
@@ -113,7 +114,7 @@ pub struct Exchange {
 impl Exchange {
     /// An exchange on connection `conn` with `peer` whose request arrived at `request_at`: no
     /// id yet (the store assigns it), no frames, header fields unknown (-1), Kafka framing.
-    pub fn new(conn: u64, peer: String, request_at: i64, status: Status) -> Exchange {
+    pub fn new(conn: u64, peer: SocketAddr, request_at: i64, status: Status) -> Exchange {
         Exchange {
             id: 0,
             conn,

@@ -56,6 +56,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -147,7 +148,7 @@ pub struct Evidence {
 #[derive(Debug, Clone, Serialize)]
 pub struct StateChange {
     pub conn: u64,
-    pub peer: String,
+    pub peer: SocketAddr,
     pub client_id: Option<String>,
     /// `name version` from ApiVersions v3+, when the client sent it.
     pub software: Option<String>,
@@ -244,7 +245,7 @@ struct Waiting {
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnInfo {
     pub conn: u64,
-    pub peer: String,
+    pub peer: SocketAddr,
     pub client_id: Option<String>,
     pub software_name: Option<String>,
     pub software_version: Option<String>,
@@ -275,10 +276,10 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
-    pub(crate) fn new(conn: u64, peer: &str) -> ConnInfo {
+    pub(crate) fn new(conn: u64, peer: SocketAddr) -> ConnInfo {
         ConnInfo {
             conn,
-            peer: peer.to_string(),
+            peer,
             client_id: None,
             software_name: None,
             software_version: None,
@@ -326,7 +327,7 @@ impl ConnInfo {
 }
 
 /// Who a client is for resend detection: client id and peer IP (clients reconnect to retry).
-type ClientKey = (Option<String>, String);
+type ClientKey = (Option<String>, IpAddr);
 
 /// What identifies a batch across resends.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -396,13 +397,6 @@ pub struct Detector {
     closed_order: VecDeque<u64>,
     batches: HashMap<(ClientKey, BatchKey), BatchSent>,
     batch_order: VecDeque<(ClientKey, BatchKey)>,
-}
-
-fn ip_of(peer: &str) -> String {
-    match peer.rsplit_once(':') {
-        Some((ip, _)) => ip.to_string(),
-        None => peer.to_string(),
-    }
 }
 
 /// A threshold in µs (saturating, so an absurd threshold never wraps negative).
@@ -565,7 +559,7 @@ impl Detector {
         self.conns.get(&conn)
     }
 
-    fn entry(&mut self, conn: u64, peer: &str) -> &mut ConnInfo {
+    fn entry(&mut self, conn: u64, peer: SocketAddr) -> &mut ConnInfo {
         self.conns
             .entry(conn)
             .or_insert_with(|| ConnInfo::new(conn, peer))
@@ -588,7 +582,7 @@ impl Detector {
         if from != to {
             out.push(StateChange {
                 conn,
-                peer: c.peer.clone(),
+                peer: c.peer,
                 client_id: c.client_id.clone(),
                 software: c.software(),
                 from,
@@ -613,7 +607,7 @@ impl Detector {
     /// Takes in one exchange; returns the state changes it causes.
     pub fn on_exchange(&mut self, ex: &Exchange, t: StallThresholds) -> Vec<StateChange> {
         let mut out = Vec::new();
-        let c = self.entry(ex.conn, &ex.peer);
+        let c = self.entry(ex.conn, ex.peer);
         if ex.client_id.is_some() {
             c.client_id = ex.client_id.clone();
         }
@@ -659,7 +653,7 @@ impl Detector {
     }
 
     fn on_produce(&mut self, ex: &Exchange, t: StallThresholds, out: &mut Vec<StateChange>) {
-        let client: ClientKey = (ex.client_id.clone(), ip_of(&ex.peer));
+        let client: ClientKey = (ex.client_id.clone(), ex.peer.ip());
         // Both frames dissected once: the request for its batches, the response for the verdict.
         let d = ex.dissect();
         let problem = match &d.verdict.response {
@@ -833,7 +827,7 @@ impl Detector {
     /// Takes in one connection event; returns the state changes it causes.
     pub fn on_conn_event(&mut self, ev: &ConnEvent, t: StallThresholds) -> Vec<StateChange> {
         let mut out = Vec::new();
-        let c = self.entry(ev.conn, &ev.peer);
+        let c = self.entry(ev.conn, ev.peer);
         match &ev.kind {
             ConnEventKind::Opened => c.opened_at = Some(ev.at),
             ConnEventKind::Closed { by, reason } => {
@@ -937,7 +931,7 @@ impl Detector {
             let clock = |at: Option<i64>| at.map(crate::capture::render::clock);
             let cells = vec![
                 c.conn.to_string(),
-                c.peer.clone(),
+                c.peer.to_string(),
                 c.client_id.clone().unwrap_or_else(|| "-".into()),
                 c.software().unwrap_or_else(|| "-".into()),
                 c.state(),

@@ -169,7 +169,7 @@ impl<'s, 'a> Ctx<'s, 'a> {
             Builtin::Id => pred(Val::Int(saturate(ex.id))),
             Builtin::Corr => pred(Val::Int(ex.correlation_id.into())),
             Builtin::Client => pred(text(ex.client_id.as_deref())),
-            Builtin::Peer => pred(Val::Text(&ex.peer)),
+            Builtin::Peer => pred(Val::Text(&ex.peer.to_string())),
             Builtin::Software => pred(text(self.s.software)),
             Builtin::Health => pred(text(self.s.health)),
             Builtin::Latency => ex.latency_micros().is_some_and(|l| pred(Val::Int(l))),

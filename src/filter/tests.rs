@@ -89,7 +89,7 @@ fn exchange(id: u64, conn: u64, api_key: i16, api_version: i16, corr: i32) -> Ex
         correlation_id: corr,
         ..Exchange::new(
             conn,
-            format!("127.0.0.1:{}", 50000 + conn),
+            format!("127.0.0.1:{}", 50000 + conn).parse().unwrap(),
             T0 + id as i64 * 10_000_000,
             Status::Unanswered,
         )

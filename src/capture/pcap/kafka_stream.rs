@@ -382,7 +382,7 @@ impl Conn {
                         stats.kafka_connections += 1;
                         out.push(Output::Conn(ConnEvent {
                             conn: self.id,
-                            peer: session.peer.clone(),
+                            peer: session.peer,
                             at: self.first_seen_us,
                             kind: ConnEventKind::Opened,
                         }));
@@ -434,7 +434,7 @@ impl Conn {
                     let how = if rst { "RST" } else { "FIN" };
                     out.push(Output::Conn(ConnEvent {
                         conn: self.id,
-                        peer: s.peer.clone(),
+                        peer: s.peer,
                         at,
                         kind: ConnEventKind::Closed {
                             by,
@@ -927,10 +927,10 @@ impl Framer {
 struct Session {
     conn: u64,
     client_dir: usize,
-    /// Client `ip:port`.
-    peer: String,
-    /// Broker `ip:port`.
-    server: String,
+    /// The client's address.
+    peer: SocketAddr,
+    /// The broker's address.
+    server: SocketAddr,
     req: Framer,
     resp: Framer,
     pending: VecDeque<Pending>,
@@ -971,8 +971,8 @@ impl Session {
         Session {
             conn,
             client_dir,
-            peer: client.to_string(),
-            server: server.to_string(),
+            peer: client,
+            server,
             req: Framer::new(req_from_start, "frame"),
             resp: Framer::new(saw_syn[1 - client_dir], "response frame"),
             pending: VecDeque::new(),
@@ -1278,12 +1278,12 @@ impl Session {
         status: Status,
     ) -> Exchange {
         Exchange {
-            server: Some(self.server.clone()),
+            server: Some(self.server),
             client_id,
             api_key,
             api_version,
             correlation_id,
-            ..Exchange::new(self.conn, self.peer.clone(), request_at, status)
+            ..Exchange::new(self.conn, self.peer, request_at, status)
         }
     }
 
@@ -1895,8 +1895,8 @@ mod tests {
             assert_answered(ex, &pairs[i], i as i32 + 1);
             assert_eq!(ex.id, 0);
             assert_eq!(ex.conn, 1);
-            assert_eq!(ex.peer, "10.0.0.1:51000");
-            assert_eq!(ex.server.as_deref(), Some("10.0.0.2:9092"));
+            assert_eq!(ex.peer.to_string(), "10.0.0.1:51000");
+            assert_eq!(ex.server, Some("10.0.0.2:9092".parse().unwrap()));
             assert_eq!(ex.client_id.as_deref(), Some(CLIENT_ID));
             assert_eq!(ex.request_at, tcp.last_ts_us(&ranges[i].0));
             assert_eq!(ex.response_at, Some(tcp.last_ts_us(&ranges[i].1)));
@@ -1922,7 +1922,7 @@ mod tests {
             }
         );
         assert_eq!(events(&out)[0].at, tcp.segs[0].ts_nanos / 1000);
-        assert_eq!(closed.peer, "10.0.0.1:51000");
+        assert_eq!(closed.peer.to_string(), "10.0.0.1:51000");
         assert_eq!(
             stats,
             StreamStats {
@@ -2249,11 +2249,11 @@ mod tests {
         assert_eq!((ea.len(), eb.len()), (3, 2));
         for (i, ex) in ea.iter().enumerate() {
             assert_answered(ex, &pa[i], i as i32 + 1);
-            assert_eq!(ex.peer, "10.0.0.1:51000");
+            assert_eq!(ex.peer.to_string(), "10.0.0.1:51000");
         }
         for (i, ex) in eb.iter().enumerate() {
             assert_answered(ex, &pb[i], i as i32 + 100);
-            assert_eq!(ex.peer, "10.0.0.3:42000");
+            assert_eq!(ex.peer.to_string(), "10.0.0.3:42000");
         }
         assert_eq!(stats.kafka_connections, 2);
         let ev = events(&out);
@@ -2284,7 +2284,7 @@ mod tests {
         assert_eq!(exs.len(), 3);
         for (i, ex) in exs.iter().enumerate() {
             assert_answered(ex, &pairs[i], i as i32 + 1);
-            assert_eq!(ex.server.as_deref(), Some("10.0.0.2:19092"));
+            assert_eq!(ex.server, Some("10.0.0.2:19092".parse().unwrap()));
         }
         assert_eq!(stats.kafka_connections, 1);
 
@@ -2294,7 +2294,7 @@ mod tests {
         let (out, _) = run(&segs, StreamOptions::default());
         let exs = exchanges(&out);
         assert_eq!(exs.len(), 3);
-        assert!(exs.iter().all(|e| e.peer == "10.0.0.1:51000"));
+        assert!(exs.iter().all(|e| e.peer.to_string() == "10.0.0.1:51000"));
     }
 
     #[test]
@@ -2318,7 +2318,8 @@ mod tests {
         }
         let (out, _) = run(&tcp.segs, StreamOptions::default());
         let exs = exchanges(&out);
-        assert!(exs.iter().all(|e| e.peer == "10.0.0.1:51000"), "{exs:#?}");
+        let peer: SocketAddr = "10.0.0.1:51000".parse().unwrap();
+        assert!(exs.iter().all(|e| e.peer == peer), "{exs:#?}");
         let answered: Vec<&&Exchange> = exs.iter().filter(|e| e.api_key >= 0).collect();
         assert_eq!(answered.len(), 2);
         for (i, ex) in answered.iter().enumerate() {

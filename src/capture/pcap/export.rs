@@ -759,10 +759,10 @@ mod tests {
         req: usize,
         resp: Option<usize>,
     ) -> Exchange {
-        let body = |n: usize, seed: u8| -> Vec<u8> {
+        let body = |n: usize, start: u8| -> Vec<u8> {
             frame(
                 &(0..n)
-                    .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+                    .map(|i| (i as u8).wrapping_mul(31).wrapping_add(start))
                     .collect::<Vec<_>>(),
             )
         };

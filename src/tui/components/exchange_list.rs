@@ -20,7 +20,7 @@ use crate::filter::{Filter, Subject};
 use crate::protocol::ThrottlePlacement;
 use crate::tui::theme::Theme;
 
-/// How a row is coloured: the exchange's [`Severity`].
+/// How a row is coloured: the exchange's [`Severity`](crate::capture::Severity).
 pub use crate::capture::Severity as RowClass;
 
 /// One row.

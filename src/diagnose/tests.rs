@@ -8,9 +8,9 @@ use kafka_protocol::messages::{ApiVersionsRequest, ProduceRequest, ProduceRespon
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::*;
+use crate::capture::PlacementUsed;
 use crate::protocol::batch;
 use crate::protocol::test_frames::request_frame;
-use crate::settings::PlacementUsed;
 
 const S: i64 = 1_000_000;
 const T0: i64 = 1_700_000_000 * S;
@@ -218,7 +218,7 @@ fn close_soon_after_an_undecodable_response_is_disconnecting() {
     );
     let mut ex = ex;
     ex.placement = Some(PlacementUsed {
-        placement: crate::settings::ThrottlePlacement::Front,
+        placement: crate::protocol::ThrottlePlacement::Front,
         rule: Some((0, "client_id=app:front".into())),
     });
     let resp_len = ex.response.as_ref().unwrap().len();

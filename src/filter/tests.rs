@@ -20,10 +20,11 @@ use kafka_protocol::records::{
 };
 
 use super::*;
+use crate::capture::PlacementUsed;
 use crate::capture::{Dissected, Exchange, Status};
 use crate::protocol;
 use crate::protocol::test_frames::{request_frame, response_frame};
-use crate::settings::{PlacementUsed, ThrottlePlacement};
+use crate::protocol::ThrottlePlacement;
 
 const T0: i64 = 1_700_000_000_000_000;
 

@@ -1042,8 +1042,8 @@ mod tests {
     fn each_exchange_has_its_comment_and_markers_ride_on_the_next_packet() {
         let mut w = PcapngExporter::new(Vec::new(), "127.0.0.1:9092".parse().unwrap()).unwrap();
         let mut a = ex(12, 1, "127.0.0.1:50001", None, 10, Some(10));
-        a.placement = Some(crate::settings::PlacementUsed {
-            placement: crate::settings::ThrottlePlacement::Front,
+        a.placement = Some(crate::capture::PlacementUsed {
+            placement: crate::protocol::ThrottlePlacement::Front,
             rule: Some((1, "software=kcat*:front".into())),
         });
         a.notes = vec!["a note".into()];
@@ -1069,8 +1069,8 @@ mod tests {
         .unwrap();
         let file = w.finish().unwrap();
         let (_, packets) = blocks(&file);
-        let placement = crate::settings::PlacementUsed {
-            placement: crate::settings::ThrottlePlacement::Front,
+        let placement = crate::capture::PlacementUsed {
+            placement: crate::protocol::ThrottlePlacement::Front,
             rule: None,
         };
         let commented: Vec<(usize, &Vec<String>)> = packets

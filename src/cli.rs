@@ -10,8 +10,8 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::addr::{self, HostPort};
+use crate::capture::render::TimeFormat;
 use crate::capture::StoreLimits;
-use crate::headless::TimeFormat;
 use crate::protocol::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::settings::{ThrottlePlacement, ThrottleRule, VersionCap};
 
@@ -284,6 +284,22 @@ impl ValueEnum for ThrottlePlacement {
             ThrottlePlacement::Spec => "after the responses, as Apache Kafka",
             ThrottlePlacement::Front => "before them, as Chronik Stream 0.7.2 did (v1-v8)",
             ThrottlePlacement::Omit => "left out",
+        };
+        Some(PossibleValue::new(self.word()).help(help))
+    }
+}
+
+impl ValueEnum for TimeFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &TimeFormat::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            TimeFormat::Utc => "HH:MM:SS.micros in UTC",
+            TimeFormat::Local => "HH:MM:SS.micros in the local time zone (TZ)",
+            TimeFormat::Relative => "seconds since the first exchange shown",
+            TimeFormat::Epoch => "seconds since 1970-01-01 UTC",
         };
         Some(PossibleValue::new(self.word()).help(help))
     }

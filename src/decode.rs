@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::capture::pcap::kafka_stream::StreamOptions;
 use crate::capture::pcap::source::{self, Input};
+use crate::capture::render::{Clock, TimeFormat};
 use crate::capture::{Exchange, Store, StoreLimits};
 use crate::filter::{self, Column, Filter, Subject};
-use crate::headless::{self, Clock, TimeFormat};
+use crate::headless;
 
 /// What to decode and how to print it.
 #[derive(Debug, Clone)]

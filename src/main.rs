@@ -13,10 +13,11 @@ use clap::Parser;
 use chronik_tui::broker::{self, BrokerConfig};
 use chronik_tui::capture::pcap::kafka_stream::StreamOptions;
 use chronik_tui::capture::pcap::source::{self, Input, Progress};
+use chronik_tui::capture::render::Clock;
 use chronik_tui::capture::{Store, StoreLimits};
 use chronik_tui::cli::{self, Cli, Command, DecodeArgs, MatrixArgs, UsageError};
 use chronik_tui::decode::{self, DecodeError, DecodeOptions};
-use chronik_tui::headless::{self, Clock, Out};
+use chronik_tui::headless::{self, Out};
 use chronik_tui::settings::{Knobs, Settings, StallThresholds};
 
 fn main() -> ExitCode {

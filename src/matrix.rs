@@ -312,8 +312,9 @@ pub struct MatrixOptions {
     /// Address every cell's broker listens on (default 127.0.0.1:0, a free port per cell);
     /// with a fixed address, cells run one at a time. Useful for recording a capture.
     pub listen: Option<std::net::SocketAddr>,
-    /// Highest version advertised per API key (e.g. Produce capped at 8 to make a client that
-    /// would use a flexible version use the layout the seed's bug is about).
+    /// Highest version advertised per API key (e.g. Produce capped at 8, so that a client that
+    /// would use a flexible version uses one where `front` applies: Chronik Stream 0.7.2 wrote
+    /// `throttle_time_ms` before the responses in v1–v8).
     pub caps: BTreeMap<i16, i16>,
 }
 

@@ -10,59 +10,10 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
-/// Where ProduceResponse puts `throttle_time_ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ThrottlePlacement {
-    /// Where Apache Kafka puts it: after the responses array (v1+).
-    #[default]
-    Spec,
-    /// Before the responses array, as Chronik Stream 0.7.2 did for v1–v8.
-    Front,
-    /// Left out.
-    Omit,
-}
-
-impl ThrottlePlacement {
-    /// All modes, in the order a UI cycles through them.
-    pub const ALL: [ThrottlePlacement; 3] = [
-        ThrottlePlacement::Spec,
-        ThrottlePlacement::Front,
-        ThrottlePlacement::Omit,
-    ];
-
-    /// The word used on the command line, in commands and in the UI.
-    pub fn word(self) -> &'static str {
-        match self {
-            ThrottlePlacement::Spec => "spec",
-            ThrottlePlacement::Front => "front",
-            ThrottlePlacement::Omit => "omit",
-        }
-    }
-
-    /// The next mode in [`ThrottlePlacement::ALL`], wrapping.
-    pub fn next(self) -> ThrottlePlacement {
-        let i = Self::ALL.iter().position(|p| *p == self).unwrap_or(0);
-        Self::ALL[(i + 1) % Self::ALL.len()]
-    }
-}
-
-impl fmt::Display for ThrottlePlacement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.word())
-    }
-}
-
-impl std::str::FromStr for ThrottlePlacement {
-    type Err = String;
-    /// A mode's word, in any case.
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.word().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown placement {s:?}: expected spec, front or omit"))
-    }
-}
+// The placement modes are a fact of ProduceResponse layouts (protocol) and the placement a
+// response was encoded with is recorded on its exchange (capture); the settings choose them.
+pub use crate::capture::PlacementUsed;
+pub use crate::protocol::ThrottlePlacement;
 
 /// What is known of a client when a response is encoded: the request header's client id and
 /// the software name and version ApiVersions v3+ carried (when the client sent them).
@@ -118,14 +69,6 @@ pub struct Knobs {
     /// the cap is set.
     pub caps: BTreeMap<i16, i16>,
     pub stall: StallThresholds,
-}
-
-/// The placement a response was encoded with, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PlacementUsed {
-    pub placement: ThrottlePlacement,
-    /// Index and text of the rule that chose it; `None` for the global mode.
-    pub rule: Option<(usize, String)>,
 }
 
 /// The shared settings object; subscribers see every change.
@@ -387,16 +330,6 @@ impl Knobs {
         match self.caps.get(&api_key) {
             Some(cap) => (min, max.min(*cap).max(min)),
             None => (min, max),
-        }
-    }
-}
-
-impl fmt::Display for PlacementUsed {
-    /// `front`, or `front (rule 1: software=kafka-python*:front)`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.rule {
-            None => write!(f, "{}", self.placement),
-            Some((i, text)) => write!(f, "{} (rule {i}: {text})", self.placement),
         }
     }
 }

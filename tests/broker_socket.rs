@@ -1025,17 +1025,17 @@ async fn sasl_plain_gates_everything_but_api_versions() {
         }
     );
     assert_eq!(
-        chronik_tui::headless::line(&refused),
+        chronik_tui::capture::render::line(&refused),
         format!(
             "{} conn={} {} client=broker-socket-test Metadata v9 corr={corr} - req={}B resp=- \
              [refused: {reason}] (connection closed)",
-            chronik_tui::headless::clock(refused.request_at),
+            chronik_tui::capture::render::clock(refused.request_at),
             refused.conn,
             refused.peer,
             refused.request.len()
         )
     );
-    let json = chronik_tui::headless::json(&refused);
+    let json = chronik_tui::capture::render::json(&refused);
     assert_eq!(
         json["status"],
         serde_json::json!({"kind": "refused", "reason": reason})

@@ -581,11 +581,11 @@ async fn sniffing_lo_sees_what_the_broker_recorded() {
         .collect();
     // lo carries other tests' Kafka traffic too (found by the header heuristic): keep this
     // broker's connections.
-    let ours = format!("127.0.0.1:{port}");
+    let ours: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut got: Vec<_> = sniffed
         .snapshot()
         .iter()
-        .filter(|e| e.status == Status::Answered && e.server.as_deref() == Some(ours.as_str()))
+        .filter(|e| e.status == Status::Answered && e.server == Some(ours))
         .map(key)
         .collect();
     want.sort();
@@ -612,7 +612,7 @@ async fn sniffing_lo_sees_what_the_broker_recorded() {
     record::export_store(&sniffed, &path, h.local_addr).unwrap();
     let mut again: Vec<_> = decode(&path, port)
         .iter()
-        .filter(|e| e.status == Status::Answered && e.server.as_deref() == Some(ours.as_str()))
+        .filter(|e| e.status == Status::Answered && e.server == Some(ours))
         .map(key)
         .collect();
     again.sort();
@@ -768,7 +768,7 @@ fn a_response_whose_request_is_not_in_the_capture_says_so() {
     let want = format!(
         "{} conn={} {} client=- ? corr={} - req=- resp={}B request not in the capture \
          (response without its request (request not captured))",
-        chronik_tui::headless::clock(dropped.response_at.unwrap()),
+        chronik_tui::capture::render::clock(dropped.response_at.unwrap()),
         dropped.conn,
         dropped.peer,
         dropped.correlation_id,

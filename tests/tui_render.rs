@@ -145,7 +145,7 @@ async fn session() -> Vec<Exchange> {
         if ex.response_at.is_some() {
             ex.response_at = Some(ex.request_at + 250 + 50 * i as i64);
         }
-        ex.peer = format!("127.0.0.1:{}", 50000 + ex.conn);
+        ex.peer = format!("127.0.0.1:{}", 50000 + ex.conn).parse().unwrap();
     }
     out
 }

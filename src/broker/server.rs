@@ -117,9 +117,9 @@ pub(crate) async fn accept_loop(
 /// Per-connection state.
 pub(crate) struct Conn {
     pub id: u64,
-    pub peer: String,
-    /// The broker's end of the connection, `ip:port`.
-    pub local: Option<String>,
+    pub peer: SocketAddr,
+    /// The broker's end of the connection.
+    pub local: Option<SocketAddr>,
     /// The peer's IP address alone (DescribeGroups shows it as the member's host).
     pub peer_ip: String,
     /// client_software_name and version from ApiVersions v3+.
@@ -140,9 +140,9 @@ pub(crate) struct Conn {
 
 fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> Exchange {
     Exchange {
-        server: conn.local.clone(),
+        server: conn.local,
         request,
-        ..Exchange::new(conn.id, conn.peer.clone(), request_at, status)
+        ..Exchange::new(conn.id, conn.peer, request_at, status)
     }
 }
 
@@ -165,8 +165,8 @@ async fn serve(
 ) {
     let mut conn = Conn {
         id,
-        peer: peer.to_string(),
-        local: stream.local_addr().ok().map(|a| a.to_string()),
+        peer,
+        local: stream.local_addr().ok(),
         peer_ip: peer.ip().to_string(),
         client_software: None,
         authenticated: shared.config.sasl_plain.is_none(),
@@ -183,7 +183,7 @@ async fn serve(
     };
     shared.store.push_conn_event(ConnEvent {
         conn: id,
-        peer: conn.peer.clone(),
+        peer: conn.peer,
         at: now_micros(),
         kind: ConnEventKind::Opened,
     });
@@ -286,7 +286,7 @@ async fn serve(
     tracing::debug!(conn = id, %peer, reason = %closed.1, "closed");
     shared.store.push_conn_event(ConnEvent {
         conn: id,
-        peer: conn.peer.clone(),
+        peer: conn.peer,
         at: now_micros(),
         kind: ConnEventKind::Closed {
             by: closed.0,
@@ -330,7 +330,7 @@ async fn handle_frame(
     }
     let (key, version, corr) = (ex.api_key, ex.api_version, ex.correlation_id);
     conn.identity.client_id = ex.client_id.clone();
-    let (conn_id, peer) = (conn.id, conn.peer.clone());
+    let (conn_id, peer) = (conn.id, conn.peer);
     // Captures the request unanswered with this status and closes the connection.
     let end = |mut ex: Exchange, frame: Vec<u8>, status: Status, why: String| {
         tracing::warn!(conn = conn_id, peer = %peer, api_key = key, api_version = version,

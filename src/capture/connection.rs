@@ -2,6 +2,8 @@
 //! Sources publish them next to exchanges (the broker from its sockets; a capture from SYN and
 //! FIN/RST), so views can tell a client that hung up from one that is waiting.
 
+use std::net::SocketAddr;
+
 use serde::Serialize;
 
 /// Who ended a connection.
@@ -27,8 +29,8 @@ pub enum ConnEventKind {
 pub struct ConnEvent {
     /// Connection id, as in [`Exchange::conn`](super::Exchange::conn).
     pub conn: u64,
-    /// Peer address of the client, `ip:port`.
-    pub peer: String,
+    /// Address of the client (`ip:port` in JSON).
+    pub peer: SocketAddr,
     /// When it happened, µs since the epoch.
     pub at: i64,
     pub kind: ConnEventKind,

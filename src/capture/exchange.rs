@@ -1,10 +1,12 @@
 //! One request and its response (if any), as raw frames plus what is known about them.
 
+use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::protocol::{self, DecodeError, Dissection};
+use super::verdict::{Dissected, Verdict};
+use crate::protocol::{self, DecodeError, Dissection, ThrottlePlacement};
 
 /// Microseconds since the Unix epoch.
 pub fn now_micros() -> i64 {
@@ -50,6 +52,25 @@ impl Framing {
     }
 }
 
+/// The `throttle_time_ms` placement a ProduceResponse was encoded with, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlacementUsed {
+    pub placement: ThrottlePlacement,
+    /// Number (from 1) and text of the placement rule that chose it; `None` when no rule
+    /// matched the client and the global mode was used.
+    pub rule: Option<(usize, String)>,
+}
+
+impl std::fmt::Display for PlacementUsed {
+    /// `front`, or `front (rule 1: software=kafka-python*:front)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.rule {
+            None => write!(f, "{}", self.placement),
+            Some((i, text)) => write!(f, "{} (rule {i}: {text})", self.placement),
+        }
+    }
+}
+
 /// A request frame and its response frame, with where and when they were seen.
 #[derive(Debug, Clone, Serialize)]
 pub struct Exchange {
@@ -57,12 +78,12 @@ pub struct Exchange {
     pub id: u64,
     /// Connection id (per source).
     pub conn: u64,
-    /// Peer address of the client, `ip:port`.
-    pub peer: String,
-    /// Address of the broker side, `ip:port`, when the source knows it (the embedded broker's
-    /// local address, the server end of a captured connection).
+    /// Address of the client (`ip:port` in JSON).
+    pub peer: SocketAddr,
+    /// Address of the broker side, when the source knows it (the embedded broker's local
+    /// address, the server end of a captured connection).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
+    pub server: Option<SocketAddr>,
     pub client_id: Option<String>,
     pub api_key: i16,
     pub api_version: i16,
@@ -84,7 +105,7 @@ pub struct Exchange {
     /// The `throttle_time_ms` placement a ProduceResponse from the embedded broker was encoded
     /// with, and the rule that chose it (None for other APIs and other sources).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub placement: Option<crate::settings::PlacementUsed>,
+    pub placement: Option<PlacementUsed>,
     /// How the frames are laid out (almost always Kafka's own framing).
     #[serde(skip_serializing_if = "Framing::is_kafka")]
     pub framing: Framing,
@@ -93,7 +114,7 @@ pub struct Exchange {
 impl Exchange {
     /// An exchange on connection `conn` with `peer` whose request arrived at `request_at`: no
     /// id yet (the store assigns it), no frames, header fields unknown (-1), Kafka framing.
-    pub fn new(conn: u64, peer: String, request_at: i64, status: Status) -> Exchange {
+    pub fn new(conn: u64, peer: SocketAddr, request_at: i64, status: Status) -> Exchange {
         Exchange {
             id: 0,
             conn,
@@ -155,10 +176,24 @@ impl Exchange {
         })
     }
 
+    /// The response's dissection (none without a response). Its API and version are the
+    /// request's, as the response does not say them.
     pub fn dissect_response(&self) -> Option<Dissection> {
         self.response.as_ref().map(|r| match self.framing {
             Framing::Kafka => protocol::dissect_response(r, self.api_key, self.api_version),
             Framing::SaslToken => protocol::dissect_sasl_token(r, false),
         })
+    }
+
+    /// Both frames dissected once, and the [`Verdict`] on them.
+    pub fn dissect(&self) -> Dissected {
+        let request = self.dissect_request();
+        let response = self.dissect_response();
+        let verdict = Verdict::of(self, request.as_ref(), response.as_ref());
+        Dissected {
+            request,
+            response,
+            verdict,
+        }
     }
 }

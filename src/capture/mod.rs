@@ -4,8 +4,11 @@
 mod connection;
 mod exchange;
 pub mod pcap;
+pub mod render;
 mod store;
+mod verdict;
 
 pub use connection::{ClosedBy, ConnEvent, ConnEventKind};
-pub use exchange::{now_micros, Exchange, Framing, Status};
+pub use exchange::{now_micros, Exchange, Framing, PlacementUsed, Status};
 pub use store::{InFlight, Marker, Store, StoreLimits, Subscription, TimelineItem};
+pub use verdict::{Dissected, FrameFault, Severity, Verdict};

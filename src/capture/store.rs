@@ -267,7 +267,7 @@ mod tests {
             api_version: 0,
             correlation_id: 1,
             request: vec![0; size],
-            ..Exchange::new(1, "127.0.0.1:1".into(), 0, Status::NoResponse)
+            ..Exchange::new(1, "127.0.0.1:1".parse().unwrap(), 0, Status::NoResponse)
         }
     }
 

@@ -8,9 +8,9 @@ use kafka_protocol::messages::{ApiVersionsRequest, ProduceRequest, ProduceRespon
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::*;
+use crate::capture::PlacementUsed;
 use crate::protocol::batch;
 use crate::protocol::test_frames::request_frame;
-use crate::settings::PlacementUsed;
 
 const S: i64 = 1_000_000;
 const T0: i64 = 1_700_000_000 * S;
@@ -108,7 +108,7 @@ fn exchange(
         correlation_id: corr,
         request,
         response,
-        ..Exchange::new(conn, format!("127.0.0.1:{port}"), at, status)
+        ..Exchange::new(conn, SocketAddr::from(([127, 0, 0, 1], port)), at, status)
     }
     .answered_at(at + 200)
 }
@@ -129,7 +129,7 @@ impl AnsweredAt for Exchange {
 fn opened(conn: u64, port: u16, at: i64) -> ConnEvent {
     ConnEvent {
         conn,
-        peer: format!("127.0.0.1:{port}"),
+        peer: SocketAddr::from(([127, 0, 0, 1], port)),
         at,
         kind: ConnEventKind::Opened,
     }
@@ -138,7 +138,7 @@ fn opened(conn: u64, port: u16, at: i64) -> ConnEvent {
 fn closed(conn: u64, port: u16, at: i64, by: ClosedBy) -> ConnEvent {
     ConnEvent {
         conn,
-        peer: format!("127.0.0.1:{port}"),
+        peer: SocketAddr::from(([127, 0, 0, 1], port)),
         at,
         kind: ConnEventKind::Closed {
             by,
@@ -218,7 +218,7 @@ fn close_soon_after_an_undecodable_response_is_disconnecting() {
     );
     let mut ex = ex;
     ex.placement = Some(PlacementUsed {
-        placement: crate::settings::ThrottlePlacement::Front,
+        placement: crate::protocol::ThrottlePlacement::Front,
         rule: Some((0, "client_id=app:front".into())),
     });
     let resp_len = ex.response.as_ref().unwrap().len();
@@ -577,7 +577,7 @@ pub(crate) fn every_state() -> Vec<ConnInfo> {
         } else {
             format!("[2001:db8::{i}]:{}", 40000 + i)
         };
-        let mut c = ConnInfo::new(conn, &peer);
+        let mut c = ConnInfo::new(conn, peer.parse().unwrap());
         c.health = health;
         c.closed = closed.map(|by| (by, T0, "test".into()));
         if i % 3 == 0 {
@@ -627,7 +627,7 @@ fn the_clients_table_stays_aligned_for_every_state() {
     for (row, c) in rows.iter().zip(conns) {
         let cells = [
             c.conn.to_string(),
-            c.peer.clone(),
+            c.peer.to_string(),
             c.client_id.clone().unwrap_or_else(|| "-".into()),
             c.software().unwrap_or_else(|| "-".into()),
             c.state(),

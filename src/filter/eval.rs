@@ -4,18 +4,20 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::cmp::Ordering;
 
-use crate::capture::{Exchange, Status};
+use crate::capture::{Exchange, Status, Verdict};
 use crate::protocol::{errors, registry, Dissection, Field, Value};
 
 use super::ast::{Codes, Expr, Op, Rhs, Side, Target};
 use super::builtins::Builtin;
 use super::Subject;
 
-/// One evaluation: the subject, and the dissections made here when the subject has none.
+/// One evaluation: the subject, and the dissections and verdict made here when the subject has
+/// none (each frame dissected only when a name needs it).
 pub(crate) struct Ctx<'s, 'a> {
     s: &'s Subject<'a>,
     request: OnceCell<Option<Dissection>>,
     response: OnceCell<Option<Dissection>>,
+    verdict: OnceCell<Verdict>,
 }
 
 /// A value read from an exchange, in the forms comparisons need.
@@ -39,6 +41,7 @@ impl<'s, 'a> Ctx<'s, 'a> {
             s,
             request: OnceCell::new(),
             response: OnceCell::new(),
+            verdict: OnceCell::new(),
         }
     }
 
@@ -49,8 +52,8 @@ impl<'s, 'a> Ctx<'s, 'a> {
     /// The request's dissection: the subject's, or made here (none when the request frame was
     /// not seen).
     fn request(&self) -> Option<&Dissection> {
-        if let Some(d) = self.s.request {
-            return Some(d);
+        if let Some(d) = self.s.dissected {
+            return d.request.as_ref();
         }
         self.request
             .get_or_init(|| self.exchange().dissect_request())
@@ -59,12 +62,21 @@ impl<'s, 'a> Ctx<'s, 'a> {
 
     /// The response's dissection: the subject's, or made here (none without a response).
     fn response(&self) -> Option<&Dissection> {
-        if let Some(d) = self.s.response {
-            return Some(d);
+        if let Some(d) = self.s.dissected {
+            return d.response.as_ref();
         }
         self.response
             .get_or_init(|| self.exchange().dissect_response())
             .as_ref()
+    }
+
+    /// What is wrong with the exchange: the subject's verdict, or one made here.
+    fn verdict(&self) -> &Verdict {
+        if let Some(d) = self.s.dissected {
+            return &d.verdict;
+        }
+        self.verdict
+            .get_or_init(|| Verdict::of(self.exchange(), self.request(), self.response()))
     }
 
     /// The dissected frames that can hold fields of a side, with their frame bytes.
@@ -143,9 +155,7 @@ impl<'s, 'a> Ctx<'s, 'a> {
 
     /// The exchange was refused as malformed, or a dissection stopped with an error.
     fn malformed(&self) -> bool {
-        matches!(self.exchange().status, Status::Malformed { .. })
-            || self.request().is_some_and(|d| d.error.is_some())
-            || self.response().is_some_and(|d| d.error.is_some())
+        self.verdict().malformed()
     }
 
     /// Whether any value of a built-in satisfies `pred`; false when it has none.
@@ -159,7 +169,7 @@ impl<'s, 'a> Ctx<'s, 'a> {
             Builtin::Id => pred(Val::Int(saturate(ex.id))),
             Builtin::Corr => pred(Val::Int(ex.correlation_id.into())),
             Builtin::Client => pred(text(ex.client_id.as_deref())),
-            Builtin::Peer => pred(Val::Text(&ex.peer)),
+            Builtin::Peer => pred(Val::Text(&ex.peer.to_string())),
             Builtin::Software => pred(text(self.s.software)),
             Builtin::Health => pred(text(self.s.health)),
             Builtin::Latency => ex.latency_micros().is_some_and(|l| pred(Val::Int(l))),
@@ -177,19 +187,13 @@ impl<'s, 'a> Ctx<'s, 'a> {
                 .is_some_and(|p| pred(Val::Text(p.placement.word()))),
             Builtin::Error => {
                 // Every error_code of the response; none at all counts as 0 (NONE).
-                let Some(d) = self.response() else {
+                if ex.response.is_none() {
                     return false;
-                };
-                let mut seen = false;
-                let hit = any_field(&d.root, &mut |f| {
-                    if f.short_name() != "error_code" {
-                        return false;
-                    }
-                    seen = true;
-                    f.as_int()
-                        .is_some_and(|c| pred(Val::Code(c, Cow::Borrowed(error_name(c)))))
-                });
-                hit || (!seen && pred(Val::Code(0, Cow::Borrowed(error_name(0)))))
+                }
+                let codes = &self.verdict().error_codes;
+                let code = |c: i16| Val::Code(c.into(), Cow::Borrowed(errors::error_name(c)));
+                let hit = codes.iter().any(|c| pred(code(*c)));
+                hit || (codes.is_empty() && pred(code(0)))
             }
             Builtin::Throttle => self.response().is_some_and(|d| {
                 any_field(&d.root, &mut |f| {

@@ -153,10 +153,11 @@ impl std::error::Error for FilterError {}
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
     pub exchange: &'a crate::capture::Exchange,
-    /// The dissected request; `None` if the caller did not dissect it.
-    pub request: Option<&'a crate::protocol::Dissection>,
-    /// The dissected response; `None` if the caller did not dissect it (or there is none).
-    pub response: Option<&'a crate::protocol::Dissection>,
+    /// The exchange's frames dissected and judged ([`Exchange::dissect`]); `None` if the caller
+    /// did not dissect them.
+    ///
+    /// [`Exchange::dissect`]: crate::capture::Exchange::dissect
+    pub dissected: Option<&'a crate::capture::Dissected>,
     /// Client software `name version`, from the stall detector.
     pub software: Option<&'a str>,
     /// `healthy`, `retrying`, `stalled` or `disconnecting`, from the stall detector.
@@ -168,8 +169,7 @@ impl<'a> Subject<'a> {
     pub fn new(exchange: &'a crate::capture::Exchange) -> Self {
         Subject {
             exchange,
-            request: None,
-            response: None,
+            dissected: None,
             software: None,
             health: None,
         }

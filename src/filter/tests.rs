@@ -20,10 +20,11 @@ use kafka_protocol::records::{
 };
 
 use super::*;
-use crate::capture::{Exchange, Status};
+use crate::capture::PlacementUsed;
+use crate::capture::{Dissected, Exchange, Status};
+use crate::protocol;
 use crate::protocol::test_frames::{request_frame, response_frame};
-use crate::protocol::{self, Dissection};
-use crate::settings::{PlacementUsed, ThrottlePlacement};
+use crate::protocol::ThrottlePlacement;
 
 const T0: i64 = 1_700_000_000_000_000;
 
@@ -89,7 +90,7 @@ fn exchange(id: u64, conn: u64, api_key: i16, api_version: i16, corr: i32) -> Ex
         correlation_id: corr,
         ..Exchange::new(
             conn,
-            format!("127.0.0.1:{}", 50000 + conn),
+            format!("127.0.0.1:{}", 50000 + conn).parse().unwrap(),
             T0 + id as i64 * 10_000_000,
             Status::Unanswered,
         )
@@ -101,8 +102,7 @@ struct Case {
     ex: Exchange,
     software: Option<&'static str>,
     health: Option<&'static str>,
-    request: Option<Dissection>,
-    response: Option<Dissection>,
+    dissected: Dissected,
 }
 
 impl Case {
@@ -119,14 +119,12 @@ impl Case {
             ex.response_at = Some(ex.request_at + latency);
             ex.status = Status::Answered;
         }
-        let request = (!ex.request.is_empty()).then(|| protocol::dissect_request(&ex.request));
-        let response = ex.dissect_response();
+        let dissected = ex.dissect();
         Case {
             ex,
             software: None,
             health: None,
-            request,
-            response,
+            dissected,
         }
     }
 
@@ -139,8 +137,7 @@ impl Case {
     fn subject(&self) -> Subject<'_> {
         Subject {
             exchange: &self.ex,
-            request: self.request.as_ref(),
-            response: self.response.as_ref(),
+            dissected: Some(&self.dissected),
             software: self.software,
             health: self.health,
         }
@@ -253,11 +250,10 @@ fn cases() -> Vec<Case> {
         .expect("a 6-byte body is malformed");
     ex.status = Status::Malformed { error };
     out.push(Case {
-        request: Some(protocol::dissect_request(&ex.request)),
+        dissected: ex.dissect(),
         ex,
         software: None,
         health: None,
-        response: None,
     });
 
     let resp = MetadataResponse::default().with_brokers(vec![MetadataResponseBroker::default()
@@ -287,8 +283,7 @@ fn ids(filter: &str) -> Vec<u64> {
         .iter()
         .filter(|c| {
             f.matches(&Subject {
-                request: None,
-                response: None,
+                dissected: None,
                 ..c.subject()
             })
         })
@@ -309,8 +304,8 @@ fn error(filter: &str) -> FilterError {
 #[test]
 fn fixture_frames_dissect_as_described() {
     for c in cases() {
-        let req_err = c.request.as_ref().and_then(|d| d.error.clone());
-        let resp_err = c.response.as_ref().and_then(|d| d.error.clone());
+        let req_err = c.dissected.request.as_ref().and_then(|d| d.error.clone());
+        let resp_err = c.dissected.response.as_ref().and_then(|d| d.error.clone());
         match c.ex.id {
             5 => assert!(resp_err.is_some(), "the cut response is malformed"),
             6 => assert!(req_err.is_some()),
@@ -861,7 +856,8 @@ fn sides_of_registry_names_match_the_frames_they_occur_in() {
     use super::parse::side_of;
     let mut checked = 0;
     for c in cases() {
-        for (d, wrong) in [(&c.request, Side::Response), (&c.response, Side::Request)] {
+        let d = &c.dissected;
+        for (d, wrong) in [(&d.request, Side::Response), (&d.response, Side::Request)] {
             if let Some(d) = d {
                 d.root.walk(0, &mut |f, _| {
                     assert_ne!(side_of(f.name()), wrong, "{}", f.name());

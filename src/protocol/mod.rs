@@ -6,6 +6,7 @@ pub mod batch;
 pub mod dissect;
 pub mod errors;
 pub mod frame;
+pub mod placement;
 pub mod records;
 pub mod registry;
 pub mod sasl;
@@ -17,5 +18,6 @@ pub mod tree;
 pub use dissect::{
     dissect_request, dissect_request_with, dissect_response, dissect_response_with, Limits,
 };
+pub use placement::ThrottlePlacement;
 pub use sasl::dissect_sasl_token;
 pub use tree::{DecodeError, Dissection, Field, Value};

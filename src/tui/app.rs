@@ -389,7 +389,7 @@ impl App {
             KeyCode::Char(':') => self.open_prompt(Prompt::Command, ":", ""),
             KeyCode::Char('f') => self.follow_connection(None),
             KeyCode::Char('w') => {
-                let now = crate::headless::clock((self.clock)());
+                let now = crate::capture::render::clock((self.clock)());
                 let name = format!("chronik-tui-{}.pcapng", now[..8].replace(':', ""));
                 self.open_prompt(
                     Prompt::Export,

@@ -23,12 +23,12 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use serde_json::json;
 
+use crate::capture::render::{self, clock};
 use crate::capture::{ClosedBy, ConnEvent, ConnEventKind, Exchange, Marker, Status};
-use crate::headless::clock;
 use crate::protocol::registry;
 
 /// Largest TCP payload per synthesised segment (an IPv4 total length is 16 bits).
@@ -251,10 +251,10 @@ impl Flow {
 pub struct PcapngExporter<W: Write> {
     sink: Sink<W>,
     default_server: SocketAddr,
-    /// Open connections by (connection id, peer text); one per server address.
-    flows: HashMap<(u64, String), Vec<Flow>>,
+    /// Open connections by (connection id, client address); one per server address.
+    flows: HashMap<(u64, SocketAddr), Vec<Flow>>,
     /// `Opened` times of connections with nothing written yet.
-    opened: HashMap<(u64, String), i64>,
+    opened: HashMap<(u64, SocketAddr), i64>,
     /// Connections created so far (initial sequence numbers and order come from it).
     created: u64,
 }
@@ -297,8 +297,8 @@ impl<W: Write> PcapngExporter<W> {
                 return Ok(());
             }
         };
-        let (client, server) = self.endpoints(ex.conn, &ex.peer, ex.server.as_deref());
-        let key = (ex.conn, ex.peer.clone());
+        let (client, server) = self.endpoints(ex.peer, ex.server);
+        let key = (ex.conn, ex.peer);
         let mut flow = self.take_flow(&key, client, server, first_at)?;
         let comment = Some(exchange_comment(ex));
         let result = write_exchange(&mut self.sink, &mut flow, ex, response_at, comment);
@@ -311,7 +311,7 @@ impl<W: Write> PcapngExporter<W> {
     /// that closes with nothing written shows as a handshake and its close, to the default
     /// server.
     pub fn conn_event(&mut self, ev: &ConnEvent) -> io::Result<()> {
-        let key = (ev.conn, ev.peer.clone());
+        let key = (ev.conn, ev.peer);
         match &ev.kind {
             ConnEventKind::Opened => {
                 if !self.flows.contains_key(&key) {
@@ -326,7 +326,7 @@ impl<W: Write> PcapngExporter<W> {
                 };
                 let mut flows = self.flows.remove(&key).unwrap_or_default();
                 if flows.is_empty() && self.opened.contains_key(&key) {
-                    let (client, server) = self.endpoints(ev.conn, &ev.peer, None);
+                    let (client, server) = self.endpoints(ev.peer, None);
                     flows.push(self.take_flow(&key, client, server, ev.at)?);
                 }
                 for mut flow in flows {
@@ -367,23 +367,15 @@ impl<W: Write> PcapngExporter<W> {
         Ok(self.sink.out)
     }
 
-    /// The client and server addresses of a connection, in one address family: the server as
-    /// the exchange names it (else the default), the client from `peer` (an address made up
-    /// from the connection id when `peer` is not one). A mix of IPv4 and IPv6 becomes IPv6
-    /// with the IPv4 side mapped, as a dual-stack socket reports it.
-    fn endpoints(&self, conn: u64, peer: &str, server: Option<&str>) -> (SocketAddr, SocketAddr) {
-        let server = server
-            .and_then(|s| s.parse::<SocketAddr>().ok())
-            .unwrap_or(self.default_server);
-        let client = peer.parse::<SocketAddr>().unwrap_or_else(|_| {
-            let port = 49_152 + (conn % 16_384) as u16;
-            let ip = if server.is_ipv4() {
-                IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
-            } else {
-                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
-            };
-            SocketAddr::new(ip, port)
-        });
+    /// The client and server addresses of a connection, in one address family: the client
+    /// `peer`, the server as the exchange names it (else the default). A mix of IPv4 and IPv6
+    /// becomes IPv6 with the IPv4 side mapped, as a dual-stack socket reports it.
+    fn endpoints(
+        &self,
+        client: SocketAddr,
+        server: Option<SocketAddr>,
+    ) -> (SocketAddr, SocketAddr) {
+        let server = server.unwrap_or(self.default_server);
         if client.is_ipv4() == server.is_ipv4() {
             return (client, server);
         }
@@ -398,7 +390,7 @@ impl<W: Write> PcapngExporter<W> {
     /// handshake written, when there is none.
     fn take_flow(
         &mut self,
-        key: &(u64, String),
+        key: &(u64, SocketAddr),
         client: SocketAddr,
         server: SocketAddr,
         first_at: i64,
@@ -687,7 +679,7 @@ fn write_block<W: Write>(out: &mut W, kind: u32, body: &[u8]) -> io::Result<()> 
 }
 
 /// Writes JSON lines: each exchange as the headless `--json` mode prints it
-/// ([`crate::headless::json`]), connection events as `{"kind":"conn_event","event":"opened"|
+/// ([`render::json`]), connection events as `{"kind":"conn_event","event":"opened"|
 /// "closed",…}` and markers as `{"kind":"marker",…}`.
 pub struct JsonLinesExporter<W: Write> {
     out: W,
@@ -701,7 +693,7 @@ impl<W: Write> JsonLinesExporter<W> {
 
     /// One exchange, with both frames' hex and decoded trees.
     pub fn exchange(&mut self, ex: &Exchange) -> io::Result<()> {
-        writeln!(self.out, "{}", crate::headless::json(ex))
+        writeln!(self.out, "{}", render::json(ex))
     }
 
     /// `{"kind":"conn_event","conn":…,"peer":…,"at":…,"event":"opened"}`, or with
@@ -767,10 +759,10 @@ mod tests {
         req: usize,
         resp: Option<usize>,
     ) -> Exchange {
-        let body = |n: usize, seed: u8| -> Vec<u8> {
+        let body = |n: usize, start: u8| -> Vec<u8> {
             frame(
                 &(0..n)
-                    .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+                    .map(|i| (i as u8).wrapping_mul(31).wrapping_add(start))
                     .collect::<Vec<_>>(),
             )
         };
@@ -782,7 +774,7 @@ mod tests {
         let request_at = 1_700_000_000_000_000 + id as i64 * 1000;
         Exchange {
             id,
-            server: server.map(Into::into),
+            server: server.map(|s| s.parse().unwrap()),
             api_key: 0,
             api_version: 7,
             correlation_id: id as i32,
@@ -793,7 +785,7 @@ mod tests {
             },
             response: resp.map(|n| body(n, 100 + id as u8)),
             response_at: resp.map(|_| request_at + 500),
-            ..Exchange::new(conn, peer.into(), request_at, status)
+            ..Exchange::new(conn, peer.parse().unwrap(), request_at, status)
         }
     }
 
@@ -961,7 +953,7 @@ mod tests {
         ];
         w.conn_event(&ConnEvent {
             conn: 1,
-            peer: "127.0.0.1:50001".into(),
+            peer: "127.0.0.1:50001".parse().unwrap(),
             at: 1_699_999_999_000_000,
             kind: ConnEventKind::Opened,
         })
@@ -971,7 +963,7 @@ mod tests {
         }
         w.conn_event(&ConnEvent {
             conn: 2,
-            peer: "[::1]:50002".into(),
+            peer: "[::1]:50002".parse().unwrap(),
             at: 1_700_000_000_009_000,
             kind: ConnEventKind::Closed {
                 by: ClosedBy::Broker,
@@ -1050,8 +1042,8 @@ mod tests {
     fn each_exchange_has_its_comment_and_markers_ride_on_the_next_packet() {
         let mut w = PcapngExporter::new(Vec::new(), "127.0.0.1:9092".parse().unwrap()).unwrap();
         let mut a = ex(12, 1, "127.0.0.1:50001", None, 10, Some(10));
-        a.placement = Some(crate::settings::PlacementUsed {
-            placement: crate::settings::ThrottlePlacement::Front,
+        a.placement = Some(crate::capture::PlacementUsed {
+            placement: crate::protocol::ThrottlePlacement::Front,
             rule: Some((1, "software=kcat*:front".into())),
         });
         a.notes = vec!["a note".into()];
@@ -1077,8 +1069,8 @@ mod tests {
         .unwrap();
         let file = w.finish().unwrap();
         let (_, packets) = blocks(&file);
-        let placement = crate::settings::PlacementUsed {
-            placement: crate::settings::ThrottlePlacement::Front,
+        let placement = crate::capture::PlacementUsed {
+            placement: crate::protocol::ThrottlePlacement::Front,
             rule: None,
         };
         let commented: Vec<(usize, &Vec<String>)> = packets
@@ -1141,7 +1133,8 @@ mod tests {
     #[test]
     fn odd_input_is_written_without_panicking() {
         let mut w = PcapngExporter::new(Vec::new(), "[::1]:9092".parse().unwrap()).unwrap();
-        let mut odd = ex(1, u64::MAX, "not an address", Some("nor this"), 5, Some(5));
+        // The oddest addresses there are: unspecified, port 0, and no server named.
+        let mut odd = ex(1, u64::MAX, "0.0.0.0:0", None, 5, Some(5));
         odd.request_at = i64::MAX;
         odd.response_at = None;
         odd.api_key = -1;
@@ -1160,7 +1153,7 @@ mod tests {
         ] {
             w.conn_event(&ConnEvent {
                 conn: 9,
-                peer: "?".into(),
+                peer: "0.0.0.0:0".parse().unwrap(),
                 at: i64::MAX,
                 kind,
             })
@@ -1181,10 +1174,12 @@ mod tests {
             checksums_hold(&p.frame);
             assert!(p.comments.iter().all(|c| c.len() <= MAX_COMMENT));
         }
-        // The unreadable peer became an IPv6 documentation address (the server is IPv6), the
-        // IPv4 peer a mapped address; times before the epoch became 0.
+        // The IPv4 peers became mapped addresses (the default server is IPv6); times before the
+        // epoch became 0.
         let segs = segments(file);
-        assert!(segs.iter().any(|s| s.src.ip().to_string() == "2001:db8::1"));
+        assert!(segs
+            .iter()
+            .any(|s| s.src.ip().to_string() == "::ffff:0.0.0.0"));
         assert!(segs
             .iter()
             .any(|s| s.src.ip().to_string() == "::ffff:10.1.2.3"));
@@ -1209,7 +1204,7 @@ mod tests {
         let mut w = JsonLinesExporter::new(Vec::new());
         w.conn_event(&ConnEvent {
             conn: 1,
-            peer: "127.0.0.1:1".into(),
+            peer: "127.0.0.1:1".parse().unwrap(),
             at: 5,
             kind: ConnEventKind::Opened,
         })
@@ -1225,7 +1220,7 @@ mod tests {
         .unwrap();
         w.conn_event(&ConnEvent {
             conn: 1,
-            peer: "127.0.0.1:1".into(),
+            peer: "127.0.0.1:1".parse().unwrap(),
             at: 9,
             kind: ConnEventKind::Closed {
                 by: ClosedBy::Broker,
@@ -1245,7 +1240,7 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            crate::headless::json(&ex(7, 1, "127.0.0.1:1", None, 10, Some(10)))
+            render::json(&ex(7, 1, "127.0.0.1:1", None, 10, Some(10)))
         );
         assert_eq!(
             lines[2],

@@ -206,7 +206,7 @@ mod tests {
         tokio::task::yield_now().await;
         store.push(Exchange::new(
             1,
-            "127.0.0.1:5000".into(),
+            "127.0.0.1:5000".parse().unwrap(),
             1,
             Status::Unanswered,
         ));

@@ -171,7 +171,7 @@ impl ClientsView {
                     c.state(),
                 ];
                 if wide {
-                    cells.insert(1, c.peer.clone());
+                    cells.insert(1, c.peer.to_string());
                 }
                 let style = if i == self.selected {
                     theme.selected

@@ -13,22 +13,15 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::{cell, clock_ms, millis, pane, scroll_to, Outcome};
-use crate::capture::{Exchange, Marker, Status};
+use crate::capture::render;
+use crate::capture::{Dissected, Exchange, Marker, Status};
 use crate::diagnose::{ConnInfo, Health};
 use crate::filter::{Filter, Subject};
+use crate::protocol::ThrottlePlacement;
 use crate::tui::theme::Theme;
 
-/// How a row is coloured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowClass {
-    Ok,
-    /// An error code in the response, a response that does not decode, bytes left over, or a
-    /// request the broker refused.
-    Error,
-    Malformed,
-    /// Unanswered, or acks=0 (no response by protocol).
-    Pending,
-}
+/// How a row is coloured: the exchange's [`Severity`](crate::capture::Severity).
+pub use crate::capture::Severity as RowClass;
 
 /// One row.
 #[derive(Debug, Clone)]
@@ -42,46 +35,25 @@ pub enum Entry {
 }
 
 impl Entry {
-    /// Builds an exchange row: dissects both frames once for the summary and class.
-    pub fn exchange(
-        ex: Arc<Exchange>,
-    ) -> (
-        Entry,
-        Option<crate::protocol::Dissection>,
-        Option<crate::protocol::Dissection>,
-    ) {
-        let req = ex.dissect_request();
-        let resp = ex.dissect_response();
-        let crate::headless::Summary {
-            text: mut summary,
-            trouble,
-        } = crate::headless::summarize(&ex, req.as_ref(), resp.as_ref());
-        let class = match &ex.status {
-            Status::Malformed { error } => {
-                summary = format!("MALFORMED: {error} {summary}");
-                RowClass::Malformed
-            }
-            Status::Unanswered => {
-                summary = format!("[unanswered] {summary}");
-                RowClass::Pending
-            }
-            Status::NoResponse => {
-                summary = format!("[no response: acks=0] {summary}");
-                RowClass::Pending
-            }
-            Status::Refused { reason } => {
-                summary = format!("[refused: {reason}] {summary}");
-                RowClass::Error
-            }
-            Status::Answered if trouble => RowClass::Error,
-            Status::Answered => RowClass::Ok,
-        };
+    /// Builds an exchange row: dissects both frames once for the summary and class, and
+    /// returns the dissections for the filter.
+    pub fn exchange(ex: Arc<Exchange>) -> (Entry, Dissected) {
+        let dissected = ex.dissect();
+        let mut summary = render::summarize(&dissected);
+        match &ex.status {
+            Status::Malformed { error } => summary = format!("MALFORMED: {error} {summary}"),
+            Status::Unanswered => summary = format!("[unanswered] {summary}"),
+            Status::NoResponse => summary = format!("[no response: acks=0] {summary}"),
+            Status::Refused { reason } => summary = format!("[refused: {reason}] {summary}"),
+            Status::Answered => {}
+        }
         if let Some(p) = &ex.placement {
-            if p.placement != crate::settings::ThrottlePlacement::Spec {
+            if p.placement != ThrottlePlacement::Spec {
                 summary.push_str(&format!(" [throttle {p}]"));
             }
         }
-        (Entry::Exchange { ex, summary, class }, req, resp)
+        let class = dissected.verdict.severity;
+        (Entry::Exchange { ex, summary, class }, dissected)
     }
 }
 
@@ -164,7 +136,7 @@ impl ExchangeList {
     fn passes(
         &self,
         entry: &Entry,
-        dissected: Option<DissectedPair<'_>>,
+        dissected: Option<&Dissected>,
         clients: &HashMap<u64, ConnInfo>,
     ) -> bool {
         match entry {
@@ -180,26 +152,17 @@ impl ExchangeList {
                 let software = info.and_then(ConnInfo::software);
                 let health = info.map(|i| i.health.word());
                 let owned;
-                let (req, resp) = match dissected {
-                    Some(d) => d,
+                let dissected = match dissected {
+                    Some(d) => Some(d),
                     None if filter.needs_dissection() => {
-                        owned = (ex.dissect_request(), ex.dissect_response());
-                        (owned.0.as_ref(), owned.1.as_ref())
+                        owned = ex.dissect();
+                        Some(&owned)
                     }
-                    None => {
-                        return filter.matches(&Subject {
-                            exchange: ex,
-                            request: None,
-                            response: None,
-                            software: software.as_deref(),
-                            health,
-                        })
-                    }
+                    None => None,
                 };
                 filter.matches(&Subject {
                     exchange: ex,
-                    request: req,
-                    response: resp,
+                    dissected,
                     software: software.as_deref(),
                     health,
                 })
@@ -220,8 +183,8 @@ impl ExchangeList {
             while let Some(m) = markers.next_if(|m| m.after_exchange < ex.id) {
                 self.append(Entry::Marker(m), None, clients);
             }
-            let (entry, req, resp) = Entry::exchange(ex);
-            self.append(entry, Some((req.as_ref(), resp.as_ref())), clients);
+            let (entry, dissected) = Entry::exchange(ex);
+            self.append(entry, Some(&dissected), clients);
         }
         for m in markers {
             self.append(Entry::Marker(m), None, clients);
@@ -235,7 +198,7 @@ impl ExchangeList {
     fn append(
         &mut self,
         entry: Entry,
-        dissected: Option<DissectedPair<'_>>,
+        dissected: Option<&Dissected>,
         clients: &HashMap<u64, ConnInfo>,
     ) {
         let seq = self.base + self.entries.len() as u64;
@@ -504,12 +467,6 @@ impl ExchangeList {
         f.render_widget(Paragraph::new(lines), inner);
     }
 }
-
-/// The request's dissection (none when it was not seen) and the response's.
-type DissectedPair<'a> = (
-    Option<&'a crate::protocol::Dissection>,
-    Option<&'a crate::protocol::Dissection>,
-);
 
 fn exchange_line<'a>(
     ex: &Exchange,

@@ -104,7 +104,7 @@ pub fn millis(us: i64) -> String {
 
 /// `HH:MM:SS.mmm` (UTC) of µs since the epoch.
 pub fn clock_ms(micros: i64) -> String {
-    let full = crate::headless::clock(micros);
+    let full = crate::capture::render::clock(micros);
     full[..full.len().saturating_sub(3)].to_string()
 }
 

@@ -378,7 +378,7 @@ impl Conn {
                         stats.kafka_connections += 1;
                         out.push(Output::Conn(ConnEvent {
                             conn: self.id,
-                            peer: session.peer.clone(),
+                            peer: session.peer,
                             at: self.first_seen_us,
                             kind: ConnEventKind::Opened,
                         }));
@@ -430,7 +430,7 @@ impl Conn {
                     let how = if rst { "RST" } else { "FIN" };
                     out.push(Output::Conn(ConnEvent {
                         conn: self.id,
-                        peer: s.peer.clone(),
+                        peer: s.peer,
                         at,
                         kind: ConnEventKind::Closed {
                             by,

@@ -47,10 +47,10 @@ struct Pending {
 pub(super) struct Session {
     conn: u64,
     pub(super) client_dir: usize,
-    /// Client `ip:port`.
-    pub(super) peer: String,
-    /// Broker `ip:port`.
-    server: String,
+    /// The client's address.
+    pub(super) peer: SocketAddr,
+    /// The broker's address.
+    server: SocketAddr,
     pub(super) req: Framer,
     pub(super) resp: Framer,
     pending: VecDeque<Pending>,
@@ -91,8 +91,8 @@ impl Session {
         Session {
             conn,
             client_dir,
-            peer: client.to_string(),
-            server: server.to_string(),
+            peer: client,
+            server,
             req: Framer::new(req_from_start, "frame"),
             resp: Framer::new(saw_syn[1 - client_dir], "response frame"),
             pending: VecDeque::new(),
@@ -349,12 +349,12 @@ impl Session {
         status: Status,
     ) -> Exchange {
         Exchange {
-            server: Some(self.server.clone()),
+            server: Some(self.server),
             client_id,
             api_key,
             api_version,
             correlation_id,
-            ..Exchange::new(self.conn, self.peer.clone(), request_at, status)
+            ..Exchange::new(self.conn, self.peer, request_at, status)
         }
     }
 

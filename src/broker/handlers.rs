@@ -1,7 +1,7 @@
 //! One handler per API: decode with kafka-protocol (after the dissector has checked the frame),
 //! act on the topics, logs, producer ids, fetch sessions and the group coordinator, encode.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +33,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use uuid::Uuid;
 
 use super::log::{code, LEADER_EPOCH};
-use super::server::{Conn, Shared};
+use super::state::{Conn, FetchSession, SessionPartition, Shared, MAX_SESSION_PARTITIONS};
 use super::topics::{invalid_topic_name, Topic, TOPIC_DEFAULTS};
 use crate::capture::now_micros;
 use crate::protocol::batch::Entry;
@@ -715,51 +715,6 @@ fn place_throttle(body: BytesMut, version: i16, placement: ThrottlePlacement) ->
     out.extend_from_slice(&body[..at]);
     out.extend_from_slice(&body[at + 4..]);
     out
-}
-
-/// Where one partition of a fetch is.
-#[derive(Debug, Clone)]
-pub(crate) struct SessionPartition {
-    topic_id: Uuid,
-    fetch_offset: i64,
-    max_bytes: i32,
-    /// (high watermark, log start) last sent, to decide what an incremental response carries.
-    last_sent: Option<(i64, i64)>,
-}
-
-/// An incremental fetch session (KIP-227).
-#[derive(Debug, Default)]
-pub(crate) struct FetchSession {
-    /// The epoch the next request must carry.
-    next_epoch: i32,
-    partitions: BTreeMap<(String, i32), SessionPartition>,
-}
-
-/// All fetch sessions.
-#[derive(Debug, Default)]
-pub(crate) struct FetchSessions {
-    next_id: i32,
-    map: HashMap<i32, FetchSession>,
-}
-
-/// Most partitions one fetch session caches.
-const MAX_SESSION_PARTITIONS: usize = 10_000;
-
-/// Most sessions kept; the oldest id is dropped beyond this.
-const MAX_SESSIONS: usize = 1000;
-
-impl FetchSessions {
-    fn create(&mut self, session: FetchSession) -> i32 {
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        let id = self.next_id;
-        if self.map.len() >= MAX_SESSIONS {
-            if let Some(&old) = self.map.keys().min() {
-                self.map.remove(&old);
-            }
-        }
-        self.map.insert(id, session);
-        id
-    }
 }
 
 struct PlanItem {

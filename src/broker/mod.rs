@@ -6,6 +6,7 @@ pub mod groups;
 mod handlers;
 pub mod log;
 mod server;
+mod state;
 pub mod topics;
 
 use std::net::SocketAddr;
@@ -57,7 +58,7 @@ pub struct BrokerHandle {
     pub local_addr: SocketAddr,
     shutdown: tokio::sync::watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<()>,
-    shared: Arc<server::Shared>,
+    shared: Arc<state::Shared>,
 }
 
 /// One topic as the views see it.
@@ -118,7 +119,7 @@ pub async fn start(
     let local_addr = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
     let shared =
-        server::Shared::new(config, local_addr, store, settings).map_err(|e| match &data_dir {
+        state::Shared::new(config, local_addr, store, settings).map_err(|e| match &data_dir {
             Some(d) => e.context(format!("data directory {}", d.display())),
             None => e,
         })?;

@@ -1,10 +1,9 @@
 //! The accept loop and the per-connection task: frames in, dissection first, then decoding with
 //! kafka-protocol, a handler, the response out; every exchange captured in the store.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -13,81 +12,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::groups::GroupCoordinator;
-use super::handlers::{self, FetchSessions, Outcome};
-use super::topics::Topics;
-use super::BrokerConfig;
-use crate::capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store};
+use super::handlers::{self, Outcome};
+use super::state::{Conn, Shared};
+use crate::capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status};
 use crate::protocol::dissect::peek_request_header;
 use crate::protocol::frame::{read_frame, with_size_prefix, FrameError};
 use crate::protocol::{dissect_request_with, DecodeError, Limits, Value};
-use crate::settings::{ClientIdentity, PlacementUsed, Settings};
-
-/// Everything the connections share.
-pub(crate) struct Shared {
-    pub config: BrokerConfig,
-    /// host and port written into Metadata and FindCoordinator (`None`: the address the
-    /// client connected to, when listening on an unspecified address such as 0.0.0.0).
-    pub advertised: Option<(String, u16)>,
-    pub topics: Topics,
-    pub groups: Arc<GroupCoordinator>,
-    pub settings: Arc<Settings>,
-    pub store: Arc<Store>,
-    /// Bumped after every append; long-polling fetches wait on it.
-    pub appended: watch::Sender<u64>,
-    pub next_producer_id: AtomicI64,
-    /// transactional id -> (producer id, epoch).
-    pub transactional: Mutex<HashMap<String, (i64, i16)>>,
-    pub sessions: Mutex<FetchSessions>,
-    pub cluster_id: String,
-    next_conn: AtomicU64,
-}
-
-impl Shared {
-    pub fn new(
-        config: BrokerConfig,
-        bound: SocketAddr,
-        store: Arc<Store>,
-        settings: Arc<Settings>,
-    ) -> anyhow::Result<Arc<Shared>> {
-        let topics = Topics::open(config.data_dir.as_deref())?;
-        let max_pid = topics
-            .all()
-            .iter()
-            .flat_map(|t| {
-                let parts = t.partitions.read().unwrap_or_else(|e| e.into_inner());
-                parts
-                    .iter()
-                    .map(|p| {
-                        p.lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .max_producer_id()
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .max()
-            .unwrap_or(-1);
-        let groups = GroupCoordinator::new(config.data_dir.as_ref().map(|d| d.join("groups")))?;
-        let advertised = config.advertise.clone().or_else(|| {
-            (!bound.ip().is_unspecified()).then(|| (bound.ip().to_string(), bound.port()))
-        });
-        let (appended, _) = watch::channel(0);
-        Ok(Arc::new(Shared {
-            config,
-            advertised,
-            topics,
-            groups,
-            settings,
-            store,
-            appended,
-            next_producer_id: AtomicI64::new((max_pid + 1).max(1000)),
-            transactional: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(FetchSessions::default()),
-            cluster_id: "chronik-tui-cluster".into(),
-            next_conn: AtomicU64::new(1),
-        }))
-    }
-}
+use crate::settings::ClientIdentity;
 
 /// Accepts connections until shutdown.
 pub(crate) async fn accept_loop(
@@ -112,30 +43,6 @@ pub(crate) async fn accept_loop(
             _ = shutdown.changed() => break,
         }
     }
-}
-
-/// Per-connection state.
-pub(crate) struct Conn {
-    pub id: u64,
-    pub peer: String,
-    /// The broker's end of the connection, `ip:port`.
-    pub local: Option<String>,
-    /// The peer's IP address alone (DescribeGroups shows it as the member's host).
-    pub peer_ip: String,
-    /// client_software_name and version from ApiVersions v3+.
-    pub client_software: Option<(String, String)>,
-    pub authenticated: bool,
-    /// host and port this connection's client is told to use.
-    pub advertised: (String, u16),
-    /// After SaslHandshake v0 the next frame is a bare SASL token.
-    pub raw_sasl_next: bool,
-    /// What is known of the client (client id of the latest request header, software from
-    /// ApiVersions v3+); per-client placement rules match on it.
-    pub identity: ClientIdentity,
-    /// The placement the handler encoded the current ProduceResponse with, for the exchange.
-    pub placement_used: Option<PlacementUsed>,
-    /// The version caps in force when this connection's ApiVersions was answered (None before).
-    pub advertised_caps: Option<std::collections::BTreeMap<i16, i16>>,
 }
 
 fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> Exchange {

@@ -17,7 +17,7 @@ use super::state::{Conn, Shared};
 use crate::capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status};
 use crate::protocol::dissect::peek_request_header;
 use crate::protocol::frame::{read_frame, with_size_prefix, FrameError};
-use crate::protocol::{dissect_request_with, DecodeError, Limits, Value};
+use crate::protocol::{api_key, dissect_request_with, errors, DecodeError, Limits, Value};
 use crate::settings::ClientIdentity;
 
 /// Accepts connections until shutdown.
@@ -137,7 +137,7 @@ async fn serve(
             conn.raw_sasl_next = false;
             let ok = handlers::check_plain(&shared, &frame[4..]);
             let mut ex = exchange(&conn, frame, request_at, Status::Answered);
-            ex.api_key = 36;
+            ex.api_key = api_key::SASL_AUTHENTICATE;
             ex.api_version = 0;
             ex.framing = crate::capture::Framing::SaslToken;
             if !ok {
@@ -258,12 +258,13 @@ async fn handle_frame(
     };
     let supported = handlers::supported(key);
     let in_range = supported.is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
-    if key == 18 && !in_range {
+    if key == api_key::API_VERSIONS && !in_range {
         // Kafka's answer to an ApiVersions version it does not know: v0, UNSUPPORTED_VERSION,
         // with the list so the client can pick a version.
         let body = handlers::api_versions_unsupported(&shared.settings.get());
         ex.notes.push(format!(
-            "ApiVersions v{version} unsupported: answered as v0 with error 35"
+            "ApiVersions v{version} unsupported: answered as v0 with error {}",
+            errors::UNSUPPORTED_VERSION
         ));
         return respond(stream, shared, ex, frame, corr, 0, body).await;
     }
@@ -305,7 +306,12 @@ async fn handle_frame(
         Ok(h) => h,
         Err(e) => return close(ex, frame, format!("request header: {e}")),
     };
-    if !conn.authenticated && key != 18 && key != 17 && key != 36 {
+    let before_auth = [
+        api_key::API_VERSIONS,
+        api_key::SASL_HANDSHAKE,
+        api_key::SASL_AUTHENTICATE,
+    ];
+    if !conn.authenticated && !before_auth.contains(&key) {
         let reason = "SASL authentication required".to_string();
         let why = format!("refused: {reason}");
         return end(ex, frame, Status::Refused { reason }, why);
@@ -338,7 +344,8 @@ async fn handle_frame(
             close_after,
         } => {
             ex.notes.extend(notes);
-            let header_version = if key == 18 {
+            // ApiVersions answers with header v0 at every version, so any client can read it.
+            let header_version = if key == api_key::API_VERSIONS {
                 0
             } else {
                 api.response_header_version(version)

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::s;
 use crate::broker::log::code;
 use crate::broker::state::Shared;
-use crate::broker::topics::{invalid_topic_name, TOPIC_DEFAULTS};
+use crate::broker::topics::{invalid_topic_name, Topics, TOPIC_DEFAULTS};
 
 /// Checks topic configs given as (name, value) pairs; entries without a value are skipped.
 fn parse_configs<'a>(
@@ -154,7 +154,7 @@ pub(super) fn create_topics(
 }
 
 pub(super) fn delete_topics(
-    shared: &Shared,
+    topics: &Topics,
     req: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
@@ -173,8 +173,8 @@ pub(super) fn delete_topics(
         .into_iter()
         .map(|(name, id)| {
             let topic = match &name {
-                Some(n) => shared.topics.get(n),
-                None => shared.topics.by_id(id),
+                Some(n) => topics.get(n),
+                None => topics.by_id(id),
             };
             let mut r =
                 DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(s(n))));
@@ -191,7 +191,7 @@ pub(super) fn delete_topics(
             if version >= 6 {
                 r.name = Some(t.wire_name());
             }
-            match shared.topics.delete(&t.name) {
+            match topics.delete(&t.name) {
                 Ok(_) => r,
                 Err(e) => {
                     let r = r.with_error_code(code::KAFKA_STORAGE_ERROR);
@@ -208,7 +208,7 @@ pub(super) fn delete_topics(
 }
 
 pub(super) fn create_partitions(
-    shared: &Shared,
+    topics: &Topics,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let results = req
@@ -216,7 +216,7 @@ pub(super) fn create_partitions(
         .into_iter()
         .map(|t| {
             let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            let Some(topic) = shared.topics.get(t.name.0.as_str()) else {
+            let Some(topic) = topics.get(t.name.0.as_str()) else {
                 return r
                     .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
                     .with_error_message(Some(s("unknown topic")));
@@ -230,7 +230,7 @@ pub(super) fn create_partitions(
                         t.count
                     ))));
             }
-            if let Err(why) = shared.topics.room_for(0, (t.count - current) as i64) {
+            if let Err(why) = topics.room_for(0, (t.count - current) as i64) {
                 return r
                     .with_error_code(code::POLICY_VIOLATION)
                     .with_error_message(Some(s(why)));
@@ -238,7 +238,7 @@ pub(super) fn create_partitions(
             if req.validate_only {
                 return r;
             }
-            match shared.topics.add_partitions(&topic, t.count) {
+            match topics.add_partitions(&topic, t.count) {
                 Ok(()) => r,
                 Err(e) => r
                     .with_error_code(code::KAFKA_STORAGE_ERROR)
@@ -250,7 +250,7 @@ pub(super) fn create_partitions(
 }
 
 /// AlterConfigs: a topic's configs are replaced by the given set; broker configs are fixed.
-pub(super) fn alter_configs(shared: &Shared, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub(super) fn alter_configs(topics: &Topics, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let responses = req
         .resources
         .into_iter()
@@ -268,7 +268,7 @@ pub(super) fn alter_configs(shared: &Shared, req: AlterConfigsRequest) -> AlterC
                     format!("resource type {} cannot be altered", res.resource_type),
                 );
             }
-            let Some(topic) = shared.topics.get(res.resource_name.as_str()) else {
+            let Some(topic) = topics.get(res.resource_name.as_str()) else {
                 return fail(r, code::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic".into());
             };
             let configs =
@@ -279,7 +279,7 @@ pub(super) fn alter_configs(shared: &Shared, req: AlterConfigsRequest) -> AlterC
             if req.validate_only {
                 return r;
             }
-            match shared.topics.set_configs(&topic, configs) {
+            match topics.set_configs(&topic, configs) {
                 Ok(()) => r,
                 Err(e) => fail(r, code::KAFKA_STORAGE_ERROR, e.to_string()),
             }

@@ -20,11 +20,7 @@ struct PlanItem {
     max_bytes: i32,
 }
 
-fn request_partitions(
-    shared: &Shared,
-    req: &FetchRequest,
-    version: i16,
-) -> Vec<PlanItem> {
+fn request_partitions(shared: &Shared, req: &FetchRequest, version: i16) -> Vec<PlanItem> {
     let mut out = Vec::new();
     for t in &req.topics {
         let (name, id) = if version >= 13 {

@@ -1,12 +1,38 @@
-//! The group APIs' way in: FindCoordinator here; the rest is answered by the group
-//! coordinator (`broker::groups`).
+//! The group APIs' way in: FindCoordinator, and who is joining for JoinGroup; the group
+//! coordinator (`broker::groups`) answers the group requests themselves.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, JoinGroupRequest, JoinGroupResponse,
+    RequestHeader,
+};
 
 use super::s;
-use crate::broker::state::Shared;
+use crate::broker::groups::ClientInfo;
+use crate::broker::state::{Conn, Shared};
 
+/// JoinGroup: the coordinator is told who is joining (the header's client id, the peer's
+/// address as Kafka shows it) for generated member ids and DescribeGroups.
+pub(super) async fn join_group(
+    shared: &Shared,
+    conn: &Conn,
+    header: &RequestHeader,
+    req: JoinGroupRequest,
+    version: i16,
+) -> JoinGroupResponse {
+    let client = ClientInfo {
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        client_host: format!("/{}", conn.peer_ip),
+    };
+    shared.groups.join_group_from(req, version, client).await
+}
+
+/// FindCoordinator: this broker coordinates every group (and transaction), at the address this
+/// connection was given.
 pub(super) fn find_coordinator(
     shared: &Shared,
     advertised: &(String, u16),

@@ -1,11 +1,16 @@
-//! Metadata: the broker and the topics (creating unknown ones when allowed).
+//! What the cluster looks like: Metadata (this broker and the topics, creating unknown ones when
+//! allowed) and DescribeCluster.
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+    TopicName,
+};
 use uuid::Uuid;
 
 use super::s;
@@ -36,7 +41,6 @@ pub(super) fn metadata(
     advertised: &(String, u16),
     req: MetadataRequest,
     version: i16,
-    throttle: i32,
 ) -> MetadataResponse {
     let (host, port) = advertised;
     let node = BrokerId(shared.config.node_id);
@@ -97,7 +101,6 @@ pub(super) fn metadata(
             .collect(),
     };
     MetadataResponse::default()
-        .with_throttle_time_ms(throttle)
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(node)
             .with_host(s(host.clone()))
@@ -109,4 +112,30 @@ pub(super) fn metadata(
         })
         .with_controller_id(if version >= 1 { node } else { BrokerId(-1) })
         .with_topics(topics)
+}
+
+/// DescribeCluster: this one broker, which is also the controller.
+pub(super) fn describe_cluster(
+    shared: &Shared,
+    advertised: &(String, u16),
+    req: DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
+    let (host, port) = advertised;
+    let node = BrokerId(shared.config.node_id);
+    let resp = DescribeClusterResponse::default()
+        .with_cluster_id(s(shared.cluster_id.clone()))
+        .with_controller_id(node)
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(node)
+            .with_host(s(host.clone()))
+            .with_port(*port as i32)]);
+    // Only brokers are described here (endpoint type 1); controllers are not separate.
+    if version >= 1 && req.endpoint_type != 1 {
+        return resp
+            .with_error_code(code::UNSUPPORTED_ENDPOINT_TYPE)
+            .with_error_message(Some(s("only broker endpoints are described")))
+            .with_brokers(vec![]);
+    }
+    resp
 }

@@ -9,18 +9,18 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::*;
 
 use crate::broker::log::{code, LEADER_EPOCH};
-use crate::broker::state::Shared;
+use crate::broker::topics::Topics;
 
 pub(super) fn list_offsets(
-    shared: &Shared,
+    topics: &Topics,
     req: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
-    let topics = req
+    let results = req
         .topics
         .into_iter()
         .map(|t| {
-            let topic = shared.topics.get(t.name.0.as_str());
+            let topic = topics.get(t.name.0.as_str());
             let partitions = t
                 .partitions
                 .iter()
@@ -56,16 +56,16 @@ pub(super) fn list_offsets(
                 .with_partitions(partitions)
         })
         .collect();
-    ListOffsetsResponse::default().with_topics(topics)
+    ListOffsetsResponse::default().with_topics(results)
 }
 
 /// DeleteRecords: moves each partition's log start offset.
-pub(super) fn delete_records(shared: &Shared, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
-    let topics = req
+pub(super) fn delete_records(topics: &Topics, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let results = req
         .topics
         .into_iter()
         .map(|t| {
-            let topic = shared.topics.get(t.name.0.as_str());
+            let topic = topics.get(t.name.0.as_str());
             let partitions = t
                 .partitions
                 .iter()
@@ -93,18 +93,18 @@ pub(super) fn delete_records(shared: &Shared, req: DeleteRecordsRequest) -> Dele
                 .with_partitions(partitions)
         })
         .collect();
-    DeleteRecordsResponse::default().with_topics(topics)
+    DeleteRecordsResponse::default().with_topics(results)
 }
 
 pub(super) fn offset_for_leader_epoch(
-    shared: &Shared,
+    topics: &Topics,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
-    let topics = req
+    let results = req
         .topics
         .into_iter()
         .map(|t| {
-            let topic = shared.topics.get(t.topic.0.as_str());
+            let topic = topics.get(t.topic.0.as_str());
             let partitions = t
                 .partitions
                 .iter()
@@ -125,5 +125,5 @@ pub(super) fn offset_for_leader_epoch(
                 .with_partitions(partitions)
         })
         .collect();
-    OffsetForLeaderEpochResponse::default().with_topics(topics)
+    OffsetForLeaderEpochResponse::default().with_topics(results)
 }

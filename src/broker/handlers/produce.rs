@@ -11,11 +11,11 @@ use kafka_protocol::messages::*;
 
 use super::{encode, s, Outcome};
 use crate::broker::log::code;
-use crate::broker::state::Shared;
+use crate::broker::state::{Conn, Shared};
 use crate::broker::topics::{invalid_topic_name, Topic};
 use crate::capture::now_micros;
 use crate::protocol::batch::Entry;
-use crate::settings::{PlacementUsed, ThrottlePlacement};
+use crate::settings::{Knobs, PlacementUsed, ThrottlePlacement};
 
 /// Finds a topic for produce, creating it when allowed.
 fn topic_for_produce(shared: &Shared, name: &str) -> Result<Arc<Topic>, i16> {
@@ -49,7 +49,7 @@ fn topic_for_produce(shared: &Shared, name: &str) -> Result<Arc<Topic>, i16> {
 
 /// What a ProduceResponse of this version is actually encoded with: v0 has no throttle field
 /// (spec), and `front` applies to v1-v8 only (see [`place_throttle`]).
-pub(super) fn effective_placement(used: PlacementUsed, version: i16) -> PlacementUsed {
+fn effective_placement(used: PlacementUsed, version: i16) -> PlacementUsed {
     let moves = match used.placement {
         ThrottlePlacement::Spec => false,
         ThrottlePlacement::Front => (1..=8).contains(&version),
@@ -65,7 +65,26 @@ pub(super) fn effective_placement(used: PlacementUsed, version: i16) -> Placemen
     }
 }
 
+/// Produce: the throttle_time_ms placement is chosen for this client (a rule or the global
+/// knob), and the one the answer was encoded with is kept on the connection for the exchange.
 pub(super) fn produce(
+    shared: &Shared,
+    conn: &mut Conn,
+    knobs: &Knobs,
+    req: ProduceRequest,
+    version: i16,
+) -> Outcome {
+    let used = knobs.placement_for(&conn.identity);
+    let out = append(shared, req, version, knobs.throttle_ms, &used);
+    if matches!(out, Outcome::Reply { .. }) {
+        conn.placement_used = Some(effective_placement(used, version));
+    }
+    out
+}
+
+/// Appends each partition's records and builds the answer (none for acks=0), throttle_time_ms
+/// where `used` puts it.
+fn append(
     shared: &Shared,
     req: ProduceRequest,
     version: i16,
@@ -225,11 +244,7 @@ pub(super) fn produce(
 /// the tag section is the single count byte 0) the 4 bytes before that byte. Callers ask for
 /// `front` on v1-v8 only (see [`effective_placement`]); on v9+ it would put the int32 where the
 /// client reads the compact array's varint length.
-fn place_throttle(
-    body: BytesMut,
-    version: i16,
-    placement: ThrottlePlacement,
-) -> BytesMut {
+fn place_throttle(body: BytesMut, version: i16, placement: ThrottlePlacement) -> BytesMut {
     let tail = if version >= 9 { 1 } else { 0 };
     if body.len() < 4 + tail {
         return body;
@@ -245,6 +260,8 @@ fn place_throttle(
     out
 }
 
+/// InitProducerId: a new producer id with epoch 0; a transactional id keeps its producer id and a
+/// producer that names its id keeps it, each with the epoch bumped.
 pub(super) fn init_producer_id(
     shared: &Shared,
     req: InitProducerIdRequest,

@@ -1,6 +1,6 @@
 //! The group coordinator: Kafka's classic consumer-group protocol (JoinGroup, SyncGroup,
 //! Heartbeat, LeaveGroup, session expiry and rebalancing) and committed offsets (OffsetCommit,
-//! OffsetFetch, OffsetDelete), plus DescribeGroups, ListGroups and DeleteGroups.
+//! OffsetFetch), plus DescribeGroups, ListGroups and DeleteGroups.
 //!
 //! How it works:
 //! - All groups live in one map behind a `std::sync::Mutex` that is only held for short,
@@ -22,10 +22,9 @@
 //! - With a data directory, committed offsets are appended to `offsets.log` there (see
 //!   [`offset_log`]) and replayed when the coordinator is created again.
 //!
-//! The connection handler should call [`GroupCoordinator::join_group_from`] with the request
-//! header's client id and the peer address; plain [`GroupCoordinator::join_group`] works but
-//! then generated member ids are `"-" + uuid` (what Kafka does for an empty client id) and
-//! DescribeGroups shows no client id or host.
+//! JoinGroup ([`GroupCoordinator::join_group_from`]) is told who is joining: the request
+//! header's client id and the peer address. Generated member ids start with the client id
+//! (`"-" + uuid` for an empty one, as Kafka does) and DescribeGroups shows both.
 //!
 //! Deliberate differences from Kafka:
 //! - OffsetCommit with a negative generation id (a "simple" commit from a client that does not
@@ -63,9 +62,6 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::offset_delete_response::{
-    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
-};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -74,8 +70,8 @@ use kafka_protocol::messages::{
     DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
     GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
     LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
-    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{oneshot, Notify};
@@ -472,20 +468,6 @@ impl Group {
         }
     }
 
-    /// The topics the members of a "consumer" group subscribe to, from their metadata for the
-    /// selected protocol; `None` when not known (then every topic counts as subscribed).
-    fn subscribed_topics(&self) -> Option<std::collections::HashSet<String>> {
-        if self.protocol_type.as_deref() != Some("consumer") {
-            return None;
-        }
-        let protocol = self.protocol_name.as_deref()?;
-        let mut topics = std::collections::HashSet::new();
-        for member in &self.members {
-            topics.extend(subscription_topics(&member.metadata_for(protocol))?);
-        }
-        Some(topics)
-    }
-
     fn snapshot(&self) -> GroupSnapshot {
         GroupSnapshot {
             group_id: self.id.clone(),
@@ -759,36 +741,6 @@ async fn drive(inner: Weak<Inner>, wake: Arc<Notify>) {
     }
 }
 
-/// The topic list of a consumer-protocol subscription (JoinGroup metadata of "consumer"
-/// groups: a version i16, then an array of topic strings; the rest is ignored). Every length is
-/// checked against the bytes present; `None` when it does not parse.
-fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
-    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        if bytes.len() < n {
-            return None;
-        }
-        let (head, tail) = bytes.split_at(n);
-        *bytes = tail;
-        Some(head)
-    }
-    let mut bytes = metadata;
-    let version = i16::from_be_bytes(take(&mut bytes, 2)?.try_into().ok()?);
-    if version < 0 {
-        return None;
-    }
-    let count = i32::from_be_bytes(take(&mut bytes, 4)?.try_into().ok()?);
-    if count < 0 {
-        return None;
-    }
-    let mut topics = Vec::new();
-    for _ in 0..count {
-        let len = i16::from_be_bytes(take(&mut bytes, 2)?.try_into().ok()?);
-        let len = usize::try_from(len).ok()?;
-        topics.push(String::from_utf8(take(&mut bytes, len)?.to_vec()).ok()?);
-    }
-    Some(topics)
-}
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -885,11 +837,6 @@ impl GroupCoordinator {
         Ok(coordinator)
     }
 
-    /// The knobs in use.
-    pub fn config(&self) -> &GroupConfig {
-        &self.inner.config
-    }
-
     /// A view of every group, sorted by id.
     pub fn snapshot(&self) -> Vec<GroupSnapshot> {
         let groups = self.inner.groups();
@@ -906,13 +853,6 @@ impl GroupCoordinator {
             Arc::downgrade(&self.inner),
             Arc::clone(&self.inner.wake),
         ));
-    }
-
-    /// JoinGroup without knowing the client: the generated member id is `"-" + uuid` and
-    /// DescribeGroups shows an empty client id and host. Prefer [`Self::join_group_from`].
-    pub async fn join_group(&self, req: JoinGroupRequest, version: i16) -> JoinGroupResponse {
-        self.join_group_from(req, version, ClientInfo::default())
-            .await
     }
 
     /// JoinGroup (v0-v9). v4+ members joining with an empty member id get MEMBER_ID_REQUIRED
@@ -1675,107 +1615,6 @@ impl GroupCoordinator {
                 .collect();
             r.error_code = ec::NONE;
         }
-        r
-    }
-
-    /// OffsetDelete (v0): removes committed offsets. An Empty group loses them outright; an
-    /// active "consumer" group refuses topics its members subscribe to
-    /// (GROUP_SUBSCRIBED_TO_TOPIC); any other active group answers NON_EMPTY_GROUP.
-    pub async fn offset_delete(
-        &self,
-        req: OffsetDeleteRequest,
-        _version: i16,
-    ) -> OffsetDeleteResponse {
-        self.ensure_driver();
-        let group_id = str_of(&req.group_id);
-        let mut r = OffsetDeleteResponse::default();
-        if group_id.is_empty() {
-            r.error_code = ec::INVALID_GROUP_ID;
-            return r;
-        }
-        let mut groups = self.inner.groups();
-        let Some(group) = groups.get_mut(&group_id) else {
-            r.error_code = ec::GROUP_ID_NOT_FOUND;
-            return r;
-        };
-        let subscribed = match group.state {
-            GroupState::Dead => {
-                r.error_code = ec::GROUP_ID_NOT_FOUND;
-                return r;
-            }
-            GroupState::Empty => Some(std::collections::HashSet::new()),
-            _ if group.protocol_type.as_deref() == Some("consumer") => group.subscribed_topics(),
-            _ => {
-                r.error_code = ec::NON_EMPTY_GROUP;
-                return r;
-            }
-        };
-        let mut records = Vec::new();
-        let mut decided: Vec<(String, Vec<(i32, i16)>)> = Vec::new();
-        for topic in &req.topics {
-            let name = str_of(&topic.name);
-            let refused = subscribed.as_ref().is_none_or(|s| s.contains(&name));
-            let mut partitions = Vec::new();
-            for p in &topic.partitions {
-                if refused {
-                    partitions.push((p.partition_index, ec::GROUP_SUBSCRIBED_TO_TOPIC));
-                    continue;
-                }
-                if group
-                    .offsets
-                    .contains_key(&(name.clone(), p.partition_index))
-                {
-                    records.push(LogRecord::DeleteOffset {
-                        group: group_id.clone(),
-                        topic: name.clone(),
-                        partition: p.partition_index,
-                    });
-                }
-                partitions.push((p.partition_index, ec::NONE));
-            }
-            decided.push((name, partitions));
-        }
-        let mut write_failed = false;
-        if !records.is_empty() {
-            let mut log = self.inner.log.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(log) = log.as_mut() {
-                if let Err(e) = log.append(&records) {
-                    tracing::error!(error = %e, group = %group_id, "offsets.log: append failed");
-                    write_failed = true;
-                }
-            }
-        }
-        if !write_failed {
-            for record in records {
-                if let LogRecord::DeleteOffset {
-                    topic, partition, ..
-                } = record
-                {
-                    group.offsets.remove(&(topic, partition));
-                }
-            }
-        }
-        r.topics = decided
-            .into_iter()
-            .map(|(name, partitions)| {
-                let mut t = OffsetDeleteResponseTopic::default();
-                t.name = TopicName(StrBytes::from_string(name));
-                t.partitions = partitions
-                    .into_iter()
-                    .map(|(index, error)| {
-                        let mut p = OffsetDeleteResponsePartition::default();
-                        p.partition_index = index;
-                        p.error_code = if write_failed && error == ec::NONE {
-                            ec::UNKNOWN_SERVER_ERROR
-                        } else {
-                            error
-                        };
-                        p
-                    })
-                    .collect();
-                t
-            })
-            .collect();
         r
     }
 

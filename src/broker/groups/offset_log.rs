@@ -7,9 +7,7 @@
 //!   offset (i64), leader epoch (i32), commit time in ms (i64), metadata (u32 length + UTF-8);
 //! - `2` group deleted: group (u16 length + UTF-8);
 //! - `3` group protocol type set: group (u16 length + UTF-8), protocol type (u16 length +
-//!   UTF-8), so ListGroups and DescribeGroups show "consumer" for a group after a restart;
-//! - `4` offset deleted (OffsetDelete): group, topic (u16 length + UTF-8 each), partition
-//!   (i32).
+//!   UTF-8), so ListGroups and DescribeGroups show "consumer" for a group after a restart.
 //!
 //! Integers are big-endian. Replay stops at the first record that is incomplete, oversized,
 //! fails its CRC or does not parse (a torn tail from a crash mid-write); the file is truncated
@@ -30,7 +28,6 @@ const MAX_PAYLOAD: usize = 1 << 20;
 const TAG_COMMIT: u8 = 1;
 const TAG_DELETE_GROUP: u8 = 2;
 const TAG_GROUP_TYPE: u8 = 3;
-const TAG_DELETE_OFFSET: u8 = 4;
 
 /// One committed offset of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,12 +58,6 @@ pub(crate) enum LogRecord {
     GroupType {
         group: String,
         protocol_type: String,
-    },
-    /// One partition's committed offset was deleted.
-    DeleteOffset {
-        group: String,
-        topic: String,
-        partition: i32,
     },
 }
 
@@ -188,15 +179,6 @@ pub(crate) fn apply(live: &mut OffsetsByGroup, record: LogRecord) {
         } => {
             live.entry(group).or_default().protocol_type = Some(protocol_type);
         }
-        LogRecord::DeleteOffset {
-            group,
-            topic,
-            partition,
-        } => {
-            if let Some(logged) = live.get_mut(&group) {
-                logged.offsets.remove(&(topic, partition));
-            }
-        }
         LogRecord::DeleteGroup { group } => {
             live.remove(&group);
         }
@@ -267,16 +249,6 @@ pub(crate) fn frame(record: &LogRecord, out: &mut Vec<u8>) {
             payload.push(TAG_GROUP_TYPE);
             put_short_str(&mut payload, group);
             put_short_str(&mut payload, protocol_type);
-        }
-        LogRecord::DeleteOffset {
-            group,
-            topic,
-            partition,
-        } => {
-            payload.push(TAG_DELETE_OFFSET);
-            put_short_str(&mut payload, group);
-            put_short_str(&mut payload, topic);
-            payload.extend_from_slice(&partition.to_be_bytes());
         }
     }
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -378,11 +350,6 @@ fn parse_payload(payload: &[u8]) -> Option<LogRecord> {
         TAG_GROUP_TYPE => LogRecord::GroupType {
             group: r.short_str()?,
             protocol_type: r.short_str()?,
-        },
-        TAG_DELETE_OFFSET => LogRecord::DeleteOffset {
-            group: r.short_str()?,
-            topic: r.short_str()?,
-            partition: i32::from_be_bytes(r.array()?),
         },
         _ => return None,
     };

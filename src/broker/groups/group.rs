@@ -6,9 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
-use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
-use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -100,39 +97,6 @@ impl JoinOutcome {
             members: Vec::new(),
         }
     }
-
-    pub(super) fn into_response(self, version: i16) -> JoinGroupResponse {
-        let mut r = JoinGroupResponse::default();
-        r.error_code = self.error;
-        r.generation_id = self.generation;
-        if version >= 7 {
-            r.protocol_type = self.protocol_type.map(StrBytes::from_string);
-            r.protocol_name = self.protocol_name.map(StrBytes::from_string);
-        } else {
-            r.protocol_type = None;
-            r.protocol_name = Some(StrBytes::from_string(
-                self.protocol_name.unwrap_or_default(),
-            ));
-        }
-        r.leader = StrBytes::from_string(self.leader);
-        r.member_id = StrBytes::from_string(self.member_id);
-        r.members = self
-            .members
-            .into_iter()
-            .map(|(id, instance, metadata)| {
-                let mut m = JoinGroupResponseMember::default();
-                m.member_id = StrBytes::from_string(id);
-                m.group_instance_id = if version >= 5 {
-                    instance.map(StrBytes::from_string)
-                } else {
-                    None
-                };
-                m.metadata = metadata;
-                m
-            })
-            .collect();
-        r
-    }
 }
 
 /// What a waiting (or immediately answered) SyncGroup gets.
@@ -152,17 +116,6 @@ impl SyncOutcome {
             protocol_type: None,
             protocol_name: None,
         }
-    }
-
-    pub(super) fn into_response(self, version: i16) -> SyncGroupResponse {
-        let mut r = SyncGroupResponse::default();
-        r.error_code = self.error;
-        r.assignment = self.assignment;
-        if version >= 5 {
-            r.protocol_type = self.protocol_type.map(StrBytes::from_string);
-            r.protocol_name = self.protocol_name.map(StrBytes::from_string);
-        }
-        r
     }
 }
 

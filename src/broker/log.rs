@@ -3,11 +3,13 @@
 //!
 //! In memory by default. With a directory, every stored entry is also appended to the
 //! partition's current segment file (a new one, named by its base offset, starts when the
-//! current one would pass `segment.bytes`) as `[payload len u32][crc32c u32][base i64][last i64][max_ts i64][payload]`, the
-//! CRC covering everything after it. On open the segments are scanned and the log is cut at the
-//! first entry that is incomplete or fails its CRC, so a torn tail is never served. Durability: each entry is
-//! written with `write_all` before the produce is acknowledged (it reaches the OS and survives a
-//! kill -9 of the process); there is no fsync, so a power loss can lose the newest entries.
+//! current one would pass `segment.bytes`) as
+//! `[payload len u32][crc32c u32][base i64][last i64][max_ts i64][payload]`, the CRC covering
+//! everything after it. On open the segments are scanned and the log is cut at the first entry
+//! that is incomplete or fails its CRC, so a torn tail is never served. Durability: each entry
+//! is written with `write_all` before the produce is acknowledged (it reaches the OS and
+//! survives a kill -9 of the process); there is no fsync, so a power loss can lose the newest
+//! entries.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -70,6 +72,7 @@ pub struct AppendError {
     pub message: String,
 }
 
+/// An [`AppendError`] with this code and message.
 fn refuse(code: i16, message: impl Into<String>) -> AppendError {
     AppendError {
         code,
@@ -230,12 +233,15 @@ impl PartitionLog {
         pos
     }
 
+    /// Adds an entry that follows the last one (offsets and size move on).
     fn push(&mut self, entry: StoredEntry) {
         self.next_offset = entry.last_offset + 1;
         self.bytes += entry.bytes.len();
         self.entries.push(entry);
     }
 
+    /// Records an idempotent producer's batch (epoch, last sequence, recent batches) for
+    /// duplicate and sequence checks; other entries are ignored.
     fn remember_producer(&mut self, bytes: &[u8], base_offset: i64) {
         let Some(h) = BatchHeader::parse(bytes) else {
             return;
@@ -466,6 +472,8 @@ impl PartitionLog {
         })
     }
 
+    /// Appends an entry to the active segment file (starting a new segment when it would pass
+    /// `segment.bytes`); nothing to do for an in-memory log.
     fn write_through(&mut self, e: &StoredEntry) -> std::io::Result<()> {
         let Some(seg) = self.file.as_mut() else {
             return Ok(());
@@ -531,7 +539,7 @@ impl PartitionLog {
     }
 }
 
-/// Sequence numbers wrap from i32::MAX to 0.
+/// `seq + n` for producer sequence numbers, which wrap from i32::MAX to 0.
 fn seq_add(seq: i32, n: i32) -> i32 {
     ((seq as i64 + n as i64) % (i32::MAX as i64 + 1)) as i32
 }
@@ -615,9 +623,10 @@ fn inflate_legacy(codec: u8, value: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A magic-0 compressed wrapper carries absolute inner offsets, so (as Kafka does) they are
-/// renumbered from `base` and the value recompressed with the same codec (gzip, or snappy in
-/// the xerial framing). `None` when it cannot be done; the wrapper is then stored as received.
+/// Renumbers the inner messages of a magic-0 compressed wrapper from `base` (their offsets are
+/// absolute, and Kafka renumbers them too) and recompresses the value with the same codec
+/// (gzip, or snappy in the xerial framing). `None` when it cannot be done; the wrapper is then
+/// stored as received.
 fn renumber_magic0_wrapper(m: &[u8], base: i64) -> Option<Vec<u8>> {
     let codec = m[17] & 0x07;
     let key_len = i32::from_be_bytes(m.get(18..22)?.try_into().ok()?);

@@ -45,6 +45,7 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// A new exchange on this connection, with the request bytes given.
 fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> Exchange {
     Exchange {
         server: conn.local.clone(),
@@ -53,6 +54,7 @@ fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> E
     }
 }
 
+/// The status of a request that could not be read: where, which field, why.
 fn malformed(offset: usize, path: &str, message: String) -> Status {
     Status::Malformed {
         error: DecodeError {
@@ -63,6 +65,8 @@ fn malformed(offset: usize, path: &str, message: String) -> Status {
     }
 }
 
+/// One connection: reads frames until the client goes, the broker shuts down or a frame is
+/// refused, answering each in turn; its opening and closing are captured as connection events.
 async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -398,8 +402,8 @@ async fn peer_gone(stream: &TcpStream, shutdown: &mut watch::Receiver<bool>) -> 
     }
 }
 
-/// Writes a response (header + body) and captures the exchange.
-/// Whether a connection stays open after a handler asked to close it once answered.
+/// Whether the connection stays open after the answer: `Err` when the handler asked to close
+/// it once answered.
 fn after_reply(close_after: bool, key: i16) -> Result<(), CloseReason> {
     if close_after {
         Err((
@@ -414,6 +418,7 @@ fn after_reply(close_after: bool, key: i16) -> Result<(), CloseReason> {
     }
 }
 
+/// Writes a response (header + body) and captures the exchange; `Err` when the write fails.
 async fn respond(
     stream: &mut TcpStream,
     shared: &Shared,

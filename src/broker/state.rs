@@ -20,8 +20,9 @@ use crate::settings::{ClientIdentity, PlacementUsed, Settings};
 /// Everything the connections share.
 pub(crate) struct Shared {
     pub config: BrokerConfig,
-    /// host and port written into Metadata and FindCoordinator (`None`: the address the
-    /// client connected to, when listening on an unspecified address such as 0.0.0.0).
+    /// host and port written into Metadata, FindCoordinator and DescribeCluster (`None`: the
+    /// address the client connected to, when listening on an unspecified address such as
+    /// 0.0.0.0).
     pub advertised: Option<(String, u16)>,
     pub topics: Topics,
     pub groups: Arc<GroupCoordinator>,
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Opens the topics (and their logs) and the group coordinator from the data directory, if
+    /// any; producer ids continue above the highest one the logs hold (from 1000 at least).
     pub fn new(
         config: BrokerConfig,
         bound: SocketAddr,
@@ -108,7 +111,7 @@ pub(crate) struct Conn {
     pub advertised_caps: Option<std::collections::BTreeMap<i16, i16>>,
 }
 
-/// Where one partition of a fetch is.
+/// One partition of a fetch session: where the next read starts and how much it may return.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionPartition {
     pub topic_id: Uuid,
@@ -140,6 +143,8 @@ pub(crate) const MAX_SESSION_PARTITIONS: usize = 10_000;
 const MAX_SESSIONS: usize = 1000;
 
 impl FetchSessions {
+    /// Keeps a new session under a new id (dropping the oldest beyond [`MAX_SESSIONS`]) and
+    /// returns the id.
     pub fn create(&mut self, session: FetchSession) -> i32 {
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let id = self.next_id;

@@ -86,6 +86,7 @@ pub(super) struct JoinOutcome {
 }
 
 impl JoinOutcome {
+    /// An answer that is only an error code (generation -1, no members).
     pub(super) fn error(error: i16, member_id: &str) -> JoinOutcome {
         JoinOutcome {
             error,
@@ -109,6 +110,7 @@ pub(super) struct SyncOutcome {
 }
 
 impl SyncOutcome {
+    /// An answer that is only an error code (empty assignment).
     pub(super) fn error(error: i16) -> SyncOutcome {
         SyncOutcome {
             error,
@@ -119,6 +121,7 @@ impl SyncOutcome {
     }
 }
 
+/// One member of a group, with the join or sync answer it waits for, if any.
 pub(super) struct Member {
     pub(super) id: String,
     pub(super) instance_id: Option<String>,
@@ -135,6 +138,7 @@ pub(super) struct Member {
 }
 
 impl Member {
+    /// The member's metadata for `protocol` (empty when it does not support it).
     pub(super) fn metadata_for(&self, protocol: &str) -> Bytes {
         self.protocols
             .iter()
@@ -143,23 +147,27 @@ impl Member {
             .unwrap_or_default()
     }
 
+    /// Whether the member lists `protocol`.
     pub(super) fn supports(&self, protocol: &str) -> bool {
         self.protocols.iter().any(|(name, _)| name == protocol)
     }
 
+    /// Sends the waiting JoinGroup its answer, if one waits.
     pub(super) fn answer_join(&mut self, outcome: JoinOutcome) {
         if let Some(tx) = self.join_waiter.take() {
             let _ = tx.send(outcome);
         }
     }
 
+    /// Sends the waiting SyncGroup its answer, if one waits.
     pub(super) fn answer_sync(&mut self, outcome: SyncOutcome) {
         if let Some(tx) = self.sync_waiter.take() {
             let _ = tx.send(outcome);
         }
     }
 
-    /// Members waiting for a join or sync answer are kept alive (as Kafka does).
+    /// Whether the session has run out: not heard from for the session timeout and not waiting
+    /// for a join or sync answer (waiting members are kept alive, as Kafka does).
     pub(super) fn session_expired(&self, now: Instant) -> bool {
         self.join_waiter.is_none()
             && self.sync_waiter.is_none()
@@ -167,6 +175,7 @@ impl Member {
     }
 }
 
+/// One group: its state, generation, protocol, leader, members and committed offsets.
 pub(super) struct Group {
     pub(super) id: String,
     pub(super) state: GroupState,
@@ -183,6 +192,7 @@ pub(super) struct Group {
 }
 
 impl Group {
+    /// An Empty group at generation 0.
     pub(super) fn new(id: String) -> Group {
         Group {
             id,
@@ -198,14 +208,17 @@ impl Group {
         }
     }
 
+    /// Where member `id` is in join order.
     pub(super) fn member_index(&self, id: &str) -> Option<usize> {
         self.members.iter().position(|m| m.id == id)
     }
 
+    /// Member `id`, to change.
     pub(super) fn member_mut(&mut self, id: &str) -> Option<&mut Member> {
         self.members.iter_mut().find(|m| m.id == id)
     }
 
+    /// Whether `id` leads the group.
     pub(super) fn is_leader(&self, id: &str) -> bool {
         self.leader.as_deref() == Some(id)
     }
@@ -275,6 +288,8 @@ impl Group {
         best.map(|(i, _)| candidates[i].to_string())
     }
 
+    /// What the leader's JoinGroup answer lists: every member with its metadata for the
+    /// selected protocol.
     pub(super) fn leader_members(&self) -> Vec<(String, Option<String>, Bytes)> {
         let protocol = self.protocol_name.clone().unwrap_or_default();
         self.members
@@ -306,6 +321,7 @@ impl Group {
         }
     }
 
+    /// A successful SyncGroup answer carrying `assignment`.
     pub(super) fn sync_outcome(&self, assignment: Bytes) -> SyncOutcome {
         SyncOutcome {
             error: ec::NONE,
@@ -315,6 +331,7 @@ impl Group {
         }
     }
 
+    /// This group as [`GroupSnapshot`] shows it.
     pub(super) fn snapshot(&self) -> GroupSnapshot {
         GroupSnapshot {
             group_id: self.id.clone(),

@@ -195,6 +195,7 @@ impl Inner {
         )
     }
 
+    /// Adds a new member and starts (or extends) a rebalance.
     fn add_member_and_rebalance(
         rules: &Rules<'_>,
         group: &mut Group,
@@ -227,6 +228,9 @@ impl Inner {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// A JoinGroup from a member the group knows: answered at once with the current generation
+    /// when nothing changed (and it is not the leader of a Stable group), else it waits for a
+    /// rebalance.
     fn update_known_member(
         &self,
         rules: &Rules<'_>,
@@ -417,6 +421,8 @@ impl Inner {
         (top_error, results)
     }
 
+    /// One member leaving (by member id, or by instance id alone for a static member); its
+    /// error code.
     fn leave_one(
         rules: &Rules<'_>,
         group: &mut Group,

@@ -20,7 +20,7 @@
 //!   default here so tests stay fast), extended by the same delay whenever another member joins,
 //!   up to the rebalance timeout, so consumers that start together land in one generation.
 //! - With a data directory, committed offsets are appended to `offsets.log` there (see
-//!   [`offset_log`]) and replayed when the coordinator is created again.
+//!   `offset_log.rs`) and replayed when the coordinator is created again.
 //!
 //! JoinGroup ([`GroupCoordinator::join_group_from`]) is told who is joining: the request
 //! header's client id and the peer address. Generated member ids start with the client id

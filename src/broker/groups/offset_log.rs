@@ -25,8 +25,11 @@ use anyhow::Context;
 pub(crate) const FILE_NAME: &str = "offsets.log";
 /// Largest payload accepted on replay (commits are small; anything bigger is corruption).
 const MAX_PAYLOAD: usize = 1 << 20;
+/// Tag of a commit record.
 const TAG_COMMIT: u8 = 1;
+/// Tag of a group-deleted record.
 const TAG_DELETE_GROUP: u8 = 2;
+/// Tag of a group-protocol-type record.
 const TAG_GROUP_TYPE: u8 = 3;
 
 /// One committed offset of one partition.
@@ -185,6 +188,8 @@ pub(crate) fn apply(live: &mut OffsetsByGroup, record: LogRecord) {
     }
 }
 
+/// Replaces the file at `path` with the live records only (written to a temporary file,
+/// synced, then renamed over it).
 fn rewrite(path: &Path, live: &OffsetsByGroup) -> anyhow::Result<()> {
     let tmp = path.with_extension("log.tmp");
     let mut buf = Vec::new();
@@ -256,8 +261,9 @@ pub(crate) fn frame(record: &LogRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(&payload);
 }
 
-/// Group ids and topic names longer than a u16 cannot come from the wire (Kafka strings have
-/// an i16 length); they are cut at a character boundary rather than written wrongly.
+/// Writes a string with a u16 length. Group ids and topic names longer than that cannot come
+/// from the wire (Kafka strings have an i16 length); they are cut at a character boundary
+/// rather than written wrongly.
 fn put_short_str(out: &mut Vec<u8>, s: &str) {
     let mut end = s.len().min(u16::MAX as usize);
     while !s.is_char_boundary(end) {
@@ -294,6 +300,7 @@ pub(crate) fn replay(bytes: &[u8]) -> (Vec<LogRecord>, usize) {
     (records, pos)
 }
 
+/// Reads a payload's fields front to back; `None` when the bytes run out.
 struct Reader<'a> {
     bytes: &'a [u8],
 }
@@ -319,6 +326,8 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// One record from its payload; `None` when the tag is unknown, a field is cut short or not
+/// UTF-8, or bytes are left over.
 fn parse_payload(payload: &[u8]) -> Option<LogRecord> {
     let mut r = Reader { bytes: payload };
     let tag = r.array::<1>()?[0];

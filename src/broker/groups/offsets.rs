@@ -225,6 +225,7 @@ impl Inner {
     }
 }
 
+/// Wall-clock time in ms since the epoch (commit times).
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -14,18 +14,25 @@ use super::group::{Group, GroupState, JoinOutcome, Member, SyncOutcome};
 use super::offset_log::{LogRecord, OffsetLog};
 use super::GroupConfig;
 
+/// The wait of a group's first rebalance for more members
+/// ([`GroupConfig::initial_rebalance_delay`]).
 pub(super) struct InitialDelay {
+    /// When the wait ends, unless members joined meanwhile (then it is pushed back).
     pub(super) until: Instant,
+    /// The latest it may end: the rebalance deadline.
     pub(super) cap: Instant,
+    /// Whether a member joined since `until` was last set.
     pub(super) new_members: bool,
 }
 
+/// A rebalance under way: when it times out, and the initial delay if there is one.
 pub(super) struct Rebalance {
     pub(super) deadline: Instant,
     pub(super) initial_delay: Option<InitialDelay>,
 }
 
-/// Rebalance bookkeeping that needs the coordinator config.
+/// The rebalance rules, with what they need of the coordinator: its config, the wake-up of the
+/// deadline task and the offsets log (where a group's protocol type is recorded).
 pub(super) struct Rules<'a> {
     pub(super) config: &'a GroupConfig,
     pub(super) wake: &'a Notify,

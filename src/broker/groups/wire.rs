@@ -29,10 +29,12 @@ use super::offset_log::CommittedOffset;
 use super::offsets::{CommitParams, PartitionCommit};
 use super::{ec, GroupCoordinator};
 
+/// A wire string as a `String`.
 fn str_of(s: &StrBytes) -> String {
     s.to_string()
 }
 
+/// A nullable wire string as an `Option<String>`.
 fn opt_str(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(str_of)
 }

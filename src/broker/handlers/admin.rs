@@ -49,6 +49,8 @@ fn parse_configs<'a>(
     Ok(out)
 }
 
+/// CreateTopics: each topic is checked (name, partitions, replication factor 1, configs, the
+/// broker's caps) and created unless `validate_only`; v5+ answers with the configs in force.
 pub(super) fn create_topics(
     shared: &Shared,
     req: CreateTopicsRequest,
@@ -153,6 +155,7 @@ pub(super) fn create_topics(
     CreateTopicsResponse::default().with_topics(topics)
 }
 
+/// DeleteTopics: by name, or by topic id (v6+).
 pub(super) fn delete_topics(
     topics: &Topics,
     req: DeleteTopicsRequest,
@@ -207,6 +210,7 @@ pub(super) fn delete_topics(
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
+/// CreatePartitions: grows topics to the asked count, unless `validate_only`.
 pub(super) fn create_partitions(
     topics: &Topics,
     req: CreatePartitionsRequest,
@@ -297,6 +301,7 @@ pub(super) const BROKER_CONFIGS: &[(&str, &str)] = &[
     ("socket.request.max.bytes", "104857600"),
 ];
 
+/// DescribeConfigs: a topic's configs (set and default) or the broker's fixed ones.
 pub(super) fn describe_configs(
     shared: &Shared,
     req: DescribeConfigsRequest,

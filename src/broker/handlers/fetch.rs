@@ -12,6 +12,7 @@ use super::s;
 use crate::broker::log::code;
 use crate::broker::state::{FetchSession, SessionPartition, Shared, MAX_SESSION_PARTITIONS};
 
+/// One partition to read: where from and at most how much.
 struct PlanItem {
     name: String,
     topic_id: Uuid,
@@ -20,6 +21,7 @@ struct PlanItem {
     max_bytes: i32,
 }
 
+/// The partitions a request names (by topic id from v13), in request order.
 fn request_partitions(shared: &Shared, req: &FetchRequest, version: i16) -> Vec<PlanItem> {
     let mut out = Vec::new();
     for t in &req.topics {
@@ -46,6 +48,9 @@ fn request_partitions(shared: &Shared, req: &FetchRequest, version: i16) -> Vec<
     out
 }
 
+/// Fetch: works out the session (KIP-227: none, new, or incremental with its epoch checked),
+/// then reads until `min_bytes` are there, an error shows, or `max_wait_ms` passes, waking on
+/// every append. An incremental response carries only partitions with news.
 pub(super) async fn fetch(shared: &Shared, req: FetchRequest, version: i16) -> FetchResponse {
     let requested = request_partitions(shared, &req, version);
     // Work out the session and the partitions to read.
@@ -216,6 +221,8 @@ pub(super) async fn fetch(shared: &Shared, req: FetchRequest, version: i16) -> F
         .with_responses(topics)
 }
 
+/// Reads every planned partition once, within `max_bytes` in all (the first records always
+/// come, however large).
 fn gather(
     shared: &Shared,
     plan: &[PlanItem],

@@ -18,6 +18,7 @@ use crate::broker::log::{code, LEADER_EPOCH};
 use crate::broker::state::Shared;
 use crate::broker::topics::{invalid_topic_name, Topic};
 
+/// One topic's entry: every partition led by this broker.
 fn metadata_topic(shared: &Shared, t: &Topic, version: i16) -> MetadataResponseTopic {
     let node = BrokerId(shared.config.node_id);
     let partitions = (0..t.partition_count())
@@ -36,6 +37,8 @@ fn metadata_topic(shared: &Shared, t: &Topic, version: i16) -> MetadataResponseT
         .with_partitions(partitions)
 }
 
+/// Metadata: this broker and the topics asked for (all of them for null, or an empty list in
+/// v0), creating unknown ones when auto-creation is on and the request allows it.
 pub(super) fn metadata(
     shared: &Shared,
     advertised: &(String, u16),

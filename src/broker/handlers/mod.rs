@@ -1,5 +1,7 @@
-//! One handler per API: decode with kafka-protocol (after the dissector has checked the frame),
-//! act on the topics, logs, producer ids, fetch sessions and the group coordinator, encode.
+//! The handlers, one module per API family: each request is decoded with kafka-protocol (after
+//! the dissector has checked the frame), answered from the state it needs (topics, logs,
+//! producer ids, fetch sessions, the group coordinator) and encoded. This module keeps the
+//! table of APIs served and the dispatch.
 
 use std::sync::Arc;
 
@@ -30,7 +32,7 @@ pub(crate) enum Outcome {
         notes: Vec<String>,
         close_after: bool,
     },
-    /// By protocol no response (Produce acks=0).
+    /// No response, as the protocol has it (Produce with acks=0).
     NoResponse {
         notes: Vec<String>,
         /// Close the connection afterwards (how acks=0 producers learn of an error).
@@ -80,10 +82,12 @@ pub(crate) fn supported(key: i16) -> Option<(i16, i16)> {
         .map(|&(_, lo, hi)| (lo, hi))
 }
 
+/// A string as kafka-protocol holds it.
 fn s(x: impl Into<String>) -> StrBytes {
     StrBytes::from_string(x.into())
 }
 
+/// A response body encoded at `version`.
 fn encode<T: Encodable>(msg: &T, version: i16) -> Result<BytesMut, String> {
     let mut b = BytesMut::new();
     msg.encode(&mut b, version)
@@ -91,6 +95,7 @@ fn encode<T: Encodable>(msg: &T, version: i16) -> Result<BytesMut, String> {
     Ok(b)
 }
 
+/// Answers with `msg` encoded at `version` (closing the connection if it cannot be encoded).
 fn reply<T: Encodable>(msg: &T, version: i16) -> Outcome {
     match encode(msg, version) {
         Ok(body) => Outcome::Reply {

@@ -11,6 +11,8 @@ use kafka_protocol::messages::*;
 use crate::broker::log::{code, LEADER_EPOCH};
 use crate::broker::topics::Topics;
 
+/// ListOffsets: the latest (-1), earliest (-2, -4, -5), largest-timestamp (-3) or by-timestamp
+/// offset of each partition.
 pub(super) fn list_offsets(
     topics: &Topics,
     req: ListOffsetsRequest,
@@ -96,6 +98,8 @@ pub(super) fn delete_records(topics: &Topics, req: DeleteRecordsRequest) -> Dele
     DeleteRecordsResponse::default().with_topics(results)
 }
 
+/// OffsetForLeaderEpoch: the log end offset, as every epoch of this single broker is
+/// [`LEADER_EPOCH`].
 pub(super) fn offset_for_leader_epoch(
     topics: &Topics,
     req: OffsetForLeaderEpochRequest,

@@ -19,9 +19,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::protocol::batch::{self, BatchHeader, Entry};
-
-/// The Kafka error codes the broker answers with: the protocol's one table.
-pub(crate) use crate::protocol::errors as code;
+use crate::protocol::errors;
 
 /// Bytes of the per-entry framing in a segment file.
 const FRAME_HEADER: usize = 4 + 4 + 8 + 8 + 8;
@@ -287,14 +285,14 @@ impl PartitionLog {
         };
         if before < 0 || before > self.next_offset {
             return Err(refuse(
-                code::OFFSET_OUT_OF_RANGE,
+                errors::OFFSET_OUT_OF_RANGE,
                 format!("offset {before} is outside 0..={}", self.next_offset),
             ));
         }
         self.advance_start(before);
         let start = self.start_offset;
         if let Some(seg) = self.file.as_mut() {
-            let io = |e: std::io::Error| refuse(code::KAFKA_STORAGE_ERROR, e.to_string());
+            let io = |e: std::io::Error| refuse(errors::KAFKA_STORAGE_ERROR, e.to_string());
             let tmp = seg.dir.join(format!("{START_CHECKPOINT}.tmp"));
             std::fs::write(&tmp, start.to_string()).map_err(io)?;
             std::fs::rename(&tmp, seg.dir.join(START_CHECKPOINT)).map_err(io)?;
@@ -336,7 +334,7 @@ impl PartitionLog {
     ) -> Result<Appended, AppendError> {
         let entries = batch::split(records);
         if entries.is_empty() {
-            return Err(refuse(code::CORRUPT_MESSAGE, "empty record set"));
+            return Err(refuse(errors::CORRUPT_MESSAGE, "empty record set"));
         }
         // Validate every entry before storing any.
         let mut parsed = Vec::with_capacity(entries.len().min(1024));
@@ -345,15 +343,15 @@ impl PartitionLog {
                 Entry::Batch { start, end } => {
                     let b = &records[start..end];
                     let h = BatchHeader::parse(b)
-                        .ok_or_else(|| refuse(code::CORRUPT_MESSAGE, "short batch"))?;
+                        .ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "short batch"))?;
                     if batch::batch_crc(b) != h.crc {
                         return Err(refuse(
-                            code::CORRUPT_MESSAGE,
+                            errors::CORRUPT_MESSAGE,
                             format!("batch CRC-32C mismatch at byte {start}"),
                         ));
                     }
                     if h.last_offset_delta < 0 || h.records_count < 0 {
-                        return Err(refuse(code::INVALID_RECORD, "negative record count"));
+                        return Err(refuse(errors::INVALID_RECORD, "negative record count"));
                     }
                     parsed.push((start, end, Some(h)));
                 }
@@ -364,7 +362,7 @@ impl PartitionLog {
                     crc.update(&m[16..]);
                     if crc.sum() != stored {
                         return Err(refuse(
-                            code::CORRUPT_MESSAGE,
+                            errors::CORRUPT_MESSAGE,
                             format!("legacy message CRC-32 mismatch at byte {start}"),
                         ));
                     }
@@ -372,13 +370,13 @@ impl PartitionLog {
                 }
                 Entry::Partial { start, .. } => {
                     return Err(refuse(
-                        code::CORRUPT_MESSAGE,
+                        errors::CORRUPT_MESSAGE,
                         format!("record set ends inside an entry at byte {start}"),
                     ))
                 }
                 Entry::Invalid { start, reason, .. } => {
                     return Err(refuse(
-                        code::CORRUPT_MESSAGE,
+                        errors::CORRUPT_MESSAGE,
                         format!("{reason} at byte {start}"),
                     ))
                 }
@@ -390,7 +388,7 @@ impl PartitionLog {
                 if let Some(st) = self.producers.get(&h.producer_id) {
                     if h.producer_epoch < st.epoch {
                         return Err(refuse(
-                            code::INVALID_PRODUCER_EPOCH,
+                            errors::INVALID_PRODUCER_EPOCH,
                             format!(
                                 "producer epoch {} is older than {}",
                                 h.producer_epoch, st.epoch
@@ -413,7 +411,7 @@ impl PartitionLog {
                         let expected = seq_add(st.last_seq, 1);
                         if h.base_sequence != expected {
                             return Err(refuse(
-                                code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                errors::OUT_OF_ORDER_SEQUENCE_NUMBER,
                                 format!(
                                     "sequence {} where {} was expected",
                                     h.base_sequence, expected
@@ -459,7 +457,7 @@ impl PartitionLog {
                 bytes: Bytes::from(bytes),
             };
             self.write_through(&entry)
-                .map_err(|e| refuse(code::KAFKA_STORAGE_ERROR, format!("write failed: {e}")))?;
+                .map_err(|e| refuse(errors::KAFKA_STORAGE_ERROR, format!("write failed: {e}")))?;
             if header.is_some() {
                 self.remember_producer(&entry.bytes, base);
             }
@@ -738,7 +736,7 @@ pub(crate) mod tests {
         bad[65] ^= 1;
         assert_eq!(
             log.append(&bad, None).unwrap_err().code,
-            code::CORRUPT_MESSAGE
+            errors::CORRUPT_MESSAGE
         );
     }
 
@@ -751,10 +749,10 @@ pub(crate) mod tests {
         assert_eq!(dup.base_offset, first.base_offset);
         assert_eq!(log.end_offset(), 2, "duplicate not stored twice");
         let gap = log.append(&batch(1, Some((7, 0, 5)), 1), None).unwrap_err();
-        assert_eq!(gap.code, code::OUT_OF_ORDER_SEQUENCE_NUMBER);
+        assert_eq!(gap.code, errors::OUT_OF_ORDER_SEQUENCE_NUMBER);
         log.append(&batch(1, Some((7, 1, 0)), 1), None).unwrap();
         let old = log.append(&batch(1, Some((7, 0, 2)), 1), None).unwrap_err();
-        assert_eq!(old.code, code::INVALID_PRODUCER_EPOCH);
+        assert_eq!(old.code, errors::INVALID_PRODUCER_EPOCH);
     }
 
     /// A legacy message (magic 0 or 1) with a value, as a producer writes it.
@@ -870,7 +868,7 @@ pub(crate) mod tests {
             }
             assert_eq!(
                 log.delete_records(99).unwrap_err().code,
-                code::OFFSET_OUT_OF_RANGE
+                errors::OFFSET_OUT_OF_RANGE
             );
             assert_eq!(log.delete_records(5).unwrap(), 5);
             assert_eq!(log.start_offset(), 5);

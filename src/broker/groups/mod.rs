@@ -72,9 +72,8 @@ pub use group::{ClientInfo, GroupSnapshot, GroupState};
 use offset_log::OffsetLog;
 use rebalance::Rules;
 
-/// Kafka error codes used by the coordinator: the protocol's one table.
-pub use crate::protocol::errors as error_code;
-use error_code as ec;
+/// Kafka's error codes (`ec::REBALANCE_IN_PROGRESS`...): the protocol's one table.
+use crate::protocol::errors as ec;
 
 /// Behaviour knobs of the coordinator.
 #[derive(Debug, Clone)]

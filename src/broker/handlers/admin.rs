@@ -16,9 +16,9 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::s;
-use crate::broker::log::code;
 use crate::broker::state::Shared;
 use crate::broker::topics::{invalid_topic_name, Topics, TOPIC_DEFAULTS};
+use crate::protocol::errors;
 
 /// Checks topic configs given as (name, value) pairs; entries without a value are skipped.
 fn parse_configs<'a>(
@@ -71,7 +71,7 @@ pub(super) fn create_topics(
                 }
             };
             if let Some(why) = invalid_topic_name(&name) {
-                return fail(r, code::INVALID_TOPIC_EXCEPTION, why);
+                return fail(r, errors::INVALID_TOPIC_EXCEPTION, why);
             }
             let partitions = if !t.assignments.is_empty() {
                 t.assignments.len() as i32
@@ -83,14 +83,14 @@ pub(super) fn create_topics(
             if partitions <= 0 || partitions > 10_000 {
                 return fail(
                     r,
-                    code::INVALID_PARTITIONS,
+                    errors::INVALID_PARTITIONS,
                     format!("{partitions} partitions"),
                 );
             }
             if t.replication_factor > 1 || t.replication_factor == 0 || t.replication_factor < -1 {
                 return fail(
                     r,
-                    code::INVALID_REPLICATION_FACTOR,
+                    errors::INVALID_REPLICATION_FACTOR,
                     format!(
                         "replication factor {} (this is a single broker)",
                         t.replication_factor
@@ -100,17 +100,17 @@ pub(super) fn create_topics(
             let configs = match parse_configs(t.configs.iter().map(|c| (&c.name, c.value.as_ref())))
             {
                 Ok(c) => c,
-                Err(m) => return fail(r, code::INVALID_CONFIG, m),
+                Err(m) => return fail(r, errors::INVALID_CONFIG, m),
             };
             if shared.topics.get(&name).is_some() {
                 return fail(
                     r,
-                    code::TOPIC_ALREADY_EXISTS,
+                    errors::TOPIC_ALREADY_EXISTS,
                     format!("Topic '{name}' already exists."),
                 );
             }
             if let Err(why) = shared.topics.room_for(1, partitions as i64) {
-                return fail(r, code::POLICY_VIOLATION, why);
+                return fail(r, errors::POLICY_VIOLATION, why);
             }
             let id = if req.validate_only {
                 Uuid::nil()
@@ -120,11 +120,11 @@ pub(super) fn create_topics(
                     Ok(Err(_)) => {
                         return fail(
                             r,
-                            code::TOPIC_ALREADY_EXISTS,
+                            errors::TOPIC_ALREADY_EXISTS,
                             format!("Topic '{name}' already exists."),
                         )
                     }
-                    Err(e) => return fail(r, code::KAFKA_STORAGE_ERROR, e.to_string()),
+                    Err(e) => return fail(r, errors::KAFKA_STORAGE_ERROR, e.to_string()),
                 }
             };
             if version >= 1 {
@@ -186,9 +186,9 @@ pub(super) fn delete_topics(
             }
             let Some(t) = topic else {
                 return r.with_error_code(if name.is_none() {
-                    code::UNKNOWN_TOPIC_ID
+                    errors::UNKNOWN_TOPIC_ID
                 } else {
-                    code::UNKNOWN_TOPIC_OR_PARTITION
+                    errors::UNKNOWN_TOPIC_OR_PARTITION
                 });
             };
             if version >= 6 {
@@ -197,7 +197,7 @@ pub(super) fn delete_topics(
             match topics.delete(&t.name) {
                 Ok(_) => r,
                 Err(e) => {
-                    let r = r.with_error_code(code::KAFKA_STORAGE_ERROR);
+                    let r = r.with_error_code(errors::KAFKA_STORAGE_ERROR);
                     if version >= 5 {
                         r.with_error_message(Some(s(e.to_string())))
                     } else {
@@ -222,13 +222,13 @@ pub(super) fn create_partitions(
             let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             let Some(topic) = topics.get(t.name.0.as_str()) else {
                 return r
-                    .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
+                    .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION)
                     .with_error_message(Some(s("unknown topic")));
             };
             let current = topic.partition_count();
             if t.count <= current || t.count > 10_000 {
                 return r
-                    .with_error_code(code::INVALID_PARTITIONS)
+                    .with_error_code(errors::INVALID_PARTITIONS)
                     .with_error_message(Some(s(format!(
                         "topic has {current} partitions; asked for {}",
                         t.count
@@ -236,7 +236,7 @@ pub(super) fn create_partitions(
             }
             if let Err(why) = topics.room_for(0, (t.count - current) as i64) {
                 return r
-                    .with_error_code(code::POLICY_VIOLATION)
+                    .with_error_code(errors::POLICY_VIOLATION)
                     .with_error_message(Some(s(why)));
             }
             if req.validate_only {
@@ -245,7 +245,7 @@ pub(super) fn create_partitions(
             match topics.add_partitions(&topic, t.count) {
                 Ok(()) => r,
                 Err(e) => r
-                    .with_error_code(code::KAFKA_STORAGE_ERROR)
+                    .with_error_code(errors::KAFKA_STORAGE_ERROR)
                     .with_error_message(Some(s(e.to_string()))),
             }
         })
@@ -268,24 +268,28 @@ pub(super) fn alter_configs(topics: &Topics, req: AlterConfigsRequest) -> AlterC
             if res.resource_type != 2 {
                 return fail(
                     r,
-                    code::INVALID_REQUEST,
+                    errors::INVALID_REQUEST,
                     format!("resource type {} cannot be altered", res.resource_type),
                 );
             }
             let Some(topic) = topics.get(res.resource_name.as_str()) else {
-                return fail(r, code::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic".into());
+                return fail(
+                    r,
+                    errors::UNKNOWN_TOPIC_OR_PARTITION,
+                    "unknown topic".into(),
+                );
             };
             let configs =
                 match parse_configs(res.configs.iter().map(|c| (&c.name, c.value.as_ref()))) {
                     Ok(c) => c,
-                    Err(m) => return fail(r, code::INVALID_CONFIG, m),
+                    Err(m) => return fail(r, errors::INVALID_CONFIG, m),
                 };
             if req.validate_only {
                 return r;
             }
             match topics.set_configs(&topic, configs) {
                 Ok(()) => r,
-                Err(e) => fail(r, code::KAFKA_STORAGE_ERROR, e.to_string()),
+                Err(e) => fail(r, errors::KAFKA_STORAGE_ERROR, e.to_string()),
             }
         })
         .collect();
@@ -307,78 +311,79 @@ pub(super) fn describe_configs(
     req: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
-    let results =
-        req.resources
-            .into_iter()
-            .map(|res| {
-                let mut r = DescribeConfigsResult::default()
-                    .with_resource_type(res.resource_type)
-                    .with_resource_name(res.resource_name.clone());
-                let entries: Vec<(String, String, bool)> =
-                    match res.resource_type {
-                        2 => {
-                            let Some(t) = shared.topics.get(res.resource_name.as_str()) else {
-                                return r
-                                    .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
-                                    .with_error_message(Some(s("unknown topic")));
-                            };
-                            let mut keys: Vec<String> =
-                                TOPIC_DEFAULTS.iter().map(|(k, _)| k.to_string()).collect();
-                            let set_configs = t.configs();
-                            keys.extend(
-                                set_configs
-                                    .keys()
-                                    .filter(|k| !keys.contains(k))
-                                    .cloned()
-                                    .collect::<Vec<_>>(),
-                            );
-                            keys.into_iter()
-                                .map(|k| {
-                                    let set = set_configs.contains_key(&k);
-                                    let v = t.config(&k).unwrap_or_default();
-                                    (k, v, !set)
-                                })
-                                .collect()
-                        }
-                        4 => {
-                            let mut v: Vec<(String, String, bool)> = BROKER_CONFIGS
-                                .iter()
-                                .map(|(k, v)| (k.to_string(), v.to_string(), true))
-                                .collect();
-                            v.push(("broker.id".into(), shared.config.node_id.to_string(), false));
-                            v
-                        }
-                        other => {
-                            return r.with_error_code(code::INVALID_REQUEST).with_error_message(
-                                Some(s(format!("resource type {other} is not supported"))),
-                            )
-                        }
+    let results = req
+        .resources
+        .into_iter()
+        .map(|res| {
+            let mut r = DescribeConfigsResult::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            let entries: Vec<(String, String, bool)> = match res.resource_type {
+                2 => {
+                    let Some(t) = shared.topics.get(res.resource_name.as_str()) else {
+                        return r
+                            .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION)
+                            .with_error_message(Some(s("unknown topic")));
                     };
-                let wanted = res.configuration_keys.as_ref();
-                r.configs = entries
-                    .into_iter()
-                    .filter(|(k, _, _)| wanted.is_none_or(|w| w.iter().any(|x| x.as_str() == k)))
-                    .map(|(k, v, is_default)| {
-                        let mut c = DescribeConfigsResourceResult::default()
-                            .with_name(s(k))
-                            .with_value(Some(s(v)));
-                        if version == 0 {
-                            c.is_default = is_default;
-                        } else {
-                            c.config_source = match (is_default, res.resource_type) {
-                                (true, _) => 5,
-                                (false, 2) => 1,
-                                (false, _) => 4,
-                            };
-                        }
-                        if version >= 3 {
-                            c.config_type = 2;
-                        }
-                        c
-                    })
-                    .collect();
-                r
-            })
-            .collect();
+                    let mut keys: Vec<String> =
+                        TOPIC_DEFAULTS.iter().map(|(k, _)| k.to_string()).collect();
+                    let set_configs = t.configs();
+                    keys.extend(
+                        set_configs
+                            .keys()
+                            .filter(|k| !keys.contains(k))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                    keys.into_iter()
+                        .map(|k| {
+                            let set = set_configs.contains_key(&k);
+                            let v = t.config(&k).unwrap_or_default();
+                            (k, v, !set)
+                        })
+                        .collect()
+                }
+                4 => {
+                    let mut v: Vec<(String, String, bool)> = BROKER_CONFIGS
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string(), true))
+                        .collect();
+                    v.push(("broker.id".into(), shared.config.node_id.to_string(), false));
+                    v
+                }
+                other => {
+                    return r
+                        .with_error_code(errors::INVALID_REQUEST)
+                        .with_error_message(Some(s(format!(
+                            "resource type {other} is not supported"
+                        ))))
+                }
+            };
+            let wanted = res.configuration_keys.as_ref();
+            r.configs = entries
+                .into_iter()
+                .filter(|(k, _, _)| wanted.is_none_or(|w| w.iter().any(|x| x.as_str() == k)))
+                .map(|(k, v, is_default)| {
+                    let mut c = DescribeConfigsResourceResult::default()
+                        .with_name(s(k))
+                        .with_value(Some(s(v)));
+                    if version == 0 {
+                        c.is_default = is_default;
+                    } else {
+                        c.config_source = match (is_default, res.resource_type) {
+                            (true, _) => 5,
+                            (false, 2) => 1,
+                            (false, _) => 4,
+                        };
+                    }
+                    if version >= 3 {
+                        c.config_type = 2;
+                    }
+                    c
+                })
+                .collect();
+            r
+        })
+        .collect();
     DescribeConfigsResponse::default().with_results(results)
 }

@@ -5,8 +5,8 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
 use super::{encode, reply, supported, Outcome, SUPPORTED};
-use crate::broker::log::code;
 use crate::broker::state::Conn;
+use crate::protocol::errors;
 use crate::settings::Knobs;
 
 /// ApiVersions: remembers the client software (v3+) and the caps this connection was told, and
@@ -70,5 +70,5 @@ fn api_versions_body(error_code: i16, knobs: &Knobs) -> ApiVersionsResponse {
 
 /// ApiVersionsResponse v0 with UNSUPPORTED_VERSION and the supported list (caps applied).
 pub(crate) fn api_versions_unsupported(knobs: &Knobs) -> BytesMut {
-    encode(&api_versions_body(code::UNSUPPORTED_VERSION, knobs), 0).unwrap_or_default()
+    encode(&api_versions_body(errors::UNSUPPORTED_VERSION, knobs), 0).unwrap_or_default()
 }

@@ -9,8 +9,8 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use uuid::Uuid;
 
 use super::s;
-use crate::broker::log::code;
 use crate::broker::state::{FetchSession, SessionPartition, Shared, MAX_SESSION_PARTITIONS};
+use crate::protocol::errors;
 
 /// One partition to read: where from and at most how much.
 struct PlanItem {
@@ -89,10 +89,12 @@ pub(super) async fn fetch(shared: &Shared, req: FetchRequest, version: i16) -> F
             (id, false, requested)
         } else {
             let Some(sess) = sessions.map.get_mut(&sid) else {
-                return FetchResponse::default().with_error_code(code::FETCH_SESSION_ID_NOT_FOUND);
+                return FetchResponse::default()
+                    .with_error_code(errors::FETCH_SESSION_ID_NOT_FOUND);
             };
             if sess.next_epoch != epoch {
-                return FetchResponse::default().with_error_code(code::INVALID_FETCH_SESSION_EPOCH);
+                return FetchResponse::default()
+                    .with_error_code(errors::INVALID_FETCH_SESSION_EPOCH);
             }
             sess.next_epoch = if epoch == i32::MAX { 1 } else { epoch + 1 };
             for f in &req.forgotten_topics_data {
@@ -124,7 +126,8 @@ pub(super) async fn fetch(shared: &Shared, req: FetchRequest, version: i16) -> F
             }
             if sess.partitions.len() > MAX_SESSION_PARTITIONS {
                 sessions.map.remove(&sid);
-                return FetchResponse::default().with_error_code(code::FETCH_SESSION_ID_NOT_FOUND);
+                return FetchResponse::default()
+                    .with_error_code(errors::FETCH_SESSION_ID_NOT_FOUND);
             }
             let plan = sess
                 .partitions
@@ -247,14 +250,14 @@ fn gather(
             };
             let Some(topic) = topic else {
                 pd.error_code = if version >= 13 {
-                    code::UNKNOWN_TOPIC_ID
+                    errors::UNKNOWN_TOPIC_ID
                 } else {
-                    code::UNKNOWN_TOPIC_OR_PARTITION
+                    errors::UNKNOWN_TOPIC_OR_PARTITION
                 };
                 return pd;
             };
             let Some(p) = topic.partition(item.partition) else {
-                pd.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+                pd.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
                 return pd;
             };
             let log = p.lock().unwrap_or_else(|e| e.into_inner());
@@ -268,7 +271,7 @@ fn gather(
                 pd.log_start_offset = start;
             }
             if item.fetch_offset < start || item.fetch_offset > end {
-                pd.error_code = code::OFFSET_OUT_OF_RANGE;
+                pd.error_code = errors::OFFSET_OUT_OF_RANGE;
                 return pd;
             }
             let limit = (item.max_bytes.max(0) as usize).min(remaining);

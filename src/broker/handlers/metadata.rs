@@ -14,9 +14,10 @@ use kafka_protocol::messages::{
 use uuid::Uuid;
 
 use super::s;
-use crate::broker::log::{code, LEADER_EPOCH};
+use crate::broker::log::LEADER_EPOCH;
 use crate::broker::state::Shared;
 use crate::broker::topics::{invalid_topic_name, Topic};
+use crate::protocol::errors;
 
 /// One topic's entry: every partition led by this broker.
 fn metadata_topic(shared: &Shared, t: &Topic, version: i16) -> MetadataResponseTopic {
@@ -76,7 +77,7 @@ pub(super) fn metadata(
                 }
                 let Some(n) = name else {
                     return MetadataResponseTopic::default()
-                        .with_error_code(code::UNKNOWN_TOPIC_ID)
+                        .with_error_code(errors::UNKNOWN_TOPIC_ID)
                         .with_name(None)
                         .with_topic_id(rt.topic_id);
                 };
@@ -84,7 +85,7 @@ pub(super) fn metadata(
                 if let Some(why) = invalid_topic_name(&n) {
                     tracing::debug!(reason = %why, "metadata for an invalid topic name");
                     return MetadataResponseTopic::default()
-                        .with_error_code(code::INVALID_TOPIC_EXCEPTION)
+                        .with_error_code(errors::INVALID_TOPIC_EXCEPTION)
                         .with_name(Some(wire));
                 }
                 if allow_create {
@@ -98,7 +99,7 @@ pub(super) fn metadata(
                     }
                 }
                 MetadataResponseTopic::default()
-                    .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
+                    .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION)
                     .with_name(Some(wire))
             })
             .collect(),
@@ -136,7 +137,7 @@ pub(super) fn describe_cluster(
     // Only brokers are described here (endpoint type 1); controllers are not separate.
     if version >= 1 && req.endpoint_type != 1 {
         return resp
-            .with_error_code(code::UNSUPPORTED_ENDPOINT_TYPE)
+            .with_error_code(errors::UNSUPPORTED_ENDPOINT_TYPE)
             .with_error_message(Some(s("only broker endpoints are described")))
             .with_brokers(vec![]);
     }

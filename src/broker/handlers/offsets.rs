@@ -8,8 +8,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::*;
 
-use crate::broker::log::{code, LEADER_EPOCH};
+use crate::broker::log::LEADER_EPOCH;
 use crate::broker::topics::Topics;
+use crate::protocol::errors;
 
 /// ListOffsets: the latest (-1), earliest (-2, -4, -5), largest-timestamp (-3) or by-timestamp
 /// offset of each partition.
@@ -31,7 +32,7 @@ pub(super) fn list_offsets(
                         .with_partition_index(p.partition_index);
                     let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
                     else {
-                        return r.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
+                        return r.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION);
                     };
                     let log = part.lock().unwrap_or_else(|e| e.into_inner());
                     let (offset, ts) = match p.timestamp {
@@ -77,7 +78,7 @@ pub(super) fn delete_records(topics: &Topics, req: DeleteRecordsRequest) -> Dele
                         .with_low_watermark(-1);
                     let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
                     else {
-                        return r.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
+                        return r.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION);
                     };
                     let mut log = part.lock().unwrap_or_else(|e| e.into_inner());
                     match log.delete_records(p.offset) {
@@ -116,7 +117,7 @@ pub(super) fn offset_for_leader_epoch(
                     let r = offset_for_leader_epoch_response::EpochEndOffset::default()
                         .with_partition(p.partition);
                     match topic.as_ref().and_then(|t| t.partition(p.partition)) {
-                        None => r.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION),
+                        None => r.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION),
                         Some(part) => {
                             let end = part.lock().unwrap_or_else(|e| e.into_inner()).end_offset();
                             r.with_leader_epoch(LEADER_EPOCH).with_end_offset(end)

@@ -10,11 +10,11 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::*;
 
 use super::{encode, s, Outcome};
-use crate::broker::log::code;
 use crate::broker::state::{Conn, Shared};
 use crate::broker::topics::{invalid_topic_name, Topic};
 use crate::capture::now_micros;
 use crate::protocol::batch::Entry;
+use crate::protocol::errors;
 use crate::settings::{Knobs, PlacementUsed, ThrottlePlacement};
 
 /// Finds a topic for produce, creating it when allowed.
@@ -23,17 +23,17 @@ fn topic_for_produce(shared: &Shared, name: &str) -> Result<Arc<Topic>, i16> {
         return Ok(t);
     }
     if invalid_topic_name(name).is_some() {
-        return Err(code::INVALID_TOPIC_EXCEPTION);
+        return Err(errors::INVALID_TOPIC_EXCEPTION);
     }
     if !shared.config.auto_create_topics {
-        return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
+        return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
     }
     if let Err(why) = shared
         .topics
         .room_for(1, shared.config.default_partitions.max(1) as i64)
     {
         tracing::warn!(topic = name, reason = %why, "not auto-creating");
-        return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
+        return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
     }
     match shared
         .topics
@@ -42,7 +42,7 @@ fn topic_for_produce(shared: &Shared, name: &str) -> Result<Arc<Topic>, i16> {
         Ok(Ok(t)) | Ok(Err(t)) => Ok(t),
         Err(e) => {
             tracing::error!(error = %e, topic = name, "auto-create failed");
-            Err(code::KAFKA_STORAGE_ERROR)
+            Err(errors::KAFKA_STORAGE_ERROR)
         }
     }
 }
@@ -101,7 +101,7 @@ fn append(
         let topic = if acks_ok {
             topic_for_produce(shared, &name)
         } else {
-            Err(code::INVALID_REQUIRED_ACKS)
+            Err(errors::INVALID_REQUIRED_ACKS)
         };
         let mut parts = Vec::new();
         for pd in td.partition_data {
@@ -111,7 +111,7 @@ fn append(
             let result = topic.as_ref().map_err(|c| (*c, None)).and_then(|t| {
                 let p = t
                     .partition(pd.index)
-                    .ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, None))?;
+                    .ok_or((errors::UNKNOWN_TOPIC_OR_PARTITION, None))?;
                 let records = pd.records.as_deref().unwrap_or(&[]);
                 let limit = t
                     .config("max.message.bytes")
@@ -129,7 +129,7 @@ fn append(
                     .unwrap_or(0);
                 if biggest > limit {
                     return Err((
-                        code::MESSAGE_TOO_LARGE,
+                        errors::MESSAGE_TOO_LARGE,
                         Some(format!(
                             "a batch of {biggest} bytes exceeds max.message.bytes {limit}"
                         )),

@@ -5,8 +5,8 @@ use kafka_protocol::messages::{
 };
 
 use super::{reply, s, Outcome};
-use crate::broker::log::code;
 use crate::broker::state::{Conn, Shared};
+use crate::protocol::errors;
 
 /// SaslHandshake: PLAIN is the one mechanism, offered only when credentials are configured.
 /// After a v0 handshake the next frame is a bare token (see `Conn::raw_sasl_next`).
@@ -22,9 +22,9 @@ pub(super) fn sasl_handshake(
         .with_error_code(if ok {
             0
         } else if enabled {
-            code::UNSUPPORTED_SASL_MECHANISM
+            errors::UNSUPPORTED_SASL_MECHANISM
         } else {
-            code::ILLEGAL_SASL_STATE
+            errors::ILLEGAL_SASL_STATE
         })
         .with_mechanisms(if enabled { vec![s("PLAIN")] } else { vec![] });
     if ok && version == 0 {
@@ -47,7 +47,7 @@ pub(super) fn sasl_authenticate(
     } else {
         tracing::warn!(conn = conn.id, peer = %conn.peer, "SASL/PLAIN authentication failed");
         SaslAuthenticateResponse::default()
-            .with_error_code(code::SASL_AUTHENTICATION_FAILED)
+            .with_error_code(errors::SASL_AUTHENTICATION_FAILED)
             .with_error_message(Some(s(
                 "Authentication failed: invalid username or password",
             )))

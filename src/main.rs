@@ -317,18 +317,28 @@ async fn start_source(
     })
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM: both end a run the same clean way.
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+/// SIGINT (Ctrl-C) and SIGTERM, listened for from the moment this is made: both end a run the
+/// same clean way. Made before the source starts, so a signal sent as soon as the broker says
+/// where it listens is not the default action (which would kill the process unclean).
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
 }
@@ -373,6 +383,8 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
+    // From here on the run ends by these signals (the decode path above keeps their defaults).
+    let mut signals = StopSignals::listen().context("listening for SIGINT and SIGTERM")?;
     let store = Store::new(StoreLimits {
         max_exchanges: cli.store.store_max_exchanges,
         max_bytes: cli.store.store_max_bytes,
@@ -480,7 +492,7 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         };
         let printer_ended = tokio::select! {
-            _ = stop_signal() => false,
+            _ = signals.recv() => false,
             _ = &mut printer => true,
             _ = file_read => false,
         };

@@ -1,11 +1,18 @@
 //! The embedded Kafka-compatible broker: a tokio accept loop with one task per connection,
 //! handlers by API, partition logs, the group coordinator and producer-id state. Every exchange
 //! is pushed to the capture store; behaviour knobs come from the shared settings.
+//!
+//! Where things are: `server.rs` accepts connections and runs each one (framing, checking,
+//! capturing, answering); `handlers/` answers each API, one module per family; `state.rs` holds
+//! what both work on (`Shared`, one per broker, and `Conn`, one per connection), so the
+//! handlers never depend on the connection task. `topics.rs` and `log.rs` keep the topics and
+//! their partition logs, `groups/` is the group coordinator.
 
 pub mod groups;
 mod handlers;
 pub mod log;
 mod server;
+mod state;
 pub mod topics;
 
 use std::net::SocketAddr;
@@ -20,7 +27,8 @@ use crate::settings::Settings;
 pub struct BrokerConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// host:port advertised in Metadata and FindCoordinator (default: the bound address).
+    /// host:port advertised in Metadata, FindCoordinator and DescribeCluster (default: the bound
+    /// address; on 0.0.0.0 or ::, the address each client connected to).
     pub advertise: Option<(String, u16)>,
     /// Largest request frame accepted, checked before allocating.
     pub max_frame_bytes: usize,
@@ -57,7 +65,7 @@ pub struct BrokerHandle {
     pub local_addr: SocketAddr,
     shutdown: tokio::sync::watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<()>,
-    shared: Arc<server::Shared>,
+    shared: Arc<state::Shared>,
 }
 
 /// One topic as the views see it.
@@ -118,7 +126,7 @@ pub async fn start(
     let local_addr = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
     let shared =
-        server::Shared::new(config, local_addr, store, settings).map_err(|e| match &data_dir {
+        state::Shared::new(config, local_addr, store, settings).map_err(|e| match &data_dir {
             Some(d) => e.context(format!("data directory {}", d.display())),
             None => e,
         })?;

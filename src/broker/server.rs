@@ -1,10 +1,9 @@
 //! The accept loop and the per-connection task: frames in, dissection first, then decoding with
 //! kafka-protocol, a handler, the response out; every exchange captured in the store.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -13,81 +12,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::groups::GroupCoordinator;
-use super::handlers::{self, FetchSessions, Outcome};
-use super::topics::Topics;
-use super::BrokerConfig;
-use crate::capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store};
+use super::handlers::{self, Outcome};
+use super::state::{Conn, Shared};
+use crate::capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status};
 use crate::protocol::dissect::peek_request_header;
 use crate::protocol::frame::{read_frame, with_size_prefix, FrameError};
-use crate::protocol::{dissect_request_with, DecodeError, Limits, Value};
-use crate::settings::{ClientIdentity, PlacementUsed, Settings};
-
-/// Everything the connections share.
-pub(crate) struct Shared {
-    pub config: BrokerConfig,
-    /// host and port written into Metadata and FindCoordinator (`None`: the address the
-    /// client connected to, when listening on an unspecified address such as 0.0.0.0).
-    pub advertised: Option<(String, u16)>,
-    pub topics: Topics,
-    pub groups: Arc<GroupCoordinator>,
-    pub settings: Arc<Settings>,
-    pub store: Arc<Store>,
-    /// Bumped after every append; long-polling fetches wait on it.
-    pub appended: watch::Sender<u64>,
-    pub next_producer_id: AtomicI64,
-    /// transactional id -> (producer id, epoch).
-    pub transactional: Mutex<HashMap<String, (i64, i16)>>,
-    pub sessions: Mutex<FetchSessions>,
-    pub cluster_id: String,
-    next_conn: AtomicU64,
-}
-
-impl Shared {
-    pub fn new(
-        config: BrokerConfig,
-        bound: SocketAddr,
-        store: Arc<Store>,
-        settings: Arc<Settings>,
-    ) -> anyhow::Result<Arc<Shared>> {
-        let topics = Topics::open(config.data_dir.as_deref())?;
-        let max_pid = topics
-            .all()
-            .iter()
-            .flat_map(|t| {
-                let parts = t.partitions.read().unwrap_or_else(|e| e.into_inner());
-                parts
-                    .iter()
-                    .map(|p| {
-                        p.lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .max_producer_id()
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .max()
-            .unwrap_or(-1);
-        let groups = GroupCoordinator::new(config.data_dir.as_ref().map(|d| d.join("groups")))?;
-        let advertised = config.advertise.clone().or_else(|| {
-            (!bound.ip().is_unspecified()).then(|| (bound.ip().to_string(), bound.port()))
-        });
-        let (appended, _) = watch::channel(0);
-        Ok(Arc::new(Shared {
-            config,
-            advertised,
-            topics,
-            groups,
-            settings,
-            store,
-            appended,
-            next_producer_id: AtomicI64::new((max_pid + 1).max(1000)),
-            transactional: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(FetchSessions::default()),
-            cluster_id: "chronik-tui-cluster".into(),
-            next_conn: AtomicU64::new(1),
-        }))
-    }
-}
+use crate::protocol::{api_key, dissect_request_with, errors, DecodeError, Limits, Value};
+use crate::settings::ClientIdentity;
 
 /// Accepts connections until shutdown.
 pub(crate) async fn accept_loop(
@@ -114,30 +45,7 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// Per-connection state.
-pub(crate) struct Conn {
-    pub id: u64,
-    pub peer: SocketAddr,
-    /// The broker's end of the connection.
-    pub local: Option<SocketAddr>,
-    /// The peer's IP address alone (DescribeGroups shows it as the member's host).
-    pub peer_ip: String,
-    /// client_software_name and version from ApiVersions v3+.
-    pub client_software: Option<(String, String)>,
-    pub authenticated: bool,
-    /// host and port this connection's client is told to use.
-    pub advertised: (String, u16),
-    /// After SaslHandshake v0 the next frame is a bare SASL token.
-    pub raw_sasl_next: bool,
-    /// What is known of the client (client id of the latest request header, software from
-    /// ApiVersions v3+); per-client placement rules match on it.
-    pub identity: ClientIdentity,
-    /// The placement the handler encoded the current ProduceResponse with, for the exchange.
-    pub placement_used: Option<PlacementUsed>,
-    /// The version caps in force when this connection's ApiVersions was answered (None before).
-    pub advertised_caps: Option<std::collections::BTreeMap<i16, i16>>,
-}
-
+/// A new exchange on this connection, with the request bytes given.
 fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> Exchange {
     Exchange {
         server: conn.local,
@@ -146,6 +54,7 @@ fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> E
     }
 }
 
+/// The status of a request that could not be read: where, which field, why.
 fn malformed(offset: usize, path: &str, message: String) -> Status {
     Status::Malformed {
         error: DecodeError {
@@ -156,6 +65,8 @@ fn malformed(offset: usize, path: &str, message: String) -> Status {
     }
 }
 
+/// One connection: reads frames until the client goes, the broker shuts down or a frame is
+/// refused, answering each in turn; its opening and closing are captured as connection events.
 async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -230,7 +141,7 @@ async fn serve(
             conn.raw_sasl_next = false;
             let ok = handlers::check_plain(&shared, &frame[4..]);
             let mut ex = exchange(&conn, frame, request_at, Status::Answered);
-            ex.api_key = 36;
+            ex.api_key = api_key::SASL_AUTHENTICATE;
             ex.api_version = 0;
             ex.framing = crate::capture::Framing::SaslToken;
             if !ok {
@@ -351,12 +262,13 @@ async fn handle_frame(
     };
     let supported = handlers::supported(key);
     let in_range = supported.is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
-    if key == 18 && !in_range {
+    if key == api_key::API_VERSIONS && !in_range {
         // Kafka's answer to an ApiVersions version it does not know: v0, UNSUPPORTED_VERSION,
         // with the list so the client can pick a version.
         let body = handlers::api_versions_unsupported(&shared.settings.get());
         ex.notes.push(format!(
-            "ApiVersions v{version} unsupported: answered as v0 with error 35"
+            "ApiVersions v{version} unsupported: answered as v0 with error {}",
+            errors::UNSUPPORTED_VERSION
         ));
         return respond(stream, shared, ex, frame, corr, 0, body).await;
     }
@@ -398,7 +310,12 @@ async fn handle_frame(
         Ok(h) => h,
         Err(e) => return close(ex, frame, format!("request header: {e}")),
     };
-    if !conn.authenticated && key != 18 && key != 17 && key != 36 {
+    let before_auth = [
+        api_key::API_VERSIONS,
+        api_key::SASL_HANDSHAKE,
+        api_key::SASL_AUTHENTICATE,
+    ];
+    if !conn.authenticated && !before_auth.contains(&key) {
         let reason = "SASL authentication required".to_string();
         let why = format!("refused: {reason}");
         return end(ex, frame, Status::Refused { reason }, why);
@@ -431,7 +348,8 @@ async fn handle_frame(
             close_after,
         } => {
             ex.notes.extend(notes);
-            let header_version = if key == 18 {
+            // ApiVersions answers with header v0 at every version, so any client can read it.
+            let header_version = if key == api_key::API_VERSIONS {
                 0
             } else {
                 api.response_header_version(version)
@@ -484,8 +402,8 @@ async fn peer_gone(stream: &TcpStream, shutdown: &mut watch::Receiver<bool>) -> 
     }
 }
 
-/// Writes a response (header + body) and captures the exchange.
-/// Whether a connection stays open after a handler asked to close it once answered.
+/// Whether the connection stays open after the answer: `Err` when the handler asked to close
+/// it once answered.
 fn after_reply(close_after: bool, key: i16) -> Result<(), CloseReason> {
     if close_after {
         Err((
@@ -500,6 +418,7 @@ fn after_reply(close_after: bool, key: i16) -> Result<(), CloseReason> {
     }
 }
 
+/// Writes a response (header + body) and captures the exchange; `Err` when the write fails.
 async fn respond(
     stream: &mut TcpStream,
     shared: &Shared,

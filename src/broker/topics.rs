@@ -92,6 +92,7 @@ impl Topic {
     }
 }
 
+/// One topic as `topics.json` in the data directory keeps it.
 #[derive(Debug, Serialize, Deserialize)]
 struct TopicRecord {
     name: String,
@@ -137,6 +138,8 @@ pub fn invalid_topic_name(name: &str) -> Option<String> {
     None
 }
 
+/// A random (version 4 layout) topic id, from the standard library's per-process random hash
+/// keys and the clock.
 fn random_uuid() -> Uuid {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -196,12 +199,15 @@ impl Topics {
         Ok(topics)
     }
 
+    /// Where a partition's segment files live (`logs/<topic id>-<partition>`), with a data
+    /// directory.
     fn partition_dir(&self, id: Uuid, partition: i32) -> Option<PathBuf> {
         self.data_dir
             .as_ref()
             .map(|d| d.join("logs").join(format!("{}-{partition}", id.simple())))
     }
 
+    /// A partition's log: opened (and recovered) from its directory, or in memory.
     fn new_partition(
         &self,
         id: Uuid,
@@ -215,6 +221,8 @@ impl Topics {
         Ok(Arc::new(Mutex::new(log)))
     }
 
+    /// Rewrites `topics.json` (a temporary file renamed over it); nothing without a data
+    /// directory.
     fn persist(&self) -> anyhow::Result<()> {
         let Some(dir) = &self.data_dir else {
             return Ok(());

@@ -7,9 +7,7 @@
 //!   offset (i64), leader epoch (i32), commit time in ms (i64), metadata (u32 length + UTF-8);
 //! - `2` group deleted: group (u16 length + UTF-8);
 //! - `3` group protocol type set: group (u16 length + UTF-8), protocol type (u16 length +
-//!   UTF-8), so ListGroups and DescribeGroups show "consumer" for a group after a restart;
-//! - `4` offset deleted (OffsetDelete): group, topic (u16 length + UTF-8 each), partition
-//!   (i32).
+//!   UTF-8), so ListGroups and DescribeGroups show "consumer" for a group after a restart.
 //!
 //! Integers are big-endian. Replay stops at the first record that is incomplete, oversized,
 //! fails its CRC or does not parse (a torn tail from a crash mid-write); the file is truncated
@@ -27,10 +25,12 @@ use anyhow::Context;
 pub(crate) const FILE_NAME: &str = "offsets.log";
 /// Largest payload accepted on replay (commits are small; anything bigger is corruption).
 const MAX_PAYLOAD: usize = 1 << 20;
+/// Tag of a commit record.
 const TAG_COMMIT: u8 = 1;
+/// Tag of a group-deleted record.
 const TAG_DELETE_GROUP: u8 = 2;
+/// Tag of a group-protocol-type record.
 const TAG_GROUP_TYPE: u8 = 3;
-const TAG_DELETE_OFFSET: u8 = 4;
 
 /// One committed offset of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,12 +61,6 @@ pub(crate) enum LogRecord {
     GroupType {
         group: String,
         protocol_type: String,
-    },
-    /// One partition's committed offset was deleted.
-    DeleteOffset {
-        group: String,
-        topic: String,
-        partition: i32,
     },
 }
 
@@ -188,21 +182,14 @@ pub(crate) fn apply(live: &mut OffsetsByGroup, record: LogRecord) {
         } => {
             live.entry(group).or_default().protocol_type = Some(protocol_type);
         }
-        LogRecord::DeleteOffset {
-            group,
-            topic,
-            partition,
-        } => {
-            if let Some(logged) = live.get_mut(&group) {
-                logged.offsets.remove(&(topic, partition));
-            }
-        }
         LogRecord::DeleteGroup { group } => {
             live.remove(&group);
         }
     }
 }
 
+/// Replaces the file at `path` with the live records only (written to a temporary file,
+/// synced, then renamed over it).
 fn rewrite(path: &Path, live: &OffsetsByGroup) -> anyhow::Result<()> {
     let tmp = path.with_extension("log.tmp");
     let mut buf = Vec::new();
@@ -268,24 +255,15 @@ pub(crate) fn frame(record: &LogRecord, out: &mut Vec<u8>) {
             put_short_str(&mut payload, group);
             put_short_str(&mut payload, protocol_type);
         }
-        LogRecord::DeleteOffset {
-            group,
-            topic,
-            partition,
-        } => {
-            payload.push(TAG_DELETE_OFFSET);
-            put_short_str(&mut payload, group);
-            put_short_str(&mut payload, topic);
-            payload.extend_from_slice(&partition.to_be_bytes());
-        }
     }
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     out.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
     out.extend_from_slice(&payload);
 }
 
-/// Group ids and topic names longer than a u16 cannot come from the wire (Kafka strings have
-/// an i16 length); they are cut at a character boundary rather than written wrongly.
+/// Writes a string with a u16 length. Group ids and topic names longer than that cannot come
+/// from the wire (Kafka strings have an i16 length); they are cut at a character boundary
+/// rather than written wrongly.
 fn put_short_str(out: &mut Vec<u8>, s: &str) {
     let mut end = s.len().min(u16::MAX as usize);
     while !s.is_char_boundary(end) {
@@ -322,6 +300,7 @@ pub(crate) fn replay(bytes: &[u8]) -> (Vec<LogRecord>, usize) {
     (records, pos)
 }
 
+/// Reads a payload's fields front to back; `None` when the bytes run out.
 struct Reader<'a> {
     bytes: &'a [u8],
 }
@@ -347,6 +326,8 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// One record from its payload; `None` when the tag is unknown, a field is cut short or not
+/// UTF-8, or bytes are left over.
 fn parse_payload(payload: &[u8]) -> Option<LogRecord> {
     let mut r = Reader { bytes: payload };
     let tag = r.array::<1>()?[0];
@@ -378,11 +359,6 @@ fn parse_payload(payload: &[u8]) -> Option<LogRecord> {
         TAG_GROUP_TYPE => LogRecord::GroupType {
             group: r.short_str()?,
             protocol_type: r.short_str()?,
-        },
-        TAG_DELETE_OFFSET => LogRecord::DeleteOffset {
-            group: r.short_str()?,
-            topic: r.short_str()?,
-            partition: i32::from_be_bytes(r.array()?),
         },
         _ => return None,
     };

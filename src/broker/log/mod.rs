@@ -3,23 +3,27 @@
 //!
 //! In memory by default. With a directory, every stored entry is also appended to the
 //! partition's current segment file (a new one, named by its base offset, starts when the
-//! current one would pass `segment.bytes`) as `[payload len u32][crc32c u32][base i64][last i64][max_ts i64][payload]`, the
-//! CRC covering everything after it. On open the segments are scanned and the log is cut at the
-//! first entry that is incomplete or fails its CRC, so a torn tail is never served. Durability: each entry is
-//! written with `write_all` before the produce is acknowledged (it reaches the OS and survives a
-//! kill -9 of the process); there is no fsync, so a power loss can lose the newest entries.
+//! current one would pass `segment.bytes`) as
+//! `[payload len u32][crc32c u32][base i64][last i64][max_ts i64][payload]`, the CRC covering
+//! everything after it. On open the segments are scanned and the log is cut at the first entry
+//! that is incomplete or fails its CRC, so a torn tail is never served. Durability: each entry
+//! is written with `write_all` before the produce is acknowledged (it reaches the OS and
+//! survives a kill -9 of the process); there is no fsync, so a power loss can lose the newest
+//! entries.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
 use crate::protocol::batch::{self, BatchHeader, Entry};
+use crate::protocol::errors;
 
-/// The Kafka error codes the broker answers with: the protocol's one table.
-pub(crate) use crate::protocol::errors as code;
+mod legacy;
+
+use legacy::{legacy_assign, renumber_magic0_wrapper};
 
 /// Bytes of the per-entry framing in a segment file.
 const FRAME_HEADER: usize = 4 + 4 + 8 + 8 + 8;
@@ -70,6 +74,7 @@ pub struct AppendError {
     pub message: String,
 }
 
+/// An [`AppendError`] with this code and message.
 fn refuse(code: i16, message: impl Into<String>) -> AppendError {
     AppendError {
         code,
@@ -230,12 +235,15 @@ impl PartitionLog {
         pos
     }
 
+    /// Adds an entry that follows the last one (offsets and size move on).
     fn push(&mut self, entry: StoredEntry) {
         self.next_offset = entry.last_offset + 1;
         self.bytes += entry.bytes.len();
         self.entries.push(entry);
     }
 
+    /// Records an idempotent producer's batch (epoch, last sequence, recent batches) for
+    /// duplicate and sequence checks; other entries are ignored.
     fn remember_producer(&mut self, bytes: &[u8], base_offset: i64) {
         let Some(h) = BatchHeader::parse(bytes) else {
             return;
@@ -281,14 +289,14 @@ impl PartitionLog {
         };
         if before < 0 || before > self.next_offset {
             return Err(refuse(
-                code::OFFSET_OUT_OF_RANGE,
+                errors::OFFSET_OUT_OF_RANGE,
                 format!("offset {before} is outside 0..={}", self.next_offset),
             ));
         }
         self.advance_start(before);
         let start = self.start_offset;
         if let Some(seg) = self.file.as_mut() {
-            let io = |e: std::io::Error| refuse(code::KAFKA_STORAGE_ERROR, e.to_string());
+            let io = |e: std::io::Error| refuse(errors::KAFKA_STORAGE_ERROR, e.to_string());
             let tmp = seg.dir.join(format!("{START_CHECKPOINT}.tmp"));
             std::fs::write(&tmp, start.to_string()).map_err(io)?;
             std::fs::rename(&tmp, seg.dir.join(START_CHECKPOINT)).map_err(io)?;
@@ -330,7 +338,7 @@ impl PartitionLog {
     ) -> Result<Appended, AppendError> {
         let entries = batch::split(records);
         if entries.is_empty() {
-            return Err(refuse(code::CORRUPT_MESSAGE, "empty record set"));
+            return Err(refuse(errors::CORRUPT_MESSAGE, "empty record set"));
         }
         // Validate every entry before storing any.
         let mut parsed = Vec::with_capacity(entries.len().min(1024));
@@ -339,15 +347,15 @@ impl PartitionLog {
                 Entry::Batch { start, end } => {
                     let b = &records[start..end];
                     let h = BatchHeader::parse(b)
-                        .ok_or_else(|| refuse(code::CORRUPT_MESSAGE, "short batch"))?;
+                        .ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "short batch"))?;
                     if batch::batch_crc(b) != h.crc {
                         return Err(refuse(
-                            code::CORRUPT_MESSAGE,
+                            errors::CORRUPT_MESSAGE,
                             format!("batch CRC-32C mismatch at byte {start}"),
                         ));
                     }
                     if h.last_offset_delta < 0 || h.records_count < 0 {
-                        return Err(refuse(code::INVALID_RECORD, "negative record count"));
+                        return Err(refuse(errors::INVALID_RECORD, "negative record count"));
                     }
                     parsed.push((start, end, Some(h)));
                 }
@@ -358,7 +366,7 @@ impl PartitionLog {
                     crc.update(&m[16..]);
                     if crc.sum() != stored {
                         return Err(refuse(
-                            code::CORRUPT_MESSAGE,
+                            errors::CORRUPT_MESSAGE,
                             format!("legacy message CRC-32 mismatch at byte {start}"),
                         ));
                     }
@@ -366,13 +374,13 @@ impl PartitionLog {
                 }
                 Entry::Partial { start, .. } => {
                     return Err(refuse(
-                        code::CORRUPT_MESSAGE,
+                        errors::CORRUPT_MESSAGE,
                         format!("record set ends inside an entry at byte {start}"),
                     ))
                 }
                 Entry::Invalid { start, reason, .. } => {
                     return Err(refuse(
-                        code::CORRUPT_MESSAGE,
+                        errors::CORRUPT_MESSAGE,
                         format!("{reason} at byte {start}"),
                     ))
                 }
@@ -384,7 +392,7 @@ impl PartitionLog {
                 if let Some(st) = self.producers.get(&h.producer_id) {
                     if h.producer_epoch < st.epoch {
                         return Err(refuse(
-                            code::INVALID_PRODUCER_EPOCH,
+                            errors::INVALID_PRODUCER_EPOCH,
                             format!(
                                 "producer epoch {} is older than {}",
                                 h.producer_epoch, st.epoch
@@ -407,7 +415,7 @@ impl PartitionLog {
                         let expected = seq_add(st.last_seq, 1);
                         if h.base_sequence != expected {
                             return Err(refuse(
-                                code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                errors::OUT_OF_ORDER_SEQUENCE_NUMBER,
                                 format!(
                                     "sequence {} where {} was expected",
                                     h.base_sequence, expected
@@ -453,7 +461,7 @@ impl PartitionLog {
                 bytes: Bytes::from(bytes),
             };
             self.write_through(&entry)
-                .map_err(|e| refuse(code::KAFKA_STORAGE_ERROR, format!("write failed: {e}")))?;
+                .map_err(|e| refuse(errors::KAFKA_STORAGE_ERROR, format!("write failed: {e}")))?;
             if header.is_some() {
                 self.remember_producer(&entry.bytes, base);
             }
@@ -466,6 +474,8 @@ impl PartitionLog {
         })
     }
 
+    /// Appends an entry to the active segment file (starting a new segment when it would pass
+    /// `segment.bytes`); nothing to do for an in-memory log.
     fn write_through(&mut self, e: &StoredEntry) -> std::io::Result<()> {
         let Some(seg) = self.file.as_mut() else {
             return Ok(());
@@ -531,414 +541,10 @@ impl PartitionLog {
     }
 }
 
-/// Sequence numbers wrap from i32::MAX to 0.
+/// `seq + n` for producer sequence numbers, which wrap from i32::MAX to 0.
 fn seq_add(seq: i32, n: i32) -> i32 {
     ((seq as i64 + n as i64) % (i32::MAX as i64 + 1)) as i32
 }
 
-/// Assigns offsets to one legacy message (magic 0/1). An uncompressed message gets `base`; a
-/// compressed wrapper gets the offset of its last inner message (magic 1: inner offsets are
-/// relative and stay as the producer wrote them). Returns (last offset, max timestamp).
-fn legacy_assign(m: &mut [u8], base: i64, log_append_time: Option<i64>) -> (i64, i64) {
-    let magic = m[16];
-    let attributes = m[17];
-    let timestamp = if magic == 1 && m.len() >= 26 {
-        i64::from_be_bytes(m[18..26].try_into().unwrap_or([0; 8]))
-    } else {
-        -1
-    };
-    let inner = if attributes & 0x07 == 0 {
-        1
-    } else {
-        count_inner_legacy(m, magic).unwrap_or_else(|| {
-            tracing::warn!("could not inflate a compressed legacy message; counting it as one");
-            1
-        })
-    };
-    let last = base + inner as i64 - 1;
-    m[0..8].copy_from_slice(&last.to_be_bytes());
-    let mut ts = timestamp;
-    if let (Some(now), 1) = (log_append_time, magic) {
-        m[17] = attributes | 0x08;
-        m[18..26].copy_from_slice(&now.to_be_bytes());
-        let mut crc = flate2::Crc::new();
-        crc.update(&m[16..]);
-        m[12..16].copy_from_slice(&crc.sum().to_be_bytes());
-        ts = now;
-    }
-    (last, ts)
-}
-
-/// Most bytes a compressed legacy wrapper may inflate to (so a hostile one cannot balloon).
-const MAX_INFLATED: u64 = 64 * 1024 * 1024;
-
-/// Inflates a legacy wrapper's value: gzip, snappy (plain or xerial-framed) or LZ4 frame.
-fn inflate_legacy(codec: u8, value: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    match codec {
-        1 => {
-            flate2::read::GzDecoder::new(value)
-                .take(MAX_INFLATED)
-                .read_to_end(&mut out)
-                .ok()?;
-        }
-        2 => {
-            const XERIAL: &[u8] = b"\x82SNAPPY\x00";
-            if value.starts_with(XERIAL) && value.len() >= 16 {
-                let mut pos = 16;
-                while pos + 4 <= value.len() {
-                    let n = u32::from_be_bytes(value[pos..pos + 4].try_into().ok()?) as usize;
-                    let block = value.get(pos + 4..pos + 4 + n)?;
-                    let len = snap::raw::decompress_len(block).ok()?;
-                    if (out.len() + len) as u64 > MAX_INFLATED {
-                        return None;
-                    }
-                    out.extend(snap::raw::Decoder::new().decompress_vec(block).ok()?);
-                    pos += 4 + n;
-                }
-            } else {
-                let len = snap::raw::decompress_len(value).ok()?;
-                if len as u64 > MAX_INFLATED {
-                    return None;
-                }
-                out = snap::raw::Decoder::new().decompress_vec(value).ok()?;
-            }
-        }
-        3 => {
-            lz4_flex::frame::FrameDecoder::new(value)
-                .take(MAX_INFLATED)
-                .read_to_end(&mut out)
-                .ok()?;
-        }
-        _ => return None,
-    }
-    Some(out)
-}
-
-/// A magic-0 compressed wrapper carries absolute inner offsets, so (as Kafka does) they are
-/// renumbered from `base` and the value recompressed with the same codec (gzip, or snappy in
-/// the xerial framing). `None` when it cannot be done; the wrapper is then stored as received.
-fn renumber_magic0_wrapper(m: &[u8], base: i64) -> Option<Vec<u8>> {
-    let codec = m[17] & 0x07;
-    let key_len = i32::from_be_bytes(m.get(18..22)?.try_into().ok()?);
-    let value_at = 22 + key_len.max(0) as usize;
-    let value_len = usize::try_from(i32::from_be_bytes(
-        m.get(value_at..value_at + 4)?.try_into().ok()?,
-    ))
-    .ok()?;
-    let value = m.get(value_at + 4..value_at + 4 + value_len)?;
-    let mut inner = inflate_legacy(codec, value)?;
-    let mut next = base;
-    for e in batch::split(&inner) {
-        match e {
-            Entry::Legacy { start, .. } => {
-                inner[start..start + 8].copy_from_slice(&next.to_be_bytes());
-                next += 1;
-            }
-            _ => return None,
-        }
-    }
-    let packed = match codec {
-        1 => {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            enc.write_all(&inner).ok()?;
-            enc.finish().ok()?
-        }
-        2 => {
-            let mut out = b"\x82SNAPPY\x00".to_vec();
-            out.extend_from_slice(&1i32.to_be_bytes());
-            out.extend_from_slice(&1i32.to_be_bytes());
-            for chunk in inner.chunks(32 * 1024) {
-                let block = snap::raw::Encoder::new().compress_vec(chunk).ok()?;
-                out.extend_from_slice(&(block.len() as i32).to_be_bytes());
-                out.extend_from_slice(&block);
-            }
-            out
-        }
-        _ => return None,
-    };
-    let mut out = m[..value_at].to_vec();
-    out.extend_from_slice(&(packed.len() as i32).to_be_bytes());
-    out.extend_from_slice(&packed);
-    let size = (out.len() - 12) as i32;
-    out[8..12].copy_from_slice(&size.to_be_bytes());
-    let mut crc = flate2::Crc::new();
-    crc.update(&out[16..]);
-    out[12..16].copy_from_slice(&crc.sum().to_be_bytes());
-    Some(out)
-}
-
-/// Counts the inner messages of a compressed legacy wrapper (`None` if it cannot be inflated).
-fn count_inner_legacy(m: &[u8], magic: u8) -> Option<usize> {
-    let key_at = if magic == 1 { 26 } else { 18 };
-    let key_len = i32::from_be_bytes(m.get(key_at..key_at + 4)?.try_into().ok()?);
-    let value_at = key_at + 4 + key_len.max(0) as usize;
-    let value_len = i32::from_be_bytes(m.get(value_at..value_at + 4)?.try_into().ok()?);
-    let value = m.get(value_at + 4..value_at + 4 + usize::try_from(value_len).ok()?)?;
-    let out = inflate_legacy(m[17] & 0x07, value)?;
-    let n = batch::split(&out)
-        .iter()
-        .filter(|e| matches!(e, Entry::Legacy { .. }))
-        .count();
-    (n > 0).then_some(n)
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// A magic-2 batch with `n` records, with a valid CRC.
-    pub(crate) fn batch(n: i32, producer: Option<(i64, i16, i32)>, ts: i64) -> Vec<u8> {
-        let mut records = Vec::new();
-        for i in 0..n {
-            // length, attributes, ts delta, offset delta, key len -1, value len 1, value, headers 0
-            let body = [0u8, 0, (i as u8) << 1, 1, 2, b'x', 0];
-            records.push((body.len() as u8) << 1);
-            records.extend_from_slice(&body);
-        }
-        let mut b = vec![0u8; batch::BATCH_HEADER_LEN];
-        let len = (batch::BATCH_HEADER_LEN - 12 + records.len()) as i32;
-        b[8..12].copy_from_slice(&len.to_be_bytes());
-        b[16] = 2;
-        b[23..27].copy_from_slice(&(n - 1).to_be_bytes());
-        b[27..35].copy_from_slice(&ts.to_be_bytes());
-        b[35..43].copy_from_slice(&ts.to_be_bytes());
-        let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-        b[43..51].copy_from_slice(&pid.to_be_bytes());
-        b[51..53].copy_from_slice(&epoch.to_be_bytes());
-        b[53..57].copy_from_slice(&seq.to_be_bytes());
-        b[57..61].copy_from_slice(&n.to_be_bytes());
-        b.extend_from_slice(&records);
-        let crc = batch::batch_crc(&b);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
-    }
-
-    #[test]
-    fn assigns_offsets_and_reads_back() {
-        let mut log = PartitionLog::in_memory();
-        let a = log.append(&batch(3, None, 100), None).unwrap();
-        let b = log.append(&batch(2, None, 200), None).unwrap();
-        assert_eq!((a.base_offset, b.base_offset, log.end_offset()), (0, 3, 5));
-        let got = log.read(4, 1 << 20, true);
-        assert_eq!(got.len(), 1);
-        assert_eq!(BatchHeader::parse(&got[0]).unwrap().base_offset, 3);
-        assert_eq!(log.offset_for_timestamp(150), Some((3, 200)));
-        assert_eq!(log.offset_for_timestamp(201), None);
-        let mut bad = batch(1, None, 1);
-        bad[65] ^= 1;
-        assert_eq!(
-            log.append(&bad, None).unwrap_err().code,
-            code::CORRUPT_MESSAGE
-        );
-    }
-
-    #[test]
-    fn idempotent_duplicates_gaps_and_old_epochs() {
-        let mut log = PartitionLog::in_memory();
-        let first = log.append(&batch(2, Some((7, 0, 0)), 1), None).unwrap();
-        let dup = log.append(&batch(2, Some((7, 0, 0)), 1), None).unwrap();
-        assert!(dup.duplicate);
-        assert_eq!(dup.base_offset, first.base_offset);
-        assert_eq!(log.end_offset(), 2, "duplicate not stored twice");
-        let gap = log.append(&batch(1, Some((7, 0, 5)), 1), None).unwrap_err();
-        assert_eq!(gap.code, code::OUT_OF_ORDER_SEQUENCE_NUMBER);
-        log.append(&batch(1, Some((7, 1, 0)), 1), None).unwrap();
-        let old = log.append(&batch(1, Some((7, 0, 2)), 1), None).unwrap_err();
-        assert_eq!(old.code, code::INVALID_PRODUCER_EPOCH);
-    }
-
-    /// A legacy message (magic 0 or 1) with a value, as a producer writes it.
-    fn legacy(magic: u8, attributes: u8, offset: i64, value: &[u8]) -> Vec<u8> {
-        let mut body = vec![magic, attributes];
-        if magic == 1 {
-            body.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
-        }
-        body.extend_from_slice(&(-1i32).to_be_bytes());
-        body.extend_from_slice(&(value.len() as i32).to_be_bytes());
-        body.extend_from_slice(value);
-        let mut crc = flate2::Crc::new();
-        crc.update(&body);
-        let mut m = offset.to_be_bytes().to_vec();
-        m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        m.extend_from_slice(&crc.sum().to_be_bytes());
-        m.extend_from_slice(&body);
-        m
-    }
-
-    fn inner_offsets(log: &PartitionLog, from: i64) -> Vec<i64> {
-        let mut out = Vec::new();
-        for e in log.read(from, usize::MAX, true) {
-            let value_at = 22;
-            let len = i32::from_be_bytes(e[value_at..value_at + 4].try_into().unwrap()) as usize;
-            let inner = inflate_legacy(e[17] & 7, &e[value_at + 4..value_at + 4 + len]).unwrap();
-            for x in batch::split(&inner) {
-                if let Entry::Legacy { start, .. } = x {
-                    out.push(i64::from_be_bytes(
-                        inner[start..start + 8].try_into().unwrap(),
-                    ));
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn magic0_compressed_wrappers_are_renumbered() {
-        let mut log = PartitionLog::in_memory();
-        for round in 0..2 {
-            for codec in [1u8, 2] {
-                let inner: Vec<u8> = (0..3)
-                    .flat_map(|i| legacy(0, 0, i, format!("v{i}").as_bytes()))
-                    .collect();
-                let packed = if codec == 1 {
-                    let mut enc =
-                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                    enc.write_all(&inner).unwrap();
-                    enc.finish().unwrap()
-                } else {
-                    snap::raw::Encoder::new().compress_vec(&inner).unwrap()
-                };
-                let wrapper = legacy(0, codec, 0, &packed);
-                let base = log.end_offset();
-                let a = log.append(&wrapper, None).unwrap();
-                assert_eq!(a.base_offset, base, "round {round} codec {codec}");
-                assert_eq!(log.end_offset(), base + 3);
-                assert_eq!(inner_offsets(&log, base), vec![base, base + 1, base + 2]);
-            }
-        }
-        // A magic-1 wrapper keeps relative inner offsets; the wrapper carries the last one.
-        let inner: Vec<u8> = (0..4).flat_map(|i| legacy(1, 0, i, b"m1")).collect();
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(&inner).unwrap();
-        let wrapper = legacy(1, 1, 0, &enc.finish().unwrap());
-        let base = log.end_offset();
-        log.append(&wrapper, None).unwrap();
-        assert_eq!(log.end_offset(), base + 4);
-        let stored = log.read(base, usize::MAX, true);
-        assert_eq!(
-            i64::from_be_bytes(stored[0][0..8].try_into().unwrap()),
-            base + 3
-        );
-    }
-
-    #[test]
-    fn recovers_and_cuts_a_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(segment_name(0));
-        {
-            let (mut log, rec) = PartitionLog::open_dir(dir.path(), 1 << 30).unwrap();
-            assert_eq!(rec.entries, 0);
-            log.append(&batch(2, None, 5), None).unwrap();
-            log.append(&batch(3, None, 6), None).unwrap();
-        }
-        let good_len = std::fs::metadata(&path).unwrap().len();
-        // A torn write: a frame header claiming more bytes than follow.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(&[0, 0, 1, 0, 9, 9, 9, 9, 0, 0, 0]).unwrap();
-        drop(f);
-        let (mut log, rec) = PartitionLog::open_dir(dir.path(), 1 << 30).unwrap();
-        assert_eq!(rec.entries, 2);
-        assert_eq!(rec.truncated_bytes, 11);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
-        assert_eq!(log.end_offset(), 5);
-        assert_eq!(log.append(&batch(1, None, 7), None).unwrap().base_offset, 5);
-        drop(log);
-        let (log, rec) = PartitionLog::open_dir(dir.path(), 1 << 30).unwrap();
-        assert_eq!(
-            (rec.entries, rec.truncated_bytes, log.end_offset()),
-            (3, 0, 6)
-        );
-    }
-
-    #[test]
-    fn delete_records_moves_the_start_and_drops_old_segments() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let (mut log, _) = PartitionLog::open_dir(dir.path(), 250).unwrap();
-            for i in 0..7 {
-                log.append(&batch(1, None, i), None).unwrap();
-            }
-            assert_eq!(
-                log.delete_records(99).unwrap_err().code,
-                code::OFFSET_OUT_OF_RANGE
-            );
-            assert_eq!(log.delete_records(5).unwrap(), 5);
-            assert_eq!(log.start_offset(), 5);
-            assert_eq!(
-                log.read(0, usize::MAX, true).len(),
-                2,
-                "offsets 5 and 6 remain"
-            );
-            // Segments 0 and 2 hold only deleted records; 4 still holds offset 5.
-            assert_eq!(
-                segment_files(dir.path()),
-                vec![
-                    segment_name(4),
-                    segment_name(6),
-                    START_CHECKPOINT.to_string()
-                ]
-            );
-        }
-        let (mut log, rec) = PartitionLog::open_dir(dir.path(), 250).unwrap();
-        assert_eq!((log.start_offset(), log.end_offset()), (5, 7));
-        assert_eq!(rec.truncated_bytes, 0);
-        assert_eq!(log.append(&batch(1, None, 9), None).unwrap().base_offset, 7);
-        assert_eq!(log.delete_records(-1).unwrap(), 8);
-        assert!(log.read(0, usize::MAX, true).is_empty());
-        drop(log);
-        let (log, _) = PartitionLog::open_dir(dir.path(), 250).unwrap();
-        assert_eq!((log.start_offset(), log.end_offset()), (8, 8));
-    }
-
-    fn segment_files(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .collect();
-        v.sort();
-        v
-    }
-
-    #[test]
-    fn rolls_segments_and_recovers_across_them() {
-        let dir = tempfile::tempdir().unwrap();
-        // Each entry frame is 32 + 69 bytes: two fit in 250, the third starts a new segment.
-        {
-            let (mut log, _) = PartitionLog::open_dir(dir.path(), 250).unwrap();
-            for i in 0..7 {
-                assert_eq!(log.append(&batch(1, None, i), None).unwrap().base_offset, i);
-            }
-        }
-        assert_eq!(
-            segment_files(dir.path()),
-            vec![
-                segment_name(0),
-                segment_name(2),
-                segment_name(4),
-                segment_name(6)
-            ]
-        );
-        let (mut log, rec) = PartitionLog::open_dir(dir.path(), 250).unwrap();
-        assert_eq!((rec.entries, rec.truncated_bytes), (7, 0));
-        assert_eq!(log.read(0, usize::MAX, true).len(), 7);
-        log.append(&batch(1, None, 9), None).unwrap();
-        assert_eq!(log.end_offset(), 8);
-        drop(log);
-        // Damage the second entry of the middle segment: the log ends before it and the later
-        // segments go.
-        let middle = dir.path().join(segment_name(2));
-        let mut data = std::fs::read(&middle).unwrap();
-        let at = data.len() - 10;
-        data[at] ^= 0xff;
-        std::fs::write(&middle, &data).unwrap();
-        let (log, rec) = PartitionLog::open_dir(dir.path(), 250).unwrap();
-        assert_eq!((rec.entries, log.end_offset()), (3, 3));
-        assert!(rec.truncated_bytes > 0);
-        assert_eq!(
-            segment_files(dir.path()),
-            vec![segment_name(0), segment_name(2)]
-        );
-    }
-}
+mod tests;

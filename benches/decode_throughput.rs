@@ -29,7 +29,7 @@ use chronik_tui::capture::pcap::{record, source};
 use chronik_tui::capture::{Store, StoreLimits};
 use chronik_tui::settings::{Knobs, Settings};
 
-#[path = "../tests/common/frame.rs"]
+#[path = "../tests/it/common/frame.rs"]
 mod frame;
 
 /// A request frame from the benchmark's client.

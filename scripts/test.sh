@@ -28,7 +28,7 @@ done
 # --- third-party captures -------------------------------------------------------------------
 # Not part of the repository. Tests read them from $CHRONIK_THIRD_PARTY_CAPTURES, else
 # ../shared/captures/third-party, and skip them when neither exists, except under CI or when
-# that variable names a missing folder (tests/common/tshark.rs third_party_dir decides the same
+# that variable names a missing folder (tests/it/common/tshark.rs third_party_dir decides the same
 # way); say so here, where it is seen, since the test runner hides a passing test's stderr.
 third_party=${CHRONIK_THIRD_PARTY_CAPTURES:-$ROOT/../shared/captures/third-party}
 third_party_note=
@@ -45,7 +45,7 @@ if [ "$install_only" = 0 ] && ! [ -d "$third_party" ]; then
             ;;
     esac
     # Each test that reads them calls third_party_dir() once.
-    n=$(cat tests/*.rs | grep -o 'third_party_dir()' | wc -l)
+    n=$(cat tests/it/*.rs | grep -o 'third_party_dir()' | wc -l)
     third_party_note="third-party captures not found at $third_party: the $n tests that read them skip them (set CHRONIK_THIRD_PARTY_CAPTURES=DIR to run them in full)"
 fi
 
@@ -55,7 +55,7 @@ started=$(date +%s)
 # --- Debian packages ------------------------------------------------------------------------
 # Each need is checked by what the tests use (a command, a source tree), so a tool that came
 # from elsewhere (node from another source, say) counts as present.
-# kcat: librdkafka 2.0 client; tshark: the oracle in tests/third_party_captures.rs; tmux: the
+# kcat: librdkafka 2.0 client; tshark: the oracle in tests/it/third_party_captures.rs; tmux: the
 # terminal UI tests; golang-go + Sarama: the Go client; python3 (+ python3-venv, installed
 # below if venv creation fails): the Python clients;
 # nodejs + npm: kafkajs; build-essential + pkg-config: C parts of the Rust client's codecs

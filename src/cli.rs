@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::builder::PossibleValue;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::addr::{self, HostPort};
 use crate::capture::render::TimeFormat;
@@ -102,7 +102,7 @@ pub struct CaptureArgs {
 #[command(next_help_heading = "Placement and faults")]
 pub struct PlacementArgs {
     /// Where ProduceResponse puts throttle_time_ms.
-    #[arg(long, value_name = "MODE", value_enum, ignore_case = true, default_value_t = ThrottlePlacement::Spec)]
+    #[arg(long, value_name = "MODE", value_parser = placement_words(), ignore_case = true, default_value = "spec")]
     pub placement: ThrottlePlacement,
     /// A per-client placement rule, client_id=GLOB,software=GLOB,version=GLOB:MODE (any of the
     /// matchers; * and ? wildcards), e.g. 'software=kafka-python*:front'. Repeatable; the first
@@ -158,7 +158,7 @@ pub struct DisplayArgs {
     #[arg(long)]
     pub json: bool,
     /// With --headless: how each line's time is written.
-    #[arg(long, short = 't', value_name = "FORMAT", value_enum, ignore_case = true, default_value_t = TimeFormat::Utc)]
+    #[arg(long, short = 't', value_name = "FORMAT", value_parser = time_words(), ignore_case = true, default_value = "utc")]
     pub time: TimeFormat,
     /// Colour theme of the terminal UI: dark, light, high-contrast, or a path to a theme file
     /// (see themes/). NO_COLOR in the environment drops colours.
@@ -228,7 +228,7 @@ pub struct DecodeArgs {
     )]
     pub fields: Vec<String>,
     /// How times are written.
-    #[arg(long, short = 't', value_name = "FORMAT", value_enum, ignore_case = true, default_value_t = TimeFormat::Utc)]
+    #[arg(long, short = 't', value_name = "FORMAT", value_parser = time_words(), ignore_case = true, default_value = "utc")]
     pub time: TimeFormat,
     /// TCP port of the Kafka brokers in the capture (repeatable).
     #[arg(long = "kafka-port", value_name = "PORT", default_values_t = [9092u16])]
@@ -252,7 +252,7 @@ pub struct MatrixArgs {
         long,
         value_name = "LIST",
         value_delimiter = ',',
-        value_enum,
+        value_parser = placement_words(),
         ignore_case = true,
         default_value = "spec,front,omit"
     )]
@@ -274,35 +274,44 @@ pub struct MatrixArgs {
     pub caps: Vec<VersionCap>,
 }
 
-impl ValueEnum for ThrottlePlacement {
-    fn value_variants<'a>() -> &'a [Self] {
-        &ThrottlePlacement::ALL
-    }
+/// A parser for one word of `all` (any case), whose `--help` lists each word with `help`'s
+/// text. (clap's `ValueEnum` cannot be implemented here for types of other crates.)
+fn words<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    word: fn(T) -> &'static str,
+    help: fn(T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::{PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        all.iter()
+            .map(|v| PossibleValue::new(word(*v)).help(help(*v))),
+    )
+    .map(move |text: String| {
+        *all.iter()
+            .find(|v| word(**v).eq_ignore_ascii_case(&text))
+            .expect("clap let through only one of the possible values")
+    })
+}
 
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        let help = match self {
+fn placement_words() -> impl clap::builder::TypedValueParser<Value = ThrottlePlacement> {
+    words(
+        &ThrottlePlacement::ALL,
+        ThrottlePlacement::word,
+        |p| match p {
             ThrottlePlacement::Spec => "after the responses, as Apache Kafka",
             ThrottlePlacement::Front => "before them, as Chronik Stream 0.7.2 did (v1-v8)",
             ThrottlePlacement::Omit => "left out",
-        };
-        Some(PossibleValue::new(self.word()).help(help))
-    }
+        },
+    )
 }
 
-impl ValueEnum for TimeFormat {
-    fn value_variants<'a>() -> &'a [Self] {
-        &TimeFormat::ALL
-    }
-
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        let help = match self {
-            TimeFormat::Utc => "HH:MM:SS.micros in UTC",
-            TimeFormat::Local => "HH:MM:SS.micros in the local time zone (TZ)",
-            TimeFormat::Relative => "seconds since the first exchange shown",
-            TimeFormat::Epoch => "seconds since 1970-01-01 UTC",
-        };
-        Some(PossibleValue::new(self.word()).help(help))
-    }
+fn time_words() -> impl clap::builder::TypedValueParser<Value = TimeFormat> {
+    words(&TimeFormat::ALL, TimeFormat::word, |t| match t {
+        TimeFormat::Utc => "HH:MM:SS.micros in UTC",
+        TimeFormat::Local => "HH:MM:SS.micros in the local time zone (TZ)",
+        TimeFormat::Relative => "seconds since the first exchange shown",
+        TimeFormat::Epoch => "seconds since 1970-01-01 UTC",
+    })
 }
 
 /// A command line that parsed but does not make sense: one line, exit code 2.

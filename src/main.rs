@@ -407,7 +407,7 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
     });
     // Client detection and the stall detector, on the store's feeds (subscribed before the
     // source starts, so it sees every connection).
-    let clients = chronik_tui::diagnose::spawn(&store, settings.clone());
+    let clients = chronik_tui::diagnose::spawn(&store, settings.stall_thresholds());
     // The recorder subscribes before the source starts, so it misses nothing (exchanges name
     // their broker side; the listen address is for those that do not).
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -552,7 +552,7 @@ pub async fn run_cell(
         caps: caps.clone(),
         ..Knobs::default()
     });
-    let detector = diagnose::spawn(&store, settings.clone());
+    let detector = diagnose::spawn(&store, settings.stall_thresholds());
     let mut changes_rx = detector.subscribe();
     let config = BrokerConfig {
         listen: listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),

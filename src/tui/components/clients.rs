@@ -266,7 +266,7 @@ mod tests {
     /// health column under its title, at the widths the UI is used at.
     #[test]
     fn every_state_is_whole_under_the_health_title() {
-        let conns = crate::diagnose::tests::every_state();
+        let conns = crate::diagnose::fixtures::every_state();
         for width in [80u16, 120, 160] {
             let mut t = Terminal::new(TestBackend::new(width, 30)).unwrap();
             let mut view = ClientsView::default();

@@ -1,0 +1,289 @@
+//! Produce (appending to partition logs, with the throttle_time_ms placement knob) and
+//! InitProducerId.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::*;
+
+use super::{encode, s, Outcome};
+use crate::settings::{Knobs, PlacementUsed, ThrottlePlacement};
+use crate::state::{Conn, Shared};
+use crate::topics::{invalid_topic_name, Topic};
+use chronik_capture::now_micros;
+use chronik_protocol::batch::Entry;
+use chronik_protocol::errors;
+
+/// Finds a topic for produce, creating it when allowed.
+fn topic_for_produce(shared: &Shared, name: &str) -> Result<Arc<Topic>, i16> {
+    if let Some(t) = shared.topics.get(name) {
+        return Ok(t);
+    }
+    if invalid_topic_name(name).is_some() {
+        return Err(errors::INVALID_TOPIC_EXCEPTION);
+    }
+    if !shared.config.auto_create_topics {
+        return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    if let Err(why) = shared
+        .topics
+        .room_for(1, shared.config.default_partitions.max(1) as i64)
+    {
+        tracing::warn!(topic = name, reason = %why, "not auto-creating");
+        return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    match shared
+        .topics
+        .create(name, shared.config.default_partitions, BTreeMap::new())
+    {
+        Ok(Ok(t)) | Ok(Err(t)) => Ok(t),
+        Err(e) => {
+            tracing::error!(error = %e, topic = name, "auto-create failed");
+            Err(errors::KAFKA_STORAGE_ERROR)
+        }
+    }
+}
+
+/// What a ProduceResponse of this version is actually encoded with: v0 has no throttle field
+/// (spec), and `front` applies to v1-v8 only (see [`place_throttle`]).
+fn effective_placement(used: PlacementUsed, version: i16) -> PlacementUsed {
+    let moves = match used.placement {
+        ThrottlePlacement::Spec => false,
+        ThrottlePlacement::Front => (1..=8).contains(&version),
+        ThrottlePlacement::Omit => version >= 1,
+    };
+    if moves {
+        used
+    } else {
+        PlacementUsed {
+            placement: ThrottlePlacement::Spec,
+            ..used
+        }
+    }
+}
+
+/// Produce: the throttle_time_ms placement is chosen for this client (a rule or the global
+/// knob), and the one the answer was encoded with is kept on the connection for the exchange.
+pub(super) fn produce(
+    shared: &Shared,
+    conn: &mut Conn,
+    knobs: &Knobs,
+    req: ProduceRequest,
+    version: i16,
+) -> Outcome {
+    let used = knobs.placement_for(&conn.identity);
+    let out = append(shared, req, version, knobs.throttle_ms, &used);
+    if matches!(out, Outcome::Reply { .. }) {
+        conn.placement_used = Some(effective_placement(used, version));
+    }
+    out
+}
+
+/// Appends each partition's records and builds the answer (none for acks=0), throttle_time_ms
+/// where `used` puts it.
+fn append(
+    shared: &Shared,
+    req: ProduceRequest,
+    version: i16,
+    throttle: i32,
+    used: &PlacementUsed,
+) -> Outcome {
+    let acks = req.acks;
+    let acks_ok = (-1..=1).contains(&acks);
+    let mut appended_any = false;
+    let mut notes = Vec::new();
+    let mut responses = Vec::new();
+    for td in req.topic_data {
+        let name = td.name.0.to_string();
+        let topic = if acks_ok {
+            topic_for_produce(shared, &name)
+        } else {
+            Err(errors::INVALID_REQUIRED_ACKS)
+        };
+        let mut parts = Vec::new();
+        for pd in td.partition_data {
+            let mut r = PartitionProduceResponse::default()
+                .with_index(pd.index)
+                .with_base_offset(-1);
+            let result = topic.as_ref().map_err(|c| (*c, None)).and_then(|t| {
+                let p = t
+                    .partition(pd.index)
+                    .ok_or((errors::UNKNOWN_TOPIC_OR_PARTITION, None))?;
+                let records = pd.records.as_deref().unwrap_or(&[]);
+                let limit = t
+                    .config("max.message.bytes")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(usize::MAX);
+                let biggest = chronik_protocol::batch::split(records)
+                    .iter()
+                    .map(|e| match *e {
+                        Entry::Batch { start, end } | Entry::Legacy { start, end, .. } => {
+                            end - start
+                        }
+                        _ => 0,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                if biggest > limit {
+                    return Err((
+                        errors::MESSAGE_TOO_LARGE,
+                        Some(format!(
+                            "a batch of {biggest} bytes exceeds max.message.bytes {limit}"
+                        )),
+                    ));
+                }
+                let lat = t.log_append_time().then(|| now_micros() / 1000);
+                let mut log = p.lock().unwrap_or_else(|e| e.into_inner());
+                let start = log.start_offset();
+                log.append(records, lat)
+                    .map(|a| (a, start))
+                    .map_err(|e| (e.code, Some(e.message)))
+            });
+            match result {
+                Ok((a, start)) => {
+                    if a.duplicate {
+                        notes.push(format!(
+                            "{name}-{}: duplicate batch acknowledged with its original offset {}",
+                            pd.index, a.base_offset
+                        ));
+                    } else {
+                        appended_any = true;
+                    }
+                    r = r
+                        .with_base_offset(a.base_offset)
+                        .with_log_append_time_ms(a.log_append_time);
+                    if version >= 5 {
+                        r = r.with_log_start_offset(start);
+                    }
+                }
+                Err((c, msg)) => {
+                    tracing::info!(topic = %name, partition = pd.index, code = c,
+                        message = msg.as_deref().unwrap_or(""), "produce refused");
+                    r = r.with_error_code(c);
+                    if version >= 8 {
+                        r = r.with_error_message(msg.map(s));
+                    }
+                }
+            }
+            parts.push(r);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(td.name)
+                .with_partition_responses(parts),
+        );
+    }
+    if appended_any {
+        shared.appended.send_modify(|n| *n += 1);
+    }
+    if acks == 0 {
+        // As Kafka: an acks=0 producer hears of a failure only by the connection closing.
+        let failed = responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .any(|p| p.error_code != 0);
+        if failed {
+            notes.push("acks=0 produce failed: connection closed".into());
+        }
+        return Outcome::NoResponse {
+            notes,
+            close_after: failed,
+        };
+    }
+    let resp = ProduceResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(throttle);
+    let mut body = match encode(&resp, version) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Close(e),
+    };
+    let effective = effective_placement(used.clone(), version);
+    if effective.placement != ThrottlePlacement::Spec {
+        body = place_throttle(body, version, effective.placement);
+    }
+    // Noted whenever it differs from the default, so a capture explains itself.
+    if used.placement != ThrottlePlacement::Spec || used.rule.is_some() {
+        let word = match effective.placement {
+            ThrottlePlacement::Front => "front",
+            ThrottlePlacement::Omit => "omitted",
+            ThrottlePlacement::Spec => "spec",
+        };
+        let why = match (&used.rule, used.placement != effective.placement) {
+            (None, false) => String::new(),
+            (Some((i, text)), false) => format!(" (rule {i}: {text})"),
+            (rule, true) => format!(
+                " ({} asked{}; {})",
+                used.placement,
+                rule.as_ref()
+                    .map(|(i, text)| format!(" by rule {i}: {text}"))
+                    .unwrap_or_default(),
+                if version == 0 {
+                    "v0 has no throttle_time_ms".to_string()
+                } else {
+                    format!(
+                        "front applies to v1-v8 as in Chronik Stream 0.7.2; v{version} is a \
+                         flexible version, encoded as spec"
+                    )
+                }
+            ),
+        };
+        notes.push(format!("throttle_time_ms placement: {word}{why}"));
+    }
+    Outcome::Reply {
+        body,
+        notes,
+        close_after: false,
+    }
+}
+
+/// Moves or removes ProduceResponse's throttle_time_ms. It is the last field before the
+/// top-level tagged fields: the final 4 bytes up to v8; in v9+ (no tagged fields written, so
+/// the tag section is the single count byte 0) the 4 bytes before that byte. Callers ask for
+/// `front` on v1-v8 only (see [`effective_placement`]); on v9+ it would put the int32 where the
+/// client reads the compact array's varint length.
+fn place_throttle(body: BytesMut, version: i16, placement: ThrottlePlacement) -> BytesMut {
+    let tail = if version >= 9 { 1 } else { 0 };
+    if body.len() < 4 + tail {
+        return body;
+    }
+    let at = body.len() - tail - 4;
+    let throttle = body[at..at + 4].to_vec();
+    let mut out = BytesMut::with_capacity(body.len());
+    if placement == ThrottlePlacement::Front {
+        out.extend_from_slice(&throttle);
+    }
+    out.extend_from_slice(&body[..at]);
+    out.extend_from_slice(&body[at + 4..]);
+    out
+}
+
+/// InitProducerId: a new producer id with epoch 0; a transactional id keeps its producer id and a
+/// producer that names its id keeps it, each with the epoch bumped.
+pub(super) fn init_producer_id(
+    shared: &Shared,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let (pid, epoch) = match &req.transactional_id {
+        Some(tid) => {
+            let mut map = shared
+                .transactional
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let e = map
+                .entry(tid.0.to_string())
+                .or_insert_with(|| (shared.next_producer_id.fetch_add(1, Ordering::Relaxed), -1));
+            e.1 = e.1.wrapping_add(1).max(0);
+            *e
+        }
+        None if req.producer_id.0 >= 0 => {
+            (req.producer_id.0, req.producer_epoch.wrapping_add(1).max(0))
+        }
+        None => (shared.next_producer_id.fetch_add(1, Ordering::Relaxed), 0),
+    };
+    InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+}

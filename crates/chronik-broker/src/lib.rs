@@ -1,0 +1,158 @@
+//! The embedded Kafka-compatible broker: a tokio accept loop with one task per connection,
+//! handlers by API, partition logs, the group coordinator and producer-id state. Every exchange
+//! is pushed to the capture store; behaviour knobs come from the shared settings.
+//!
+//! Where things are: `server.rs` accepts connections and runs each one (framing, checking,
+//! capturing, answering); `handlers/` answers each API, one module per family; `state.rs` holds
+//! what both work on (`Shared`, one per broker, and `Conn`, one per connection), so the
+//! handlers never depend on the connection task. `topics.rs` and `log.rs` keep the topics and
+//! their partition logs, `groups/` is the group coordinator. `settings.rs` holds the knobs a
+//! run turns while clients talk (placement, rules, caps, throttle, stall thresholds).
+#![forbid(unsafe_code)]
+
+pub mod frame;
+pub mod groups;
+mod handlers;
+pub mod log;
+mod server;
+pub mod settings;
+mod state;
+pub mod topics;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::settings::Settings;
+use chronik_capture::Store;
+
+/// How the broker is set up at start (runtime knobs live in [`Settings`]).
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// host:port advertised in Metadata, FindCoordinator and DescribeCluster (default: the bound
+    /// address; on 0.0.0.0 or ::, the address each client connected to).
+    pub advertise: Option<(String, u16)>,
+    /// Largest request frame accepted, checked before allocating.
+    pub max_frame_bytes: usize,
+    /// Keep partition logs in segment files under this directory (else in memory).
+    pub data_dir: Option<PathBuf>,
+    /// SASL/PLAIN credentials; when set, clients must authenticate.
+    pub sasl_plain: Option<(String, String)>,
+    /// Create unknown topics on Metadata/Produce.
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic.
+    pub default_partitions: i32,
+    /// Broker node id.
+    pub node_id: i32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertise: None,
+            max_frame_bytes: chronik_protocol::frame::DEFAULT_MAX_FRAME_BYTES,
+            data_dir: None,
+            sasl_plain: None,
+            auto_create_topics: true,
+            default_partitions: 1,
+            node_id: 1,
+        }
+    }
+}
+
+/// A running broker.
+pub struct BrokerHandle {
+    /// The address actually bound (useful with port 0).
+    pub local_addr: SocketAddr,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    accept_task: tokio::task::JoinHandle<()>,
+    shared: Arc<state::Shared>,
+}
+
+/// One topic as the views see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSummary {
+    /// Topic name.
+    pub name: String,
+    /// Topic id.
+    pub id: uuid::Uuid,
+    /// (log start offset, high watermark, bytes held) per partition.
+    pub partitions: Vec<(i64, i64, usize)>,
+    /// Configs set on the topic (defaults not included).
+    pub configs: std::collections::BTreeMap<String, String>,
+}
+
+impl BrokerHandle {
+    /// The topics with their partitions' offsets, by name.
+    pub fn topics(&self) -> Vec<TopicSummary> {
+        self.shared
+            .topics
+            .all()
+            .iter()
+            .map(|t| TopicSummary {
+                name: t.name.clone(),
+                id: t.id,
+                partitions: t
+                    .partitions
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|p| {
+                        let log = p.lock().unwrap_or_else(|e| e.into_inner());
+                        (log.start_offset(), log.end_offset(), log.size_bytes())
+                    })
+                    .collect(),
+                configs: t.configs(),
+            })
+            .collect()
+    }
+
+    /// Stops accepting connections and closes the open ones (their pending requests are
+    /// captured as unanswered).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.accept_task.await;
+    }
+}
+
+/// Binds and starts serving in the background.
+pub async fn start(
+    config: BrokerConfig,
+    store: Arc<Store>,
+    settings: Arc<Settings>,
+) -> anyhow::Result<BrokerHandle> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!(bind_error(config.listen, &e)))?;
+    let local_addr = listener.local_addr()?;
+    let data_dir = config.data_dir.clone();
+    let shared =
+        state::Shared::new(config, local_addr, store, settings).map_err(|e| match &data_dir {
+            Some(d) => e.context(format!("data directory {}", d.display())),
+            None => e,
+        })?;
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let accept_task = tokio::spawn(server::accept_loop(listener, shared.clone(), shutdown_rx));
+    Ok(BrokerHandle {
+        local_addr,
+        shutdown,
+        accept_task,
+        shared,
+    })
+}
+
+/// Why an address cannot be listened on, in one line that names it.
+pub fn bind_error(addr: SocketAddr, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => format!("{addr} is already in use (another broker?)"),
+        ErrorKind::PermissionDenied => format!(
+            "{addr}: permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)"
+        ),
+        ErrorKind::AddrNotAvailable => format!("{addr}: not an address of this machine"),
+        _ => format!("{addr}: {e}"),
+    }
+}

@@ -1,0 +1,407 @@
+//! The capture sources: a pcap/pcapng file or a live interface, read on their own thread and
+//! turned into exchanges in a [`Store`], with progress a view can show.
+
+use std::io::{BufRead, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::kafka_stream::{KafkaStreams, Output, StreamOptions};
+use super::reader::CaptureReader;
+use super::{packet, RawPacket};
+use crate::Store;
+
+/// How far a source has got; shared with the views.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// What is read: `pcap FILE` or `sniff IFACE`.
+    pub label: String,
+    /// Bytes of the file read so far.
+    pub bytes_read: AtomicU64,
+    /// Size of the file (0 when unknown or endless: standard input, a named pipe, a live
+    /// interface).
+    pub total_bytes: u64,
+    /// A live interface (it stops rather than ends).
+    pub live: bool,
+    pub packets: AtomicU64,
+    pub segments: AtomicU64,
+    pub exchanges: AtomicU64,
+    /// Packets that were not TCP over IP or did not parse.
+    pub skipped: AtomicU64,
+    pub done: AtomicBool,
+    /// Why reading stopped early (a truncated file, a permission error), or notes on the way.
+    pub errors: Mutex<Vec<String>>,
+    /// Wakes [`Progress::finished`].
+    finished: tokio::sync::Notify,
+}
+
+impl Progress {
+    /// Progress of reading something of `total_bytes` (0: unknown or endless).
+    pub fn new(label: String, total_bytes: u64) -> Arc<Progress> {
+        Arc::new(Progress {
+            label,
+            total_bytes,
+            ..Progress::default()
+        })
+    }
+
+    /// Progress of a live capture, which stops rather than ends.
+    pub fn new_live(label: String) -> Arc<Progress> {
+        Arc::new(Progress {
+            label,
+            live: true,
+            ..Progress::default()
+        })
+    }
+
+    /// Marks the source as read to its end (or stopped) and wakes who waits for that.
+    pub fn mark_done(&self) {
+        self.done.store(true, Ordering::Release);
+        self.finished.notify_waiters();
+    }
+
+    /// Waits until the source is read to its end or stopped.
+    pub async fn finished(&self) {
+        loop {
+            let woken = self.finished.notified();
+            if self.done.load(Ordering::Acquire) {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// Records why reading stopped or what went wrong on the way (the first 100), and logs it.
+    pub(crate) fn error(&self, e: String) {
+        tracing::warn!(source = %self.label, error = %e, "capture source");
+        let mut g = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if g.len() < 100 {
+            g.push(e);
+        }
+    }
+
+    /// The errors so far.
+    pub fn errors(&self) -> Vec<String> {
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// One line for a status bar: `pcap x.pcapng [########............] 42% 1234 packets, 56
+    /// exchanges` while reading, `… (read)` once a file is read to its end (also one of unknown
+    /// size, such as a named pipe), `… (stopped)` once a live capture stopped.
+    pub fn status(&self) -> String {
+        let read = self.bytes_read.load(Ordering::Relaxed);
+        let mut s = self.label.clone();
+        if self.total_bytes > 0 && !self.done.load(Ordering::Relaxed) {
+            let share = (read as f64 / self.total_bytes as f64).clamp(0.0, 1.0);
+            let filled = (share * 20.0).round() as usize;
+            s.push_str(&format!(
+                " [{}{}] {:.0}%",
+                "#".repeat(filled),
+                ".".repeat(20 - filled),
+                share * 100.0
+            ));
+        }
+        let count = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        s.push_str(&format!(
+            " {}, {}",
+            count(self.packets.load(Ordering::Relaxed), "packet"),
+            count(self.exchanges.load(Ordering::Relaxed), "exchange")
+        ));
+        if self.done.load(Ordering::Relaxed) {
+            s.push_str(if self.live { " (stopped)" } else { " (read)" });
+        }
+        let errors = self.errors.lock().map(|g| g.len()).unwrap_or(0);
+        if errors > 0 {
+            s.push_str(&format!(", {}", count(errors as u64, "error")));
+        }
+        s
+    }
+}
+
+/// Called with every exchange as it enters the store (`decode` prints from it).
+pub type Sink = Box<dyn FnMut(&Arc<crate::Exchange>) + Send>;
+
+/// Turns packets into exchanges in the store.
+pub struct Pipeline {
+    streams: KafkaStreams,
+    store: Arc<Store>,
+    progress: Arc<Progress>,
+    out: Vec<Output>,
+    sink: Option<Sink>,
+}
+
+impl Pipeline {
+    pub fn new(opts: StreamOptions, store: Arc<Store>, progress: Arc<Progress>) -> Pipeline {
+        Pipeline {
+            streams: KafkaStreams::new(opts),
+            store,
+            progress,
+            out: Vec::new(),
+            sink: None,
+        }
+    }
+
+    /// Also hands every exchange to `sink`, in order, as it is stored.
+    pub fn with_sink(mut self, sink: Sink) -> Pipeline {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// One captured frame.
+    pub fn packet(&mut self, raw: &RawPacket) {
+        self.progress.packets.fetch_add(1, Ordering::Relaxed);
+        match packet::parse(raw) {
+            Ok(Some(seg)) => {
+                self.progress.segments.fetch_add(1, Ordering::Relaxed);
+                self.streams.on_segment(&seg, &mut self.out);
+                self.drain();
+            }
+            Ok(None) => {
+                self.progress.skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.progress.skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e.message, "packet not parsed");
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        for o in self.out.drain(..) {
+            match o {
+                Output::Exchange(ex) => {
+                    self.progress.exchanges.fetch_add(1, Ordering::Relaxed);
+                    let ex = self.store.push(ex);
+                    if let Some(sink) = &mut self.sink {
+                        sink(&ex);
+                    }
+                }
+                Output::Conn(ev) => {
+                    self.store.push_conn_event(ev);
+                }
+            }
+        }
+    }
+
+    /// End of input: what is pending goes out.
+    pub fn finish(mut self) {
+        self.streams.finish(&mut self.out);
+        self.drain();
+        self.progress.mark_done();
+    }
+}
+
+/// A capture opened and its header read, ready to be read packet by packet.
+pub struct Input {
+    /// The file as named (`-` for standard input), for messages.
+    pub name: String,
+    reader: CaptureReader,
+    /// Size of the file on disk (0: unknown, as for standard input).
+    total: u64,
+    /// Bytes taken from the file itself, when a decompressor stands between it and the reader.
+    raw_read: Option<Arc<AtomicU64>>,
+}
+
+/// Counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+impl Input {
+    /// Opens a pcap or pcapng capture, gzip- or zstd-compressed or not (told by its first
+    /// bytes, as Wireshark does), or standard input for `-`, and reads its header. The error
+    /// is one line that names the file: not found, a directory, empty, unreadable, not a
+    /// capture.
+    pub fn open(path: &Path) -> Result<Input, String> {
+        let name = path.display().to_string();
+        let fail = |what: String| format!("{name}: {what}");
+        let (raw, total): (Box<dyn Read + Send>, u64) = if path.as_os_str() == "-" {
+            (Box::new(std::io::stdin()), 0)
+        } else {
+            let meta = std::fs::metadata(path).map_err(|e| fail(io_reason(&e)))?;
+            if meta.is_dir() {
+                return Err(fail("is a directory, not a capture file".into()));
+            }
+            let file = std::fs::File::open(path).map_err(|e| fail(io_reason(&e)))?;
+            // A regular file of size 0 is empty; a named pipe reports 0 and is read anyway.
+            if meta.is_file() && meta.len() == 0 {
+                return Err(fail("empty file, not a capture".into()));
+            }
+            (Box::new(file), if meta.is_file() { meta.len() } else { 0 })
+        };
+        let mut input = std::io::BufReader::with_capacity(64 * 1024, raw);
+        let head = input.fill_buf().map_err(|e| fail(io_reason(&e)))?;
+        if head.is_empty() {
+            return Err(fail("empty input, not a capture".into()));
+        }
+        let (gzip, zstd) = (head.starts_with(&GZIP_MAGIC), head.starts_with(&ZSTD_MAGIC));
+        let read = Arc::new(AtomicU64::new(0));
+        let counted = Counting {
+            inner: input,
+            read: read.clone(),
+        };
+        let (reader, raw_read) = if gzip {
+            let gz = flate2::read::MultiGzDecoder::new(counted);
+            (CaptureReader::new(gz), Some(read))
+        } else if zstd {
+            let zst = zstd::stream::read::Decoder::new(counted).map_err(|e| fail(e.to_string()))?;
+            (CaptureReader::new(zst), Some(read))
+        } else {
+            (CaptureReader::new(counted), None)
+        };
+        let reader = reader.map_err(|e| fail(e.to_string()))?;
+        Ok(Input {
+            name,
+            reader,
+            total,
+            raw_read,
+        })
+    }
+
+    /// A progress for reading this input (labelled `pcap NAME`).
+    pub fn progress(&self) -> Arc<Progress> {
+        Progress::new(format!("pcap {}", self.name), self.total)
+    }
+
+    /// Bytes of the file read so far.
+    fn bytes_read(&self) -> u64 {
+        match &self.raw_read {
+            Some(n) => n.load(Ordering::Relaxed),
+            None => self.reader.bytes_read(),
+        }
+    }
+}
+
+/// An I/O error as a person reads it: `no such file`, `permission denied`, ….
+fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => "no such file".into(),
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::IsADirectory => "is a directory, not a capture file".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Reads a whole capture file into the store on the calling thread; a file that cannot be
+/// opened is the progress's error.
+pub fn read_file(path: &Path, opts: StreamOptions, store: Arc<Store>, progress: Arc<Progress>) {
+    match Input::open(path) {
+        Ok(input) => read_input(input, opts, store, progress, None),
+        Err(e) => {
+            progress.error(e);
+            progress.mark_done();
+        }
+    }
+}
+
+/// Reads an opened capture to its end into the store, handing each exchange to `sink` too.
+/// What stops it early (a truncated file) is the progress's error.
+pub fn read_input(
+    input: Input,
+    opts: StreamOptions,
+    store: Arc<Store>,
+    progress: Arc<Progress>,
+    sink: Option<Sink>,
+) {
+    let mut pipeline = Pipeline::new(opts, store, progress.clone());
+    if let Some(sink) = sink {
+        pipeline = pipeline.with_sink(sink);
+    }
+    read_packets(input, pipeline, &progress, &AtomicBool::new(false));
+}
+
+/// [`read_input`] with a sink, stopping early (without the exchanges still pending) once `stop`
+/// is set (`decode --count`).
+pub fn read_input_until(
+    input: Input,
+    opts: StreamOptions,
+    store: Arc<Store>,
+    progress: Arc<Progress>,
+    sink: Sink,
+    stop: &AtomicBool,
+) {
+    let pipeline = Pipeline::new(opts, store, progress.clone()).with_sink(sink);
+    read_packets(input, pipeline, &progress, stop);
+}
+
+fn read_packets(mut input: Input, mut pipeline: Pipeline, progress: &Progress, stop: &AtomicBool) {
+    while let Some(next) = input.reader.next_packet() {
+        if stop.load(Ordering::Relaxed) {
+            progress.mark_done();
+            return;
+        }
+        match next {
+            Ok(raw) => pipeline.packet(&raw),
+            Err(e) => progress.error(format!("{}: {e}", input.name)),
+        }
+        progress
+            .bytes_read
+            .store(input.bytes_read(), Ordering::Relaxed);
+    }
+    pipeline.finish();
+}
+
+/// Reads an opened capture on a thread of its own; rows appear in the store as it is read.
+pub fn spawn_input(
+    input: Input,
+    opts: StreamOptions,
+    store: Arc<Store>,
+) -> std::io::Result<Arc<Progress>> {
+    let progress = input.progress();
+    let p = progress.clone();
+    std::thread::Builder::new()
+        .name("pcap-reader".into())
+        .spawn(move || read_input(input, opts, store, p, None))?;
+    Ok(progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_shows_a_bar_while_reading_and_read_when_done() {
+        let p = Progress::new("pcap big.pcapng".into(), 1000);
+        p.bytes_read.store(420, Ordering::Relaxed);
+        p.packets.store(12, Ordering::Relaxed);
+        p.exchanges.store(3, Ordering::Relaxed);
+        assert_eq!(
+            p.status(),
+            "pcap big.pcapng [########............] 42% 12 packets, 3 exchanges"
+        );
+        p.done.store(true, Ordering::Relaxed);
+        p.error("file ends early".into());
+        assert_eq!(
+            p.status(),
+            "pcap big.pcapng 12 packets, 3 exchanges (read), 1 error"
+        );
+        // A file of unknown size (a named pipe) is read too; a live capture stops.
+        let pipe = Progress::new("pcap k.fifo".into(), 0);
+        pipe.done.store(true, Ordering::Relaxed);
+        assert_eq!(pipe.status(), "pcap k.fifo 0 packets, 0 exchanges (read)");
+        let sniff = Progress {
+            live: true,
+            label: "sniff lo".into(),
+            ..Progress::default()
+        };
+        assert_eq!(sniff.status(), "sniff lo 0 packets, 0 exchanges");
+        sniff.done.store(true, Ordering::Relaxed);
+        assert_eq!(sniff.status(), "sniff lo 0 packets, 0 exchanges (stopped)");
+    }
+}

@@ -1,0 +1,327 @@
+//! How an exchange is written as text, shared by every view and writer: times ([`clock`],
+//! [`Clock`]), the one-line form ([`line()`]) with its [`summarize`]d dissections, and the JSON
+//! object with the whole decoded tree and its byte spans ([`json()`]). Reads only the exchange and
+//! its dissections; the printers that write these lines out live with the binary's views.
+
+use serde_json::json;
+
+use crate::{Dissected, Exchange, FrameFault, Status, Verdict};
+use chronik_protocol::errors::error_name;
+use chronik_protocol::registry;
+use chronik_protocol::{Dissection, Field, Value};
+
+/// Formats µs since the epoch as `HH:MM:SS.micros` (UTC).
+pub fn clock(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let us = micros.rem_euclid(1_000_000);
+    let day = secs.rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        day / 3600,
+        (day / 60) % 60,
+        day % 60,
+        us
+    )
+}
+
+/// How a time is written: `utc` and `local` as `HH:MM:SS.micros`, `relative` as seconds since
+/// the first exchange shown, `epoch` as seconds since 1970 (both with microseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeFormat {
+    /// HH:MM:SS.micros in UTC
+    #[default]
+    Utc,
+    /// HH:MM:SS.micros in the local time zone (TZ)
+    Local,
+    /// seconds since the first exchange shown
+    Relative,
+    /// seconds since 1970-01-01 UTC
+    Epoch,
+}
+
+impl TimeFormat {
+    /// Every format, in the order `--help` lists them.
+    pub const ALL: [TimeFormat; 4] = [
+        TimeFormat::Utc,
+        TimeFormat::Local,
+        TimeFormat::Relative,
+        TimeFormat::Epoch,
+    ];
+
+    /// The word used on the command line.
+    pub fn word(self) -> &'static str {
+        match self {
+            TimeFormat::Utc => "utc",
+            TimeFormat::Local => "local",
+            TimeFormat::Relative => "relative",
+            TimeFormat::Epoch => "epoch",
+        }
+    }
+}
+
+/// Formats times in one [`TimeFormat`]; `relative` counts from the first time it formats.
+#[derive(Debug, Default)]
+pub struct Clock {
+    format: TimeFormat,
+    first: std::sync::OnceLock<i64>,
+}
+
+impl Clock {
+    /// A clock writing times in `format`.
+    pub fn new(format: TimeFormat) -> Clock {
+        Clock {
+            format,
+            first: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `micros` (since the epoch) as text.
+    pub fn format(&self, micros: i64) -> String {
+        let secs = |us: i64| {
+            let sign = if us < 0 { "-" } else { "" };
+            let us = us.unsigned_abs();
+            format!("{sign}{}.{:06}", us / 1_000_000, us % 1_000_000)
+        };
+        match self.format {
+            TimeFormat::Utc => clock(micros),
+            TimeFormat::Local => {
+                use chrono::TimeZone;
+                match chrono::Local.timestamp_micros(micros).single() {
+                    Some(t) => t.format("%H:%M:%S%.6f").to_string(),
+                    None => clock(micros),
+                }
+            }
+            TimeFormat::Relative => secs(micros - *self.first.get_or_init(|| micros)),
+            TimeFormat::Epoch => secs(micros),
+        }
+    }
+}
+
+/// Request to response: `0.31ms` below 10 ms, `502ms` from there; `-` without a response.
+fn latency(ex: &Exchange) -> String {
+    match ex.latency_micros() {
+        Some(us) if us >= 10_000 => format!("{:.0}ms", us as f64 / 1000.0),
+        Some(us) => format!("{:.2}ms", us as f64 / 1000.0),
+        None => "-".into(),
+    }
+}
+
+/// One line: time, connection, client, api and version, correlation id, latency, sizes, summary.
+pub fn line(ex: &Exchange) -> String {
+    line_at(ex, &clock(ex.request_at))
+}
+
+/// [`line()`] with its time written by `clock`.
+pub fn line_with(ex: &Exchange, clock: &Clock) -> String {
+    line_at(ex, &clock.format(ex.request_at))
+}
+
+/// [`line()`] with its time already written.
+fn line_at(ex: &Exchange, time: &str) -> String {
+    let status = match &ex.status {
+        Status::Answered => String::new(),
+        Status::NoResponse => "[no response: acks=0]".into(),
+        Status::Unanswered => "[unanswered]".into(),
+        Status::Malformed { error } => format!("[MALFORMED: {error}]"),
+        Status::Refused { reason } => format!("[refused: {reason}]"),
+    };
+    let size = |frame: Option<&Vec<u8>>| frame.map_or("-".into(), |f| format!("{}B", f.len()));
+    let mut tail = vec![summarize(&ex.dissect()), status];
+    tail.extend(ex.notes.iter().map(|n| format!("({n})")));
+    tail.retain(|t| !t.is_empty());
+    format!(
+        "{} conn={} {} client={} {} corr={} {} req={} resp={} {}",
+        time,
+        ex.conn,
+        ex.peer,
+        ex.client_id.as_deref().unwrap_or("-"),
+        ex.api_label(),
+        ex.correlation_id,
+        latency(ex),
+        size(ex.request_seen().then_some(&ex.request)),
+        size(ex.response.as_ref()),
+        tail.join(" "),
+    )
+    .trim_end()
+    .to_string()
+}
+
+/// A short summary of an exchange from its dissections: topics and partitions named in the
+/// request, and from the response the error codes that are not zero, produce base offsets and
+/// throttle time; then what the [`Verdict`] finds wrong with either frame.
+pub fn summarize(d: &Dissected) -> String {
+    let v = &d.verdict;
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(req) = &d.request {
+        request_parts(req, &mut parts);
+    }
+    if let Some(resp) = d.response.as_ref().filter(|_| v.response_read) {
+        response_parts(resp, v, &mut parts);
+    }
+    if v.request_missing {
+        parts.push("request not in the capture".into());
+    }
+    match &v.request {
+        Some(FrameFault::Undecodable(e)) => parts.push(format!("request undecodable: {e}")),
+        Some(FrameFault::TrailingBytes { len, .. }) => parts.push(format!(
+            "request has {len} bytes after the spec's last field"
+        )),
+        None => {}
+    }
+    parts.join(" ")
+}
+
+/// What the request names: a bare SASL token's user, topics, group, records.
+fn request_parts(req: &Dissection, parts: &mut Vec<String>) {
+    if req.root.find("sasl.token").is_some() {
+        parts.push("bare SASL token (after SaslHandshake v0)".into());
+        if let Some(Value::Str(user)) = req.root.find("sasl.plain.authcid").map(|f| &f.value) {
+            parts.push(format!("user={user}"));
+        }
+    }
+    let mut topics: Vec<String> = Vec::new();
+    req.root.walk(0, &mut |f, _| {
+        let short = f.short_name();
+        if (short == "name" || short == "topic") && f.name().contains("topic") {
+            if let Value::Str(s) = &f.value {
+                if !topics.contains(s) {
+                    topics.push(s.clone());
+                }
+            }
+        }
+        if f.name().ends_with("request.group_id") {
+            if let Value::Str(s) = &f.value {
+                parts.push(format!("group={s}"));
+            }
+        }
+    });
+    if !topics.is_empty() {
+        let shown: Vec<&str> = topics.iter().take(3).map(String::as_str).collect();
+        let more = if topics.len() > 3 {
+            format!("+{}", topics.len() - 3)
+        } else {
+            String::new()
+        };
+        parts.push(format!("topics={}{}", shown.join(","), more));
+    }
+    let mut records = 0usize;
+    req.root.walk(0, &mut |f, _| {
+        if f.name() == "record" || f.name() == "message" {
+            records += 1;
+        }
+    });
+    if records > 0 {
+        parts.push(format!("records={records}"));
+    }
+}
+
+/// What the response says: base offsets, throttle time, and ok, its errors, or why it does not
+/// read.
+fn response_parts(resp: &Dissection, v: &Verdict, parts: &mut Vec<String>) {
+    let mut offsets: Vec<i64> = Vec::new();
+    let mut throttle = None;
+    resp.root.walk(0, &mut |f, _| {
+        if f.name() == "produce.response.responses.partition_responses.base_offset" {
+            offsets.extend(f.as_int());
+        } else if f.short_name() == "throttle_time_ms" {
+            throttle = f.as_int();
+        }
+    });
+    let mut errors: Vec<&str> = Vec::new();
+    for e in v.errors().map(error_name) {
+        if !errors.contains(&e) {
+            errors.push(e);
+        }
+    }
+    if !offsets.is_empty() {
+        let o: Vec<String> = offsets.iter().take(4).map(i64::to_string).collect();
+        parts.push(format!("base_offset={}", o.join(",")));
+    }
+    if let Some(t) = throttle.filter(|t| *t != 0) {
+        parts.push(format!("throttle={t}ms"));
+    }
+    match &v.response {
+        Some(FrameFault::Undecodable(e)) => parts.push(format!("response undecodable: {e}")),
+        // The values above were read as the spec lays the response out; with bytes left
+        // over they are not what the broker meant (a misplaced field, say).
+        Some(FrameFault::TrailingBytes { len, .. }) => parts.push(format!(
+            "MISREAD: {len} bytes left after the spec's last field"
+        )),
+        None if errors.is_empty() => parts.push("ok".into()),
+        None => parts.push(format!("error={}", errors.join(","))),
+    }
+}
+
+/// One frame in JSON: its bytes in hex, its dissected tree, and where decoding stopped (null
+/// when it did not).
+fn tree_json(d: &Dissection, frame: &[u8]) -> serde_json::Value {
+    json!({
+        "frame_hex": hex(frame),
+        "tree": field_json(&d.root),
+        "error": d.error,
+    })
+}
+
+/// One field in JSON with its children: registry name, byte offset and length (in buffer
+/// `buffer` when not the frame itself: a decompressed record set), and its value.
+fn field_json(f: &Field) -> serde_json::Value {
+    let mut v = json!({
+        "name": f.name(),
+        "offset": f.offset,
+        "len": f.len,
+    });
+    if f.buffer != 0 {
+        v["buffer"] = json!(f.buffer);
+    }
+    match &f.value {
+        Value::Group => {}
+        Value::Element(i) => v["index"] = json!(i),
+        Value::Int(i) => v["value"] = json!(i),
+        Value::Float(x) => v["value"] = json!(x),
+        Value::Bool(b) => v["value"] = json!(b),
+        Value::Str(s) => v["value"] = json!(s),
+        Value::Null => v["value"] = serde_json::Value::Null,
+        Value::Bytes { start, len } => {
+            v["bytes"] = json!({ "start": start, "len": len });
+        }
+        Value::Uuid(u) => v["value"] = json!(u),
+    }
+    if let Some(n) = &f.note {
+        v["note"] = json!(n);
+    }
+    if !f.children.is_empty() {
+        v["children"] = f.children.iter().map(field_json).collect();
+    }
+    v
+}
+
+/// Bytes as lower-case hex, two digits each.
+fn hex(b: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        let _ = write!(s, "{x:02x}");
+    }
+    s
+}
+
+/// One JSON object: the exchange's metadata, and each frame's hex, tree and decode error.
+pub fn json(ex: &Exchange) -> serde_json::Value {
+    let mut v = serde_json::to_value(ex).unwrap_or_else(|_| json!({}));
+    // A response whose request was not seen: no request, and no API name unless the capture
+    // kept the request's header.
+    v["api_name"] = if ex.api_key < 0 && !ex.request_seen() {
+        serde_json::Value::Null
+    } else {
+        json!(registry::api_name(ex.api_key))
+    };
+    v["latency_us"] = json!(ex.latency_micros());
+    v["request"] = match ex.dissect_request() {
+        Some(d) => tree_json(&d, &ex.request),
+        None => serde_json::Value::Null,
+    };
+    if let (Some(d), Some(frame)) = (ex.dissect_response(), ex.response.as_ref()) {
+        v["response"] = tree_json(&d, frame);
+    }
+    v
+}

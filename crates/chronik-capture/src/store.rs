@@ -1,0 +1,290 @@
+//! The bounded exchange store: keeps the newest exchanges within a count and a byte cap, and
+//! publishes each new one to subscribers without ever blocking the producer.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+use super::{ConnEvent, Exchange};
+
+/// Caps on what the store keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreLimits {
+    pub max_exchanges: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            max_exchanges: 100_000,
+            max_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+struct Inner {
+    items: VecDeque<Arc<Exchange>>,
+    bytes: usize,
+    next_id: u64,
+    evicted: u64,
+    /// The newest connection events (at most `max_exchanges` of them).
+    conn_events: VecDeque<Arc<ConnEvent>>,
+    /// The newest markers (at most `max_exchanges` of them).
+    markers: VecDeque<Arc<Marker>>,
+    next_marker: u64,
+    /// Requests a source is handling now, per connection.
+    in_flight: std::collections::HashMap<u64, InFlight>,
+}
+
+/// A request being handled: read, its response not yet written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct InFlight {
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    /// When it arrived, µs since the epoch.
+    pub since: i64,
+}
+
+/// A note in the capture's timeline that is not a frame: a setting changed while clients ran
+/// (placement, rules, throttle, caps), so a capture explains itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Marker {
+    /// Sequence number among markers, from 1.
+    pub id: u64,
+    /// When, µs since the epoch.
+    pub at: i64,
+    /// Id of the newest exchange stored before it (0: none), to place it in the list.
+    pub after_exchange: u64,
+    /// What changed, e.g. `placement: front (was spec)`.
+    pub text: String,
+}
+
+/// One item of the store's [`Store::timeline`].
+#[derive(Debug, Clone)]
+pub enum TimelineItem {
+    Exchange(Arc<Exchange>),
+    ConnEvent(Arc<ConnEvent>),
+    Marker(Arc<Marker>),
+}
+
+/// The store. Cheap to share (`Arc<Store>`).
+pub struct Store {
+    limits: StoreLimits,
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Arc<Exchange>>,
+    conn_tx: broadcast::Sender<Arc<ConnEvent>>,
+}
+
+/// A live feed of new exchanges. A subscriber that falls behind loses the oldest ones and is
+/// told how many (`RecvError::Lagged`), the producer never waits.
+pub type Subscription = broadcast::Receiver<Arc<Exchange>>;
+
+impl Store {
+    pub fn new(limits: StoreLimits) -> Arc<Store> {
+        let (tx, _) = broadcast::channel(4096);
+        let (conn_tx, _) = broadcast::channel(4096);
+        Arc::new(Store {
+            limits,
+            inner: Mutex::new(Inner {
+                items: VecDeque::new(),
+                bytes: 0,
+                next_id: 1,
+                evicted: 0,
+                conn_events: VecDeque::new(),
+                markers: VecDeque::new(),
+                next_marker: 1,
+                in_flight: std::collections::HashMap::new(),
+            }),
+            tx,
+            conn_tx,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding the lock leaves consistent data (every update is a
+        // single push or pop), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds an exchange, assigning its id; evicts the oldest beyond the caps.
+    pub fn push(&self, mut ex: Exchange) -> Arc<Exchange> {
+        let ex = {
+            let mut g = self.lock();
+            ex.id = g.next_id;
+            g.next_id += 1;
+            let ex = Arc::new(ex);
+            g.bytes += ex.size();
+            g.items.push_back(ex.clone());
+            while g.items.len() > self.limits.max_exchanges
+                || (g.bytes > self.limits.max_bytes && g.items.len() > 1)
+            {
+                if let Some(old) = g.items.pop_front() {
+                    g.bytes -= old.size();
+                    g.evicted += 1;
+                }
+            }
+            ex
+        };
+        // No receivers is fine.
+        let _ = self.tx.send(ex.clone());
+        ex
+    }
+
+    /// Records a connection event and publishes it (never waits).
+    pub fn push_conn_event(&self, ev: ConnEvent) -> Arc<ConnEvent> {
+        let ev = Arc::new(ev);
+        {
+            let mut g = self.lock();
+            g.conn_events.push_back(ev.clone());
+            while g.conn_events.len() > self.limits.max_exchanges.max(1) {
+                g.conn_events.pop_front();
+            }
+        }
+        let _ = self.conn_tx.send(ev.clone());
+        ev
+    }
+
+    /// Notes that a connection's request is being handled (a source serving requests calls it
+    /// when a request arrives, and [`Store::end_request`] once its exchange is pushed).
+    pub fn begin_request(&self, conn: u64, request: InFlight) {
+        self.lock().in_flight.insert(conn, request);
+    }
+
+    /// Clears what [`Store::begin_request`] noted.
+    pub fn end_request(&self, conn: u64) {
+        self.lock().in_flight.remove(&conn);
+    }
+
+    /// The request a connection's source is handling now, if any.
+    pub fn in_flight(&self, conn: u64) -> Option<InFlight> {
+        self.lock().in_flight.get(&conn).copied()
+    }
+
+    /// Records a marker at the current end of the timeline.
+    pub fn push_marker(&self, text: String) -> Arc<Marker> {
+        let mut g = self.lock();
+        let m = Arc::new(Marker {
+            id: g.next_marker,
+            at: super::exchange::now_micros(),
+            after_exchange: g.next_id - 1,
+            text,
+        });
+        g.next_marker += 1;
+        g.markers.push_back(m.clone());
+        while g.markers.len() > self.limits.max_exchanges.max(1) {
+            g.markers.pop_front();
+        }
+        m
+    }
+
+    /// Markers with id greater than `after`, oldest first.
+    pub fn markers_since(&self, after: u64) -> Vec<Arc<Marker>> {
+        let g = self.lock();
+        let start = g.markers.partition_point(|m| m.id <= after);
+        g.markers.range(start..).cloned().collect()
+    }
+
+    /// Subscribes to connection events pushed from now on.
+    pub fn subscribe_conn_events(&self) -> broadcast::Receiver<Arc<ConnEvent>> {
+        self.conn_tx.subscribe()
+    }
+
+    /// The connection events currently held, oldest first.
+    pub fn conn_events(&self) -> Vec<Arc<ConnEvent>> {
+        self.lock().conn_events.iter().cloned().collect()
+    }
+
+    /// Subscribes to exchanges pushed from now on.
+    pub fn subscribe(&self) -> Subscription {
+        self.tx.subscribe()
+    }
+
+    /// A copy of the exchanges currently held, oldest first.
+    pub fn snapshot(&self) -> Vec<Arc<Exchange>> {
+        self.lock().items.iter().cloned().collect()
+    }
+
+    /// Exchanges with id greater than `after`, oldest first.
+    pub fn since(&self, after: u64) -> Vec<Arc<Exchange>> {
+        let g = self.lock();
+        let start = g.items.partition_point(|e| e.id <= after);
+        g.items.range(start..).cloned().collect()
+    }
+
+    /// The caps this store keeps to.
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
+    /// Id of the oldest exchange still held (None: none held).
+    pub fn oldest_id(&self) -> Option<u64> {
+        self.lock().items.front().map(|e| e.id)
+    }
+
+    /// Id of the newest exchange pushed (0: none yet).
+    pub fn newest_id(&self) -> u64 {
+        self.lock().next_id - 1
+    }
+
+    /// Everything held now, in one order: exchanges by id, each marker after the exchange it
+    /// follows, each connection event before the first exchange whose request came after it.
+    pub fn timeline(&self) -> Vec<TimelineItem> {
+        let mut markers = self.markers_since(0).into_iter().peekable();
+        let mut events = self.conn_events().into_iter().peekable();
+        let mut out = Vec::new();
+        for ex in self.snapshot() {
+            while let Some(m) = markers.next_if(|m| m.after_exchange < ex.id) {
+                out.push(TimelineItem::Marker(m));
+            }
+            while let Some(e) = events.next_if(|e| e.at <= ex.request_at) {
+                out.push(TimelineItem::ConnEvent(e));
+            }
+            out.push(TimelineItem::Exchange(ex));
+        }
+        out.extend(markers.map(TimelineItem::Marker));
+        out.extend(events.map(TimelineItem::ConnEvent));
+        out
+    }
+
+    /// (held, bytes held, evicted so far).
+    pub fn stats(&self) -> (usize, usize, u64) {
+        let g = self.lock();
+        (g.items.len(), g.bytes, g.evicted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Status;
+
+    fn ex(size: usize) -> Exchange {
+        Exchange {
+            api_key: 18,
+            api_version: 0,
+            correlation_id: 1,
+            request: vec![0; size],
+            ..Exchange::new(1, "127.0.0.1:1".parse().unwrap(), 0, Status::NoResponse)
+        }
+    }
+
+    #[test]
+    fn evicts_by_count_and_bytes() {
+        let s = Store::new(StoreLimits {
+            max_exchanges: 3,
+            max_bytes: 100,
+        });
+        for _ in 0..5 {
+            s.push(ex(10));
+        }
+        let ids: Vec<u64> = s.snapshot().iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![3, 4, 5]);
+        s.push(ex(90));
+        let (n, bytes, evicted) = s.stats();
+        assert_eq!((n, bytes, evicted), (2, 100, 4));
+        assert_eq!(s.since(5).len(), 1);
+    }
+}

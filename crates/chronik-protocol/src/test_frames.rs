@@ -1,0 +1,40 @@
+//! Request and response frames (size prefix included) encoded by kafka-protocol, the
+//! independent implementation the crate's unit tests feed to the dissector, the capture
+//! streams, the filter and the stall detector.
+
+use bytes::BytesMut;
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+
+/// A request of API `key`, `version` with its header (the header version the message type
+/// needs).
+pub fn request_frame<R: Encodable + HeaderVersion>(
+    key: i16,
+    version: i16,
+    corr: i32,
+    client: Option<&str>,
+    req: &R,
+) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(key)
+        .with_request_api_version(version)
+        .with_correlation_id(corr)
+        .with_client_id(client.map(|c| StrBytes::from_string(c.to_string())));
+    let mut b = BytesMut::new();
+    header
+        .encode(&mut b, R::header_version(version))
+        .expect("header");
+    req.encode(&mut b, version).expect("body");
+    super::frame::with_size_prefix(&b)
+}
+
+/// A response with its header (ApiVersions' is always v0, as the message type says).
+pub fn response_frame<R: Encodable + HeaderVersion>(version: i16, corr: i32, resp: &R) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    ResponseHeader::default()
+        .with_correlation_id(corr)
+        .encode(&mut b, R::header_version(version))
+        .expect("header");
+    resp.encode(&mut b, version).expect("body");
+    super::frame::with_size_prefix(&b)
+}

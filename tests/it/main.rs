@@ -1,0 +1,25 @@
+//! The integration tests, in one test binary (one link instead of one per file): the real
+//! binary, real clients over real sockets, real captures, tshark, tmux. Each module is one
+//! subject; `tests/it/common/` holds what they share. Run one module with
+//! `cargo nextest run --test it clients::` (or `cargo test --test it clients::`).
+
+mod common;
+
+mod bad_input;
+mod broker_socket;
+mod cli;
+mod clients;
+mod conn_events;
+mod dissector_limits;
+mod export_pcapng;
+mod matrix;
+mod pcap_decode;
+mod placement;
+mod readme;
+mod records;
+mod schema_oracle;
+mod stall;
+mod third_party_captures;
+mod tshark_live;
+mod tui_render;
+mod tui_tmux;

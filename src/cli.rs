@@ -189,6 +189,10 @@ pub enum Command {
     /// Run every installed real client through one produce-and-ack in each throttle placement
     /// mode against an embedded broker, and print the compatibility table.
     Matrix(MatrixArgs),
+    /// Reproduce a bug report: run a scenario file (TOML: broker settings, then steps that run
+    /// real clients, send requests, change settings and expect things) against a fresh
+    /// embedded broker, step by step in the terminal UI, or headless with one line per step.
+    Repro(ReproArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
     Completions {
         /// The shell.
@@ -233,6 +237,26 @@ pub struct DecodeArgs {
     /// TCP port of the Kafka brokers in the capture (repeatable).
     #[arg(long = "kafka-port", value_name = "PORT", default_values_t = [9092u16])]
     pub kafka_ports: Vec<u16>,
+}
+
+/// Arguments of `chronik-tui repro`.
+#[derive(Debug, Args)]
+pub struct ReproArgs {
+    /// The scenario file (see the README's "Scenarios").
+    #[arg(value_name = "SCENARIO")]
+    pub file: PathBuf,
+    /// One line per step instead of the terminal UI (also when stdout is not a terminal).
+    #[arg(long)]
+    pub headless: bool,
+    /// With --headless: print the report as one JSON object at the end.
+    #[arg(long)]
+    pub json: bool,
+    /// Only check the file, run nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Repository root, where the client programs are (default: as `matrix` finds it).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
 }
 
 /// Arguments of `chronik-tui matrix`.

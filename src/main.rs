@@ -15,7 +15,7 @@ use chronik_tui::capture::pcap::kafka_stream::StreamOptions;
 use chronik_tui::capture::pcap::source::{self, Input, Progress};
 use chronik_tui::capture::render::Clock;
 use chronik_tui::capture::{Store, StoreLimits};
-use chronik_tui::cli::{self, Cli, Command, DecodeArgs, MatrixArgs, UsageError};
+use chronik_tui::cli::{self, Cli, Command, DecodeArgs, MatrixArgs, ReproArgs, UsageError};
 use chronik_tui::decode::{self, DecodeError, DecodeOptions};
 use chronik_tui::headless::{self, Out};
 use chronik_tui::settings::{Knobs, Settings, StallThresholds};
@@ -65,6 +65,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Matrix(args)) => {
             init_logging(explicit_log.as_deref(), verbose)?;
             run_matrix(args).await
+        }
+        Some(Command::Repro(args)) => {
+            let warning = init_default_logging(explicit_log.as_deref(), verbose)?;
+            run_repro(args, warning).await
         }
         Some(Command::Completions { shell }) => {
             cli::completions(shell, &mut std::io::stdout());
@@ -147,6 +151,61 @@ async fn run_matrix(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         print!("{}", matrix::render_table(&m));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `chronik-tui repro FILE`: checks the scenario (a bad file is a usage error naming the line
+/// and column), then runs it: headless, one line per step (or a JSON report), exit code 0 only
+/// when every expectation held.
+async fn run_repro(args: ReproArgs, log_warning: Option<String>) -> anyhow::Result<ExitCode> {
+    use chronik_tui::scenario::{self, Scenario};
+    let scenario =
+        Scenario::load(&args.file).map_err(|e| anyhow::Error::new(UsageError(e.to_string())))?;
+    if args.check {
+        println!(
+            "{}: {} ({} steps) is well-formed",
+            args.file.display(),
+            scenario.name,
+            scenario.steps.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(w) = log_warning {
+        eprintln!("chronik-tui: {w}");
+    }
+    let root = chronik_tui::matrix::resolve_root(args.root.as_deref())
+        .ok()
+        .map(|r| r.dir);
+    let json = args.json;
+    if !json {
+        println!("scenario: {} ({})", scenario.name, args.file.display());
+    }
+    let report = scenario::run(scenario, root, |step, total| {
+        if !json {
+            println!("{}", step.line(total));
+        }
+    })
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let held: usize = report
+            .steps
+            .iter()
+            .map(|s| s.outcomes.iter().filter(|o| o.held).count())
+            .sum();
+        let expected: usize = report.steps.iter().map(|s| s.outcomes.len()).sum();
+        println!(
+            "{}: {}/{} steps passed, {held}/{expected} expectations held",
+            if report.passed { "PASS" } else { "FAIL" },
+            report.steps.iter().filter(|s| s.passed).count(),
+            report.steps.len()
+        );
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Sets up `tracing` to write to `path`, or with none to the default log file when `default`

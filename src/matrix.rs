@@ -354,6 +354,13 @@ impl Outcome {
             Outcome::Error => "error",
         }
     }
+
+    /// The outcome of a word ([`Outcome::word`]), any case.
+    pub fn from_word(word: &str) -> Option<Outcome> {
+        [Outcome::Ok, Outcome::Stalled, Outcome::Error]
+            .into_iter()
+            .find(|o| o.word().eq_ignore_ascii_case(word.trim()))
+    }
 }
 
 /// What the broker saw during a cell, from the store.
@@ -524,6 +531,142 @@ pub fn broker_view(exchanges: &[Arc<Exchange>], store: &Store) -> BrokerView {
     v
 }
 
+/// What a client program did: its JSON-line events (with when each arrived), how it ended in
+/// the matrix's words, and the evidence.
+#[derive(Debug, Clone)]
+pub struct ProgramRun {
+    /// Every JSON line it printed, with the time it arrived (µs since the epoch).
+    pub events: Vec<(i64, serde_json::Value)>,
+    pub outcome: Outcome,
+    /// The client's own message (error, timeout), or why the run was cut short.
+    pub message: Option<String>,
+    /// Killed at the time limit.
+    pub killed: bool,
+    pub exit: Option<std::process::ExitStatus>,
+    pub elapsed_ms: f64,
+}
+
+/// Runs a client program of `tests/clients/` (`argv`: the program and every argument) until it
+/// ends or `timeout` passes (then it is killed), reading its JSON lines as they come. The
+/// outcome: `ok` when it said `done`, reported no `error` and exited 0; `stalled` when its error
+/// says it gave up waiting, or it was killed; `error` otherwise, with its message (or the end
+/// of its stderr).
+pub async fn run_program(argv: &[String], timeout: Duration) -> anyhow::Result<ProgramRun> {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("starting {}: {e}", argv.join(" ")))?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    // The end of the client's stderr (the part that says why it stopped), bounded.
+    let stderr_task = tokio::spawn(async move {
+        let mut kept: Vec<u8> = Vec::new();
+        if let Some(mut s) = stderr {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = s.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                kept.extend_from_slice(&chunk[..n]);
+                if kept.len() > STDERR_KEPT {
+                    kept.drain(..kept.len() - STDERR_KEPT);
+                }
+            }
+        }
+        String::from_utf8_lossy(&kept).into_owned()
+    });
+    let mut events = Vec::new();
+    let read = async {
+        if let Some(out) = stdout {
+            let mut lines = BufReader::new(out).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(j) = serde_json::from_str::<serde_json::Value>(&line) {
+                    events.push((now_micros(), j));
+                }
+            }
+        }
+        child.wait().await
+    };
+    let waited = tokio::time::timeout(timeout, read).await;
+    let killed = waited.is_err();
+    let exit = match waited {
+        Ok(Ok(status)) => Some(status),
+        _ => {
+            let _ = child.kill().await;
+            None
+        }
+    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let stderr_text = match tokio::time::timeout(Duration::from_secs(2), stderr_task).await {
+        Ok(Ok(s)) => s,
+        _ => String::new(),
+    };
+    let said = |kind: &str| {
+        events
+            .iter()
+            .rev()
+            .find(|(_, j)| j["event"] == kind)
+            .and_then(|(_, j)| j["message"].as_str().map(str::to_string))
+    };
+    let done = events.iter().any(|(_, j)| j["event"] == "done");
+    let error = events
+        .iter()
+        .find(|(_, j)| j["event"] == "error")
+        .map(|(_, j)| j["message"].as_str().unwrap_or("").to_string());
+    let ok = done && error.is_none() && exit.is_some_and(|s| s.success());
+    let (outcome, message) = if ok {
+        (Outcome::Ok, None)
+    } else if let Some(msg) = error {
+        let o = if is_timeout_message(&msg) {
+            Outcome::Stalled
+        } else {
+            Outcome::Error
+        };
+        (o, Some(msg))
+    } else if killed {
+        let mut msg = format!(
+            "no result within {:.0} s; the client was killed",
+            timeout.as_secs_f64()
+        );
+        if let Some(l) = said("log") {
+            msg.push_str(&format!("; its last log line: {l}"));
+        }
+        let e = tail(&stderr_text, 300);
+        if !e.is_empty() {
+            msg.push_str(&format!("; stderr: {e}"));
+        }
+        (Outcome::Stalled, Some(msg))
+    } else {
+        let e = tail(&stderr_text, 500);
+        (
+            Outcome::Error,
+            Some(format!(
+                "exited {} without finishing{}",
+                exit.map_or("?".into(), |s| s.to_string()),
+                if e.is_empty() {
+                    String::new()
+                } else {
+                    format!("; stderr: {e}")
+                }
+            )),
+        )
+    };
+    Ok(ProgramRun {
+        events,
+        outcome,
+        message,
+        killed,
+        exit,
+        elapsed_ms,
+    })
+}
+
 /// Runs one cell: a fresh embedded broker on 127.0.0.1:0 in `mode`, the client producing one
 /// message with acks=all, killed after `timeout`.
 pub async fn run_cell(
@@ -561,88 +704,21 @@ pub async fn run_cell(
     let handle = broker::start(config, store.clone(), settings).await?;
     let bootstrap = handle.local_addr.to_string();
     let topic = format!("matrix-{}-{}", client.kind.name, mode.word());
-    let mut cmd = Command::new(&client.argv[0]);
-    cmd.args(&client.argv[1..])
-        .args(["produce", &bootstrap, &topic, "matrix", "1", "none", "0"])
-        .arg(format!("timeout_ms={client_timeout_ms}"))
-        .arg(format!("request_timeout_ms={request_timeout_ms}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("starting {}: {e}", client.argv.join(" ")))?;
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    // The end of the client's stderr (the part that says why it stopped), bounded.
-    let stderr_task = tokio::spawn(async move {
-        let mut kept: Vec<u8> = Vec::new();
-        if let Some(mut s) = stderr {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = s.read(&mut chunk).await {
-                if n == 0 {
-                    break;
-                }
-                kept.extend_from_slice(&chunk[..n]);
-                if kept.len() > STDERR_KEPT {
-                    kept.drain(..kept.len() - STDERR_KEPT);
-                }
-            }
-        }
-        String::from_utf8_lossy(&kept).into_owned()
-    });
-    // What the client's JSON lines said.
-    let mut acked_at: Option<i64> = None;
-    let mut acked_offset: Option<i64> = None;
-    let mut done = false;
-    let mut error: Option<String> = None;
-    let mut last_log: Option<String> = None;
-    let read = async {
-        if let Some(out) = stdout {
-            let mut lines = BufReader::new(out).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let Ok(j) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    continue;
-                };
-                match j.get("event").and_then(|e| e.as_str()) {
-                    Some("produced") if acked_at.is_none() => {
-                        acked_at = Some(now_micros());
-                        acked_offset = j.get("offset").and_then(|o| o.as_i64());
-                    }
-                    Some("done") => done = true,
-                    Some("error") => {
-                        error = Some(
-                            j.get("message")
-                                .and_then(|m| m.as_str())
-                                .unwrap_or("")
-                                .to_string(),
-                        )
-                    }
-                    Some("log") => {
-                        last_log = j.get("message").and_then(|m| m.as_str()).map(String::from)
-                    }
-                    _ => {}
-                }
-            }
-        }
-        child.wait().await
-    };
-    let waited = tokio::time::timeout(timeout, read).await;
-    let killed = waited.is_err();
-    let exit = match waited {
-        Ok(Ok(status)) => Some(status),
-        _ => {
-            let _ = child.kill().await;
-            None
-        }
-    };
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let stderr_text = match tokio::time::timeout(Duration::from_secs(2), stderr_task).await {
-        Ok(Ok(s)) => s,
-        _ => String::new(),
-    };
+    let mut argv = client.argv.clone();
+    argv.extend(
+        ["produce", &bootstrap, &topic, "matrix", "1", "none", "0"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    argv.push(format!("timeout_ms={client_timeout_ms}"));
+    argv.push(format!("request_timeout_ms={request_timeout_ms}"));
+    let run = run_program(&argv, timeout).await?;
+    let (acked_at, acked_offset) = run
+        .events
+        .iter()
+        .find(|(_, j)| j["event"] == "produced")
+        .map_or((None, None), |(at, j)| (Some(*at), j["offset"].as_i64()));
+    let (killed, elapsed_ms) = (run.killed, run.elapsed_ms);
     // Let the broker record the connections' ends, and the detector take them in, before
     // looking.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -684,44 +760,7 @@ pub async fn run_cell(
         .iter()
         .find(|e| e.api_key == api_key::PRODUCE)
         .map(|e| e.request_at);
-    let ok = done && error.is_none() && exit.is_some_and(|s| s.success());
-    let (outcome, message) = if ok {
-        (Outcome::Ok, None)
-    } else if let Some(msg) = error {
-        let o = if is_timeout_message(&msg) {
-            Outcome::Stalled
-        } else {
-            Outcome::Error
-        };
-        (o, Some(msg))
-    } else if killed {
-        let mut msg = format!(
-            "no result within {:.0} s; the matrix killed the client",
-            timeout.as_secs_f64()
-        );
-        if let Some(l) = last_log {
-            msg.push_str(&format!("; its last log line: {l}"));
-        }
-        let e = tail(&stderr_text, 300);
-        if !e.is_empty() {
-            msg.push_str(&format!("; stderr: {e}"));
-        }
-        (Outcome::Stalled, Some(msg))
-    } else {
-        let e = tail(&stderr_text, 500);
-        (
-            Outcome::Error,
-            Some(format!(
-                "exited {} without an ack{}",
-                exit.map_or("?".into(), |s| s.to_string()),
-                if e.is_empty() {
-                    String::new()
-                } else {
-                    format!("; stderr: {e}")
-                }
-            )),
-        )
-    };
+    let (outcome, message) = (run.outcome, run.message.clone());
     let ack_ms = match (outcome, acked_at, first_produce) {
         (Outcome::Ok, Some(a), Some(p)) => Some((a - p) as f64 / 1000.0),
         _ => None,

@@ -110,6 +110,14 @@ impl BrokerHandle {
             .collect()
     }
 
+    /// Creates a topic with `partitions` partitions and no configs (`Ok` too when it exists).
+    pub fn create_topic(&self, name: &str, partitions: i32) -> anyhow::Result<()> {
+        self.shared
+            .topics
+            .create(name, partitions, std::collections::BTreeMap::new())
+            .map(|_| ())
+    }
+
     /// Stops accepting connections and closes the open ones (their pending requests are
     /// captured as unanswered).
     pub async fn shutdown(self) {

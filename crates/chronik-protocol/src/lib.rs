@@ -5,6 +5,7 @@
 pub mod api_key;
 pub mod batch;
 pub mod dissect;
+pub mod encode;
 pub mod errors;
 pub mod frame;
 pub mod placement;

@@ -1,0 +1,148 @@
+//! `chronik-tui repro`: the shipped scenarios pass against the real clients, a false expectation
+//! fails naming its step, and a broken file is refused with its line and column.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_chronik-tui");
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/scenarios")
+}
+
+fn repro(file: &Path, extra: &[&str]) -> Output {
+    let logs = tempfile::tempdir().unwrap();
+    Command::new(BIN)
+        .arg("repro")
+        .arg(file)
+        .args(["--headless", "--log-file"])
+        .arg(logs.path().join("log"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Every scenario shipped in captures/scenarios/, each run as a test of its own below.
+const SHIPPED: &[&str] = &["throttle-time-first.toml"];
+
+#[test]
+fn every_shipped_scenario_has_its_test() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(scenarios_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = SHIPPED.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+}
+
+/// Runs a shipped scenario; it must pass, every step and every expectation.
+fn shipped(name: &str) {
+    let out = repro(&scenarios_dir().join(name), &[]);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name} failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("PASS: "), "{stdout}");
+    assert!(
+        !stdout.contains(" FAIL ") && !stdout.contains(" SKIP "),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn throttle_time_first() {
+    shipped("throttle-time-first.toml");
+}
+
+#[test]
+fn a_false_expectation_fails_and_names_its_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("false.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "a metadata request that does not get what it expects"
+
+[broker]
+topics = [{ name = "orders" }]
+
+[[step]]
+name = "ApiVersions answers"
+send = { api = "ApiVersions", version = 3, fields = { client_software_name = "t", client_software_version = "1" } }
+expect.response = "api == ApiVersions && error == 0"
+
+[[step]]
+name = "Metadata names a topic that is not there"
+send = { api = "Metadata", version = 1, fields = { topics = [{ name = "orders" }] } }
+expect.response = "metadata.response.topics.name == payments"
+
+[[step]]
+name = "never run"
+wait = "10ms"
+"#,
+    )
+    .unwrap();
+    let out = repro(&file, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[1].starts_with("step 1/3 PASS ApiVersions answers"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with("step 2/3 FAIL Metadata names a topic that is not there")
+            && lines[2].contains("NOT response metadata.response.topics.name == payments")
+            && lines[2].contains("Metadata v1"),
+        "{stdout}"
+    );
+    assert!(lines[3].starts_with("step 3/3 SKIP never run"), "{stdout}");
+    assert!(lines[4].starts_with("FAIL: 1/3 steps passed"), "{stdout}");
+    // The same as one JSON report.
+    let out = repro(&file, &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["steps"][1]["passed"], false);
+    assert_eq!(report["steps"][1]["outcomes"][0]["held"], false);
+    assert_eq!(report["steps"][2]["ran"], false);
+}
+
+#[test]
+fn a_broken_file_is_refused_with_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.toml");
+    std::fs::write(
+        &file,
+        "name = \"x\"\n[[step]]\nwait = \"1s\"\nexpect.response = \"produce.response.throttle_ms > 0\"\n",
+    )
+    .unwrap();
+    let out = repro(&file, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "chronik-tui: {}:4:20: unknown field `produce.response.throttle_ms`; did you mean",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+    assert!(out.stdout.is_empty());
+    // --check reads and checks only.
+    let good = scenarios_dir().join(SHIPPED[0]);
+    let out = repro(&good, &["--check"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("is well-formed"));
+}

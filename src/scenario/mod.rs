@@ -149,6 +149,8 @@ struct FileExpect {
     none: Option<Spanned<String>>,
     health: Option<Spanned<FileHealth>>,
     malformed: Option<bool>,
+    acked: Option<Spanned<u64>>,
+    offsets: Option<Spanned<bool>>,
     lint: Option<Spanned<toml::Value>>,
 }
 
@@ -276,6 +278,10 @@ pub enum Expectation {
     },
     /// No malformed frame among the step's exchanges (`false`), or at least one (`true`).
     Malformed(bool),
+    /// The client reported this many messages acknowledged.
+    Acked(u64),
+    /// Every acknowledgement the client reported carried an offset (`true`), or none did.
+    Offsets(bool),
 }
 
 impl Expectation {
@@ -297,6 +303,9 @@ impl Expectation {
             ),
             Expectation::Malformed(false) => "no malformed frame".into(),
             Expectation::Malformed(true) => "a malformed frame".into(),
+            Expectation::Acked(n) => format!("{n} acked"),
+            Expectation::Offsets(true) => "acks with offsets".into(),
+            Expectation::Offsets(false) => "acks without offsets".into(),
         }
     }
 }
@@ -737,6 +746,27 @@ impl Checker<'_> {
         }
         if let Some(m) = e.malformed {
             out.push(Expectation::Malformed(m));
+        }
+        for (what, at, exp) in [
+            (
+                "acked",
+                e.acked.as_ref().map(|a| a.span().start),
+                e.acked.as_ref().map(|a| Expectation::Acked(*a.get_ref())),
+            ),
+            (
+                "offsets",
+                e.offsets.as_ref().map(|a| a.span().start),
+                e.offsets
+                    .as_ref()
+                    .map(|a| Expectation::Offsets(*a.get_ref())),
+            ),
+        ] {
+            if let (Some(at), Some(exp)) = (at, exp) {
+                if !client {
+                    return Err(self.at(at, format!("{what} is expected of a client step")));
+                }
+                out.push(exp);
+            }
         }
         if let Some(l) = &e.lint {
             return Err(self.at(

@@ -295,6 +295,35 @@ impl Runner {
                     )
                     .await
                 }
+                Expectation::Acked(want) => match &client {
+                    Some(r) => {
+                        let acked = produced(r).count() as u64;
+                        Outcome {
+                            expected: e.describe(),
+                            held: acked == *want,
+                            evidence: format!("the client reported {acked} acked"),
+                        }
+                    }
+                    None => not_seen(e, "the client did not run"),
+                },
+                Expectation::Offsets(want) => match &client {
+                    Some(r) => {
+                        let offsets: Vec<Option<i64>> =
+                            produced(r).map(|j| j["offset"].as_i64()).collect();
+                        let with = offsets.iter().filter(|o| o.is_some()).count();
+                        Outcome {
+                            expected: e.describe(),
+                            held: !offsets.is_empty()
+                                && if *want {
+                                    with == offsets.len()
+                                } else {
+                                    with == 0
+                                },
+                            evidence: format!("{with} of {} acks carried an offset", offsets.len()),
+                        }
+                    }
+                    None => not_seen(e, "the client did not run"),
+                },
                 Expectation::Malformed(want) => {
                     let bad: Vec<&Arc<Exchange>> = exchanges
                         .iter()
@@ -501,6 +530,14 @@ impl Runner {
             b.shutdown().await;
         }
     }
+}
+
+/// The acknowledgements a client program reported.
+fn produced(r: &crate::matrix::ProgramRun) -> impl Iterator<Item = &serde_json::Value> {
+    r.events
+        .iter()
+        .map(|(_, j)| j)
+        .filter(|j| j["event"] == "produced")
 }
 
 fn not_seen(e: &Expectation, why: &str) -> Outcome {

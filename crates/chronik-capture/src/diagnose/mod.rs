@@ -23,8 +23,9 @@
 //!   ProduceResponse that does not decode as the spec says (a decode error, or bytes left after
 //!   the last field), with nothing asked in between.
 //! - **stalled**: no request for `silence` after such a ProduceResponse while the connection
-//!   stays open (the client waits for an ack it could not read, until its own timeout), or a
-//!   request left unanswered for `unanswered` until the connection closed.
+//!   stays open (the client waits for an ack it could not read, until its own timeout;
+//!   Metadata and ApiVersions requests meanwhile do not count, a client refreshes its metadata
+//!   while it waits), or a request left unanswered for `unanswered` until the connection closed.
 //! - **healthy** again: a later ProduceResponse on the connection that decodes cleanly for a
 //!   batch not seen before.
 //!
@@ -225,6 +226,12 @@ impl BadResponse {
             self.version, self.corr, self.exchange, self.bytes, self.what
         )
     }
+}
+
+/// Requests a client sends on its own while it waits for an answer (metadata refreshes,
+/// version checks): they do not show that it acted on a response.
+fn is_housekeeping(api: i16) -> bool {
+    matches!(api, api_key::METADATA | api_key::API_VERSIONS)
 }
 
 /// A request left unanswered, waiting for the connection's close time.
@@ -618,10 +625,13 @@ impl Detector {
             c.requests += 1;
             c.negotiated.insert(ex.api_key, ex.api_version);
             c.last_request_at = Some(c.last_request_at.unwrap_or(0).max(ex.request_at));
-            // A new request answers the question "is the client still talking?".
-            if c.bad_response
-                .as_ref()
-                .is_some_and(|b| b.at <= ex.request_at)
+            // A new request answers the question "is the client still talking?", unless it is
+            // housekeeping a client does while it waits for an ack (kafka-python 2.0.2
+            // refreshes its metadata a moment after a Produce and then still waits).
+            if !is_housekeeping(ex.api_key)
+                && c.bad_response
+                    .as_ref()
+                    .is_some_and(|b| b.at <= ex.request_at)
             {
                 c.bad_response = None;
             }

@@ -332,6 +332,45 @@ fn silence_after_an_undecodable_response_is_stalled_then_a_clean_one_recovers() 
     assert_eq!((ch[0].from, ch[0].to), (Health::Stalled, Health::Healthy));
 }
 
+/// kafka-python 2.0.2 refreshes its metadata a moment after a Produce whose response it could
+/// not read, and then still waits: the refresh does not count as acting on the response.
+#[test]
+fn a_metadata_refresh_while_waiting_for_an_ack_is_still_silence() {
+    use kafka_protocol::messages::MetadataRequest;
+    let mut d = Detector::new();
+    let t = thresholds();
+    let b = batch_bytes(2, None, 1);
+    let produce = exchange(
+        3,
+        1,
+        5000,
+        0,
+        7,
+        5,
+        produce_request(7, 5, "app", &b),
+        Some(produce_response(7, 5, true)),
+        T0,
+    );
+    d.on_exchange(&produce, t);
+    let metadata = exchange(
+        4,
+        1,
+        5000,
+        3,
+        1,
+        6,
+        request_frame(3, 1, 6, Some("app"), &MetadataRequest::default()),
+        None,
+        T0 + 100_000,
+    );
+    d.on_exchange(&metadata, t);
+    let silence = t.silence.as_micros() as i64;
+    let ch = d.tick(T0 + silence + S, t);
+    assert_eq!(ch.len(), 1, "{ch:?}");
+    assert_eq!(ch[0].to, Health::Stalled);
+    assert!(ch[0].evidence.text.contains("exchange #3"));
+}
+
 #[test]
 fn a_batch_resent_after_its_response_is_retrying_across_connections() {
     let mut d = Detector::new();

@@ -254,6 +254,9 @@ pub struct ReproArgs {
     /// Only check the file, run nothing.
     #[arg(long)]
     pub check: bool,
+    /// Run every step even after one failed (by default the rest are skipped).
+    #[arg(long)]
+    pub keep_going: bool,
     /// Repository root, where the client programs are (default: as `matrix` finds it).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,

@@ -179,7 +179,7 @@ async fn run_repro(args: ReproArgs, log_warning: Option<String>) -> anyhow::Resu
     if !json {
         println!("scenario: {} ({})", scenario.name, args.file.display());
     }
-    let report = scenario::run(scenario, root, |step, total| {
+    let report = scenario::run(scenario, root, args.keep_going, |step, total| {
         if !json {
             println!("{}", step.line(total));
         }

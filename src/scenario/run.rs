@@ -600,11 +600,12 @@ fn short(ex: &Exchange) -> String {
     )
 }
 
-/// Runs a whole scenario headless: every step in order until one fails. `root` is where the
-/// client programs are.
+/// Runs a whole scenario headless: every step in order until one fails (or every step, with
+/// `keep_going`). `root` is where the client programs are.
 pub async fn run(
     scenario: Scenario,
     root: Option<std::path::PathBuf>,
+    keep_going: bool,
     mut each: impl FnMut(&StepReport, usize),
 ) -> anyhow::Result<ScenarioReport> {
     let total = scenario.steps.len();
@@ -615,7 +616,7 @@ pub async fn run(
     let mut steps = Vec::new();
     let mut failed = false;
     for i in 0..total {
-        let report = if failed {
+        let report = if failed && !keep_going {
             let s = &runner.scenario.steps[i];
             StepReport {
                 index: i + 1,

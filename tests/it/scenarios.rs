@@ -28,7 +28,11 @@ fn text(b: &[u8]) -> String {
 }
 
 /// Every scenario shipped in captures/scenarios/, each run as a test of its own below.
-const SHIPPED: &[&str] = &["throttle-time-first.toml"];
+const SHIPPED: &[&str] = &[
+    "large-throttle-time.toml",
+    "throttle-time-first.toml",
+    "unreachable-advertised-address.toml",
+];
 
 #[test]
 fn every_shipped_scenario_has_its_test() {
@@ -63,6 +67,16 @@ fn shipped(name: &str) {
 #[test]
 fn throttle_time_first() {
     shipped("throttle-time-first.toml");
+}
+
+#[test]
+fn large_throttle_time() {
+    shipped("large-throttle-time.toml");
+}
+
+#[test]
+fn unreachable_advertised_address() {
+    shipped("unreachable-advertised-address.toml");
 }
 
 #[test]

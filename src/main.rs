@@ -169,12 +169,15 @@ async fn run_repro(args: ReproArgs, log_warning: Option<String>) -> anyhow::Resu
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(w) = log_warning {
-        eprintln!("chronik-tui: {w}");
-    }
     let root = chronik_tui::matrix::resolve_root(args.root.as_deref())
         .ok()
         .map(|r| r.dir);
+    if !args.headless && !args.json && std::io::stdout().is_terminal() {
+        return repro_ui(scenario, root, &args.file, log_warning).await;
+    }
+    if let Some(w) = log_warning {
+        eprintln!("chronik-tui: {w}");
+    }
     let json = args.json;
     if !json {
         println!("scenario: {} ({})", scenario.name, args.file.display());
@@ -206,6 +209,38 @@ async fn run_repro(args: ReproArgs, log_warning: Option<String>) -> anyhow::Resu
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `repro` in the terminal UI: the scenario's broker as the source, the step panel above the
+/// exchanges; n runs the next step, r to the end or the first failure, b restarts.
+async fn repro_ui(
+    scenario: chronik_tui::scenario::Scenario,
+    root: Option<std::path::PathBuf>,
+    file: &Path,
+    log_warning: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    use chronik_tui::scenario::{drive, run::Runner};
+    let mut runner = Runner::new(scenario, root);
+    let addr = runner.start().await?;
+    let deps = chronik_tui::tui::AppDeps {
+        store: runner.store.clone(),
+        settings: runner.settings.clone(),
+        clients: Some(runner.detector.clone()),
+        theme: chronik_tui::tui::theme::resolve(
+            None,
+            chronik_tui::tui::theme::no_color_requested(),
+        )
+        .0,
+        source: format!("repro {} · broker {addr}", file.display()),
+        startup_message: Some(log_warning.unwrap_or_else(|| {
+            "n: next step · r: run to the end or the first failure · b: restart · ? for help".into()
+        })),
+        source_status: None,
+        export_server: addr,
+        steps: Some(drive::spawn(runner, addr.to_string())),
+    };
+    chronik_tui::tui::run(deps).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Sets up `tracing` to write to `path`, or with none to the default log file when `default`
@@ -507,6 +542,7 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
             startup_message: Some(startup),
             source_status,
             export_server: source.server,
+            steps: None,
         })
         .await;
         if let Err(e) = &result {

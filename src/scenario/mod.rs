@@ -9,6 +9,7 @@
 //! file, line and column and what is wrong (a display-filter name the registry does not know
 //! gets its closest names), before anything runs. [`run`] carries it out.
 
+pub mod drive;
 pub mod run;
 
 use std::path::{Path, PathBuf};

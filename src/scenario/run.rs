@@ -128,6 +128,11 @@ impl Runner {
                 anyhow::ensure!(r.ok, "{line}: {}", r.message);
             }
         }
+        self.start_broker().await
+    }
+
+    /// A broker on 127.0.0.1:0 with the scenario's topics, on this runner's store and settings.
+    async fn start_broker(&mut self) -> anyhow::Result<SocketAddr> {
         let config = BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise: self.scenario.advertise.clone(),
@@ -521,6 +526,15 @@ impl Runner {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Stops the broker and starts a fresh one (new partition logs, the scenario's topics) on
+    /// the same store and settings; the settings stay as they are now.
+    pub async fn restart(&mut self) -> anyhow::Result<SocketAddr> {
+        self.stop().await;
+        self.store
+            .push_marker("[scenario] broker restarted".to_string());
+        self.start_broker().await
     }
 
     /// Stops the broker (its open connections are captured as closed).

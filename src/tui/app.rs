@@ -78,6 +78,8 @@ pub struct AppDeps {
     pub source_status: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     /// The broker address written into exported pcapng for exchanges that name none.
     pub export_server: std::net::SocketAddr,
+    /// A scenario stepped by hand (`chronik-tui repro`): its panel and the n/r/b keys.
+    pub steps: Option<crate::scenario::drive::StepsHandle>,
 }
 
 /// The whole UI state.
@@ -112,6 +114,7 @@ pub struct App {
     conn_map: HashMap<u64, ConnInfo>,
     /// The clock charts use (µs since the epoch); tests fix it.
     pub clock: fn() -> i64,
+    steps: Option<crate::scenario::drive::StepsHandle>,
 }
 
 impl App {
@@ -163,6 +166,7 @@ impl App {
             conns: Vec::new(),
             conn_map: HashMap::new(),
             clock: now_micros,
+            steps: deps.steps,
         };
         if let Some(m) = deps.startup_message {
             app.say(m, true);
@@ -365,6 +369,23 @@ impl App {
         // Keys of the pane with focus first (they include movement keys such as g and G).
         if self.pane_key(key) {
             return;
+        }
+        if let Some(steps) = &self.steps {
+            use crate::scenario::drive::StepCommand;
+            let cmd = match key.code {
+                KeyCode::Char('n') => Some(StepCommand::Next),
+                KeyCode::Char('r') => Some(StepCommand::RunAll),
+                KeyCode::Char('b') => Some(StepCommand::Restart),
+                _ => None,
+            };
+            if let Some(cmd) = cmd {
+                let busy = steps.snapshot().busy;
+                match busy {
+                    Some(what) => self.say(format!("wait: {what}"), true),
+                    None => steps.send(cmd),
+                }
+                return;
+            }
         }
         match key.code {
             KeyCode::Char('q') => self.quit = true,
@@ -640,6 +661,17 @@ impl App {
     }
 
     fn draw_exchanges(&mut self, f: &mut Frame, area: Rect) {
+        let area = match &self.steps {
+            Some(steps) => {
+                let state = steps.snapshot();
+                let h = super::components::steps::height(&state, area.height / 2);
+                let [panel, rest] =
+                    Layout::vertical([Constraint::Length(h), Constraint::Min(6)]).areas(area);
+                super::components::steps::draw(f, panel, &self.theme, &state);
+                rest
+            }
+            None => area,
+        };
         let [top, detail] =
             Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area);
         let hex_width = if area.width >= 120 {

@@ -176,6 +176,7 @@ fn app_with(
         startup_message: None,
         source_status: None,
         export_server: "127.0.0.1:9092".parse().unwrap(),
+        steps: None,
     });
     app.clock = clock;
     app.tick();

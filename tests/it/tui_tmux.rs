@@ -975,3 +975,129 @@ fn the_status_bar_says_where_the_broker_listens() {
         "{text}"
     );
 }
+
+/// `chronik-tui repro` in a real terminal: the step panel over the exchanges; `n` runs one step,
+/// `r` runs on to the first failure, `b` restarts the broker and runs the steps before the
+/// current one again. Requests sent by the scenario itself: no client program needed.
+#[test]
+fn repro_steps_through_a_scenario_in_the_terminal() {
+    if !common::tmux::available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is needed (CI is set, so this is a failure)"
+        );
+        let _ = writeln!(std::io::stderr(), "SKIPPED: tmux missing");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("chronik-tui.log");
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "three requests"
+[broker]
+topics = [{ name = "orders" }]
+
+[[step]]
+name = "versions"
+send = { api = "ApiVersions", version = 3, fields = { client_software_name = "t", client_software_version = "1" } }
+expect.response = "api == ApiVersions && error == 0"
+
+[[step]]
+name = "metadata"
+send = { api = "Metadata", version = 1, fields = { topics = [{ name = "orders" }] } }
+expect.response = "metadata.response.topics.name == orders"
+
+[[step]]
+name = "wrong on purpose"
+send = { api = "Metadata", version = 1, fields = { topics = [{ name = "orders" }] } }
+expect.response = "metadata.response.topics.name == payments"
+
+[[step]]
+name = "after the failure"
+wait = "10ms"
+"#,
+    )
+    .unwrap();
+    let argv: Vec<String> = [
+        env!("CARGO_BIN_EXE_chronik-tui"),
+        "repro",
+        &scenario.to_string_lossy(),
+        "--log-file",
+        &log.to_string_lossy(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let tui = Session::start("repro", COLS, ROWS, &argv);
+    let row = |s: &[String], n: usize| -> String {
+        s.iter()
+            .find(|r| r.contains(&format!("{n}. ")) && r.starts_with('│'))
+            .cloned()
+            .unwrap_or_default()
+    };
+    tui.wait_for("the step panel", STEP, |s| {
+        s[0].contains("Steps 0/4 passed") && row(s, 1).contains("▶ 1.")
+    });
+    tui.keys(&["n"]);
+    let shown = tui.wait_for("step 1 passed", STEP, |s| {
+        row(s, 1).contains("PASS versions") && row(s, 2).contains("▶ 2.")
+    });
+    assert!(
+        shown
+            .iter()
+            .any(|r| r.contains("ok  response api == ApiVersions && error == 0")),
+        "{}",
+        shown.join("\n")
+    );
+    // r runs on and stops at the failure.
+    tui.keys(&["r"]);
+    let shown = tui.wait_for("step 3 failed", STEP, |s| {
+        row(s, 3).contains("FAIL wrong on purpose")
+    });
+    assert!(
+        row(&shown, 2).contains("PASS metadata"),
+        "{}",
+        shown.join("\n")
+    );
+    assert!(row(&shown, 4).contains("▶ 4.") && !row(&shown, 4).contains("PASS"));
+    assert!(
+        shown
+            .iter()
+            .any(|r| r.contains("NOT response metadata.response.topics.name == payments")),
+        "{}",
+        shown.join("\n")
+    );
+    // Every step is a marker row in the list.
+    assert!(
+        shown
+            .iter()
+            .any(|r| r.contains("[scenario] step 3/4 FAILED")),
+        "{}",
+        shown.join("\n")
+    );
+    // b: a new broker, the steps before the one that failed run again; it is next again.
+    tui.keys(&["b"]);
+    let shown = tui.wait_for("the restart", STEP, |s| {
+        s.iter().any(|r| {
+            r.contains("broker restarted on 127.0.0.1:") && r.contains("replayed 2 step(s)")
+        })
+    });
+    assert!(
+        row(&shown, 2).contains("PASS metadata"),
+        "{}",
+        shown.join("\n")
+    );
+    assert!(
+        row(&shown, 3).contains("▶ 3.") && !row(&shown, 3).contains("FAIL"),
+        "{}",
+        shown.join("\n")
+    );
+    tui.keys(&["n"]);
+    tui.wait_for("step 3 run again", STEP, |s| {
+        row(s, 3).contains("FAIL wrong on purpose")
+    });
+    tui.keys(&["q"]);
+    assert!(tui.wait_gone(STEP), "q ends the program");
+}

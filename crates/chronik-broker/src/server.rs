@@ -2,7 +2,6 @@
 //! kafka-protocol, a handler, the response out; every exchange captured in the store.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -31,7 +30,7 @@ pub(crate) async fn accept_loop(
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
-                    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+                    let id = shared.store.new_conn_id();
                     let _ = stream.set_nodelay(true);
                     tracing::debug!(conn = id, %peer, "accepted");
                     tokio::spawn(serve(stream, peer, id, shared.clone(), shutdown.clone()));

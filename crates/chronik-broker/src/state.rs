@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -35,8 +35,6 @@ pub(crate) struct Shared {
     pub transactional: Mutex<HashMap<String, (i64, i16)>>,
     pub sessions: Mutex<FetchSessions>,
     pub cluster_id: String,
-    /// Id of the next accepted connection.
-    pub next_conn: AtomicU64,
 }
 
 impl Shared {
@@ -82,7 +80,6 @@ impl Shared {
             transactional: Mutex::new(HashMap::new()),
             sessions: Mutex::new(FetchSessions::default()),
             cluster_id: "chronik-tui-cluster".into(),
-            next_conn: AtomicU64::new(1),
         }))
     }
 }

@@ -73,6 +73,8 @@ pub enum TimelineItem {
 /// The store. Cheap to share (`Arc<Store>`).
 pub struct Store {
     limits: StoreLimits,
+    /// The next connection id [`Store::new_conn_id`] hands out.
+    next_conn: std::sync::atomic::AtomicU64,
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<Exchange>>,
     conn_tx: broadcast::Sender<Arc<ConnEvent>>,
@@ -88,6 +90,7 @@ impl Store {
         let (conn_tx, _) = broadcast::channel(4096);
         Arc::new(Store {
             limits,
+            next_conn: std::sync::atomic::AtomicU64::new(1),
             inner: Mutex::new(Inner {
                 items: VecDeque::new(),
                 bytes: 0,
@@ -101,6 +104,14 @@ impl Store {
             tx,
             conn_tx,
         })
+    }
+
+    /// A connection id no other connection recorded in this store has (from 1): a source that
+    /// numbers its own connections takes them here, so two brokers one after the other on one
+    /// store (a scenario's restart) never share an id.
+    pub fn new_conn_id(&self) -> u64 {
+        self.next_conn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -10,6 +10,7 @@ pub mod hex_view;
 pub mod input;
 pub mod settings_view;
 pub mod status_bar;
+pub mod steps;
 
 use ratatui::layout::{Position, Rect};
 use ratatui::style::Style;

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod dissect;
 pub mod errors;
 pub mod frame;
+pub mod mutate;
 pub mod placement;
 pub mod records;
 pub mod registry;

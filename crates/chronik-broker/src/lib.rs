@@ -13,6 +13,7 @@
 pub mod frame;
 pub mod groups;
 mod handlers;
+mod inject;
 pub mod log;
 mod server;
 pub mod settings;

@@ -12,18 +12,7 @@ use serde_json::Value as Json;
 
 use common::clients::{self, Client, Headers, Job};
 use common::frame::Raw;
-use common::Broker;
-
-fn notes(ex: &Json) -> Vec<String> {
-    ex["notes"]
-        .as_array()
-        .map(|n| {
-            n.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use common::{notes, Broker};
 
 /// Whether some exchange has a note starting with `prefix`.
 fn noted(all: &[Json], prefix: &str) -> bool {
@@ -64,27 +53,14 @@ fn a_delay_beyond_the_request_timeout_is_each_clients_timeout() {
     assert!(err.contains("Timed out ProduceRequest in flight"), "{err}");
     assert!(err.contains("Local: Timed out"), "{err}");
     // kafka-python's own timeout says the same in its words.
-    let kp = Client::find("kafka-python");
-    let (_, run) = clients::spawn(
-        &kp,
+    let run = clients::run_to_end(
+        &Client::find("kafka-python"),
         &b.bootstrap(),
         &Job::produce("slow", 1, "none", 0)
             .with("timeout_ms=6000")
             .with("request_timeout_ms=1000"),
-    )
-    .outcome(Vec::new());
-    let errors: Vec<&str> = run
-        .of("error")
-        .iter()
-        .filter_map(|e| e["message"].as_str())
-        .collect();
-    assert!(
-        errors
-            .iter()
-            .any(|m| m.contains("RequestTimedOutError") && m.contains("Request timed out after")),
-        "kafka-python: {errors:?}\n{}",
-        run.tail()
     );
+    run.assert_error(&["RequestTimedOutError", "Request timed out after"]);
     let all = until_noted(&mut b, "fault (rule 1): delayed 3000 ms");
     // The client gave up and closed while the response waited: unanswered, and said so.
     let late = all
@@ -289,27 +265,14 @@ fn close_after_n_makes_the_consumer_reconnect_and_go_on() {
 #[test]
 fn closing_mid_response_is_kafka_pythons_disconnected_socket() {
     let mut b = Broker::start(&["--json", "--fault", "api=produce:close mid-response"]);
-    let kp = Client::find("kafka-python");
-    let (_, run) = clients::spawn(
-        &kp,
+    let run = clients::run_to_end(
+        &Client::find("kafka-python"),
         &b.bootstrap(),
         &Job::produce("cut", 1, "none", 0)
             .with("timeout_ms=8000")
             .with("request_timeout_ms=2000"),
-    )
-    .outcome(Vec::new());
-    let errors: Vec<&str> = run
-        .of("error")
-        .iter()
-        .filter_map(|e| e["message"].as_str())
-        .collect();
-    assert!(
-        errors
-            .iter()
-            .any(|m| m.contains("KafkaConnectionError") && m.contains("socket disconnected")),
-        "kafka-python: {errors:?}\n{}",
-        run.tail()
     );
+    run.assert_error(&["KafkaConnectionError", "socket disconnected"]);
     // The exchange keeps the half that was sent, whose size prefix promises the whole.
     let all = until_noted(&mut b, "fault (rule 1): closed mid-response after ");
     let cut = all

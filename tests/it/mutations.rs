@@ -11,9 +11,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 use serde_json::Value as Json;
 
-use common::clients::{self, Client, Job};
+use common::clients::{self, unhex, Client, Job};
 use common::frame::Raw;
-use common::Broker;
+use common::{notes, Broker};
 
 const MOVE_THROTTLE: &str =
     "move produce.response.throttle_time_ms before produce.response.responses";
@@ -23,23 +23,6 @@ const MOVE_THROTTLE: &str =
 fn produce(topic: &str, version: i16, value: &str) -> ProduceRequest {
     let magic = if version < 3 { 1 } else { 2 };
     common::frame::produce_req(topic, 0, -1, common::frame::records(&[value], magic, None))
-}
-
-fn notes(ex: &Json) -> Vec<String> {
-    ex["notes"]
-        .as_array()
-        .map(|n| {
-            n.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
 }
 
 /// The Produce exchanges with this correlation id on the broker's output (waiting for them).
@@ -160,25 +143,12 @@ fn a_corrupted_crc_is_caught_by_kcat_and_kafka_python() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("failed CRC32C check"), "kcat:\n{err}");
-    let kp = Client::find("kafka-python");
-    let (_, run) = clients::spawn(
-        &kp,
+    let run = clients::run_to_end(
+        &Client::find("kafka-python"),
         &boot,
         &Job::consume("crc", "crc-group", 1).with("timeout_ms=15000"),
-    )
-    .outcome(Vec::new());
-    let errors: Vec<&str> = run
-        .of("error")
-        .iter()
-        .filter_map(|e| e["message"].as_str())
-        .collect();
-    assert!(
-        errors
-            .iter()
-            .any(|m| m.contains("CorruptRecordError") && m.contains("failed crc check")),
-        "kafka-python: {errors:?}\n{}",
-        run.tail()
     );
+    run.assert_error(&["CorruptRecordError", "failed crc check"]);
 }
 
 #[test]

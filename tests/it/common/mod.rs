@@ -173,6 +173,18 @@ fn forward_lines(out: ChildStdout) -> mpsc::Receiver<String> {
     rx
 }
 
+/// The notes of an exchange as `--json` prints it.
+pub fn notes(ex: &serde_json::Value) -> Vec<String> {
+    ex["notes"]
+        .as_array()
+        .map(|n| {
+            n.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Whether a stdout line is a control reply (`# …` other than a client state line, or a JSON
 /// object of kind `control`).
 pub fn is_control_line(line: &str) -> bool {

@@ -25,25 +25,13 @@ pub fn api_key_by_name(name: &str) -> Option<i16> {
     chronik_protocol::registry::api_key_by_name(name)
 }
 
-/// An API's name in snake_case (`ApiVersions` → `api_versions`), as caps are written; the key
-/// number for an API the schema table does not know.
+/// An API's name in snake_case (`ApiVersions` → `api_versions`, the schema table's registry
+/// prefix), as caps and rules are written; the key number for an API the table does not know.
 pub fn api_snake_name(key: i16) -> String {
-    if chronik_protocol::registry::api(key).is_none() {
-        return key.to_string();
+    match chronik_protocol::registry::api(key) {
+        Some(api) => api.snake.clone(),
+        None => key.to_string(),
     }
-    let camel = chronik_protocol::registry::api_name(key);
-    let mut out = String::with_capacity(camel.len() + 4);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 impl fmt::Display for VersionCap {

@@ -2,22 +2,18 @@
 //! kafka-protocol (where it should be valid) and with our dissector; and a property test that
 //! no frame and no mutation makes `apply` panic.
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::produce_response::{
     LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{FetchResponse, ProduceResponse, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use proptest::prelude::*;
 
 use super::*;
 use crate::dissect_response;
-use crate::test_frames::response_frame;
+use crate::test_frames::{record_batch, response_frame};
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -291,42 +287,10 @@ fn truncate_says_the_shorter_length() {
     assert!(e.contains("would leave none"), "{e}");
 }
 
-fn batch(values: &[&str]) -> Bytes {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::copy_from_slice(v.as_bytes())),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut b = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut b,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("batch");
-    b.freeze()
-}
-
 #[test]
 fn corrupt_crc_flips_every_batch_crc_of_a_fetch_response() {
-    let mut two = batch(&["a", "b"]).to_vec();
-    two.extend_from_slice(&batch(&["c"]));
+    let mut two = record_batch(&[b"a", b"b"]).to_vec();
+    two.extend_from_slice(&record_batch(&[b"c"]));
     // kafka-protocol may write a batch per record; count what it wrote.
     let batches = batch::split(&two)
         .iter()

@@ -120,6 +120,40 @@ fn move_inside_array_elements_moves_it_in_every_element() {
 }
 
 #[test]
+fn moves_in_flexible_versions_keep_the_tagged_sections_last() {
+    // log_start_offset moved before base_offset in every partition of a v9 response (each
+    // struct ends with its tagged-field section): kafka-protocol reads the three int64s of
+    // each partition shifted by one.
+    let part = |i: i32| {
+        partition(i, 100 + i as i64)
+            .with_log_append_time_ms(200 + i as i64)
+            .with_log_start_offset(300 + i as i64)
+    };
+    let resp = ProduceResponse::default()
+        .with_responses(vec![TopicProduceResponse::default()
+            .with_name(name("orders"))
+            .with_partition_responses(vec![part(0), part(1)])])
+        .with_throttle_time_ms(7);
+    let frame = response_frame(9, 1, &resp);
+    let p = "produce.response.responses.partition_responses";
+    let m = parse(&format!("move {p}.log_start_offset before {p}.base_offset"));
+    let moved = decode_produce(&changed(&m, &frame, 0, 9), 9);
+    for (i, got) in moved.responses[0].partition_responses.iter().enumerate() {
+        let i = i as i64;
+        assert_eq!(
+            (
+                got.index as i64,
+                got.base_offset,
+                got.log_append_time_ms,
+                got.log_start_offset
+            ),
+            (i, 300 + i, 100 + i, 200 + i)
+        );
+    }
+    assert_eq!(moved.throttle_time_ms, 7);
+}
+
+#[test]
 fn omit_throttle_on_every_version_that_has_it() {
     for version in 1..=11 {
         let frame = produce(version);

@@ -359,3 +359,59 @@ fn a_seeded_probability_picks_the_same_requests_on_every_run() {
     assert_ne!(a, picked(43), "another seed, other choices");
     assert!(a.iter().any(|x| *x) && a.iter().any(|x| !*x), "{a:?}");
 }
+
+#[test]
+fn faults_change_at_runtime_from_the_control_input() {
+    let mut b = Broker::start(&["--json"]);
+    let boot = b.bootstrap();
+    let reply: Json =
+        serde_json::from_str(&b.command("Fault Add API=Produce:error INVALID_REQUIRED_ACKS"))
+            .unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(
+        reply["message"],
+        "fault 1 added: api=produce:error INVALID_REQUIRED_ACKS"
+    );
+    assert_eq!(
+        reply["state"]["faults"],
+        serde_json::json!(["api=produce:error INVALID_REQUIRED_ACKS"])
+    );
+    let out = common::kcat_output(
+        &[
+            "-b",
+            &boot,
+            "-P",
+            "-t",
+            "runtime-fault",
+            "-X",
+            "message.timeout.ms=2000",
+        ],
+        Some("refused\n"),
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("Broker: Invalid required acks value"), "{err}");
+    let reply: Json = serde_json::from_str(&b.command("fault clear")).unwrap();
+    assert_eq!(reply["message"], "faults cleared (1 removed)");
+    common::kcat(
+        &["-b", &boot, "-P", "-t", "runtime-fault"],
+        Some("served\n"),
+    );
+    let got = common::kcat(
+        &["-b", &boot, "-C", "-t", "runtime-fault", "-e", "-q"],
+        None,
+    );
+    assert_eq!(got, "served\n");
+    // Refused rules leave the faults as they were.
+    let reply: Json =
+        serde_json::from_str(&b.command("fault add api=list_groups:error 15")).unwrap();
+    assert_eq!(reply["ok"], false);
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("error answers Produce, Fetch, ListOffsets, Metadata"),
+        "{reply}"
+    );
+    assert_eq!(reply["state"]["faults"], serde_json::json!([]));
+}

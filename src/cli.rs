@@ -13,7 +13,7 @@ use crate::addr::{self, HostPort};
 use crate::capture::render::TimeFormat;
 use crate::capture::StoreLimits;
 use crate::protocol::frame::DEFAULT_MAX_FRAME_BYTES;
-use crate::settings::{ThrottlePlacement, ThrottleRule, VersionCap};
+use crate::settings::{FaultRule, MutationRule, ThrottlePlacement, ThrottleRule, VersionCap};
 
 /// A Kafka wire-protocol workbench: an embedded broker that real clients use, with every request
 /// and response captured and decoded down to the byte.
@@ -116,6 +116,19 @@ pub struct PlacementArgs {
     /// number). Repeatable; `cap API=N` changes caps while running.
     #[arg(long = "cap", value_name = "API=N")]
     pub caps: Vec<VersionCap>,
+    /// A response mutation, [MATCH:] MUTATION: MATCH is api=NAME, versions=A-B|A|A+,
+    /// client_id=GLOB, software=GLOB, version=GLOB (comma-separated, any of them); MUTATION is
+    /// move FIELD before|after FIELD, omit FIELD, set FIELD=VALUE, truncate N or corrupt crc
+    /// (fields by registry name), e.g. 'api=produce:omit produce.response.throttle_time_ms'.
+    /// Repeatable; every matching rule is applied, in order.
+    #[arg(long = "mutate", value_name = "RULE")]
+    pub mutations: Vec<MutationRule>,
+    /// A fault, [MATCH:] FAULT (MATCH as for --mutate): delay MS [jitter MS [seed S]],
+    /// error NAME|CODE [first N | probability P [seed S]], drop [first N | probability P [seed
+    /// S]], close after N, close mid-response, chunk N bytes every MS, e.g.
+    /// 'api=find_coordinator:error COORDINATOR_NOT_AVAILABLE first 3'. Repeatable.
+    #[arg(long = "fault", value_name = "RULE")]
+    pub faults: Vec<FaultRule>,
 }
 
 /// When the stall detector calls a client stalled.

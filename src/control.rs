@@ -16,6 +16,12 @@
 //! | `cap API=N` | caps the version ApiVersions advertises for API (new connections) |
 //! | `cap clear [API]` | removes one cap, or all |
 //! | `caps` | lists the caps |
+//! | `mutate add RULE` | appends a response mutation (`api=produce:omit produce.response.throttle_time_ms`) |
+//! | `mutate del N` / `mutate clear` | removes mutation N, or all |
+//! | `mutations` | lists the mutations |
+//! | `fault add RULE` | appends a fault (`api=metadata:delay 200ms`) |
+//! | `fault del N` / `fault clear` | removes fault N, or all |
+//! | `faults` | lists the faults |
 //! | `clients` | what is known of each connected client |
 //! | `help` | this list |
 //!
@@ -30,22 +36,36 @@ use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
 use crate::settings::{
-    api_key_by_name, api_snake_name, Settings, ThrottlePlacement, ThrottleRule, VersionCap,
+    api_key_by_name, api_snake_name, FaultRule, Knobs, MutationRule, Settings, ThrottlePlacement,
+    ThrottleRule, VersionCap,
 };
 
+/// A change to one of the settings' lists of rules: `WORD add RULE`, `WORD del N` (1-based, as
+/// the list shows them), `WORD clear`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListOp<T> {
+    Add(T),
+    Del(usize),
+    Clear,
+}
+
 /// One command of the control language.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// `placement` (None: show) or `placement MODE`.
     Placement(Option<ThrottlePlacement>),
-    /// `rule add RULE`.
-    RuleAdd(ThrottleRule),
-    /// `rule del N` (1-based).
-    RuleDel(usize),
-    /// `rule clear`.
-    RuleClear,
+    /// `rule add RULE`, `rule del N`, `rule clear`: per-client placement rules.
+    Rule(ListOp<ThrottleRule>),
     /// `rules`.
     Rules,
+    /// `mutate add RULE`, `mutate del N`, `mutate clear`: response mutations.
+    Mutate(ListOp<MutationRule>),
+    /// `mutations`.
+    Mutations,
+    /// `fault add RULE`, `fault del N`, `fault clear`: faults.
+    Fault(ListOp<FaultRule>),
+    /// `faults`.
+    Faults,
     /// `throttle` (None: show) or `throttle N`.
     Throttle(Option<i32>),
     /// `cap API=N`.
@@ -62,8 +82,45 @@ pub enum Command {
 
 /// The command summary `help` prints.
 pub const HELP: &str = "commands: placement [spec|front|omit] | rule add RULE | rule del N | \
-rule clear | rules | throttle [N] | cap API=N | cap clear [API] | caps | clients | help \
-(RULE: client_id=GLOB,software=GLOB,version=GLOB:MODE, e.g. software=kafka-python*:front)";
+rule clear | rules | throttle [N] | cap API=N | cap clear [API] | caps | mutate add RULE | \
+mutate del N | mutate clear | mutations | fault add RULE | fault del N | fault clear | faults | \
+clients | help (placement RULE: client_id=GLOB,software=GLOB,version=GLOB:MODE, e.g. \
+software=kafka-python*:front; mutate and fault RULE: [MATCH:] ACTION, MATCH api=NAME, \
+versions=A-B, client_id=GLOB, software=GLOB, version=GLOB, e.g. mutate add api=produce:omit \
+produce.response.throttle_time_ms, fault add api=metadata:delay 200ms)";
+
+/// Parses `add RULE`, `del N` or `clear` after the command word `word`; `list` is the command
+/// that lists them, `example` a rule to show.
+fn list_op<T: std::str::FromStr<Err = String>>(
+    word: &str,
+    rest: &str,
+    list: &str,
+    example: &str,
+) -> Result<ListOp<T>, String> {
+    let (sub, arg) = match rest.split_once(char::is_whitespace) {
+        Some((s, a)) => (s, a.trim()),
+        None => (rest, ""),
+    };
+    match (sub.to_ascii_lowercase().as_str(), arg.is_empty()) {
+        ("add", false) => arg.parse().map(ListOp::Add),
+        ("add", true) => Err(format!(
+            "{word} add needs a rule, e.g. {word} add {example}"
+        )),
+        ("del" | "delete" | "rm", _) => arg
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .map(ListOp::Del)
+            .ok_or_else(|| {
+                format!("{word} del needs a rule number from 1 (see {list}), got {arg:?}")
+            }),
+        ("clear", true) => Ok(ListOp::Clear),
+        ("clear", false) => Err(format!("{word} clear takes no arguments (got {arg:?})")),
+        _ => Err(format!(
+            "{word}: expected add RULE, del N or clear, got {rest:?}"
+        )),
+    }
+}
 
 /// Parses one input line: `Ok(None)` for a blank line or a `#` comment, an error that says
 /// what was expected for anything else that is not a command.
@@ -93,31 +150,19 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
                     .map_err(|e: String| format!("placement: {e}"))
             }
         }
-        "rule" => {
-            let (sub, arg) = match rest.split_once(char::is_whitespace) {
-                Some((s, a)) => (s, a.trim()),
-                None => (rest, ""),
-            };
-            match (sub.to_ascii_lowercase().as_str(), arg.is_empty()) {
-                ("add", false) => arg.parse().map(|r| Some(Command::RuleAdd(r))),
-                ("add", true) => {
-                    Err("rule add needs a rule, e.g. rule add software=kafka-python*:front".into())
-                }
-                ("del" | "delete" | "rm", _) => arg
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .map(|n| Some(Command::RuleDel(n)))
-                    .ok_or_else(|| {
-                        format!("rule del needs a rule number from 1 (see rules), got {arg:?}")
-                    }),
-                ("clear", true) => Ok(Some(Command::RuleClear)),
-                ("clear", false) => Err(format!("rule clear takes no arguments (got {arg:?})")),
-                _ => Err(format!(
-                    "rule: expected add RULE, del N or clear, got {rest:?}"
-                )),
-            }
-        }
+        "rule" => list_op("rule", rest, "rules", "software=kafka-python*:front")
+            .map(|op| Some(Command::Rule(op))),
+        "mutate" => list_op(
+            "mutate",
+            rest,
+            "mutations",
+            "api=produce:omit produce.response.throttle_time_ms",
+        )
+        .map(|op| Some(Command::Mutate(op))),
+        "mutations" => no_args(Command::Mutations),
+        "fault" => list_op("fault", rest, "faults", "api=metadata:delay 200ms")
+            .map(|op| Some(Command::Fault(op))),
+        "faults" => no_args(Command::Faults),
         "rules" => no_args(Command::Rules),
         "throttle" => {
             if rest.is_empty() {
@@ -158,6 +203,62 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         _ => Err(format!("unknown command {word:?}; {HELP}")),
     }
 }
+
+/// One of the settings' lists of rules, as the commands name and show it.
+struct RuleList<T: 'static> {
+    /// One of them (`rule 2 deleted`).
+    one: &'static str,
+    /// Several (`rules cleared`).
+    many: &'static str,
+    /// How the list applies, after the count (`first match wins`).
+    how: &'static str,
+    /// What an empty list means.
+    none: &'static str,
+    of: fn(&mut Knobs) -> &mut Vec<T>,
+    get: fn(&Knobs) -> &Vec<T>,
+}
+
+impl<T: std::fmt::Display> RuleList<T> {
+    /// `rules (2, first match wins):` and the numbered rules, or what none means.
+    fn listing(&self, knobs: &Knobs) -> String {
+        let rules = (self.get)(knobs);
+        if rules.is_empty() {
+            return format!("{}: none ({})", self.many, self.none);
+        }
+        let mut s = format!("{} ({}, {}):", self.many, rules.len(), self.how);
+        for (i, r) in rules.iter().enumerate() {
+            s.push_str(&format!("\n  {}: {r}", i + 1));
+        }
+        s
+    }
+}
+
+const RULES: RuleList<ThrottleRule> = RuleList {
+    one: "rule",
+    many: "rules",
+    how: "first match wins",
+    none: "every client gets the global placement",
+    of: |k| &mut k.rules,
+    get: |k| &k.rules,
+};
+
+const MUTATIONS: RuleList<MutationRule> = RuleList {
+    one: "mutation",
+    many: "mutations",
+    how: "every matching one applied, in order",
+    none: "responses are sent as encoded",
+    of: |k| &mut k.mutations,
+    get: |k| &k.mutations,
+};
+
+const FAULTS: RuleList<FaultRule> = RuleList {
+    one: "fault",
+    many: "faults",
+    how: "every matching one acts",
+    none: "requests are served as they come",
+    of: |k| &mut k.faults,
+    get: |k| &k.faults,
+};
 
 /// What a command did: a message for people, whether it changed the settings, and whether it
 /// failed.
@@ -245,17 +346,6 @@ impl Control {
     /// Applies a command: (ok, changed, message).
     pub fn execute(&self, cmd: Command) -> (bool, bool, String) {
         let knobs = self.settings.get();
-        let rules_text = |rules: &[ThrottleRule]| {
-            if rules.is_empty() {
-                "rules: none (every client gets the global placement)".to_string()
-            } else {
-                let mut s = format!("rules ({}, first match wins):", rules.len());
-                for (i, r) in rules.iter().enumerate() {
-                    s.push_str(&format!("\n  {}: {r}", i + 1));
-                }
-                s
-            }
-        };
         let caps_text = |caps: Vec<String>| {
             if caps.is_empty() {
                 "caps: none".to_string()
@@ -276,40 +366,12 @@ impl Control {
                     format!("placement: {p} (was {})", knobs.placement),
                 )
             }
-            Command::RuleAdd(rule) => {
-                let text = rule.to_string();
-                let mut n = 0;
-                self.settings.update(|k| {
-                    k.rules.push(rule);
-                    n = k.rules.len();
-                });
-                (true, true, format!("rule {n} added: {text}"))
-            }
-            Command::RuleDel(n) => {
-                let mut removed = None;
-                self.settings.update(|k| {
-                    if (1..=k.rules.len()).contains(&n) {
-                        removed = Some(k.rules.remove(n - 1));
-                    }
-                });
-                match removed {
-                    Some(r) => (true, true, format!("rule {n} deleted: {r}")),
-                    None => (
-                        false,
-                        false,
-                        format!("no rule {n}: there are {} rules", knobs.rules.len()),
-                    ),
-                }
-            }
-            Command::RuleClear => {
-                self.settings.update(|k| k.rules.clear());
-                (
-                    true,
-                    !knobs.rules.is_empty(),
-                    format!("rules cleared ({} removed)", knobs.rules.len()),
-                )
-            }
-            Command::Rules => (true, false, rules_text(&knobs.rules)),
+            Command::Rule(op) => self.change_list(op, &RULES),
+            Command::Rules => (true, false, RULES.listing(&knobs)),
+            Command::Mutate(op) => self.change_list(op, &MUTATIONS),
+            Command::Mutations => (true, false, MUTATIONS.listing(&knobs)),
+            Command::Fault(op) => self.change_list(op, &FAULTS),
+            Command::Faults => (true, false, FAULTS.listing(&knobs)),
             Command::Throttle(None) => (true, false, format!("throttle: {} ms", knobs.throttle_ms)),
             Command::Throttle(Some(ms)) => {
                 self.settings.update(|k| k.throttle_ms = ms);
@@ -364,12 +426,67 @@ impl Control {
         }
     }
 
-    /// The settings as JSON: placement, rules, throttle, caps.
+    /// Adds to, deletes from or clears one of the lists of rules.
+    fn change_list<T: std::fmt::Display>(
+        &self,
+        op: ListOp<T>,
+        list: &RuleList<T>,
+    ) -> (bool, bool, String) {
+        let one = list.one;
+        match op {
+            ListOp::Add(rule) => {
+                let text = rule.to_string();
+                let mut n = 0;
+                self.settings.update(|k| {
+                    let rules = (list.of)(k);
+                    rules.push(rule);
+                    n = rules.len();
+                });
+                (true, true, format!("{one} {n} added: {text}"))
+            }
+            ListOp::Del(n) => {
+                let mut removed = None;
+                let mut len = 0;
+                self.settings.update(|k| {
+                    let rules = (list.of)(k);
+                    len = rules.len();
+                    if (1..=len).contains(&n) {
+                        removed = Some(rules.remove(n - 1).to_string());
+                    }
+                });
+                match removed {
+                    Some(r) => (true, true, format!("{one} {n} deleted: {r}")),
+                    None => (
+                        false,
+                        false,
+                        format!("no {one} {n}: there are {len} {}", list.many),
+                    ),
+                }
+            }
+            ListOp::Clear => {
+                let mut len = 0;
+                self.settings.update(|k| {
+                    let rules = (list.of)(k);
+                    len = rules.len();
+                    rules.clear();
+                });
+                (
+                    true,
+                    len > 0,
+                    format!("{} cleared ({len} removed)", list.many),
+                )
+            }
+        }
+    }
+
+    /// The settings as JSON: placement, rules, throttle, caps, mutations, faults.
     pub fn state_json(&self) -> serde_json::Value {
         let k = self.settings.get();
         json!({
             "placement": k.placement,
             "rules": k.rules.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "mutations": k.mutations.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "faults": k.faults.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "throttle_ms": k.throttle_ms,
             "caps": k.caps.iter().map(|(key, v)| (api_snake_name(*key), *v)).collect::<std::collections::BTreeMap<_, _>>(),
         })
@@ -454,10 +571,10 @@ mod tests {
             ("placement omit", Placement(Some(ThrottlePlacement::Omit))),
             (
                 "rule add software=kafka-python*:front",
-                RuleAdd("software=kafka-python*:front".parse().unwrap()),
+                Rule(ListOp::Add("software=kafka-python*:front".parse().unwrap())),
             ),
-            ("rule del 2", RuleDel(2)),
-            ("rule clear", RuleClear),
+            ("rule del 2", Rule(ListOp::Del(2))),
+            ("rule clear", Rule(ListOp::Clear)),
             ("rules", Rules),
             ("throttle 250", Throttle(Some(250))),
             ("throttle", Throttle(None)),
@@ -488,10 +605,10 @@ mod tests {
             ("PLACEMENT", Placement(None)),
             ("Placement Front", Placement(Some(ThrottlePlacement::Front))),
             ("placement OMIT", Placement(Some(ThrottlePlacement::Omit))),
-            ("Rule Del 2", RuleDel(2)),
-            ("RULE DELETE 1", RuleDel(1)),
-            ("rule Rm 3", RuleDel(3)),
-            ("Rule CLEAR", RuleClear),
+            ("Rule Del 2", Rule(ListOp::Del(2))),
+            ("RULE DELETE 1", Rule(ListOp::Del(1))),
+            ("rule Rm 3", Rule(ListOp::Del(3))),
+            ("Rule CLEAR", Rule(ListOp::Clear)),
             ("Rules", Rules),
             ("THROTTLE 250", Throttle(Some(250))),
             ("Throttle", Throttle(None)),
@@ -513,7 +630,8 @@ mod tests {
         }
         // Matcher names and the mode in any case; the globs as typed (they match client ids and
         // software names, which have a case).
-        let Ok(Some(RuleAdd(rule))) = parse("Rule Add Client_ID=RdKafka*,SOFTWARE=LibRd?:Front")
+        let Ok(Some(Rule(ListOp::Add(rule)))) =
+            parse("Rule Add Client_ID=RdKafka*,SOFTWARE=LibRd?:Front")
         else {
             panic!("a rule")
         };
@@ -616,5 +734,96 @@ mod tests {
         assert!(!bad.ok && !bad.changed);
         let control = Control::new(settings).with_clients_hook(Box::new(|| "conn 1: x".into()));
         assert_eq!(control.run_line("clients").unwrap().message, "conn 1: x");
+    }
+
+    #[test]
+    fn mutation_and_fault_commands_change_the_settings_and_are_markers() {
+        use crate::capture::{Store, StoreLimits};
+        let settings = Settings::new(Knobs::default());
+        let store = Store::new(StoreLimits::default());
+        let control = Control::new(settings.clone()).with_markers(store.clone(), "test");
+        let run = |l: &str| control.run_line(l).unwrap();
+        let r = run("MUTATE ADD api=produce,versions=1-8:move produce.response.throttle_time_ms before produce.response.responses");
+        assert!(r.ok && r.changed, "{r:?}");
+        assert_eq!(
+            r.message,
+            "mutation 1 added: api=produce,versions=1-8:move produce.response.throttle_time_ms \
+             before produce.response.responses"
+        );
+        run("mutate add truncate 2");
+        let r = run("Fault Add api=find_coordinator:error COORDINATOR_NOT_AVAILABLE first 3");
+        assert_eq!(
+            r.message,
+            "fault 1 added: api=find_coordinator:error COORDINATOR_NOT_AVAILABLE first 3"
+        );
+        run("fault add drop probability 0.5 seed 3");
+        assert_eq!(
+            control.render(&run("mutations"), false),
+            "# mutations (2, every matching one applied, in order):\n#   1: \
+             api=produce,versions=1-8:move produce.response.throttle_time_ms before \
+             produce.response.responses\n#   2: truncate 2"
+        );
+        assert_eq!(
+            run("faults").message,
+            "faults (2, every matching one acts):\n  1: api=find_coordinator:error \
+             COORDINATOR_NOT_AVAILABLE first 3\n  2: drop probability 0.5 seed 3"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&control.render(&run("faults"), true)).unwrap();
+        assert_eq!(json["state"]["faults"][1], "drop probability 0.5 seed 3");
+        assert_eq!(json["state"]["mutations"][1], "truncate 2");
+        let r = run("fault del 1");
+        assert_eq!(
+            r.message,
+            "fault 1 deleted: api=find_coordinator:error COORDINATOR_NOT_AVAILABLE first 3"
+        );
+        let r = run("mutate del 5");
+        assert!(!r.ok && !r.changed);
+        assert_eq!(r.message, "no mutation 5: there are 2 mutations");
+        assert_eq!(run("mutate clear").message, "mutations cleared (2 removed)");
+        assert_eq!(run("fault clear").message, "faults cleared (1 removed)");
+        assert!(!run("fault clear").changed);
+        assert_eq!(
+            run("faults").message,
+            "faults: none (requests are served as they come)"
+        );
+        assert_eq!(
+            run("mutations").message,
+            "mutations: none (responses are sent as encoded)"
+        );
+        assert!(settings.get().mutations.is_empty() && settings.get().faults.is_empty());
+        // Each change is a marker in the capture; listing is not.
+        let markers: Vec<String> = store
+            .markers_since(0)
+            .iter()
+            .map(|m| m.text.clone())
+            .collect();
+        assert_eq!(markers.len(), 7, "{markers:?}");
+        assert!(markers[0].starts_with("[test] mutation 1 added: api=produce"));
+        assert_eq!(
+            markers[3],
+            "[test] fault 2 added: drop probability 0.5 seed 3"
+        );
+        assert_eq!(markers[6], "[test] faults cleared (1 removed)");
+        // Refusals say why.
+        for (line, says) in [
+            ("mutate add", "needs a rule"),
+            (
+                "mutate add api=fetch:omit produce.response.throttle_time_ms",
+                "Produce responses only",
+            ),
+            ("fault add error NOT_COORDINATOR", "needs api=NAME"),
+            (
+                "fault add api=describe_groups:error 16",
+                "not DescribeGroups",
+            ),
+            ("fault del 0", "from 1 (see faults)"),
+            ("mutate frob", "expected add RULE"),
+            ("faults 2", "no arguments"),
+        ] {
+            let r = run(line);
+            assert!(!r.ok, "{line}");
+            assert!(r.message.contains(says), "{line}: {}", r.message);
+        }
     }
 }

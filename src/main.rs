@@ -493,6 +493,8 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|c| (c.api_key, c.max_version))
             .collect(),
+        mutations: cli.placement.mutations.clone(),
+        faults: cli.placement.faults.clone(),
         stall: StallThresholds {
             close_after_response: std::time::Duration::from_millis(cli.stall.stall_close_after_ms),
             silence: std::time::Duration::from_millis(cli.stall.stall_silence_ms),

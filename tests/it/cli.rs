@@ -215,6 +215,26 @@ fn usage_errors_are_one_line_and_exit_2() {
         "{}",
         text(&out.stderr)
     );
+    // A rule that does not parse says why, with clap's exit code 2.
+    for (flag, rule, says) in [
+        ("--mutate", "omit produce.response.nosuch", "unknown field"),
+        (
+            "--mutate",
+            "api=fetch:omit produce.response.throttle_time_ms",
+            "Produce responses only",
+        ),
+        ("--fault", "error NOT_COORDINATOR", "error needs api=NAME"),
+        ("--fault", "api=produce:delay 5", "write it with its unit"),
+    ] {
+        let out = run(chronik(logs.path()).args(["--headless", flag, rule]));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {rule}: {err}");
+        assert!(
+            err.contains(&format!("invalid value '{rule}' for '{flag} <RULE>'"))
+                && err.contains(says),
+            "{flag} {rule}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -4,62 +4,16 @@
 
 use crate::common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::Decodable;
 use serde_json::Value as Json;
 
 use common::clients::{self, Client, Job};
+use common::frame::Raw;
 use common::Broker;
-
-/// A raw connection speaking kafka-protocol's encoders.
-struct Raw {
-    s: TcpStream,
-    corr: i32,
-}
-
-impl Raw {
-    fn connect(b: &Broker) -> Raw {
-        let s = TcpStream::connect(b.addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Raw { s, corr: 0 }
-    }
-
-    /// Sends a request; returns its correlation id.
-    fn send<Req: Encodable>(&mut self, key: ApiKey, version: i16, req: &Req) -> i32 {
-        self.corr += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(StrBytes::from_static_str("placement-test")));
-        let mut b = BytesMut::new();
-        header
-            .encode(&mut b, key.request_header_version(version))
-            .unwrap();
-        req.encode(&mut b, version).unwrap();
-        let mut frame = (b.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&b);
-        self.s.write_all(&frame).unwrap();
-        self.corr
-    }
-
-    /// Reads one response frame, size prefix included.
-    fn read_frame(&mut self) -> Vec<u8> {
-        let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).expect("a response in time");
-        let n = i32::from_be_bytes(len);
-        assert!((0..1 << 20).contains(&n), "response size {n}");
-        let mut frame = len.to_vec();
-        frame.resize(4 + n as usize, 0);
-        self.s.read_exact(&mut frame[4..]).unwrap();
-        frame
-    }
-}
 
 fn produce_v(topic: &str, value: &str) -> ProduceRequest {
     common::frame::produce_req(topic, 0, -1, common::frame::records(&[value], 2, None))
@@ -127,7 +81,7 @@ const THROTTLE: i32 = 0x0102_0304;
 fn switching_the_mode_applies_to_the_next_response_on_an_existing_connection() {
     let throttle = THROTTLE.to_string();
     let mut b = Broker::start(&["--json", "--throttle-ms", &throttle]);
-    let mut c = Raw::connect(&b);
+    let mut c = Raw::connect(b.addr, "placement-test");
     let tb = THROTTLE.to_be_bytes();
 
     // spec: kafka-protocol decodes it, the throttle is the last field.
@@ -221,7 +175,7 @@ fn switching_the_mode_applies_to_the_next_response_on_an_existing_connection() {
 fn front_on_flexible_versions_stays_where_the_spec_puts_it() {
     let throttle = THROTTLE.to_string();
     let mut b = Broker::start(&["--json", "--throttle-ms", &throttle, "--placement", "front"]);
-    let mut c = Raw::connect(&b);
+    let mut c = Raw::connect(b.addr, "placement-test");
     c.send(ApiKey::Produce, 9, &produce_v("flex", "a"));
     let frame = c.read_frame();
     let mut body = Bytes::copy_from_slice(&frame[4..]);
@@ -347,7 +301,7 @@ fn caps_pin_the_produce_version_and_change_at_runtime() {
 
     // A raw connection sees the capped range in ApiVersions; a request above it is served and
     // noted.
-    let mut c = Raw::connect(&b);
+    let mut c = Raw::connect(b.addr, "placement-test");
     c.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
     let frame = c.read_frame();
     let mut body = Bytes::copy_from_slice(&frame[4..]);
@@ -371,7 +325,7 @@ fn caps_pin_the_produce_version_and_change_at_runtime() {
 
     // cap clear: new connections see the full range again.
     b.command("cap clear");
-    let mut c = Raw::connect(&b);
+    let mut c = Raw::connect(b.addr, "placement-test");
     c.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
     let frame = c.read_frame();
     let mut body = Bytes::copy_from_slice(&frame[4..]);
@@ -424,7 +378,7 @@ fn end_of_stdin_ends_the_control_input_not_the_broker() {
     drop(b.child.stdin.take());
     std::thread::sleep(Duration::from_millis(200));
     assert!(b.child.try_wait().unwrap().is_none(), "the broker exited");
-    let mut c = Raw::connect(&b);
+    let mut c = Raw::connect(b.addr, "placement-test");
     c.send(ApiKey::Produce, 7, &produce_v("after-eof", "x"));
     let frame = c.read_frame();
     assert!(chronik_tui::protocol::dissect_response(&frame, 0, 7)

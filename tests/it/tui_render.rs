@@ -564,6 +564,25 @@ async fn placement_and_settings_changes_are_markers_and_show_in_the_status_bar()
     )));
     keys(&mut app, "produce=8");
     key(&mut app, KeyCode::Enter);
+    // A mutation and a fault, from their own keys.
+    for (k, rule) in [
+        (
+            'm',
+            "api=produce,versions=1-8:omit produce.response.throttle_time_ms",
+        ),
+        (
+            'f',
+            "api=find_coordinator:error COORDINATOR_NOT_AVAILABLE first 2",
+        ),
+    ] {
+        key(&mut app, KeyCode::Char(k));
+        app.handle_event(Event::Key(KeyEvent::new(
+            KeyCode::Char('u'),
+            KeyModifiers::CONTROL,
+        )));
+        keys(&mut app, rule);
+        key(&mut app, KeyCode::Enter);
+    }
     let markers = store.markers_since(0);
     let texts: Vec<&str> = markers.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(
@@ -573,16 +592,30 @@ async fn placement_and_settings_changes_are_markers_and_show_in_the_status_bar()
             "[tui] rule 1 added: software=kafka-python*:omit",
             "[tui] throttle: 7 ms (was 0 ms)",
             "[tui] cap produce=8 (was uncapped; applies to connections whose ApiVersions comes later)",
+            "[tui] mutation 1 added: api=produce,versions=1-8:omit produce.response.throttle_time_ms",
+            "[tui] fault 1 added: api=find_coordinator:error COORDINATOR_NOT_AVAILABLE first 2",
         ]
     );
     app.tick();
     let t = render(&mut app, 80, 24);
     snapshot("settings_80x24", &text(&t));
+    // The list scrolls: at its last item, the end of the view shows.
+    for _ in 0..20 {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    let screen = text(&render(&mut app, 80, 24));
+    for shown in ["+ add a fault", "Stall detector thresholds"] {
+        assert!(screen.contains(shown), "{shown:?} in\n{screen}");
+    }
+    assert!(
+        !screen.contains("placement of throttle_time_ms"),
+        "{screen}"
+    );
     key(&mut app, KeyCode::Char('1'));
     let t = render(&mut app, 120, 36);
     let screen = text(&t);
     assert!(
-        screen.contains("placement=front rules=1 throttle=7ms caps=produce=8"),
+        screen.contains("placement=front rules=1 throttle=7ms caps=produce=8 mutations=1 faults=1"),
         "{screen}"
     );
     assert!(

@@ -5,14 +5,17 @@
 //! Where things are: `server.rs` accepts connections and runs each one (framing, checking,
 //! capturing, answering); `handlers/` answers each API, one module per family; `state.rs` holds
 //! what both work on (`Shared`, one per broker, and `Conn`, one per connection), so the
-//! handlers never depend on the connection task. `topics.rs` and `log.rs` keep the topics and
-//! their partition logs, `groups/` is the group coordinator. `settings.rs` holds the knobs a
-//! run turns while clients talk (placement, rules, caps, throttle, stall thresholds).
+//! handlers never depend on the connection task. `inject.rs` is what the mutation and fault
+//! rules do to an exchange (the connection task calls it; `handlers/fault.rs` builds the
+//! `error` fault's answers). `topics.rs` and `log/` keep the topics and their partition logs,
+//! `groups/` is the group coordinator. `settings/` holds the knobs a run turns while clients
+//! talk (placement, rules, caps, throttle, mutations, faults, stall thresholds).
 #![forbid(unsafe_code)]
 
 pub mod frame;
 pub mod groups;
 mod handlers;
+mod inject;
 pub mod log;
 mod server;
 pub mod settings;

@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::handlers::{self, Outcome};
+use super::inject::{self, FaultPlan};
 use super::state::{Conn, Shared};
 use crate::frame::{read_frame, FrameError};
 use crate::settings::ClientIdentity;
@@ -91,6 +92,7 @@ async fn serve(
         identity: ClientIdentity::default(),
         placement_used: None,
         advertised_caps: None,
+        fault_counts: Default::default(),
     };
     shared.store.push_conn_event(ConnEvent {
         conn: id,
@@ -265,12 +267,20 @@ async fn handle_frame(
     if key == api_key::API_VERSIONS && !in_range {
         // Kafka's answer to an ApiVersions version it does not know: v0, UNSUPPORTED_VERSION,
         // with the list so the client can pick a version.
-        let body = handlers::api_versions_unsupported(&shared.settings.get());
+        let knobs = shared.settings.get();
+        let plan = FaultPlan::decide(&knobs, conn, key, version);
+        let body = handlers::api_versions_unsupported(&knobs);
         ex.notes.push(format!(
             "ApiVersions v{version} unsupported: answered as v0 with error {}",
             errors::UNSUPPORTED_VERSION
         ));
-        return respond(stream, shared, ex, frame, corr, 0, body).await;
+        let reply = Reply {
+            corr,
+            header_version: 0,
+            body,
+            body_version: 0,
+        };
+        return respond(stream, shared, conn, ex, frame, reply, &plan, shutdown).await;
     }
     if !in_range {
         let why = match supported {
@@ -320,10 +330,19 @@ async fn handle_frame(
         let why = format!("refused: {reason}");
         return end(ex, frame, Status::Refused { reason }, why);
     }
+    let knobs = shared.settings.get();
+    let plan = FaultPlan::decide(&knobs, conn, key, version);
     // A fetch may wait (long poll): if the client goes away or the broker shuts down meanwhile,
     // the request is captured as unanswered. Other handlers run to completion (the group
     // coordinator's waits are its own business).
-    let outcome = if api == ApiKey::Fetch {
+    let error_reply = plan.error.and_then(|(rule, code)| {
+        handlers::error_reply(shared, conn, &knobs, api, version, buf.clone(), code)
+            .map(|o| (rule, code, o))
+    });
+    let outcome = if let Some((rule, code, outcome)) = error_reply {
+        ex.notes.push(FaultPlan::error_note(rule, code));
+        outcome
+    } else if api == ApiKey::Fetch {
         let handler = handlers::handle(shared, conn, api, version, &header, buf);
         tokio::select! {
             o = handler => o,
@@ -354,14 +373,25 @@ async fn handle_frame(
             } else {
                 api.response_header_version(version)
             };
-            respond(stream, shared, ex, frame, corr, header_version, body).await?;
+            let reply = Reply {
+                corr,
+                header_version,
+                body,
+                body_version: version,
+            };
+            respond(stream, shared, conn, ex, frame, reply, &plan, shutdown).await?;
             after_reply(close_after, key)
         }
         Outcome::NoResponse { notes, close_after } => {
             ex.notes.extend(notes);
             ex.request = frame;
             ex.status = Status::NoResponse;
+            let fault_close = plan.close_after_note();
+            ex.notes.extend(fault_close.clone());
             shared.store.push(ex);
+            if let Some(why) = fault_close {
+                return Err((ClosedBy::Broker, why));
+            }
             after_reply(close_after, key)
         }
         Outcome::Close(why) => close(ex, frame, why),
@@ -418,40 +448,102 @@ fn after_reply(close_after: bool, key: i16) -> Result<(), CloseReason> {
     }
 }
 
-/// Writes a response (header + body) and captures the exchange; `Err` when the write fails.
+/// A response to write: the header's correlation id and version, and the body with the version
+/// it is encoded at.
+struct Reply {
+    corr: i32,
+    header_version: i16,
+    body: BytesMut,
+    body_version: i16,
+}
+
+/// Writes a response (header + body) and captures the exchange, after the mutation rules have
+/// changed it and as the fault plan says (late, not at all, in pieces, half of it); the
+/// exchange keeps the bytes that were sent. `Err` when the connection must close: a write
+/// failed, the client left during a delay, or a fault closes it.
+#[allow(clippy::too_many_arguments)]
 async fn respond(
     stream: &mut TcpStream,
     shared: &Shared,
+    conn: &Conn,
     mut ex: Exchange,
     frame: Vec<u8>,
-    correlation_id: i32,
-    header_version: i16,
-    body: BytesMut,
+    reply: Reply,
+    plan: &FaultPlan,
+    shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), CloseReason> {
     let mut out = BytesMut::new();
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    if let Err(e) = header.encode(&mut out, header_version) {
+    let header = ResponseHeader::default().with_correlation_id(reply.corr);
+    if let Err(e) = header.encode(&mut out, reply.header_version) {
         tracing::error!(error = %e, "encoding a response header");
         return Err((ClosedBy::Broker, format!("encoding a response header: {e}")));
     }
-    out.extend_from_slice(&body);
-    let resp = with_size_prefix(&out);
+    out.extend_from_slice(&reply.body);
     ex.request = frame;
-    let wrote = stream.write_all(&resp).await;
+    let knobs = shared.settings.get();
+    let resp = inject::mutate(
+        &knobs,
+        &conn.identity,
+        &mut ex,
+        with_size_prefix(&out),
+        reply.body_version,
+    );
+    if !plan.delays.is_empty() {
+        plan.note_delays(&mut ex);
+        tokio::select! {
+            _ = tokio::time::sleep(plan.delay()) => {}
+            why = peer_gone(stream, shutdown) => {
+                ex.status = Status::Unanswered;
+                ex.notes.push(format!("{why} while the response was delayed"));
+                shared.store.push(ex);
+                let by = if why == "broker shut down" { ClosedBy::Broker } else { ClosedBy::Client };
+                return Err((by, format!("{why} while a response was delayed")));
+            }
+        }
+    }
+    if let Some(rule) = plan.drop {
+        ex.status = Status::Unanswered;
+        ex.notes
+            .push(format!("fault (rule {rule}): response dropped"));
+        let close = plan.close_after_note();
+        ex.notes.extend(close.clone());
+        shared.store.push(ex);
+        return close.map_or(Ok(()), |why| Err((ClosedBy::Broker, why)));
+    }
+    let written = inject::write(stream, &resp, plan, &mut ex).await;
     ex.response_at = Some(now_micros());
-    let result = match wrote {
-        Err(e) => {
+    let result = match written.error {
+        Some(e) => {
             ex.status = Status::Unanswered;
             ex.notes
                 .push("connection closed before the response was written".into());
+            if written.bytes > 0 {
+                ex.response = Some(resp[..written.bytes].to_vec());
+            }
             Err((
                 ClosedBy::Client,
                 format!("writing the response failed: {e}"),
             ))
         }
-        Ok(()) => {
+        None if plan.mid_response.is_some() => {
+            ex.response = Some(resp[..written.bytes].to_vec());
+            Err((
+                ClosedBy::Broker,
+                format!(
+                    "fault (rule {}): closed mid-response",
+                    plan.mid_response.unwrap_or_default()
+                ),
+            ))
+        }
+        None => {
             ex.response = Some(resp);
-            Ok(())
+            match plan.close_after_note() {
+                Some(why) => {
+                    ex.notes.push(why.clone());
+                    Err((ClosedBy::Broker, why))
+                }
+                None => Ok(()),
+            }
         }
     };
     shared.store.push(ex);

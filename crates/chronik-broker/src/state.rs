@@ -106,6 +106,8 @@ pub(crate) struct Conn {
     pub placement_used: Option<PlacementUsed>,
     /// The version caps in force when this connection's ApiVersions was answered (None before).
     pub advertised_caps: Option<std::collections::BTreeMap<i16, i16>>,
+    /// Requests each `close after N` fault rule (by rule id) has matched on this connection.
+    pub fault_counts: HashMap<u64, u64>,
 }
 
 /// One partition of a fetch session: where the next read starts and how much it may return.

@@ -19,6 +19,14 @@ macro_rules! error_codes {
                 _ => "UNKNOWN_ERROR_CODE",
             }
         }
+
+        /// The code of an error named as the protocol guide names it, in any case
+        /// (`not_leader_or_follower` → 6).
+        pub fn code_by_name(name: &str) -> Option<i16> {
+            ALL.iter()
+                .find(|(_, n)| n.eq_ignore_ascii_case(name.trim()))
+                .map(|(c, _)| *c)
+        }
     };
 }
 

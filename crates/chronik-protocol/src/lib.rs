@@ -8,6 +8,7 @@ pub mod dissect;
 pub mod encode;
 pub mod errors;
 pub mod frame;
+pub mod mutate;
 pub mod placement;
 pub mod records;
 pub mod registry;

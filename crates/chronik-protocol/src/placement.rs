@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::mutate::Mutation;
+
 /// Where ProduceResponse puts `throttle_time_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -34,6 +36,24 @@ impl ThrottlePlacement {
             ThrottlePlacement::Spec => "spec",
             ThrottlePlacement::Front => "front",
             ThrottlePlacement::Omit => "omit",
+        }
+    }
+
+    /// The mutation that gives a ProduceResponse of `version` this placement's layout: `front`
+    /// moves `throttle_time_ms` before the responses array on v1-v8 (Chronik Stream 0.7.2 moved
+    /// it there only; on v9+ a leading int32 would stand where the client reads a compact array
+    /// length, a framing error no broker shipped), `omit` leaves it out on v1+. `None` where the
+    /// response is encoded as the spec has it (spec, v0 which has no such field, front on v9+).
+    pub fn preset(self, version: i16) -> Option<Mutation> {
+        let throttle = crate::fid!("produce.response.throttle_time_ms");
+        match self {
+            ThrottlePlacement::Front if (1..=8).contains(&version) => Some(Mutation::Move {
+                field: throttle,
+                anchor: crate::fid!("produce.response.responses"),
+                before: true,
+            }),
+            ThrottlePlacement::Omit if version >= 1 => Some(Mutation::Omit { field: throttle }),
+            _ => None,
         }
     }
 

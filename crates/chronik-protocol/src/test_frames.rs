@@ -38,3 +38,40 @@ pub fn response_frame<R: Encodable + HeaderVersion>(version: i16, corr: i32, res
     resp.encode(&mut b, version).expect("body");
     super::frame::with_size_prefix(&b)
 }
+
+/// One uncompressed magic-2 batch of records holding `values` (no keys, offsets from 0), as
+/// kafka-protocol writes it.
+pub fn record_batch(values: &[&[u8]]) -> bytes::Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(bytes::Bytes::copy_from_slice(v)),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut b = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut b,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("batch");
+    b.freeze()
+}

@@ -26,7 +26,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "everywhere",
         ":",
-        "command: placement MODE, rule add RULE, throttle N, cap API=N, …",
+        "command: placement MODE, rule add RULE, mutate add RULE, fault add RULE, …",
     ),
     (
         "everywhere",
@@ -75,8 +75,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("clients", "Enter", "show that connection's exchanges"),
     (
         "settings",
-        "Enter a c d",
-        "change, add a rule, add a cap, delete",
+        "Enter a c m f d",
+        "change, add a rule, a cap, a mutation, a fault; delete",
     ),
     (
         "mouse",

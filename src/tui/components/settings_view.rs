@@ -1,6 +1,7 @@
-//! The settings view: the global placement, the injected throttle value, per-client rules and
-//! version caps, as a list to edit. Every change is a command of the control language
-//! (`placement front`, `rule add …`), run by the app, so it is recorded like any other.
+//! The settings view: the global placement, the injected throttle value, per-client rules,
+//! version caps, response mutations and faults, as a list to edit. Every change is a command
+//! of the control language (`placement front`, `rule add …`, `fault add …`), run by the app, so
+//! it is recorded like any other.
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
@@ -33,6 +34,29 @@ enum Item {
     AddRule,
     Cap(i16),
     AddCap,
+    Mutation(usize),
+    AddMutation,
+    Fault(usize),
+    AddFault,
+}
+
+impl Item {
+    /// The heading of the section the item is in (none for the first two).
+    fn section(&self) -> Option<&'static str> {
+        match self {
+            Item::Placement | Item::Throttle => None,
+            Item::Rule(_) | Item::AddRule => {
+                Some("Per-client rules (first match wins over the global placement)")
+            }
+            Item::Cap(_) | Item::AddCap => {
+                Some("Version caps (for connections whose ApiVersions comes later)")
+            }
+            Item::Mutation(_) | Item::AddMutation => {
+                Some("Response mutations (every matching one applied, in order)")
+            }
+            Item::Fault(_) | Item::AddFault => Some("Faults (every matching one acts)"),
+        }
+    }
 }
 
 /// The settings pane's state.
@@ -48,6 +72,10 @@ fn items(k: &Knobs) -> Vec<Item> {
     v.push(Item::AddRule);
     v.extend(k.caps.keys().map(|a| Item::Cap(*a)));
     v.push(Item::AddCap);
+    v.extend((1..=k.mutations.len()).map(Item::Mutation));
+    v.push(Item::AddMutation);
+    v.extend((1..=k.faults.len()).map(Item::Fault));
+    v.push(Item::AddFault);
     v
 }
 
@@ -78,11 +106,17 @@ impl SettingsView {
                 }),
                 Item::Rule(_) | Item::AddRule => Some(add_rule()),
                 Item::Cap(_) | Item::AddCap => Some(add_cap()),
+                Item::Mutation(_) | Item::AddMutation => Some(add_mutation()),
+                Item::Fault(_) | Item::AddFault => Some(add_fault()),
             },
             KeyCode::Char('a') => Some(add_rule()),
             KeyCode::Char('c') => Some(add_cap()),
+            KeyCode::Char('m') => Some(add_mutation()),
+            KeyCode::Char('f') => Some(add_fault()),
             KeyCode::Char('d') | KeyCode::Delete => match item {
                 Item::Rule(n) => Some(SettingsAction::Run(format!("rule del {n}"))),
+                Item::Mutation(n) => Some(SettingsAction::Run(format!("mutate del {n}"))),
+                Item::Fault(n) => Some(SettingsAction::Run(format!("fault del {n}"))),
                 Item::Cap(api) => Some(SettingsAction::Run(format!(
                     "cap clear {}",
                     api_snake_name(api)
@@ -100,38 +134,20 @@ impl SettingsView {
         let items = items(knobs);
         self.selected = self.selected.min(items.len() - 1);
         let block = pane(
-            " Settings (Enter: change  a: add rule  c: add cap  d: delete) ",
+            " Settings (Enter: change  a: rule  c: cap  m: mutation  f: fault  d: delete) ",
             focused,
             theme,
         );
         let inner = block.inner(area);
         f.render_widget(block, area);
         let mut lines: Vec<Line> = Vec::new();
-        let heading = |lines: &mut Vec<Line>, text: &str| {
-            lines.push(Line::from(""));
-            lines.push(Line::styled(text.to_string(), theme.header));
-        };
+        let mut selected_line = 0;
+        let mut section = None;
         for (i, item) in items.iter().enumerate() {
-            match item {
-                Item::Rule(1) => heading(
-                    &mut lines,
-                    "Per-client rules (first match wins over the global placement)",
-                ),
-                Item::AddRule if knobs.rules.is_empty() => heading(
-                    &mut lines,
-                    "Per-client rules (first match wins over the global placement)",
-                ),
-                Item::Cap(_) if Some(item) == items.iter().find(|i| matches!(i, Item::Cap(_))) => {
-                    heading(
-                        &mut lines,
-                        "Version caps (for connections whose ApiVersions comes later)",
-                    )
-                }
-                Item::AddCap if knobs.caps.is_empty() => heading(
-                    &mut lines,
-                    "Version caps (for connections whose ApiVersions comes later)",
-                ),
-                _ => {}
+            if item.section() != section {
+                section = item.section();
+                lines.push(Line::from(""));
+                lines.push(Line::styled(section.unwrap_or_default(), theme.header));
             }
             let (label, value) = match item {
                 Item::Placement => (
@@ -159,8 +175,33 @@ impl SettingsView {
                     format!("v{}", knobs.caps.get(api).copied().unwrap_or_default()),
                 ),
                 Item::AddCap => ("+ add a cap".into(), "API=N, e.g. produce=8".into()),
+                Item::Mutation(n) => (
+                    format!("mutation {n}"),
+                    knobs
+                        .mutations
+                        .get(n - 1)
+                        .map(|r| r.to_string())
+                        .unwrap_or_default(),
+                ),
+                Item::AddMutation => (
+                    "+ add a mutation".into(),
+                    "[MATCH:] move|omit|set|truncate|corrupt crc".into(),
+                ),
+                Item::Fault(n) => (
+                    format!("fault {n}"),
+                    knobs
+                        .faults
+                        .get(n - 1)
+                        .map(|r| r.to_string())
+                        .unwrap_or_default(),
+                ),
+                Item::AddFault => (
+                    "+ add a fault".into(),
+                    "[MATCH:] delay|error|drop|close|chunk".into(),
+                ),
             };
             let style = if i == self.selected {
+                selected_line = lines.len();
                 theme.selected
             } else {
                 theme.base
@@ -181,7 +222,14 @@ impl SettingsView {
             ),
             theme.dim,
         ));
-        f.render_widget(Paragraph::new(lines), inner);
+        // Scrolled so that the selected line shows (and, from the last item, the end).
+        let height = inner.height.max(1) as usize;
+        let offset = if self.selected + 1 == items.len() {
+            lines.len().saturating_sub(height)
+        } else {
+            selected_line.saturating_sub(height - 1)
+        };
+        f.render_widget(Paragraph::new(lines).scroll((offset as u16, 0)), inner);
     }
 }
 
@@ -198,5 +246,21 @@ fn add_cap() -> SettingsAction {
         prompt: "cap> ".into(),
         initial: "produce=8".into(),
         prefix: "cap ".into(),
+    }
+}
+
+fn add_mutation() -> SettingsAction {
+    SettingsAction::Ask {
+        prompt: "mutate add> ".into(),
+        initial: "api=produce:omit produce.response.throttle_time_ms".into(),
+        prefix: "mutate add ".into(),
+    }
+}
+
+fn add_fault() -> SettingsAction {
+    SettingsAction::Ask {
+        prompt: "fault add> ".into(),
+        initial: "api=produce:delay 200ms".into(),
+        prefix: "fault add ".into(),
     }
 }

@@ -22,6 +22,8 @@ pub fn draw(
     let open: Vec<&ConnInfo> = clients.iter().filter(|c| c.closed.is_none()).collect();
     let count = |h: Health| clients.iter().filter(|c| c.health == h).count();
     let alert = knobs.placement != ThrottlePlacement::Spec
+        || !knobs.mutations.is_empty()
+        || !knobs.faults.is_empty()
         || count(Health::Stalled) + count(Health::Retrying) + count(Health::Disconnecting) > 0;
     let style = if alert {
         theme.status_alert
@@ -38,6 +40,12 @@ pub fn draw(
     let caps = knobs.caps_text();
     if !caps.is_empty() {
         text.push_str(&format!(" caps={}", caps.join(",")));
+    }
+    if !knobs.mutations.is_empty() {
+        text.push_str(&format!(" mutations={}", knobs.mutations.len()));
+    }
+    if !knobs.faults.is_empty() {
+        text.push_str(&format!(" faults={}", knobs.faults.len()));
     }
     text.push_str(&format!(" │ clients {} open", open.len()));
     for h in [Health::Stalled, Health::Retrying, Health::Disconnecting] {

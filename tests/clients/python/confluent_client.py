@@ -1,5 +1,6 @@
 """confluent-kafka (librdkafka) test client. See common.py for usage; extra idempotent=1 sets
-enable.idempotence=true on the producer."""
+enable.idempotence=true on the producer, socket_timeout_ms=N librdkafka's socket.timeout.ms
+(how long a request may wait for its response; default here 10000)."""
 import sys
 
 import confluent_kafka
@@ -28,7 +29,7 @@ def produce(a):
         "compression.type": a.compression,
         "linger.ms": 5,
         "message.timeout.ms": int(a.timeout_s * 1000),
-        "socket.timeout.ms": 10000,
+        "socket.timeout.ms": int(a.extra.get("socket_timeout_ms", 10000)),
     }
     if "request_timeout_ms" in a.extra:
         conf["request.timeout.ms"] = a.request_timeout_ms(30000)

@@ -316,11 +316,35 @@ impl Finished {
     pub fn of(&self, kind: &str) -> Vec<&Json> {
         self.events.iter().filter(|e| e["event"] == kind).collect()
     }
+
+    /// The messages of its `error` events: the client's own words.
+    pub fn errors(&self) -> Vec<&str> {
+        self.of("error")
+            .into_iter()
+            .filter_map(|e| e["message"].as_str())
+            .collect()
+    }
+
+    /// Asserts that one of its error messages holds every one of `words`.
+    pub fn assert_error(&self, words: &[&str]) {
+        let errors = self.errors();
+        assert!(
+            errors.iter().any(|m| words.iter().all(|w| m.contains(w))),
+            "{}: no error saying {words:?} in {errors:?}\n{}",
+            self.describe,
+            self.tail()
+        );
+    }
 }
 
 /// Runs a client job to the end.
 pub fn run(client: &Client, bootstrap: &str, job: &Job) -> Finished {
     spawn(client, bootstrap, job).finish(Vec::new())
+}
+
+/// Runs a client job to the end, however it ends (an error, a kill at the time limit).
+pub fn run_to_end(client: &Client, bootstrap: &str, job: &Job) -> Finished {
+    spawn(client, bootstrap, job).outcome(Vec::new()).1
 }
 
 /// A produced message as the producer reported it.
@@ -385,7 +409,8 @@ pub struct Consumed {
     pub offset: i64,
 }
 
-fn unhex(s: &str) -> Vec<u8> {
+/// Bytes from lowercase or uppercase hex.
+pub fn unhex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
         .collect()

@@ -92,3 +92,53 @@ pub fn produce_req(
                     .with_records(Some(recs)),
             ])])
 }
+
+/// A blocking connection to a broker that sends requests encoded by kafka-protocol and reads
+/// response frames as they come, byte for byte.
+pub struct Raw {
+    pub s: std::net::TcpStream,
+    /// The last correlation id sent.
+    pub corr: i32,
+    client_id: &'static str,
+}
+
+impl Raw {
+    /// Connects, with a 10 s read timeout.
+    pub fn connect(addr: std::net::SocketAddr, client_id: &'static str) -> Raw {
+        let s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        Raw {
+            s,
+            corr: 0,
+            client_id,
+        }
+    }
+
+    /// Sends a request; returns its correlation id.
+    pub fn send<Req: kafka_protocol::protocol::Encodable>(
+        &mut self,
+        key: kafka_protocol::messages::ApiKey,
+        version: i16,
+        req: &Req,
+    ) -> i32 {
+        use std::io::Write;
+        self.corr += 1;
+        let frame = request_frame(key, version, self.corr, self.client_id, req);
+        self.s.write_all(&frame).unwrap();
+        self.corr
+    }
+
+    /// Reads one response frame, size prefix included.
+    pub fn read_frame(&mut self) -> Vec<u8> {
+        use std::io::Read;
+        let mut len = [0u8; 4];
+        self.s.read_exact(&mut len).expect("a response in time");
+        let n = i32::from_be_bytes(len);
+        assert!((0..1 << 20).contains(&n), "response size {n}");
+        let mut frame = len.to_vec();
+        frame.resize(4 + n as usize, 0);
+        self.s.read_exact(&mut frame[4..]).unwrap();
+        frame
+    }
+}

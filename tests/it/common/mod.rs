@@ -121,6 +121,32 @@ impl Broker {
         }
     }
 
+    /// With `--json`: every exchange the broker printed so far and until `done` holds for all
+    /// of them (or the timeout passes), parsed, held lines first; control replies and client
+    /// state lines are left out.
+    pub fn exchanges_until(
+        &mut self,
+        timeout: Duration,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let exchange = |l: &str| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .filter(|v| v["kind"].is_null() && v["api_name"].is_string())
+        };
+        let mut out: Vec<serde_json::Value> =
+            self.held.drain(..).filter_map(|l| exchange(&l)).collect();
+        let deadline = std::time::Instant::now() + timeout;
+        while !done(&out) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => out.extend(exchange(&l)),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
     /// Kills the process with SIGKILL (no clean shutdown).
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -145,6 +171,18 @@ fn forward_lines(out: ChildStdout) -> mpsc::Receiver<String> {
         }
     });
     rx
+}
+
+/// The notes of an exchange as `--json` prints it.
+pub fn notes(ex: &serde_json::Value) -> Vec<String> {
+    ex["notes"]
+        .as_array()
+        .map(|n| {
+            n.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether a stdout line is a control reply (`# …` other than a client state line, or a JSON
@@ -176,6 +214,19 @@ pub fn kcat_group_consume(bootstrap: &str, group: &str, topic: &str) -> String {
 /// Runs kcat with `args`, feeding it `stdin`; its standard output. Fails the test when kcat is
 /// missing or exits with an error.
 pub fn kcat(args: &[&str], stdin: Option<&str>) -> String {
+    let out = kcat_output(args, stdin);
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs kcat with `args`, feeding it `stdin`, whatever its exit status: its status, standard
+/// output and standard error (where kcat and librdkafka write their errors). Fails the test
+/// when kcat is missing.
+pub fn kcat_output(args: &[&str], stdin: Option<&str>) -> std::process::Output {
     use std::io::Write;
     assert!(
         have("kcat"),
@@ -196,13 +247,7 @@ pub fn kcat(args: &[&str], stdin: Option<&str>) -> String {
             .expect("kcat stdin");
     }
     drop(c.stdin.take());
-    let out = c.wait_with_output().expect("kcat");
-    assert!(
-        out.status.success(),
-        "kcat {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    c.wait_with_output().expect("kcat")
 }
 
 /// Whether an executable is on PATH.

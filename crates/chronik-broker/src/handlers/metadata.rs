@@ -46,8 +46,6 @@ pub(super) fn metadata(
     req: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
-    let (host, port) = advertised;
-    let node = BrokerId(shared.config.node_id);
     let allow_create =
         shared.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let topics = match req.topics {
@@ -104,6 +102,13 @@ pub(super) fn metadata(
             })
             .collect(),
     };
+    cluster(shared, advertised, version).with_topics(topics)
+}
+
+/// A Metadata response without topics: this broker, the cluster id and the controller.
+fn cluster(shared: &Shared, advertised: &(String, u16), version: i16) -> MetadataResponse {
+    let (host, port) = advertised;
+    let node = BrokerId(shared.config.node_id);
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(node)
@@ -115,7 +120,45 @@ pub(super) fn metadata(
             None
         })
         .with_controller_id(if version >= 1 { node } else { BrokerId(-1) })
-        .with_topics(topics)
+}
+
+/// Metadata answered with error `code` on every topic asked for (on every existing topic when
+/// all are asked for), with no partitions; no topic is created. The brokers are listed as
+/// usual, so the client keeps its connection and asks again.
+pub(super) fn error_response(
+    shared: &Shared,
+    advertised: &(String, u16),
+    req: MetadataRequest,
+    version: i16,
+    code: i16,
+) -> MetadataResponse {
+    let failed = |name: Option<TopicName>, id: Uuid| {
+        MetadataResponseTopic::default()
+            .with_error_code(code)
+            .with_name(name)
+            .with_topic_id(if version >= 10 { id } else { Uuid::nil() })
+    };
+    let topics = match req.topics {
+        Some(list) if !(list.is_empty() && version == 0) => list
+            .into_iter()
+            .map(|rt| {
+                let known = match &rt.name {
+                    Some(n) => shared.topics.get(n.0.as_str()),
+                    None => shared.topics.by_id(rt.topic_id),
+                };
+                let id = known.as_ref().map(|t| t.id).unwrap_or(rt.topic_id);
+                let name = rt.name.or_else(|| known.map(|t| t.wire_name()));
+                failed(name, id)
+            })
+            .collect(),
+        _ => shared
+            .topics
+            .all()
+            .iter()
+            .map(|t| failed(Some(t.wire_name()), t.id))
+            .collect(),
+    };
+    cluster(shared, advertised, version).with_topics(topics)
 }
 
 /// DescribeCluster: this one broker, which is also the controller.

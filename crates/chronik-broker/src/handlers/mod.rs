@@ -11,6 +11,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 mod admin;
 mod api_versions;
+mod fault;
 mod fetch;
 mod group;
 mod metadata;
@@ -19,6 +20,7 @@ mod produce;
 mod sasl;
 
 pub(crate) use api_versions::api_versions_unsupported;
+pub(crate) use fault::error_reply;
 pub(crate) use sasl::check_plain;
 
 use super::state::{Conn, Shared};

@@ -1,11 +1,12 @@
 //! Produce (appending to partition logs, with the throttle_time_ms placement knob) and
-//! InitProducerId.
+//! InitProducerId. The placement's bytes are the connection task's work: it applies the
+//! placement's preset mutation (`ThrottlePlacement::preset`) to the response frame this
+//! handler encodes as the spec has it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 
@@ -47,15 +48,11 @@ fn topic_for_produce(shared: &Shared, name: &str) -> Result<Arc<Topic>, i16> {
     }
 }
 
-/// What a ProduceResponse of this version is actually encoded with: v0 has no throttle field
-/// (spec), and `front` applies to v1-v8 only (see [`place_throttle`]).
+/// What a ProduceResponse of this version is actually encoded with: the placement where it has
+/// a preset at this version (v0 has no throttle field, and `front` applies to v1-v8 only), else
+/// spec.
 fn effective_placement(used: PlacementUsed, version: i16) -> PlacementUsed {
-    let moves = match used.placement {
-        ThrottlePlacement::Spec => false,
-        ThrottlePlacement::Front => (1..=8).contains(&version),
-        ThrottlePlacement::Omit => version >= 1,
-    };
-    if moves {
+    if used.placement.preset(version).is_some() {
         used
     } else {
         PlacementUsed {
@@ -74,23 +71,52 @@ pub(super) fn produce(
     req: ProduceRequest,
     version: i16,
 ) -> Outcome {
-    let used = knobs.placement_for(&conn.identity);
-    let out = append(shared, req, version, knobs.throttle_ms, &used);
-    if matches!(out, Outcome::Reply { .. }) {
-        conn.placement_used = Some(effective_placement(used, version));
+    let mut out = append(shared, req, version, knobs.throttle_ms);
+    if let Outcome::Reply { notes, .. } = &mut out {
+        place(conn, knobs, version, notes);
     }
     out
 }
 
-/// Appends each partition's records and builds the answer (none for acks=0), throttle_time_ms
-/// where `used` puts it.
-fn append(
-    shared: &Shared,
-    req: ProduceRequest,
-    version: i16,
-    throttle: i32,
-    used: &PlacementUsed,
-) -> Outcome {
+/// Chooses the placement of this client's ProduceResponse of `version` (a rule or the global
+/// knob), keeps the one it is encoded with on the connection for the exchange, and notes it
+/// whenever it differs from the default, so a capture explains itself.
+pub(super) fn place(conn: &mut Conn, knobs: &Knobs, version: i16, notes: &mut Vec<String>) {
+    let used = knobs.placement_for(&conn.identity);
+    let effective = effective_placement(used.clone(), version);
+    if used.placement != ThrottlePlacement::Spec || used.rule.is_some() {
+        let word = match effective.placement {
+            ThrottlePlacement::Front => "front",
+            ThrottlePlacement::Omit => "omitted",
+            ThrottlePlacement::Spec => "spec",
+        };
+        let why = match (&used.rule, used.placement != effective.placement) {
+            (None, false) => String::new(),
+            (Some((i, text)), false) => format!(" (rule {i}: {text})"),
+            (rule, true) => format!(
+                " ({} asked{}; {})",
+                used.placement,
+                rule.as_ref()
+                    .map(|(i, text)| format!(" by rule {i}: {text}"))
+                    .unwrap_or_default(),
+                if version == 0 {
+                    "v0 has no throttle_time_ms".to_string()
+                } else {
+                    format!(
+                        "front applies to v1-v8 as in Chronik Stream 0.7.2; v{version} is a \
+                         flexible version, encoded as spec"
+                    )
+                }
+            ),
+        };
+        notes.push(format!("throttle_time_ms placement: {word}{why}"));
+    }
+    conn.placement_used = Some(effective);
+}
+
+/// Appends each partition's records and builds the answer (none for acks=0), encoded as the
+/// spec has it.
+fn append(shared: &Shared, req: ProduceRequest, version: i16, throttle: i32) -> Outcome {
     let acks = req.acks;
     let acks_ok = (-1..=1).contains(&acks);
     let mut appended_any = false;
@@ -196,68 +222,14 @@ fn append(
     let resp = ProduceResponse::default()
         .with_responses(responses)
         .with_throttle_time_ms(throttle);
-    let mut body = match encode(&resp, version) {
-        Ok(b) => b,
-        Err(e) => return Outcome::Close(e),
-    };
-    let effective = effective_placement(used.clone(), version);
-    if effective.placement != ThrottlePlacement::Spec {
-        body = place_throttle(body, version, effective.placement);
+    match encode(&resp, version) {
+        Ok(body) => Outcome::Reply {
+            body,
+            notes,
+            close_after: false,
+        },
+        Err(e) => Outcome::Close(e),
     }
-    // Noted whenever it differs from the default, so a capture explains itself.
-    if used.placement != ThrottlePlacement::Spec || used.rule.is_some() {
-        let word = match effective.placement {
-            ThrottlePlacement::Front => "front",
-            ThrottlePlacement::Omit => "omitted",
-            ThrottlePlacement::Spec => "spec",
-        };
-        let why = match (&used.rule, used.placement != effective.placement) {
-            (None, false) => String::new(),
-            (Some((i, text)), false) => format!(" (rule {i}: {text})"),
-            (rule, true) => format!(
-                " ({} asked{}; {})",
-                used.placement,
-                rule.as_ref()
-                    .map(|(i, text)| format!(" by rule {i}: {text}"))
-                    .unwrap_or_default(),
-                if version == 0 {
-                    "v0 has no throttle_time_ms".to_string()
-                } else {
-                    format!(
-                        "front applies to v1-v8 as in Chronik Stream 0.7.2; v{version} is a \
-                         flexible version, encoded as spec"
-                    )
-                }
-            ),
-        };
-        notes.push(format!("throttle_time_ms placement: {word}{why}"));
-    }
-    Outcome::Reply {
-        body,
-        notes,
-        close_after: false,
-    }
-}
-
-/// Moves or removes ProduceResponse's throttle_time_ms. It is the last field before the
-/// top-level tagged fields: the final 4 bytes up to v8; in v9+ (no tagged fields written, so
-/// the tag section is the single count byte 0) the 4 bytes before that byte. Callers ask for
-/// `front` on v1-v8 only (see [`effective_placement`]); on v9+ it would put the int32 where the
-/// client reads the compact array's varint length.
-fn place_throttle(body: BytesMut, version: i16, placement: ThrottlePlacement) -> BytesMut {
-    let tail = if version >= 9 { 1 } else { 0 };
-    if body.len() < 4 + tail {
-        return body;
-    }
-    let at = body.len() - tail - 4;
-    let throttle = body[at..at + 4].to_vec();
-    let mut out = BytesMut::with_capacity(body.len());
-    if placement == ThrottlePlacement::Front {
-        out.extend_from_slice(&throttle);
-    }
-    out.extend_from_slice(&body[..at]);
-    out.extend_from_slice(&body[at + 4..]);
-    out
 }
 
 /// InitProducerId: a new producer id with epoch 0; a transactional id keeps its producer id and a
@@ -286,4 +258,135 @@ pub(super) fn init_producer_id(
     InitProducerIdResponse::default()
         .with_producer_id(ProducerId(pid))
         .with_producer_epoch(epoch)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::produce_response::{
+        BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    };
+    use kafka_protocol::messages::{ProduceResponse, ResponseHeader, TopicName};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    use crate::settings::ThrottlePlacement;
+    use chronik_protocol::frame::with_size_prefix;
+    use chronik_protocol::mutate::Applied;
+
+    /// How ProduceResponse's placements were made before they were mutations, kept here only
+    /// to show that the presets send the same bytes: throttle_time_ms is the last field before
+    /// the top-level tagged fields, the final 4 bytes up to v8 and in v9+ (no tagged fields
+    /// written, so the tag section is the single count byte 0) the 4 bytes before that byte.
+    fn place_throttle(body: BytesMut, version: i16, placement: ThrottlePlacement) -> BytesMut {
+        let tail = if version >= 9 { 1 } else { 0 };
+        if body.len() < 4 + tail {
+            return body;
+        }
+        let at = body.len() - tail - 4;
+        let throttle = body[at..at + 4].to_vec();
+        let mut out = BytesMut::with_capacity(body.len());
+        if placement == ThrottlePlacement::Front {
+            out.extend_from_slice(&throttle);
+        }
+        out.extend_from_slice(&body[..at]);
+        out.extend_from_slice(&body[at + 4..]);
+        out
+    }
+
+    fn name(s: &str) -> TopicName {
+        TopicName(StrBytes::from_string(s.to_string()))
+    }
+
+    /// Responses of several shapes: none, one partition, several topics and partitions with
+    /// errors, messages and record errors where the version has them, odd throttle values.
+    fn shapes(version: i16) -> Vec<ProduceResponse> {
+        let part = |i: i32, error: i16| {
+            let mut p = PartitionProduceResponse::default()
+                .with_index(i)
+                .with_error_code(error)
+                .with_base_offset(if error == 0 { 1000 + i as i64 } else { -1 });
+            if version >= 2 {
+                p = p.with_log_append_time_ms(1_700_000_000_000 + i as i64);
+            }
+            if version >= 5 {
+                p = p.with_log_start_offset(7);
+            }
+            if version >= 8 && error != 0 {
+                p = p
+                    .with_error_message(Some(StrBytes::from_static_str("no leader here")))
+                    .with_record_errors(vec![BatchIndexAndErrorMessage::default()
+                        .with_batch_index(2)
+                        .with_batch_index_error_message(None)]);
+            }
+            p
+        };
+        vec![
+            ProduceResponse::default(),
+            ProduceResponse::default()
+                .with_responses(vec![TopicProduceResponse::default()
+                    .with_name(name("orders"))
+                    .with_partition_responses(vec![part(0, 0)])])
+                .with_throttle_time_ms(250),
+            ProduceResponse::default()
+                .with_responses(vec![
+                    TopicProduceResponse::default()
+                        .with_name(name("a"))
+                        .with_partition_responses(vec![part(0, 0), part(1, 6), part(2, 0)]),
+                    TopicProduceResponse::default()
+                        .with_name(name("a-much-longer-topic-name.with.dots"))
+                        .with_partition_responses(vec![]),
+                    TopicProduceResponse::default()
+                        .with_name(name("z"))
+                        .with_partition_responses(vec![part(9, 3)]),
+                ])
+                .with_throttle_time_ms(-1),
+            ProduceResponse::default().with_throttle_time_ms(i32::MAX),
+        ]
+    }
+
+    #[test]
+    fn presets_send_the_bytes_the_old_placement_code_did() {
+        let mut compared = 0;
+        for version in 1..=11i16 {
+            let header_version = if version >= 9 { 1 } else { 0 };
+            for (n, resp) in shapes(version).into_iter().enumerate() {
+                let mut body = BytesMut::new();
+                resp.encode(&mut body, version).expect("encodes");
+                let mut head = BytesMut::new();
+                ResponseHeader::default()
+                    .with_correlation_id(42)
+                    .encode(&mut head, header_version)
+                    .unwrap();
+                let frame = with_size_prefix(&[&head[..], &body[..]].concat());
+                for placement in [ThrottlePlacement::Front, ThrottlePlacement::Omit] {
+                    // The old code ran for front on v1-v8 and omit on v1+.
+                    let old_ran = match placement {
+                        ThrottlePlacement::Front => version <= 8,
+                        _ => true,
+                    };
+                    let Some(preset) = placement.preset(version) else {
+                        assert!(
+                            !old_ran,
+                            "{placement} v{version}: no preset where the old code ran"
+                        );
+                        continue;
+                    };
+                    assert!(
+                        old_ran,
+                        "{placement} v{version}: a preset where the old code did not run"
+                    );
+                    let old = place_throttle(body.clone(), version, placement);
+                    let old = with_size_prefix(&[&head[..], &old[..]].concat());
+                    let new = match preset.apply(&frame, 0, version) {
+                        Ok(Applied::Changed { frame, .. }) => frame,
+                        other => panic!("{placement} v{version} shape {n}: {other:?}"),
+                    };
+                    assert_eq!(new, old, "{placement} v{version} shape {n}");
+                    compared += 1;
+                }
+            }
+        }
+        // Front on v1-v8 and omit on v1-v11, four shapes each.
+        assert_eq!(compared, 4 * (8 + 11));
+    }
 }

@@ -290,9 +290,7 @@ fn error_names() -> impl Iterator<Item = (i16, &'static str)> {
 
 /// The code of an error named as in the protocol guide, any case.
 fn error_code(name: &str) -> Option<i64> {
-    error_names()
-        .find(|(_, n)| n.eq_ignore_ascii_case(name))
-        .map(|(c, _)| c as i64)
+    errors::code_by_name(name).map(i64::from)
 }
 
 /// A number as written.

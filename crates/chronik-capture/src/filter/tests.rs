@@ -1,8 +1,6 @@
 //! Tests of the filter language against real frames: requests and responses encoded with the
 //! kafka-protocol crate and dissected by this crate's dissector.
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
@@ -15,15 +13,12 @@ use kafka_protocol::messages::{
     ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 use super::*;
 use crate::PlacementUsed;
 use crate::{Dissected, Exchange, Status};
 use chronik_protocol as protocol;
-use chronik_protocol::test_frames::{request_frame, response_frame};
+use chronik_protocol::test_frames::{record_batch, request_frame, response_frame};
 use chronik_protocol::ThrottlePlacement;
 
 const T0: i64 = 1_700_000_000_000_000;
@@ -34,30 +29,7 @@ fn topic(name: &str) -> TopicName {
 
 /// A Produce v7 request with one record whose value is `value`.
 fn produce_request(corr: i32, client: Option<&str>, value: &str) -> Vec<u8> {
-    let records = [Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::copy_from_slice(value.as_bytes())),
-        headers: IndexMap::new(),
-    }];
-    let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut batch,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("batch");
+    let batch = record_batch(&[value.as_bytes()]);
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5000)
@@ -65,7 +37,7 @@ fn produce_request(corr: i32, client: Option<&str>, value: &str) -> Vec<u8> {
             .with_name(topic("orders"))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
-                .with_records(Some(batch.freeze()))])]);
+                .with_records(Some(batch))])]);
     request_frame(0, 7, corr, client, &req)
 }
 

@@ -10,13 +10,9 @@ mod session;
 
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
+use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 use super::peek::{
     handshake_mechanism, produce_acks, request_header_version, request_verdict, Verdict,
@@ -85,33 +81,8 @@ fn metadata(corr: i32) -> Pair {
 }
 
 fn records(n: usize, value_len: usize) -> Bytes {
-    let recs: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(vec![b'v'; value_len])),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut b = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut b,
-        &recs,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    b.freeze()
+    let value = vec![b'v'; value_len];
+    test_frames::record_batch(&vec![&value[..]; n])
 }
 
 fn produce(corr: i32, version: i16, acks: i16) -> Pair {

@@ -151,6 +151,7 @@ struct FileExpect {
     health: Option<Spanned<FileHealth>>,
     malformed: Option<bool>,
     acked: Option<Spanned<u64>>,
+    consumed: Option<Spanned<u64>>,
     offsets: Option<Spanned<bool>>,
     lint: Option<Spanned<toml::Value>>,
 }
@@ -281,6 +282,8 @@ pub enum Expectation {
     Malformed(bool),
     /// The client reported this many messages acknowledged.
     Acked(u64),
+    /// The client reported this many records consumed.
+    Consumed(u64),
     /// Every acknowledgement the client reported carried an offset (`true`), or none did.
     Offsets(bool),
 }
@@ -305,6 +308,7 @@ impl Expectation {
             Expectation::Malformed(false) => "no malformed frame".into(),
             Expectation::Malformed(true) => "a malformed frame".into(),
             Expectation::Acked(n) => format!("{n} acked"),
+            Expectation::Consumed(n) => format!("{n} consumed"),
             Expectation::Offsets(true) => "acks with offsets".into(),
             Expectation::Offsets(false) => "acks without offsets".into(),
         }
@@ -753,6 +757,11 @@ impl Checker<'_> {
                 "acked",
                 e.acked.as_ref().map(|a| a.span().start),
                 e.acked.as_ref().map(|a| Expectation::Acked(*a.get_ref())),
+            ),
+            (
+                "consumed",
+                e.consumed.as_ref().map(|a| a.span().start),
+                e.consumed.as_ref().map(|a| Expectation::Consumed(*a.get_ref())),
             ),
             (
                 "offsets",

@@ -311,6 +311,17 @@ impl Runner {
                     }
                     None => not_seen(e, "the client did not run"),
                 },
+                Expectation::Consumed(want) => match &client {
+                    Some(r) => {
+                        let consumed = events(r, "consumed").count() as u64;
+                        Outcome {
+                            expected: e.describe(),
+                            held: consumed == *want,
+                            evidence: format!("the client reported {consumed} consumed"),
+                        }
+                    }
+                    None => not_seen(e, "the client did not run"),
+                },
                 Expectation::Offsets(want) => match &client {
                     Some(r) => {
                         let offsets: Vec<Option<i64>> =
@@ -546,12 +557,20 @@ impl Runner {
     }
 }
 
-/// The acknowledgements a client program reported.
-fn produced(r: &crate::matrix::ProgramRun) -> impl Iterator<Item = &serde_json::Value> {
+/// The events of one kind a client program reported (`produced`, `consumed`).
+fn events<'a>(
+    r: &'a crate::matrix::ProgramRun,
+    kind: &'a str,
+) -> impl Iterator<Item = &'a serde_json::Value> {
     r.events
         .iter()
         .map(|(_, j)| j)
-        .filter(|j| j["event"] == "produced")
+        .filter(move |j| j["event"] == kind)
+}
+
+/// The acknowledgements a client program reported.
+fn produced(r: &crate::matrix::ProgramRun) -> impl Iterator<Item = &serde_json::Value> {
+    events(r, "produced")
 }
 
 fn not_seen(e: &Expectation, why: &str) -> Outcome {

@@ -661,23 +661,9 @@ pub fn value_text(f: &Field, buffer: &[u8]) -> String {
             let bytes = buffer
                 .get(s..s.saturating_add(*len as usize))
                 .unwrap_or(&[]);
-            bytes_text(bytes)
+            crate::protocol::tree::bytes_text(bytes)
         }
     }
-}
-
-/// UTF-8 text when the bytes are printable text, else hex (both cut at 64 characters).
-pub fn bytes_text(bytes: &[u8]) -> String {
-    if let Ok(s) = std::str::from_utf8(bytes) {
-        if !s.is_empty() && s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t') {
-            let shown: String = s.chars().take(64).collect();
-            let more = if s.chars().count() > 64 { "…" } else { "" };
-            return format!("{shown:?}{more} ({} bytes)", bytes.len());
-        }
-    }
-    let hex: String = bytes.iter().take(32).map(|b| format!("{b:02x}")).collect();
-    let more = if bytes.len() > 32 { "…" } else { "" };
-    format!("0x{hex}{more} ({} bytes)", bytes.len())
 }
 
 trait ArrayKind {

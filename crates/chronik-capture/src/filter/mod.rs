@@ -107,6 +107,12 @@ impl Column {
     }
 }
 
+/// A hint for a registry name that is not registered (`did you mean `...`?`), for what takes
+/// registry names outside a filter (`replay --ignore`); the filter's own messages use the same.
+pub fn registry_name_hint(typed: &str) -> Option<String> {
+    suggest::registry_name_hint(typed)
+}
+
 /// Longest filter text accepted, in characters.
 pub const MAX_LEN: usize = 4096;
 

@@ -20,4 +20,5 @@ pub mod control;
 pub mod decode;
 pub mod headless;
 pub mod matrix;
+pub mod replay;
 pub mod tui;

@@ -66,6 +66,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(explicit_log.as_deref(), verbose)?;
             run_matrix(args).await
         }
+        Some(Command::Replay(args)) => {
+            init_logging(explicit_log.as_deref(), verbose)?;
+            chronik_tui::replay::run(args).await
+        }
         Some(Command::Completions { shell }) => {
             cli::completions(shell, &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

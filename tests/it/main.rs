@@ -17,6 +17,7 @@ mod pcap_decode;
 mod placement;
 mod readme;
 mod records;
+mod replay;
 mod schema_oracle;
 mod stall;
 mod third_party_captures;

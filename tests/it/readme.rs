@@ -87,7 +87,12 @@ fn command_line_table_matches_help() {
     };
     let help = help_of(&[]);
     // The section names the subcommands' flags too.
-    let any_help = format!("{help}{}{}", help_of(&["decode"]), help_of(&["matrix"]));
+    let any_help = format!(
+        "{help}{}{}{}",
+        help_of(&["decode"]),
+        help_of(&["matrix"]),
+        help_of(&["replay"])
+    );
     let section = README.split("## Command line").nth(1).expect("section");
     let section = section.split("\n## ").next().unwrap();
     let mut flags = 0;

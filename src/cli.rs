@@ -308,9 +308,16 @@ pub struct ReplayArgs {
     /// Longest a response may take beyond its recorded latency, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
-    /// Print one JSON object per exchange and a summary object.
+    /// Print a line per exchange instead of the terminal UI (also what happens when stdout is
+    /// not a terminal).
+    #[arg(long)]
+    pub headless: bool,
+    /// Print one JSON object per exchange and a summary object (no terminal UI).
     #[arg(long)]
     pub json: bool,
+    /// Colour theme of the terminal UI: dark, light, high-contrast, or a theme file.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
     /// Where the embedded broker listens (default: a free port on 127.0.0.1).
     #[arg(long, value_name = "HOST:PORT", help_heading = "Embedded broker")]
     pub listen: Option<String>,

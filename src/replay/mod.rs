@@ -160,22 +160,57 @@ impl ReplayOptions {
     }
 }
 
-/// A note on standard error.
-fn say(text: &str) {
-    eprintln!("chronik-tui replay: {text}");
+/// A replay under way: its results come on `results`, one per exchange of the capture, in the
+/// order they are settled.
+pub struct Started {
+    /// The broker replayed against, for people (`the embedded broker 127.0.0.1:40123
+    /// (placement spec)`, or `--target`'s address).
+    pub against: String,
+    /// Exchanges of the capture: how many results will come.
+    pub exchanges: usize,
+    pub connections: usize,
+    pub results: tokio::sync::mpsc::UnboundedReceiver<Replayed>,
+    /// What setting up did and found (topics created, SASL credentials taken from the capture).
+    pub notes: Vec<String>,
+    /// Why reading the capture stopped early, if it did.
+    pub capture_errors: Vec<String>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    broker: Option<crate::broker::BrokerHandle>,
 }
 
-/// Runs `chronik-tui replay`: exit 0 when every exchange came out the same (outside the
-/// ignore list), 1 when some did not or the capture was cut short. A capture that cannot be
-/// read, and a broker that cannot be started or reached, are errors.
-pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let opts = ReplayOptions::from_args(&args)?;
+impl Started {
+    /// Waits for every connection to finish, then stops the embedded broker.
+    pub async fn finish(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Some(h) = self.broker {
+            h.shutdown().await;
+        }
+    }
+
+    /// Stops the replay where it is (the user quit), then the embedded broker.
+    pub async fn abort(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(h) = self.broker {
+            h.shutdown().await;
+        }
+    }
+}
+
+/// Reads the capture, starts the broker (unless `--target`), creates the topics the capture
+/// implies, and starts every connection. A capture that cannot be read, and a broker that
+/// cannot be started or reached, are errors.
+pub async fn start(opts: &ReplayOptions) -> anyhow::Result<Started> {
     let (file, stream) = (opts.file.clone(), opts.stream.clone());
     let capture = tokio::task::spawn_blocking(move || load::read(&file, stream))
         .await?
         .map_err(anyhow::Error::msg)?;
     let topics = load::topics(&capture);
     let recorded_sasl = load::sasl_plain(&capture);
+    let mut notes = Vec::new();
 
     let (addr, broker, against, sasl) = match &opts.against {
         Against::Target(t) => (t.clone(), None, t.clone(), recorded_sasl),
@@ -188,7 +223,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         } => {
             let sasl = sasl_plain.clone().or(recorded_sasl.clone());
             if let (None, Some((user, _))) = (sasl_plain, &recorded_sasl) {
-                say(&format!(
+                notes.push(format!(
                     "the embedded broker requires SASL/PLAIN as {user}, as the capture authenticated"
                 ));
             }
@@ -230,11 +265,9 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(t, n)| format!("{t} ({n})"))
             .collect();
-        say(&format!("created topics {}", list.join(", ")));
+        notes.push(format!("created topics {}", list.join(", ")));
     }
-    for w in &prepared.warnings {
-        say(w);
-    }
+    notes.extend(prepared.warnings.iter().cloned());
     let mut identities = Identities::default();
     for (recorded, live) in &prepared.topic_ids {
         identities.learn(
@@ -244,7 +277,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let t0 = capture
         .conns
         .values()
@@ -279,28 +312,81 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             });
         }
     }
-    drop(tx);
-    let tasks: Vec<_> = capture
+    let tasks = capture
         .conns
         .values()
         .map(|plan| tokio::spawn(session::run(ctx.clone(), plan.clone())))
         .collect();
-    drop(ctx);
-    let mut printer = report::Printer::new(std::io::stdout(), opts.json);
-    while let Some(r) = rx.recv().await {
-        printer.push(r)?;
-    }
-    for t in tasks {
-        t.await?;
-    }
-    let (_, tally) = printer.finish(&against, capture.conns.len())?;
-    if let Some(h) = broker {
-        h.shutdown().await;
-    }
-    for e in &capture.errors {
+    Ok(Started {
+        against,
+        exchanges: capture.exchanges.len(),
+        connections: capture.conns.len(),
+        results: rx,
+        notes,
+        capture_errors: capture.errors,
+        tasks,
+        broker,
+    })
+}
+
+/// Runs `chronik-tui replay`: the terminal UI when standard output is a terminal (unless
+/// `--headless` or `--json`), else a line per exchange; then the summary. Exit 0 when every
+/// exchange came out the same (outside the ignore list), 1 when some did not or the capture was
+/// cut short (after what it held was replayed).
+pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let opts = ReplayOptions::from_args(&args)?;
+    let tui = !args.headless && !opts.json && std::io::stdout().is_terminal();
+    let theme = tui.then(|| {
+        crate::tui::theme::resolve(
+            args.theme.as_deref(),
+            crate::tui::theme::no_color_requested(),
+        )
+    });
+    let mut started = start(&opts).await?;
+    let capture_errors = std::mem::take(&mut started.capture_errors);
+    let mut notes = std::mem::take(&mut started.notes);
+    let (against, connections) = (started.against.clone(), started.connections);
+    let (_, closed) = tokio::sync::mpsc::unbounded_channel();
+    let mut results = std::mem::replace(&mut started.results, closed);
+    let tally = match theme {
+        Some((theme, warning)) => {
+            notes.extend(warning);
+            let view = crate::tui::replay::ReplayView::new(
+                against.clone(),
+                started.exchanges,
+                notes,
+                theme,
+            );
+            let view = crate::tui::replay::run(view, results).await?;
+            if view.finished() {
+                started.finish().await;
+            } else {
+                started.abort().await;
+            }
+            view.tally().clone()
+        }
+        None => {
+            for n in &notes {
+                eprintln!("chronik-tui replay: {n}");
+            }
+            let mut printer = report::Printer::new(std::io::stdout(), opts.json);
+            while let Some(r) = results.recv().await {
+                printer.push(r)?;
+            }
+            started.finish().await;
+            printer.tally
+        }
+    };
+    // The summary stays on the terminal once the UI is gone.
+    println!(
+        "{}",
+        report::summary(&tally, &against, connections, opts.json)
+    );
+    for e in &capture_errors {
         eprintln!("chronik-tui: {e}");
     }
-    Ok(if tally.differ > 0 || !capture.errors.is_empty() {
+    Ok(if tally.differ > 0 || !capture_errors.is_empty() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -49,7 +49,7 @@ impl<W: Write> Printer<W> {
     pub fn push(&mut self, r: Replayed) -> std::io::Result<()> {
         self.waiting.insert(r.index, r);
         while let Some(r) = self.waiting.remove(&self.next) {
-            self.count(&r);
+            self.tally.add(&r);
             let text = if self.json {
                 exchange_json(&r).to_string()
             } else {
@@ -60,65 +60,62 @@ impl<W: Write> Printer<W> {
         }
         self.out.flush()
     }
+}
 
-    fn count(&mut self, r: &Replayed) {
-        let t = &mut self.tally;
-        t.exchanges += 1;
+impl Tally {
+    /// Counts one result.
+    pub fn add(&mut self, r: &Replayed) {
+        self.exchanges += 1;
         match &r.outcome {
             Outcome::Compared(d) => {
-                t.fields += d.counted().count();
-                t.ignored_fields += d.differences.len() - d.counted().count();
+                let counted = d.counted().count();
+                self.fields += counted;
+                self.ignored_fields += d.differences.len() - counted;
                 if d.is_same() {
-                    t.same += 1;
+                    self.same += 1;
                 } else {
-                    t.differ += 1;
+                    self.differ += 1;
                 }
             }
-            Outcome::Alike(_) => t.same += 1,
-            Outcome::Differs { .. } => t.differ += 1,
-            Outcome::Skipped(_) => t.skipped += 1,
+            Outcome::Alike(_) => self.same += 1,
+            Outcome::Differs { .. } => self.differ += 1,
+            Outcome::Skipped(_) => self.skipped += 1,
         }
     }
+}
 
-    /// Prints the summary (`against` names the broker) and returns the writer.
-    pub fn finish(mut self, against: &str, connections: usize) -> std::io::Result<(W, Tally)> {
-        let t = self.tally.clone();
-        let text = if self.json {
-            json!({
-                "kind": "summary",
-                "against": against,
-                "exchanges": t.exchanges,
-                "connections": connections,
-                "same": t.same,
-                "differ": t.differ,
-                "not_compared": t.skipped,
-                "fields": t.fields,
-                "ignored_fields": t.ignored_fields,
-            })
-            .to_string()
-        } else {
-            let plural =
-                |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-            let mut s = format!(
-                "replayed {} on {} against {against}: {} same, {} with differences ({})",
-                plural(t.exchanges, "exchange"),
-                plural(connections, "connection"),
-                t.same,
-                t.differ,
-                plural(t.fields, "field"),
-            );
-            if t.ignored_fields > 0 {
-                s.push_str(&format!(", {} ignored", plural(t.ignored_fields, "field")));
-            }
-            if t.skipped > 0 {
-                s.push_str(&format!(", {} not compared", t.skipped));
-            }
-            s
-        };
-        writeln!(self.out, "{text}")?;
-        self.out.flush()?;
-        Ok((self.out, t))
+/// The summary: a line, or a `"kind":"summary"` JSON object. `against` names the broker.
+pub fn summary(t: &Tally, against: &str, connections: usize, json: bool) -> String {
+    if json {
+        return json!({
+            "kind": "summary",
+            "against": against,
+            "exchanges": t.exchanges,
+            "connections": connections,
+            "same": t.same,
+            "differ": t.differ,
+            "not_compared": t.skipped,
+            "fields": t.fields,
+            "ignored_fields": t.ignored_fields,
+        })
+        .to_string();
     }
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut s = format!(
+        "replayed {} on {} against {against}: {} same, {} with differences ({})",
+        plural(t.exchanges, "exchange"),
+        plural(connections, "connection"),
+        t.same,
+        t.differ,
+        plural(t.fields, "field"),
+    );
+    if t.ignored_fields > 0 {
+        s.push_str(&format!(", {} ignored", plural(t.ignored_fields, "field")));
+    }
+    if t.skipped > 0 {
+        s.push_str(&format!(", {} not compared", t.skipped));
+    }
+    s
 }
 
 /// `#5 conn=2 Produce v7 corr=2`.

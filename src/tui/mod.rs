@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod components;
+pub mod replay;
 pub mod theme;
 
 use std::io::{self, Stdout};

@@ -6,8 +6,7 @@
 
 use std::sync::Arc;
 
-use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use futures_util::StreamExt;
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -61,6 +60,8 @@ pub struct ReplayView {
     message: Option<String>,
     theme: Theme,
     pub quit: bool,
+    /// Where results come from while the view runs.
+    results: Option<tokio::sync::mpsc::UnboundedReceiver<Replayed>>,
 }
 
 impl ReplayView {
@@ -87,6 +88,7 @@ impl ReplayView {
             message: (!notes.is_empty()).then(|| notes.join("; ")),
             theme,
             quit: false,
+            results: None,
         }
     }
 
@@ -569,43 +571,38 @@ fn live_exchange(r: &Replayed) -> Exchange {
     }
 }
 
+impl super::Screen for ReplayView {
+    fn draw(&mut self, f: &mut Frame) {
+        ReplayView::draw(self, f)
+    }
+    fn handle_event(&mut self, event: Event) {
+        ReplayView::handle_event(self, event)
+    }
+    /// Takes the results that came since the last tick.
+    fn tick(&mut self) {
+        let mut got = Vec::new();
+        if let Some(rx) = &mut self.results {
+            while let Ok(r) = rx.try_recv() {
+                got.push(r);
+            }
+        }
+        for r in got {
+            self.push(r);
+        }
+    }
+    fn wants_to_quit(&self) -> bool {
+        self.quit
+    }
+}
+
 /// Runs the view until the user quits (or the process is told to stop), taking results as they
 /// come; returns it, for the summary.
 pub async fn run(
     mut view: ReplayView,
-    mut results: tokio::sync::mpsc::UnboundedReceiver<Replayed>,
+    results: tokio::sync::mpsc::UnboundedReceiver<Replayed>,
 ) -> anyhow::Result<ReplayView> {
-    let (_guard, mut terminal) = super::setup()?;
-    terminal.clear()?;
-    let mut events = EventStream::new();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut open = true;
-    loop {
-        terminal.draw(|f| view.draw(f))?;
-        tokio::select! {
-            r = results.recv(), if open => match r {
-                Some(r) => {
-                    view.push(r);
-                    // Whatever else has come, before the next draw.
-                    while let Ok(r) = results.try_recv() {
-                        view.push(r);
-                    }
-                }
-                None => open = false,
-            },
-            ev = events.next() => match ev {
-                Some(Ok(e)) => view.handle_event(e),
-                Some(Err(e)) => return Err(anyhow::anyhow!("reading terminal events: {e}")),
-                None => break,
-            },
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-            _ = hangup.recv() => break,
-        }
-        if view.quit {
-            break;
-        }
-    }
+    view.results = Some(results);
+    super::drive(&mut view).await?;
+    view.results = None;
     Ok(view)
 }

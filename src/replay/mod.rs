@@ -208,6 +208,16 @@ pub async fn start(opts: &ReplayOptions) -> anyhow::Result<Started> {
     let capture = tokio::task::spawn_blocking(move || load::read(&file, stream))
         .await?
         .map_err(anyhow::Error::msg)?;
+    if capture.exchanges.is_empty() {
+        // Nothing to compare is not a replay that found no difference.
+        let why = capture.errors.last().cloned().unwrap_or_else(|| {
+            format!(
+                "{}: no Kafka exchanges to replay (are the brokers on another --kafka-port?)",
+                opts.file.display()
+            )
+        });
+        anyhow::bail!(why);
+    }
     let topics = load::topics(&capture);
     let recorded_sasl = load::sasl_plain(&capture);
     let mut notes = Vec::new();

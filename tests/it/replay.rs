@@ -515,6 +515,23 @@ fn what_is_not_a_capture_fails_as_decode_does() {
             "{path:?}: {err}"
         );
     }
+    // A capture with no Kafka exchange in it: nothing to compare is not "no difference".
+    let empty = tmp.path().join("empty.pcap");
+    let mut header = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    header.extend_from_slice(&[0; 8]);
+    header.extend_from_slice(&65535u32.to_le_bytes());
+    header.extend_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&empty, header).unwrap();
+    let out = replay(&[empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!(
+            "chronik-tui: {}: no Kafka exchanges to replay (are the brokers on another \
+             --kafka-port?)",
+            empty.display()
+        )
+    );
     // JSON that is not chronik-tui's says which line.
     let foreign = tmp.path().join("other.jsonl");
     std::fs::write(&foreign, "{\"hello\": 1}\n").unwrap();

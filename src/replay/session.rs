@@ -453,9 +453,10 @@ pub async fn run(ctx: Arc<Ctx>, plan: ConnPlan) {
     };
     conn.wait(None, owed).await;
     match plan.closed {
-        // The capture's broker closed it: so should the live one.
+        // The capture's broker closed it: the live one is given a moment to do the same (a
+        // request it should have closed on is waited for above, until its deadline).
         Some((at, ClosedBy::Broker)) => {
-            let by = ctx.at(at).max(Instant::now()) + ctx.timeout;
+            let by = ctx.at(at).max(Instant::now()) + Duration::from_secs(1);
             conn.wait(Some(by), |_| false).await;
         }
         Some((at, ClosedBy::Client)) => conn.wait(Some(ctx.at(at)), |_| false).await,

@@ -206,6 +206,10 @@ pub enum Command {
     /// real clients, send requests, change settings and expect things) against a fresh
     /// embedded broker, step by step in the terminal UI, or headless with one line per step.
     Repro(ReproArgs),
+    /// Send a capture's requests again, per connection and at its pace, to a fresh embedded
+    /// broker (or --target), and compare each live response with the recorded one field by
+    /// field. Exits 1 when any differs outside the ignore list.
+    Replay(ReplayArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
     Completions {
         /// The shell.
@@ -312,6 +316,63 @@ pub struct MatrixArgs {
     /// number). Repeatable.
     #[arg(long = "cap", value_name = "API=N")]
     pub caps: Vec<VersionCap>,
+}
+
+/// Arguments of `chronik-tui replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The capture: pcap or pcapng (also .gz or .zst; - for standard input), or chronik-tui's
+    /// JSON lines (--record FILE.jsonl).
+    #[arg(value_name = "CAPTURE")]
+    pub file: PathBuf,
+    /// Send the requests to this Kafka broker instead of a fresh embedded one.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub target: Option<String>,
+    /// TCP port of the Kafka brokers in the capture (repeatable).
+    #[arg(long = "kafka-port", value_name = "PORT", default_values_t = [9092u16])]
+    pub kafka_ports: Vec<u16>,
+    /// Also ignore this field: a registry name (a group: all under it), or *.NAME for every
+    /// field named NAME. Repeatable.
+    #[arg(long = "ignore", value_name = "FIELD")]
+    pub ignore: Vec<String>,
+    /// Compare even the fields that differ by nature (the default ignore list).
+    #[arg(long)]
+    pub no_default_ignore: bool,
+    /// Replay this many times faster than recorded (0.5: half as fast).
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
+    pub speed: f64,
+    /// Send each request once the responses it followed in the capture are in, without the
+    /// capture's pauses.
+    #[arg(long, conflicts_with = "speed")]
+    pub as_fast_as_possible: bool,
+    /// Longest a response may take beyond its recorded latency, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+    /// Print a line per exchange instead of the terminal UI (also what happens when stdout is
+    /// not a terminal).
+    #[arg(long)]
+    pub headless: bool,
+    /// Print one JSON object per exchange and a summary object (no terminal UI).
+    #[arg(long)]
+    pub json: bool,
+    /// Colour theme of the terminal UI: dark, light, high-contrast, or a theme file.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
+    /// Where the embedded broker listens (default: a free port on 127.0.0.1).
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Embedded broker")]
+    pub listen: Option<String>,
+    /// SASL/PLAIN credentials the embedded broker requires (default: those the capture
+    /// authenticated with, if it did).
+    #[arg(long, value_name = "USER:PASS", help_heading = "Embedded broker")]
+    pub sasl_plain: Option<String>,
+    /// Do not create unknown topics on Metadata or Produce.
+    #[arg(long, help_heading = "Embedded broker")]
+    pub no_auto_create_topics: bool,
+    /// Partitions of an auto-created topic.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..), help_heading = "Embedded broker")]
+    pub default_partitions: i32,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
 }
 
 /// A parser for one word of `all` (any case), whose `--help` lists each word with `help`'s

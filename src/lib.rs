@@ -20,5 +20,6 @@ pub mod control;
 pub mod decode;
 pub mod headless;
 pub mod matrix;
+pub mod replay;
 pub mod scenario;
 pub mod tui;

@@ -70,6 +70,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let warning = init_default_logging(explicit_log.as_deref(), verbose)?;
             run_repro(args, warning).await
         }
+        Some(Command::Replay(args)) => {
+            init_logging(explicit_log.as_deref(), verbose)?;
+            chronik_tui::replay::run(args).await
+        }
         Some(Command::Completions { shell }) => {
             cli::completions(shell, &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

@@ -761,7 +761,9 @@ impl Checker<'_> {
             (
                 "consumed",
                 e.consumed.as_ref().map(|a| a.span().start),
-                e.consumed.as_ref().map(|a| Expectation::Consumed(*a.get_ref())),
+                e.consumed
+                    .as_ref()
+                    .map(|a| Expectation::Consumed(*a.get_ref())),
             ),
             (
                 "offsets",

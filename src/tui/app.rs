@@ -18,7 +18,7 @@ use super::components::charts::Charts;
 use super::components::clients::{ClientsData, ClientsView};
 use super::components::exchange_list::ExchangeList;
 use super::components::field_tree::{FieldTree, Side};
-use super::components::hex_view::{HexData, HexView};
+use super::components::hex_view::HexView;
 use super::components::input::{InputEvent, LineInput};
 use super::components::settings_view::{SettingsAction, SettingsView};
 use super::components::{contains, fit, help, hint, status_bar, Outcome};
@@ -695,28 +695,13 @@ impl App {
         );
         self.tree
             .draw(f, tree_area, self.focus == Focus::Tree, &self.theme);
-        let span = self.tree.selected_span();
-        let side = self.hex.side.unwrap_or(Side::Request);
-        let bytes = self.tree.bytes(side, self.hex.buffer).to_vec();
-        let highlight = span
-            .filter(|s| Some(s.side) == self.hex.side && s.buffer == self.hex.buffer)
-            .map(|s| (s.offset, s.len));
-        let error_at = self
-            .tree
-            .dissection(side)
-            .and_then(|d| d.error.as_ref())
-            .filter(|_| self.hex.buffer == 0)
-            .map(|e| e.offset);
-        self.hex.draw(
+        self.hex.draw_for(
             f,
             hex_area,
             self.focus == Focus::Hex,
             &self.theme,
-            HexData {
-                bytes: &bytes,
-                highlight,
-                error_at,
-            },
+            &self.tree,
+            &[],
         );
     }
 

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod components;
+pub mod replay;
 pub mod theme;
 
 use std::io::{self, Stdout};
@@ -58,22 +59,46 @@ fn setup() -> io::Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>)> {
     Ok((guard, terminal))
 }
 
-/// Runs the UI until the user quits or the process is told to stop.
-pub async fn run(deps: AppDeps) -> anyhow::Result<()> {
+/// A view that fills the terminal: drawn, fed terminal events, and ticked about 30 times a
+/// second (to sample what it shows) until it wants to quit.
+pub trait Screen {
+    fn draw(&mut self, f: &mut ratatui::Frame);
+    fn handle_event(&mut self, event: crossterm::event::Event);
+    fn tick(&mut self);
+    fn wants_to_quit(&self) -> bool;
+}
+
+impl Screen for App {
+    fn draw(&mut self, f: &mut ratatui::Frame) {
+        App::draw(self, f)
+    }
+    fn handle_event(&mut self, event: crossterm::event::Event) {
+        App::handle_event(self, event)
+    }
+    fn tick(&mut self) {
+        App::tick(self)
+    }
+    fn wants_to_quit(&self) -> bool {
+        self.quit
+    }
+}
+
+/// Runs a screen until it quits or the process is told to stop (Ctrl-C, SIGTERM, SIGHUP), the
+/// terminal put back as it was on every way out.
+pub async fn drive(screen: &mut impl Screen) -> anyhow::Result<()> {
     let (_guard, mut terminal) = setup()?;
     terminal.clear()?;
-    let mut app = App::new(deps);
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
-        terminal.draw(|f| app.draw(f))?;
+        terminal.draw(|f| screen.draw(f))?;
         tokio::select! {
-            _ = tick.tick() => app.tick(),
+            _ = tick.tick() => screen.tick(),
             ev = events.next() => match ev {
-                Some(Ok(e)) => app.handle_event(e),
+                Some(Ok(e)) => screen.handle_event(e),
                 Some(Err(e)) => return Err(anyhow::anyhow!("reading terminal events: {e}")),
                 None => break,
             },
@@ -81,9 +106,14 @@ pub async fn run(deps: AppDeps) -> anyhow::Result<()> {
             _ = term.recv() => break,
             _ = hangup.recv() => break,
         }
-        if app.quit {
+        if screen.wants_to_quit() {
             break;
         }
     }
     Ok(())
+}
+
+/// Runs the UI until the user quits or the process is told to stop.
+pub async fn run(deps: AppDeps) -> anyhow::Result<()> {
+    drive(&mut App::new(deps)).await
 }

@@ -83,6 +83,10 @@ roles! {
     input: "The filter and command input line.",
     chart_rate: "The request-rate sparkline.",
     chart_latency: "The latency sparkline.",
+    diff_changed: "Replay: a field whose value differs between the recorded and the live response.",
+    diff_added: "Replay: a field only the live response has.",
+    diff_missing: "Replay: a field only the recorded response has.",
+    diff_shifted: "Replay: a field with the same value at another place in the frame.",
 }
 
 #[derive(Debug, Deserialize)]

@@ -534,7 +534,7 @@ fn decode_filters_counts_prints_fields_and_times() {
 }
 
 /// `(what, path)` of inputs that are not readable captures, with the message each gets.
-fn not_captures(dir: &Path) -> Vec<(PathBuf, String)> {
+pub(crate) fn not_captures(dir: &Path) -> Vec<(PathBuf, String)> {
     let empty = dir.join("empty.pcapng");
     std::fs::write(&empty, b"").unwrap();
     let text_file = dir.join("notes.txt");

@@ -470,9 +470,16 @@ fn split_four(m: &Members) -> bool {
 /// (committing) and the others take over its partitions and resume from its commits: still
 /// every message exactly once. The first client produces.
 fn group_members(test: &str, names: &[&str]) {
+    group_members_with(test, names, &[]);
+}
+
+/// [`group_members`] with more arguments for the broker (`--record FILE`, say); returns it.
+pub(crate) fn group_members_with(test: &str, names: &[&str], broker_args: &[&str]) -> Watched {
     let clients: Vec<Client> = names.iter().map(|n| Client::find(n)).collect();
     let producer = &clients[0];
-    let mut broker = Watched::start(test, &["--default-partitions", "4"]);
+    let mut args = vec!["--default-partitions", "4"];
+    args.extend_from_slice(broker_args);
+    let mut broker = Watched::start(test, &args);
     let bootstrap = broker.bootstrap();
     let topic = format!("{test}-topic");
     let group = format!("{test}-group");
@@ -571,6 +578,7 @@ fn group_members(test: &str, names: &[&str]) {
     );
     clients::assert_exactly(&format!("{test}: {n} members, then {}", n - 1), &all, &sent);
     broker.summary();
+    broker
 }
 
 fn two_members(test: &str, client_name: &str) {

@@ -19,6 +19,7 @@ mod pcap_decode;
 mod placement;
 mod readme;
 mod records;
+mod replay;
 mod scenarios;
 mod schema_oracle;
 mod stall;

@@ -87,7 +87,7 @@ fn command_line_table_matches_help() {
     };
     let help = help_of(&[]);
     // The section names the subcommands' flags too.
-    let any_help = ["decode", "matrix", "repro"]
+    let any_help = ["decode", "matrix", "repro", "replay"]
         .iter()
         .fold(help.clone(), |all, sub| all + &help_of(&[sub]));
     let section = README.split("## Command line").nth(1).expect("section");

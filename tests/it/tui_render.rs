@@ -758,3 +758,130 @@ async fn rows_of_exchanges_the_store_let_go_are_let_go() {
         }
     }
 }
+
+/// The shipped healthy capture replayed (in the process) against `--placement front`: the
+/// recorded and live exchanges side by side, in the order the capture has them.
+async fn front_replay_view() -> chronik_tui::tui::replay::ReplayView {
+    use chronik_tui::cli::{Cli, Command};
+    use chronik_tui::replay::{self, ReplayOptions};
+    use clap::Parser;
+    let capture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/captures/kafka-python-2-spec.pcapng"
+    );
+    let cli = Cli::try_parse_from([
+        "chronik-tui",
+        "replay",
+        capture,
+        "--kafka-port",
+        "19094",
+        "--placement",
+        "front",
+        // At the capture's pace (0.3 s), so across connections in its order: the Metadata
+        // about every topic comes before the one that creates the topic.
+    ])
+    .unwrap();
+    let Some(Command::Replay(args)) = cli.command else {
+        panic!("replay arguments");
+    };
+    let mut started = replay::start(&ReplayOptions::from_args(&args).unwrap())
+        .await
+        .unwrap();
+    let mut results = Vec::new();
+    while let Some(r) = started.results.recv().await {
+        results.push(r);
+    }
+    let total = started.exchanges;
+    started.finish().await;
+    // The broker's address changes from run to run; the label is the view's to show.
+    let mut view = chronik_tui::tui::replay::ReplayView::new(
+        "the embedded broker (placement front)".into(),
+        total,
+        Vec::new(),
+        Theme::default_theme(),
+    );
+    // Results arrive in any order; the view keeps the capture's.
+    for r in results.into_iter().rev() {
+        view.push(r);
+    }
+    view
+}
+
+fn replay_key(view: &mut chronik_tui::tui::replay::ReplayView, c: char) {
+    view.handle_event(Event::Key(KeyEvent::new(
+        KeyCode::Char(c),
+        KeyModifiers::NONE,
+    )));
+}
+
+fn render_replay(
+    view: &mut chronik_tui::tui::replay::ReplayView,
+    w: u16,
+    h: u16,
+) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view.draw(f)).unwrap();
+    t
+}
+
+/// `d` goes from difference to difference of the ProduceResponse, each selected on both sides:
+/// the field on the side that has it, its counterpart (or its parent) on the other; the
+/// differing bytes in each hex view in the difference's colour.
+#[tokio::test]
+async fn replay_view_walks_the_differences_side_by_side() {
+    let mut view = front_replay_view().await;
+    // The first result to arrive was selected; g goes to the capture's first.
+    replay_key(&mut view, 'g');
+    let first = text(&render_replay(&mut view, 120, 36));
+    assert!(first.contains("▶#1     conn=1   ApiVersions v0"), "{first}");
+    assert!(first.contains("4 same, 1 with differences"), "{first}");
+    replay_key(&mut view, 'd');
+    let t = render_replay(&mut view, 120, 36);
+    snapshot("replay_120x36", &text(&t));
+    let screen = text(&t);
+    assert!(screen.contains("▶#5     conn=2   Produce v7"), "{screen}");
+    // Both trees at the array's length: 1 recorded, 0 live.
+    assert!(
+        screen.contains("Recorded: produce.response.responses.array_length")
+            && screen.contains("Live: produce.response.responses.array_length"),
+        "{screen}"
+    );
+    let theme = Theme::default_theme();
+    let changed = cells_with_bg(&t, theme.diff_changed.bg.unwrap());
+    // In each hex pane: the 4 bytes of the array length and of throttle_time_ms, as hex and
+    // as text; the selected one is drawn as the highlight instead.
+    let left: Vec<_> = changed.iter().filter(|(x, _, _)| *x < 60).collect();
+    let right: Vec<_> = changed.iter().filter(|(x, _, _)| *x >= 60).collect();
+    assert!(!left.is_empty() && !right.is_empty(), "{changed:?}");
+    let expect = [
+        ("Recorded: produce.response.responses", "−"),
+        ("Recorded: produce.response.throttle_time_ms", "≠"),
+        ("Recorded: kafka.response", "+"),
+    ];
+    for (title, sign) in expect {
+        replay_key(&mut view, 'd');
+        let screen = text(&render_replay(&mut view, 120, 36));
+        assert!(screen.contains(title), "{title}:\n{screen}");
+        assert!(
+            screen.lines().any(|l| l.contains('▶') && l.contains(sign)),
+            "the selected line carries {sign}:\n{screen}"
+        );
+    }
+    // Past the last one: said, and the selection stays.
+    replay_key(&mut view, 'd');
+    let screen = text(&render_replay(&mut view, 120, 36));
+    assert!(screen.contains("no difference after this one"), "{screen}");
+    // Back with D, and to another exchange with N.
+    replay_key(&mut view, 'D');
+    let screen = text(&render_replay(&mut view, 120, 36));
+    assert!(
+        screen.contains("Recorded: produce.response.throttle_time_ms"),
+        "{screen}"
+    );
+    replay_key(&mut view, 'N');
+    let screen = text(&render_replay(&mut view, 120, 36));
+    assert!(screen.contains("▶#4     conn=2   Metadata v1"), "{screen}");
+    // (Not snapshotted: the live Metadata names the replay broker's port.)
+    replay_key(&mut view, 'n');
+    snapshot("replay_80x24", &text(&render_replay(&mut view, 80, 24)));
+}

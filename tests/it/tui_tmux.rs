@@ -976,6 +976,93 @@ fn the_status_bar_says_where_the_broker_listens() {
     );
 }
 
+/// `chronik-tui replay` in a real terminal: the shipped healthy capture against `--placement
+/// front`; `d` goes to the ProduceResponse's first difference, selected in both trees, and the
+/// differing bytes are drawn in the theme's colour in both hex views; `q` leaves the summary on
+/// the terminal and exits 1 (a difference).
+#[test]
+fn replay_shows_the_differences_side_by_side_in_a_real_terminal() {
+    if !common::tmux::available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is needed (CI is set, so this is a failure)"
+        );
+        let _ = writeln!(std::io::stderr(), "SKIPPED: tmux missing");
+        return;
+    }
+    const CHANGED: Colour = Colour::Rgb(255, 136, 0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theme = dir.path().join("replay-test.toml");
+    std::fs::write(
+        &theme,
+        "[styles]\ndiff_changed = { fg = \"black\", bg = \"#ff8800\" }\n",
+    )
+    .expect("write the test theme");
+    let log = dir.path().join("chronik-tui.log");
+    let _log_on_failure = LogOnFailure(log.clone());
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/kafka-python-2-spec.pcapng");
+    let command = format!(
+        "'{}' replay '{}' --kafka-port 19094 --placement front --theme '{}' --log-file '{}'; \
+         echo EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_chronik-tui"),
+        capture.display(),
+        theme.display(),
+        log.display()
+    );
+    let tui = Session::start(
+        "replay",
+        COLS,
+        ROWS,
+        &["sh".to_string(), "-c".to_string(), command],
+    );
+    tui.wait_for("the replay's five exchanges", STEP, |s| {
+        s.first()
+            .is_some_and(|r| r.contains("4 same, 1 with differences"))
+            && s.iter()
+                .any(|r| r.contains("Produce v7") && r.contains("4 differences"))
+    });
+    tui.keys(&["d"]);
+    let shown = tui.wait_for("the first difference selected", STEP, |s| {
+        s.iter().any(|r| r.contains("▶#5"))
+            && s.iter()
+                .filter(|r| r.contains("▶        ≠ array_length"))
+                .count()
+                == 1
+    });
+    let row = shown
+        .iter()
+        .find(|r| r.contains("≠ array_length"))
+        .expect("the selected line");
+    assert!(
+        row.contains("≠ array_length: 1") && row.contains("≠ array_length: 0"),
+        "recorded 1, live 0, side by side: {row}"
+    );
+    // throttle_time_ms, the other changed field, in the theme's colour in each hex view.
+    let screen = tui.screen();
+    let half = COLS as usize / 2;
+    let coloured = |left: bool| {
+        screen
+            .rows
+            .iter()
+            .flat_map(|r| r.iter().enumerate())
+            .filter(|(x, c)| c.style.bg == CHANGED && (*x < half) == left)
+            .count()
+    };
+    assert!(
+        coloured(true) > 0 && coloured(false) > 0,
+        "changed bytes on both sides ({} left, {} right):\n{}",
+        coloured(true),
+        coloured(false),
+        shown.join("\n")
+    );
+    tui.keys(&["q"]);
+    tui.wait_for("the summary and the exit status", STEP, |s| {
+        s.iter().any(|r| r.contains("EXIT=1"))
+            && s.iter()
+                .any(|r| r.starts_with("replayed 5 exchanges on 2 connections"))
+    });
+}
+
 /// `chronik-tui repro` in a real terminal: the step panel over the exchanges; `n` runs one step,
 /// `r` runs on to the first failure, `b` restarts the broker and runs the steps before the
 /// current one again. Requests sent by the scenario itself: no client program needed.

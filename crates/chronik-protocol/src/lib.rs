@@ -4,6 +4,7 @@
 
 pub mod api_key;
 pub mod batch;
+pub mod diff;
 pub mod dissect;
 pub mod encode;
 pub mod errors;

@@ -69,9 +69,17 @@ pub fn dissect_sasl_token(frame: &[u8], is_request: bool) -> Dissection {
     }
 }
 
-/// The three parts of a PLAIN message starting at `base`, or none when `token` is not one
-/// (not exactly two NULs, an empty authcid, or text that is not UTF-8).
-fn plain_parts(token: &[u8], base: usize) -> Vec<Field> {
+/// A PLAIN message (RFC 4616): `[authzid] NUL authcid NUL password`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plain<'a> {
+    pub authzid: &'a str,
+    pub authcid: &'a str,
+    pub password: &'a [u8],
+}
+
+/// Reads a PLAIN message; none when `token` is not one (not exactly two NULs, an empty
+/// authcid, or text that is not UTF-8).
+pub fn parse_plain(token: &[u8]) -> Option<Plain<'_>> {
     let nuls: Vec<usize> = token
         .iter()
         .enumerate()
@@ -79,37 +87,46 @@ fn plain_parts(token: &[u8], base: usize) -> Vec<Field> {
         .map(|(i, _)| i)
         .collect();
     let [first, second] = nuls[..] else {
-        return Vec::new();
+        return None;
     };
-    let (authzid, authcid) = (&token[..first], &token[first + 1..second]);
-    let (Ok(authzid), Ok(authcid)) = (std::str::from_utf8(authzid), std::str::from_utf8(authcid))
-    else {
-        return Vec::new();
-    };
+    let authzid = std::str::from_utf8(&token[..first]).ok()?;
+    let authcid = std::str::from_utf8(&token[first + 1..second]).ok()?;
     if authcid.is_empty() {
-        return Vec::new();
+        return None;
     }
-    let password = token.len() - second - 1;
+    Some(Plain {
+        authzid,
+        authcid,
+        password: &token[second + 1..],
+    })
+}
+
+/// The three parts of a PLAIN message starting at `base` (none when `token` is not one).
+fn plain_parts(token: &[u8], base: usize) -> Vec<Field> {
+    let Some(p) = parse_plain(token) else {
+        return Vec::new();
+    };
+    let (first, second) = (p.authzid.len(), p.authzid.len() + 1 + p.authcid.len());
     vec![
         Field::leaf(
             fid!("sasl.plain.authzid"),
             base,
             first,
-            Value::Str(authzid.to_string()),
+            Value::Str(p.authzid.to_string()),
         ),
         Field::leaf(
             fid!("sasl.plain.authcid"),
             base + first + 1,
-            authcid.len(),
-            Value::Str(authcid.to_string()),
+            p.authcid.len(),
+            Value::Str(p.authcid.to_string()),
         ),
         Field::leaf(
             fid!("sasl.plain.password"),
             base + second + 1,
-            password,
+            p.password.len(),
             Value::Bytes {
                 start: (base + second + 1) as u32,
-                len: password as u32,
+                len: p.password.len() as u32,
             },
         ),
     ]

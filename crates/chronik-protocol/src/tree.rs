@@ -202,3 +202,17 @@ impl Dissection {
         }
     }
 }
+
+/// UTF-8 text when the bytes are printable text, else hex (both cut at 64 characters).
+pub fn bytes_text(bytes: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        if !s.is_empty() && s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t') {
+            let shown: String = s.chars().take(64).collect();
+            let more = if s.chars().count() > 64 { "…" } else { "" };
+            return format!("{shown:?}{more} ({} bytes)", bytes.len());
+        }
+    }
+    let hex: String = bytes.iter().take(32).map(|b| format!("{b:02x}")).collect();
+    let more = if bytes.len() > 32 { "…" } else { "" };
+    format!("0x{hex}{more} ({} bytes)", bytes.len())
+}

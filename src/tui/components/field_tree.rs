@@ -2,11 +2,12 @@
 //! record of a record batch. Values are shown in their most useful form (API and error names,
 //! dates, text or hex); each line knows the bytes it came from, which the hex view highlights.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
@@ -56,6 +57,14 @@ struct TreeLine {
     kind: LineKind,
 }
 
+/// A field a view wants to stand out (a replay's difference): a sign before its name, which
+/// reads without colour, and a style.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub sign: &'static str,
+    pub style: Style,
+}
+
 /// The tree pane's state.
 pub struct FieldTree {
     exchange: Option<Arc<Exchange>>,
@@ -68,6 +77,11 @@ pub struct FieldTree {
     /// across packets); fields not in here are open down to depth 1.
     open: HashMap<FieldId, bool>,
     page: usize,
+    /// Marked fields, by side and path, and the groups that hold one.
+    marks: HashMap<(Side, Vec<u32>), Mark>,
+    holding_marks: HashSet<(Side, Vec<u32>)>,
+    /// The pane's title before the selected field's name.
+    label: &'static str,
     /// The area drawn last (for the mouse).
     pub area: Rect,
 }
@@ -89,8 +103,31 @@ impl FieldTree {
             offset: 0,
             open: HashMap::new(),
             page: 10,
+            marks: HashMap::new(),
+            holding_marks: HashSet::new(),
+            label: "Fields",
             area: Rect::default(),
         }
+    }
+
+    /// The pane's title (`Fields` unless set), before the selected field's name.
+    pub fn set_label(&mut self, label: &'static str) {
+        self.label = label;
+    }
+
+    /// Marks fields (replacing the marks there were); the groups holding one get a sign too,
+    /// so a closed group shows that something inside it stands out.
+    pub fn set_marks(&mut self, marks: Vec<(Side, Vec<u32>, Mark)>) {
+        self.holding_marks.clear();
+        for (side, path, _) in &marks {
+            for n in 0..path.len() {
+                self.holding_marks.insert((*side, path[..n].to_vec()));
+            }
+        }
+        self.marks = marks
+            .into_iter()
+            .map(|(side, path, m)| ((side, path), m))
+            .collect();
     }
 
     /// The exchange shown.
@@ -105,6 +142,8 @@ impl FieldTree {
             return;
         }
         let keep = self.selected_field().map(|(side, f)| (side, f.id));
+        self.marks.clear();
+        self.holding_marks.clear();
         self.request = ex.as_ref().and_then(|e| e.dissect_request());
         self.response = ex.as_ref().and_then(|e| e.dissect_response());
         self.exchange = ex;
@@ -146,7 +185,8 @@ impl FieldTree {
         }
     }
 
-    fn field(&self, side: Side, path: &[u32]) -> Option<&Field> {
+    /// The field at a path of child indices on a side.
+    pub fn field(&self, side: Side, path: &[u32]) -> Option<&Field> {
         let mut f = &self.dissection(side)?.root;
         for i in path {
             f = f.children.get(*i as usize)?;
@@ -254,8 +294,16 @@ impl FieldTree {
         walk(root, &mut path, &pred).then_some(path)
     }
 
+    /// The selected field's side and path of child indices.
+    pub fn selected_path(&self) -> Option<(Side, Vec<u32>)> {
+        match &self.lines.get(self.selected)?.kind {
+            LineKind::Field { path, .. } => Some((self.lines[self.selected].side, path.clone())),
+            _ => None,
+        }
+    }
+
     /// Opens every ancestor of a field and selects its line.
-    fn reveal(&mut self, side: Side, path: &[u32]) {
+    pub fn reveal(&mut self, side: Side, path: &[u32]) {
         let mut ids = Vec::new();
         for n in 0..path.len() {
             if let Some(f) = self.field(side, &path[..n]) {
@@ -519,6 +567,13 @@ impl FieldTree {
                     (true, false) => "▸ ",
                 };
                 let mut spans = vec![Span::raw(indent), Span::styled(arrow, theme.dim)];
+                let key = (line.side, path.clone());
+                let mark = self.marks.get(&key);
+                if let Some(m) = mark {
+                    spans.push(Span::styled(format!("{} ", m.sign), m.style));
+                } else if self.holding_marks.contains(&key) {
+                    spans.push(Span::styled("· ", theme.dim));
+                }
                 if path.is_empty() {
                     spans.push(Span::styled(self.root_title(line.side), theme.title));
                 } else {
@@ -526,7 +581,10 @@ impl FieldTree {
                         Value::Element(i) => format!("{}[{i}]", f.short_name()),
                         _ => f.short_name().to_string(),
                     };
-                    spans.push(Span::styled(name, theme.tree_name));
+                    spans.push(Span::styled(
+                        name,
+                        mark.map_or(theme.tree_name, |m| m.style),
+                    ));
                     let buf = self.bytes(line.side, f.buffer);
                     let value = value_text(f, buf);
                     if !value.is_empty() {
@@ -581,8 +639,8 @@ impl FieldTree {
         // No empty rows below the last one while rows above are hidden.
         self.offset = self.offset.min(self.lines.len().saturating_sub(height));
         let title = match self.selected_field() {
-            Some((_, fld)) => format!(" Fields: {} ", fld.name()),
-            None => " Fields ".to_string(),
+            Some((_, fld)) => format!(" {}: {} ", self.label, fld.name()),
+            None => format!(" {} ", self.label),
         };
         let block = pane(title, focused, theme);
         let inner = block.inner(area);
@@ -661,23 +719,9 @@ pub fn value_text(f: &Field, buffer: &[u8]) -> String {
             let bytes = buffer
                 .get(s..s.saturating_add(*len as usize))
                 .unwrap_or(&[]);
-            bytes_text(bytes)
+            crate::protocol::tree::bytes_text(bytes)
         }
     }
-}
-
-/// UTF-8 text when the bytes are printable text, else hex (both cut at 64 characters).
-pub fn bytes_text(bytes: &[u8]) -> String {
-    if let Ok(s) = std::str::from_utf8(bytes) {
-        if !s.is_empty() && s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t') {
-            let shown: String = s.chars().take(64).collect();
-            let more = if s.chars().count() > 64 { "…" } else { "" };
-            return format!("{shown:?}{more} ({} bytes)", bytes.len());
-        }
-    }
-    let hex: String = bytes.iter().take(32).map(|b| format!("{b:02x}")).collect();
-    let more = if bytes.len() > 32 { "…" } else { "" };
-    format!("0x{hex}{more} ({} bytes)", bytes.len())
 }
 
 trait ArrayKind {

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::field_tree::{ByteSpan, Side};
+use super::field_tree::{ByteSpan, FieldTree, Side};
 use super::{pane, Outcome};
 use crate::protocol::tree::BufferId;
 use crate::tui::theme::Theme;
@@ -23,6 +23,9 @@ pub struct HexData<'a> {
     pub highlight: Option<(usize, usize)>,
     /// Where decoding failed.
     pub error_at: Option<usize>,
+    /// Other spans to show in their own style, (offset, length, style): a replay's differing
+    /// fields. The selected field's highlight goes over them.
+    pub marks: &'a [(usize, usize, Style)],
 }
 
 /// The hex pane's state.
@@ -141,6 +144,44 @@ impl HexView {
         self.cursor = (self.cursor as isize + delta * per).clamp(0, last.max(0)) as usize;
     }
 
+    /// Draws the buffer of the tree's exchange that this view shows, with the tree's selected
+    /// field highlighted, the byte where its decoding failed, and `marks` (spans of the shown
+    /// buffer of the response, in their styles).
+    pub fn draw_for(
+        &mut self,
+        f: &mut Frame,
+        area: Rect,
+        focused: bool,
+        theme: &Theme,
+        tree: &FieldTree,
+        marks: &[(usize, usize, Style)],
+    ) {
+        let span = tree.selected_span();
+        let side = self.side.unwrap_or(Side::Request);
+        let bytes = tree.bytes(side, self.buffer).to_vec();
+        let highlight = span
+            .filter(|s| Some(s.side) == self.side && s.buffer == self.buffer)
+            .map(|s| (s.offset, s.len));
+        let error_at = tree
+            .dissection(side)
+            .and_then(|d| d.error.as_ref())
+            .filter(|_| self.buffer == 0)
+            .map(|e| e.offset);
+        let marks = if side == Side::Response { marks } else { &[] };
+        self.draw(
+            f,
+            area,
+            focused,
+            theme,
+            HexData {
+                bytes: &bytes,
+                highlight,
+                error_at,
+                marks,
+            },
+        );
+    }
+
     /// Draws the bytes with the highlight and the failing offset.
     pub fn draw(
         &mut self,
@@ -154,6 +195,7 @@ impl HexView {
             bytes,
             highlight,
             error_at,
+            marks,
         } = data;
         self.area = area;
         self.len = bytes.len();
@@ -187,6 +229,12 @@ impl HexView {
                 theme.hex_cursor
             } else if highlight.is_some_and(|(o, l)| pos >= o && pos < o + l.max(1)) {
                 theme.hex_highlight
+            } else if let Some((_, _, style)) = marks
+                .iter()
+                .rev()
+                .find(|(o, l, _)| pos >= *o && pos < o + (*l).max(1))
+            {
+                *style
             } else {
                 theme.hex_bytes
             }

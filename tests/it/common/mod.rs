@@ -147,6 +147,29 @@ impl Broker {
         out
     }
 
+    /// Stops the process with SIGTERM, as a person would, and waits for it to exit (a
+    /// `--record` file is then complete); panics unless it exits 0 within 10 s.
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("wait for chronik-tui") {
+                break st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chronik-tui did not exit within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            status.success(),
+            "chronik-tui exited {status} after SIGTERM"
+        );
+    }
+
     /// Kills the process with SIGKILL (no clean shutdown).
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

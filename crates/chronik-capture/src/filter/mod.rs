@@ -107,6 +107,21 @@ impl Column {
     }
 }
 
+/// A hint for a registry name that is not registered (`did you mean `...`?`), for what takes
+/// registry names outside a filter (`replay --ignore`); the filter's own messages use the same.
+pub fn registry_name_hint(typed: &str) -> Option<String> {
+    suggest::registry_name_hint(typed)
+}
+
+/// The candidate closest to a mistyped word, if one is close enough to be a likely typo (the
+/// measure behind every "did you mean" of the filter).
+pub fn closest_name<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    suggest::closest(word, candidates)
+}
+
 /// Longest filter text accepted, in characters.
 pub const MAX_LEN: usize = 4096;
 

@@ -28,7 +28,15 @@ fn first_segment(name: &str) -> &str {
 /// The known name (built-in or registry) closest to an unknown, lower-cased one, as a hint
 /// for an error message.
 pub(crate) fn name_hint(typed: &str) -> Option<String> {
-    let builtins = Builtin::ALL.map(Builtin::name);
+    hint(typed, &Builtin::ALL.map(Builtin::name))
+}
+
+/// The registry name closest to an unknown one, as a hint for an error message.
+pub(crate) fn registry_name_hint(typed: &str) -> Option<String> {
+    hint(typed, &[])
+}
+
+fn hint(typed: &str, builtins: &[&'static str]) -> Option<String> {
     let (first, rest) = typed.split_at(typed.find('.').unwrap_or(typed.len()));
     let group = match groups().get(first) {
         Some(g) => Some((g, typed.to_string())),
@@ -41,7 +49,7 @@ pub(crate) fn name_hint(typed: &str) -> Option<String> {
             return Some(format!("did you mean `{best}`?"));
         }
     }
-    if let Some(best) = closest(typed, builtins) {
+    if let Some(best) = closest(typed, builtins.iter().copied()) {
         return Some(format!("did you mean `{best}`?"));
     }
     // A field's last segment alone, e.g. `throttle_time_ms`.
@@ -134,5 +142,22 @@ mod tests {
         assert_eq!(closest("stalld", ["healthy", "stalled"]), Some("stalled"));
         assert_eq!(closest("PRODUSE", ["Produce", "Fetch"]), Some("Produce"));
         assert_eq!(closest("zzzzzz", ["health", "latency"]), None);
+    }
+
+    #[test]
+    fn registry_hints_leave_the_built_ins_out() {
+        assert_eq!(
+            registry_name_hint("produce.response.throttle_time_m").as_deref(),
+            Some("did you mean `produce.response.throttle_time_ms`?")
+        );
+        assert_eq!(
+            registry_name_hint("metdata.response.cluster_id").as_deref(),
+            Some("did you mean `metadata.response.cluster_id`?")
+        );
+        assert_eq!(
+            name_hint("latncy").as_deref(),
+            Some("did you mean `latency`?")
+        );
+        assert_eq!(registry_name_hint("latncy"), None);
     }
 }

@@ -13,7 +13,8 @@
 //!   zstd, or standard input) or from [`sniff`], a live interface through `pnet`'s datalink
 //!   channel.
 //! - [`export`]: pcapng (with synthesised TCP/IP for the broker's own connections) and JSON
-//!   lines; [`record`] writes a store out with them, once or as it fills.
+//!   lines; [`record`] writes a store out with them, once or as it fills; [`jsonl`] reads the
+//!   JSON lines back.
 //!
 //! [`Exchange`]: crate::Exchange
 
@@ -63,6 +64,7 @@ pub struct Segment {
 }
 
 pub mod export;
+pub mod jsonl;
 pub mod kafka_stream;
 pub mod packet;
 pub mod reader;

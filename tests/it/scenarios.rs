@@ -29,6 +29,8 @@ fn text(b: &[u8]) -> String {
 
 /// Every scenario shipped in captures/scenarios/, each run as a test of its own below.
 const SHIPPED: &[&str] = &[
+    "coordinator-not-available.toml",
+    "dropped-produce-response.toml",
     "large-throttle-time.toml",
     "throttle-time-first.toml",
     "unreachable-advertised-address.toml",
@@ -67,6 +69,16 @@ fn shipped(name: &str) {
 #[test]
 fn throttle_time_first() {
     shipped("throttle-time-first.toml");
+}
+
+#[test]
+fn coordinator_not_available() {
+    shipped("coordinator-not-available.toml");
+}
+
+#[test]
+fn dropped_produce_response() {
+    shipped("dropped-produce-response.toml");
 }
 
 #[test]

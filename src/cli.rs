@@ -345,6 +345,10 @@ pub struct ReplayArgs {
     /// capture's pauses.
     #[arg(long, conflicts_with = "speed")]
     pub as_fast_as_possible: bool,
+    /// Write the capture as a scenario to FILE instead of replaying it: a step per request,
+    /// each expecting the recorded response (see `chronik-tui repro`).
+    #[arg(long, value_name = "FILE")]
+    pub save_scenario: Option<PathBuf>,
     /// Longest a response may take beyond its recorded latency, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,

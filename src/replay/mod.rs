@@ -16,10 +16,11 @@ pub mod ignore;
 pub mod load;
 pub mod report;
 pub mod rewrite;
+pub mod save;
 pub mod session;
 pub mod setup;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -340,6 +341,56 @@ pub async fn start(opts: &ReplayOptions) -> anyhow::Result<Started> {
     })
 }
 
+/// `--save-scenario FILE`: the capture as a scenario (nothing is replayed).
+fn save_scenario(args: &ReplayArgs, opts: &ReplayOptions, out: &Path) -> anyhow::Result<ExitCode> {
+    let capture = load::read(&opts.file, opts.stream.clone()).map_err(anyhow::Error::msg)?;
+    let quoted = |s: String| toml::Value::String(s).to_string();
+    let list = |items: Vec<String>| {
+        format!(
+            "[{}]",
+            items.into_iter().map(quoted).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let p = &args.placement;
+    let mut setup = Vec::new();
+    if p.placement != crate::settings::ThrottlePlacement::Spec {
+        setup.push(("placement".to_string(), quoted(p.placement.to_string())));
+    }
+    if p.throttle_ms != 0 {
+        setup.push(("throttle_ms".to_string(), p.throttle_ms.to_string()));
+    }
+    for (key, items) in [
+        (
+            "rules",
+            p.throttle_rules
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>(),
+        ),
+        ("caps", p.caps.iter().map(|c| c.to_string()).collect()),
+        (
+            "mutations",
+            p.mutations.iter().map(|m| m.to_string()).collect(),
+        ),
+        ("faults", p.faults.iter().map(|f| f.to_string()).collect()),
+    ] {
+        if !items.is_empty() {
+            setup.push((key.to_string(), list(items)));
+        }
+    }
+    let text = save::scenario_text(&opts.file, &capture, &setup);
+    let steps = text.matches("\n[[step]]").count();
+    std::fs::write(out, &text).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    // What was written must read back as a scenario.
+    crate::scenario::Scenario::parse(out, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "{}: {steps} steps from {}",
+        out.display(),
+        opts.file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs `chronik-tui replay`: the terminal UI when standard output is a terminal (unless
 /// `--headless` or `--json`), else a line per exchange; then the summary. Exit 0 when every
 /// exchange came out the same (outside the ignore list), 1 when some did not or the capture was
@@ -347,6 +398,9 @@ pub async fn start(opts: &ReplayOptions) -> anyhow::Result<Started> {
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     let opts = ReplayOptions::from_args(&args)?;
+    if let Some(out) = &args.save_scenario {
+        return save_scenario(&args, &opts, out);
+    }
     let tui = !args.headless && !opts.json && std::io::stdout().is_terminal();
     let theme = tui.then(|| {
         crate::tui::theme::resolve(

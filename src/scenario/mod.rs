@@ -152,6 +152,9 @@ struct FileExpect {
     malformed: Option<bool>,
     acked: Option<Spanned<u64>>,
     consumed: Option<Spanned<u64>>,
+    recorded: Option<Spanned<String>>,
+    #[serde(default)]
+    ignore: Vec<Spanned<String>>,
     offsets: Option<Spanned<bool>>,
     lint: Option<Spanned<toml::Value>>,
 }
@@ -284,6 +287,12 @@ pub enum Expectation {
     Acked(u64),
     /// The client reported this many records consumed.
     Consumed(u64),
+    /// The sent request's response is this recorded response frame, field by field, outside
+    /// the replay's ignore list (the default list and these names).
+    Recorded {
+        frame: Vec<u8>,
+        ignore: crate::replay::ignore::IgnoreList,
+    },
     /// Every acknowledgement the client reported carried an offset (`true`), or none did.
     Offsets(bool),
 }
@@ -309,6 +318,9 @@ impl Expectation {
             Expectation::Malformed(true) => "a malformed frame".into(),
             Expectation::Acked(n) => format!("{n} acked"),
             Expectation::Consumed(n) => format!("{n} consumed"),
+            Expectation::Recorded { frame, .. } => {
+                format!("the recorded response ({} bytes)", frame.len())
+            }
             Expectation::Offsets(true) => "acks with offsets".into(),
             Expectation::Offsets(false) => "acks without offsets".into(),
         }
@@ -780,6 +792,23 @@ impl Checker<'_> {
                 out.push(exp);
             }
         }
+        if let Some(r) = &e.recorded {
+            if !matches!(action, Action::Send(_)) {
+                return Err(self.in_string(r, 0, "recorded is expected of a send step"));
+            }
+            let frame = hex(r.get_ref()).map_err(|err| self.in_string(r, 0, err))?;
+            let names: Vec<String> = e.ignore.iter().map(|i| i.get_ref().clone()).collect();
+            let ignore = crate::replay::ignore::IgnoreList::new(true, &names).map_err(|err| {
+                let at = e
+                    .ignore
+                    .first()
+                    .map_or(r.span().start, |i| i.span().start + 1);
+                self.at(at, err)
+            })?;
+            out.push(Expectation::Recorded { frame, ignore });
+        } else if let Some(i) = e.ignore.first() {
+            return Err(self.at(i.span().start, "ignore goes with recorded"));
+        }
         if let Some(l) = &e.lint {
             return Err(self.at(
                 l.span().start,
@@ -791,7 +820,7 @@ impl Checker<'_> {
 }
 
 /// Hex digits, with spaces, colons and newlines allowed between bytes.
-fn hex(text: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: String = text
         .chars()
         .filter(|c| !c.is_whitespace() && *c != ':')

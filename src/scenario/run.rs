@@ -311,6 +311,10 @@ impl Runner {
                     }
                     None => not_seen(e, "the client did not run"),
                 },
+                Expectation::Recorded { frame, ignore } => match &sent {
+                    Some(ex) => recorded(e, ex, frame, ignore),
+                    None => not_seen(e, "no request was sent"),
+                },
                 Expectation::Consumed(want) => match &client {
                     Some(r) => {
                         let consumed = events(r, "consumed").count() as u64;
@@ -431,7 +435,14 @@ impl Runner {
             self.conns.insert(send.conn.clone(), (s, 0));
         }
         let (stream, last_corr) = self.conns.get_mut(&send.conn).expect("opened above");
-        let corr = send.correlation_id.unwrap_or(*last_corr + 1);
+        // Hex carries its own header: its correlation id is the one the answer will have.
+        let in_hex = match &send.body {
+            SendBody::Hex(b) => b
+                .get(4..8)
+                .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+            SendBody::Fields(_) => None,
+        };
+        let corr = send.correlation_id.or(in_hex).unwrap_or(*last_corr + 1);
         *last_corr = corr;
         let frame = match &send.body {
             SendBody::Fields(input) => chronik_protocol::encode::request(
@@ -571,6 +582,39 @@ fn events<'a>(
 /// The acknowledgements a client program reported.
 fn produced(r: &crate::matrix::ProgramRun) -> impl Iterator<Item = &serde_json::Value> {
     events(r, "produced")
+}
+
+/// The live response against the recorded one, field by field (what `replay` does).
+fn recorded(
+    e: &Expectation,
+    ex: &Exchange,
+    frame: &[u8],
+    ignore: &crate::replay::ignore::IgnoreList,
+) -> Outcome {
+    use chronik_protocol::diff::{self, Side};
+    let Some(live) = ex.response.as_deref() else {
+        return not_seen(e, "no response came");
+    };
+    let old = chronik_protocol::dissect_response(frame, ex.api_key, ex.api_version);
+    let new = chronik_protocol::dissect_response(live, ex.api_key, ex.api_version);
+    let d = diff::diff(Side::new(&old, frame), Side::new(&new, live), &|id| {
+        ignore.ignores(id)
+    });
+    let counted: Vec<String> = d.counted().map(|x| x.describe()).collect();
+    Outcome {
+        expected: e.describe(),
+        held: counted.is_empty(),
+        evidence: if counted.is_empty() {
+            format!("the same outside the ignore list ({})", short(ex))
+        } else {
+            let more = counted.len().saturating_sub(3);
+            let mut text = counted.into_iter().take(3).collect::<Vec<_>>().join("; ");
+            if more > 0 {
+                text.push_str(&format!("; and {more} more"));
+            }
+            text
+        },
+    }
 }
 
 fn not_seen(e: &Expectation, why: &str) -> Outcome {

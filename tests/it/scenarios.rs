@@ -172,3 +172,55 @@ fn a_broken_file_is_refused_with_its_line_and_column() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("is well-formed"));
 }
+
+/// A newcomer's path: the shipped capture of Chronik Stream 0.7.2's layout becomes a scenario
+/// (`replay --save-scenario`); it passes against a broker with that layout, and with the layout
+/// Apache Kafka uses it fails at the Produce step, naming the fields that moved.
+#[test]
+fn a_capture_saved_as_a_scenario_shows_the_step_where_the_bug_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("saved.toml");
+    let capture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/kafka-python-2-front.pcapng");
+    let out = Command::new(BIN)
+        .arg("replay")
+        .arg(&capture)
+        .args([
+            "--kafka-port",
+            "19093",
+            "--placement",
+            "front",
+            "--save-scenario",
+        ])
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("{}: 5 steps from {}", saved.display(), capture.display())
+    );
+    let out = repro(&saved, &[]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    // The same requests against Apache Kafka's layout: the Produce step is where they differ.
+    let toml = std::fs::read_to_string(&saved).unwrap();
+    assert!(toml.contains("\nplacement = \"front\"\n"), "{toml}");
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        toml.replace("\nplacement = \"front\"\n", "\nplacement = \"spec\"\n"),
+    )
+    .unwrap();
+    let out = repro(&spec, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    for l in &lines[1..5] {
+        assert!(l.contains(" PASS "), "{stdout}");
+    }
+    assert!(
+        lines[5].starts_with("step 5/5 FAIL conn 2 Produce v7 corr 2")
+            && lines[5].contains("produce.response.throttle_time_ms 1 -> 0"),
+        "{stdout}"
+    );
+}

@@ -49,6 +49,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "clear the connection and filter, close overlays",
     ),
     ("everywhere", "q, Ctrl-C", "quit (the terminal is restored)"),
+    (
+        "everywhere",
+        "n r b",
+        "repro: next step, run on to the end or a failure, restart and rerun",
+    ),
+    (
+        "everywhere",
+        "click, wheel",
+        "select rows, tree lines and bytes; scroll the pane under the pointer",
+    ),
     ("lists", "j k ↑ ↓", "move"),
     ("lists", "PgUp PgDn Ctrl-u Ctrl-d", "page, half page"),
     (
@@ -77,11 +87,6 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "settings",
         "Enter a c m f d",
         "change, add a rule, a cap, a mutation, a fault; delete",
-    ),
-    (
-        "mouse",
-        "click, wheel",
-        "select rows, tree lines and bytes; scroll the pane under the pointer",
     ),
 ];
 

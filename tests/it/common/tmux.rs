@@ -11,6 +11,20 @@ pub fn available() -> bool {
     super::have("tmux")
 }
 
+/// Whether a test that needs tmux can run: false (after saying it is skipped) when tmux is
+/// missing, unless `CI` is set, where a missing tool is a failure.
+pub fn usable() -> bool {
+    if available() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "tmux is needed (CI is set, so this is a failure)"
+    );
+    eprintln!("SKIPPED: tmux missing");
+    false
+}
+
 /// A detached tmux session of a fixed size running one program; the whole private tmux server
 /// is killed on drop, also when the test fails.
 pub struct Session {

@@ -184,8 +184,8 @@ pub struct DisplayArgs {
 #[command(next_help_heading = "Logging")]
 pub struct LogArgs {
     /// Write the log (tracing; RUST_LOG sets the level, default info) to FILE. Default: the
-    /// broker and the UI log to $XDG_STATE_HOME/chronik-tui/chronik-tui.log (or
-    /// ~/.local/state/...); decode and matrix do not log unless given this.
+    /// broker, the UI and repro log to $XDG_STATE_HOME/chronik-tui/chronik-tui.log (or
+    /// ~/.local/state/...); decode, matrix and replay do not log unless given this.
     #[arg(long, value_name = "FILE", global = true)]
     pub log_file: Option<PathBuf>,
     /// Say more: errors with their causes, and debug-level logs.

@@ -41,6 +41,25 @@ impl Limits {
     };
 }
 
+/// The note on a null field in a version where the field is not nullable.
+pub const NOT_NULLABLE: &str = "null in a version where it is not nullable";
+
+/// A way to read a frame other than the spec's: what the lint tries on a frame that does not
+/// decode as the spec says, to name what the sender got wrong. The default is the spec's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Read this field at this index among its struct's fields (the ones on the wire at that
+    /// version, tagged fields aside) instead of its own place.
+    pub moved: Option<(FieldId, usize)>,
+    /// Read the struct holding this field as if it were not there.
+    pub omitted: Option<FieldId>,
+    /// Read the header in this header version instead of the one the API version implies.
+    pub header_version: Option<i16>,
+    /// Read a request's body in this version instead of its header's (responses take their
+    /// version as an argument).
+    pub body_version: Option<i16>,
+}
+
 /// Decodes a request frame.
 pub fn dissect_request(frame: &[u8]) -> Dissection {
     dissect_request_with(frame, Limits::default())
@@ -48,7 +67,13 @@ pub fn dissect_request(frame: &[u8]) -> Dissection {
 
 /// Decodes a request frame within the given limits.
 pub fn dissect_request_with(frame: &[u8], limits: Limits) -> Dissection {
+    dissect_request_as(frame, Layout::default(), limits)
+}
+
+/// Decodes a request frame read with another [`Layout`].
+pub fn dissect_request_as(frame: &[u8], layout: Layout, limits: Limits) -> Dissection {
     let mut d = Decoder::new(frame, limits);
+    d.layout = layout;
     let mut root = Field::group(fid!("kafka.request"), 0, Value::Group);
     let result = d.request(&mut root);
     d.finish(root, result)
@@ -66,7 +91,19 @@ pub fn dissect_response_with(
     api_version: i16,
     limits: Limits,
 ) -> Dissection {
+    dissect_response_as(frame, api_key, api_version, Layout::default(), limits)
+}
+
+/// Decodes a response frame read with another [`Layout`].
+pub fn dissect_response_as(
+    frame: &[u8],
+    api_key: i16,
+    api_version: i16,
+    layout: Layout,
+    limits: Limits,
+) -> Dissection {
     let mut d = Decoder::new(frame, limits);
+    d.layout = layout;
     let mut root = Field::group(fid!("kafka.response"), 0, Value::Group);
     let result = d.response(&mut root, api_key, api_version);
     d.finish(root, result)
@@ -109,6 +146,7 @@ struct Decoder<'a> {
     fields_left: usize,
     /// Batches, records and messages that may still be expanded.
     entries_left: usize,
+    layout: Layout,
 }
 
 /// Array elements or tagged fields decoded but not kept: where they start and how many.
@@ -129,6 +167,7 @@ impl<'a> Decoder<'a> {
             limits,
             fields_left: limits.max_fields,
             entries_left: records::MAX_ENTRIES_PER_DISSECTION,
+            layout: Layout::default(),
         }
     }
 
@@ -239,6 +278,7 @@ impl<'a> Decoder<'a> {
         header.close(self.pos);
         root.children.push(header);
         let (key, version) = r?;
+        let version = self.layout.body_version.unwrap_or(version);
         self.body(root, key, version, false, body_end)
     }
 
@@ -248,9 +288,11 @@ impl<'a> Decoder<'a> {
         let version = self.int_leaf(header, fid!("kafka.api_version"), 2)? as i16;
         self.int_leaf(header, fid!("kafka.correlation_id"), 4)?;
         // client_id is a nullable int16-length string even in header v2.
-        self.string_leaf(header, fid!("kafka.client_id"), false)?;
+        self.string_leaf(header, fid!("kafka.client_id"), false, true)?;
         if let Some(api) = registry::api(key) {
-            if api.request_header_version(version) >= 2 {
+            let header_version =
+                (self.layout.header_version).unwrap_or_else(|| api.request_header_version(version));
+            if header_version >= 2 {
                 self.tagged_fields(header, &[], version)?;
             }
         }
@@ -266,7 +308,11 @@ impl<'a> Decoder<'a> {
         let r = self
             .int_leaf(&mut header, fid!("kafka.correlation_id"), 4)
             .and_then(|_| match registry::api(key) {
-                Some(api) if api.response_header_version(version) >= 1 => {
+                Some(api)
+                    if (self.layout.header_version)
+                        .unwrap_or_else(|| api.response_header_version(version))
+                        >= 1 =>
+                {
                     self.tagged_fields(&mut header, &[], version)
                 }
                 _ => Ok(()),
@@ -367,11 +413,28 @@ impl<'a> Decoder<'a> {
         version: i16,
     ) -> Res<()> {
         let flexible = api.is_flexible(version);
-        for f in fields {
-            if !f.versions.contains(version) || f.tag.is_some() {
-                continue;
+        let on_wire = |f: &&FieldDef| f.versions.contains(version) && f.tag.is_none();
+        let layout = self.layout;
+        let tweaked =
+            |f: &FieldDef| Some(f.id) == layout.omitted || Some(f.id) == layout.moved.map(|m| m.0);
+        if fields.iter().filter(on_wire).any(tweaked) {
+            let mut order: Vec<&FieldDef> = fields.iter().filter(on_wire).collect();
+            if let Some(i) = order.iter().position(|f| Some(f.id) == layout.omitted) {
+                order.remove(i);
             }
-            self.field(parent, f, api, version, flexible)?;
+            if let Some((id, to)) = layout.moved {
+                if let Some(i) = order.iter().position(|f| f.id == id) {
+                    let f = order.remove(i);
+                    order.insert(to.min(order.len()), f);
+                }
+            }
+            for f in order {
+                self.field(parent, f, api, version, flexible)?;
+            }
+        } else {
+            for f in fields.iter().filter(on_wire) {
+                self.field(parent, f, api, version, flexible)?;
+            }
         }
         if flexible {
             let tagged: Vec<&FieldDef> = fields
@@ -438,7 +501,7 @@ impl<'a> Decoder<'a> {
         let Some(n) = n else {
             node.value = Value::Null;
             if !nullable {
-                node.note = Some("null in a version where it is not nullable".into());
+                node.note = Some(NOT_NULLABLE.into());
             }
             return Ok(());
         };
@@ -537,7 +600,7 @@ impl<'a> Decoder<'a> {
             None => {
                 node.value = Value::Null;
                 if !nullable {
-                    node.note = Some("null in a version where it is not nullable".into());
+                    node.note = Some(NOT_NULLABLE.into());
                 }
             }
             Some(n) => {
@@ -598,7 +661,9 @@ impl<'a> Decoder<'a> {
                 let b = self.take(16, "uuid")?;
                 Value::Uuid(uuid::Uuid::from_slice(b).expect("16 bytes").to_string())
             }
-            FieldType::String => return self.string_leaf(parent, id, flexible).map(|_| ()),
+            FieldType::String => {
+                return self.string_leaf(parent, id, flexible, nullable).map(|_| ())
+            }
             FieldType::Bytes => match self.length(flexible, false)? {
                 None => Value::Null,
                 Some(n) => {
@@ -621,13 +686,19 @@ impl<'a> Decoder<'a> {
         };
         let mut leaf = Field::leaf(id, start, self.pos - start, value);
         if leaf.value == Value::Null && !nullable {
-            leaf.note = Some("null in a version where it is not nullable".into());
+            leaf.note = Some(NOT_NULLABLE.into());
         }
         parent.children.push(leaf);
         Ok(())
     }
 
-    fn string_leaf(&mut self, parent: &mut Field, id: FieldId, compact: bool) -> Res<()> {
+    fn string_leaf(
+        &mut self,
+        parent: &mut Field,
+        id: FieldId,
+        compact: bool,
+        nullable: bool,
+    ) -> Res<()> {
         let start = self.pos;
         let value = match self.length(compact, true)? {
             None => Value::Null,
@@ -635,9 +706,11 @@ impl<'a> Decoder<'a> {
                 Value::Str(String::from_utf8_lossy(self.take_at(n, "string", start)?).into_owned())
             }
         };
-        parent
-            .children
-            .push(Field::leaf(id, start, self.pos - start, value));
+        let mut leaf = Field::leaf(id, start, self.pos - start, value);
+        if leaf.value == Value::Null && !nullable {
+            leaf.note = Some(NOT_NULLABLE.into());
+        }
+        parent.children.push(leaf);
         Ok(())
     }
 
@@ -791,5 +864,52 @@ impl<'a> Decoder<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// What stopped a dissection, as the lint names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The size prefix promises more bytes than the frame has.
+    Truncated,
+    /// The frame ran out in the middle of a fixed-size field (a field missing, say).
+    ShortRead,
+    /// A length below -1.
+    NegativeLength,
+    /// A string, bytes, records or tagged field whose length runs past the frame.
+    LengthOverrun,
+    /// An array or tagged-field count larger than the bytes left could hold.
+    CountOverrun,
+    /// Tagged fields not in ascending tag order.
+    TagOrder,
+    /// A value no field of that type may hold (a boolean byte of 2, a 6-byte varint).
+    BadValue,
+}
+
+/// The kind of an error this dissector reported (from the messages [`Decoder::fail`] writes).
+pub fn fault_of(e: &DecodeError) -> Fault {
+    let m = e.message.as_str();
+    if m.starts_with("frame truncated") {
+        Fault::Truncated
+    } else if m.starts_with("negative") {
+        Fault::NegativeLength
+    } else if m.contains("out of ascending order") {
+        Fault::TagOrder
+    } else if m.starts_with("array count") || m.starts_with("tagged field count") {
+        Fault::CountOverrun
+    } else if [
+        "string needs",
+        "bytes needs",
+        "records needs",
+        "tagged field size",
+    ]
+    .iter()
+    .any(|p| m.starts_with(p))
+    {
+        Fault::LengthOverrun
+    } else if m.contains(" needs ") {
+        Fault::ShortRead
+    } else {
+        Fault::BadValue
     }
 }

@@ -9,6 +9,7 @@ pub mod dissect;
 pub mod encode;
 pub mod errors;
 pub mod frame;
+pub mod lint;
 pub mod mutate;
 pub mod placement;
 pub mod records;
@@ -22,7 +23,8 @@ pub mod test_frames;
 pub mod tree;
 
 pub use dissect::{
-    dissect_request, dissect_request_with, dissect_response, dissect_response_with, Limits,
+    dissect_request, dissect_request_as, dissect_request_with, dissect_response,
+    dissect_response_as, dissect_response_with, Layout, Limits,
 };
 pub use placement::ThrottlePlacement;
 pub use sasl::dissect_sasl_token;

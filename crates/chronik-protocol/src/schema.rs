@@ -155,7 +155,8 @@ impl FieldType {
         }
     }
 
-    fn has_children(&self) -> bool {
+    /// Whether fields of this type hold fields (structs, arrays of structs).
+    pub fn has_children(&self) -> bool {
         match self {
             FieldType::Struct => true,
             FieldType::Array(inner) => **inner == FieldType::Struct,

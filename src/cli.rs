@@ -13,6 +13,7 @@ use crate::addr::{self, HostPort};
 use crate::capture::render::TimeFormat;
 use crate::capture::StoreLimits;
 use crate::protocol::frame::DEFAULT_MAX_FRAME_BYTES;
+use crate::protocol::lint::Level;
 use crate::settings::{FaultRule, MutationRule, ThrottlePlacement, ThrottleRule, VersionCap};
 
 /// A Kafka wire-protocol workbench: an embedded broker that real clients use, with every request
@@ -199,6 +200,11 @@ pub enum Command {
     /// Decode a pcap or pcapng capture and print its exchanges (one line each, JSON lines, or
     /// chosen fields), as tshark does.
     Decode(DecodeArgs),
+    /// Name what is wrong with a capture's frames (a field misplaced or missing, bytes left
+    /// over, bad lengths, tagged fields, record batches, versions the broker did not advertise,
+    /// ...): one line per finding. Exits 0 when nothing is at warning or worse, 1 when something
+    /// is, 2 when the capture cannot be read whole.
+    Lint(LintArgs),
     /// Run every installed real client through one produce-and-ack in each throttle placement
     /// mode against an embedded broker, and print the compatibility table.
     Matrix(MatrixArgs),
@@ -251,6 +257,26 @@ pub struct DecodeArgs {
     /// How times are written.
     #[arg(long, short = 't', value_name = "FORMAT", value_parser = time_words(), ignore_case = true, default_value = "utc")]
     pub time: TimeFormat,
+    /// TCP port of the Kafka brokers in the capture (repeatable).
+    #[arg(long = "kafka-port", value_name = "PORT", default_values_t = [9092u16])]
+    pub kafka_ports: Vec<u16>,
+}
+
+/// Arguments of `chronik-tui lint`.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// The capture: pcap, pcapng or chronik-tui's JSON lines, possibly gzip- or
+    /// zstd-compressed; - reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print one JSON object per finding (code, level, side, message, start, end, fix, and the
+    /// exchange it is on).
+    #[arg(long)]
+    pub json: bool,
+    /// Print only findings at this level or worse (info, warning, error); the exit code still
+    /// counts every finding.
+    #[arg(long, value_name = "LEVEL", value_parser = level_words(), ignore_case = true, default_value = "info")]
+    pub level: Level,
     /// TCP port of the Kafka brokers in the capture (repeatable).
     #[arg(long = "kafka-port", value_name = "PORT", default_values_t = [9092u16])]
     pub kafka_ports: Vec<u16>,
@@ -416,6 +442,15 @@ fn time_words() -> impl clap::builder::TypedValueParser<Value = TimeFormat> {
         TimeFormat::Local => "HH:MM:SS.micros in the local time zone (TZ)",
         TimeFormat::Relative => "seconds since the first exchange shown",
         TimeFormat::Epoch => "seconds since 1970-01-01 UTC",
+    })
+}
+
+fn level_words() -> impl clap::builder::TypedValueParser<Value = Level> {
+    const ALL: [Level; 3] = [Level::Info, Level::Warning, Level::Error];
+    words(&ALL, Level::word, |l| match l {
+        Level::Info => "everything, notes that are no one's fault included",
+        Level::Warning => "what a correct peer does not send, and worse",
+        Level::Error => "what a reader misreads or rejects",
     })
 }
 

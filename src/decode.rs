@@ -3,12 +3,12 @@
 //! count limit what is printed.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::capture::pcap::kafka_stream::StreamOptions;
-use crate::capture::pcap::source::{self, Input};
+use crate::capture::pcap::source::{self, Input, Progress, Sink};
 use crate::capture::render::{Clock, TimeFormat};
 use crate::capture::{Exchange, Store, StoreLimits};
 use crate::filter::{self, Column, Filter, Subject};
@@ -122,14 +122,6 @@ impl Printer {
 /// cannot be opened, and on one cut short once what it held is printed.
 pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
     let printer = Printer::new(&opts)?;
-    let input = Input::open(&opts.file).map_err(DecodeError::Input)?;
-    // Exchanges are printed as they are made; the store only numbers them, so it stays small
-    // and a capture of any size decodes in bounded memory.
-    let store = Store::new(StoreLimits {
-        max_exchanges: 1024,
-        max_bytes: 16 << 20,
-    });
-    let progress = input.progress();
     let out = Arc::new(Mutex::new(std::io::BufWriter::new(std::io::stdout())));
     let printed = Arc::new(AtomicU64::new(0));
     let write_error: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
@@ -160,7 +152,7 @@ pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
             }
         })
     };
-    source::read_input_until(input, opts.stream, store, progress.clone(), sink, &stop);
+    let progress = read_capture(&opts.file, opts.stream, sink, &stop)?;
     let flushed = out.lock().unwrap_or_else(|p| p.into_inner()).flush();
     let write_error = write_error.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(e) = write_error.or(flushed.err()) {
@@ -170,13 +162,41 @@ pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
         }
         return Err(DecodeError::Output(e));
     }
+    report(&progress, "decode")
+}
+
+/// Reads a capture (`-`: standard input), handing each exchange to `sink` as it is made, until
+/// the end or `stop`. Fails only when the capture cannot be opened; what went wrong while
+/// reading is in the progress, for [`report`].
+pub fn read_capture(
+    file: &Path,
+    stream: StreamOptions,
+    sink: Sink,
+    stop: &AtomicBool,
+) -> Result<Arc<Progress>, DecodeError> {
+    let input = Input::open(file).map_err(DecodeError::Input)?;
+    // Exchanges are handed on as they are made; the store only numbers them (and keeps the
+    // lint's connection history), so it stays small and a capture of any size is read in
+    // bounded memory.
+    let store = Store::new(StoreLimits {
+        max_exchanges: 1024,
+        max_bytes: 16 << 20,
+    });
+    let progress = input.progress();
+    source::read_input_until(input, stream, store, progress.clone(), sink, stop);
+    Ok(progress)
+}
+
+/// Writes the capture's summary (`pcap FILE 12 packets, 3 exchanges (read)`) and its reading
+/// errors to standard error as `chronik-tui COMMAND: ...`; fails with the last error.
+pub fn report(progress: &Progress, command: &str) -> Result<(), DecodeError> {
     let errors = progress.errors();
-    eprintln!("chronik-tui decode: {}", progress.status());
+    eprintln!("chronik-tui {command}: {}", progress.status());
     match errors.split_last() {
         None => Ok(()),
         Some((last, earlier)) => {
             for e in earlier {
-                eprintln!("chronik-tui decode: {e}");
+                eprintln!("chronik-tui {command}: {e}");
             }
             Err(DecodeError::Input(last.clone()))
         }

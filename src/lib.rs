@@ -19,6 +19,7 @@ pub mod cli;
 pub mod control;
 pub mod decode;
 pub mod headless;
+pub mod lint;
 pub mod matrix;
 pub mod replay;
 pub mod scenario;

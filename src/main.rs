@@ -62,6 +62,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tokio::task::spawn_blocking(move || decode::run(opts)).await??;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Lint(args)) => {
+            init_logging(explicit_log.as_deref(), verbose)?;
+            let opts = chronik_tui::lint::LintOptions {
+                stream: stream_options(
+                    &args.kafka_ports,
+                    chronik_tui::protocol::frame::DEFAULT_MAX_FRAME_BYTES,
+                ),
+                file: args.file,
+                json: args.json,
+                min_level: args.level,
+            };
+            Ok(tokio::task::spawn_blocking(move || chronik_tui::lint::run(opts)).await?)
+        }
         Some(Command::Matrix(args)) => {
             init_logging(explicit_log.as_deref(), verbose)?;
             run_matrix(args).await

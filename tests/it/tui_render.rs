@@ -523,7 +523,7 @@ async fn a_response_without_its_request_in_the_list_and_the_tree() {
     let screen = text(&render(&mut app, 120, 36));
     let row = screen.lines().find(|l| l.starts_with("│▶")).unwrap();
     let cells = format!(
-        "{:<12} {:<15} {:<6} {:<8} request not in the capture ",
+        "{:<12} {:<15} {:<6} {:<8} ⚑ request not in the capture ",
         "-", "?", dropped.correlation_id, "-"
     );
     assert!(row.contains(&cells), "{cells:?} in\n{screen}");

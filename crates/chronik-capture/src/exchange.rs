@@ -109,6 +109,11 @@ pub struct Exchange {
     /// How the frames are laid out (almost always Kafka's own framing).
     #[serde(skip_serializing_if = "Framing::is_kafka")]
     pub framing: Framing,
+    /// What the lint found that only the connection's past shows (a version the broker did not
+    /// advertise, a skipped sequence number), set by the store; the frames' own findings are
+    /// the [`Verdict`]'s, which includes these.
+    #[serde(skip)]
+    pub lint: Vec<chronik_protocol::lint::Finding>,
 }
 
 impl Exchange {
@@ -132,6 +137,7 @@ impl Exchange {
             notes: Vec::new(),
             placement: None,
             framing: Framing::Kafka,
+            lint: Vec::new(),
         }
     }
 

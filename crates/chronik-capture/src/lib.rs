@@ -8,6 +8,7 @@ mod connection;
 pub mod diagnose;
 mod exchange;
 pub mod filter;
+pub mod lint;
 pub mod pcap;
 pub mod render;
 mod store;

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::{Dissected, Exchange, FrameFault, Status, Verdict};
 use chronik_protocol::errors::error_name;
+use chronik_protocol::lint::Finding;
 use chronik_protocol::registry;
 use chronik_protocol::{Dissection, Field, Value};
 
@@ -168,7 +169,29 @@ pub fn summarize(d: &Dissected) -> String {
         )),
         None => {}
     }
+    if let Some(text) = lint_text(&v.findings) {
+        parts.push(text);
+    }
     parts.join(" ")
+}
+
+/// The lint's findings in a line: `[lint error field-misplaced: throttle_time_ms sent before
+/// responses]`, the most severe first, at most two, then how many more.
+pub fn lint_text(findings: &[Finding]) -> Option<String> {
+    const SHOWN: usize = 2;
+    let mut sorted: Vec<&Finding> = findings.iter().collect();
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.level));
+    let first = sorted.first()?;
+    let mut text = format!("[lint {}", first.level);
+    for (i, f) in sorted.iter().take(SHOWN).enumerate() {
+        text.push_str(if i == 0 { " " } else { "; " });
+        text.push_str(&format!("{}: {}", f.code, f.message));
+    }
+    if sorted.len() > SHOWN {
+        text.push_str(&format!("; +{} more", sorted.len() - SHOWN));
+    }
+    text.push(']');
+    Some(text)
 }
 
 /// What the request names: a bare SASL token's user, topics, group, records.
@@ -316,12 +339,14 @@ pub fn json(ex: &Exchange) -> serde_json::Value {
         json!(registry::api_name(ex.api_key))
     };
     v["latency_us"] = json!(ex.latency_micros());
-    v["request"] = match ex.dissect_request() {
-        Some(d) => tree_json(&d, &ex.request),
+    let (req, resp) = (ex.dissect_request(), ex.dissect_response());
+    v["lint"] = json!(crate::lint::findings(ex, req.as_ref(), resp.as_ref()));
+    v["request"] = match &req {
+        Some(d) => tree_json(d, &ex.request),
         None => serde_json::Value::Null,
     };
-    if let (Some(d), Some(frame)) = (ex.dissect_response(), ex.response.as_ref()) {
-        v["response"] = tree_json(&d, frame);
+    if let (Some(d), Some(frame)) = (&resp, ex.response.as_ref()) {
+        v["response"] = tree_json(d, frame);
     }
     v
 }

@@ -76,6 +76,9 @@ pub struct Store {
     /// The next connection id [`Store::new_conn_id`] hands out.
     next_conn: std::sync::atomic::AtomicU64,
     inner: Mutex<Inner>,
+    /// What the lint remembers of each connection's past (apart from `inner`, so readers of
+    /// the store never wait on it).
+    history: Mutex<crate::lint::History>,
     tx: broadcast::Sender<Arc<Exchange>>,
     conn_tx: broadcast::Sender<Arc<ConnEvent>>,
 }
@@ -101,6 +104,7 @@ impl Store {
                 next_marker: 1,
                 in_flight: std::collections::HashMap::new(),
             }),
+            history: Mutex::new(crate::lint::History::default()),
             tx,
             conn_tx,
         })
@@ -122,6 +126,11 @@ impl Store {
 
     /// Adds an exchange, assigning its id; evicts the oldest beyond the caps.
     pub fn push(&self, mut ex: Exchange) -> Arc<Exchange> {
+        ex.lint = self
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(&ex);
         let ex = {
             let mut g = self.lock();
             ex.id = g.next_id;
@@ -146,6 +155,10 @@ impl Store {
 
     /// Records a connection event and publishes it (never waits).
     pub fn push_conn_event(&self, ev: ConnEvent) -> Arc<ConnEvent> {
+        if let super::ConnEventKind::Closed { .. } = ev.kind {
+            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            history.closed(ev.conn);
+        }
         let ev = Arc::new(ev);
         {
             let mut g = self.lock();

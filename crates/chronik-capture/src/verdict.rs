@@ -4,6 +4,7 @@
 //! client could not have read".
 
 use super::{Exchange, Status};
+use chronik_protocol::lint::{Finding, Level};
 use chronik_protocol::{DecodeError, Dissection};
 
 /// An exchange's two frames dissected, and what the dissections show.
@@ -78,6 +79,8 @@ pub struct Verdict {
     /// included (empty without a response, or for an API that has none).
     pub error_codes: Vec<i16>,
     pub severity: Severity,
+    /// What the lint names wrong with either frame, request first ([`crate::lint::findings`]).
+    pub findings: Vec<Finding>,
 }
 
 impl Verdict {
@@ -99,6 +102,7 @@ impl Verdict {
             response: resp.and_then(FrameFault::of),
             error_codes,
             severity: Severity::Ok,
+            findings: crate::lint::findings(ex, req, resp),
         };
         v.severity = match &ex.status {
             Status::Malformed { .. } => Severity::Malformed,
@@ -108,6 +112,11 @@ impl Verdict {
             Status::Answered => Severity::Ok,
         };
         v
+    }
+
+    /// The most severe level among the findings; none without findings.
+    pub fn lint_level(&self) -> Option<Level> {
+        self.findings.iter().map(|f| f.level).max()
     }
 
     /// The error codes of the response that are not zero, in order (repeats included).

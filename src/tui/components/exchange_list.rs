@@ -52,6 +52,10 @@ impl Entry {
                 summary.push_str(&format!(" [throttle {p}]"));
             }
         }
+        // A flag first, where a cut summary still shows it; the findings are at its end.
+        if !dissected.verdict.findings.is_empty() {
+            summary = format!("⚑ {summary}");
+        }
         let class = dissected.verdict.severity;
         (Entry::Exchange { ex, summary, class }, dissected)
     }

@@ -15,6 +15,7 @@ use ratatui::Frame;
 use super::{date_ms, pane, scroll_to, Outcome};
 use crate::capture::Exchange;
 use crate::protocol::errors::error_name;
+use crate::protocol::lint::{Finding, Level, Side as LintSide};
 use crate::protocol::registry::{self, FieldId};
 use crate::protocol::tree::BufferId;
 use crate::protocol::{Dissection, Field, Value};
@@ -46,6 +47,8 @@ enum LineKind {
     },
     /// Where decoding failed.
     DecodeError,
+    /// A lint finding on the side's frame, by index into the tree's findings.
+    Finding(usize),
     /// A side with no frame (no response yet, acks=0, a request the capture does not hold).
     Absent(String),
 }
@@ -80,6 +83,10 @@ pub struct FieldTree {
     /// Marked fields, by side and path, and the groups that hold one.
     marks: HashMap<(Side, Vec<u32>), Mark>,
     holding_marks: HashSet<(Side, Vec<u32>)>,
+    /// What the lint names wrong with the exchange's frames, and the fields whose bytes a
+    /// finding names exactly.
+    findings: Vec<Finding>,
+    lint_fields: HashMap<(Side, Vec<u32>), Level>,
     /// The pane's title before the selected field's name.
     label: &'static str,
     /// The area drawn last (for the mouse).
@@ -105,6 +112,8 @@ impl FieldTree {
             page: 10,
             marks: HashMap::new(),
             holding_marks: HashSet::new(),
+            findings: Vec::new(),
+            lint_fields: HashMap::new(),
             label: "Fields",
             area: Rect::default(),
         }
@@ -146,7 +155,21 @@ impl FieldTree {
         self.holding_marks.clear();
         self.request = ex.as_ref().and_then(|e| e.dissect_request());
         self.response = ex.as_ref().and_then(|e| e.dissect_response());
+        self.findings = ex.as_ref().map_or_else(Vec::new, |e| {
+            crate::capture::lint::findings(e, self.request.as_ref(), self.response.as_ref())
+        });
         self.exchange = ex;
+        self.lint_fields.clear();
+        for f in &self.findings {
+            let side = side_of(f.side);
+            let (start, len) = (f.start, f.end - f.start);
+            if let Some(path) = self.find_path(side, |x| {
+                x.buffer == 0 && x.offset == start && x.len == len && len > 0
+            }) {
+                let level = self.lint_fields.entry((side, path)).or_insert(f.level);
+                *level = (*level).max(f.level);
+            }
+        }
         self.rebuild();
         // The first line of a frame there is (the response's, when the request was not seen).
         self.selected = self
@@ -160,6 +183,11 @@ impl FieldTree {
                 self.reveal(side, &path);
             }
         }
+    }
+
+    /// What the lint names wrong with the exchange shown.
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
     }
 
     /// The dissection of one side.
@@ -213,7 +241,17 @@ impl FieldTree {
                 }
                 Some(d) => {
                     let mut path = Vec::new();
+                    let first = lines.len();
                     self.push_lines(side, &d.root, 0, &mut path, &mut lines);
+                    // The findings right under the frame's title, where they are seen first.
+                    let findings = (self.findings.iter().enumerate())
+                        .filter(|(_, f)| side_of(f.side) == side)
+                        .map(|(i, _)| TreeLine {
+                            side,
+                            depth: 1,
+                            kind: LineKind::Finding(i),
+                        });
+                    lines.splice(first + 1..first + 1, findings);
                     if d.error.is_some() {
                         lines.push(TreeLine {
                             side,
@@ -392,6 +430,15 @@ impl FieldTree {
                     len: 1,
                 })
             }
+            LineKind::Finding(i) => {
+                let f = self.findings.get(*i)?;
+                Some(ByteSpan {
+                    side: line.side,
+                    buffer: 0,
+                    offset: f.start as usize,
+                    len: (f.end - f.start) as usize,
+                })
+            }
             LineKind::Absent(_) => None,
         }
     }
@@ -553,6 +600,29 @@ impl FieldTree {
                     .unwrap_or_default();
                 Line::from(vec![Span::raw(indent), Span::styled(text, theme.hex_error)])
             }
+            LineKind::Finding(i) => {
+                let Some(found) = self.findings.get(*i) else {
+                    return Line::default();
+                };
+                let style = lint_style(found.level, theme);
+                let at = if found.end > found.start {
+                    format!("  @{}+{}", found.start, found.end - found.start)
+                } else {
+                    format!("  @{} (missing)", found.start)
+                };
+                let mut spans = vec![
+                    Span::raw(indent),
+                    Span::styled(
+                        format!("⚑ {} {}: {}", found.level, found.code, found.message),
+                        style,
+                    ),
+                    Span::styled(at, theme.dim),
+                ];
+                if let Some(fix) = &found.fix {
+                    spans.push(Span::styled(format!("  {fix}"), theme.tree_note));
+                }
+                Line::from(spans)
+            }
             LineKind::Field {
                 path,
                 has_children,
@@ -571,6 +641,8 @@ impl FieldTree {
                 let mark = self.marks.get(&key);
                 if let Some(m) = mark {
                     spans.push(Span::styled(format!("{} ", m.sign), m.style));
+                } else if let Some(level) = self.lint_fields.get(&key) {
+                    spans.push(Span::styled("⚑ ", lint_style(*level, theme)));
                 } else if self.holding_marks.contains(&key) {
                     spans.push(Span::styled("· ", theme.dim));
                 }
@@ -672,6 +744,39 @@ impl FieldTree {
             .collect();
         f.render_widget(Paragraph::new(lines), inner);
     }
+}
+
+/// The tree's side of a lint finding's side.
+fn side_of(side: LintSide) -> Side {
+    match side {
+        LintSide::Request => Side::Request,
+        LintSide::Response => Side::Response,
+    }
+}
+
+/// How a finding of a level is shown: errors as decode errors are, the rest as notes.
+pub fn lint_style(level: Level, theme: &Theme) -> Style {
+    match level {
+        Level::Error | Level::Warning => theme.hex_error,
+        Level::Info => theme.tree_note,
+    }
+}
+
+/// The hex view's marks for the findings on one side's frame: their bytes in their level's
+/// style (a missing field marks the byte where it belongs).
+pub fn lint_marks(findings: &[Finding], side: Side, theme: &Theme) -> Vec<(usize, usize, Style)> {
+    findings
+        .iter()
+        .filter(|f| side_of(f.side) == side)
+        .map(|f| {
+            let start = f.start as usize;
+            (
+                start,
+                (f.end as usize).saturating_sub(start),
+                lint_style(f.level, theme),
+            )
+        })
+        .collect()
 }
 
 /// A field's value as a person wants to read it.

@@ -167,7 +167,16 @@ impl HexView {
             .and_then(|d| d.error.as_ref())
             .filter(|_| self.buffer == 0)
             .map(|e| e.offset);
-        let marks = if side == Side::Response { marks } else { &[] };
+        // The lint's findings under any marks given (those drawn last win).
+        let mut all = if self.buffer == 0 {
+            super::field_tree::lint_marks(tree.findings(), side, theme)
+        } else {
+            Vec::new()
+        };
+        if side == Side::Response {
+            all.extend_from_slice(marks);
+        }
+        let marks = &all[..];
         self.draw(
             f,
             area,

@@ -2,6 +2,7 @@
 //! several of them.
 
 use super::literal::{Kind, Ty};
+use chronik_protocol::lint::{Code, Level};
 
 /// A built-in name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,10 @@ pub(crate) enum Builtin {
     Placement,
     Error,
     Throttle,
+    Lint,
+    LintCode,
+    LintLevel,
+    LintMessage,
 }
 
 /// Words of `health`.
@@ -80,10 +85,23 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "any error_code of the response, by number or name (0 when none)",
     ),
     ("throttle", "any throttle_time_ms of the response"),
+    ("lint", "the lint names something wrong with either frame"),
+    (
+        "lint.code",
+        "any lint finding's code (lint.code == field-misplaced)",
+    ),
+    (
+        "lint.level",
+        "any lint finding's level: info, warning, error",
+    ),
+    (
+        "lint.message",
+        "any lint finding's message (lint.message ~ throttle)",
+    ),
 ];
 
 impl Builtin {
-    pub(crate) const ALL: [Builtin; 18] = [
+    pub(crate) const ALL: [Builtin; 22] = [
         Builtin::Api,
         Builtin::Version,
         Builtin::Conn,
@@ -102,6 +120,10 @@ impl Builtin {
         Builtin::Placement,
         Builtin::Error,
         Builtin::Throttle,
+        Builtin::Lint,
+        Builtin::LintCode,
+        Builtin::LintLevel,
+        Builtin::LintMessage,
     ];
 
     /// The name as written in filters.
@@ -125,6 +147,10 @@ impl Builtin {
             Builtin::Placement => "placement",
             Builtin::Error => "error",
             Builtin::Throttle => "throttle",
+            Builtin::Lint => "lint",
+            Builtin::LintCode => "lint.code",
+            Builtin::LintLevel => "lint.level",
+            Builtin::LintMessage => "lint.message",
         }
     }
 
@@ -148,6 +174,10 @@ impl Builtin {
             Builtin::Placement => (Kind::Enum(PLACEMENT), false),
             Builtin::Error => (Kind::Error, false),
             Builtin::Throttle => (Kind::Int, false),
+            Builtin::Lint => (Kind::Bool, false),
+            Builtin::LintCode => (Kind::Enum(Code::WORDS), false),
+            Builtin::LintLevel => (Kind::Enum(Level::WORDS), false),
+            Builtin::LintMessage => (Kind::Text, false),
         };
         Ty { kind, nullable }
     }
@@ -156,7 +186,13 @@ impl Builtin {
     pub(crate) fn needs_dissection(self) -> bool {
         matches!(
             self,
-            Builtin::Malformed | Builtin::Error | Builtin::Throttle
+            Builtin::Malformed
+                | Builtin::Error
+                | Builtin::Throttle
+                | Builtin::Lint
+                | Builtin::LintCode
+                | Builtin::LintLevel
+                | Builtin::LintMessage
         )
     }
 }

@@ -144,6 +144,9 @@ impl<'s, 'a> Ctx<'s, 'a> {
             Builtin::ResponseSize => ex.response.is_some(),
             Builtin::Placement => ex.placement.is_some(),
             Builtin::Malformed => self.malformed(),
+            Builtin::Lint | Builtin::LintCode | Builtin::LintLevel | Builtin::LintMessage => {
+                !self.verdict().findings.is_empty()
+            }
             Builtin::Error => {
                 self.builtin_any(Builtin::Error, &mut |v| test(&v, Op::Ne, &Rhs::Int(0)))
             }
@@ -201,6 +204,16 @@ impl<'s, 'a> Ctx<'s, 'a> {
                         && f.as_int().is_some_and(|v| pred(Val::Int(v)))
                 })
             }),
+            Builtin::Lint => pred(Val::Bool(!self.verdict().findings.is_empty())),
+            Builtin::LintCode => {
+                (self.verdict().findings.iter()).any(|f| pred(Val::Text(f.code.word())))
+            }
+            Builtin::LintLevel => {
+                (self.verdict().findings.iter()).any(|f| pred(Val::Text(f.level.word())))
+            }
+            Builtin::LintMessage => {
+                (self.verdict().findings.iter()).any(|f| pred(Val::Text(&f.message)))
+            }
         }
     }
 }

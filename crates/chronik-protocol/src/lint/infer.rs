@@ -65,16 +65,13 @@ pub(super) fn finding(frame: &[u8]) -> Finding {
         .map(|(k, vs)| format!("{} {}", registry::api_name(*k), versions_text(vs)))
         .collect();
     let message = match by_api.len() {
-        0 => "request not in the capture; the body reads cleanly as no API's response".into(),
+        0 => "the body reads cleanly as no API's response".into(),
         n if n > SHOWN => format!(
-            "request not in the capture; the body reads cleanly as {} and {} more APIs",
+            "the body reads cleanly as {} and {} more APIs",
             named.join(", "),
             n - SHOWN
         ),
-        _ => format!(
-            "request not in the capture; the body reads cleanly as {}",
-            named.join(", ")
-        ),
+        _ => format!("the body reads cleanly as {}", named.join(", ")),
     };
     Finding::new(
         Code::RequestNotCaptured,

@@ -40,6 +40,9 @@ pub enum Level {
 }
 
 impl Level {
+    /// Every level's name, least severe first.
+    pub const WORDS: &'static [&'static str] = &["info", "warning", "error"];
+
     pub fn word(self) -> &'static str {
         match self {
             Level::Info => "info",
@@ -65,6 +68,9 @@ macro_rules! codes {
         impl Code {
             /// Every code, in the order the README lists them.
             pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            /// Every code's name, in the same order.
+            pub const WORDS: &'static [&'static str] = &[$($word),*];
 
             /// The code's name, e.g. `field-misplaced`.
             pub fn word(self) -> &'static str {

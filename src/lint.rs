@@ -4,16 +4,18 @@
 //! not be read whole (or the command line is wrong).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
+use crate::capture::pcap::jsonl;
 use crate::capture::pcap::kafka_stream::StreamOptions;
-use crate::capture::Exchange;
-use crate::decode;
+use crate::capture::pcap::source::{Progress, Sink};
+use crate::capture::{Exchange, Store, StoreLimits};
+use crate::decode::{self, DecodeError};
 use crate::protocol::lint::{Finding, Level};
 
 /// What to lint and how to print it.
@@ -69,6 +71,26 @@ fn object(ex: &Exchange, f: &Finding) -> serde_json::Value {
     v
 }
 
+/// Reads chronik-tui's own JSON lines (`--record FILE.jsonl`), handing each exchange to
+/// `sink` in the file's order. They are read whole first: the connection history the lint
+/// keeps needs them in order, and such a file holds what one store held.
+fn read_json_lines(file: &Path, mut sink: Sink) -> Result<Option<Arc<Progress>>, DecodeError> {
+    let store = Store::new(StoreLimits {
+        max_exchanges: usize::MAX,
+        max_bytes: usize::MAX,
+    });
+    let got = jsonl::read_file(file, &store).map_err(DecodeError::Input)?;
+    for ex in store.snapshot() {
+        sink(&ex);
+    }
+    eprintln!(
+        "chronik-tui lint: {}: {} exchanges (JSON lines)",
+        file.display(),
+        got.exchanges
+    );
+    Ok(None)
+}
+
 /// Lints `opts.file`, printing to standard output; returns the exit code.
 pub fn run(opts: LintOptions) -> ExitCode {
     let out = Arc::new(Mutex::new(std::io::BufWriter::new(std::io::stdout())));
@@ -109,7 +131,11 @@ pub fn run(opts: LintOptions) -> ExitCode {
             }
         })
     };
-    let read = decode::read_capture(&opts.file, opts.stream, sink, &stop);
+    let read = if opts.file.as_os_str() != "-" && jsonl::looks_like_json_lines(&opts.file) {
+        read_json_lines(&opts.file, sink)
+    } else {
+        decode::read_capture(&opts.file, opts.stream, sink, &stop).map(Some)
+    };
     let flushed = out.lock().unwrap_or_else(|p| p.into_inner()).flush();
     let write_error = write_error.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(e) = write_error.or(flushed.err()) {
@@ -119,14 +145,14 @@ pub fn run(opts: LintOptions) -> ExitCode {
         eprintln!("chronik-tui lint: writing standard output: {e}");
         return ExitCode::from(2);
     }
-    let progress = match read {
-        Ok(p) => p,
+    let read_whole = match read {
+        Ok(Some(progress)) => decode::report(&progress, "lint"),
+        Ok(None) => Ok(()),
         Err(e) => {
             eprintln!("chronik-tui: {e}");
             return ExitCode::from(2);
         }
     };
-    let read_whole = decode::report(&progress, "lint");
     let t = tally.lock().unwrap_or_else(|p| p.into_inner());
     let [info, warnings, errors] = t.by_level;
     let shown = match opts.min_level {

@@ -44,6 +44,60 @@ pub struct Ctx {
     pub ignore: IgnoreList,
     pub identities: Mutex<Identities>,
     pub results: mpsc::UnboundedSender<Replayed>,
+    /// The order the capture's requests were sent in, across connections.
+    pub order: SendOrder,
+}
+
+/// The order the capture's requests were sent in, across connections: each connection's task
+/// takes its turn before sending, so that a request sent a moment after another one on
+/// another connection (two members joining a group) is not overtaken when the replay runs
+/// late. A turn not given within the patience is taken anyway (a live broker that behaves
+/// otherwise must not stall the replay).
+pub struct SendOrder {
+    /// Each request's place in the order, by index into the capture's exchanges.
+    rank: std::collections::HashMap<usize, usize>,
+    /// Which places are done (sent, or given up), and how many leading ones.
+    done: Mutex<Vec<bool>>,
+    through: tokio::sync::watch::Sender<usize>,
+}
+
+impl SendOrder {
+    /// The order of these exchange indices (the capture's requests, by time).
+    pub fn new(indices: Vec<usize>) -> SendOrder {
+        SendOrder {
+            done: Mutex::new(vec![false; indices.len()]),
+            rank: indices
+                .into_iter()
+                .enumerate()
+                .map(|(r, i)| (i, r))
+                .collect(),
+            through: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Waits until every request before `index` is done, or `patience` has passed.
+    async fn turn(&self, index: usize, patience: Duration) {
+        let Some(&rank) = self.rank.get(&index) else {
+            return;
+        };
+        let mut rx = self.through.subscribe();
+        let _ = tokio::time::timeout(patience, rx.wait_for(|n| *n >= rank)).await;
+    }
+
+    /// Marks `index` done (sent, or never to be sent).
+    fn done(&self, index: usize) {
+        let Some(&rank) = self.rank.get(&index) else {
+            return;
+        };
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        done[rank] = true;
+        let through = done.iter().position(|d| !d).unwrap_or(done.len());
+        self.through.send_if_modified(|n| {
+            let moved = *n != through;
+            *n = through;
+            moved
+        });
+    }
 }
 
 impl Ctx {
@@ -405,6 +459,7 @@ pub async fn run(ctx: Arc<Ctx>, plan: ConnPlan) {
             }
         }
         conn.wait(Some(when), |_| false).await;
+        ctx.order.turn(step.index, Duration::from_secs(2)).await;
         if conn.dead().is_some() {
             break;
         }
@@ -423,7 +478,9 @@ pub async fn run(ctx: Arc<Ctx>, plan: ConnPlan) {
                 sent: frame.clone(),
             });
         }
-        if let Err(e) = wr.write_all(&frame).await {
+        let written = wr.write_all(&frame).await;
+        ctx.order.done(step.index);
+        if let Err(e) = written {
             let why = format!("writing to the connection: {e}");
             conn.on_end(why);
             next += 1;
@@ -437,6 +494,7 @@ pub async fn run(ctx: Arc<Ctx>, plan: ConnPlan) {
     // What could not be sent.
     let why = conn.dead().unwrap_or_else(|| "the connection ended".into());
     for j in next..n {
+        ctx.order.done(conn.steps[j].index);
         let open = {
             let g = conn.lock();
             g.settled[j].is_none() && !g.pending.iter().any(|p| p.step == j)

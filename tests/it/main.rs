@@ -13,6 +13,7 @@ mod conn_events;
 mod dissector_limits;
 mod export_pcapng;
 mod faults;
+mod lint;
 mod matrix;
 mod mutations;
 mod pcap_decode;

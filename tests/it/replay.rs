@@ -1,7 +1,8 @@
 //! `chronik-tui replay`: sessions of every real client recorded with `--record` against the real
 //! binary, replayed against a fresh embedded broker with the same settings (no difference
 //! outside the ignore list), with other settings (the difference shows, exit 1), and against a
-//! second chronik-tui process with `--target`; the shipped captures of Chronik Stream 0.7.2's
+//! second chronik-tui process with `--target`; each session lints clean (no finding at all);
+//! the shipped captures of Chronik Stream 0.7.2's
 //! bug; the command line's errors.
 
 use crate::common;
@@ -78,6 +79,13 @@ fn record(
     }
 }
 
+/// The lint finds nothing at all in a real client's session with the spec's placement.
+fn lints_clean(test: &str, rec: &Recording) {
+    let (code, findings) = crate::lint::lint_json(&rec.file, rec.port);
+    assert_eq!(findings, Vec::<Json>::new(), "{test}: lint of the session");
+    assert_eq!(code, Some(0), "{test}");
+}
+
 /// Runs `chronik-tui replay` with `args`.
 fn replay(args: &[&str]) -> Output {
     let logs = tempfile::tempdir().expect("tempdir");
@@ -133,6 +141,7 @@ fn replay_json(rec: &Recording, settings: &[&str]) -> (Output, Vec<Json>, Json) 
 /// every exchange the capture answered is compared.
 fn replays_the_same(test: &str, client: &str, extra: &[&str]) {
     let rec = record(test, client, "session.pcapng", &[], extra);
+    lints_clean(test, &rec);
     let (out, exchanges, summary) = replay_json(&rec, &[]);
     assert_eq!(out.status.code(), Some(0), "{test}: {}", shown(&out));
     assert_eq!(summary["differ"], 0, "{test}: {}", shown(&out));
@@ -293,6 +302,7 @@ fn a_group_of_two_members_replays_the_same() {
         file,
         port,
     };
+    lints_clean(test, &rec);
     let (out, exchanges, summary) = replay_json(&rec, &["--default-partitions", "4"]);
     assert_eq!(out.status.code(), Some(0), "{test}: {}", shown(&out));
     assert_eq!(summary["differ"], 0, "{test}: {}", shown(&out));
@@ -326,6 +336,7 @@ fn a_sasl_session_with_bare_tokens_replays_the_same() {
         &["--sasl-plain", "alice:s3cret"],
         &[sasl],
     );
+    lints_clean(test, &rec);
     let (out, exchanges, summary) = replay_json(&rec, &[]);
     assert_eq!(out.status.code(), Some(0), "{test}: {}", shown(&out));
     assert_eq!(summary["differ"], 0, "{test}: {}", shown(&out));

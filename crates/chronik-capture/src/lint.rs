@@ -224,3 +224,154 @@ impl History {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chronik_protocol::batch;
+    use chronik_protocol::encode::{self, Input};
+
+    use super::*;
+    use crate::Status;
+
+    fn map(fields: &[(&str, Input)]) -> Input {
+        Input::Map(
+            (fields.iter())
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        )
+    }
+
+    fn exchange(
+        conn: u64,
+        key: i16,
+        version: i16,
+        request: Vec<u8>,
+        response: Vec<u8>,
+    ) -> Exchange {
+        Exchange {
+            api_key: key,
+            api_version: version,
+            correlation_id: 1,
+            request,
+            response: Some(response),
+            ..Exchange::new(conn, "127.0.0.1:1".parse().unwrap(), 0, Status::Answered)
+        }
+    }
+
+    /// ApiVersions v0 on `conn`, the broker offering Metadata v0-v4 only.
+    fn offered(conn: u64) -> Exchange {
+        let req = encode::request(18, 0, 1, Some("t"), &map(&[])).unwrap();
+        let keys = map(&[
+            ("api_key", Input::Int(3)),
+            ("min_version", Input::Int(0)),
+            ("max_version", Input::Int(4)),
+        ]);
+        let resp =
+            encode::response(18, 0, 1, &map(&[("api_keys", Input::List(vec![keys]))])).unwrap();
+        exchange(conn, 18, 0, req, resp)
+    }
+
+    fn metadata(conn: u64, version: i16) -> Exchange {
+        let req = encode::request(3, version, 2, Some("t"), &map(&[])).unwrap();
+        let resp = encode::response(3, version, 2, &map(&[])).unwrap();
+        exchange(conn, 3, version, req, resp)
+    }
+
+    fn codes(found: &[Finding]) -> Vec<Code> {
+        found.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn a_request_beyond_what_the_connection_was_offered_is_named() {
+        let mut h = History::default();
+        assert_eq!(
+            h.check(&metadata(1, 9)),
+            vec![],
+            "nothing offered yet: nothing to judge"
+        );
+        assert_eq!(h.check(&offered(1)), vec![]);
+        assert_eq!(h.check(&metadata(1, 4)), vec![]);
+        let found = h.check(&metadata(1, 9));
+        assert_eq!(codes(&found), vec![Code::VersionNotAdvertised]);
+        assert_eq!(
+            found[0].message,
+            "Metadata v9 is outside the v0-v4 the broker advertised"
+        );
+        let produce = encode::request(0, 3, 3, Some("t"), &map(&[])).unwrap();
+        let found = h.check(&exchange(1, 0, 3, produce, Vec::new()));
+        assert_eq!(
+            found[0].message,
+            "Produce is not among the APIs the broker advertised"
+        );
+        // Another connection, and this one once closed, were offered nothing.
+        assert_eq!(h.check(&metadata(2, 9)), vec![]);
+        h.closed(1);
+        assert_eq!(h.check(&metadata(1, 9)), vec![]);
+    }
+
+    /// A Produce v3 request with one batch of `count` records from producer 7, epoch 0,
+    /// starting at `sequence`.
+    fn idempotent(sequence: i32, count: i32) -> Exchange {
+        let mut b = chronik_protocol::test_frames::record_batch(&[b"x"]).to_vec();
+        b[43..51].copy_from_slice(&7i64.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&sequence.to_be_bytes());
+        b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+        b[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = batch::batch_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let partition = map(&[("index", Input::Int(0)), ("records", Input::Bytes(b))]);
+        let topic = map(&[
+            ("name", Input::Str("orders".into())),
+            ("partition_data", Input::List(vec![partition])),
+        ]);
+        let req = encode::request(
+            0,
+            3,
+            1,
+            Some("t"),
+            &map(&[("topic_data", Input::List(vec![topic]))]),
+        )
+        .unwrap();
+        exchange(1, 0, 3, req, Vec::new())
+    }
+
+    #[test]
+    fn an_idempotent_producer_skipping_or_repeating_sequence_numbers_is_named() {
+        let mut h = History::default();
+        assert_eq!(h.check(&idempotent(0, 1)), vec![]);
+        assert_eq!(h.check(&idempotent(1, 1)), vec![]);
+        let gap = h.check(&idempotent(5, 1));
+        assert_eq!(codes(&gap), vec![Code::SequenceGap]);
+        assert_eq!(
+            gap[0].message,
+            "producer 7 sends base_sequence 5 to orders-0 where 2 is next: 3 skipped"
+        );
+        let frame = &idempotent(5, 1).request;
+        let at = (gap[0].start as usize, gap[0].end as usize);
+        assert_eq!(
+            &frame[at.0..at.1],
+            &5i32.to_be_bytes(),
+            "the base_sequence bytes"
+        );
+        let again = h.check(&idempotent(5, 1));
+        assert_eq!(codes(&again), vec![Code::SequenceRepeat]);
+        assert_eq!(again[0].level, chronik_protocol::lint::Level::Info);
+        assert_eq!(h.check(&idempotent(6, 1)), vec![]);
+    }
+
+    #[test]
+    fn a_response_with_another_correlation_id_is_named() {
+        let mut ex = metadata(1, 4);
+        ex.correlation_id = 9;
+        let found = findings(
+            &ex,
+            ex.dissect_request().as_ref(),
+            ex.dissect_response().as_ref(),
+        );
+        assert_eq!(codes(&found), vec![Code::CorrelationMismatch]);
+        assert_eq!(found[0].message, "correlation id 2, the request's is 9");
+    }
+}

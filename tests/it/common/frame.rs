@@ -131,14 +131,18 @@ impl Raw {
 
     /// Reads one response frame, size prefix included.
     pub fn read_frame(&mut self) -> Vec<u8> {
-        use std::io::Read;
-        let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).expect("a response in time");
-        let n = i32::from_be_bytes(len);
-        assert!((0..1 << 20).contains(&n), "response size {n}");
-        let mut frame = len.to_vec();
-        frame.resize(4 + n as usize, 0);
-        self.s.read_exact(&mut frame[4..]).unwrap();
-        frame
+        read_frame(&mut self.s)
     }
+}
+
+/// Reads one frame (size prefix included) of at most 1 MiB.
+pub fn read_frame(s: &mut impl std::io::Read) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("a response in time");
+    let n = i32::from_be_bytes(len);
+    assert!((0..1 << 20).contains(&n), "response size {n}");
+    let mut frame = len.to_vec();
+    frame.resize(4 + n as usize, 0);
+    s.read_exact(&mut frame[4..]).unwrap();
+    frame
 }

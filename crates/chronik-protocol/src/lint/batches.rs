@@ -129,13 +129,8 @@ fn batch(g: &Field, side: Side, key: i16, out: &mut Vec<Finding>) {
             attr,
         );
     }
-    if producer_id < 0 && sequence >= 0 {
-        contradiction(
-            Level::Warning,
-            format!("base_sequence {sequence} without a producer id"),
-            at(fid!("record_batch.base_sequence")),
-        );
-    }
+    // A base_sequence without a producer id is not checked: aiokafka, kafkajs and Sarama
+    // send 0 there, and Kafka ignores the sequence of a batch with no producer id.
     if producer_id >= 0 && sequence < 0 && !control && key == api_key::PRODUCE {
         contradiction(
             Level::Warning,

@@ -295,6 +295,14 @@ pub enum Expectation {
     },
     /// Every acknowledgement the client reported carried an offset (`true`), or none did.
     Offsets(bool),
+    /// Some exchange of the step has a lint finding with this code and a message matching
+    /// this expression (`want`), or none has (`!want`); with neither given, a finding at
+    /// warning or worse.
+    Lint {
+        code: Option<chronik_protocol::lint::Code>,
+        message: Option<regex::Regex>,
+        want: bool,
+    },
 }
 
 impl Expectation {
@@ -323,6 +331,23 @@ impl Expectation {
             }
             Expectation::Offsets(true) => "acks with offsets".into(),
             Expectation::Offsets(false) => "acks without offsets".into(),
+            Expectation::Lint {
+                code,
+                message,
+                want,
+            } => {
+                let what = match (code, message) {
+                    (None, None) => "a lint finding at warning or worse".to_string(),
+                    (Some(c), None) => format!("lint {c}"),
+                    (None, Some(m)) => format!("a lint finding ~ /{}/", m.as_str()),
+                    (Some(c), Some(m)) => format!("lint {c} ~ /{}/", m.as_str()),
+                };
+                if *want {
+                    what
+                } else {
+                    format!("no {}", what.trim_start_matches("a "))
+                }
+            }
         }
     }
 }
@@ -810,12 +835,76 @@ impl Checker<'_> {
             return Err(self.at(i.span().start, "ignore goes with recorded"));
         }
         if let Some(l) = &e.lint {
-            return Err(self.at(
-                l.span().start,
-                "lint expectations need `chronik-tui lint` (issue #14), which is not built yet",
-            ));
+            out.push(self.lint(l)?);
         }
         Ok(out)
+    }
+}
+
+impl Checker<'_> {
+    /// `expect.lint`: a code (`"field-misplaced"`), a table `{ code = ..., message = "regex",
+    /// absent = true }`, or a boolean (a finding at warning or worse, or none).
+    fn lint(&self, l: &Spanned<toml::Value>) -> Result<Expectation, ScenarioError> {
+        use chronik_protocol::lint::Code;
+        let at = l.span().start;
+        let code = |text: &str| {
+            text.parse::<Code>().map_err(|_| {
+                self.at(
+                    at,
+                    format!(
+                        "unknown lint code {text:?}; the codes: {}",
+                        Code::WORDS.join(", ")
+                    ),
+                )
+            })
+        };
+        match l.get_ref() {
+            toml::Value::Boolean(want) => Ok(Expectation::Lint {
+                code: None,
+                message: None,
+                want: *want,
+            }),
+            toml::Value::String(s) => Ok(Expectation::Lint {
+                code: Some(code(s)?),
+                message: None,
+                want: true,
+            }),
+            toml::Value::Table(t) => {
+                let mut lint = (None, None, true);
+                for (k, v) in t {
+                    match (k.as_str(), v) {
+                        ("code", toml::Value::String(s)) => lint.0 = Some(code(s)?),
+                        ("message", toml::Value::String(s)) => {
+                            lint.1 = Some(regex::Regex::new(s).map_err(|e| {
+                                self.at(at, format!("lint message: not a regular expression: {e}"))
+                            })?)
+                        }
+                        ("absent", toml::Value::Boolean(b)) => lint.2 = !b,
+                        _ => {
+                            return Err(self.at(
+                                at,
+                                format!(
+                                    "lint takes code = \"CODE\", message = \"REGEX\" and \
+                                     absent = true|false, not {k} = {v}"
+                                ),
+                            ))
+                        }
+                    }
+                }
+                Ok(Expectation::Lint {
+                    code: lint.0,
+                    message: lint.1,
+                    want: lint.2,
+                })
+            }
+            other => Err(self.at(
+                at,
+                format!(
+                    "lint is a code (\"field-misplaced\"), a table {{ code, message, absent }} \
+                     or true/false, not {other}"
+                ),
+            )),
+        }
     }
 }
 

@@ -344,6 +344,42 @@ impl Runner {
                     }
                     None => not_seen(e, "the client did not run"),
                 },
+                Expectation::Lint {
+                    code,
+                    message,
+                    want,
+                } => {
+                    let judged = exchanges.iter().flat_map(|ex| {
+                        let findings = ex.dissect().verdict.findings;
+                        findings.into_iter().map(move |f| (ex.clone(), f))
+                    });
+                    let hits: Vec<_> = judged
+                        .filter(|(_, f)| match (code, message) {
+                            (None, None) => f.level >= chronik_protocol::lint::Level::Warning,
+                            _ => {
+                                code.is_none_or(|c| f.code == c)
+                                    && message.as_ref().is_none_or(|m| m.is_match(&f.message))
+                            }
+                        })
+                        .collect();
+                    Outcome {
+                        expected: e.describe(),
+                        held: hits.is_empty() != *want,
+                        evidence: match hits.first() {
+                            Some((ex, f)) => format!(
+                                "{} found, e.g. on #{} {} corr={}: {} {}: {}",
+                                hits.len(),
+                                ex.id,
+                                ex.api_label(),
+                                ex.correlation_id,
+                                f.level,
+                                f.code,
+                                f.message
+                            ),
+                            None => format!("none among {} exchanges", exchanges.len()),
+                        },
+                    }
+                }
                 Expectation::Malformed(want) => {
                     let bad: Vec<&Arc<Exchange>> = exchanges
                         .iter()

@@ -144,8 +144,12 @@ fn mistakes_are_named_with_their_line_and_column() {
         ),
         ("name = \"x\"\n", "s.toml:2:1: a scenario needs at least one [[step]]"),
         (
-            "name = \"x\"\n[[step]]\nwait = \"1s\"\nexpect.lint = \"x\"\n",
-            "lint expectations need `chronik-tui lint` (issue #14)",
+            "name = \"x\"\n[[step]]\nwait = \"1s\"\nexpect.lint = \"misplaced\"\n",
+            "s.toml:4:15: unknown lint code \"misplaced\"; the codes: field-misplaced, field-missing,",
+        ),
+        (
+            "name = \"x\"\n[[step]]\nwait = \"1s\"\nexpect.lint = { level = \"error\" }\n",
+            "lint takes code = \"CODE\", message = \"REGEX\" and absent = true|false, not level = \"error\"",
         ),
     ];
     for (text, want) in cases {
@@ -175,4 +179,26 @@ fn line_and_column_count_characters() {
     assert_eq!(line_col("ab\ncdé\nf", 3), (2, 1));
     assert_eq!(line_col("ab\ncdé\nf", 8), (3, 1));
     assert_eq!(line_col("ab\ncdé\nf", 7), (2, 4));
+}
+
+#[test]
+fn lint_expectations_read_as_a_code_a_table_or_a_boolean() {
+    let text = "name = \"x\"\n\
+        [[step]]\nwait = \"1s\"\nexpect.lint = \"field-missing\"\n\
+        [[step]]\nwait = \"1s\"\nexpect.lint = { code = \"trailing-bytes\", message = \"ApiVersions\" }\n\
+        [[step]]\nwait = \"1s\"\nexpect.lint = { message = \"throttle\", absent = true }\n\
+        [[step]]\nwait = \"1s\"\nexpect.lint = false\n\
+        [[step]]\nwait = \"1s\"\nexpect.lint = true\n";
+    let s = parse(text).unwrap();
+    let described: Vec<String> = s.steps.iter().map(|st| st.expect[0].describe()).collect();
+    assert_eq!(
+        described,
+        [
+            "lint field-missing",
+            "lint trailing-bytes ~ /ApiVersions/",
+            "no lint finding ~ /throttle/",
+            "no lint finding at warning or worse",
+            "a lint finding at warning or worse",
+        ]
+    );
 }

@@ -885,3 +885,43 @@ async fn replay_view_walks_the_differences_side_by_side() {
     replay_key(&mut view, 'n');
     snapshot("replay_80x24", &text(&render_replay(&mut view, 80, 24)));
 }
+
+/// The lint in the views: the list flags the row, the tree lists the finding under the
+/// response's title and flags the field on those bytes, and selecting the finding highlights
+/// its bytes in the hex view, in the error style.
+#[tokio::test]
+async fn a_lint_finding_is_flagged_in_the_list_listed_in_the_tree_and_marked_in_the_hex() {
+    let front =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/kafka-python-2-front.pcapng");
+    let exchanges: Vec<Exchange> = common::capture::decode(&front, 19093)
+        .iter()
+        .map(|e| (**e).clone())
+        .collect();
+    let (mut app, _store) = app_over(&exchanges, false);
+    key(&mut app, KeyCode::End);
+    assert_eq!(app.list.selected_exchange().unwrap().api_key, 0);
+    key(&mut app, KeyCode::Enter);
+    app.tree
+        .select_side(chronik_tui::tui::components::field_tree::Side::Response);
+    key(&mut app, KeyCode::Down);
+    let t = render(&mut app, 120, 36);
+    let screen = text(&t);
+    let row = screen.lines().find(|l| l.contains("Produce v7")).unwrap();
+    assert!(row.contains("⚑"), "{screen}");
+    assert!(
+        screen.contains("┃▶  ⚑ error field-misplaced: throttle_time_ms "),
+        "{screen}"
+    );
+    let err = Theme::default_theme().hex_error.bg.unwrap();
+    let hl = Theme::default_theme().hex_highlight.bg.unwrap();
+    let hex = app.hex.area;
+    let mut marked: Vec<(u16, u16, String)> = cells_with_bg(&t, hl)
+        .into_iter()
+        .chain(cells_with_bg(&t, err))
+        .filter(|(x, _, _)| *x >= hex.x)
+        .collect();
+    marked.sort();
+    let marked: String = marked.into_iter().map(|(_, _, s)| s).collect();
+    // Bytes 8-11 of the response (a throttle_time_ms of 0), in hex and in the ASCII column.
+    assert_eq!(marked, "00000000....", "{screen}");
+}

@@ -347,3 +347,21 @@ fn codes_parse_from_their_words_and_every_code_is_described() {
     }
     assert!("no-such-code".parse::<Code>().is_err());
 }
+
+#[test]
+fn an_impossible_value_is_undecodable_where_it_stands() {
+    // Metadata v4: an empty topics array, then allow_auto_topic_creation as the byte 2.
+    let frame = raw_request(3, 4, &[0, 0, 0, 0, 2]);
+    let found = request_findings(&frame);
+    assert_eq!(codes(&found), vec![Code::Undecodable], "{found:?}");
+    assert_eq!(found[0].start as usize, frame.len() - 1);
+    assert!(
+        found[0].message.contains("boolean byte 2"),
+        "{}",
+        found[0].message
+    );
+    assert_eq!(
+        request_findings(&raw_request(3, 4, &[0, 0, 0, 0, 1])),
+        vec![]
+    );
+}

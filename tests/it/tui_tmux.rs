@@ -1117,8 +1117,10 @@ wait = "10ms"
     );
     // r runs on and stops at the failure.
     tui.keys(&["r"]);
-    let shown = tui.wait_for("step 3 failed", STEP, |s| {
+    // The step panel and the list are drawn from different ticks: wait for both.
+    let shown = tui.wait_for("step 3 failed, in the panel and the list", STEP, |s| {
         row(s, 3).contains("FAIL wrong on purpose")
+            && s.iter().any(|r| r.contains("[scenario] step 3/4 FAILED"))
     });
     assert!(
         row(&shown, 2).contains("PASS metadata"),

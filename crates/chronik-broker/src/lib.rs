@@ -17,6 +17,7 @@ pub mod groups;
 mod handlers;
 mod inject;
 pub mod log;
+pub mod proxy;
 mod server;
 pub mod settings;
 mod state;

@@ -24,16 +24,32 @@ use chronik_protocol::{api_key, dissect_request_with, errors, DecodeError, Limit
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let store = shared.store.clone();
+    let serving = shutdown.clone();
+    accept_each(listener, &store, shutdown, |stream, peer, id| {
+        tokio::spawn(serve(stream, peer, id, shared.clone(), serving.clone()));
+    })
+    .await
+}
+
+/// Accepts connections until shutdown, handing each to `serve` with a new connection id from
+/// the store (Nagle off); a failed accept is logged and retried after a pause.
+pub(crate) async fn accept_each(
+    listener: TcpListener,
+    store: &Store,
     mut shutdown: watch::Receiver<bool>,
+    serve: impl Fn(TcpStream, SocketAddr, u64),
 ) {
     loop {
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
-                    let id = shared.store.new_conn_id();
+                    let id = store.new_conn_id();
                     let _ = stream.set_nodelay(true);
                     tracing::debug!(conn = id, %peer, "accepted");
-                    tokio::spawn(serve(stream, peer, id, shared.clone(), shutdown.clone()));
+                    serve(stream, peer, id);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");

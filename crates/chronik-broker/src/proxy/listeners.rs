@@ -96,22 +96,12 @@ impl Proxy {
 /// Accepts connections for one upstream address until shutdown; each is forwarded on its own
 /// task.
 pub(super) async fn accept_loop(listener: TcpListener, upstream: Upstream, proxy: Arc<Proxy>) {
-    let mut shutdown = proxy.shutdown.clone();
-    loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    let id = proxy.store.new_conn_id();
-                    let _ = stream.set_nodelay(true);
-                    tracing::debug!(conn = id, %peer, %upstream, "accepted");
-                    tokio::spawn(super::conn::serve(stream, peer, id, upstream.clone(), proxy.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            _ = shutdown.changed() => break,
-        }
-    }
+    let shutdown = proxy.shutdown.clone();
+    let store = proxy.store.clone();
+    tracing::debug!(%upstream, "accepting");
+    crate::server::accept_each(listener, &store, shutdown, |stream, peer, id| {
+        let (upstream, proxy) = (upstream.clone(), proxy.clone());
+        tokio::spawn(super::conn::serve(stream, peer, id, upstream, proxy));
+    })
+    .await
 }

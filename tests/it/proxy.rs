@@ -132,21 +132,15 @@ fn through_proxy(test: &str, client_name: &str) {
         &Job::produce(&topic, MORE, "none", start),
     );
     let more = clients::produced(&run, start, MORE);
-    let mut job = Job::consume(&topic, &group, MORE).with(LINGER);
-    let from;
-    if !client.groups {
-        from = format!(
-            "from_offset={}",
-            got.iter().map(|c| c.offset).max().map_or(0, |o| o + 1)
-        );
-        job = job.with(from.as_str());
-    }
-    let second = clients::run(&client, &bootstrap, &job);
-    let got2 = clients::consumed(&second, client.headers);
-    clients::assert_exactly(
-        &format!("{test}: after the upstream restarted (only the {MORE} new messages)"),
-        &got2,
+    clients::consume_only_new(
+        &client,
+        &bootstrap,
+        &topic,
+        &group,
+        &got,
         &more,
+        &[],
+        &format!("{test}: after the upstream restarted (only the {MORE} new messages)"),
     );
     pair.proxy.summary();
 }
@@ -674,33 +668,10 @@ fn sasl_plain_passes_through() {
         ("kafka-python-2", "proxy_sasl_kp2"),
     ] {
         let client = Client::find(name);
-        let mut pair = Pair::start(test, &["--sasl-plain", "alice:s3cret"], &[]);
+        let mut pair = Pair::start(test, &["--sasl-plain", clients::SASL_USER_PASS], &[]);
         let bootstrap = pair.proxy.bootstrap();
-        let topic = format!("{test}-topic");
-        let good = "sasl=alice:s3cret";
-        let run = clients::run(
-            &client,
-            &bootstrap,
-            &Job::produce(&topic, MORE, "gzip", 0).with(good),
-        );
-        let sent = clients::produced(&run, 0, MORE);
-        let run = clients::run(
-            &client,
-            &bootstrap,
-            &Job::consume(&topic, &format!("{test}-group"), MORE)
-                .with(good)
-                .with(LINGER),
-        );
-        clients::assert_exactly(test, &clients::consumed(&run, client.headers), &sent);
-        let job = Job::produce(&topic, 1, "none", MORE)
-            .with("sasl=alice:wrong")
-            .with("timeout_ms=6000");
-        let (status, run) = clients::spawn(&client, &bootstrap, &job).outcome(Vec::new());
-        assert!(
-            status.is_some_and(|s| !s.success()) && !run.errors().is_empty(),
-            "{test}: a wrong password did not fail\n{}",
-            run.tail()
-        );
+        clients::sasl_produce_consume(&client, &bootstrap, test, MORE);
+        clients::sasl_wrong_password(&client, &bootstrap, test);
         pair.proxy.drain();
         let sasl: Vec<&clients::Seen> = pair
             .proxy

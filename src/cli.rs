@@ -83,7 +83,7 @@ pub struct BrokerArgs {
 pub struct ProxyArgs {
     /// Forward clients to this Kafka broker instead of running the embedded one: every request
     /// and response is captured, Metadata, FindCoordinator and DescribeCluster are rewritten to
-    /// name the proxy's listeners (one more per upstream broker, on --listen's IP, port chosen
+    /// name the proxy's listeners (one more per upstream broker, on the IP of --listen, port chosen
     /// by the system), and the placement, mutations and faults apply to upstream's responses.
     #[arg(
         long,

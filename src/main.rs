@@ -422,8 +422,7 @@ async fn start_source(
     }
     if let Some(config) = &checked.proxy {
         let upstream = config.upstream.clone();
-        let handle =
-            broker::proxy::start(config.clone(), store.clone(), settings.clone()).await?;
+        let handle = broker::proxy::start(config.clone(), store.clone(), settings.clone()).await?;
         let addr = handle.local_addr;
         tracing::info!(%addr, %upstream, "proxy listening");
         let label = match chronik_tui::addr::beyond_loopback(&addr) {
@@ -692,7 +691,10 @@ impl Source {
         Some(Arc::new(move || {
             match listeners().len().saturating_sub(1) {
                 0 => label.clone(),
-                n => format!("{label} (+{n} broker listener{})", if n == 1 { "" } else { "s" }),
+                n => format!(
+                    "{label} (+{n} broker listener{})",
+                    if n == 1 { "" } else { "s" }
+                ),
             }
         }))
     }

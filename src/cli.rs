@@ -24,6 +24,7 @@ use crate::settings::{FaultRule, MutationRule, ThrottlePlacement, ThrottleRule, 
     version,
     after_help = "Examples:\n  chronik-tui --listen 9092                 the broker and the terminal UI\n  \
                   chronik-tui --headless --listen 9092      one line per exchange instead\n  \
+                  chronik-tui --proxy broker.example:9092   the UI in front of a broker\n  \
                   chronik-tui --pcap capture.pcapng         a capture in the terminal UI\n  \
                   chronik-tui decode -Y 'api == Produce' capture.pcapng\n\n\
                   Logs go to $XDG_STATE_HOME/chronik-tui/chronik-tui.log (RUST_LOG sets the level)."
@@ -33,6 +34,8 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub broker: BrokerArgs,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
     #[command(flatten)]
     pub capture: CaptureArgs,
     #[command(flatten)]
@@ -51,8 +54,8 @@ pub struct Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Broker")]
 pub struct BrokerArgs {
-    /// Where the embedded broker listens: PORT (on 127.0.0.1), :PORT, HOST:PORT, [::1]:PORT or
-    /// 0.0.0.0:PORT (every interface).
+    /// Where the embedded broker (or the proxy's bootstrap listener) listens: PORT (on
+    /// 127.0.0.1), :PORT, HOST:PORT, [::1]:PORT or 0.0.0.0:PORT (every interface).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
     pub listen: String,
     /// What Metadata tells clients to connect to (default: the address listened on).
@@ -73,6 +76,27 @@ pub struct BrokerArgs {
     /// Largest request frame accepted, checked before allocating.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
+}
+
+/// In front of a broker this process does not run.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Proxy")]
+pub struct ProxyArgs {
+    /// Forward clients to this Kafka broker instead of running the embedded one: every request
+    /// and response is captured, Metadata, FindCoordinator and DescribeCluster are rewritten to
+    /// name the proxy's listeners (one more per upstream broker, on the IP of --listen, port chosen
+    /// by the system), and the placement, mutations and faults apply to upstream's responses.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        conflicts_with_all = ["pcap", "sniff", "data_dir", "sasl_plain", "advertise", "no_auto_create_topics"]
+    )]
+    pub proxy: Option<String>,
+    /// With --proxy: how long the upstream broker may take to accept a connection or to answer
+    /// a request beyond the wait the request asks for (a Fetch's max_wait_ms, a JoinGroup's
+    /// rebalance timeout); past it the client's connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upstream_timeout: u64,
 }
 
 /// Sources other than the broker, and recording.

@@ -322,6 +322,8 @@ fn install_logger(file: std::fs::File, verbose: bool) {
 struct Checked {
     listen: SocketAddr,
     config: BrokerConfig,
+    /// With `--proxy`: the proxy instead of the embedded broker.
+    proxy: Option<broker::proxy::ProxyConfig>,
     /// Where the exchange lines go: stdout, or stderr when stdout carries `--record -`.
     out: Out,
     headless: bool,
@@ -339,6 +341,21 @@ fn check(cli: &Cli) -> Result<Checked, UsageError> {
         cli::data_dir(dir)?;
     }
     let sasl_plain = b.sasl_plain.as_deref().map(cli::sasl_plain).transpose()?;
+    let proxy = cli
+        .proxy
+        .proxy
+        .as_deref()
+        .map(|p| cli::host_port("--proxy", p))
+        .transpose()?
+        .map(|hp| broker::proxy::ProxyConfig {
+            listen,
+            upstream: broker::proxy::Upstream {
+                host: hp.host,
+                port: hp.port,
+            },
+            max_frame_bytes: b.max_frame_bytes,
+            timeout: std::time::Duration::from_secs(cli.proxy.upstream_timeout),
+        });
     let stdout_is_terminal = std::io::stdout().is_terminal();
     let record_to_stdout = cli.capture.record.as_deref().is_some_and(cli::is_stdio);
     if record_to_stdout && stdout_is_terminal {
@@ -361,6 +378,7 @@ fn check(cli: &Cli) -> Result<Checked, UsageError> {
     Ok(Checked {
         listen,
         config,
+        proxy,
         out: if record_to_stdout {
             Out::Stderr
         } else {
@@ -378,6 +396,7 @@ struct Source {
     progress: Option<Arc<Progress>>,
     sniffer: Option<chronik_tui::capture::pcap::sniff::Sniffer>,
     broker: Option<broker::BrokerHandle>,
+    proxy: Option<broker::proxy::ProxyHandle>,
     /// The broker address exports name for exchanges that name none.
     server: SocketAddr,
 }
@@ -398,6 +417,7 @@ async fn start_source(
             progress: Some(progress),
             sniffer: None,
             broker: None,
+            proxy: None,
             server: default_server,
         });
     }
@@ -409,7 +429,26 @@ async fn start_source(
             progress: Some(s.progress.clone()),
             sniffer: Some(s),
             broker: None,
+            proxy: None,
             server: default_server,
+        });
+    }
+    if let Some(config) = &checked.proxy {
+        let upstream = config.upstream.clone();
+        let handle = broker::proxy::start(config.clone(), store.clone(), settings.clone()).await?;
+        let addr = handle.local_addr;
+        tracing::info!(%addr, %upstream, "proxy listening");
+        let label = match chronik_tui::addr::beyond_loopback(&addr) {
+            Some(note) => format!("proxy {addr} -> {upstream} ({note})"),
+            None => format!("proxy {addr} -> {upstream}"),
+        };
+        return Ok(Source {
+            label,
+            progress: None,
+            sniffer: None,
+            broker: None,
+            proxy: Some(handle),
+            server: addr,
         });
     }
     let handle = broker::start(checked.config.clone(), store.clone(), settings.clone()).await?;
@@ -424,6 +463,7 @@ async fn start_source(
         progress: None,
         sniffer: None,
         broker: Some(handle),
+        proxy: None,
         server: addr,
     })
 }
@@ -545,10 +585,7 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
         if let Some(w) = &warning {
             tracing::warn!("{w}");
         }
-        let source_status = source
-            .progress
-            .clone()
-            .map(|p| Arc::new(move || p.status()) as Arc<dyn Fn() -> String + Send + Sync>);
+        let source_status = source.status();
         let startup = warning
             .or(log_warning)
             .unwrap_or_else(|| format!("{}; ? for help", source.label));
@@ -575,7 +612,7 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.display.json,
             out,
         ));
-        if source.broker.is_some() {
+        if source.broker.is_some() || source.proxy.is_some() {
             // Commands on stdin (`placement front`, `rule add …`, `clients`); EOF ends only this.
             let table = clients.clone();
             let control = chronik_tui::control::Control::new(settings.clone())
@@ -594,9 +631,14 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             stop_rx.clone(),
         ));
-        match &source.broker {
-            Some(h) => say(&format!("broker listening on {}", source.label_addr(h))),
-            None => say(&format!("reading {}", source.label)),
+        match (&source.broker, &source.proxy) {
+            (Some(h), _) => say(&format!("broker listening on {}", source.label_addr(h))),
+            (_, Some(p)) => say(&format!(
+                "proxy listening on {} for {}",
+                p.local_addr,
+                p.upstream()
+            )),
+            _ => say(&format!("reading {}", source.label)),
         }
         // A capture file ends once it is read; a broker or a sniff when told to stop.
         let file_read = async {
@@ -651,6 +693,25 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 impl Source {
+    /// The status bar's source text when it changes while running: a file's progress, the
+    /// proxy's listeners.
+    fn status(&self) -> Option<Arc<dyn Fn() -> String + Send + Sync>> {
+        if let Some(p) = self.progress.clone() {
+            return Some(Arc::new(move || p.status()));
+        }
+        let listeners = self.proxy.as_ref()?.listeners_source();
+        let label = self.label.clone();
+        Some(Arc::new(move || {
+            match listeners().len().saturating_sub(1) {
+                0 => label.clone(),
+                n => format!(
+                    "{label} (+{n} broker listener{})",
+                    if n == 1 { "" } else { "s" }
+                ),
+            }
+        }))
+    }
+
     /// The broker's address for the start-up line, with a note when it listens beyond
     /// loopback.
     fn label_addr(&self, h: &broker::BrokerHandle) -> String {

@@ -93,25 +93,15 @@ fn roundtrip_with(
     let more_run = clients::run(&client, &bootstrap, &job);
     let more = clients::produced(&more_run, start, MORE);
 
-    let mut second_job = Job::consume(&topic, &group, MORE).with(LINGER);
-    for e in consumer_extra {
-        second_job = second_job.with(*e);
-    }
-    let next_offset;
-    if !client.groups {
-        // No group API in this client: resume from the offset after the last one consumed.
-        next_offset = format!(
-            "from_offset={}",
-            got.iter().map(|c| c.offset).max().map_or(0, |o| o + 1)
-        );
-        second_job = second_job.with(next_offset.as_str());
-    }
-    let second = clients::run(&client, &bootstrap, &second_job);
-    let got2 = clients::consumed(&second, client.headers);
-    clients::assert_exactly(
-        &format!("{test}: consume after the commit (only the {MORE} new messages)"),
-        &got2,
+    clients::consume_only_new(
+        &client,
+        &bootstrap,
+        &topic,
+        &group,
+        &got,
         &more,
+        consumer_extra,
+        &format!("{test}: consume after the commit (only the {MORE} new messages)"),
     );
     broker.summary();
     broker
@@ -137,29 +127,13 @@ fn sasl_plain(test: &str, client_name: &str) {
         test,
         &[
             "--sasl-plain",
-            "alice:s3cret",
+            clients::SASL_USER_PASS,
             "--record",
             recording.to_str().expect("a UTF-8 temp path"),
         ],
     );
     let bootstrap = broker.bootstrap();
-    let topic = format!("{test}-topic");
-    let good = "sasl=alice:s3cret";
-    let run = clients::run(
-        &client,
-        &bootstrap,
-        &Job::produce(&topic, MORE, "gzip", 0).with(good),
-    );
-    let sent = clients::produced(&run, 0, MORE);
-    let run = clients::run(
-        &client,
-        &bootstrap,
-        &Job::consume(&topic, &format!("{test}-group"), MORE)
-            .with(good)
-            .with(LINGER),
-    );
-    let got = clients::consumed(&run, client.headers);
-    clients::assert_exactly(&format!("{test}: with the password"), &got, &sent);
+    clients::sasl_produce_consume(&client, &bootstrap, test, MORE);
     broker.drain();
     assert!(
         broker.seen.iter().any(|s| s.api.starts_with("Sasl")),
@@ -200,15 +174,7 @@ fn sasl_plain(test: &str, client_name: &str) {
         "{test}: the recorded session's SASL exchanges differ"
     );
 
-    let job = Job::produce(&topic, 1, "none", MORE)
-        .with("sasl=alice:wrong")
-        .with("timeout_ms=6000");
-    let (status, run) = clients::spawn(&client, &bootstrap, &job).outcome(Vec::new());
-    assert!(
-        status.is_some_and(|s| !s.success()) && !run.of("error").is_empty(),
-        "{test}: a producer with a wrong password did not fail ({status:?})\n{}",
-        run.tail()
-    );
+    let run = clients::sasl_wrong_password(&client, &bootstrap, test);
     eprintln!("{test}: wrong password: {}", run.of("error")[0]["message"]);
     broker.drain();
     // With bare tokens there is no error code to send: the broker closes the connection, as

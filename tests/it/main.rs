@@ -18,6 +18,7 @@ mod matrix;
 mod mutations;
 mod pcap_decode;
 mod placement;
+mod proxy;
 mod readme;
 mod records;
 mod replay;

@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 
 /// What a client said about its produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ClientSaid {
+pub(crate) enum ClientSaid {
     /// Every message acknowledged, exit 0.
     Acked,
     /// Every message "acknowledged" but without the partition and offset the same client reports
@@ -71,7 +71,18 @@ fn run_case(
 ) -> (ClientSaid, clients::Finished, Vec<Json>) {
     let mut args = vec!["--json", "--stall-silence-ms", "3000"];
     args.extend_from_slice(broker_args);
-    let broker = Broker::start(&args);
+    let mut broker = Broker::start(&args);
+    produce_and_watch(&mut broker, client, count)
+}
+
+/// One produce of `count` messages by `client` through `broker` (started with `--json` and a
+/// 3 s `--stall-silence-ms`; an embedded broker or a proxy): what the client said, its output,
+/// and every `client_state` object the broker printed (its other lines go to `held`).
+pub(crate) fn produce_and_watch(
+    broker: &mut Broker,
+    client: &str,
+    count: u64,
+) -> (ClientSaid, clients::Finished, Vec<Json>) {
     let c = Client::find(client);
     let topic = format!("stall-{client}");
     let job = Job::produce(&topic, count, "none", 0).with("timeout_ms=9000");
@@ -83,20 +94,17 @@ fn run_case(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match broker.lines.recv_timeout(left) {
-            Ok(l) => {
-                if let Ok(v) = serde_json::from_str::<Json>(&l) {
-                    if v["kind"] == "client_state" {
-                        states.push(v);
-                    }
-                }
-            }
+            Ok(l) => match serde_json::from_str::<Json>(&l) {
+                Ok(v) if v["kind"] == "client_state" => states.push(v),
+                _ => broker.held.push(l),
+            },
             Err(_) => break,
         }
     }
     (said, run, states)
 }
 
-fn verdicts(states: &[Json]) -> Vec<String> {
+pub(crate) fn verdicts(states: &[Json]) -> Vec<String> {
     states
         .iter()
         .map(|s| s["to"].as_str().unwrap_or("?").to_string())

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
-use crate::settings::{Action, ClientIdentity, Knobs};
+use crate::settings::{Action, ClientIdentity, Knobs, Settings};
 use crate::state::Conn;
-use chronik_capture::Exchange;
+use chronik_capture::{now_micros, ClosedBy, Exchange, Status, Store};
 use chronik_protocol::errors;
 use chronik_protocol::mutate::Applied;
 
@@ -221,5 +222,118 @@ pub(crate) async fn write(
     Written {
         bytes: written,
         error: result.err(),
+    }
+}
+
+/// Why a connection ends: who ended it and a reason for people.
+pub(crate) type CloseReason = (ClosedBy, String);
+
+/// A response frame (size prefix included) as the broker encoded it or an upstream broker sent
+/// it, and the version its body is at.
+pub(crate) struct Response {
+    pub frame: Vec<u8>,
+    pub version: i16,
+}
+
+/// Delivers a response to the client and captures the exchange: the mutation rules change it
+/// first ([`mutate`]), then the fault plan says how it goes (late, not at all, in pieces, half
+/// of it); the exchange keeps the request and the bytes that were sent. `Err` when the
+/// connection must close: a write failed, the client left during a delay, or a fault closes
+/// it. The embedded broker and the proxy both answer through this.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn deliver(
+    stream: &mut TcpStream,
+    (store, settings): (&Store, &Settings),
+    conn: &Conn,
+    mut ex: Exchange,
+    request: Vec<u8>,
+    response: Response,
+    plan: &FaultPlan,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), CloseReason> {
+    ex.request = request;
+    let knobs = settings.get();
+    let resp = mutate(
+        &knobs,
+        &conn.identity,
+        &mut ex,
+        response.frame,
+        response.version,
+    );
+    if !plan.delays.is_empty() {
+        plan.note_delays(&mut ex);
+        tokio::select! {
+            _ = tokio::time::sleep(plan.delay()) => {}
+            why = peer_gone(stream, shutdown) => {
+                ex.status = Status::Unanswered;
+                ex.notes.push(format!("{why} while the response was delayed"));
+                store.push(ex);
+                let by = if why == "broker shut down" { ClosedBy::Broker } else { ClosedBy::Client };
+                return Err((by, format!("{why} while a response was delayed")));
+            }
+        }
+    }
+    if let Some(rule) = plan.drop {
+        ex.status = Status::Unanswered;
+        ex.notes
+            .push(format!("fault (rule {rule}): response dropped"));
+        let close = plan.close_after_note();
+        ex.notes.extend(close.clone());
+        store.push(ex);
+        return close.map_or(Ok(()), |why| Err((ClosedBy::Broker, why)));
+    }
+    let written = write(stream, &resp, plan, &mut ex).await;
+    ex.response_at = Some(now_micros());
+    let result = match written.error {
+        Some(e) => {
+            ex.status = Status::Unanswered;
+            ex.notes
+                .push("connection closed before the response was written".into());
+            if written.bytes > 0 {
+                ex.response = Some(resp[..written.bytes].to_vec());
+            }
+            Err((
+                ClosedBy::Client,
+                format!("writing the response failed: {e}"),
+            ))
+        }
+        None if plan.mid_response.is_some() => {
+            ex.response = Some(resp[..written.bytes].to_vec());
+            Err((
+                ClosedBy::Broker,
+                format!(
+                    "fault (rule {}): closed mid-response",
+                    plan.mid_response.unwrap_or_default()
+                ),
+            ))
+        }
+        None => {
+            ex.response = Some(resp);
+            match plan.close_after_note() {
+                Some(why) => {
+                    ex.notes.push(why.clone());
+                    Err((ClosedBy::Broker, why))
+                }
+                None => Ok(()),
+            }
+        }
+    };
+    store.push(ex);
+    result
+}
+
+/// Resolves when the peer closes its side or the broker shuts down; never when the peer sends
+/// more (pipelined requests wait their turn).
+pub(crate) async fn peer_gone(
+    stream: &TcpStream,
+    shutdown: &mut watch::Receiver<bool>,
+) -> &'static str {
+    let mut one = [0u8; 1];
+    tokio::select! {
+        r = stream.peek(&mut one) => match r {
+            Ok(0) | Err(_) => "connection closed",
+            Ok(_) => std::future::pending().await,
+        },
+        _ = shutdown.changed() => "broker shut down",
     }
 }

@@ -9,7 +9,9 @@
 //! rules do to an exchange (the connection task calls it; `handlers/fault.rs` builds the
 //! `error` fault's answers). `topics.rs` and `log/` keep the topics and their partition logs,
 //! `groups/` is the group coordinator. `settings/` holds the knobs a run turns while clients
-//! talk (placement, rules, caps, throttle, mutations, faults, stall thresholds).
+//! talk (placement, rules, caps, throttle, mutations, faults, stall thresholds). `proxy/` is
+//! the other source: chronik-tui in front of a broker it does not run, forwarding and capturing
+//! each exchange through the same request check and `inject.rs`.
 #![forbid(unsafe_code)]
 
 pub mod frame;
@@ -17,6 +19,7 @@ pub mod groups;
 mod handlers;
 mod inject;
 pub mod log;
+pub mod proxy;
 mod server;
 pub mod settings;
 mod state;

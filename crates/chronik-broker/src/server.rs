@@ -12,11 +12,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::handlers::{self, Outcome};
-use super::inject::{self, FaultPlan};
+use super::inject::{self, peer_gone, CloseReason, FaultPlan};
 use super::state::{Conn, Shared};
 use crate::frame::{read_frame, FrameError};
-use crate::settings::ClientIdentity;
-use chronik_capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status};
+use chronik_capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store};
 use chronik_protocol::dissect::peek_request_header;
 use chronik_protocol::frame::with_size_prefix;
 use chronik_protocol::{api_key, dissect_request_with, errors, DecodeError, Limits, Value};
@@ -25,16 +24,32 @@ use chronik_protocol::{api_key, dissect_request_with, errors, DecodeError, Limit
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let store = shared.store.clone();
+    let serving = shutdown.clone();
+    accept_each(listener, &store, shutdown, |stream, peer, id| {
+        tokio::spawn(serve(stream, peer, id, shared.clone(), serving.clone()));
+    })
+    .await
+}
+
+/// Accepts connections until shutdown, handing each to `serve` with a new connection id from
+/// the store (Nagle off); a failed accept is logged and retried after a pause.
+pub(crate) async fn accept_each(
+    listener: TcpListener,
+    store: &Store,
     mut shutdown: watch::Receiver<bool>,
+    serve: impl Fn(TcpStream, SocketAddr, u64),
 ) {
     loop {
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
-                    let id = shared.store.new_conn_id();
+                    let id = store.new_conn_id();
                     let _ = stream.set_nodelay(true);
                     tracing::debug!(conn = id, %peer, "accepted");
-                    tokio::spawn(serve(stream, peer, id, shared.clone(), shutdown.clone()));
+                    serve(stream, peer, id);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -47,7 +62,7 @@ pub(crate) async fn accept_loop(
 }
 
 /// A new exchange on this connection, with the request bytes given.
-fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> Exchange {
+pub(crate) fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> Exchange {
     Exchange {
         server: conn.local,
         request,
@@ -75,66 +90,29 @@ async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut conn = Conn {
-        id,
-        peer,
-        local: stream.local_addr().ok(),
-        peer_ip: peer.ip().to_string(),
-        client_software: None,
-        authenticated: shared.config.sasl_plain.is_none(),
-        advertised: shared.advertised.clone().unwrap_or_else(|| {
-            let local = stream
-                .local_addr()
-                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-            (local.ip().to_string(), local.port())
-        }),
-        raw_sasl_next: false,
-        identity: ClientIdentity::default(),
-        placement_used: None,
-        advertised_caps: None,
-        fault_counts: Default::default(),
-    };
-    shared.store.push_conn_event(ConnEvent {
-        conn: id,
-        peer: conn.peer,
-        at: now_micros(),
-        kind: ConnEventKind::Opened,
+    let local = stream.local_addr().ok();
+    let advertised = shared.advertised.clone().unwrap_or_else(|| {
+        let local = local.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        (local.ip().to_string(), local.port())
     });
+    let authenticated = shared.config.sasl_plain.is_none();
+    let mut conn = Conn::new(id, peer, local, advertised, authenticated);
+    conn_event(&shared.store, &conn, ConnEventKind::Opened);
     // Who ended the connection, and why; every `break` below sets it first.
-    let mut closed = (ClosedBy::Broker, String::from("broker shutting down"));
+    let closed: CloseReason;
     loop {
-        let read = tokio::select! {
-            r = read_frame(&mut stream, shared.config.max_frame_bytes) => r,
-            _ = shutdown.changed() => break,
-        };
-        let frame = match read {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                closed = (ClosedBy::Client, "closed by the client".into());
-                break;
-            }
-            Err(FrameError::Io(e)) => {
-                tracing::debug!(conn = id, %peer, error = %e, "read failed");
-                closed = (ClosedBy::Client, format!("read failed: {e}"));
-                break;
-            }
-            Err(e) => {
-                let bytes = match &e {
-                    FrameError::Negative(n) => n.to_be_bytes().to_vec(),
-                    FrameError::TooLarge { size, .. } => (*size as u32).to_be_bytes().to_vec(),
-                    FrameError::Truncated { partial, .. } => partial.clone(),
-                    FrameError::Io(_) => Vec::new(),
-                };
-                tracing::warn!(conn = id, %peer, offset = 0, reason = %e, "bad frame; closing the connection");
-                let mut ex = exchange(
-                    &conn,
-                    bytes,
-                    now_micros(),
-                    malformed(0, "kafka.length", e.to_string()),
-                );
-                ex.notes.push("connection closed".into());
-                shared.store.push(ex);
-                closed = (ClosedBy::Broker, format!("bad frame: {e}"));
+        let frame = match read_request(
+            &mut stream,
+            &conn,
+            &shared.store,
+            shared.config.max_frame_bytes,
+            &mut shutdown,
+        )
+        .await
+        {
+            Ok(f) => f,
+            Err(why) => {
+                closed = why;
                 break;
             }
         };
@@ -196,20 +174,102 @@ async fn serve(
             break;
         }
     }
-    tracing::debug!(conn = id, %peer, reason = %closed.1, "closed");
-    shared.store.push_conn_event(ConnEvent {
-        conn: id,
+    conn_closed(&shared.store, &conn, closed);
+}
+
+/// Captures a connection event of `conn`, now.
+pub(crate) fn conn_event(store: &Store, conn: &Conn, kind: ConnEventKind) {
+    store.push_conn_event(ConnEvent {
+        conn: conn.id,
         peer: conn.peer,
         at: now_micros(),
-        kind: ConnEventKind::Closed {
-            by: closed.0,
-            reason: closed.1,
-        },
+        kind,
     });
 }
 
-/// Why a connection ends: who ended it and a reason for people.
-type CloseReason = (ClosedBy, String);
+/// Logs and captures the end of a connection: who closed it and why.
+pub(crate) fn conn_closed(store: &Store, conn: &Conn, (by, reason): CloseReason) {
+    tracing::debug!(conn = conn.id, peer = %conn.peer, %reason, "closed");
+    conn_event(store, conn, ConnEventKind::Closed { by, reason });
+}
+
+/// Reads the connection's next request frame. `Err` says why the connection ends: the client
+/// closed it, a read failed, the broker shuts down, or the frame is refused for its size prefix
+/// (captured as a malformed exchange, logged with the offset, 0, and the reason).
+pub(crate) async fn read_request(
+    stream: &mut TcpStream,
+    conn: &Conn,
+    store: &Store,
+    max_frame_bytes: usize,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Vec<u8>, CloseReason> {
+    let read = tokio::select! {
+        r = read_frame(stream, max_frame_bytes) => r,
+        _ = shutdown.changed() => {
+            return Err((ClosedBy::Broker, String::from("broker shutting down")));
+        }
+    };
+    let (id, peer) = (conn.id, conn.peer);
+    match read {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => Err((ClosedBy::Client, "closed by the client".into())),
+        Err(FrameError::Io(e)) => {
+            tracing::debug!(conn = id, %peer, error = %e, "read failed");
+            Err((ClosedBy::Client, format!("read failed: {e}")))
+        }
+        Err(e) => {
+            let bytes = match &e {
+                FrameError::Negative(n) => n.to_be_bytes().to_vec(),
+                FrameError::TooLarge { size, .. } => (*size as u32).to_be_bytes().to_vec(),
+                FrameError::Truncated { partial, .. } => partial.clone(),
+                FrameError::Io(_) => Vec::new(),
+            };
+            tracing::warn!(conn = id, %peer, offset = 0, reason = %e, "bad frame; closing the connection");
+            let mut ex = exchange(
+                conn,
+                bytes,
+                now_micros(),
+                malformed(0, "kafka.length", e.to_string()),
+            );
+            ex.notes.push("connection closed".into());
+            store.push(ex);
+            Err((ClosedBy::Broker, format!("bad frame: {e}")))
+        }
+    }
+}
+
+/// A request frame checked field by field (keeping no tree but the top-level fields: its size
+/// would be the sender's choice): the exchange it starts (API, version, correlation id and
+/// client id filled in) and the dissection. A frame that does not decode is captured as
+/// malformed, logged with its offset, and `Err` says the connection must close.
+pub(crate) fn check_request(
+    conn: &Conn,
+    store: &Store,
+    frame: &[u8],
+    request_at: i64,
+) -> Result<(Exchange, chronik_protocol::Dissection), CloseReason> {
+    let dissection = dissect_request_with(frame, Limits::CHECK_ONLY);
+    let mut ex = exchange(conn, Vec::new(), request_at, Status::Answered);
+    if let Some((key, version, corr)) = frame.get(4..).and_then(peek_request_header) {
+        ex.api_key = key;
+        ex.api_version = version;
+        ex.correlation_id = corr;
+    }
+    if let Some(Value::Str(s)) = dissection.root.find("kafka.client_id").map(|f| &f.value) {
+        ex.client_id = Some(s.clone());
+    }
+    if let Some(err) = dissection.error.clone() {
+        tracing::warn!(conn = conn.id, peer = %conn.peer, offset = err.offset, path = %err.path,
+            reason = %err.message, "malformed request; closing the connection");
+        let why = format!("malformed request: {err}");
+        ex.request = frame.to_vec();
+        ex.status = Status::Malformed { error: err };
+        ex.notes.push("connection closed".into());
+        store.push(ex);
+        return Err((ClosedBy::Broker, why));
+    }
+    Ok((ex, dissection))
+}
 
 /// Handles one request frame; `Err` when the connection must close, saying why.
 async fn handle_frame(
@@ -220,27 +280,7 @@ async fn handle_frame(
     request_at: i64,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), CloseReason> {
-    // Checked field by field, keeping no tree: its size would be the sender's choice.
-    let dissection = dissect_request_with(&frame, Limits::CHECK_ONLY);
-    let mut ex = exchange(conn, Vec::new(), request_at, Status::Answered);
-    if let Some((key, version, corr)) = peek_request_header(&frame[4..]) {
-        ex.api_key = key;
-        ex.api_version = version;
-        ex.correlation_id = corr;
-    }
-    if let Some(Value::Str(s)) = dissection.root.find("kafka.client_id").map(|f| &f.value) {
-        ex.client_id = Some(s.clone());
-    }
-    if let Some(err) = dissection.error {
-        tracing::warn!(conn = conn.id, peer = %conn.peer, offset = err.offset, path = %err.path,
-            reason = %err.message, "malformed request; closing the connection");
-        let why = format!("malformed request: {err}");
-        ex.request = frame;
-        ex.status = Status::Malformed { error: err };
-        ex.notes.push("connection closed".into());
-        shared.store.push(ex);
-        return Err((ClosedBy::Broker, why));
-    }
+    let (mut ex, dissection) = check_request(conn, &shared.store, &frame, request_at)?;
     let (key, version, corr) = (ex.api_key, ex.api_version, ex.correlation_id);
     conn.identity.client_id = ex.client_id.clone();
     let (conn_id, peer) = (conn.id, conn.peer);
@@ -336,7 +376,7 @@ async fn handle_frame(
     // the request is captured as unanswered. Other handlers run to completion (the group
     // coordinator's waits are its own business).
     let error_reply = plan.error.and_then(|(rule, code)| {
-        handlers::error_reply(shared, conn, &knobs, api, version, buf.clone(), code)
+        handlers::error_reply(Some(shared), conn, &knobs, api, version, buf.clone(), code)
             .map(|o| (rule, code, o))
     });
     let outcome = if let Some((rule, code, outcome)) = error_reply {
@@ -419,19 +459,6 @@ fn above_cap(conn: &Conn, shared: &Shared, key: i16, version: i16) -> Option<Str
     })
 }
 
-/// Resolves when the peer closes its side or the broker shuts down; never when the peer sends
-/// more (pipelined requests wait their turn).
-async fn peer_gone(stream: &TcpStream, shutdown: &mut watch::Receiver<bool>) -> &'static str {
-    let mut one = [0u8; 1];
-    tokio::select! {
-        r = stream.peek(&mut one) => match r {
-            Ok(0) | Err(_) => "connection closed",
-            Ok(_) => std::future::pending().await,
-        },
-        _ = shutdown.changed() => "broker shut down",
-    }
-}
-
 /// Whether the connection stays open after the answer: `Err` when the handler asked to close
 /// it once answered.
 fn after_reply(close_after: bool, key: i16) -> Result<(), CloseReason> {
@@ -457,16 +484,14 @@ struct Reply {
     body_version: i16,
 }
 
-/// Writes a response (header + body) and captures the exchange, after the mutation rules have
-/// changed it and as the fault plan says (late, not at all, in pieces, half of it); the
-/// exchange keeps the bytes that were sent. `Err` when the connection must close: a write
-/// failed, the client left during a delay, or a fault closes it.
+/// Encodes a response (header + body) and hands it to [`inject::deliver`], which mutates,
+/// writes and captures it as the rules say. `Err` when the connection must close.
 #[allow(clippy::too_many_arguments)]
 async fn respond(
     stream: &mut TcpStream,
     shared: &Shared,
     conn: &Conn,
-    mut ex: Exchange,
+    ex: Exchange,
     frame: Vec<u8>,
     reply: Reply,
     plan: &FaultPlan,
@@ -479,73 +504,19 @@ async fn respond(
         return Err((ClosedBy::Broker, format!("encoding a response header: {e}")));
     }
     out.extend_from_slice(&reply.body);
-    ex.request = frame;
-    let knobs = shared.settings.get();
-    let resp = inject::mutate(
-        &knobs,
-        &conn.identity,
-        &mut ex,
-        with_size_prefix(&out),
-        reply.body_version,
-    );
-    if !plan.delays.is_empty() {
-        plan.note_delays(&mut ex);
-        tokio::select! {
-            _ = tokio::time::sleep(plan.delay()) => {}
-            why = peer_gone(stream, shutdown) => {
-                ex.status = Status::Unanswered;
-                ex.notes.push(format!("{why} while the response was delayed"));
-                shared.store.push(ex);
-                let by = if why == "broker shut down" { ClosedBy::Broker } else { ClosedBy::Client };
-                return Err((by, format!("{why} while a response was delayed")));
-            }
-        }
-    }
-    if let Some(rule) = plan.drop {
-        ex.status = Status::Unanswered;
-        ex.notes
-            .push(format!("fault (rule {rule}): response dropped"));
-        let close = plan.close_after_note();
-        ex.notes.extend(close.clone());
-        shared.store.push(ex);
-        return close.map_or(Ok(()), |why| Err((ClosedBy::Broker, why)));
-    }
-    let written = inject::write(stream, &resp, plan, &mut ex).await;
-    ex.response_at = Some(now_micros());
-    let result = match written.error {
-        Some(e) => {
-            ex.status = Status::Unanswered;
-            ex.notes
-                .push("connection closed before the response was written".into());
-            if written.bytes > 0 {
-                ex.response = Some(resp[..written.bytes].to_vec());
-            }
-            Err((
-                ClosedBy::Client,
-                format!("writing the response failed: {e}"),
-            ))
-        }
-        None if plan.mid_response.is_some() => {
-            ex.response = Some(resp[..written.bytes].to_vec());
-            Err((
-                ClosedBy::Broker,
-                format!(
-                    "fault (rule {}): closed mid-response",
-                    plan.mid_response.unwrap_or_default()
-                ),
-            ))
-        }
-        None => {
-            ex.response = Some(resp);
-            match plan.close_after_note() {
-                Some(why) => {
-                    ex.notes.push(why.clone());
-                    Err((ClosedBy::Broker, why))
-                }
-                None => Ok(()),
-            }
-        }
+    let response = inject::Response {
+        frame: with_size_prefix(&out),
+        version: reply.body_version,
     };
-    shared.store.push(ex);
-    result
+    inject::deliver(
+        stream,
+        (&shared.store, &shared.settings),
+        conn,
+        ex,
+        frame,
+        response,
+        plan,
+        shutdown,
+    )
+    .await
 }

@@ -110,6 +110,33 @@ pub(crate) struct Conn {
     pub fault_counts: HashMap<u64, u64>,
 }
 
+impl Conn {
+    /// A new connection's state: nothing known of the client yet; `advertised` is what its
+    /// Metadata names, `authenticated` whether it may skip SASL.
+    pub fn new(
+        id: u64,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+        advertised: (String, u16),
+        authenticated: bool,
+    ) -> Conn {
+        Conn {
+            id,
+            peer,
+            local,
+            peer_ip: peer.ip().to_string(),
+            client_software: None,
+            authenticated,
+            advertised,
+            raw_sasl_next: false,
+            identity: ClientIdentity::default(),
+            placement_used: None,
+            advertised_caps: None,
+            fault_counts: HashMap::new(),
+        }
+    }
+}
+
 /// One partition of a fetch session: where the next read starts and how much it may return.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionPartition {

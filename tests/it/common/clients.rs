@@ -530,6 +530,66 @@ pub fn assert_exactly(what: &str, got: &[Consumed], expected: &[Produced]) {
     }
 }
 
+/// Consumes again in `group` after a first consume that read `got` and committed: exactly the
+/// messages `more` (produced since) must arrive. A client without a group API resumes from the
+/// offset after the last one in `got`. `extra`: more consumer arguments; `what` names the check.
+#[allow(clippy::too_many_arguments)]
+pub fn consume_only_new(
+    client: &Client,
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    got: &[Consumed],
+    more: &[Produced],
+    extra: &[&str],
+    what: &str,
+) {
+    let mut job = Job::consume(topic, group, more.len() as u64).with("idle_ms=1000");
+    for e in extra {
+        job = job.with(*e);
+    }
+    if !client.groups {
+        let next = got.iter().map(|c| c.offset).max().map_or(0, |o| o + 1);
+        job = job.with(format!("from_offset={next}"));
+    }
+    let run = run(client, bootstrap, &job);
+    let got = consumed(&run, client.headers);
+    assert_exactly(what, &got, more);
+}
+
+/// The credentials the SASL/PLAIN tests give the broker (`--sasl-plain`).
+pub const SASL_USER_PASS: &str = "alice:s3cret";
+
+/// With the right SASL/PLAIN password: produces `count` gzip messages to `{test}-topic` and
+/// consumes them in `{test}-group`; exactly those arrive.
+pub fn sasl_produce_consume(client: &Client, bootstrap: &str, test: &str, count: u64) {
+    let topic = format!("{test}-topic");
+    let good = format!("sasl={SASL_USER_PASS}");
+    let job = Job::produce(&topic, count, "gzip", 0).with(good.as_str());
+    let sent = produced(&run(client, bootstrap, &job), 0, count);
+    let group = format!("{test}-group");
+    let job = Job::consume(&topic, &group, count)
+        .with(good.as_str())
+        .with("idle_ms=1000");
+    let got = consumed(&run(client, bootstrap, &job), client.headers);
+    assert_exactly(&format!("{test}: with the password"), &got, &sent);
+}
+
+/// A producer with a wrong SASL/PLAIN password must fail with an error of its own; its run.
+pub fn sasl_wrong_password(client: &Client, bootstrap: &str, test: &str) -> Finished {
+    let topic = format!("{test}-topic");
+    let job = Job::produce(&topic, 1, "none", 1000)
+        .with("sasl=alice:wrong")
+        .with("timeout_ms=6000");
+    let (status, run) = spawn(client, bootstrap, &job).outcome(Vec::new());
+    assert!(
+        status.is_some_and(|s| !s.success()) && !run.of("error").is_empty(),
+        "{test}: a producer with a wrong password did not fail ({status:?})\n{}",
+        run.tail()
+    );
+    run
+}
+
 /// One exchange as the broker's `--headless --json` output describes it.
 #[derive(Debug, Clone)]
 pub struct Seen {

@@ -36,10 +36,16 @@ impl Broker {
 
     /// Like [`Broker::start`], with the process's working directory set (its log file lands there).
     pub fn start_in(extra: &[&str], cwd: Option<&Path>) -> Broker {
+        Self::start_on("127.0.0.1:0", extra, cwd)
+    }
+
+    /// Like [`Broker::start_in`], listening on `listen` (the same port again, after a restart).
+    /// With `--proxy` in `extra` it is the proxy, and `addr` its bootstrap listener.
+    pub fn start_on(listen: &str, extra: &[&str], cwd: Option<&Path>) -> Broker {
         let log_dir = tempfile::tempdir().expect("tempdir").keep();
         let log = log_dir.join("chronik-tui.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronik-tui"));
-        cmd.args(["--headless", "--listen", "127.0.0.1:0", "--log-file"])
+        cmd.args(["--headless", "--listen", listen, "--log-file"])
             .arg(&log)
             .args(extra)
             .stdin(Stdio::piped())
@@ -56,11 +62,13 @@ impl Broker {
             line.clear();
             let n = reader.read_line(&mut line).expect("read stderr");
             assert!(n > 0, "chronik-tui exited before listening");
-            if let Some(rest) = line
-                .trim()
+            let line = line.trim();
+            let rest = line
                 .strip_prefix("chronik-tui: broker listening on ")
-            {
-                break rest.parse().expect("listen address");
+                .or_else(|| line.strip_prefix("chronik-tui: proxy listening on "));
+            if let Some(rest) = rest {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                break addr.parse().expect("listen address");
             }
         };
         // Keep draining stderr so the child never blocks on it.

@@ -29,9 +29,11 @@ fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, Outcome> {
 }
 
 /// The API's response with error `code`, the request not carried out. `None` for an API this
-/// cannot answer (fault rules refuse those: `settings::ERROR_FAULT_APIS`).
+/// cannot answer (fault rules refuse those: `settings::ERROR_FAULT_APIS`), and for Metadata
+/// without a broker's state (`shared`: the proxy has none; its brokers and topics are
+/// upstream's).
 pub(crate) fn error_reply(
-    shared: &Shared,
+    shared: Option<&Shared>,
     conn: &mut Conn,
     knobs: &Knobs,
     api: ApiKey,
@@ -149,6 +151,7 @@ pub(crate) fn error_reply(
             reply(&resp, version)
         }
         ApiKey::Metadata => {
+            let shared = shared?;
             let req = req!(MetadataRequest);
             let resp = metadata::error_response(shared, &conn.advertised, req, version, code);
             reply(&resp.with_throttle_time_ms(throttle), version)
@@ -303,7 +306,7 @@ mod tests {
 
     use super::*;
     use crate::handlers::supported;
-    use crate::settings::{ClientIdentity, Settings, ERROR_FAULT_APIS};
+    use crate::settings::{Settings, ERROR_FAULT_APIS};
     use chronik_capture::{Store, StoreLimits};
     use chronik_protocol::frame::with_size_prefix;
 
@@ -318,20 +321,8 @@ mod tests {
     }
 
     fn conn() -> Conn {
-        Conn {
-            id: 1,
-            peer: "127.0.0.1:5000".parse().unwrap(),
-            local: None,
-            peer_ip: "127.0.0.1".into(),
-            client_software: None,
-            authenticated: true,
-            advertised: ("127.0.0.1".into(), 9092),
-            raw_sasl_next: false,
-            identity: ClientIdentity::default(),
-            placement_used: None,
-            advertised_caps: None,
-            fault_counts: Default::default(),
-        }
+        let peer = "127.0.0.1:5000".parse().unwrap();
+        Conn::new(1, peer, None, ("127.0.0.1".into(), 9092), true)
     }
 
     fn body<T: Encodable>(req: &T, version: i16) -> Bytes {
@@ -438,7 +429,7 @@ mod tests {
                 let mut c = conn();
                 let knobs = Knobs::default();
                 let out = error_reply(
-                    &shared,
+                    Some(&shared),
                     &mut c,
                     &knobs,
                     api,
@@ -479,7 +470,7 @@ mod tests {
         assert!(shared.groups.snapshot().is_empty());
         // An API it cannot answer.
         assert!(error_reply(
-            &shared,
+            Some(&shared),
             &mut conn(),
             &Knobs::default(),
             ApiKey::DescribeGroups,
@@ -494,7 +485,7 @@ mod tests {
     fn acks_0_produce_gets_no_answer_and_a_closed_connection() {
         let req = body(&ProduceRequest::default().with_acks(0), 7);
         let out = error_reply(
-            &shared(),
+            Some(&shared()),
             &mut conn(),
             &Knobs::default(),
             ApiKey::Produce,

@@ -21,6 +21,7 @@ mod sasl;
 
 pub(crate) use api_versions::api_versions_unsupported;
 pub(crate) use fault::error_reply;
+pub(crate) use produce::place;
 pub(crate) use sasl::check_plain;
 
 use super::state::{Conn, Shared};

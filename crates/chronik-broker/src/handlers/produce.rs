@@ -81,7 +81,7 @@ pub(super) fn produce(
 /// Chooses the placement of this client's ProduceResponse of `version` (a rule or the global
 /// knob), keeps the one it is encoded with on the connection for the exchange, and notes it
 /// whenever it differs from the default, so a capture explains itself.
-pub(super) fn place(conn: &mut Conn, knobs: &Knobs, version: i16, notes: &mut Vec<String>) {
+pub(crate) fn place(conn: &mut Conn, knobs: &Knobs, version: i16, notes: &mut Vec<String>) {
     let used = knobs.placement_for(&conn.identity);
     let effective = effective_placement(used.clone(), version);
     if used.placement != ThrottlePlacement::Spec || used.rule.is_some() {

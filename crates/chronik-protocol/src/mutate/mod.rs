@@ -278,18 +278,7 @@ impl Mutation {
             }
             Mutation::Set { field, value } => {
                 let (loc, mut root) = self.prepare(*field, frame, api_key, version, &api_label)?;
-                let (slot, nullable) = match &loc {
-                    None => (Slot::Typed(FieldType::Int32), false),
-                    Some(l) if l.count => (Slot::Count, false),
-                    Some(l) => (
-                        Slot::Typed(l.def().ty.clone()),
-                        l.def().nullable.contains(version),
-                    ),
-                };
-                let flexible = loc.as_ref().is_some_and(|l| l.api.is_flexible(version));
-                let bytes = value
-                    .encode(&slot, flexible, nullable)
-                    .map_err(|e| format!("{}: {e} ({api_label})", registry::name(*field)))?;
+                let bytes = encode_value(*field, loc.as_ref(), value, version, &api_label)?;
                 let paths = root.find(*field);
                 if paths.is_empty() {
                     return Ok(Applied::Unchanged(format!(
@@ -317,41 +306,124 @@ impl Mutation {
         version: i16,
         api_label: &str,
     ) -> Result<(Option<Located>, Node), String> {
-        let loc = if is_correlation_id(field) {
-            None
-        } else {
-            let loc = locate(field)
-                .ok_or_else(|| format!("{} is not a response field", registry::name(field)))?;
-            if loc.api.key != api_key {
-                return Err(format!(
-                    "{} is a field of {} responses, not of {api_label}",
-                    registry::name(field),
-                    loc.api.name
-                ));
-            }
-            if !loc.present_at(version) {
-                return Err(format!(
-                    "{} is absent in {api_label}",
-                    registry::name(field)
-                ));
-            }
-            Some(loc)
-        };
-        let limits = Limits {
-            max_fields: usize::MAX,
-            records: false,
-        };
-        let d = dissect_response_with(frame, api_key, version, limits);
-        if let Some(e) = d.error {
-            return Err(format!(
-                "the response does not decode as {api_label} ({e}), so its fields cannot be found"
-            ));
-        }
-        if d.root.children.iter().any(|c| c.name() == "kafka.body") {
-            return Err(format!("the schema table does not describe {api_label}"));
-        }
-        Ok((loc, Node::from_field(&d.root, None)))
+        let loc = check_field(field, api_key, version, api_label)?;
+        Ok((loc, editable(frame, api_key, version, api_label)?))
     }
+}
+
+/// Checks that `field` can be changed in a response of this API and version: its location in
+/// the schema (None for the correlation id).
+fn check_field(
+    field: FieldId,
+    api_key: i16,
+    version: i16,
+    api_label: &str,
+) -> Result<Option<Located>, String> {
+    if is_correlation_id(field) {
+        return Ok(None);
+    }
+    let loc = locate(field)
+        .ok_or_else(|| format!("{} is not a response field", registry::name(field)))?;
+    if loc.api.key != api_key {
+        return Err(format!(
+            "{} is a field of {} responses, not of {api_label}",
+            registry::name(field),
+            loc.api.name
+        ));
+    }
+    if !loc.present_at(version) {
+        return Err(format!(
+            "{} is absent in {api_label}",
+            registry::name(field)
+        ));
+    }
+    Ok(Some(loc))
+}
+
+/// The frame dissected (every element kept, record sets as one leaf) as a tree to edit; an
+/// error when it does not decode as the schema table has it.
+fn editable(frame: &[u8], api_key: i16, version: i16, api_label: &str) -> Result<Node, String> {
+    let limits = Limits {
+        max_fields: usize::MAX,
+        records: false,
+    };
+    let d = dissect_response_with(frame, api_key, version, limits);
+    if let Some(e) = d.error {
+        return Err(format!(
+            "the response does not decode as {api_label} ({e}), so its fields cannot be found"
+        ));
+    }
+    if d.root.children.iter().any(|c| c.name() == "kafka.body") {
+        return Err(format!("the schema table does not describe {api_label}"));
+    }
+    Ok(Node::from_field(&d.root, None))
+}
+
+/// `value` in the wire encoding of `field` (located at `loc`; None: the correlation id) at
+/// `version`.
+fn encode_value(
+    field: FieldId,
+    loc: Option<&Located>,
+    value: &SetValue,
+    version: i16,
+    api_label: &str,
+) -> Result<Vec<u8>, String> {
+    let (slot, nullable) = match loc {
+        None => (Slot::Typed(FieldType::Int32), false),
+        Some(l) if l.count => (Slot::Count, false),
+        Some(l) => (
+            Slot::Typed(l.def().ty.clone()),
+            l.def().nullable.contains(version),
+        ),
+    };
+    let flexible = loc.is_some_and(|l| l.api.is_flexible(version));
+    value
+        .encode(&slot, flexible, nullable)
+        .map_err(|e| format!("{}: {e} ({api_label})", registry::name(field)))
+}
+
+/// One value to write into one occurrence of a response field: the occurrence that starts at
+/// `offset` in the frame (as a dissection of that frame places it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldEdit {
+    pub field: FieldId,
+    pub offset: usize,
+    pub value: SetValue,
+}
+
+/// Writes each edit's value into its one occurrence of a response frame of `api_key` at
+/// `version`, lengths kept consistent as for `set`, which writes one value into every
+/// occurrence; here each occurrence gets its own (a proxy pointing each broker of a Metadata
+/// response at its own listener). Never panics; an edit naming no occurrence is an error.
+pub fn set_at(
+    frame: &[u8],
+    api_key: i16,
+    version: i16,
+    edits: &[FieldEdit],
+) -> Result<Vec<u8>, String> {
+    let api_label = format!("{} v{version}", registry::api_name(api_key));
+    let mut root = editable(frame, api_key, version, &api_label)?;
+    for edit in edits {
+        let loc = check_field(edit.field, api_key, version, &api_label)?;
+        let bytes = encode_value(edit.field, loc.as_ref(), &edit.value, version, &api_label)?;
+        let path = root
+            .find(edit.field)
+            .into_iter()
+            .find(|p| root.at(p).start == edit.offset)
+            .ok_or_else(|| {
+                format!(
+                    "no {} at offset {} of this {api_label} response",
+                    registry::name(edit.field),
+                    edit.offset
+                )
+            })?;
+        let node = root.at_mut(&path);
+        node.bytes = Some(bytes);
+        node.children.clear();
+    }
+    let mut out = Vec::with_capacity(frame.len() + 64);
+    root.write(frame, &mut out);
+    Ok(out)
 }
 
 /// The frame written back from an edited tree.

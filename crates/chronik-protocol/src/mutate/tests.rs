@@ -555,3 +555,93 @@ proptest! {
         }
     }
 }
+
+/// `set_at` gives each broker of a Metadata response its own host and port (a longer host and
+/// a shorter one), in a flexible version and an old one; kafka-protocol reads the result to its
+/// last byte with everything else as it was. An offset that names no occurrence is refused.
+#[test]
+fn set_at_writes_one_value_per_occurrence() {
+    use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+    use kafka_protocol::messages::{BrokerId, MetadataResponse};
+    let broker = |id: i32, host: &str, port: i32| {
+        MetadataResponseBroker::default()
+            .with_node_id(BrokerId(id))
+            .with_host(StrBytes::from_string(host.into()))
+            .with_port(port)
+    };
+    for version in [1i16, 12] {
+        let resp = MetadataResponse::default()
+            .with_brokers(vec![
+                broker(1, "kafka-1.example", 9092),
+                broker(2, "k2", 9093),
+            ])
+            .with_controller_id(BrokerId(2));
+        let frame = response_frame(version, 5, &resp);
+        let d = dissect_response(&frame, 3, version);
+        let at = |name: &str| {
+            let mut all = Vec::new();
+            d.root.find_all(name, &mut all);
+            all.iter().map(|f| f.offset as usize).collect::<Vec<_>>()
+        };
+        let (hosts, ports) = (
+            at("metadata.response.brokers.host"),
+            at("metadata.response.brokers.port"),
+        );
+        let host_id = registry::catalog()
+            .id("metadata.response.brokers.host")
+            .unwrap();
+        let port_id = registry::catalog()
+            .id("metadata.response.brokers.port")
+            .unwrap();
+        let edits = vec![
+            FieldEdit {
+                field: host_id,
+                offset: hosts[0],
+                value: SetValue::Str("127.0.0.1".into()),
+            },
+            FieldEdit {
+                field: port_id,
+                offset: ports[0],
+                value: SetValue::Int {
+                    value: 40001,
+                    name: None,
+                },
+            },
+            FieldEdit {
+                field: host_id,
+                offset: hosts[1],
+                value: SetValue::Str("proxy.local.example".into()),
+            },
+            FieldEdit {
+                field: port_id,
+                offset: ports[1],
+                value: SetValue::Int {
+                    value: 40002,
+                    name: None,
+                },
+            },
+        ];
+        let out = set_at(&frame, 3, version, &edits).expect("applies");
+        let mut b = Bytes::copy_from_slice(&out[4..]);
+        let header_version = if version >= 9 { 1 } else { 0 };
+        ResponseHeader::decode(&mut b, header_version).expect("header");
+        let got = MetadataResponse::decode(&mut b, version).expect("decodes");
+        assert!(b.is_empty(), "v{version}: {} bytes left over", b.len());
+        let expected = resp.clone().with_brokers(vec![
+            broker(1, "127.0.0.1", 40001),
+            broker(2, "proxy.local.example", 40002),
+        ]);
+        assert_eq!(got, expected, "v{version}");
+        assert!(dissect_response(&out, 3, version).error.is_none());
+
+        let wrong = FieldEdit {
+            offset: hosts[0] + 1,
+            ..edits[0].clone()
+        };
+        let err = set_at(&frame, 3, version, &[wrong]).unwrap_err();
+        assert!(
+            err.contains("no metadata.response.brokers.host at offset"),
+            "{err}"
+        );
+    }
+}

@@ -518,6 +518,17 @@ fn placement_front_in_the_proxy_stalls_kafka_python_2_as_the_embedded_broker() {
                 .any(|n| n == "throttle_time_ms placement: front"),
             "{notes:?}"
         );
+        // The lint names it on the proxied bytes as on the embedded broker's.
+        let lint = ex["lint"].as_array().expect("a lint array");
+        let said: Vec<(&str, &str)> = lint
+            .iter()
+            .filter_map(|f| Some((f["code"].as_str()?, f["message"].as_str()?)))
+            .collect();
+        assert_eq!(
+            said,
+            [("field-misplaced", "throttle_time_ms sent before responses")],
+            "{ex}"
+        );
     }
 }
 

@@ -40,19 +40,8 @@ struct Tally {
     worst: Option<Level>,
 }
 
-/// `#12 conn=1 Produce v7 corr=5`: which exchange a finding is on.
-fn label(ex: &Exchange) -> String {
-    format!(
-        "#{} conn={} {} corr={}",
-        ex.id,
-        ex.conn,
-        ex.api_label(),
-        ex.correlation_id
-    )
-}
-
 fn text(ex: &Exchange, f: &Finding) -> String {
-    format!("{} {f}", label(ex))
+    format!("{} {f}", ex.label())
 }
 
 fn object(ex: &Exchange, f: &Finding) -> serde_json::Value {

@@ -22,6 +22,18 @@ pub struct Capture {
     pub errors: Vec<String>,
 }
 
+impl Capture {
+    /// Every request the capture holds, as indices into [`Capture::exchanges`], in the order
+    /// its clients sent them (by time, then by the capture's own order).
+    pub fn requests_in_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (self.conns.values())
+            .flat_map(|c| c.steps.iter().copied())
+            .collect();
+        order.sort_by_key(|i| (self.exchanges[*i].request_at, self.exchanges[*i].id));
+        order
+    }
+}
+
 /// One connection of the capture.
 #[derive(Debug, Clone, Default)]
 pub struct ConnPlan {

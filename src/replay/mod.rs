@@ -311,7 +311,7 @@ pub async fn start(opts: &ReplayOptions) -> anyhow::Result<Started> {
         ignore: opts.ignore.clone(),
         identities: Mutex::new(identities),
         results: tx.clone(),
-        order: session::SendOrder::new(sent_in_order(&capture)),
+        order: session::SendOrder::new(capture.requests_in_order()),
     });
     // Exchanges without a request to send are settled at once.
     for (index, ex) in capture.exchanges.iter().enumerate() {
@@ -457,16 +457,4 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Every request the replay sends, as indices into the capture's exchanges, in the order the
-/// capture's clients sent them (by time, then by the capture's own order).
-fn sent_in_order(capture: &load::Capture) -> Vec<usize> {
-    let mut order: Vec<usize> = capture
-        .conns
-        .values()
-        .flat_map(|c| c.steps.iter().copied())
-        .collect();
-    order.sort_by_key(|i| (capture.exchanges[*i].request_at, capture.exchanges[*i].id));
-    order
 }

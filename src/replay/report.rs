@@ -120,14 +120,7 @@ pub fn summary(t: &Tally, against: &str, connections: usize, json: bool) -> Stri
 
 /// `#5 conn=2 Produce v7 corr=2`.
 fn head(r: &Replayed) -> String {
-    let ex = &r.exchange;
-    format!(
-        "#{} conn={} {} corr={}",
-        ex.id,
-        ex.conn,
-        ex.api_label(),
-        ex.correlation_id
-    )
+    r.exchange.label()
 }
 
 fn decode_text(e: &Option<crate::protocol::DecodeError>) -> String {

@@ -65,13 +65,7 @@ pub fn scenario_text(source: &Path, capture: &Capture, setup: &[(String, String)
         let _ = writeln!(s, "topics = [{}]", list.join(", "));
     }
     // Every request, in the order the capture saw them sent.
-    let mut order: Vec<usize> = capture
-        .conns
-        .values()
-        .flat_map(|c| c.steps.iter().copied())
-        .collect();
-    order.sort_by_key(|i| (capture.exchanges[*i].request_at, capture.exchanges[*i].id));
-    for i in order {
+    for i in capture.requests_in_order() {
         let ex = &capture.exchanges[i];
         let name = registry::api_name(ex.api_key);
         let _ = writeln!(s, "\n[[step]]");

@@ -367,11 +367,9 @@ impl Runner {
                         held: hits.is_empty() != *want,
                         evidence: match hits.first() {
                             Some((ex, f)) => format!(
-                                "{} found, e.g. on #{} {} corr={}: {} {}: {}",
+                                "{} found, e.g. on {}: {} {}: {}",
                                 hits.len(),
-                                ex.id,
-                                ex.api_label(),
-                                ex.correlation_id,
+                                ex.label(),
                                 f.level,
                                 f.code,
                                 f.message

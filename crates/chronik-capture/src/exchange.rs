@@ -169,6 +169,17 @@ impl Exchange {
         )
     }
 
+    /// `#12 conn=1 Produce v7 corr=5`: which exchange this is, for a line about it.
+    pub fn label(&self) -> String {
+        format!(
+            "#{} conn={} {} corr={}",
+            self.id,
+            self.conn,
+            self.api_label(),
+            self.correlation_id
+        )
+    }
+
     /// Bytes held (both frames).
     pub fn size(&self) -> usize {
         self.request.len() + self.response.as_ref().map_or(0, Vec::len)

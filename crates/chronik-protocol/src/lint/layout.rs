@@ -8,10 +8,18 @@ use crate::registry::{self, FieldId};
 use crate::schema::{ApiSchema, FieldDef, FieldType};
 use crate::tree::{Dissection, Field};
 
-/// Frames larger than this are not read again (each trial reads the whole frame).
+/// Frames larger than this are not read again (each trial may read the whole frame).
 const MAX_FRAME: usize = 4 << 20;
 /// Most layouts tried on one frame.
 const MAX_TRIALS: usize = 400;
+/// Most bytes all the trials on one frame may read together: a large frame gets fewer
+/// trials, so a hostile one costs a bounded multiple of its size.
+pub(super) const BUDGET_BYTES: usize = 32 << 20;
+
+/// How many readings of a frame of `len` bytes the budget allows, at most `most`.
+pub(super) fn trials_for(len: usize, most: usize) -> usize {
+    (BUDGET_BYTES / len.max(1)).clamp(1, most)
+}
 
 /// One struct's fields on the wire at a version (tagged fields aside), in the spec's order.
 struct List<'a> {
@@ -63,7 +71,7 @@ pub(super) fn explain(
     };
     let winner = trials
         .into_iter()
-        .take(MAX_TRIALS)
+        .take(trials_for(frame.len(), MAX_TRIALS))
         .find(|t| clean(&read(*t, Limits::CHECK_ONLY)))?;
     let reading = read(winner, Limits::default());
     let finding = describe(api, side, version, &lists, winner, &reading);

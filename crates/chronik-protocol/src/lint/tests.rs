@@ -365,3 +365,15 @@ fn an_impossible_value_is_undecodable_where_it_stands() {
         vec![]
     );
 }
+
+#[test]
+fn a_large_frame_gets_fewer_readings_so_its_cost_is_bounded() {
+    use super::layout::{trials_for, BUDGET_BYTES};
+    assert_eq!(trials_for(200, 400), 400);
+    assert_eq!(trials_for(4 << 20, 400), 8);
+    assert_eq!(trials_for(BUDGET_BYTES * 2, 400), 1);
+    // A 1 MiB response whose request is unknown, of bytes no API reads: still one finding.
+    let frame = with_size_prefix(&vec![0xab; 1 << 20]);
+    let found = check_response(&frame, &dissect_response(&frame, -1, -1), -1, -1);
+    assert_eq!(codes(&found), vec![Code::RequestNotCaptured]);
+}

@@ -378,43 +378,21 @@ pub fn json(ex: &Exchange) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    use bytes::{Bytes, BytesMut};
+    use bytes::Bytes;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{ProduceRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::Compression;
 
     use super::*;
-    use chronik_protocol::test_frames::request_frame;
+    use chronik_protocol::test_frames::{record_batch_with, request_frame};
     use chronik_protocol::Limits;
 
     /// A magic-2 batch of `n` records, compressed with `compression`.
     fn batch(n: usize, compression: Compression) -> Vec<u8> {
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: 1_700_000_000_000,
-                key: None,
-                value: Some(Bytes::from(vec![b'v'; 20 + i])),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut b = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression,
-        };
-        RecordBatchEncoder::encode(&mut b, &records, &options).expect("batch");
-        b.to_vec()
+        let values: Vec<Vec<u8>> = (0..n).map(|i| vec![b'v'; 20 + i]).collect();
+        let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        record_batch_with(&values, compression).to_vec()
     }
 
     /// A legacy magic-1 message (no key) holding `value`, `attributes` naming its codec.

@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/proc_status.rs"]
+mod proc_status;
+
 /// One load: which client, how many messages.
 struct Load {
     client: &'static str,
@@ -96,16 +99,6 @@ fn cpu(pid: u32, ticks: f64) -> Cpu {
         stat: stat_seconds(pid, ticks),
         sched: sched_seconds(pid),
     }
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn free_port() -> u16 {
@@ -199,7 +192,7 @@ fn measure(broker: Running, python: &Path, load: &Load, size: u64, ticks: f64) -
         consume: diff(c1, c2),
         produce_wall,
         consume_wall,
-        peak_rss_mib: peak_rss_mib(pid),
+        peak_rss_mib: proc_status::peak_rss_mib(&pid.to_string()),
     }
 }
 

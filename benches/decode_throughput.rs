@@ -31,6 +31,8 @@ use chronik_tui::settings::{Knobs, Settings};
 
 #[path = "../tests/it/common/frame.rs"]
 mod frame;
+#[path = "common/proc_status.rs"]
+mod proc_status;
 
 /// A request frame from the benchmark's client.
 fn frame<Req: Encodable>(key: ApiKey, version: i16, corr: i32, req: &Req) -> Vec<u8> {
@@ -134,16 +136,6 @@ fn make_capture(path: &Path, mb: usize) -> (u16, usize) {
     (addr.port(), n)
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// Runs a command to the end: its wall time and its peak resident memory (MiB, sampled from
 /// /proc every 10 ms).
 fn time_command(mut cmd: Command) -> Option<(Duration, f64)> {
@@ -153,19 +145,10 @@ fn time_command(mut cmd: Command) -> Option<(Duration, f64)> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    let status_path = format!("/proc/{}/status", child.id());
+    let pid = child.id().to_string();
     let mut peak = 0.0f64;
     loop {
-        if let Ok(s) = std::fs::read_to_string(&status_path) {
-            if let Some(kb) = s
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-            {
-                peak = peak.max(kb / 1024.0);
-            }
-        }
+        peak = peak.max(proc_status::peak_rss_mib(&pid));
         if let Some(status) = child.try_wait().ok()? {
             return status.success().then(|| (t.elapsed(), peak));
         }
@@ -190,7 +173,7 @@ fn main() {
         path.display(),
         t.elapsed().as_secs_f64()
     );
-    let rss_before = peak_rss_mib();
+    let rss_before = proc_status::peak_rss_mib("self");
 
     // chronik-tui's pipeline in process, every frame dissected, store capped at 64 MiB.
     let store = Store::new(StoreLimits {
@@ -229,7 +212,7 @@ fn main() {
         file_mb / ours.as_secs_f64(),
         got as f64 / ours.as_secs_f64(),
         bytes as f64 / 1048576.0,
-        peak_rss_mib()
+        proc_status::peak_rss_mib("self")
     );
 
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/chronik-tui");

@@ -2,9 +2,13 @@
 //! forms are [`crate::capture::render`]'s), and the stall detector's client state changes.
 
 use std::io::Write;
+use std::sync::{Arc, Weak};
 
 use crate::capture::render::{self, Clock};
-use crate::capture::Exchange;
+use crate::capture::{Exchange, Store};
+
+/// Most bytes of lines [`print_live`] gathers before writing them out at once.
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// One exchange as printed: its [`render::line_with`] (the time written by `clock`), or with
 /// `as_json` its [`render::json`] object on one line.
@@ -27,47 +31,82 @@ pub enum Out {
 impl Out {
     /// Writes one line and flushes it; an error means the reader went away.
     pub fn line(self, text: &str) -> std::io::Result<()> {
+        self.lines(&format!("{text}\n"))
+    }
+
+    /// Writes lines (each ending in a newline) at once and flushes them; an error means the
+    /// reader went away.
+    pub fn lines(self, text: &str) -> std::io::Result<()> {
         match self {
             Out::Stdout => {
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{text}").and_then(|_| out.flush())
+                out.write_all(text.as_bytes()).and_then(|_| out.flush())
             }
             Out::Stderr => {
                 let mut out = std::io::stderr().lock();
-                writeln!(out, "{text}").and_then(|_| out.flush())
+                out.write_all(text.as_bytes()).and_then(|_| out.flush())
             }
         }
     }
 }
 
-/// Prints exchanges from a subscription until it closes, or until `stop` fires and what had
-/// arrived by then is printed.
+/// One exchange as [`print_live`] prints it: the line from the dissection the store shares
+/// with the other views (the stall detector reads the same one), or the JSON object with the
+/// whole tree.
+fn live_text(store: &Weak<Store>, ex: &Arc<Exchange>, as_json: bool, clock: &Clock) -> String {
+    match store.upgrade() {
+        Some(s) if !as_json => render::line_dissected(ex, &s.dissected(ex), clock),
+        _ => render_with(ex, as_json, clock),
+    }
+}
+
+/// Prints exchanges from a subscription of `store` until it closes, or until `stop` fires and
+/// what had arrived by then is printed. Lines that arrived together are written together.
 pub async fn print_live(
+    store: Arc<Store>,
     mut sub: crate::capture::Subscription,
     as_json: bool,
     clock: Clock,
     out: Out,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    use tokio::sync::broadcast::error::RecvError;
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    // Held weakly: the subscription closes when the store is dropped, and that ends this.
+    let weak = Arc::downgrade(&store);
+    drop(store);
+    let store = weak;
+    let lag =
+        |n: u64| format!("# printer fell behind: {n} exchanges not printed (still in the store)");
+    let mut text = String::new();
     loop {
-        let text = tokio::select! {
+        text.clear();
+        let first = tokio::select! {
             biased;
             r = sub.recv() => match r {
-                Ok(ex) => render_with(&ex, as_json, &clock),
-                Err(RecvError::Lagged(n)) => {
-                    format!("# printer fell behind: {n} exchanges not printed (still in the store)")
-                }
+                Ok(ex) => live_text(&store, &ex, as_json, &clock),
+                Err(RecvError::Lagged(n)) => lag(n),
                 Err(RecvError::Closed) => return,
             },
             _ = stop.changed() => break,
         };
-        if out.line(&text).is_err() {
+        text.push_str(&first);
+        text.push('\n');
+        // And whatever else has arrived meanwhile, in one write.
+        while text.len() < WRITE_BATCH {
+            let next = match sub.try_recv() {
+                Ok(ex) => live_text(&store, &ex, as_json, &clock),
+                Err(TryRecvError::Lagged(n)) => lag(n),
+                Err(_) => break,
+            };
+            text.push_str(&next);
+            text.push('\n');
+        }
+        if out.lines(&text).is_err() {
             return; // the reader went away
         }
     }
     while let Ok(ex) = sub.try_recv() {
-        if out.line(&render_with(&ex, as_json, &clock)).is_err() {
+        if out.line(&live_text(&store, &ex, as_json, &clock)).is_err() {
             return;
         }
     }

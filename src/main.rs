@@ -625,6 +625,7 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
             ));
         }
         let mut printer = tokio::spawn(headless::print_live(
+            store.clone(),
             store.subscribe(),
             cli.display.json,
             Clock::new(cli.display.time),

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::verdict::{Dissected, Verdict};
-use chronik_protocol::{self as protocol, DecodeError, Dissection, ThrottlePlacement};
+use chronik_protocol::{self as protocol, DecodeError, Dissection, Limits, ThrottlePlacement};
 
 /// Microseconds since the Unix epoch.
 pub fn now_micros() -> i64 {
@@ -187,8 +187,14 @@ impl Exchange {
 
     /// The request's dissection (none when the request was not seen).
     pub fn dissect_request(&self) -> Option<Dissection> {
+        self.dissect_request_with(Limits::FULL)
+    }
+
+    /// The request's dissection within `limits` (none when the request was not seen; a bare
+    /// SASL token is always dissected whole).
+    pub fn dissect_request_with(&self, limits: Limits) -> Option<Dissection> {
         self.request_seen().then(|| match self.framing {
-            Framing::Kafka => protocol::dissect_request(&self.request),
+            Framing::Kafka => protocol::dissect_request_with(&self.request, limits),
             Framing::SaslToken => protocol::dissect_sasl_token(&self.request, true),
         })
     }
@@ -196,16 +202,30 @@ impl Exchange {
     /// The response's dissection (none without a response). Its API and version are the
     /// request's, as the response does not say them.
     pub fn dissect_response(&self) -> Option<Dissection> {
+        self.dissect_response_with(Limits::FULL)
+    }
+
+    /// The response's dissection within `limits` (none without a response).
+    pub fn dissect_response_with(&self, limits: Limits) -> Option<Dissection> {
         self.response.as_ref().map(|r| match self.framing {
-            Framing::Kafka => protocol::dissect_response(r, self.api_key, self.api_version),
+            Framing::Kafka => {
+                protocol::dissect_response_with(r, self.api_key, self.api_version, limits)
+            }
             Framing::SaslToken => protocol::dissect_sasl_token(r, false),
         })
     }
 
     /// Both frames dissected once, and the [`Verdict`] on them.
     pub fn dissect(&self) -> Dissected {
-        let request = self.dissect_request();
-        let response = self.dissect_response();
+        self.dissect_with(Limits::FULL)
+    }
+
+    /// Both frames dissected once within `limits`, and the [`Verdict`] on them. The verdict
+    /// does not depend on whether record sets were expanded: what is wrong inside a record set
+    /// is noted on its fields, never a decoding error of the frame.
+    pub fn dissect_with(&self, limits: Limits) -> Dissected {
+        let request = self.dissect_request_with(limits);
+        let response = self.dissect_response_with(limits);
         let verdict = Verdict::of(self, request.as_ref(), response.as_ref());
         Dissected {
             request,

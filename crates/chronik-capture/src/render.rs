@@ -6,9 +6,12 @@
 use serde_json::json;
 
 use crate::{Dissected, Exchange, FrameFault, Status, Verdict};
+use chronik_protocol::batch::{self, BatchHeader, Entry};
+use chronik_protocol::dissect::RECORDS_NOT_EXPANDED;
 use chronik_protocol::errors::error_name;
 use chronik_protocol::lint::Finding;
-use chronik_protocol::registry;
+use chronik_protocol::tree::FRAME;
+use chronik_protocol::{records, registry};
 use chronik_protocol::{Dissection, Field, Value};
 
 /// Formats µs since the epoch as `HH:MM:SS.micros` (UTC).
@@ -109,16 +112,23 @@ fn latency(ex: &Exchange) -> String {
 
 /// One line: time, connection, client, api and version, correlation id, latency, sizes, summary.
 pub fn line(ex: &Exchange) -> String {
-    line_at(ex, &clock(ex.request_at))
+    line_at(ex, &ex.dissect(), &clock(ex.request_at))
 }
 
 /// [`line()`] with its time written by `clock`.
 pub fn line_with(ex: &Exchange, clock: &Clock) -> String {
-    line_at(ex, &clock.format(ex.request_at))
+    line_at(ex, &ex.dissect(), &clock.format(ex.request_at))
+}
+
+/// [`line_with`] from a dissection already made: full, or with record sets not expanded (as
+/// [`crate::Store::dissected`] shares it), whose records are then counted from the batch
+/// headers.
+pub fn line_dissected(ex: &Exchange, d: &Dissected, clock: &Clock) -> String {
+    line_at(ex, d, &clock.format(ex.request_at))
 }
 
 /// [`line()`] with its time already written.
-fn line_at(ex: &Exchange, time: &str) -> String {
+fn line_at(ex: &Exchange, d: &Dissected, time: &str) -> String {
     let status = match &ex.status {
         Status::Answered => String::new(),
         Status::NoResponse => "[no response: acks=0]".into(),
@@ -127,7 +137,7 @@ fn line_at(ex: &Exchange, time: &str) -> String {
         Status::Refused { reason } => format!("[refused: {reason}]"),
     };
     let size = |frame: Option<&Vec<u8>>| frame.map_or("-".into(), |f| format!("{}B", f.len()));
-    let mut tail = vec![summarize(&ex.dissect()), status];
+    let mut tail = vec![summarize_frames(d, Some(&ex.request)), status];
     tail.extend(ex.notes.iter().map(|n| format!("({n})")));
     tail.retain(|t| !t.is_empty());
     format!(
@@ -151,10 +161,16 @@ fn line_at(ex: &Exchange, time: &str) -> String {
 /// request, and from the response the error codes that are not zero, produce base offsets and
 /// throttle time; then what the [`Verdict`] finds wrong with either frame.
 pub fn summarize(d: &Dissected) -> String {
+    summarize_frames(d, None)
+}
+
+/// [`summarize`], given the request frame the dissection was made of, so that the records of
+/// a record set it did not expand are counted too.
+fn summarize_frames(d: &Dissected, request: Option<&[u8]>) -> String {
     let v = &d.verdict;
     let mut parts: Vec<String> = Vec::new();
     if let Some(req) = &d.request {
-        request_parts(req, &mut parts);
+        request_parts(req, request, &mut parts);
     }
     if let Some(resp) = d.response.as_ref().filter(|_| v.response_read) {
         response_parts(resp, v, &mut parts);
@@ -195,7 +211,7 @@ pub fn lint_text(findings: &[Finding]) -> Option<String> {
 }
 
 /// What the request names: a bare SASL token's user, topics, group, records.
-fn request_parts(req: &Dissection, parts: &mut Vec<String>) {
+fn request_parts(req: &Dissection, frame: Option<&[u8]>, parts: &mut Vec<String>) {
     if req.root.find("sasl.token").is_some() {
         parts.push("bare SASL token (after SaslHandshake v0)".into());
         if let Some(Value::Str(user)) = req.root.find("sasl.plain.authcid").map(|f| &f.value) {
@@ -231,11 +247,45 @@ fn request_parts(req: &Dissection, parts: &mut Vec<String>) {
     req.root.walk(0, &mut |f, _| {
         if f.name() == "record" || f.name() == "message" {
             records += 1;
+        } else if f.name() == "record_set.undecoded"
+            && f.note.as_deref() == Some(RECORDS_NOT_EXPANDED)
+        {
+            let start = f.offset as usize;
+            let set = frame.and_then(|fr| fr.get(start..start.saturating_add(f.len as usize)));
+            records += set.map_or(0, records_in_set);
         }
     });
     if records > 0 {
         parts.push(format!("records={records}"));
     }
+}
+
+/// The records of a record set a dissection did not expand, as its full dissection counts
+/// them: from the headers of magic-2 batches; a set holding legacy messages is expanded to
+/// count them (a compressed one holds messages of its own).
+fn records_in_set(set: &[u8]) -> usize {
+    let entries = batch::split(set);
+    if entries.iter().any(|e| matches!(e, Entry::Legacy { .. })) {
+        let (mut buffers, mut fields) = (Vec::new(), Vec::new());
+        records::dissect_record_set(set, 0, set.len(), FRAME, &mut buffers, &mut fields);
+        let mut n = 0;
+        for f in &fields {
+            f.walk(0, &mut |f, _| {
+                if f.name() == "record" || f.name() == "message" {
+                    n += 1;
+                }
+            });
+        }
+        return n;
+    }
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Batch { start, end } => set.get(*start..*end).and_then(BatchHeader::parse),
+            _ => None,
+        })
+        .map(|h| usize::try_from(h.records_count).unwrap_or(0))
+        .sum()
 }
 
 /// What the response says: base offsets, throttle time, and ok, its errors, or why it does not
@@ -349,4 +399,83 @@ pub fn json(ex: &Exchange) -> serde_json::Value {
         v["response"] = tree_json(d, frame);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::Compression;
+
+    use super::*;
+    use chronik_protocol::test_frames::{record_batch_with, request_frame};
+    use chronik_protocol::Limits;
+
+    /// A magic-2 batch of `n` records, compressed with `compression`.
+    fn batch(n: usize, compression: Compression) -> Vec<u8> {
+        let values: Vec<Vec<u8>> = (0..n).map(|i| vec![b'v'; 20 + i]).collect();
+        let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        record_batch_with(&values, compression).to_vec()
+    }
+
+    /// A legacy magic-1 message (no key) holding `value`, `attributes` naming its codec.
+    fn message(offset: i64, attributes: u8, value: &[u8]) -> Vec<u8> {
+        let mut body = vec![1u8, attributes];
+        body.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        body.extend_from_slice(&(value.len() as i32).to_be_bytes());
+        body.extend_from_slice(value);
+        let mut m = offset.to_be_bytes().to_vec();
+        m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        m.extend_from_slice(&0u32.to_be_bytes()); // CRC, unchecked here
+        m.extend_from_slice(&body);
+        m
+    }
+
+    fn produce(version: i16, set: Vec<u8>) -> Exchange {
+        let req = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(set)))])]);
+        Exchange {
+            api_key: 0,
+            api_version: version,
+            correlation_id: 1,
+            request: request_frame(0, version, 1, Some("app"), &req),
+            ..Exchange::new(1, "127.0.0.1:1".parse().unwrap(), 0, Status::NoResponse)
+        }
+    }
+
+    /// The line from a dissection that leaves record sets unexpanded (what the store shares
+    /// with the live views) is the line of the full dissection, records counted alike.
+    #[test]
+    fn a_line_without_expanded_records_reads_as_the_full_one() {
+        let two = [batch(3, Compression::None), batch(5, Compression::None)].concat();
+        let legacy = [message(0, 0, b"a"), message(1, 0, b"bc")].concat();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &legacy).expect("gzip");
+        let wrapped = message(1, 1, &gz.finish().expect("gzip"));
+        let cases = [
+            (7, batch(1, Compression::None), "records=1"),
+            (9, two, "records=8"),
+            (7, batch(4, Compression::Gzip), "records=4"),
+            (2, legacy, "records=2"),
+            (2, wrapped, "records="),
+            (7, vec![0; 30], "topics=t"),
+        ];
+        let clock = Clock::new(TimeFormat::Utc);
+        for (version, set, expect) in cases {
+            let ex = produce(version, set);
+            let full = line(&ex);
+            assert!(full.contains(expect), "{full}");
+            let shared = line_dissected(&ex, &ex.dissect_with(Limits::WITHOUT_RECORDS), &clock);
+            assert_eq!(shared, full);
+        }
+    }
 }

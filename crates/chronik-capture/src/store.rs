@@ -1,12 +1,18 @@
 //! The bounded exchange store: keeps the newest exchanges within a count and a byte cap, and
 //! publishes each new one to subscribers without ever blocking the producer.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use tokio::sync::broadcast;
 
-use super::{ConnEvent, Exchange};
+use super::{ConnEvent, Dissected, Exchange};
+use chronik_protocol::Limits;
+
+/// Most dissections [`Store::dissected`] keeps for the views that have not read them yet.
+const SHARED_DISSECTIONS: usize = 256;
+/// Most frame bytes of the exchanges whose dissections it keeps (their trees grow with them).
+const SHARED_DISSECTION_BYTES: usize = 16 << 20;
 
 /// Caps on what the store keeps.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +87,61 @@ pub struct Store {
     history: Mutex<crate::lint::History>,
     tx: broadcast::Sender<Arc<Exchange>>,
     conn_tx: broadcast::Sender<Arc<ConnEvent>>,
+    shared: Mutex<SharedDissections>,
+}
+
+/// The newest exchanges' dissections, each computed once for every view that asks
+/// ([`Store::dissected`]). Keyed by the exchange's allocation: the entry's weak reference keeps
+/// that address from being reused while the entry lives, so a key names one exchange.
+#[derive(Default)]
+struct SharedDissections {
+    entries: HashMap<usize, SharedEntry>,
+    /// Keys, oldest first.
+    order: VecDeque<usize>,
+    /// Frame bytes of the exchanges in `entries`.
+    bytes: usize,
+}
+
+struct SharedEntry {
+    exchange: Weak<Exchange>,
+    bytes: usize,
+    dissected: Arc<OnceLock<Arc<Dissected>>>,
+}
+
+impl SharedDissections {
+    /// The cell holding `ex`'s dissection, added (and the oldest forgotten past the caps) the
+    /// first time.
+    fn cell(&mut self, ex: &Arc<Exchange>) -> Arc<OnceLock<Arc<Dissected>>> {
+        let key = Arc::as_ptr(ex) as usize;
+        if let Some(e) = self.entries.get(&key) {
+            if std::ptr::eq(e.exchange.as_ptr(), Arc::as_ptr(ex)) {
+                return e.dissected.clone();
+            }
+        }
+        let entry = SharedEntry {
+            exchange: Arc::downgrade(ex),
+            bytes: ex.size(),
+            dissected: Arc::new(OnceLock::new()),
+        };
+        let cell = entry.dissected.clone();
+        self.bytes += entry.bytes;
+        if let Some(old) = self.entries.insert(key, entry) {
+            self.bytes -= old.bytes;
+        } else {
+            self.order.push_back(key);
+        }
+        while self.order.len() > SHARED_DISSECTIONS
+            || (self.bytes > SHARED_DISSECTION_BYTES && self.order.len() > 1)
+        {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(e) = self.entries.remove(&old) {
+                self.bytes -= e.bytes;
+            }
+        }
+        cell
+    }
 }
 
 /// A live feed of new exchanges. A subscriber that falls behind loses the oldest ones and is
@@ -107,7 +168,24 @@ impl Store {
             history: Mutex::new(crate::lint::History::default()),
             tx,
             conn_tx,
+            shared: Mutex::new(SharedDissections::default()),
         })
+    }
+
+    /// An exchange's dissection for the views of live traffic (record sets not expanded, see
+    /// [`Limits::WITHOUT_RECORDS`]), computed once and shared: the stall detector and the
+    /// headless printer, each on its own feed, read the same one. The newest few hundred are
+    /// kept (within 16 MiB of frames); a view that falls further behind gets one computed anew.
+    /// Any exchange may be passed, from this store or not.
+    pub fn dissected(&self, ex: &Arc<Exchange>) -> Arc<Dissected> {
+        let cell = self
+            .shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cell(ex);
+        // Computed outside the lock; a second view asking meanwhile waits for this one.
+        cell.get_or_init(|| Arc::new(ex.dissect_with(Limits::WITHOUT_RECORDS)))
+            .clone()
     }
 
     /// A connection id no other connection recorded in this store has (from 1): a source that
@@ -310,5 +388,28 @@ mod tests {
         let (n, bytes, evicted) = s.stats();
         assert_eq!((n, bytes, evicted), (2, 100, 4));
         assert_eq!(s.since(5).len(), 1);
+    }
+
+    /// Views asking for one exchange's dissection share one; the newest few hundred are kept,
+    /// an older one is made again when asked.
+    #[test]
+    fn a_dissection_is_made_once_for_every_view() {
+        let s = Store::new(StoreLimits::default());
+        let a = s.push(ex(10));
+        let b = s.push(ex(10));
+        let da = s.dissected(&a);
+        assert!(Arc::ptr_eq(&da, &s.dissected(&a)));
+        assert!(!Arc::ptr_eq(&da, &s.dissected(&b)));
+        // An exchange from elsewhere with the same id gets its own.
+        let foreign = Arc::new(Exchange { id: a.id, ..ex(11) });
+        assert!(!Arc::ptr_eq(&da, &s.dissected(&foreign)));
+        for _ in 0..SHARED_DISSECTIONS {
+            let e = s.push(ex(10));
+            s.dissected(&e);
+        }
+        assert_eq!(s.shared.lock().unwrap().order.len(), SHARED_DISSECTIONS);
+        let again = s.dissected(&a);
+        assert!(!Arc::ptr_eq(&da, &again));
+        assert_eq!(again.verdict, da.verdict);
     }
 }

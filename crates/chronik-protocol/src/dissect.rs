@@ -24,14 +24,30 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_fields: 200_000,
-            records: true,
-        }
+        Limits::FULL
     }
 }
 
+/// The note on the one leaf that stands for a record set a dissection did not expand
+/// ([`Limits::records`] off): its bytes are the record set as sent.
+pub const RECORDS_NOT_EXPANDED: &str = "record set not expanded in this dissection";
+
 impl Limits {
+    /// Everything: every field up to 200 000 array elements, record sets down to each record.
+    pub const FULL: Limits = Limits {
+        max_fields: 200_000,
+        records: true,
+    };
+
+    /// [`Limits::FULL`] without expanding record sets: every field of the API's schema, each
+    /// record set one leaf (noted [`RECORDS_NOT_EXPANDED`]). What a view of live traffic
+    /// needs (topics, partitions, error codes, what is wrong with a frame) at a cost that does
+    /// not grow with the records carried.
+    pub const WITHOUT_RECORDS: Limits = Limits {
+        records: false,
+        ..Limits::FULL
+    };
+
     /// Only check that the frame decodes (what the broker runs on every request before
     /// anything else reads it): headers and top-level fields, no array elements, no
     /// decompression.
@@ -626,7 +642,7 @@ impl<'a> Decoder<'a> {
                             len: n as u32,
                         },
                     );
-                    raw.note = Some("record set not expanded in this dissection".into());
+                    raw.note = Some(RECORDS_NOT_EXPANDED.into());
                     node.children.push(raw);
                 }
             }

@@ -42,9 +42,15 @@ pub fn response_frame<R: Encodable + HeaderVersion>(version: i16, corr: i32, res
 /// One uncompressed magic-2 batch of records holding `values` (no keys, offsets from 0), as
 /// kafka-protocol writes it.
 pub fn record_batch(values: &[&[u8]]) -> bytes::Bytes {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    record_batch_with(values, kafka_protocol::records::Compression::None)
+}
+
+/// [`record_batch`] compressed with `compression`.
+pub fn record_batch_with(
+    values: &[&[u8]],
+    compression: kafka_protocol::records::Compression,
+) -> bytes::Bytes {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -69,7 +75,7 @@ pub fn record_batch(values: &[&[u8]]) -> bytes::Bytes {
         &records,
         &RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         },
     )
     .expect("batch");

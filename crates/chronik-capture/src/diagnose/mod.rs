@@ -19,6 +19,12 @@
 //!   that re-batch and re-stamp what they retry (Sarama) are caught by record: same topic,
 //!   partition, key, value and headers as a record whose response was undecodable or carried
 //!   an error (only then, since an application may well send the same record twice).
+//!   What is remembered for this is bounded: the newest [`MAX_REMEMBERED_BATCHES`] keys (a
+//!   hash of the client, and the batch's producer sequence or CRC read from its header), and
+//!   single records only from requests whose response was doubtful. A Produce is read from the
+//!   dissection the store shares with the other views ([`Store::dissected`], record sets not
+//!   expanded); its records are decoded only when they can matter (its response is doubtful,
+//!   or records of its client are remembered).
 //! - **disconnecting**: the client closed the connection within `close_after_response` of a
 //!   ProduceResponse that does not decode as the spec says (a decode error, or bytes left after
 //!   the last field), with nothing asked in between.
@@ -57,20 +63,24 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, FrameFault, Status, Store};
-use chronik_protocol::batch::BatchHeader;
-use chronik_protocol::{api_key, registry};
-use chronik_protocol::{dissect_request_with, Dissection, Field, Limits, Value};
+use crate::{
+    now_micros, ClosedBy, ConnEvent, ConnEventKind, Dissected, Exchange, FrameFault, Status, Store,
+};
+use chronik_protocol::batch::{self, BatchHeader};
+use chronik_protocol::dissect::RECORDS_NOT_EXPANDED;
+use chronik_protocol::tree::FRAME;
+use chronik_protocol::{api_key, records, registry};
+use chronik_protocol::{Dissection, Field, Limits, Value};
 
-/// Most batches remembered for resend detection (oldest forgotten first).
-const MAX_REMEMBERED_BATCHES: usize = 100_000;
+/// Most batches (and records) remembered for resend detection (oldest forgotten first).
+pub const MAX_REMEMBERED_BATCHES: usize = 100_000;
 /// Most closed connections kept in the table (oldest dropped first).
 const MAX_CLOSED_CONNECTIONS: usize = 1_000;
 /// How often time-based states are re-evaluated.
@@ -330,11 +340,19 @@ impl ConnInfo {
     }
 }
 
-/// Who a client is for resend detection: client id and peer IP (clients reconnect to retry).
-type ClientKey = (Option<String>, IpAddr);
+/// Who a client is for resend detection: a hash of its client id and peer IP (clients
+/// reconnect to retry), so that remembering a batch costs no copy of the client id.
+type ClientKey = u64;
+
+fn client_key(ex: &Exchange) -> ClientKey {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (ex.client_id.as_deref(), ex.peer.ip()).hash(&mut h);
+    h.finish()
+}
 
 /// What identifies a batch across resends.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum BatchKey {
     /// Producer id, epoch and base sequence (idempotent producers).
     Sequence(i64, i16, i32),
@@ -399,8 +417,14 @@ struct BatchSent {
 pub struct Detector {
     conns: BTreeMap<u64, ConnInfo>,
     closed_order: VecDeque<u64>,
+    /// Where each remembered batch was last sent: whole batches of every Produce, single
+    /// records only of those whose response was doubtful (the only ones a record can be
+    /// judged resent against).
     batches: HashMap<(ClientKey, BatchKey), BatchSent>,
     batch_order: VecDeque<(ClientKey, BatchKey)>,
+    /// How many records are remembered per client: a Produce of a client with none, whose own
+    /// response is not doubtful, need not have its records read at all.
+    record_clients: HashMap<ClientKey, usize>,
 }
 
 /// A threshold in µs (saturating, so an absurd threshold never wraps negative).
@@ -441,14 +465,25 @@ fn str_field(root: &Field, name: &str) -> Option<String> {
     }
 }
 
-/// The software name and version of an ApiVersions v3+ request.
-fn software_of(ex: &Exchange) -> Option<(String, String)> {
-    if ex.api_key != api_key::API_VERSIONS || ex.api_version < 3 {
+/// Whether the detector reads an exchange's dissection: Produce (its batches and the
+/// response's verdict) and ApiVersions v3+ (the client's software); others it judges from the
+/// exchange alone.
+pub fn reads_dissection(ex: &Exchange) -> bool {
+    ex.api_key == api_key::PRODUCE || is_software_request(ex)
+}
+
+fn is_software_request(ex: &Exchange) -> bool {
+    ex.api_key == api_key::API_VERSIONS && ex.api_version >= 3
+}
+
+/// The software name and version of an ApiVersions v3+ request, from its dissection.
+fn software_of(ex: &Exchange, d: &Dissected) -> Option<(String, String)> {
+    if !is_software_request(ex) {
         return None;
     }
-    let d = dissect_request_with(&ex.request, Limits::CHECK_ONLY);
-    let name = str_field(&d.root, "api_versions.request.client_software_name")?;
-    let version = str_field(&d.root, "api_versions.request.client_software_version")?;
+    let root = &d.request.as_ref()?.root;
+    let name = str_field(root, "api_versions.request.client_software_name")?;
+    let version = str_field(root, "api_versions.request.client_software_version")?;
     Some((name, version))
 }
 
@@ -464,69 +499,92 @@ struct RecordSeen {
     fingerprint: u64,
 }
 
-/// The bytes a bytes field holds (empty for null), from the buffer its span points into.
-fn bytes_of<'a>(d: &'a Dissection, frame: &'a [u8], f: &Field) -> Option<&'a [u8]> {
+/// The bytes a bytes field holds (empty for null), from the buffer its span points into:
+/// `frame`, or one of `buffers` (decompressed data, buffer id = index + 1).
+fn bytes_of<'a>(buffers: &'a [Vec<u8>], frame: &'a [u8], f: &Field) -> Option<&'a [u8]> {
+    let buf = match f.buffer {
+        FRAME => frame,
+        id => buffers.get(usize::from(id) - 1)?,
+    };
     match f.value {
-        Value::Bytes { start, len } => d
-            .buffer(frame, f.buffer)
-            .get(start as usize..(start as usize).saturating_add(len as usize)),
+        Value::Bytes { start, len } => {
+            buf.get(start as usize..(start as usize).saturating_add(len as usize))
+        }
         Value::Null => Some(&[]),
         _ => None,
     }
 }
 
-/// The magic-2 batches of a Produce request with their topic and partition, and their records
-/// (decompressed within the dissector's limits), from the request's dissection `d` of `frame`.
-fn produce_contents(d: &Dissection, frame: &[u8]) -> (Vec<BatchSeen>, Vec<RecordSeen>) {
-    use std::hash::{Hash, Hasher};
-    let mut batches = Vec::new();
-    let mut records = Vec::new();
+/// The record sets of a Produce request with their topic and partition, from its dissection
+/// `d` of `frame` (record sets not expanded: each is one leaf spanning its bytes).
+fn record_sets<'a>(d: &Dissection, frame: &'a [u8]) -> Vec<(String, i64, &'a [u8])> {
+    let mut sets = Vec::new();
     let mut topic = String::new();
     let mut partition = -1;
-    let mut base_timestamp = 0i64;
     d.root.walk(0, &mut |f, _| match f.name() {
         "produce.request.topic_data.name" => {
             if let Value::Str(s) = &f.value {
-                topic = s.clone();
+                topic.clone_from(s);
             }
         }
         "produce.request.topic_data.partition_data.index" => {
             partition = f.as_int().unwrap_or(-1);
         }
-        "record_batch" => {
+        "record_set.undecoded" if f.note.as_deref() == Some(RECORDS_NOT_EXPANDED) => {
             let start = f.offset as usize;
-            let end = start.saturating_add(f.len as usize);
-            if let Some(header) = d
-                .buffer(frame, f.buffer)
-                .get(start..end)
-                .and_then(BatchHeader::parse)
-            {
-                base_timestamp = header.base_timestamp;
-                batches.push(BatchSeen {
-                    topic: topic.clone(),
+            if let Some(set) = frame.get(start..start.saturating_add(f.len as usize)) {
+                sets.push((topic.clone(), partition, set));
+            }
+        }
+        _ => {}
+    });
+    sets
+}
+
+/// The magic-2 batches of a record set, read from their headers (nothing decompressed).
+fn batches_of(topic: &str, partition: i64, set: &[u8], out: &mut Vec<BatchSeen>) {
+    for entry in batch::split(set) {
+        if let batch::Entry::Batch { start, end } = entry {
+            if let Some(header) = set.get(start..end).and_then(BatchHeader::parse) {
+                out.push(BatchSeen {
+                    topic: topic.to_string(),
                     partition,
                     header,
                     bytes: end - start,
                 });
             }
         }
+    }
+}
+
+/// The records of a record set (decompressed within the dissector's limits), each with its
+/// fingerprint.
+fn records_of(topic: &str, partition: i64, set: &[u8], out: &mut Vec<RecordSeen>) {
+    use std::hash::{Hash, Hasher};
+    let mut buffers = Vec::new();
+    let mut fields = Vec::new();
+    records::dissect_record_set(set, 0, set.len(), FRAME, &mut buffers, &mut fields);
+    let topic = topic.to_string();
+    let mut base_timestamp = 0i64;
+    let mut visit = |f: &Field, _| match f.name() {
+        "record_batch.base_timestamp" => base_timestamp = f.as_int().unwrap_or(0),
         "record" => {
             let child = |name: &str| f.children.iter().find(|c| c.name() == name);
             let delta = child("record.timestamp_delta").and_then(Field::as_int);
-            let key = child("record.key").and_then(|k| bytes_of(d, frame, k));
-            let value = child("record.value").and_then(|v| bytes_of(d, frame, v));
+            let key = child("record.key").and_then(|k| bytes_of(&buffers, set, k));
+            let value = child("record.value").and_then(|v| bytes_of(&buffers, set, v));
             if let (Some(delta), Some(key), Some(value)) = (delta, key, value) {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 (&topic, partition, key, value).hash(&mut h);
                 // Header names and values, in order.
                 if let Some(headers) = child("record.headers") {
                     headers.walk(0, &mut |hf, _| {
-                        if let Some(b) = bytes_of(d, frame, hf) {
+                        if let Some(b) = bytes_of(&buffers, set, hf) {
                             b.hash(&mut h);
                         }
                     });
                 }
-                records.push(RecordSeen {
+                out.push(RecordSeen {
                     topic: topic.clone(),
                     partition,
                     timestamp: base_timestamp.wrapping_add(delta),
@@ -535,8 +593,10 @@ fn produce_contents(d: &Dissection, frame: &[u8]) -> (Vec<BatchSeen>, Vec<Record
             }
         }
         _ => {}
-    });
-    (batches, records)
+    };
+    for f in &fields {
+        f.walk(0, &mut visit);
+    }
 }
 
 /// What is wrong with a ProduceResponse that does not decode as the spec lays it out.
@@ -604,18 +664,57 @@ impl Detector {
 
     /// Remembers where a batch was sent, forgetting the oldest past [`MAX_REMEMBERED_BATCHES`].
     fn remember_batch(&mut self, key: (ClientKey, BatchKey), sent: BatchSent) {
-        if self.batches.insert(key.clone(), sent).is_none() {
+        if self.batches.insert(key, sent).is_none() {
+            if matches!(key.1, BatchKey::Record(_)) {
+                *self.record_clients.entry(key.0).or_default() += 1;
+            }
             self.batch_order.push_back(key);
             while self.batch_order.len() > MAX_REMEMBERED_BATCHES {
                 if let Some(old) = self.batch_order.pop_front() {
-                    self.batches.remove(&old);
+                    self.forget_batch(&old);
                 }
             }
         }
     }
 
-    /// Takes in one exchange; returns the state changes it causes.
+    /// Forgets a remembered batch or record.
+    fn forget_batch(&mut self, key: &(ClientKey, BatchKey)) {
+        if self.batches.remove(key).is_some() && matches!(key.1, BatchKey::Record(_)) {
+            if let Some(n) = self.record_clients.get_mut(&key.0) {
+                *n -= 1;
+                if *n == 0 {
+                    self.record_clients.remove(&key.0);
+                }
+            }
+        }
+    }
+
+    /// Takes in one exchange; returns the state changes it causes. Dissects it when it has to
+    /// (see [`reads_dissection`]); [`Detector::on_dissected`] takes a dissection already made.
     pub fn on_exchange(&mut self, ex: &Exchange, t: StallThresholds) -> Vec<StateChange> {
+        let d = reads_dissection(ex).then(|| ex.dissect_with(Limits::WITHOUT_RECORDS));
+        self.on_dissected(ex, d.as_ref(), t)
+    }
+
+    /// Takes in one exchange with its dissection (record sets not expanded, as
+    /// [`Store::dissected`] makes it; none for an exchange it does not read, see
+    /// [`reads_dissection`], and then made here if it is needed after all); returns the state
+    /// changes it causes.
+    pub fn on_dissected(
+        &mut self,
+        ex: &Exchange,
+        d: Option<&Dissected>,
+        t: StallThresholds,
+    ) -> Vec<StateChange> {
+        let made;
+        let d = match d {
+            Some(d) => Some(d),
+            None if reads_dissection(ex) => {
+                made = ex.dissect_with(Limits::WITHOUT_RECORDS);
+                Some(&made)
+            }
+            None => None,
+        };
         let mut out = Vec::new();
         let c = self.entry(ex.conn, ex.peer);
         if ex.client_id.is_some() {
@@ -639,7 +738,7 @@ impl Detector {
         if let Some(at) = ex.response_at {
             c.last_response_at = Some(c.last_response_at.unwrap_or(0).max(at));
         }
-        if let Some((name, version)) = software_of(ex) {
+        if let Some((name, version)) = d.and_then(|d| software_of(ex, d)) {
             c.software_name = Some(name);
             c.software_version = Some(version);
         }
@@ -658,8 +757,8 @@ impl Detector {
             }
             _ => {}
         }
-        if ex.api_key == api_key::PRODUCE {
-            self.on_produce(ex, t, &mut out);
+        if let Some(d) = d.filter(|_| ex.api_key == api_key::PRODUCE) {
+            self.on_produce(ex, d, t, &mut out);
         }
         self.settle_waiting(ex.conn, t, &mut out);
         out
@@ -669,39 +768,56 @@ impl Detector {
     /// that does not decode as the spec says is remembered (a close or silence after it is
     /// judged by [`Detector::on_conn_event`] and [`Detector::tick`]); a clean one for a new
     /// batch makes the client healthy again.
-    fn on_produce(&mut self, ex: &Exchange, t: StallThresholds, out: &mut Vec<StateChange>) {
-        let client: ClientKey = (ex.client_id.clone(), ex.peer.ip());
-        // Both frames dissected once: the request for its batches, the response for the verdict.
-        let d = ex.dissect();
+    fn on_produce(
+        &mut self,
+        ex: &Exchange,
+        d: &Dissected,
+        t: StallThresholds,
+        out: &mut Vec<StateChange>,
+    ) {
+        let client = client_key(ex);
         let problem = match &d.verdict.response {
             Some(fault) if ex.status == Status::Answered => Some(produce_response_problem(fault)),
             _ => None,
         };
         let doubtful = problem.is_some() || d.verdict.errors().next().is_some();
-        let (batches, records) = d
+        let sets = d
             .request
             .as_ref()
-            .map(|req| produce_contents(req, &ex.request))
+            .map(|req| record_sets(req, &ex.request))
             .unwrap_or_default();
-        // Whole batches first (producer sequence or CRC), then single records for clients that
-        // re-batch what they retry.
-        let mut items: Vec<(BatchKey, String)> =
-            batches.iter().map(|b| (b.key(), b.describe())).collect();
-        let record_count = records.len();
-        items.extend(records.iter().map(|r| {
-            (
-                BatchKey::Record(r.fingerprint),
-                format!(
-                    "a record of {}-{} (timestamp {}) with the same key, value and headers",
-                    r.topic, r.partition, r.timestamp
-                ),
-            )
-        }));
-        let mut resent: Option<(BatchSent, i64, String)> = None;
+        // Whole batches first (producer sequence or CRC), read from their headers.
+        let mut batches = Vec::new();
+        for (topic, partition, set) in &sets {
+            batches_of(topic, *partition, set, &mut batches);
+        }
+        // Then single records, for clients that re-batch what they retry: read only when they
+        // can matter, that is when this response is doubtful (they are remembered) or when
+        // records of this client are remembered (they may be sent again here).
+        let mut records = Vec::new();
+        if doubtful || self.record_clients.contains_key(&client) {
+            for (topic, partition, set) in &sets {
+                records_of(topic, *partition, set, &mut records);
+            }
+        }
+        let sent = BatchSent {
+            exchange: ex.id,
+            conn: ex.conn,
+            corr: ex.correlation_id,
+            response_at: ex.response_at,
+            response_bytes: ex.response.as_ref().map(Vec::len),
+            doubtful,
+        };
+        let keys = batches
+            .iter()
+            .map(BatchSeen::key)
+            .chain(records.iter().map(|r| BatchKey::Record(r.fingerprint)));
+        // The first item found sent before (its index among batches then records).
+        let mut resent: Option<(BatchSent, i64, usize)> = None;
         let mut records_resent = 0usize;
-        for (key, what) in items {
+        for (i, key) in keys.enumerate() {
             let is_record = matches!(key, BatchKey::Record(_));
-            let key = (client.clone(), key);
+            let key = (client, key);
             let earlier = self
                 .batches
                 .get(&key)
@@ -714,22 +830,27 @@ impl Detector {
             if let Some((prev, answered_at)) = earlier {
                 records_resent += usize::from(is_record);
                 if resent.is_none() {
-                    resent = Some((prev, answered_at, what));
+                    resent = Some((prev, answered_at, i));
                 }
             }
-            self.remember_batch(
-                key,
-                BatchSent {
-                    exchange: ex.id,
-                    conn: ex.conn,
-                    corr: ex.correlation_id,
-                    response_at: ex.response_at,
-                    response_bytes: ex.response.as_ref().map(Vec::len),
-                    doubtful,
-                },
-            );
+            if is_record && !doubtful {
+                // A record is judged resent only against a doubtful send: this clean one
+                // replaces any such earlier send.
+                self.forget_batch(&key);
+            } else {
+                self.remember_batch(key, sent.clone());
+            }
         }
-        let resent = resent.map(|(prev, answered_at, what)| {
+        let record_count = records.len();
+        let resent = resent.map(|(prev, answered_at, i)| {
+            let what = match (batches.get(i), records.get(i.saturating_sub(batches.len()))) {
+                (Some(b), _) => b.describe(),
+                (None, Some(r)) => format!(
+                    "a record of {}-{} (timestamp {}) with the same key, value and headers",
+                    r.topic, r.partition, r.timestamp
+                ),
+                (None, None) => String::new(),
+            };
             let records = if records_resent > 0 {
                 format!(" ({records_resent} of its {record_count} records were sent before)")
             } else {
@@ -1051,7 +1172,7 @@ impl DiagnoseHandle {
 /// Thresholds are read from `thresholds` for every event and tick, so changing them takes
 /// effect at once. Call it within a Tokio runtime; the task runs while the store's feeds are
 /// open.
-pub fn spawn(store: &Store, thresholds: ThresholdSource) -> DiagnoseHandle {
+pub fn spawn(store: &Arc<Store>, thresholds: ThresholdSource) -> DiagnoseHandle {
     use broadcast::error::RecvError;
     let (changes, _) = broadcast::channel(1024);
     let handle = DiagnoseHandle {
@@ -1062,6 +1183,8 @@ pub fn spawn(store: &Store, thresholds: ThresholdSource) -> DiagnoseHandle {
     let mut exchanges = store.subscribe();
     let mut events = store.subscribe_conn_events();
     let h = handle.clone();
+    // Weak: the task ends when the store's feeds close, that is when the store is dropped.
+    let store = Arc::downgrade(store);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1072,7 +1195,13 @@ pub fn spawn(store: &Store, thresholds: ThresholdSource) -> DiagnoseHandle {
             let changes = tokio::select! {
                 biased;
                 r = exchanges.recv(), if ex_open => match r {
-                    Ok(ex) => h.lock().on_exchange(&ex, t),
+                    Ok(ex) => {
+                        // The dissection the other views read too, made before taking the lock.
+                        let d = reads_dissection(&ex)
+                            .then(|| store.upgrade().map(|s| s.dissected(&ex)))
+                            .flatten();
+                        h.lock().on_dissected(&ex, d.as_deref(), t)
+                    }
                     Err(RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "stall detector fell behind on exchanges");
                         Vec::new()

@@ -671,3 +671,87 @@ fn the_clients_table_stays_aligned_for_every_state() {
         }
     }
 }
+
+/// Single records are remembered only from Produce requests whose response was doubtful (the
+/// only sends a record can be judged resent against); a clean stream leaves one entry per batch
+/// and none per record, so what the detector keeps does not grow with the records carried.
+#[test]
+fn records_are_remembered_only_after_a_doubtful_response() {
+    let mut d = Detector::new();
+    let t = thresholds();
+    for i in 0..20 {
+        let ex = exchange(
+            i + 1,
+            1,
+            5000,
+            0,
+            3,
+            i as i32,
+            produce_request(3, i as i32, "app", &batch_bytes(50, None, i as i64 * 100)),
+            Some(produce_response(3, i as i32, false)),
+            T0 + i as i64 * S,
+        );
+        assert!(d.on_exchange(&ex, t).is_empty());
+    }
+    let records = |d: &Detector| {
+        d.batches
+            .keys()
+            .filter(|(_, k)| matches!(k, BatchKey::Record(_)))
+            .count()
+    };
+    assert_eq!(d.batches.len(), 20, "one entry per batch");
+    assert_eq!(records(&d), 0);
+    assert!(d.record_clients.is_empty());
+    // An undecodable response: its request's records are remembered.
+    let doubtful = batch_bytes(3, None, 7_000);
+    let ex = exchange(
+        21,
+        2,
+        5001,
+        0,
+        3,
+        0,
+        produce_request(3, 0, "app", &doubtful),
+        Some(produce_response(3, 0, true)),
+        T0 + 30 * S,
+    );
+    d.on_exchange(&ex, t);
+    assert_eq!(records(&d), 3);
+    // One of them sent again with a clean answer: judged resent once, then forgotten (a later
+    // send of the same record after that clean answer is an application's choice).
+    let again = batch_bytes(1, None, 7_000);
+    let ex = exchange(
+        22,
+        3,
+        5002,
+        0,
+        3,
+        0,
+        produce_request(3, 0, "app", &again),
+        Some(produce_response(3, 0, false)),
+        T0 + 31 * S,
+    );
+    let ch = d.on_exchange(&ex, t);
+    assert_eq!(ch.len(), 1, "{ch:?}");
+    assert_eq!(ch[0].to, Health::Retrying);
+    assert_eq!(records(&d), 2);
+    // The same batch as #22 on another connection: a whole batch sent again after its clean
+    // answer (by CRC); its record no longer counts, as #22's clean send replaced the doubtful one.
+    let ex = exchange(
+        23,
+        4,
+        5003,
+        0,
+        3,
+        1,
+        produce_request(3, 1, "app", &batch_bytes(1, None, 7_000)),
+        Some(produce_response(3, 1, false)),
+        T0 + 32 * S,
+    );
+    let ch = d.on_exchange(&ex, t);
+    assert_eq!(ch.len(), 1, "{ch:?}");
+    let text = &ch[0].evidence.text;
+    assert!(text.contains("crc=0x"), "{text}");
+    assert!(!text.contains("records were sent before"), "{text}");
+    assert_eq!(ch[0].evidence.earlier_exchange, Some(22));
+}

@@ -272,7 +272,7 @@ fn check(frame: &[u8], d: &Dissection, side: Side, key: i16, version: i16) -> Ve
     let raw_body = d.root.find("kafka.body").is_some();
     if d.error.is_none() && trailing.is_none() {
         if !raw_body {
-            values(d, side, key, version, &mut out);
+            values(frame, d, side, key, version, &mut out);
         }
         return out;
     }
@@ -283,12 +283,12 @@ fn check(frame: &[u8], d: &Dissection, side: Side, key: i16, version: i16) -> Ve
             frame.len()
         );
         out.push(Finding::new(Code::Truncated, side, message, 0, 4));
-        batches::check(d, side, key, &mut out);
+        batches::check(frame, d, side, key, &mut out);
         return out;
     }
     if let Some((finding, reading)) = layout::explain(frame, side, key, version) {
         out.push(finding);
-        values(&reading, side, key, version, &mut out);
+        values(frame, &reading, side, key, version, &mut out);
         return out;
     }
     if let Some(e) = &d.error {
@@ -329,13 +329,20 @@ fn check(frame: &[u8], d: &Dissection, side: Side, key: i16, version: i16) -> Ve
             )),
         );
     }
-    batches::check(d, side, key, &mut out);
+    batches::check(frame, d, side, key, &mut out);
     out
 }
 
 /// Checks on the values of a frame that reads cleanly (as the spec has it, or in the layout
 /// that explains it): nulls, tagged fields, error codes, record batches.
-fn values(d: &Dissection, side: Side, key: i16, version: i16, out: &mut Vec<Finding>) {
+fn values(
+    frame: &[u8],
+    d: &Dissection,
+    side: Side,
+    key: i16,
+    version: i16,
+    out: &mut Vec<Finding>,
+) {
     let api = registry::api_name(key);
     d.root.walk(0, &mut |f, _| {
         if f.note.as_deref() == Some(crate::dissect::NOT_NULLABLE) {
@@ -379,5 +386,5 @@ fn values(d: &Dissection, side: Side, key: i16, version: i16, out: &mut Vec<Find
             }
         }
     });
-    batches::check(d, side, key, out);
+    batches::check(frame, d, side, key, out);
 }

@@ -377,3 +377,27 @@ fn a_large_frame_gets_fewer_readings_so_its_cost_is_bounded() {
     let found = check_response(&frame, &dissect_response(&frame, -1, -1), -1, -1);
     assert_eq!(codes(&found), vec![Code::RequestNotCaptured]);
 }
+
+#[test]
+fn record_batch_faults_are_found_in_a_dissection_that_left_the_records_unexpanded() {
+    use crate::dissect::{dissect_request_with, Limits};
+    let unexpanded =
+        |frame: &[u8]| check_request(frame, &dissect_request_with(frame, Limits::WITHOUT_RECORDS));
+    let good = produce_request(&batch_with(|_| {}));
+    assert_eq!(unexpanded(&good), vec![]);
+    let mut corrupt = good.clone();
+    let last = corrupt.len() - 2;
+    corrupt[last] ^= 0xff;
+    for frame in [
+        corrupt,
+        produce_request(&batch_with(|b| {
+            b[23..27].copy_from_slice(&2i32.to_be_bytes())
+        })),
+        produce_request(&batch_with(|b| b[22] |= 0x20)),
+        produce_request(&batch_with(|b| b[22] |= 0x10)),
+    ] {
+        let full = request_findings(&frame);
+        assert!(!full.is_empty());
+        assert_eq!(unexpanded(&frame), full);
+    }
+}

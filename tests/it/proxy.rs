@@ -665,6 +665,95 @@ fn placement_front_in_the_proxy_stalls_kafka_python_2_as_the_embedded_broker() {
     }
 }
 
+/// `api=metadata:error TOPIC_AUTHORIZATION_FAILED` in the proxy: the request is forwarded and
+/// upstream's response comes back with the error where the embedded broker's error answer has
+/// it (every topic's error_code, no partitions), so kcat and kafka-python 3 say exactly what
+/// they say to an embedded broker with the same fault; only what upstream did differs (it
+/// served the request, creating the topic).
+#[test]
+fn the_metadata_error_fault_in_the_proxy_is_the_clients_error_as_from_the_embedded_broker() {
+    let fault = ["--fault", "api=metadata:error TOPIC_AUTHORIZATION_FAILED"];
+    let embedded = Broker::start(&fault);
+    let upstream = Broker::start(&[]);
+    let target = upstream.bootstrap();
+    let mut args = vec!["--json", "--proxy", target.as_str()];
+    args.extend(fault);
+    let mut proxy = Broker::start(&args);
+    let topic = "secret";
+
+    // kcat's metadata listing: the topic line, word for word; the broker is the proxy's.
+    let listing = |b: &Broker| {
+        let out = common::kcat(&["-b", &b.bootstrap(), "-L", "-t", topic], None);
+        let line = out
+            .lines()
+            .find(|l| l.contains("topic \"secret\""))
+            .unwrap_or_else(|| panic!("no topic line in {out}"))
+            .trim()
+            .to_string();
+        (line, out)
+    };
+    let (said_embedded, _) = listing(&embedded);
+    let (said_proxied, out) = listing(&proxy);
+    assert_eq!(
+        said_embedded,
+        "topic \"secret\" with 0 partitions: Broker: Topic authorization failed"
+    );
+    assert_eq!(said_proxied, said_embedded);
+    assert!(
+        out.contains(&format!("broker 1 at {}", proxy.addr)),
+        "the brokers still point at the proxy: {out}"
+    );
+
+    // kafka-python 3's producer gives up with the same error.
+    let client = Client::find("kafka-python");
+    let job = Job::produce(topic, 1, "none", 0).with("timeout_ms=6000");
+    let errors = |b: &Broker| {
+        let run = clients::run_to_end(&client, &b.bootstrap(), &job);
+        run.assert_error(&["TopicAuthorizationFailedError"]);
+        run.errors()
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(errors(&proxy), errors(&embedded));
+
+    // Field by field: upstream's answer with the error on the topic and no partitions (and the
+    // broker rewritten); upstream itself says the topic is there.
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(s(topic))))]))
+        .with_allow_auto_topic_creation(true);
+    let (_, via): (_, MetadataResponse) = ask(proxy.addr, ApiKey::Metadata, 12, &req);
+    let (_, direct): (_, MetadataResponse) = ask(upstream.addr, ApiKey::Metadata, 12, &req);
+    assert_eq!(direct.topics.len(), 1);
+    assert_eq!(direct.topics[0].error_code, 0, "{direct:?}");
+    assert_eq!(direct.topics[0].partitions.len(), 1, "{direct:?}");
+    let mut expected = direct.clone();
+    expected.topics[0].error_code = 29;
+    expected.topics[0].partitions.clear();
+    expected.brokers[0].host = via.brokers[0].host.clone();
+    expected.brokers[0].port = via.brokers[0].port;
+    assert_eq!(via, expected);
+
+    // Each exchange says what was done.
+    let all = proxy.exchanges_until(Duration::from_secs(5), |all| {
+        all.iter().filter(|e| e["api_name"] == "Metadata").count() >= 3
+    });
+    let faulted = all
+        .iter()
+        .filter(|e| e["api_name"] == "Metadata")
+        .flat_map(common::notes)
+        .filter(|n| n.starts_with("fault (rule 1): "))
+        .collect::<Vec<_>>();
+    assert!(
+        faulted.iter().any(|n| n
+            == "fault (rule 1): TOPIC_AUTHORIZATION_FAILED (29) set on 1 topic of upstream's \
+                response, partitions left out (upstream served the request)"),
+        "{faulted:?}"
+    );
+}
+
 /// An upstream nothing listens on: the client's request is refused with the reason, its
 /// connection closed, and the client says it could not reach a broker.
 #[test]

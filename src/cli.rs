@@ -150,7 +150,8 @@ pub struct PlacementArgs {
     pub mutations: Vec<MutationRule>,
     /// A fault, [MATCH:] FAULT (MATCH as for --mutate): delay MS [jitter MS [seed S]],
     /// error NAME|CODE [first N | probability P [seed S]], drop [first N | probability P [seed
-    /// S]], close after N, close mid-response, chunk N bytes every MS, e.g.
+    /// S]], close after N, close mid-response [first N | probability P [seed S]], chunk N
+    /// bytes every MS, e.g.
     /// 'api=find_coordinator:error COORDINATOR_NOT_AVAILABLE first 3'. Repeatable.
     #[arg(long = "fault", value_name = "RULE")]
     pub faults: Vec<FaultRule>,

@@ -1,8 +1,9 @@
 //! Proxy mode (`--proxy`) with real parts: a second `chronik-tui` process is the upstream
 //! broker, the proxy is the real binary in front of it, and the real clients of the harness
 //! talk to the proxy only. Every client produces and consumes through it in a consumer group
-//! with payloads intact, before and after the upstream is killed and restarted (each client
-//! connects again through the same listeners); the Metadata, FindCoordinator and
+//! with payloads intact, across connections the proxy cuts mid-response (the client reconnects
+//! within the run; upstream keeps its state), and again after the upstream is killed and
+//! restarted (each client connects again through the same listeners); the Metadata, FindCoordinator and
 //! DescribeCluster rewrites are checked field by field against what upstream sent; placement
 //! `front` in the proxy stalls kafka-python 2.0.2 as the embedded broker's does; SASL/PLAIN
 //! passes through; an unreachable, a silent and a vanishing upstream close the client's
@@ -77,34 +78,81 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The faults the per-client runs meet in the proxy, each once over all connections: the first
+/// ProduceResponse, FetchResponse and OffsetCommitResponse are cut in half and the client's
+/// connection closed, so that one producer run and one consumer run each lose a connection
+/// mid-session and must reconnect through the proxy to finish.
+const RECONNECT_FAULTS: [&str; 6] = [
+    "--fault",
+    "api=produce:close mid-response first 1",
+    "--fault",
+    "api=fetch:close mid-response first 1",
+    "--fault",
+    "api=offset_commit:close mid-response first 1",
+];
+
+/// What a client's producer does when the proxy cuts the acknowledgement of a batch the
+/// broker had stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Reconnects and sends the batch again; idempotent (by default), so the broker
+    /// acknowledges the resent batch as a duplicate and stores it once.
+    ResendsStoredOnce,
+    /// Reconnects and sends the batch again, not idempotent: stored a second time.
+    ResendsStoredTwice,
+    /// Gives up, with an error holding these words. The run is then repeated, as a person
+    /// would, so the batch the broker had stored is stored a second time.
+    GivesUp(&'static [&'static str]),
+}
+
 /// Produce in every codec the client has and consume it all in a group (committing) through
-/// the proxy; kill and restart the upstream; produce more and consume again in the same group
-/// through the same proxy: only the new messages arrive, byte for byte.
-fn through_proxy(test: &str, client_name: &str) {
+/// the proxy, which cuts the first ProduceResponse, FetchResponse and OffsetCommitResponse in
+/// half and closes the connection ([`RECONNECT_FAULTS`]): the client reconnects through the
+/// proxy within the same run and finishes, every message acknowledged, then every one read
+/// back byte for byte (twice where `cut` says the producer stores a resent batch again; a
+/// client that gives up instead must say so in its own words, and is run again).
+/// Then kill and restart the upstream, produce more and consume again in the same group
+/// through the same proxy: only the new messages arrive.
+fn through_proxy(test: &str, client_name: &str, cut: Cut) {
     let client = Client::find(client_name);
-    let mut pair = Pair::start(test, &[], &[]);
+    let mut pair = Pair::start(test, &[], &RECONNECT_FAULTS);
     let bootstrap = pair.proxy.bootstrap();
     let topic = format!("{test}-topic");
     let group = format!("{test}-group");
 
     let mut sent: Vec<Produced> = Vec::new();
+    let mut said = Vec::new();
     for codec in client.compressions {
         let job = Job::produce(&topic, PER_CODEC, codec, sent.len() as u64);
+        if let (Cut::GivesUp(words), true) = (cut, sent.is_empty()) {
+            let gave_up = clients::run_to_end(&client, &bootstrap, &job);
+            gave_up.assert_error(words);
+            said.extend(gave_up.errors().iter().map(|e| e.to_string()));
+        }
         let run = clients::run(&client, &bootstrap, &job);
         sent.extend(clients::produced(&run, job.start, PER_CODEC));
+        said.push(run.stderr);
+    }
+    let stored = end_offset(pair.upstream.addr, &topic);
+    let twice = stored - sent.len() as i64;
+    if cut == Cut::ResendsStoredOnce {
+        assert_eq!(twice, 0, "{test}: {stored} records stored");
+    } else {
+        assert!(twice > 0, "{test}: nothing stored twice");
     }
     let first = clients::run(
         &client,
         &bootstrap,
-        &Job::consume(&topic, &group, sent.len() as u64).with(LINGER),
+        &Job::consume(&topic, &group, stored as u64).with(LINGER),
     );
     let got = clients::consumed(&first, client.headers);
-    clients::assert_exactly(&format!("{test}: through the proxy"), &got, &sent);
+    assert_each_stored(&format!("{test}: through the proxy"), &got, &sent, twice);
     assert!(
         !client.groups || !first.of("committed").is_empty(),
         "{test}: the consumer did not report a commit\n{}",
         first.tail()
     );
+    said.push(first.stderr.clone());
     pair.proxy.drain();
     // Every exchange went through the proxy (a client that had the upstream's address from an
     // unrewritten Metadata would bypass it), and nothing went wrong on the way.
@@ -121,6 +169,25 @@ fn through_proxy(test: &str, client_name: &str) {
     assert!(
         pair.proxy.seen.iter().any(|s| s.api == "Fetch"),
         "{test}: no Fetch went through the proxy"
+    );
+    // The cuts happened, each on the API it names (a consumer without a group commits nothing).
+    let mut cut = vec![("Produce", 1), ("Fetch", 2)];
+    if client.groups {
+        cut.push(("OffsetCommit", 3));
+    }
+    for (api, rule) in cut {
+        let note = format!("note: \"fault (rule {rule}): closed mid-response after ");
+        assert!(
+            pair.proxy
+                .seen
+                .iter()
+                .any(|s| s.api == api && s.trouble.iter().any(|t| t.starts_with(&note))),
+            "{test}: no {api} response was cut"
+        );
+    }
+    eprintln!(
+        "{test}: {twice} records stored twice; what the client said across the reconnects:\n{}",
+        said.join("\n")
     );
 
     pair.restart_upstream(&[]);
@@ -145,44 +212,110 @@ fn through_proxy(test: &str, client_name: &str) {
     pair.proxy.summary();
 }
 
+/// Every message `expected` was consumed, byte for byte (checked by `consumed`), one of its
+/// copies at the offset the producer had acknowledged (where it reported one), and `twice`
+/// of them a second time (a resent batch stored again); nothing else.
+fn assert_each_stored(what: &str, got: &[clients::Consumed], expected: &[Produced], twice: i64) {
+    if twice == 0 {
+        return clients::assert_exactly(what, got, expected);
+    }
+    let mut copies: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
+    for c in got {
+        copies.entry(c.index).or_default().push(c.offset);
+    }
+    let want: Vec<u64> = expected.iter().map(|p| p.index).collect();
+    let have: Vec<u64> = copies.keys().copied().collect();
+    assert_eq!(have, want, "{what}: the messages consumed");
+    let again: usize = copies.values().map(|o| o.len() - 1).sum();
+    assert_eq!(
+        again as i64, twice,
+        "{what}: records read twice: {copies:?}"
+    );
+    for p in expected {
+        if let Some(off) = p.offset {
+            assert!(
+                copies[&p.index].contains(&off),
+                "{what}: message {} acknowledged at {off}, consumed at {:?}",
+                p.index,
+                copies[&p.index]
+            );
+        }
+    }
+}
+
+/// The end offset (the next offset to be written) of partition 0 of `topic` on a broker.
+fn end_offset(broker: SocketAddr, topic: &str) -> i64 {
+    let (_, listed): (_, ListOffsetsResponse) = ask(
+        broker,
+        ApiKey::ListOffsets,
+        1,
+        &ListOffsetsRequest::default().with_topics(vec![
+            list_offsets_request::ListOffsetsTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(vec![
+                    list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)
+                ]),
+        ]),
+    );
+    listed.topics[0].partitions[0].offset
+}
+
 #[test]
 fn kafka_python_3_through_the_proxy() {
-    through_proxy("proxy_kafka_python_3", "kafka-python");
+    through_proxy(
+        "proxy_kafka_python_3",
+        "kafka-python",
+        Cut::ResendsStoredOnce,
+    );
 }
 
 #[test]
 fn kafka_python_2_0_2_through_the_proxy() {
-    through_proxy("proxy_kafka_python_2_0_2", "kafka-python-2");
+    through_proxy(
+        "proxy_kafka_python_2_0_2",
+        "kafka-python-2",
+        Cut::ResendsStoredTwice,
+    );
 }
 
 #[test]
 fn confluent_kafka_through_the_proxy() {
-    through_proxy("proxy_confluent_kafka", "confluent");
+    through_proxy(
+        "proxy_confluent_kafka",
+        "confluent",
+        Cut::ResendsStoredTwice,
+    );
 }
 
 #[test]
 fn aiokafka_through_the_proxy() {
-    through_proxy("proxy_aiokafka", "aiokafka");
+    through_proxy("proxy_aiokafka", "aiokafka", Cut::ResendsStoredTwice);
 }
 
 #[test]
 fn kcat_through_the_proxy() {
-    through_proxy("proxy_kcat", "kcat");
+    // kcat (not librdkafka: confluent-kafka's producer resends) ends its producer when its one
+    // broker connection goes down.
+    through_proxy(
+        "proxy_kcat",
+        "kcat",
+        Cut::GivesUp(&["Local: All broker connections are down", "terminating"]),
+    );
 }
 
 #[test]
 fn kafkajs_through_the_proxy() {
-    through_proxy("proxy_kafkajs", "kafkajs");
+    through_proxy("proxy_kafkajs", "kafkajs", Cut::ResendsStoredTwice);
 }
 
 #[test]
 fn sarama_through_the_proxy() {
-    through_proxy("proxy_sarama", "sarama");
+    through_proxy("proxy_sarama", "sarama", Cut::ResendsStoredTwice);
 }
 
 #[test]
 fn rskafka_through_the_proxy() {
-    through_proxy("proxy_rskafka", "rskafka");
+    through_proxy("proxy_rskafka", "rskafka", Cut::ResendsStoredTwice);
 }
 
 /// A consumer that stays connected while the upstream is killed and restarted: the proxy
@@ -532,6 +665,95 @@ fn placement_front_in_the_proxy_stalls_kafka_python_2_as_the_embedded_broker() {
     }
 }
 
+/// `api=metadata:error TOPIC_AUTHORIZATION_FAILED` in the proxy: the request is forwarded and
+/// upstream's response comes back with the error where the embedded broker's error answer has
+/// it (every topic's error_code, no partitions), so kcat and kafka-python 3 say exactly what
+/// they say to an embedded broker with the same fault; only what upstream did differs (it
+/// served the request, creating the topic).
+#[test]
+fn the_metadata_error_fault_in_the_proxy_is_the_clients_error_as_from_the_embedded_broker() {
+    let fault = ["--fault", "api=metadata:error TOPIC_AUTHORIZATION_FAILED"];
+    let embedded = Broker::start(&fault);
+    let upstream = Broker::start(&[]);
+    let target = upstream.bootstrap();
+    let mut args = vec!["--json", "--proxy", target.as_str()];
+    args.extend(fault);
+    let mut proxy = Broker::start(&args);
+    let topic = "secret";
+
+    // kcat's metadata listing: the topic line, word for word; the broker is the proxy's.
+    let listing = |b: &Broker| {
+        let out = common::kcat(&["-b", &b.bootstrap(), "-L", "-t", topic], None);
+        let line = out
+            .lines()
+            .find(|l| l.contains("topic \"secret\""))
+            .unwrap_or_else(|| panic!("no topic line in {out}"))
+            .trim()
+            .to_string();
+        (line, out)
+    };
+    let (said_embedded, _) = listing(&embedded);
+    let (said_proxied, out) = listing(&proxy);
+    assert_eq!(
+        said_embedded,
+        "topic \"secret\" with 0 partitions: Broker: Topic authorization failed"
+    );
+    assert_eq!(said_proxied, said_embedded);
+    assert!(
+        out.contains(&format!("broker 1 at {}", proxy.addr)),
+        "the brokers still point at the proxy: {out}"
+    );
+
+    // kafka-python 3's producer gives up with the same error.
+    let client = Client::find("kafka-python");
+    let job = Job::produce(topic, 1, "none", 0).with("timeout_ms=6000");
+    let errors = |b: &Broker| {
+        let run = clients::run_to_end(&client, &b.bootstrap(), &job);
+        run.assert_error(&["TopicAuthorizationFailedError"]);
+        run.errors()
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(errors(&proxy), errors(&embedded));
+
+    // Field by field: upstream's answer with the error on the topic and no partitions (and the
+    // broker rewritten); upstream itself says the topic is there.
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(s(topic))))]))
+        .with_allow_auto_topic_creation(true);
+    let (_, via): (_, MetadataResponse) = ask(proxy.addr, ApiKey::Metadata, 12, &req);
+    let (_, direct): (_, MetadataResponse) = ask(upstream.addr, ApiKey::Metadata, 12, &req);
+    assert_eq!(direct.topics.len(), 1);
+    assert_eq!(direct.topics[0].error_code, 0, "{direct:?}");
+    assert_eq!(direct.topics[0].partitions.len(), 1, "{direct:?}");
+    let mut expected = direct.clone();
+    expected.topics[0].error_code = 29;
+    expected.topics[0].partitions.clear();
+    expected.brokers[0].host = via.brokers[0].host.clone();
+    expected.brokers[0].port = via.brokers[0].port;
+    assert_eq!(via, expected);
+
+    // Each exchange says what was done.
+    let all = proxy.exchanges_until(Duration::from_secs(5), |all| {
+        all.iter().filter(|e| e["api_name"] == "Metadata").count() >= 3
+    });
+    let faulted = all
+        .iter()
+        .filter(|e| e["api_name"] == "Metadata")
+        .flat_map(common::notes)
+        .filter(|n| n.starts_with("fault (rule 1): "))
+        .collect::<Vec<_>>();
+    assert!(
+        faulted.iter().any(|n| n
+            == "fault (rule 1): TOPIC_AUTHORIZATION_FAILED (29) set on 1 topic of upstream's \
+                response, partitions left out (upstream served the request)"),
+        "{faulted:?}"
+    );
+}
+
 /// An upstream nothing listens on: the client's request is refused with the reason, its
 /// connection closed, and the client says it could not reach a broker.
 #[test]
@@ -651,22 +873,7 @@ fn acks_0_produce_is_forwarded_without_waiting() {
     assert_eq!(kinds["Produce"], "no_response", "{seen:?}");
     assert_eq!(kinds["ApiVersions"], "answered", "{seen:?}");
     // Upstream stored it.
-    let (_, fetched): (_, ListOffsetsResponse) = ask(
-        upstream.addr,
-        ApiKey::ListOffsets,
-        1,
-        &ListOffsetsRequest::default().with_topics(vec![
-            list_offsets_request::ListOffsetsTopic::default()
-                .with_name(TopicName(s("acks0")))
-                .with_partitions(vec![
-                    list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)
-                ]),
-        ]),
-    );
-    assert_eq!(
-        fetched.topics[0].partitions[0].offset, 1,
-        "one record upstream"
-    );
+    assert_eq!(end_offset(upstream.addr, "acks0"), 1, "one record upstream");
 }
 
 /// SASL/PLAIN passes through: against an upstream that requires it, kafka-python 3

@@ -169,8 +169,12 @@ async fn forward(
     let result = async {
         let knobs = proxy.settings.get();
         let plan = FaultPlan::decide(&knobs, conn, key, version);
+        // The error fault on an API only upstream can answer: put into upstream's response.
+        let mut error_in_response = None;
         if let Some((rule, code)) = plan.error {
-            if let Some(answer) = error_answer(conn, &knobs, &frame, key, version, code) {
+            if key == api_key::METADATA {
+                error_in_response = Some((rule, code));
+            } else if let Some(answer) = error_answer(conn, &knobs, &frame, key, version, code) {
                 ex.notes.push(FaultPlan::error_note(rule, code));
                 return match answer {
                     Answer::Frame(resp) => {
@@ -184,11 +188,13 @@ async fn forward(
                         Err((ClosedBy::Broker, why))
                     }
                 };
+            } else {
+                ex.notes.push(format!(
+                    "fault (rule {rule}): no error answer for this {} request (its header does \
+                     not decode); forwarded",
+                    chronik_protocol::registry::api_name(key)
+                ));
             }
-            ex.notes.push(format!(
-                "fault (rule {rule}): error not available for {} in proxy mode; forwarded",
-                chronik_protocol::registry::api_name(key)
-            ));
         }
         let no_response = expects_no_response(&dissection, key);
         let wait = proxy.config.timeout + requested_wait(&dissection);
@@ -202,7 +208,7 @@ async fn forward(
                     return Err(failure.close);
                 }
             };
-        let Some(resp) = response else {
+        let Some(mut resp) = response else {
             ex.request = frame;
             ex.status = Status::NoResponse;
             let close = plan.close_after_note();
@@ -210,6 +216,22 @@ async fn forward(
             proxy.store.push(ex);
             return close.map_or(Ok(()), |why| Err((ClosedBy::Broker, why)));
         };
+        if let Some((rule, code)) = error_in_response {
+            match topic_errors(&resp, version, code) {
+                Ok((out, topics)) => {
+                    resp = out;
+                    ex.notes.push(format!(
+                        "fault (rule {rule}): {} ({code}) set on {} of upstream's response, \
+                         partitions left out (upstream served the request)",
+                        chronik_protocol::errors::error_name(code),
+                        topics_text(topics)
+                    ));
+                }
+                Err(why) => ex
+                    .notes
+                    .push(format!("fault (rule {rule}): error not applied: {why}")),
+            }
+        }
         answer_client(client, conn, proxy, ex, frame, resp, &plan).await
     }
     .await;
@@ -225,8 +247,53 @@ enum Answer {
     None(String),
 }
 
-/// The `error` fault's answer to a request, built as the embedded broker builds it; `None` when
-/// it has none in proxy mode (Metadata, whose answer would list upstream's topics and brokers).
+/// Upstream's Metadata response with the `error` fault's code where the embedded broker's error
+/// answer has it: on every topic, with no partitions (`handlers::metadata::error_response`);
+/// brokers, topic names and ids stay upstream's. Also how many topics it names. `Err` when the
+/// response does not decode or cannot be re-encoded.
+fn topic_errors(resp: &[u8], version: i16, code: i16) -> Result<(Vec<u8>, usize), String> {
+    use chronik_protocol::fid;
+    use chronik_protocol::mutate::{Applied, Mutation, SetValue};
+    let key = api_key::METADATA;
+    let d = chronik_protocol::dissect_response(resp, key, version);
+    if let Some(e) = d.error {
+        return Err(format!("upstream's response does not decode ({e})"));
+    }
+    let error_code = fid!("metadata.response.topics.error_code");
+    let mut topics = 0;
+    d.root
+        .walk(0, &mut |f, _| topics += usize::from(f.id == error_code));
+    let mut out = resp.to_vec();
+    for m in [
+        Mutation::Set {
+            field: error_code,
+            value: SetValue::Int {
+                value: code.into(),
+                name: None,
+            },
+        },
+        Mutation::Set {
+            field: fid!("metadata.response.topics.partitions"),
+            value: SetValue::EmptyArray,
+        },
+    ] {
+        if let Applied::Changed { frame, .. } = m.apply(&out, key, version)? {
+            out = frame;
+        }
+    }
+    Ok((out, topics))
+}
+
+/// `1 topic`, `2 topics`.
+fn topics_text(n: usize) -> String {
+    match n {
+        1 => "1 topic".into(),
+        n => format!("{n} topics"),
+    }
+}
+
+/// The `error` fault's answer to a request, built as the embedded broker builds it, in place of
+/// upstream's; `None` when it cannot be built (the request does not decode).
 fn error_answer(
     conn: &mut Conn,
     knobs: &crate::settings::Knobs,

@@ -55,8 +55,9 @@ pub enum Fault {
     Drop { when: Trigger },
     /// `close after N`: the connection is closed after its Nth matching request is answered.
     CloseAfter(u64),
-    /// `close mid-response`: half the response is written, then the connection is closed.
-    CloseMidResponse,
+    /// `close mid-response [TRIGGER]`: half the response is written, then the connection is
+    /// closed.
+    CloseMidResponse { when: Trigger },
     /// `chunk N bytes every MS`: the response is written N bytes at a time with that pause.
     Chunk { bytes: usize, every_ms: u64 },
 }
@@ -167,7 +168,7 @@ impl Fault {
             Fault::Error { code, when } => when.fires(k).then_some(Action::Error { code: *code }),
             Fault::Drop { when } => when.fires(k).then_some(Action::Drop),
             Fault::CloseAfter(n) => Some(Action::CloseAfter(*n)),
-            Fault::CloseMidResponse => Some(Action::CloseMidResponse),
+            Fault::CloseMidResponse { when } => when.fires(k).then_some(Action::CloseMidResponse),
             Fault::Chunk { bytes, every_ms } => Some(Action::Chunk {
                 bytes: *bytes,
                 every_ms: *every_ms,
@@ -218,7 +219,7 @@ impl fmt::Display for Fault {
             Fault::Error { code, when } => write!(f, "error {}{when}", code_text(*code)),
             Fault::Drop { when } => write!(f, "drop{when}"),
             Fault::CloseAfter(n) => write!(f, "close after {n}"),
-            Fault::CloseMidResponse => f.write_str("close mid-response"),
+            Fault::CloseMidResponse { when } => write!(f, "close mid-response{when}"),
             Fault::Chunk { bytes, every_ms } => write!(f, "chunk {bytes} bytes every {every_ms}ms"),
         }
     }
@@ -241,8 +242,8 @@ pub const KEYWORDS: [&str; 5] = ["delay", "error", "drop", "close", "chunk"];
 
 /// The text forms, for error messages.
 pub const SYNTAX: &str = "delay MS [jitter MS [seed S]], error NAME|CODE [first N | probability \
-P [seed S]], drop [first N | probability P [seed S]], close after N, close mid-response, chunk \
-N bytes every MS";
+P [seed S]], drop [first N | probability P [seed S]], close after N, close mid-response [first N | \
+probability P [seed S]], chunk N bytes every MS";
 
 /// Milliseconds written `200ms`, `2s` or `1.5s`.
 fn millis(text: &str) -> Result<u64, String> {
@@ -360,8 +361,12 @@ impl std::str::FromStr for Fault {
             }),
             "close" => match lower[..] {
                 ["after", n] => Ok(Fault::CloseAfter(count(n, "close after")?)),
-                ["mid-response"] => Ok(Fault::CloseMidResponse),
-                _ => Err("expected close after N or close mid-response".into()),
+                ["mid-response", ..] => Ok(Fault::CloseMidResponse {
+                    when: trigger(&rest[1..])?,
+                }),
+                _ => Err(
+                    "expected close after N or close mid-response [first N | probability P]".into(),
+                ),
             },
             "chunk" => {
                 let (n, every) = match lower[..] {

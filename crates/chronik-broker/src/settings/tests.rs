@@ -222,6 +222,14 @@ fn fault_rules_parse_and_print_back() {
             "client_id=kcat:close after 3",
         ),
         ("close MID-RESPONSE", "close mid-response"),
+        (
+            "api=produce:close mid-response First 1",
+            "api=produce:close mid-response first 1",
+        ),
+        (
+            "close mid-response probability 10%",
+            "close mid-response probability 0.1 seed 0",
+        ),
         ("chunk 16 bytes every 100ms", "chunk 16 bytes every 100ms"),
         ("chunk 1 every 0s", "chunk 1 bytes every 0ms"),
     ] {
@@ -247,6 +255,8 @@ fn fault_rules_parse_and_print_back() {
         ("drop sometimes", "expected first N"),
         ("close", "close after N"),
         ("close after -1", "from 1"),
+        ("close mid-response once", "expected first N"),
+        ("close mid-response first 0", "from 1"),
         ("chunk 0 bytes every 1ms", "from 1"),
         ("chunk 16 bytes", "chunk N bytes every MS"),
         ("explode", "unknown fault"),

@@ -759,7 +759,15 @@ fn the_metadata_error_fault_in_the_proxy_is_the_clients_error_as_from_the_embedd
 #[test]
 fn an_unreachable_upstream_is_a_refused_exchange_and_a_client_error() {
     let target = format!("127.0.0.1:{}", free_port());
-    let mut proxy = Broker::start(&["--json", "--proxy", &target]);
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("proxy.jsonl");
+    let mut proxy = Broker::start(&[
+        "--json",
+        "--proxy",
+        &target,
+        "--record",
+        record.to_str().unwrap(),
+    ]);
     let client = Client::find("confluent");
     let job = Job::produce("unreachable", 1, "none", 0).with("timeout_ms=4000");
     let (status, run) = clients::spawn(&client, &proxy.bootstrap(), &job).outcome(Vec::new());
@@ -781,6 +789,19 @@ fn an_unreachable_upstream_is_a_refused_exchange_and_a_client_error() {
             .iter()
             .any(|n| n.contains("upstream unreachable; client connection closed")),
         "{ex}"
+    );
+    // And a marker row in the capture's timeline, as the list shows it.
+    proxy.terminate();
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    let marker = recorded
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+        .find(|v| v["kind"] == "marker")
+        .unwrap_or_else(|| panic!("no marker in\n{recorded}"));
+    let text = marker["text"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with(&format!("[proxy] conn {}: upstream {target}", ex["conn"])),
+        "{marker}"
     );
 }
 

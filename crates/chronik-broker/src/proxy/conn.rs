@@ -20,7 +20,7 @@ use crate::handlers::{self, Outcome};
 use crate::inject::{self, peer_gone, CloseReason, FaultPlan, Response};
 use crate::server::{check_request, conn_closed, conn_event, exchange, read_request};
 use crate::state::Conn;
-use chronik_capture::{now_micros, ClosedBy, ConnEventKind, Exchange, Framing, Status};
+use chronik_capture::{now_micros, ClosedBy, ConnEventKind, Exchange, Framing, Status, Store};
 use chronik_protocol::{api_key, Dissection, Field, Value};
 
 /// Serves one client connection until it closes, its upstream connection ends, the proxy
@@ -203,8 +203,7 @@ async fn forward(
                 Ok(r) => r,
                 Err(failure) => {
                     ex.request = frame;
-                    failure.record(&mut ex);
-                    proxy.store.push(ex);
+                    failure.record(ex, &proxy.store);
                     return Err(failure.close);
                 }
             };
@@ -404,8 +403,7 @@ async fn forward_sasl_token(
         Ok(Some(resp)) => resp,
         Ok(None) => Vec::new(),
         Err(failure) => {
-            failure.record(&mut ex);
-            proxy.store.push(ex);
+            failure.record(ex, &proxy.store);
             return Err(failure.close);
         }
     };
@@ -424,9 +422,14 @@ struct Failure {
 }
 
 impl Failure {
-    fn record(&self, ex: &mut Exchange) {
+    /// Stores the exchange the failure left, and a marker row saying what upstream did (a
+    /// failure is an event of the capture's timeline, as a setting changed is).
+    fn record(&self, mut ex: Exchange, store: &Store) {
         ex.status = self.status.clone();
         ex.notes.push(self.note.clone());
+        let conn = ex.conn;
+        store.push(ex);
+        store.push_marker(format!("[proxy] conn {conn}: {}", self.close.1));
     }
 
     /// Upstream failed this request: the exchange is unanswered and the client's connection

@@ -4,8 +4,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 use crate::capture::pcap::kafka_stream::StreamOptions;
 use crate::capture::pcap::source::{self, Input, Progress, Sink};
@@ -117,45 +117,82 @@ impl Printer {
     }
 }
 
+/// Exchanges handed to a printing worker at a time when reading a file (from standard input,
+/// one at a time, so that each line is printed as soon as its exchange is made).
+const BATCH: usize = 256;
+
 /// Decodes `opts.file` and prints to standard output; the summary (`pcap FILE 12 packets, 3
 /// exchanges (read)`) and any reading errors go to standard error. Fails on a capture that
 /// cannot be opened, and on one cut short once what it held is printed.
+///
+/// The capture is read, reassembled and paired on this thread, which hands the exchanges in
+/// batches to printing workers, one per core (their text is most of the work: dissection,
+/// filter, line or JSON); batch `i` goes to worker `i % n`, and the writer takes the texts back
+/// in the same turn, so the lines come out in the capture's order. Every channel is bounded,
+/// so memory stays bounded however large the capture.
 pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
-    let printer = Printer::new(&opts)?;
-    let out = Arc::new(Mutex::new(std::io::BufWriter::new(std::io::stdout())));
-    let printed = Arc::new(AtomicU64::new(0));
-    let write_error: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
+    let printer = Arc::new(Printer::new(&opts)?);
+    // `relative` times count from the first line printed: one worker keeps that order.
+    let workers = match opts.time {
+        TimeFormat::Relative => 1,
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+    };
+    let batch = if opts.file.as_os_str() == "-" {
+        1
+    } else {
+        BATCH
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let limit = opts.count.unwrap_or(u64::MAX);
-    let sink = {
-        let (out, printed, write_error, stop) = (
-            out.clone(),
-            printed.clone(),
-            write_error.clone(),
-            stop.clone(),
-        );
-        Box::new(move |ex: &Arc<Exchange>| {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let Some(text) = printer.text(ex) else {
-                return;
-            };
-            let mut w = out.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = writeln!(w, "{text}") {
-                stop.store(true, Ordering::Relaxed);
-                *write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                return;
-            }
-            if printed.fetch_add(1, Ordering::Relaxed) + 1 >= limit {
-                stop.store(true, Ordering::Relaxed);
-            }
-        })
+    let (mut jobs, mut results) = (Vec::new(), Vec::new());
+    for i in 0..workers {
+        let (job_tx, job_rx) = mpsc::sync_channel::<Vec<Arc<Exchange>>>(2);
+        let (text_tx, text_rx) = mpsc::sync_channel::<Vec<String>>(2);
+        let printer = printer.clone();
+        std::thread::Builder::new()
+            .name(format!("decode-print-{i}"))
+            .spawn(move || {
+                for exchanges in job_rx {
+                    let texts = exchanges.iter().filter_map(|ex| printer.text(ex)).collect();
+                    if text_tx.send(texts).is_err() {
+                        return; // the writer stopped
+                    }
+                }
+            })
+            .map_err(DecodeError::Output)?;
+        jobs.push(job_tx);
+        results.push(text_rx);
+    }
+    let writer = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("decode-write".into())
+            .spawn(move || write_in_turn(results, limit, &stop))
+            .map_err(DecodeError::Output)?
     };
-    let progress = read_capture(&opts.file, opts.stream, sink, &stop)?;
-    let flushed = out.lock().unwrap_or_else(|p| p.into_inner()).flush();
-    let write_error = write_error.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(e) = write_error.or(flushed.err()) {
+    let sink = Batcher {
+        jobs,
+        next: 0,
+        batch: Vec::with_capacity(batch),
+        size: batch,
+    };
+    let mut sink = Some(sink);
+    let progress = read_capture(
+        &opts.file,
+        opts.stream,
+        Box::new(move |ex: &Arc<Exchange>| {
+            if let Some(s) = sink.as_mut() {
+                if !s.push(ex.clone()) {
+                    sink = None; // every worker is gone: the writer stopped
+                }
+            }
+        }),
+        &stop,
+    )?;
+    let written = writer
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
+    if let Err(e) = written {
         // A reader that went away (`decode … | head`) ends the output, as it ends tshark's.
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             return Ok(());
@@ -163,6 +200,69 @@ pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
         return Err(DecodeError::Output(e));
     }
     report(&progress, "decode")
+}
+
+/// Gathers exchanges into batches and hands each to the next worker in turn; dropping it
+/// hands on the last, partial batch and closes the workers' queues.
+struct Batcher {
+    jobs: Vec<mpsc::SyncSender<Vec<Arc<Exchange>>>>,
+    next: usize,
+    batch: Vec<Arc<Exchange>>,
+    size: usize,
+}
+
+impl Batcher {
+    /// Adds an exchange; false once the workers are gone.
+    fn push(&mut self, ex: Arc<Exchange>) -> bool {
+        self.batch.push(ex);
+        self.batch.len() < self.size || self.hand_on()
+    }
+
+    /// Hands the batch to the next worker; false once the workers are gone.
+    fn hand_on(&mut self) -> bool {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.size));
+        let sent = self.jobs[self.next].send(batch).is_ok();
+        self.next = (self.next + 1) % self.jobs.len();
+        sent
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        if !self.batch.is_empty() {
+            self.hand_on();
+        }
+    }
+}
+
+/// Writes the workers' texts to standard output in turn (worker `i % n` for batch `i`) until
+/// they are done, `limit` lines are written, or writing fails; then sets `stop`.
+fn write_in_turn(
+    results: Vec<mpsc::Receiver<Vec<String>>>,
+    limit: u64,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut printed = 0u64;
+    let written = (|| {
+        for turn in 0.. {
+            let Ok(texts) = results[turn % results.len()].recv() else {
+                return Ok(()); // the workers are done
+            };
+            for text in texts {
+                out.write_all(text.as_bytes())?;
+                out.write_all(b"\n")?;
+                printed += 1;
+                if printed >= limit {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    })();
+    stop.store(true, Ordering::Relaxed);
+    written.and_then(|()| out.flush())
 }
 
 /// Reads a capture (`-`: standard input), handing each exchange to `sink` as it is made, until

@@ -14,7 +14,7 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// `as_json` its [`render::json`] object on one line.
 pub fn render_with(ex: &Exchange, as_json: bool, clock: &Clock) -> String {
     if as_json {
-        render::json(ex).to_string()
+        render::json_line(ex)
     } else {
         render::line_with(ex, clock)
     }

@@ -628,3 +628,105 @@ fn a_truncated_capture_prints_what_it_holds_then_fails() {
     let recorded = std::fs::read_to_string(&rec).unwrap();
     assert!(recorded.lines().count() >= 4, "{recorded}");
 }
+
+/// A capture of `per_conn` ApiVersions v0 exchanges on each of three connections, sent
+/// alternately, recorded by the broker; and its port.
+fn many_exchanges(dir: &Path, per_conn: usize) -> (PathBuf, u16) {
+    use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
+    let file = dir.join("many.pcapng");
+    let mut broker = common::Broker::start(&["--record", file.to_str().unwrap()]);
+    let mut conns: Vec<common::frame::Raw> = (0..3)
+        .map(|_| common::frame::Raw::connect(broker.addr, "many"))
+        .collect();
+    for _ in 0..per_conn {
+        for c in &mut conns {
+            c.send(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default());
+            c.read_frame();
+        }
+    }
+    drop(conns);
+    broker.terminate();
+    (file, broker.addr.port())
+}
+
+#[test]
+fn decode_prints_many_exchanges_in_the_capture_order_with_every_worker() {
+    // More exchanges than the printing workers take in one turn each, so that the lines come
+    // from several batches on several workers; `-t relative` prints with a single worker. The
+    // broker records an exchange once its response is written, so connections need not take
+    // strict turns in the file.
+    let dir = tempfile::tempdir().unwrap();
+    let (file, port) = many_exchanges(dir.path(), 700);
+    let (file, port) = (file.to_str().unwrap(), port.to_string());
+    let fields = ["-e", "conn,corr,api"];
+    let parallel = decode(&[file, "--kafka-port", &port, fields[0], fields[1]], None);
+    assert!(parallel.status.success(), "{}", text(&parallel.stderr));
+    let one = decode(
+        &[
+            file,
+            "--kafka-port",
+            &port,
+            "-t",
+            "relative",
+            fields[0],
+            fields[1],
+        ],
+        None,
+    );
+    assert_eq!(text(&parallel.stdout), text(&one.stdout));
+    let lines: Vec<Vec<String>> = text(&parallel.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect();
+    assert_eq!(lines.len(), 2100);
+    // The order is the capture's, as the pipeline reads it in process; each connection counts
+    // its correlation ids up from 1.
+    let read = common::capture::decode(Path::new(file), port.parse().unwrap());
+    let want: Vec<Vec<String>> = read
+        .iter()
+        .map(|e| {
+            vec![
+                e.conn.to_string(),
+                e.correlation_id.to_string(),
+                "ApiVersions".into(),
+            ]
+        })
+        .collect();
+    assert_eq!(lines, want);
+    for conn in ["1", "2", "3"] {
+        let corrs: Vec<&str> = lines
+            .iter()
+            .filter(|l| l[0] == conn)
+            .map(|l| l[1].as_str())
+            .collect();
+        let expected: Vec<String> = (1..=700).map(|i| i.to_string()).collect();
+        assert_eq!(corrs, expected, "conn {conn}");
+    }
+    // -c stops at N however the work is split; the JSON lines come in the same order.
+    let out = decode(
+        &[
+            file,
+            "--kafka-port",
+            &port,
+            "-c",
+            "1000",
+            fields[0],
+            fields[1],
+        ],
+        None,
+    );
+    assert_eq!(text(&out.stdout).lines().count(), 1000);
+    let json = decode(&[file, "--kafka-port", &port, "--json"], None);
+    let corrs: Vec<String> = text(&json.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!("{}\t{}", v["conn"], v["correlation_id"])
+        })
+        .collect();
+    let want: Vec<String> = lines
+        .iter()
+        .map(|l| format!("{}\t{}", l[0], l[1]))
+        .collect();
+    assert_eq!(corrs, want);
+}

@@ -3,6 +3,7 @@
 //! object with the whole decoded tree and its byte spans ([`json()`]). Reads only the exchange and
 //! its dissections; the printers that write these lines out live with the binary's views.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::json;
 
 use crate::{Dissected, Exchange, FrameFault, Status, Verdict};
@@ -12,7 +13,7 @@ use chronik_protocol::errors::error_name;
 use chronik_protocol::lint::Finding;
 use chronik_protocol::tree::FRAME;
 use chronik_protocol::{records, registry};
-use chronik_protocol::{Dissection, Field, Value};
+use chronik_protocol::{Dissection, Field, Limits, Value};
 
 /// Formats µs since the epoch as `HH:MM:SS.micros` (UTC).
 pub fn clock(micros: i64) -> String {
@@ -115,9 +116,14 @@ pub fn line(ex: &Exchange) -> String {
     line_at(ex, &ex.dissect(), &clock(ex.request_at))
 }
 
-/// [`line()`] with its time written by `clock`.
+/// [`line()`] with its time written by `clock`. The line needs no record decoded (a record set's records are counted from its batch
+/// headers), so record sets are left unexpanded.
 pub fn line_with(ex: &Exchange, clock: &Clock) -> String {
-    line_at(ex, &ex.dissect(), &clock.format(ex.request_at))
+    line_at(
+        ex,
+        &ex.dissect_with(Limits::WITHOUT_RECORDS),
+        &clock.format(ex.request_at),
+    )
 }
 
 /// [`line_with`] from a dissection already made: full, or with record sets not expanded (as
@@ -326,79 +332,182 @@ fn response_parts(resp: &Dissection, v: &Verdict, parts: &mut Vec<String>) {
 }
 
 /// One frame in JSON: its bytes in hex, its dissected tree, and where decoding stopped (null
-/// when it did not).
-fn tree_json(d: &Dissection, frame: &[u8]) -> serde_json::Value {
-    json!({
-        "frame_hex": hex(frame),
-        "tree": field_json(&d.root),
-        "error": d.error,
-    })
+/// when it did not). Written field by field as it is serialized, with no value tree in
+/// between; keys in alphabetical order, as `serde_json`'s maps keep them.
+struct FrameJson<'a> {
+    d: &'a Dissection,
+    frame: &'a [u8],
+}
+
+impl Serialize for FrameJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("error", &self.d.error)?;
+        m.serialize_entry("frame_hex", &hex(self.frame))?;
+        m.serialize_entry("tree", &FieldJson(&self.d.root))?;
+        m.end()
+    }
 }
 
 /// One field in JSON with its children: registry name, byte offset and length (in buffer
-/// `buffer` when not the frame itself: a decompressed record set), and its value.
-fn field_json(f: &Field) -> serde_json::Value {
-    let mut v = json!({
-        "name": f.name(),
-        "offset": f.offset,
-        "len": f.len,
-    });
-    if f.buffer != 0 {
-        v["buffer"] = json!(f.buffer);
-    }
-    match &f.value {
-        Value::Group => {}
-        Value::Element(i) => v["index"] = json!(i),
-        Value::Int(i) => v["value"] = json!(i),
-        Value::Float(x) => v["value"] = json!(x),
-        Value::Bool(b) => v["value"] = json!(b),
-        Value::Str(s) => v["value"] = json!(s),
-        Value::Null => v["value"] = serde_json::Value::Null,
-        Value::Bytes { start, len } => {
-            v["bytes"] = json!({ "start": start, "len": len });
+/// `buffer` when not the frame itself: a decompressed record set), and its value. Keys in
+/// alphabetical order.
+struct FieldJson<'a>(&'a Field);
+
+impl Serialize for FieldJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.0;
+        let mut m = s.serialize_map(None)?;
+        if f.buffer != 0 {
+            m.serialize_entry("buffer", &f.buffer)?;
         }
-        Value::Uuid(u) => v["value"] = json!(u),
+        if let Value::Bytes { start, len } = &f.value {
+            m.serialize_entry("bytes", &BytesSpan(*start, *len))?;
+        }
+        if !f.children.is_empty() {
+            m.serialize_entry("children", &Children(&f.children))?;
+        }
+        if let Value::Element(i) = &f.value {
+            m.serialize_entry("index", i)?;
+        }
+        m.serialize_entry("len", &f.len)?;
+        m.serialize_entry("name", f.name())?;
+        if let Some(n) = &f.note {
+            m.serialize_entry("note", n)?;
+        }
+        m.serialize_entry("offset", &f.offset)?;
+        match &f.value {
+            Value::Group | Value::Element(_) | Value::Bytes { .. } => {}
+            Value::Int(i) => m.serialize_entry("value", i)?,
+            Value::Float(x) => m.serialize_entry("value", &serde_json::Number::from_f64(*x))?,
+            Value::Bool(b) => m.serialize_entry("value", b)?,
+            Value::Str(v) | Value::Uuid(v) => m.serialize_entry("value", v)?,
+            Value::Null => m.serialize_entry("value", &())?,
+        }
+        m.end()
     }
-    if let Some(n) = &f.note {
-        v["note"] = json!(n);
+}
+
+/// A field's children as a JSON array.
+struct Children<'a>(&'a [Field]);
+
+impl Serialize for Children<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(FieldJson))
     }
-    if !f.children.is_empty() {
-        v["children"] = f.children.iter().map(field_json).collect();
+}
+
+/// `{"len": .., "start": ..}`: where a bytes value sits.
+struct BytesSpan(u32, u32);
+
+impl Serialize for BytesSpan {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("len", &self.1)?;
+        m.serialize_entry("start", &self.0)?;
+        m.end()
     }
-    v
 }
 
 /// Bytes as lower-case hex, two digits each.
 fn hex(b: &[u8]) -> String {
-    use std::fmt::Write;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
     for x in b {
-        let _ = write!(s, "{x:02x}");
+        s.push(DIGITS[usize::from(x >> 4)] as char);
+        s.push(DIGITS[usize::from(x & 15)] as char);
     }
     s
 }
 
+/// An exchange as one JSON object: its metadata, its lint findings, and each frame's hex, tree
+/// and decode error; serialized straight to its text by [`json_line`], or to a value by
+/// [`json()`].
+struct ExchangeJson<'a> {
+    ex: &'a Exchange,
+    req: Option<Dissection>,
+    resp: Option<Dissection>,
+}
+
+impl<'a> ExchangeJson<'a> {
+    fn new(ex: &'a Exchange) -> Self {
+        ExchangeJson {
+            ex,
+            req: ex.dissect_request(),
+            resp: ex.dissect_response(),
+        }
+    }
+}
+
+/// One entry of [`ExchangeJson`]'s object.
+enum JsonEntry<'a> {
+    Value(serde_json::Value),
+    Frame(FrameJson<'a>),
+}
+
+impl Serialize for JsonEntry<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            JsonEntry::Value(v) => v.serialize(s),
+            JsonEntry::Frame(f) => f.serialize(s),
+        }
+    }
+}
+
+impl Serialize for ExchangeJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ex = self.ex;
+        let serde_json::Value::Object(meta) =
+            serde_json::to_value(ex).map_err(serde::ser::Error::custom)?
+        else {
+            return Err(serde::ser::Error::custom("an exchange is a JSON object"));
+        };
+        let mut entries: Vec<(String, JsonEntry<'_>)> = meta
+            .into_iter()
+            .map(|(k, v)| (k, JsonEntry::Value(v)))
+            .collect();
+        // A response whose request was not seen: no request, and no API name unless the
+        // capture kept the request's header.
+        let api_name = if ex.api_key < 0 && !ex.request_seen() {
+            serde_json::Value::Null
+        } else {
+            json!(registry::api_name(ex.api_key))
+        };
+        entries.push(("api_name".into(), JsonEntry::Value(api_name)));
+        entries.push((
+            "latency_us".into(),
+            JsonEntry::Value(json!(ex.latency_micros())),
+        ));
+        let lint = crate::lint::findings(ex, self.req.as_ref(), self.resp.as_ref());
+        entries.push(("lint".into(), JsonEntry::Value(json!(lint))));
+        let request = match &self.req {
+            Some(d) => JsonEntry::Frame(FrameJson {
+                d,
+                frame: &ex.request,
+            }),
+            None => JsonEntry::Value(serde_json::Value::Null),
+        };
+        entries.push(("request".into(), request));
+        if let (Some(d), Some(frame)) = (&self.resp, ex.response.as_ref()) {
+            entries.push(("response".into(), JsonEntry::Frame(FrameJson { d, frame })));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut m = s.serialize_map(Some(entries.len()))?;
+        for (k, v) in &entries {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
 /// One JSON object: the exchange's metadata, and each frame's hex, tree and decode error.
 pub fn json(ex: &Exchange) -> serde_json::Value {
-    let mut v = serde_json::to_value(ex).unwrap_or_else(|_| json!({}));
-    // A response whose request was not seen: no request, and no API name unless the capture
-    // kept the request's header.
-    v["api_name"] = if ex.api_key < 0 && !ex.request_seen() {
-        serde_json::Value::Null
-    } else {
-        json!(registry::api_name(ex.api_key))
-    };
-    v["latency_us"] = json!(ex.latency_micros());
-    let (req, resp) = (ex.dissect_request(), ex.dissect_response());
-    v["lint"] = json!(crate::lint::findings(ex, req.as_ref(), resp.as_ref()));
-    v["request"] = match &req {
-        Some(d) => tree_json(d, &ex.request),
-        None => serde_json::Value::Null,
-    };
-    if let (Some(d), Some(frame)) = (&resp, ex.response.as_ref()) {
-        v["response"] = tree_json(d, frame);
-    }
-    v
+    serde_json::to_value(ExchangeJson::new(ex)).unwrap_or_else(|_| json!({}))
+}
+
+/// [`json()`] as its one line of text, written as it is serialized (no value tree in between).
+pub fn json_line(ex: &Exchange) -> String {
+    serde_json::to_string(&ExchangeJson::new(ex)).unwrap_or_else(|_| "{}".into())
 }
 
 #[cfg(test)]
@@ -411,7 +520,6 @@ mod tests {
 
     use super::*;
     use chronik_protocol::test_frames::{record_batch_with, request_frame};
-    use chronik_protocol::Limits;
 
     /// A magic-2 batch of `n` records, compressed with `compression`.
     fn batch(n: usize, compression: Compression) -> Vec<u8> {
@@ -476,6 +584,53 @@ mod tests {
             assert!(full.contains(expect), "{full}");
             let shared = line_dissected(&ex, &ex.dissect_with(Limits::WITHOUT_RECORDS), &clock);
             assert_eq!(shared, full);
+        }
+    }
+
+    /// The JSON line, written as it is serialized, is the JSON value's text, and its trees
+    /// list every field of the full dissection in order with its name, span and value.
+    #[test]
+    fn the_json_line_is_the_json_value_with_every_field() {
+        fn fields(f: &Field, out: &mut Vec<serde_json::Value>) {
+            let mut v = json!({ "name": f.name(), "offset": f.offset, "len": f.len });
+            match &f.value {
+                Value::Int(i) => v["value"] = json!(i),
+                Value::Str(s) => v["value"] = json!(s),
+                Value::Bytes { start, len } => v["bytes"] = json!({ "start": start, "len": len }),
+                _ => {}
+            }
+            out.push(v);
+            f.children.iter().for_each(|c| fields(c, out));
+        }
+        fn listed(v: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+            let mut f = json!({ "name": v["name"], "offset": v["offset"], "len": v["len"] });
+            for key in ["value", "bytes"] {
+                if !v[key].is_null() {
+                    f[key] = v[key].clone();
+                }
+            }
+            out.push(f);
+            for c in v["children"].as_array().into_iter().flatten() {
+                listed(c, out);
+            }
+        }
+        for (version, set) in [
+            (7, batch(3, Compression::Gzip)),
+            (2, [message(0, 0, b"a"), message(1, 0, b"bc")].concat()),
+            (9, vec![0; 30]),
+        ] {
+            let ex = produce(version, set);
+            let text = json_line(&ex);
+            assert_eq!(text, json(&ex).to_string());
+            let v: serde_json::Value = serde_json::from_str(&text).expect("one JSON object");
+            let d = ex.dissect_request().expect("a request");
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            fields(&d.root, &mut want);
+            listed(&v["request"]["tree"], &mut got);
+            assert_eq!(got, want);
+            assert_eq!(v["request"]["frame_hex"], json!(hex(&ex.request)));
+            assert_eq!(v["api_name"], "Produce");
+            assert!(v.get("response").is_none());
         }
     }
 }

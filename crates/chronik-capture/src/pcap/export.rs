@@ -693,7 +693,7 @@ impl<W: Write> JsonLinesExporter<W> {
 
     /// One exchange, with both frames' hex and decoded trees.
     pub fn exchange(&mut self, ex: &Exchange) -> io::Result<()> {
-        writeln!(self.out, "{}", render::json(ex))
+        writeln!(self.out, "{}", render::json_line(ex))
     }
 
     /// `{"kind":"conn_event","conn":…,"peer":…,"at":…,"event":"opened"}`, or with

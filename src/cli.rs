@@ -652,6 +652,28 @@ mod tests {
         assert_eq!(d.fields, ["api", "corr", "time"]);
         assert_eq!(d.time, TimeFormat::Relative);
         assert!(parse(&["decode", "x", "--json", "--fields", "api"]).is_err());
+        // --parquet writes instead of printing: not with --json or --fields, with -Y and -c.
+        let cli = parse(&[
+            "decode",
+            "x",
+            "--parquet",
+            "out.parquet",
+            "-Y",
+            "api",
+            "-c",
+            "2",
+        ])
+        .unwrap();
+        let Some(Command::Decode(d)) = cli.command else {
+            panic!("decode");
+        };
+        assert_eq!(
+            d.parquet.as_deref(),
+            Some(std::path::Path::new("out.parquet"))
+        );
+        assert_eq!((d.filter.as_deref(), d.count), (Some("api"), Some(2)));
+        assert!(parse(&["decode", "x", "--parquet", "o", "--json"]).is_err());
+        assert!(parse(&["decode", "x", "--parquet", "o", "-e", "api"]).is_err());
     }
 
     #[test]

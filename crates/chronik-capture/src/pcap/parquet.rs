@@ -322,7 +322,8 @@ fn properties() -> Result<WriterProperties, ParquetError> {
 /// A writer of exchanges into a Parquet file.
 pub struct ParquetExporter<W: Write + Send> {
     file: SerializedFileWriter<W>,
-    rows: Rows,
+    /// Boxed: two dozen columns, kept off the stack of whatever holds the writer.
+    rows: Box<Rows>,
     limits: RowGroupLimits,
     row_groups: usize,
     exchanges: usize,
@@ -343,7 +344,7 @@ impl<W: Write + Send> ParquetExporter<W> {
             .map_err(io::Error::other)?;
         Ok(ParquetExporter {
             file,
-            rows: Rows::default(),
+            rows: Box::default(),
             limits,
             row_groups: 0,
             exchanges: 0,
@@ -606,10 +607,11 @@ mod tests {
         .unwrap();
         let mut big = sample().remove(2);
         big.request = frame(&vec![7u8; 60_000]);
-        for i in 0..5 {
-            big.id = i + 1;
+        for n in 1..=5 {
+            big.id = n;
             w.exchange(&big).unwrap();
-            assert_eq!(w.row_groups() as u64, (i + 1) / 2, "after {} rows", i + 1);
+            // Two rows pass 100,000 bytes.
+            assert_eq!(w.row_groups() as u64, n / 2, "after {n} rows");
         }
         let (groups, rows) = rows(w.finish().unwrap());
         assert_eq!(groups, 3);

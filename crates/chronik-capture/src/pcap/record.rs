@@ -34,12 +34,9 @@ pub fn is_json(path: &Path) -> bool {
     )
 }
 
-/// Whether a path names a Parquet file (`.parquet`, `.pq`).
+/// Whether a path names a Parquet file (`.parquet`).
 pub fn is_parquet(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("parquet" | "pq")
-    )
+    path.extension().and_then(|e| e.to_str()) == Some("parquet")
 }
 
 impl Exporter {

@@ -115,9 +115,10 @@ pub struct CaptureArgs {
     /// connections are recognised by their first request).
     #[arg(long = "kafka-port", value_name = "PORT", default_values_t = [9092u16])]
     pub kafka_ports: Vec<u16>,
-    /// Also write every exchange to FILE as it happens: pcapng, or JSON lines when FILE ends in
-    /// .json or .jsonl; - writes pcapng to standard output (the exchange lines then go to
-    /// standard error).
+    /// Also write every exchange to FILE as it happens: pcapng, JSON lines when FILE ends in
+    /// .json or .jsonl, or a Parquet table of the exchanges (one row each, complete once the
+    /// run ends) when it ends in .parquet; - writes pcapng to standard output (the exchange
+    /// lines then go to standard error).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 }
@@ -260,6 +261,11 @@ pub struct DecodeArgs {
     /// Print JSON lines with the whole decoded tree instead of one line per exchange.
     #[arg(long, conflicts_with = "fields")]
     pub json: bool,
+    /// Write the exchanges to a Parquet file (- for standard output) instead of printing them:
+    /// one row each, summary fields as columns and both frames as binary (see the README for
+    /// the columns). --filter and --count apply.
+    #[arg(long, value_name = "OUT", conflicts_with_all = ["json", "fields"])]
+    pub parquet: Option<PathBuf>,
     /// Print only the exchanges this display filter keeps (the TUI's language, e.g.
     /// 'api == Produce && produce.response.throttle_time_ms > 0').
     #[arg(long, short = 'Y', value_name = "EXPR")]
@@ -646,6 +652,28 @@ mod tests {
         assert_eq!(d.fields, ["api", "corr", "time"]);
         assert_eq!(d.time, TimeFormat::Relative);
         assert!(parse(&["decode", "x", "--json", "--fields", "api"]).is_err());
+        // --parquet writes instead of printing: not with --json or --fields, with -Y and -c.
+        let cli = parse(&[
+            "decode",
+            "x",
+            "--parquet",
+            "out.parquet",
+            "-Y",
+            "api",
+            "-c",
+            "2",
+        ])
+        .unwrap();
+        let Some(Command::Decode(d)) = cli.command else {
+            panic!("decode");
+        };
+        assert_eq!(
+            d.parquet.as_deref(),
+            Some(std::path::Path::new("out.parquet"))
+        );
+        assert_eq!((d.filter.as_deref(), d.count), (Some("api"), Some(2)));
+        assert!(parse(&["decode", "x", "--parquet", "o", "--json"]).is_err());
+        assert!(parse(&["decode", "x", "--parquet", "o", "-e", "api"]).is_err());
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! `chronik-tui decode`: a capture's exchanges printed as they are read, the way tshark prints
-//! packets: one line each, JSON lines, or chosen fields tab-separated; a display filter and a
-//! count limit what is printed.
+//! packets: one line each, JSON lines, or chosen fields tab-separated; or written to a Parquet
+//! file, one row each. A display filter and a count limit what is printed or written.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 
 use crate::capture::pcap::kafka_stream::StreamOptions;
+use crate::capture::pcap::parquet::ParquetExporter;
 use crate::capture::pcap::source::{self, Input, Progress, Sink};
 use crate::capture::render::{Clock, TimeFormat};
 use crate::capture::{Exchange, Store, StoreLimits};
@@ -26,6 +27,9 @@ pub struct DecodeOptions {
     pub fields: Vec<String>,
     pub time: TimeFormat,
     pub stream: StreamOptions,
+    /// Write the exchanges to this Parquet file (`-`: standard output) instead of printing
+    /// them.
+    pub parquet: Option<PathBuf>,
 }
 
 /// Why decoding failed; `Usage` is the caller's mistake (a bad filter or field name).
@@ -37,6 +41,8 @@ pub enum DecodeError {
     Input(String),
     /// Standard output could not be written.
     Output(std::io::Error),
+    /// The Parquet file could not be created or written.
+    Parquet(PathBuf, std::io::Error),
 }
 
 impl std::fmt::Display for DecodeError {
@@ -44,6 +50,7 @@ impl std::fmt::Display for DecodeError {
         match self {
             DecodeError::Usage(e) | DecodeError::Input(e) => f.write_str(e),
             DecodeError::Output(e) => write!(f, "writing standard output: {e}"),
+            DecodeError::Parquet(path, e) => write!(f, "--parquet {}: {e}", path.display()),
         }
     }
 }
@@ -94,14 +101,19 @@ impl Printer {
         })
     }
 
+    /// Whether the filter keeps the exchange.
+    fn keeps(&self, ex: &Exchange) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|f| f.matches(&Subject::new(ex)))
+    }
+
     /// The text of an exchange, or `None` when the filter drops it.
     fn text(&self, ex: &Exchange) -> Option<String> {
-        let subject = Subject::new(ex);
-        if let Some(f) = &self.filter {
-            if !f.matches(&subject) {
-                return None;
-            }
+        if !self.keeps(ex) {
+            return None;
         }
+        let subject = Subject::new(ex);
         if self.cols.is_empty() {
             return Some(headless::render_with(ex, self.json, &self.clock));
         }
@@ -131,7 +143,11 @@ const BATCH: usize = 256;
 /// in the same turn, so the lines come out in the capture's order. Every channel is bounded,
 /// so memory stays bounded however large the capture.
 pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
-    let printer = Arc::new(Printer::new(&opts)?);
+    let printer = Printer::new(&opts)?;
+    if let Some(path) = &opts.parquet {
+        return write_parquet(&opts, printer, path);
+    }
+    let printer = Arc::new(printer);
     // `relative` times count from the first line printed: one worker keeps that order.
     let workers = match opts.time {
         TimeFormat::Relative => 1,
@@ -265,6 +281,59 @@ fn write_in_turn(
     written.and_then(|()| out.flush())
 }
 
+/// Decodes `opts.file` into the Parquet file `path` (`-`: standard output): a row for each
+/// exchange the filter keeps, up to the count. The file is created once the capture opens, and
+/// is complete (footer written) with what could be read even when the capture was cut short.
+fn write_parquet(opts: &DecodeOptions, printer: Printer, path: &Path) -> Result<(), DecodeError> {
+    let fail = |e: std::io::Error| DecodeError::Parquet(path.to_path_buf(), e);
+    let input = Input::open(&opts.file).map_err(DecodeError::Input)?;
+    let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(std::fs::File::create(path).map_err(fail)?)
+    };
+    let exporter = ParquetExporter::new(std::io::BufWriter::new(out)).map_err(fail)?;
+    let exporter = Arc::new(Mutex::new(exporter));
+    let write_error: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let limit = opts.count.unwrap_or(u64::MAX);
+    let sink = {
+        let (exporter, write_error, stop) = (exporter.clone(), write_error.clone(), stop.clone());
+        let mut written = 0u64;
+        Box::new(move |ex: &Arc<Exchange>| {
+            if stop.load(Ordering::Relaxed) || !printer.keeps(ex) {
+                return;
+            }
+            let mut w = exporter.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = w.exchange(ex) {
+                stop.store(true, Ordering::Relaxed);
+                *write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                return;
+            }
+            written += 1;
+            if written >= limit {
+                stop.store(true, Ordering::Relaxed);
+            }
+        })
+    };
+    let progress = read_input(input, opts.stream.clone(), sink, &stop);
+    if let Some(e) = write_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(fail(e));
+    }
+    // The sink (and its handle on the writer) went with the reader.
+    let exporter = Arc::into_inner(exporter)
+        .ok_or_else(|| fail(std::io::Error::other("the writer is still in use")))?
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    let written = exporter.exchanges();
+    exporter.finish().map_err(fail)?;
+    eprintln!(
+        "chronik-tui decode: {written} exchanges written to {}",
+        path.display()
+    );
+    report(&progress, "decode")
+}
+
 /// Reads a capture (`-`: standard input), handing each exchange to `sink` as it is made, until
 /// the end or `stop`. Fails only when the capture cannot be opened; what went wrong while
 /// reading is in the progress, for [`report`].
@@ -275,6 +344,11 @@ pub fn read_capture(
     stop: &AtomicBool,
 ) -> Result<Arc<Progress>, DecodeError> {
     let input = Input::open(file).map_err(DecodeError::Input)?;
+    Ok(read_input(input, stream, sink, stop))
+}
+
+/// [`read_capture`] from a capture already opened.
+fn read_input(input: Input, stream: StreamOptions, sink: Sink, stop: &AtomicBool) -> Arc<Progress> {
     // Exchanges are handed on as they are made; the store only numbers them (and keeps the
     // lint's connection history), so it stays small and a capture of any size is read in
     // bounded memory.
@@ -284,7 +358,7 @@ pub fn read_capture(
     });
     let progress = input.progress();
     source::read_input_until(input, stream, store, progress.clone(), sink, stop);
-    Ok(progress)
+    progress
 }
 
 /// Writes the capture's summary (`pcap FILE 12 packets, 3 exchanges (read)`) and its reading

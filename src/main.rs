@@ -119,6 +119,7 @@ fn decode_options(args: DecodeArgs) -> DecodeOptions {
         count: args.count,
         fields: args.fields,
         time: args.time,
+        parquet: args.parquet,
     }
 }
 
@@ -527,6 +528,7 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
                 count: None,
                 fields: Vec::new(),
                 time: cli.display.time,
+                parquet: None,
                 kafka_ports: cli.capture.kafka_ports.clone(),
             };
             let opts = decode_options(args);

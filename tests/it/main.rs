@@ -16,6 +16,7 @@ mod faults;
 mod lint;
 mod matrix;
 mod mutations;
+mod parquet;
 mod pcap_decode;
 mod placement;
 mod proxy;

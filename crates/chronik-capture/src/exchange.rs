@@ -33,6 +33,30 @@ pub enum Status {
     Refused { reason: String },
 }
 
+impl Status {
+    /// The status as one word, as the display filter's `status` and JSON's `status.kind` say
+    /// it: `answered`, `no_response`, `unanswered`, `malformed`, `refused`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Status::Answered => "answered",
+            Status::NoResponse => "no_response",
+            Status::Unanswered => "unanswered",
+            Status::Malformed { .. } => "malformed",
+            Status::Refused { .. } => "refused",
+        }
+    }
+
+    /// Why a malformed or refused exchange ended so: the decoding error, or the broker's
+    /// reason; none for the others.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Status::Malformed { error } => Some(error.to_string()),
+            Status::Refused { reason } => Some(reason.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// How an exchange's frames are laid out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

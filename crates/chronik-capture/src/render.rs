@@ -224,22 +224,14 @@ fn request_parts(req: &Dissection, frame: Option<&[u8]>, parts: &mut Vec<String>
             parts.push(format!("user={user}"));
         }
     }
-    let mut topics: Vec<String> = Vec::new();
     req.root.walk(0, &mut |f, _| {
-        let short = f.short_name();
-        if (short == "name" || short == "topic") && f.name().contains("topic") {
-            if let Value::Str(s) = &f.value {
-                if !topics.contains(s) {
-                    topics.push(s.clone());
-                }
-            }
-        }
         if f.name().ends_with("request.group_id") {
             if let Value::Str(s) = &f.value {
                 parts.push(format!("group={s}"));
             }
         }
     });
+    let topics = request_topics(req);
     if !topics.is_empty() {
         let shown: Vec<&str> = topics.iter().take(3).map(String::as_str).collect();
         let more = if topics.len() > 3 {
@@ -264,6 +256,22 @@ fn request_parts(req: &Dissection, frame: Option<&[u8]>, parts: &mut Vec<String>
     if records > 0 {
         parts.push(format!("records={records}"));
     }
+}
+
+/// The topics a request names, each once, in the order they first appear.
+pub fn request_topics(req: &Dissection) -> Vec<String> {
+    let mut topics: Vec<String> = Vec::new();
+    req.root.walk(0, &mut |f, _| {
+        let short = f.short_name();
+        if (short == "name" || short == "topic") && f.name().contains("topic") {
+            if let Value::Str(s) = &f.value {
+                if !topics.contains(s) {
+                    topics.push(s.clone());
+                }
+            }
+        }
+    });
+    topics
 }
 
 /// The records of a record set a dissection did not expand, as its full dissection counts
@@ -298,14 +306,12 @@ fn records_in_set(set: &[u8]) -> usize {
 /// read.
 fn response_parts(resp: &Dissection, v: &Verdict, parts: &mut Vec<String>) {
     let mut offsets: Vec<i64> = Vec::new();
-    let mut throttle = None;
     resp.root.walk(0, &mut |f, _| {
         if f.name() == "produce.response.responses.partition_responses.base_offset" {
             offsets.extend(f.as_int());
-        } else if f.short_name() == "throttle_time_ms" {
-            throttle = f.as_int();
         }
     });
+    let throttle = throttle_time_ms(resp);
     let mut errors: Vec<&str> = Vec::new();
     for e in v.errors().map(error_name) {
         if !errors.contains(&e) {
@@ -329,6 +335,18 @@ fn response_parts(resp: &Dissection, v: &Verdict, parts: &mut Vec<String>) {
         None if errors.is_empty() => parts.push("ok".into()),
         None => parts.push(format!("error={}", errors.join(","))),
     }
+}
+
+/// The response's `throttle_time_ms` (the last one, should it have several); none when it has
+/// no such field.
+pub fn throttle_time_ms(resp: &Dissection) -> Option<i64> {
+    let mut throttle = None;
+    resp.root.walk(0, &mut |f, _| {
+        if f.short_name() == "throttle_time_ms" {
+            throttle = f.as_int();
+        }
+    });
+    throttle
 }
 
 /// One frame in JSON: its bytes in hex, its dissected tree, and where decoding stopped (null
@@ -466,14 +484,7 @@ impl Serialize for ExchangeJson<'_> {
             .into_iter()
             .map(|(k, v)| (k, JsonEntry::Value(v)))
             .collect();
-        // A response whose request was not seen: no request, and no API name unless the
-        // capture kept the request's header.
-        let api_name = if ex.api_key < 0 && !ex.request_seen() {
-            serde_json::Value::Null
-        } else {
-            json!(registry::api_name(ex.api_key))
-        };
-        entries.push(("api_name".into(), JsonEntry::Value(api_name)));
+        entries.push(("api_name".into(), JsonEntry::Value(json!(api_name(ex)))));
         entries.push((
             "latency_us".into(),
             JsonEntry::Value(json!(ex.latency_micros())),
@@ -498,6 +509,12 @@ impl Serialize for ExchangeJson<'_> {
         }
         m.end()
     }
+}
+
+/// The API's name (`Produce`); none for a response whose request was not seen, unless the
+/// capture kept the request's header.
+pub fn api_name(ex: &Exchange) -> Option<String> {
+    (ex.api_key >= 0 || ex.request_seen()).then(|| registry::api_name(ex.api_key))
 }
 
 /// One JSON object: the exchange's metadata, and each frame's hex, tree and decode error.

@@ -62,6 +62,18 @@ pub enum Severity {
     Pending,
 }
 
+impl Severity {
+    /// The severity as one word: `ok`, `error`, `malformed`, `pending`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Severity::Ok => "ok",
+            Severity::Error => "error",
+            Severity::Malformed => "malformed",
+            Severity::Pending => "pending",
+        }
+    }
+}
+
 /// What is wrong with an exchange: [`Verdict::of`] its dissections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::cmp::Ordering;
 
-use crate::{Exchange, Status, Verdict};
+use crate::{Exchange, Verdict};
 use chronik_protocol::{errors, registry, Dissection, Field, Value};
 
 use super::ast::{Codes, Expr, Op, Rhs, Side, Target};
@@ -182,7 +182,7 @@ impl<'s, 'a> Ctx<'s, 'a> {
                 .response
                 .as_ref()
                 .is_some_and(|r| pred(Val::Int(saturate(r.len() as u64)))),
-            Builtin::Status => pred(Val::Text(status_word(&ex.status))),
+            Builtin::Status => pred(Val::Text(ex.status.word())),
             Builtin::Malformed => pred(Val::Bool(self.malformed())),
             Builtin::Placement => ex
                 .placement
@@ -278,16 +278,6 @@ fn any_field<'f>(f: &'f Field, pred: &mut dyn FnMut(&'f Field) -> bool) -> bool 
 
 fn saturate(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn status_word(s: &Status) -> &'static str {
-    match s {
-        Status::Answered => "answered",
-        Status::NoResponse => "no_response",
-        Status::Unanswered => "unanswered",
-        Status::Malformed { .. } => "malformed",
-        Status::Refused { .. } => "refused",
-    }
 }
 
 fn api_name(key: i64) -> Cow<'static, str> {

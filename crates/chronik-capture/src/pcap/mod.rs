@@ -13,8 +13,8 @@
 //!   zstd, or standard input) or from [`sniff`], a live interface through `pnet`'s datalink
 //!   channel.
 //! - [`export`]: pcapng (with synthesised TCP/IP for the broker's own connections) and JSON
-//!   lines; [`record`] writes a store out with them, once or as it fills; [`jsonl`] reads the
-//!   JSON lines back.
+//!   lines, and [`parquet`]: a table of exchanges; [`record`] writes a store out with them, once
+//!   or as it fills; [`jsonl`] reads the JSON lines back.
 //!
 //! [`Exchange`]: crate::Exchange
 
@@ -67,6 +67,7 @@ pub mod export;
 pub mod jsonl;
 pub mod kafka_stream;
 pub mod packet;
+pub mod parquet;
 pub mod reader;
 pub mod reassembly;
 pub mod record;

@@ -1,6 +1,6 @@
 //! Writing a store out: at once (the UI's export key) or continuously while a source runs
 //! (`--record FILE`). The file's extension picks the format: `.json`/`.jsonl` for JSON lines,
-//! anything else pcapng.
+//! `.parquet` for a Parquet table of the exchanges, anything else pcapng.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -12,15 +12,18 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::export::{JsonLinesExporter, PcapngExporter};
+use super::parquet::ParquetExporter;
 use crate::{ConnEvent, Exchange, Marker, Store, TimelineItem};
 
 /// Where an exporter writes: a file, or standard output.
 type Sink = BufWriter<Box<dyn Write + Send>>;
 
-/// A pcapng or JSON lines writer, chosen by file name.
+/// A pcapng, JSON lines or Parquet writer, chosen by file name.
 pub enum Exporter {
     Pcapng(PcapngExporter<Sink>),
     Json(JsonLinesExporter<Sink>),
+    /// Exchanges only: connection events and markers have no row.
+    Parquet(ParquetExporter<Sink>),
 }
 
 /// Whether a path names a JSON lines file.
@@ -29,6 +32,11 @@ pub fn is_json(path: &Path) -> bool {
         path.extension().and_then(|e| e.to_str()),
         Some("json" | "jsonl" | "ndjson")
     )
+}
+
+/// Whether a path names a Parquet file (`.parquet`).
+pub fn is_parquet(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()) == Some("parquet")
 }
 
 impl Exporter {
@@ -43,6 +51,8 @@ impl Exporter {
         let out = BufWriter::new(file);
         Ok(if is_json(path) {
             Exporter::Json(JsonLinesExporter::new(out))
+        } else if is_parquet(path) {
+            Exporter::Parquet(ParquetExporter::new(out)?)
         } else {
             Exporter::Pcapng(PcapngExporter::new(out, server)?)
         })
@@ -52,6 +62,7 @@ impl Exporter {
         match self {
             Exporter::Pcapng(w) => w.exchange(ex),
             Exporter::Json(w) => w.exchange(ex),
+            Exporter::Parquet(w) => w.exchange(ex),
         }
     }
 
@@ -59,6 +70,7 @@ impl Exporter {
         match self {
             Exporter::Pcapng(w) => w.conn_event(ev),
             Exporter::Json(w) => w.conn_event(ev),
+            Exporter::Parquet(_) => Ok(()),
         }
     }
 
@@ -66,6 +78,7 @@ impl Exporter {
         match self {
             Exporter::Pcapng(w) => w.marker(m),
             Exporter::Json(w) => w.marker(m),
+            Exporter::Parquet(_) => Ok(()),
         }
     }
 
@@ -74,14 +87,17 @@ impl Exporter {
         match self {
             Exporter::Pcapng(w) => w.flush(),
             Exporter::Json(w) => w.flush(),
+            Exporter::Parquet(w) => w.flush(),
         }
     }
 
-    /// Ends the file (FIN for open connections) and closes it.
+    /// Ends the file (FIN for open connections; Parquet's last row group and footer) and
+    /// closes it.
     pub fn finish(self) -> io::Result<()> {
         match self {
             Exporter::Pcapng(w) => w.finish()?.flush(),
             Exporter::Json(w) => w.finish()?.flush(),
+            Exporter::Parquet(w) => w.finish()?.flush(),
         }
     }
 }
@@ -106,8 +122,9 @@ pub fn export_store(store: &Store, path: &Path, server: SocketAddr) -> io::Resul
 }
 
 /// Records a store continuously into a file: every exchange, connection event and marker from
-/// now on, flushed at least every 200 ms so a crash loses little. The task ends, finishing the
-/// file, when `stop` fires or the store's feeds close.
+/// now on, flushed at least every 200 ms so a crash loses little (a Parquet file is readable
+/// only once finished, its footer written). The task ends, finishing the file, when `stop`
+/// fires or the store's feeds close.
 pub fn spawn_recorder(
     store: Arc<Store>,
     path: PathBuf,

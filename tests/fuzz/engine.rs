@@ -462,3 +462,40 @@ fn save_failure(name: &str, seed: u64, iteration: u64, input: &[u8]) -> PathBuf 
     }
     path
 }
+
+/// The bound of [`the_checks_fail_on_a_panic_and_on_an_allocation_over_the_bound`].
+static SELF_TEST_BOUND: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The harness can fail: a panic is caught and reported, and so is an input that allocates
+/// more than its bound; one within it passes.
+#[test]
+fn the_checks_fail_on_a_panic_and_on_an_allocation_over_the_bound() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let current = Mutex::new(None);
+    // The bound is set so that an input over it raises the process's peak (earlier tests in
+    // the same process may have left it high) and stays under the hard stop at twice it.
+    let bound = ALLOC.max_allocated() - ALLOC.allocated() + (1 << 20);
+    SELF_TEST_BOUND.store(bound, Ordering::Relaxed);
+    let target = |run: &'static dyn Fn(&[u8])| Target {
+        name: "self_test",
+        seeds: vec![vec![]],
+        run,
+        alloc_bound: |_| SELF_TEST_BOUND.load(Ordering::Relaxed),
+        tweak: None,
+    };
+    let panics = target(&|_| panic!("boom"));
+    let failure = check(&panics, &[], "panics", &current).expect_err("a failure");
+    assert!(failure.what.contains("panicked: boom"), "{}", failure.what);
+
+    let greedy = target(&|_| {
+        let n = SELF_TEST_BOUND.load(Ordering::Relaxed) + (512 << 10);
+        std::hint::black_box(vec![1u8; n]);
+    });
+    let failure = check(&greedy, &[], "greedy", &current).expect_err("a failure");
+    assert!(failure.what.contains("over its bound"), "{}", failure.what);
+
+    let modest = target(&|_| {
+        std::hint::black_box(vec![1u8; 64 << 10]);
+    });
+    assert!(check(&modest, &[], "modest", &current).is_ok());
+}

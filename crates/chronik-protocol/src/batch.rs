@@ -78,9 +78,11 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & 0x20 != 0
     }
-    /// Offset of the last record.
-    pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+    /// Offset of the last record; `None` when base offset and delta (both the sender's
+    /// numbers) add up past `i64::MAX` (or below `i64::MIN`).
+    pub fn last_offset(&self) -> Option<i64> {
+        self.base_offset
+            .checked_add(i64::from(self.last_offset_delta))
     }
 }
 
@@ -220,5 +222,21 @@ mod tests {
         assert_eq!(h.crc, batch_crc(&set[..61]));
         set[77] = 9;
         assert!(matches!(split(&set)[1], Entry::Invalid { .. }));
+    }
+
+    #[test]
+    fn last_offset_of_a_hostile_header_is_none_not_an_overflow() {
+        // Found by the fuzzer (tests/fuzz/regressions/record_sets/): base offset i64::MAX
+        // and a positive delta overflowed.
+        let mut b = vec![0u8; BATCH_HEADER_LEN];
+        b[0..8].copy_from_slice(&i64::MAX.to_be_bytes());
+        b[23..27].copy_from_slice(&2i32.to_be_bytes());
+        assert_eq!(BatchHeader::parse(&b).unwrap().last_offset(), None);
+        b[0..8].copy_from_slice(&i64::MIN.to_be_bytes());
+        b[23..27].copy_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(BatchHeader::parse(&b).unwrap().last_offset(), None);
+        b[0..8].copy_from_slice(&100i64.to_be_bytes());
+        b[23..27].copy_from_slice(&4i32.to_be_bytes());
+        assert_eq!(BatchHeader::parse(&b).unwrap().last_offset(), Some(104));
     }
 }

@@ -211,6 +211,7 @@ fn check(
         started: Instant::now(),
         input: input.to_vec(),
     });
+    lift_the_limit_on_panic();
     let bound = (t.alloc_bound)(input);
     let before = ALLOC.allocated();
     let peak_before = ALLOC.max_allocated();
@@ -247,6 +248,20 @@ fn check(
         });
     }
     Ok(used)
+}
+
+/// Installs (once) a panic hook that lifts the allocation limit before the default hook
+/// reports the panic: with `RUST_BACKTRACE` set, writing the backtrace allocates megabytes
+/// (the debug information), which an input's limit would refuse, aborting the report.
+fn lift_the_limit_on_panic() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = ALLOC.set_limit(usize::MAX);
+            report(info);
+        }));
+    });
 }
 
 /// Ends the process when one input runs past [`INPUT_TIMEOUT`], after saving it.

@@ -367,6 +367,13 @@ impl<'a> Decoder<'a> {
         declared_end: usize,
     ) -> Res<()> {
         let api = registry::api(key);
+        // Kafka answers an ApiVersions request of a version it does not know in v0 (with
+        // UNSUPPORTED_VERSION), so that any client can read the versions it does support.
+        let asked = version;
+        let v0_answer = response
+            && key == crate::api_key::API_VERSIONS
+            && api.is_some_and(|a| version > a.versions.max);
+        let version = if v0_answer { 0 } else { version };
         let known = api.filter(|a| a.versions.contains(version));
         let Some(api) = known else {
             let note = match api {
@@ -392,6 +399,11 @@ impl<'a> Decoder<'a> {
             if response { "response" } else { "request" }
         ));
         let mut body = Field::group(body_id, self.pos, Value::Group);
+        if v0_answer {
+            body.note = Some(format!(
+                "read as v0: Kafka answers an ApiVersions v{asked} it does not support in v0"
+            ));
+        }
         self.path.push(body_id);
         let r = self.struct_fields(&mut body, fields, api, version);
         self.path.pop();
@@ -927,5 +939,40 @@ pub fn fault_of(e: &DecodeError) -> Fault {
         Fault::ShortRead
     } else {
         Fault::BadValue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::ApiVersionsResponse;
+
+    use super::*;
+    use crate::test_frames::response_frame;
+
+    /// An ApiVersions response to a version the broker does not know is Kafka's v0 answer with
+    /// UNSUPPORTED_VERSION: read as v0, its error code shows, and the body says why.
+    #[test]
+    fn an_api_versions_answer_to_an_unknown_version_reads_as_v0() {
+        let frame = response_frame(0, 7, &ApiVersionsResponse::default().with_error_code(35));
+        let d = dissect_response(&frame, crate::api_key::API_VERSIONS, 99);
+        assert!(d.error.is_none(), "{:?}", d.error);
+        let code = d
+            .root
+            .find("api_versions.response.error_code")
+            .expect("error_code");
+        assert_eq!(code.as_int(), Some(35));
+        let body = d.root.find("api_versions.response").expect("the v0 body");
+        assert!(
+            body.note.as_deref().unwrap_or("").contains("read as v0"),
+            "{body:?}"
+        );
+        // A known version reads as itself.
+        let v3 = dissect_response(&frame, crate::api_key::API_VERSIONS, 3);
+        assert!(v3
+            .root
+            .find("api_versions.response")
+            .unwrap()
+            .note
+            .is_none());
     }
 }

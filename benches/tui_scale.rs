@@ -209,14 +209,15 @@ struct Figures {
     tick_draw: Duration,
     page_draw: Duration,
     up_draw: Duration,
-    filters: Vec<(String, Duration, usize, Duration)>,
+    /// (filter, Enter handled, to the result, rows, key + frame meanwhile).
+    filters: Vec<(String, Duration, Duration, usize, Duration)>,
     rss_per_exchange: f64,
     frame_bytes: f64,
 }
 
-/// Whether a filter is still being applied (the bottom line says how far it got).
+/// Whether a filter is still being applied (the status bar says how far it got).
 fn filtering(app: &App) -> bool {
-    app.message().is_some_and(|m| m.contains('%'))
+    app.list.refilter_progress().is_some()
 }
 
 fn run(n: usize, frames: usize) -> Figures {
@@ -274,7 +275,9 @@ fn run(n: usize, frames: usize) -> Figures {
         for c in text.chars() {
             key(&mut app, KeyCode::Char(c));
         }
+        let e = Instant::now();
         key(&mut app, KeyCode::Enter);
+        let enter = e.elapsed();
         // Until the result is in: frames and keys go on meanwhile (none when it blocks).
         let mut while_running = Vec::new();
         while filtering(&app) {
@@ -291,7 +294,7 @@ fn run(n: usize, frames: usize) -> Figures {
         } else {
             median(while_running)
         };
-        filters.push((text.to_string(), took, shown, busy));
+        filters.push((text.to_string(), enter, took, shown, busy));
         // Clear the filter (Esc on the list shows every exchange again).
         key(&mut app, KeyCode::Esc);
         key(&mut app, KeyCode::End);
@@ -322,9 +325,10 @@ fn print(f: &Figures) {
     println!("  tick + frame               {}", ms(f.tick_draw));
     println!("  PageUp + frame             {}", ms(f.page_draw));
     println!("  Up + frame                 {}", ms(f.up_draw));
-    for (text, took, shown, busy) in &f.filters {
+    for (text, enter, took, shown, busy) in &f.filters {
         println!(
-            "  filter {text:<26} {:.3} s to {shown} rows; key + frame meanwhile {}",
+            "  filter {text:<26} Enter {}, {:.3} s to {shown} rows; key + frame meanwhile {}",
+            ms(*enter),
             took.as_secs_f64(),
             if busy.is_zero() {
                 "- (blocked)".to_string()

@@ -3,7 +3,9 @@
 //! tick; the broker never waits on the list.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
@@ -61,6 +63,99 @@ impl Entry {
     }
 }
 
+/// Most rows a filter is applied to at once, on the UI thread; over more, it is applied on
+/// worker threads while the list stays as it was (see [`ExchangeList::refilter`]).
+pub const REFILTER_INLINE_MAX: usize = 5_000;
+
+/// Rows a worker checks between looks at the cancel flag and updates of the progress.
+const REFILTER_STRIDE: usize = 1024;
+
+/// A filter being applied on worker threads over a snapshot of the rows held when it started.
+struct Refilter {
+    filter: Option<Filter>,
+    conn: Option<u64>,
+    /// First sequence number after the snapshot: rows from there on are checked as they
+    /// arrive, and those that pass are kept in `tail`.
+    end: u64,
+    tail: Vec<u64>,
+    total: usize,
+    done: Arc<AtomicUsize>,
+    cancel: Arc<AtomicBool>,
+    /// Each worker's passing sequence numbers, ascending; the workers in order.
+    workers: Vec<JoinHandle<Vec<u64>>>,
+}
+
+impl Drop for Refilter {
+    /// A filter dropped before its result was taken is cancelled: its workers stop at their
+    /// next look at the flag.
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How far a filter being applied has got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefilterProgress {
+    /// The filter's text (empty: none).
+    pub text: String,
+    pub conn: Option<u64>,
+    /// Rows checked / rows in the snapshot.
+    pub done: usize,
+    pub total: usize,
+}
+
+impl RefilterProgress {
+    /// What is applied: the filter's text, else `conn=3`.
+    pub fn what(&self) -> String {
+        match (self.text.is_empty(), self.conn) {
+            (false, _) => self.text.clone(),
+            (true, Some(c)) => format!("conn={c}"),
+            (true, None) => "every exchange".into(),
+        }
+    }
+
+    /// `filter corr == 5: 43% …` (or `filter conn=3: …`).
+    pub fn label(&self) -> String {
+        let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
+        format!("filter {}: {}% …", self.what(), pct.min(100))
+    }
+}
+
+/// Whether an exchange passes a filter and a connection to follow; `dissected` when the caller
+/// has it, else the filter dissects the frames if it needs to.
+fn exchange_passes(
+    filter: Option<&Filter>,
+    conn: Option<u64>,
+    ex: &Exchange,
+    dissected: Option<&Dissected>,
+    clients: &HashMap<u64, ConnInfo>,
+) -> bool {
+    if conn.is_some_and(|c| c != ex.conn) {
+        return false;
+    }
+    let Some(filter) = filter else {
+        return true;
+    };
+    let info = clients.get(&ex.conn);
+    let software = info.and_then(ConnInfo::software);
+    let health = info.map(|i| i.health.word());
+    let owned;
+    let dissected = match dissected {
+        Some(d) => Some(d),
+        None if filter.needs_dissection() => {
+            owned = ex.dissect();
+            Some(&owned)
+        }
+        None => None,
+    };
+    filter.matches(&Subject {
+        exchange: ex,
+        dissected,
+        software: software.as_deref(),
+        health,
+    })
+}
+
 /// The list's state.
 pub struct ExchangeList {
     entries: VecDeque<Entry>,
@@ -84,6 +179,10 @@ pub struct ExchangeList {
     page: usize,
     /// The area drawn last (for the mouse).
     pub area: Rect,
+    /// A filter being applied on worker threads.
+    refiltering: Option<Refilter>,
+    /// Most rows a filter is applied to on the UI thread ([`REFILTER_INLINE_MAX`]).
+    pub inline_max: usize,
 }
 
 /// Columns: (title, width); the summary takes the rest.
@@ -121,6 +220,8 @@ impl ExchangeList {
             cap: cap.max(1),
             page: 10,
             area: Rect::default(),
+            refiltering: None,
+            inline_max: REFILTER_INLINE_MAX,
         }
     }
 
@@ -146,30 +247,7 @@ impl ExchangeList {
         match entry {
             Entry::Marker(_) => true,
             Entry::Exchange { ex, .. } => {
-                if self.conn.is_some_and(|c| c != ex.conn) {
-                    return false;
-                }
-                let Some(filter) = &self.filter else {
-                    return true;
-                };
-                let info = clients.get(&ex.conn);
-                let software = info.and_then(ConnInfo::software);
-                let health = info.map(|i| i.health.word());
-                let owned;
-                let dissected = match dissected {
-                    Some(d) => Some(d),
-                    None if filter.needs_dissection() => {
-                        owned = ex.dissect();
-                        Some(&owned)
-                    }
-                    None => None,
-                };
-                filter.matches(&Subject {
-                    exchange: ex,
-                    dissected,
-                    software: software.as_deref(),
-                    health,
-                })
+                exchange_passes(self.filter.as_ref(), self.conn, ex, dissected, clients)
             }
         }
     }
@@ -211,6 +289,18 @@ impl ExchangeList {
         }
         if self.passes(&entry, dissected, clients) {
             self.visible.push_back(seq);
+        }
+        // A filter being applied checks what arrives after its snapshot too.
+        if let Some(r) = &mut self.refiltering {
+            let pass = match &entry {
+                Entry::Marker(_) => true,
+                Entry::Exchange { ex, .. } => {
+                    exchange_passes(r.filter.as_ref(), r.conn, ex, dissected, clients)
+                }
+            };
+            if pass {
+                r.tail.push(seq);
+            }
         }
         self.entries.push_back(entry);
     }
@@ -259,22 +349,158 @@ impl ExchangeList {
     }
 
     /// Applies a display filter (None: all rows) and a connection to follow, re-checking every
-    /// row held; keeps the selected exchange selected when it still passes.
+    /// row held; keeps the selected exchange selected when it still passes. Over more than
+    /// [`ExchangeList::inline_max`] rows (and unless it shows every row) the check runs on
+    /// worker threads, one per core, over a snapshot of the rows: the list stays as it was until
+    /// [`ExchangeList::poll_refilter`] finds the result, rows arriving meanwhile are checked as
+    /// they come, and a new call or [`ExchangeList::cancel_refilter`] cancels it. Returns true
+    /// when the check goes on in the background.
     pub fn refilter(
         &mut self,
         filter: Option<Filter>,
         conn: Option<u64>,
         clients: &HashMap<u64, ConnInfo>,
-    ) {
-        let keep = self.selected_seq();
-        self.filter = filter;
-        self.conn = conn;
-        let mut visible = VecDeque::new();
-        for (i, e) in self.entries.iter().enumerate() {
-            if self.passes(e, None, clients) {
-                visible.push_back(self.base + i as u64);
-            }
+    ) -> bool {
+        self.refiltering = None;
+        if filter.is_none() && conn.is_none() {
+            // Every row: nothing to check.
+            self.filter = None;
+            self.conn = None;
+            let visible = (self.base..self.base + self.entries.len() as u64).collect();
+            self.show(visible);
+            return false;
         }
+        if self.entries.len() <= self.inline_max {
+            self.filter = filter;
+            self.conn = conn;
+            let mut visible = VecDeque::new();
+            for (i, e) in self.entries.iter().enumerate() {
+                if self.passes(e, None, clients) {
+                    visible.push_back(self.base + i as u64);
+                }
+            }
+            self.show(visible);
+            return false;
+        }
+        let snapshot: Arc<Vec<Option<Arc<Exchange>>>> = Arc::new(
+            self.entries
+                .iter()
+                .map(|e| match e {
+                    Entry::Exchange { ex, .. } => Some(ex.clone()),
+                    Entry::Marker(_) => None,
+                })
+                .collect(),
+        );
+        let total = snapshot.len();
+        let done = Arc::new(AtomicUsize::new(0));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let clients = Arc::new(clients.clone());
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 8);
+        let per = total.div_ceil(threads).max(1);
+        let base = self.base;
+        let workers = (0..total)
+            .step_by(per)
+            .map(|start| {
+                let end = (start + per).min(total);
+                let (snapshot, done, cancel, clients) = (
+                    snapshot.clone(),
+                    done.clone(),
+                    cancel.clone(),
+                    clients.clone(),
+                );
+                let filter = filter.clone();
+                std::thread::spawn(move || {
+                    let mut out = Vec::new();
+                    for (i, chunk) in snapshot[start..end].chunks(REFILTER_STRIDE).enumerate() {
+                        if cancel.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let first = start + i * REFILTER_STRIDE;
+                        for (j, item) in chunk.iter().enumerate() {
+                            let pass = item.as_ref().is_none_or(|ex| {
+                                exchange_passes(filter.as_ref(), conn, ex, None, &clients)
+                            });
+                            if pass {
+                                out.push(base + (first + j) as u64);
+                            }
+                        }
+                        done.fetch_add(chunk.len(), Ordering::Relaxed);
+                    }
+                    out
+                })
+            })
+            .collect();
+        self.refiltering = Some(Refilter {
+            filter,
+            conn,
+            end: base + total as u64,
+            tail: Vec::new(),
+            total,
+            done,
+            cancel,
+            workers,
+        });
+        true
+    }
+
+    /// Whether a filter is being applied in the background, and how far it got.
+    pub fn refilter_progress(&self) -> Option<RefilterProgress> {
+        self.refiltering.as_ref().map(|r| RefilterProgress {
+            text: r
+                .filter
+                .as_ref()
+                .map(|f| f.text().to_string())
+                .unwrap_or_default(),
+            conn: r.conn,
+            done: r.done.load(Ordering::Relaxed),
+            total: r.total,
+        })
+    }
+
+    /// Cancels the filter being applied in the background (the list stays as it is); what it
+    /// was, if one was.
+    pub fn cancel_refilter(&mut self) -> Option<RefilterProgress> {
+        let progress = self.refilter_progress();
+        self.refiltering = None;
+        progress
+    }
+
+    /// Takes the result of the filter being applied in the background once its workers are
+    /// done: it replaces the rows shown. True when it did.
+    pub fn poll_refilter(&mut self) -> bool {
+        if !self
+            .refiltering
+            .as_ref()
+            .is_some_and(|r| r.workers.iter().all(JoinHandle::is_finished))
+        {
+            return false;
+        }
+        let Some(mut r) = self.refiltering.take() else {
+            return false;
+        };
+        let mut visible = VecDeque::with_capacity(r.tail.len());
+        for w in r.workers.drain(..) {
+            // A worker that panicked passes nothing (the filter is the same code the UI runs).
+            visible.extend(w.join().unwrap_or_default());
+        }
+        debug_assert!(visible.back().is_none_or(|s| *s < r.end));
+        visible.extend(r.tail.drain(..));
+        // Rows let go meanwhile are not shown.
+        while visible.front().is_some_and(|s| *s < self.base) {
+            visible.pop_front();
+        }
+        self.filter = r.filter.take();
+        self.conn = r.conn;
+        self.show(visible);
+        true
+    }
+
+    /// Shows `visible` (sequence numbers, ascending), keeping the selected row selected, or the
+    /// nearest one shown.
+    fn show(&mut self, visible: VecDeque<u64>) {
+        let keep = self.selected_seq();
         self.visible = visible;
         self.selected = match keep {
             _ if self.visible.is_empty() => None,
@@ -536,4 +762,78 @@ fn exchange_line<'a>(
         style
     };
     Line::styled(text, style)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(id: u64, conn: u64) -> Arc<Exchange> {
+        Arc::new(Exchange {
+            id,
+            ..Exchange::new(conn, "127.0.0.1:1".parse().unwrap(), 0, Status::Unanswered)
+        })
+    }
+
+    fn shown_ids(l: &ExchangeList) -> Vec<u64> {
+        l.visible
+            .iter()
+            .filter_map(|s| match l.entry(*s) {
+                Some(Entry::Exchange { ex, .. }) => Some(ex.id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Takes the background filter's result, waiting for its workers.
+    fn finish(l: &mut ExchangeList) {
+        for _ in 0..3000 {
+            if l.poll_refilter() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the filter never finished");
+    }
+
+    /// A filter applied in the background leaves the rows shown as they are until its result
+    /// is taken, and checks rows that arrive meanwhile as they come.
+    #[test]
+    fn a_background_filter_checks_rows_arriving_meanwhile() {
+        let clients = HashMap::new();
+        let mut l = ExchangeList::new(100);
+        l.inline_max = 0;
+        l.push((1..=10).map(|i| ex(i, i % 2)).collect(), vec![], &clients);
+        let f = crate::filter::parse("id > 4").unwrap();
+        assert!(l.refilter(Some(f), Some(1), &clients));
+        assert_eq!(l.counts(), (10, 10));
+        assert!(l.filter().is_none());
+        l.push(vec![ex(11, 1), ex(12, 0)], vec![], &clients);
+        assert_eq!(l.counts(), (12, 12), "unfiltered until the result is taken");
+        finish(&mut l);
+        assert_eq!(shown_ids(&l), vec![5, 7, 9, 11]);
+        assert_eq!(l.filter().map(Filter::text), Some("id > 4"));
+        assert!(l.refilter_progress().is_none());
+        // Showing every row needs no check: at once, whatever the size.
+        assert!(!l.refilter(None, None, &clients));
+        assert_eq!(l.counts(), (12, 12));
+    }
+
+    /// A cancelled filter changes nothing; a new one replaces the one being applied.
+    #[test]
+    fn a_cancelled_or_replaced_background_filter_changes_nothing() {
+        let clients = HashMap::new();
+        let mut l = ExchangeList::new(100);
+        l.inline_max = 0;
+        l.push((1..=10).map(|i| ex(i, i % 2)).collect(), vec![], &clients);
+        assert!(l.refilter(None, Some(0), &clients));
+        let p = l.cancel_refilter().unwrap();
+        assert_eq!((p.what(), p.total), ("conn=0".to_string(), 10));
+        assert!(!l.poll_refilter());
+        assert_eq!(l.counts(), (10, 10));
+        assert!(l.refilter(None, Some(0), &clients));
+        assert!(l.refilter(None, Some(1), &clients));
+        finish(&mut l);
+        assert_eq!(shown_ids(&l), vec![1, 3, 5, 7, 9]);
+    }
 }

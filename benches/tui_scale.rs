@@ -4,16 +4,17 @@
 //! `cargo bench --bench tui_scale` fills a store with `BENCH_EXCHANGES` (default 1 000 000)
 //! exchanges made from a few real frames encoded by kafka-protocol (small Produce v7 with
 //! acks=1 and Metadata v1, with their responses), spread over 8 connections with increasing
-//! correlation ids, builds the app as the terminal UI does and ticks it until every exchange is
-//! a row. Then it times, median of `BENCH_FRAMES` (default 200):
+//! correlation ids, builds the app as the terminal UI does (with the stall detector over the
+//! store) and ticks it until every exchange is a row (the longest tick is printed). Then it
+//! times, median of `BENCH_FRAMES` (default 200):
 //! - drawing a frame;
 //! - a tick (sampling the store) and a frame;
 //! - a key (PageUp, Up) and a frame;
 //!
 //! and the wall time from Enter to the result of the filters `corr == 5` (no dissection) and
-//! `produce.request.acks == 1` (dissects every exchange), the keys' frame time while a filter
-//! runs, and the peak and current resident memory, per exchange against its frame bytes. The
-//! same with 5 exchanges gives the ratios. Not a test: figures only.
+//! `produce.request.acks == 1` (dissects every exchange), Enter's own time, a key and a frame
+//! while a filter runs, and the resident memory per exchange against its frame bytes and the
+//! peak. The same with 5 exchanges gives the ratios. Not a test: figures only.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use chronik_tui::capture::{Exchange, Status, Store, StoreLimits};
+use chronik_tui::diagnose::DiagnoseHandle;
 use chronik_tui::settings::{Knobs, Settings};
 use chronik_tui::tui::theme::Theme;
 use chronik_tui::tui::{App, AppDeps};
@@ -132,20 +134,16 @@ fn templates() -> Vec<(ApiKey, i16, Vec<u8>, Vec<u8>)> {
     ]
 }
 
-/// A store holding `n` exchanges: per connection, one Metadata then Produce requests, each
-/// frame's correlation id patched in. Returns it and the frame bytes held.
-fn filled_store(n: usize) -> (Arc<Store>, usize) {
-    let store = Store::new(StoreLimits {
-        max_exchanges: n.max(1),
-        max_bytes: usize::MAX / 2,
-    });
+/// Pushes `n` exchanges to `store`: one in 50 a Metadata, the others Produce requests, each
+/// frame's correlation id patched in. Returns the frame bytes pushed.
+fn fill(store: &Store, n: usize) -> usize {
     let t = templates();
     let base = 1_796_032_800_000_000i64;
     let mut bytes = 0;
     for i in 0..n {
         let conn = 1 + (i as u64 % CONNECTIONS);
         let corr = (i as u64 / CONNECTIONS) as i32 + 1;
-        let (key, version, req, resp) = &t[usize::from(corr % 50 == 1)];
+        let (key, version, req, resp) = &t[usize::from(i % 50 == 0)];
         let mut request = req.clone();
         request[8..12].copy_from_slice(&corr.to_be_bytes());
         let mut response = resp.clone();
@@ -168,14 +166,16 @@ fn filled_store(n: usize) -> (Arc<Store>, usize) {
             )
         });
     }
-    (store, bytes)
+    bytes
 }
 
-fn app_over(store: &Arc<Store>) -> App {
+/// The app as the terminal UI builds it: with the stall detector over the store (started
+/// before the store is filled, as a source would be; call within a Tokio runtime).
+fn app_over(store: &Arc<Store>, settings: Arc<Settings>, detector: DiagnoseHandle) -> App {
     let mut app = App::new(AppDeps {
         store: store.clone(),
-        settings: Settings::new(Knobs::default()),
-        clients: None,
+        settings,
+        clients: Some(detector),
         theme: Theme::default_theme(),
         source: "bench".into(),
         startup_message: None,
@@ -205,6 +205,7 @@ struct Figures {
     n: usize,
     fill: Duration,
     ingest: Duration,
+    ingest_tick_max: Duration,
     draw: Duration,
     tick_draw: Duration,
     page_draw: Duration,
@@ -222,15 +223,27 @@ fn filtering(app: &App) -> bool {
 
 fn run(n: usize, frames: usize) -> Figures {
     let rss_before = rss_mib();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _in_runtime = runtime.enter();
+    let store = Store::new(StoreLimits {
+        max_exchanges: n.max(1),
+        max_bytes: usize::MAX / 2,
+    });
+    let settings = Settings::new(Knobs::default());
+    let detector = chronik_tui::diagnose::spawn(&store, settings.stall_thresholds());
     let t = Instant::now();
-    let (store, bytes) = filled_store(n);
+    let bytes = fill(&store, n);
     let fill = t.elapsed();
-    let mut app = app_over(&store);
+    let mut app = app_over(&store, settings, detector);
     let t = Instant::now();
+    let mut ticks = Vec::new();
     while app.list.counts().0 < n {
+        let k = Instant::now();
         app.tick();
+        ticks.push(k.elapsed());
     }
     let ingest = t.elapsed();
+    let ingest_tick_max = ticks.iter().max().copied().unwrap_or_default();
     let rss_after = rss_mib();
     let mut term = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
     let mut draw = |app: &mut App| {
@@ -304,6 +317,7 @@ fn run(n: usize, frames: usize) -> Figures {
         n,
         fill,
         ingest,
+        ingest_tick_max,
         draw: draw_median,
         tick_draw,
         page_draw,
@@ -317,9 +331,10 @@ fn run(n: usize, frames: usize) -> Figures {
 fn print(f: &Figures) {
     println!("-- {} exchanges --", f.n);
     println!(
-        "  fill store {:.2} s, ticks until every row is in {:.2} s",
+        "  fill store {:.2} s, ticks until every row is in {:.2} s (longest tick {})",
         f.fill.as_secs_f64(),
-        f.ingest.as_secs_f64()
+        f.ingest.as_secs_f64(),
+        ms(f.ingest_tick_max)
     );
     println!("  frame                      {}", ms(f.draw));
     println!("  tick + frame               {}", ms(f.tick_draw));

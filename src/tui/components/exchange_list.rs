@@ -25,7 +25,7 @@ use crate::tui::theme::Theme;
 /// How a row is coloured: the exchange's [`Severity`](crate::capture::Severity).
 pub use crate::capture::Severity as RowClass;
 
-/// One row.
+/// One row as drawn: an exchange with its summary and class, or a marker.
 #[derive(Debug, Clone)]
 pub enum Entry {
     Exchange {
@@ -61,6 +61,14 @@ impl Entry {
         let class = dissected.verdict.severity;
         (Entry::Exchange { ex, summary, class }, dissected)
     }
+}
+
+/// One row as held: the summary and class of an exchange are made when it is drawn
+/// ([`Entry::exchange`]), so a row costs a pointer however many are held.
+#[derive(Debug, Clone)]
+enum Row {
+    Exchange(Arc<Exchange>),
+    Marker(Arc<Marker>),
 }
 
 /// Most rows a filter is applied to at once, on the UI thread; over more, it is applied on
@@ -158,7 +166,10 @@ fn exchange_passes(
 
 /// The list's state.
 pub struct ExchangeList {
-    entries: VecDeque<Entry>,
+    entries: VecDeque<Row>,
+    /// Summary and class of the exchange rows drawn last, by sequence number (made again only
+    /// for rows that come into view).
+    drawn: HashMap<u64, (String, RowClass)>,
     /// Sequence number of `entries[0]`.
     base: u64,
     /// Sequence numbers of the rows shown (filter and connection applied), ascending.
@@ -209,6 +220,7 @@ impl ExchangeList {
     pub fn new(cap: usize) -> ExchangeList {
         ExchangeList {
             entries: VecDeque::new(),
+            drawn: HashMap::new(),
             base: 0,
             visible: VecDeque::new(),
             selected: None,
@@ -240,13 +252,13 @@ impl ExchangeList {
 
     fn passes(
         &self,
-        entry: &Entry,
+        entry: &Row,
         dissected: Option<&Dissected>,
         clients: &HashMap<u64, ConnInfo>,
     ) -> bool {
         match entry {
-            Entry::Marker(_) => true,
-            Entry::Exchange { ex, .. } => {
+            Row::Marker(_) => true,
+            Row::Exchange(ex) => {
                 exchange_passes(self.filter.as_ref(), self.conn, ex, dissected, clients)
             }
         }
@@ -263,13 +275,12 @@ impl ExchangeList {
         let mut markers = markers.into_iter().peekable();
         for ex in exchanges {
             while let Some(m) = markers.next_if(|m| m.after_exchange < ex.id) {
-                self.append(Entry::Marker(m), None, clients);
+                self.append(Row::Marker(m), clients);
             }
-            let (entry, dissected) = Entry::exchange(ex);
-            self.append(entry, Some(&dissected), clients);
+            self.append(Row::Exchange(ex), clients);
         }
         for m in markers {
-            self.append(Entry::Marker(m), None, clients);
+            self.append(Row::Marker(m), clients);
         }
         self.trim();
         if self.follow_tail && !self.visible.is_empty() {
@@ -277,24 +288,31 @@ impl ExchangeList {
         }
     }
 
-    fn append(
-        &mut self,
-        entry: Entry,
-        dissected: Option<&Dissected>,
-        clients: &HashMap<u64, ConnInfo>,
-    ) {
+    fn append(&mut self, entry: Row, clients: &HashMap<u64, ConnInfo>) {
         let seq = self.base + self.entries.len() as u64;
-        if matches!(entry, Entry::Marker(_)) {
+        if matches!(entry, Row::Marker(_)) {
             self.markers += 1;
         }
+        // Dissected once, if the filter in force or the one being applied needs it.
+        let needs = |f: Option<&Filter>| f.is_some_and(Filter::needs_dissection);
+        let dissected = match &entry {
+            Row::Exchange(ex)
+                if needs(self.filter.as_ref())
+                    || needs(self.refiltering.as_ref().and_then(|r| r.filter.as_ref())) =>
+            {
+                Some(ex.dissect())
+            }
+            _ => None,
+        };
+        let dissected = dissected.as_ref();
         if self.passes(&entry, dissected, clients) {
             self.visible.push_back(seq);
         }
         // A filter being applied checks what arrives after its snapshot too.
         if let Some(r) = &mut self.refiltering {
             let pass = match &entry {
-                Entry::Marker(_) => true,
-                Entry::Exchange { ex, .. } => {
+                Row::Marker(_) => true,
+                Row::Exchange(ex) => {
                     exchange_passes(r.filter.as_ref(), r.conn, ex, dissected, clients)
                 }
             };
@@ -318,8 +336,8 @@ impl ExchangeList {
             .entries
             .iter()
             .position(|e| match e {
-                Entry::Exchange { ex, .. } => ex.id >= id,
-                Entry::Marker(m) => m.after_exchange + 1 >= id,
+                Row::Exchange(ex) => ex.id >= id,
+                Row::Marker(m) => m.after_exchange + 1 >= id,
             })
             .unwrap_or(self.entries.len());
         if drop > 0 {
@@ -332,7 +350,7 @@ impl ExchangeList {
         let gone_markers = self
             .entries
             .drain(..drop)
-            .filter(|e| matches!(e, Entry::Marker(_)))
+            .filter(|e| matches!(e, Row::Marker(_)))
             .count();
         self.markers -= gone_markers;
         self.base += drop as u64;
@@ -386,8 +404,8 @@ impl ExchangeList {
             self.entries
                 .iter()
                 .map(|e| match e {
-                    Entry::Exchange { ex, .. } => Some(ex.clone()),
-                    Entry::Marker(_) => None,
+                    Row::Exchange(ex) => Some(ex.clone()),
+                    Row::Marker(_) => None,
                 })
                 .collect(),
         );
@@ -519,21 +537,16 @@ impl ExchangeList {
         self.selected.and_then(|i| self.visible.get(i).copied())
     }
 
-    fn entry(&self, seq: u64) -> Option<&Entry> {
+    fn entry(&self, seq: u64) -> Option<&Row> {
         seq.checked_sub(self.base)
             .and_then(|i| self.entries.get(i as usize))
     }
 
-    /// The selected row.
-    pub fn selected(&self) -> Option<&Entry> {
-        self.selected_seq().and_then(|s| self.entry(s))
-    }
-
     /// The selected exchange, if the selected row is one.
     pub fn selected_exchange(&self) -> Option<&Arc<Exchange>> {
-        match self.selected()? {
-            Entry::Exchange { ex, .. } => Some(ex),
-            Entry::Marker(_) => None,
+        match self.selected_seq().and_then(|s| self.entry(s))? {
+            Row::Exchange(ex) => Some(ex),
+            Row::Marker(_) => None,
         }
     }
 
@@ -663,18 +676,23 @@ impl ExchangeList {
         }
         header.push_str("summary");
         let mut lines = vec![Line::styled(header, theme.header)];
-        for (i, seq) in self
-            .visible
-            .iter()
-            .skip(self.offset)
-            .take(height)
-            .enumerate()
-        {
+        let mut last = std::mem::take(&mut self.drawn);
+        let mut drawn = HashMap::with_capacity(height);
+        let shown = self.visible.range(self.offset.min(self.visible.len())..);
+        for (i, seq) in shown.take(height).enumerate() {
             let line = match self.entry(*seq) {
-                Some(Entry::Exchange { ex, summary, class }) => {
-                    exchange_line(ex, summary, *class, &cols, summary_w, theme, clients)
+                Some(Row::Exchange(ex)) => {
+                    let (summary, class) =
+                        last.remove(seq)
+                            .unwrap_or_else(|| match Entry::exchange(ex.clone()).0 {
+                                Entry::Exchange { summary, class, .. } => (summary, class),
+                                Entry::Marker(_) => unreachable!("an exchange's entry"),
+                            });
+                    let line = exchange_line(ex, &summary, class, &cols, summary_w, theme, clients);
+                    drawn.insert(*seq, (summary, class));
+                    line
                 }
-                Some(Entry::Marker(m)) => Line::styled(
+                Some(Row::Marker(m)) => Line::styled(
                     super::fit(
                         &format!("── {} {} ", clock_ms(m.at), m.text),
                         inner.width as usize,
@@ -694,6 +712,7 @@ impl ExchangeList {
                 line
             });
         }
+        self.drawn = drawn;
         f.render_widget(Paragraph::new(lines), inner);
     }
 }
@@ -779,7 +798,7 @@ mod tests {
         l.visible
             .iter()
             .filter_map(|s| match l.entry(*s) {
-                Some(Entry::Exchange { ex, .. }) => Some(ex.id),
+                Some(Row::Exchange(ex)) => Some(ex.id),
                 _ => None,
             })
             .collect()

@@ -378,5 +378,9 @@ fn main() {
         large.tick_draw.as_secs_f64() / small.tick_draw.as_secs_f64(),
         large.page_draw.as_secs_f64() / small.page_draw.as_secs_f64(),
     );
+    println!(
+        "an Exchange is {} B, besides its frames and the blocks it points to",
+        std::mem::size_of::<Exchange>()
+    );
     println!("peak RSS {:.0} MiB", proc_status::peak_rss_mib("self"));
 }

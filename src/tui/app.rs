@@ -115,6 +115,8 @@ pub struct App {
     /// The clock charts use (µs since the epoch); tests fix it.
     pub clock: fn() -> i64,
     steps: Option<crate::scenario::drive::StepsHandle>,
+    /// Say `filter X: N rows` when the filter being applied in the background is done.
+    announce_filter: bool,
 }
 
 impl App {
@@ -167,6 +169,7 @@ impl App {
             conn_map: HashMap::new(),
             clock: now_micros,
             steps: deps.steps,
+            announce_filter: false,
         };
         if let Some(m) = deps.startup_message {
             app.say(m, true);
@@ -207,6 +210,15 @@ impl App {
             self.conn_map = self.conns.iter().map(|c| (c.conn, c.clone())).collect();
         }
         self.charts.advance((self.clock)().div_euclid(1_000_000));
+        if self.list.poll_refilter() {
+            if std::mem::take(&mut self.announce_filter) {
+                if let Some(text) = self.list.filter().map(|f| f.text().to_string()) {
+                    let (_, shown) = self.list.counts();
+                    self.say(format!("filter {text}: {shown} rows"), false);
+                }
+            }
+            self.sync_detail();
+        }
         if self.paused {
             return;
         }
@@ -301,6 +313,7 @@ impl App {
     /// and says why.
     fn set_filter(&mut self, text: &str) -> Result<(), String> {
         let text = text.trim();
+        self.announce_filter = false;
         if text.is_empty() {
             self.list.refilter(None, self.list.conn, &self.conn_map);
             self.say("filter cleared".into(), false);
@@ -308,7 +321,12 @@ impl App {
             return Ok(());
         }
         let f = crate::filter::parse(text).map_err(|e| e.to_string())?;
-        self.list.refilter(Some(f), self.list.conn, &self.conn_map);
+        if self.list.refilter(Some(f), self.list.conn, &self.conn_map) {
+            // Applied in the background: the status bar shows how far, the tick that finds the
+            // result says it.
+            self.announce_filter = true;
+            return Ok(());
+        }
         let (_, shown) = self.list.counts();
         self.say(format!("filter {text}: {shown} rows"), false);
         self.sync_detail();
@@ -365,6 +383,14 @@ impl App {
                 self.help = false;
             }
             return;
+        }
+        // Esc first cancels a filter being applied; the list stays as it was.
+        if key.code == KeyCode::Esc {
+            if let Some(p) = self.list.cancel_refilter() {
+                self.announce_filter = false;
+                self.say(format!("filter {} cancelled", p.what()), false);
+                return;
+            }
         }
         // Keys of the pane with focus first (they include movement keys such as g and G).
         if self.pane_key(key) {
@@ -653,6 +679,7 @@ impl App {
             &self.conns,
             self.store.stats(),
             &source,
+            self.list.refilter_progress().map(|p| p.label()).as_deref(),
         );
         self.draw_bottom(f, bottom);
         if self.help {

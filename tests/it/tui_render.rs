@@ -925,3 +925,80 @@ async fn a_lint_finding_is_flagged_in_the_list_listed_in_the_tree_and_marked_in_
     // Bytes 8-11 of the response (a throttle_time_ms of 0), in hex and in the ASCII column.
     assert_eq!(marked, "00000000....", "{screen}");
 }
+
+/// A filter over more rows than the UI checks at once is applied in the background: the list
+/// stays as it was meanwhile, the status bar says how far it got, keys still work, and the result
+/// replaces the list when a tick finds it. Esc cancels one and leaves the list as it was.
+#[tokio::test]
+async fn a_filter_over_many_exchanges_shows_progress_and_esc_cancels_it() {
+    let exchanges = session().await;
+    let many: Vec<Exchange> = (0..2000)
+        .map(|i| Exchange {
+            correlation_id: i,
+            ..exchanges[i as usize % exchanges.len()].clone()
+        })
+        .collect();
+    let (mut app, _store) = app_over(&many, false);
+    app.list.inline_max = 100;
+    assert_eq!(app.list.counts(), (2000, 2000));
+    key(&mut app, KeyCode::Char('/'));
+    keys(&mut app, "corr < 10 || corr >= 1995");
+    key(&mut app, KeyCode::Enter);
+    // Until a tick takes the result: every row, and the progress first on the status bar.
+    assert_eq!(app.list.counts(), (2000, 2000));
+    let screen = text(&render(&mut app, 120, 36));
+    let status = screen.lines().nth(34).unwrap();
+    assert!(
+        status.starts_with(" filter corr < 10 || corr >= 1995: ")
+            && status.contains("% … (Esc: cancel) │ broker 127.0.0.1:9092"),
+        "{status}"
+    );
+    // Keys still move the selection over the list as it is.
+    key(&mut app, KeyCode::Up);
+    assert_eq!(app.list.selected_exchange().unwrap().correlation_id, 1998);
+    let mut ticks = 0;
+    while app.list.refilter_progress().is_some() {
+        assert!(ticks < 3000, "the filter never finished");
+        ticks += 1;
+        std::thread::sleep(Duration::from_millis(10));
+        app.tick();
+    }
+    assert_eq!(app.list.counts(), (2000, 15));
+    assert_eq!(
+        app.message(),
+        Some("filter corr < 10 || corr >= 1995: 15 rows")
+    );
+    assert_eq!(
+        app.list.selected_exchange().unwrap().correlation_id,
+        1998,
+        "the selected row still passes and stays selected"
+    );
+    let screen = text(&render(&mut app, 120, 36));
+    assert!(
+        screen.lines().nth(34).unwrap().starts_with(" broker"),
+        "{screen}"
+    );
+    // Another filter, cancelled with Esc before its result is in: the list stays as it was.
+    key(&mut app, KeyCode::Char('/'));
+    app.handle_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    keys(&mut app, "corr == 7");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.list.refilter_progress().is_some());
+    key(&mut app, KeyCode::Esc);
+    assert!(app.list.refilter_progress().is_none());
+    assert_eq!(app.message(), Some("filter corr == 7 cancelled"));
+    for _ in 0..5 {
+        app.tick();
+    }
+    assert_eq!(app.list.counts(), (2000, 15));
+    assert_eq!(
+        app.list.filter().map(|f| f.text()),
+        Some("corr < 10 || corr >= 1995")
+    );
+    // Esc again clears the filter in force, at once.
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.list.counts(), (2000, 2000));
+}

@@ -3,7 +3,9 @@
 //! tick; the broker never waits on the list.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
@@ -23,7 +25,7 @@ use crate::tui::theme::Theme;
 /// How a row is coloured: the exchange's [`Severity`](crate::capture::Severity).
 pub use crate::capture::Severity as RowClass;
 
-/// One row.
+/// One row as drawn: an exchange with its summary and class, or a marker.
 #[derive(Debug, Clone)]
 pub enum Entry {
     Exchange {
@@ -61,9 +63,113 @@ impl Entry {
     }
 }
 
+/// One row as held: the summary and class of an exchange are made when it is drawn
+/// ([`Entry::exchange`]), so a row costs a pointer however many are held.
+#[derive(Debug, Clone)]
+enum Row {
+    Exchange(Arc<Exchange>),
+    Marker(Arc<Marker>),
+}
+
+/// Most rows a filter is applied to at once, on the UI thread; over more, it is applied on
+/// worker threads while the list stays as it was (see [`ExchangeList::refilter`]).
+pub const REFILTER_INLINE_MAX: usize = 5_000;
+
+/// Rows a worker checks between looks at the cancel flag and updates of the progress.
+const REFILTER_STRIDE: usize = 1024;
+
+/// A filter being applied on worker threads over a snapshot of the rows held when it started.
+struct Refilter {
+    filter: Option<Filter>,
+    conn: Option<u64>,
+    /// First sequence number after the snapshot: rows from there on are checked as they
+    /// arrive, and those that pass are kept in `tail`.
+    end: u64,
+    tail: Vec<u64>,
+    total: usize,
+    done: Arc<AtomicUsize>,
+    cancel: Arc<AtomicBool>,
+    /// Each worker's passing sequence numbers, ascending; the workers in order.
+    workers: Vec<JoinHandle<Vec<u64>>>,
+}
+
+impl Drop for Refilter {
+    /// A filter dropped before its result was taken is cancelled: its workers stop at their
+    /// next look at the flag.
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How far a filter being applied has got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefilterProgress {
+    /// The filter's text (empty: none).
+    pub text: String,
+    pub conn: Option<u64>,
+    /// Rows checked / rows in the snapshot.
+    pub done: usize,
+    pub total: usize,
+}
+
+impl RefilterProgress {
+    /// What is applied: the filter's text, else `conn=3`.
+    pub fn what(&self) -> String {
+        match (self.text.is_empty(), self.conn) {
+            (false, _) => self.text.clone(),
+            (true, Some(c)) => format!("conn={c}"),
+            (true, None) => "every exchange".into(),
+        }
+    }
+
+    /// `filter corr == 5: 43% …` (or `filter conn=3: …`).
+    pub fn label(&self) -> String {
+        let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
+        format!("filter {}: {}% …", self.what(), pct.min(100))
+    }
+}
+
+/// Whether an exchange passes a filter and a connection to follow; `dissected` when the caller
+/// has it, else the filter dissects the frames if it needs to.
+fn exchange_passes(
+    filter: Option<&Filter>,
+    conn: Option<u64>,
+    ex: &Exchange,
+    dissected: Option<&Dissected>,
+    clients: &HashMap<u64, ConnInfo>,
+) -> bool {
+    if conn.is_some_and(|c| c != ex.conn) {
+        return false;
+    }
+    let Some(filter) = filter else {
+        return true;
+    };
+    let info = clients.get(&ex.conn);
+    let software = info.and_then(ConnInfo::software);
+    let health = info.map(|i| i.health.word());
+    let owned;
+    let dissected = match dissected {
+        Some(d) => Some(d),
+        None if filter.needs_dissection() => {
+            owned = ex.dissect();
+            Some(&owned)
+        }
+        None => None,
+    };
+    filter.matches(&Subject {
+        exchange: ex,
+        dissected,
+        software: software.as_deref(),
+        health,
+    })
+}
+
 /// The list's state.
 pub struct ExchangeList {
-    entries: VecDeque<Entry>,
+    entries: VecDeque<Row>,
+    /// Summary and class of the exchange rows drawn last, by sequence number (made again only
+    /// for rows that come into view).
+    drawn: HashMap<u64, (String, RowClass)>,
     /// Sequence number of `entries[0]`.
     base: u64,
     /// Sequence numbers of the rows shown (filter and connection applied), ascending.
@@ -84,6 +190,10 @@ pub struct ExchangeList {
     page: usize,
     /// The area drawn last (for the mouse).
     pub area: Rect,
+    /// A filter being applied on worker threads.
+    refiltering: Option<Refilter>,
+    /// Most rows a filter is applied to on the UI thread ([`REFILTER_INLINE_MAX`]).
+    pub inline_max: usize,
 }
 
 /// Columns: (title, width); the summary takes the rest.
@@ -110,6 +220,7 @@ impl ExchangeList {
     pub fn new(cap: usize) -> ExchangeList {
         ExchangeList {
             entries: VecDeque::new(),
+            drawn: HashMap::new(),
             base: 0,
             visible: VecDeque::new(),
             selected: None,
@@ -121,6 +232,8 @@ impl ExchangeList {
             cap: cap.max(1),
             page: 10,
             area: Rect::default(),
+            refiltering: None,
+            inline_max: REFILTER_INLINE_MAX,
         }
     }
 
@@ -139,37 +252,14 @@ impl ExchangeList {
 
     fn passes(
         &self,
-        entry: &Entry,
+        entry: &Row,
         dissected: Option<&Dissected>,
         clients: &HashMap<u64, ConnInfo>,
     ) -> bool {
         match entry {
-            Entry::Marker(_) => true,
-            Entry::Exchange { ex, .. } => {
-                if self.conn.is_some_and(|c| c != ex.conn) {
-                    return false;
-                }
-                let Some(filter) = &self.filter else {
-                    return true;
-                };
-                let info = clients.get(&ex.conn);
-                let software = info.and_then(ConnInfo::software);
-                let health = info.map(|i| i.health.word());
-                let owned;
-                let dissected = match dissected {
-                    Some(d) => Some(d),
-                    None if filter.needs_dissection() => {
-                        owned = ex.dissect();
-                        Some(&owned)
-                    }
-                    None => None,
-                };
-                filter.matches(&Subject {
-                    exchange: ex,
-                    dissected,
-                    software: software.as_deref(),
-                    health,
-                })
+            Row::Marker(_) => true,
+            Row::Exchange(ex) => {
+                exchange_passes(self.filter.as_ref(), self.conn, ex, dissected, clients)
             }
         }
     }
@@ -185,13 +275,12 @@ impl ExchangeList {
         let mut markers = markers.into_iter().peekable();
         for ex in exchanges {
             while let Some(m) = markers.next_if(|m| m.after_exchange < ex.id) {
-                self.append(Entry::Marker(m), None, clients);
+                self.append(Row::Marker(m), clients);
             }
-            let (entry, dissected) = Entry::exchange(ex);
-            self.append(entry, Some(&dissected), clients);
+            self.append(Row::Exchange(ex), clients);
         }
         for m in markers {
-            self.append(Entry::Marker(m), None, clients);
+            self.append(Row::Marker(m), clients);
         }
         self.trim();
         if self.follow_tail && !self.visible.is_empty() {
@@ -199,18 +288,37 @@ impl ExchangeList {
         }
     }
 
-    fn append(
-        &mut self,
-        entry: Entry,
-        dissected: Option<&Dissected>,
-        clients: &HashMap<u64, ConnInfo>,
-    ) {
+    fn append(&mut self, entry: Row, clients: &HashMap<u64, ConnInfo>) {
         let seq = self.base + self.entries.len() as u64;
-        if matches!(entry, Entry::Marker(_)) {
+        if matches!(entry, Row::Marker(_)) {
             self.markers += 1;
         }
+        // Dissected once, if the filter in force or the one being applied needs it.
+        let needs = |f: Option<&Filter>| f.is_some_and(Filter::needs_dissection);
+        let dissected = match &entry {
+            Row::Exchange(ex)
+                if needs(self.filter.as_ref())
+                    || needs(self.refiltering.as_ref().and_then(|r| r.filter.as_ref())) =>
+            {
+                Some(ex.dissect())
+            }
+            _ => None,
+        };
+        let dissected = dissected.as_ref();
         if self.passes(&entry, dissected, clients) {
             self.visible.push_back(seq);
+        }
+        // A filter being applied checks what arrives after its snapshot too.
+        if let Some(r) = &mut self.refiltering {
+            let pass = match &entry {
+                Row::Marker(_) => true,
+                Row::Exchange(ex) => {
+                    exchange_passes(r.filter.as_ref(), r.conn, ex, dissected, clients)
+                }
+            };
+            if pass {
+                r.tail.push(seq);
+            }
         }
         self.entries.push_back(entry);
     }
@@ -228,8 +336,8 @@ impl ExchangeList {
             .entries
             .iter()
             .position(|e| match e {
-                Entry::Exchange { ex, .. } => ex.id >= id,
-                Entry::Marker(m) => m.after_exchange + 1 >= id,
+                Row::Exchange(ex) => ex.id >= id,
+                Row::Marker(m) => m.after_exchange + 1 >= id,
             })
             .unwrap_or(self.entries.len());
         if drop > 0 {
@@ -242,7 +350,7 @@ impl ExchangeList {
         let gone_markers = self
             .entries
             .drain(..drop)
-            .filter(|e| matches!(e, Entry::Marker(_)))
+            .filter(|e| matches!(e, Row::Marker(_)))
             .count();
         self.markers -= gone_markers;
         self.base += drop as u64;
@@ -259,22 +367,158 @@ impl ExchangeList {
     }
 
     /// Applies a display filter (None: all rows) and a connection to follow, re-checking every
-    /// row held; keeps the selected exchange selected when it still passes.
+    /// row held; keeps the selected exchange selected when it still passes. Over more than
+    /// [`ExchangeList::inline_max`] rows (and unless it shows every row) the check runs on
+    /// worker threads, one per core, over a snapshot of the rows: the list stays as it was until
+    /// [`ExchangeList::poll_refilter`] finds the result, rows arriving meanwhile are checked as
+    /// they come, and a new call or [`ExchangeList::cancel_refilter`] cancels it. Returns true
+    /// when the check goes on in the background.
     pub fn refilter(
         &mut self,
         filter: Option<Filter>,
         conn: Option<u64>,
         clients: &HashMap<u64, ConnInfo>,
-    ) {
-        let keep = self.selected_seq();
-        self.filter = filter;
-        self.conn = conn;
-        let mut visible = VecDeque::new();
-        for (i, e) in self.entries.iter().enumerate() {
-            if self.passes(e, None, clients) {
-                visible.push_back(self.base + i as u64);
-            }
+    ) -> bool {
+        self.refiltering = None;
+        if filter.is_none() && conn.is_none() {
+            // Every row: nothing to check.
+            self.filter = None;
+            self.conn = None;
+            let visible = (self.base..self.base + self.entries.len() as u64).collect();
+            self.show(visible);
+            return false;
         }
+        if self.entries.len() <= self.inline_max {
+            self.filter = filter;
+            self.conn = conn;
+            let mut visible = VecDeque::new();
+            for (i, e) in self.entries.iter().enumerate() {
+                if self.passes(e, None, clients) {
+                    visible.push_back(self.base + i as u64);
+                }
+            }
+            self.show(visible);
+            return false;
+        }
+        let snapshot: Arc<Vec<Option<Arc<Exchange>>>> = Arc::new(
+            self.entries
+                .iter()
+                .map(|e| match e {
+                    Row::Exchange(ex) => Some(ex.clone()),
+                    Row::Marker(_) => None,
+                })
+                .collect(),
+        );
+        let total = snapshot.len();
+        let done = Arc::new(AtomicUsize::new(0));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let clients = Arc::new(clients.clone());
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 8);
+        let per = total.div_ceil(threads).max(1);
+        let base = self.base;
+        let workers = (0..total)
+            .step_by(per)
+            .map(|start| {
+                let end = (start + per).min(total);
+                let (snapshot, done, cancel, clients) = (
+                    snapshot.clone(),
+                    done.clone(),
+                    cancel.clone(),
+                    clients.clone(),
+                );
+                let filter = filter.clone();
+                std::thread::spawn(move || {
+                    let mut out = Vec::new();
+                    for (i, chunk) in snapshot[start..end].chunks(REFILTER_STRIDE).enumerate() {
+                        if cancel.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let first = start + i * REFILTER_STRIDE;
+                        for (j, item) in chunk.iter().enumerate() {
+                            let pass = item.as_ref().is_none_or(|ex| {
+                                exchange_passes(filter.as_ref(), conn, ex, None, &clients)
+                            });
+                            if pass {
+                                out.push(base + (first + j) as u64);
+                            }
+                        }
+                        done.fetch_add(chunk.len(), Ordering::Relaxed);
+                    }
+                    out
+                })
+            })
+            .collect();
+        self.refiltering = Some(Refilter {
+            filter,
+            conn,
+            end: base + total as u64,
+            tail: Vec::new(),
+            total,
+            done,
+            cancel,
+            workers,
+        });
+        true
+    }
+
+    /// Whether a filter is being applied in the background, and how far it got.
+    pub fn refilter_progress(&self) -> Option<RefilterProgress> {
+        self.refiltering.as_ref().map(|r| RefilterProgress {
+            text: r
+                .filter
+                .as_ref()
+                .map(|f| f.text().to_string())
+                .unwrap_or_default(),
+            conn: r.conn,
+            done: r.done.load(Ordering::Relaxed),
+            total: r.total,
+        })
+    }
+
+    /// Cancels the filter being applied in the background (the list stays as it is); what it
+    /// was, if one was.
+    pub fn cancel_refilter(&mut self) -> Option<RefilterProgress> {
+        let progress = self.refilter_progress();
+        self.refiltering = None;
+        progress
+    }
+
+    /// Takes the result of the filter being applied in the background once its workers are
+    /// done: it replaces the rows shown. True when it did.
+    pub fn poll_refilter(&mut self) -> bool {
+        if !self
+            .refiltering
+            .as_ref()
+            .is_some_and(|r| r.workers.iter().all(JoinHandle::is_finished))
+        {
+            return false;
+        }
+        let Some(mut r) = self.refiltering.take() else {
+            return false;
+        };
+        let mut visible = VecDeque::with_capacity(r.tail.len());
+        for w in r.workers.drain(..) {
+            // A worker that panicked passes nothing (the filter is the same code the UI runs).
+            visible.extend(w.join().unwrap_or_default());
+        }
+        debug_assert!(visible.back().is_none_or(|s| *s < r.end));
+        visible.extend(r.tail.drain(..));
+        // Rows let go meanwhile are not shown.
+        while visible.front().is_some_and(|s| *s < self.base) {
+            visible.pop_front();
+        }
+        self.filter = r.filter.take();
+        self.conn = r.conn;
+        self.show(visible);
+        true
+    }
+
+    /// Shows `visible` (sequence numbers, ascending), keeping the selected row selected, or the
+    /// nearest one shown.
+    fn show(&mut self, visible: VecDeque<u64>) {
+        let keep = self.selected_seq();
         self.visible = visible;
         self.selected = match keep {
             _ if self.visible.is_empty() => None,
@@ -293,21 +537,16 @@ impl ExchangeList {
         self.selected.and_then(|i| self.visible.get(i).copied())
     }
 
-    fn entry(&self, seq: u64) -> Option<&Entry> {
+    fn entry(&self, seq: u64) -> Option<&Row> {
         seq.checked_sub(self.base)
             .and_then(|i| self.entries.get(i as usize))
     }
 
-    /// The selected row.
-    pub fn selected(&self) -> Option<&Entry> {
-        self.selected_seq().and_then(|s| self.entry(s))
-    }
-
     /// The selected exchange, if the selected row is one.
     pub fn selected_exchange(&self) -> Option<&Arc<Exchange>> {
-        match self.selected()? {
-            Entry::Exchange { ex, .. } => Some(ex),
-            Entry::Marker(_) => None,
+        match self.selected_seq().and_then(|s| self.entry(s))? {
+            Row::Exchange(ex) => Some(ex),
+            Row::Marker(_) => None,
         }
     }
 
@@ -437,18 +676,23 @@ impl ExchangeList {
         }
         header.push_str("summary");
         let mut lines = vec![Line::styled(header, theme.header)];
-        for (i, seq) in self
-            .visible
-            .iter()
-            .skip(self.offset)
-            .take(height)
-            .enumerate()
-        {
+        let mut last = std::mem::take(&mut self.drawn);
+        let mut drawn = HashMap::with_capacity(height);
+        let shown = self.visible.range(self.offset.min(self.visible.len())..);
+        for (i, seq) in shown.take(height).enumerate() {
             let line = match self.entry(*seq) {
-                Some(Entry::Exchange { ex, summary, class }) => {
-                    exchange_line(ex, summary, *class, &cols, summary_w, theme, clients)
+                Some(Row::Exchange(ex)) => {
+                    let (summary, class) =
+                        last.remove(seq)
+                            .unwrap_or_else(|| match Entry::exchange(ex.clone()).0 {
+                                Entry::Exchange { summary, class, .. } => (summary, class),
+                                Entry::Marker(_) => unreachable!("an exchange's entry"),
+                            });
+                    let line = exchange_line(ex, &summary, class, &cols, summary_w, theme, clients);
+                    drawn.insert(*seq, (summary, class));
+                    line
                 }
-                Some(Entry::Marker(m)) => Line::styled(
+                Some(Row::Marker(m)) => Line::styled(
                     super::fit(
                         &format!("── {} {} ", clock_ms(m.at), m.text),
                         inner.width as usize,
@@ -468,6 +712,7 @@ impl ExchangeList {
                 line
             });
         }
+        self.drawn = drawn;
         f.render_widget(Paragraph::new(lines), inner);
     }
 }
@@ -536,4 +781,78 @@ fn exchange_line<'a>(
         style
     };
     Line::styled(text, style)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(id: u64, conn: u64) -> Arc<Exchange> {
+        Arc::new(Exchange {
+            id,
+            ..Exchange::new(conn, "127.0.0.1:1".parse().unwrap(), 0, Status::Unanswered)
+        })
+    }
+
+    fn shown_ids(l: &ExchangeList) -> Vec<u64> {
+        l.visible
+            .iter()
+            .filter_map(|s| match l.entry(*s) {
+                Some(Row::Exchange(ex)) => Some(ex.id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Takes the background filter's result, waiting for its workers.
+    fn finish(l: &mut ExchangeList) {
+        for _ in 0..3000 {
+            if l.poll_refilter() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the filter never finished");
+    }
+
+    /// A filter applied in the background leaves the rows shown as they are until its result
+    /// is taken, and checks rows that arrive meanwhile as they come.
+    #[test]
+    fn a_background_filter_checks_rows_arriving_meanwhile() {
+        let clients = HashMap::new();
+        let mut l = ExchangeList::new(100);
+        l.inline_max = 0;
+        l.push((1..=10).map(|i| ex(i, i % 2)).collect(), vec![], &clients);
+        let f = crate::filter::parse("id > 4").unwrap();
+        assert!(l.refilter(Some(f), Some(1), &clients));
+        assert_eq!(l.counts(), (10, 10));
+        assert!(l.filter().is_none());
+        l.push(vec![ex(11, 1), ex(12, 0)], vec![], &clients);
+        assert_eq!(l.counts(), (12, 12), "unfiltered until the result is taken");
+        finish(&mut l);
+        assert_eq!(shown_ids(&l), vec![5, 7, 9, 11]);
+        assert_eq!(l.filter().map(Filter::text), Some("id > 4"));
+        assert!(l.refilter_progress().is_none());
+        // Showing every row needs no check: at once, whatever the size.
+        assert!(!l.refilter(None, None, &clients));
+        assert_eq!(l.counts(), (12, 12));
+    }
+
+    /// A cancelled filter changes nothing; a new one replaces the one being applied.
+    #[test]
+    fn a_cancelled_or_replaced_background_filter_changes_nothing() {
+        let clients = HashMap::new();
+        let mut l = ExchangeList::new(100);
+        l.inline_max = 0;
+        l.push((1..=10).map(|i| ex(i, i % 2)).collect(), vec![], &clients);
+        assert!(l.refilter(None, Some(0), &clients));
+        let p = l.cancel_refilter().unwrap();
+        assert_eq!((p.what(), p.total), ("conn=0".to_string(), 10));
+        assert!(!l.poll_refilter());
+        assert_eq!(l.counts(), (10, 10));
+        assert!(l.refilter(None, Some(0), &clients));
+        assert!(l.refilter(None, Some(1), &clients));
+        finish(&mut l);
+        assert_eq!(shown_ids(&l), vec![1, 3, 5, 7, 9]);
+    }
 }

@@ -9,7 +9,9 @@ use crate::diagnose::{ConnInfo, Health};
 use crate::settings::{Knobs, ThrottlePlacement};
 use crate::tui::theme::Theme;
 
-/// Draws one line: placement, rules, throttle, caps | clients and their health | store.
+/// Draws one line: placement, rules, throttle, caps | clients and their health | store; first,
+/// a filter being applied and how far it got (`busy`).
+#[allow(clippy::too_many_arguments)]
 pub fn draw(
     f: &mut Frame,
     area: Rect,
@@ -18,6 +20,7 @@ pub fn draw(
     clients: &[ConnInfo],
     store: (usize, usize, u64),
     listen: &str,
+    busy: Option<&str>,
 ) {
     let open: Vec<&ConnInfo> = clients.iter().filter(|c| c.closed.is_none()).collect();
     let count = |h: Health| clients.iter().filter(|c| c.health == h).count();
@@ -30,7 +33,11 @@ pub fn draw(
     } else {
         theme.status_bar
     };
-    let mut text = format!(" {listen}  placement={}", knobs.placement);
+    let mut text = match busy {
+        Some(b) => format!(" {b} (Esc: cancel) │"),
+        None => String::new(),
+    };
+    text.push_str(&format!(" {listen}  placement={}", knobs.placement));
     if !knobs.rules.is_empty() {
         text.push_str(&format!(" rules={}", knobs.rules.len()));
     }

@@ -19,11 +19,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{Record, TimestampType};
+use kafka_protocol::protocol::StrBytes;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
@@ -60,38 +58,14 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// A response frame, size prefix included, with the response header `key` and `version` need.
-fn response_frame<Resp: Encodable>(key: ApiKey, version: i16, corr: i32, resp: &Resp) -> Vec<u8> {
-    let mut b = bytes::BytesMut::new();
-    ResponseHeader::default()
-        .with_correlation_id(corr)
-        .encode(&mut b, key.response_header_version(version))
-        .expect("response header encodes");
-    resp.encode(&mut b, version).expect("response encodes");
-    let mut frame = (b.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&b);
-    frame
-}
-
 /// The frames the exchanges are copies of: (api key, version, request, response).
 fn templates() -> Vec<(ApiKey, i16, Vec<u8>, Vec<u8>)> {
-    let records: Vec<Record> = (0..2)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: -1,
-            timestamp: 1_796_032_800_123 + i,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(format!("value {i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let produce = frame::produce_req("bench", 0, 1, frame::encode_batch(&records, 2));
+    let produce = frame::produce_req(
+        "bench",
+        0,
+        1,
+        frame::records(&[&b"value 0"[..], b"value 1"], 2, None),
+    );
     let produce_resp = ProduceResponse::default().with_responses(vec![
         produce_response::TopicProduceResponse::default()
             .with_name(TopicName(StrBytes::from_static_str("bench")))
@@ -123,13 +97,13 @@ fn templates() -> Vec<(ApiKey, i16, Vec<u8>, Vec<u8>)> {
             ApiKey::Produce,
             7,
             frame::request_frame(ApiKey::Produce, 7, 0, "bench", &produce),
-            response_frame(ApiKey::Produce, 7, 0, &produce_resp),
+            frame::response_frame(ApiKey::Produce, 7, 0, &produce_resp),
         ),
         (
             ApiKey::Metadata,
             1,
             frame::request_frame(ApiKey::Metadata, 1, 0, "bench", &metadata),
-            response_frame(ApiKey::Metadata, 1, 0, &metadata_resp),
+            frame::response_frame(ApiKey::Metadata, 1, 0, &metadata_resp),
         ),
     ]
 }

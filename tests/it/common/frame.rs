@@ -27,6 +27,25 @@ pub fn request_frame<Req: kafka_protocol::protocol::Encodable>(
     frame
 }
 
+/// A response frame, size prefix included, with the response header `key` and `version` need.
+pub fn response_frame<Resp: kafka_protocol::protocol::Encodable>(
+    key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    corr: i32,
+    resp: &Resp,
+) -> Vec<u8> {
+    use kafka_protocol::protocol::Encodable;
+    let mut b = bytes::BytesMut::new();
+    kafka_protocol::messages::ResponseHeader::default()
+        .with_correlation_id(corr)
+        .encode(&mut b, key.response_header_version(version))
+        .expect("response header encodes");
+    resp.encode(&mut b, version).expect("response encodes");
+    let mut frame = (b.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&b);
+    frame
+}
+
 /// Records encoded by kafka-protocol as one uncompressed batch of magic `version` (0, 1, 2).
 pub fn encode_batch(records: &[kafka_protocol::records::Record], version: i8) -> bytes::Bytes {
     use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};

@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/knobs.rs"]
+mod knobs;
 #[path = "common/proc_status.rs"]
 mod proc_status;
 
@@ -47,13 +49,6 @@ struct Measured {
     produce_wall: f64,
     consume_wall: f64,
     peak_rss_mib: f64,
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn root() -> PathBuf {
@@ -236,18 +231,18 @@ fn per_message_us(seconds: f64, messages: u64) -> f64 {
 }
 
 fn main() {
-    let size = env_u64("BENCH_SIZE", 100);
-    let store_max_bytes = env_u64("BENCH_STORE_MAX_BYTES", 1 << 20);
+    let size = knobs::env_or::<u64>("BENCH_SIZE", 100);
+    let store_max_bytes = knobs::env_or::<u64>("BENCH_STORE_MAX_BYTES", 1 << 20);
     let loads = [
         Load {
             client: "kafka-python",
             label: "kafka-python",
-            messages: env_u64("BENCH_MESSAGES", 200_000),
+            messages: knobs::env_or::<u64>("BENCH_MESSAGES", 200_000),
         },
         Load {
             client: "confluent",
             label: "librdkafka (confluent-kafka)",
-            messages: env_u64("BENCH_RDKAFKA_MESSAGES", 1_000_000),
+            messages: knobs::env_or::<u64>("BENCH_RDKAFKA_MESSAGES", 1_000_000),
         },
     ];
     let python = root().join("target/venv/bin/python");

@@ -31,19 +31,14 @@ use chronik_tui::settings::{Knobs, Settings};
 
 #[path = "../tests/it/common/frame.rs"]
 mod frame;
+#[path = "common/knobs.rs"]
+mod knobs;
 #[path = "common/proc_status.rs"]
 mod proc_status;
 
 const CONNECTIONS: usize = 4;
 /// Requests written before their responses are read, per connection.
 const WINDOW: usize = 32;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One uncompressed batch of `n` records of `value_len` bytes.
 fn batch(n: usize, value_len: usize, seed: usize) -> Bytes {
@@ -211,11 +206,11 @@ fn main() {
         println!("build the release binary first: cargo build --release");
         return;
     }
-    let runs = env_usize("BENCH_RUNS", 3).max(1);
+    let runs = knobs::env_or::<usize>("BENCH_RUNS", 3).max(1);
     let tshark = std::env::var("BENCH_TSHARK").map_or(true, |v| v != "0");
-    let small = env_usize("BENCH_SMALL", 1_000_000);
-    let batches = env_usize("BENCH_BATCHES", 6_000);
-    let json = env_usize("BENCH_JSON", 100_000);
+    let small = knobs::env_or::<usize>("BENCH_SMALL", 1_000_000);
+    let batches = knobs::env_or::<usize>("BENCH_BATCHES", 6_000);
+    let json = knobs::env_or::<usize>("BENCH_JSON", 100_000);
     println!(
         "decode_throughput: {} cores; best of {runs} runs (tshark: one)",
         std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -33,30 +33,14 @@ use chronik_tui::tui::{App, AppDeps};
 
 #[path = "../tests/it/common/frame.rs"]
 mod frame;
+#[path = "common/knobs.rs"]
+mod knobs;
 #[path = "common/proc_status.rs"]
 mod proc_status;
 
 const CONNECTIONS: u64 = 8;
 const WIDTH: u16 = 120;
 const HEIGHT: u16 = 36;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Resident memory now (`VmRSS`), in MiB.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 /// The frames the exchanges are copies of: (api key, version, request, response).
 fn templates() -> Vec<(ApiKey, i16, Vec<u8>, Vec<u8>)> {
@@ -196,7 +180,7 @@ fn filtering(app: &App) -> bool {
 }
 
 fn run(n: usize, frames: usize) -> Figures {
-    let rss_before = rss_mib();
+    let rss_before = proc_status::rss_mib("self");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _in_runtime = runtime.enter();
     let store = Store::new(StoreLimits {
@@ -218,7 +202,7 @@ fn run(n: usize, frames: usize) -> Figures {
     }
     let ingest = t.elapsed();
     let ingest_tick_max = ticks.iter().max().copied().unwrap_or_default();
-    let rss_after = rss_mib();
+    let rss_after = proc_status::rss_mib("self");
     let mut term = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
     let mut draw = |app: &mut App| {
         let t = Instant::now();
@@ -338,8 +322,8 @@ fn print(f: &Figures) {
 }
 
 fn main() {
-    let n = env_usize("BENCH_EXCHANGES", 1_000_000);
-    let frames = env_usize("BENCH_FRAMES", 200);
+    let n = knobs::env_or::<usize>("BENCH_EXCHANGES", 1_000_000);
+    let frames = knobs::env_or::<usize>("BENCH_FRAMES", 200);
     println!("tui_scale: TestBackend {WIDTH}x{HEIGHT}, {frames} frames per median");
     let small = run(5, frames);
     print(&small);

@@ -40,22 +40,8 @@ impl fmt::Display for AddrError {
 
 impl std::error::Error for AddrError {}
 
-/// A host and a port, the host as written (without brackets) or `127.0.0.1` for a bare port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPort {
-    pub host: String,
-    pub port: u16,
-}
-
-impl fmt::Display for HostPort {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
+/// A host and a port; [`parse_host_port`] makes the host `127.0.0.1` for a bare port.
+pub use crate::broker::HostPort;
 
 fn port(text: &str) -> Result<u16, AddrError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {

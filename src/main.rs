@@ -350,10 +350,7 @@ fn check(cli: &Cli) -> Result<Checked, UsageError> {
         .transpose()?
         .map(|hp| broker::proxy::ProxyConfig {
             listen,
-            upstream: broker::proxy::Upstream {
-                host: hp.host,
-                port: hp.port,
-            },
+            upstream: hp,
             max_frame_bytes: b.max_frame_bytes,
             timeout: std::time::Duration::from_secs(cli.proxy.upstream_timeout),
         });

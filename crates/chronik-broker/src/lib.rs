@@ -32,6 +32,24 @@ use std::sync::Arc;
 use crate::settings::Settings;
 use chronik_capture::Store;
 
+/// A host and a port as a command line or a Kafka response writes them, the host without
+/// brackets; shown as `host:port`, or `[host]:port` for an IPv6 address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// How the broker is set up at start (runtime knobs live in [`Settings`]).
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {

@@ -3,7 +3,6 @@
 //! that address, on the bootstrap listener's IP with a port the system chooses. Each accepted
 //! connection is forwarded to its listener's upstream address.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
@@ -12,21 +11,7 @@ use tokio::net::TcpListener;
 use super::Proxy;
 
 /// An upstream broker's address as its responses (or the command line) write it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Upstream {
-    pub host: String,
-    pub port: u16,
-}
-
-impl fmt::Display for Upstream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
+pub use crate::HostPort as Upstream;
 
 /// Most listeners the proxy binds: a response naming more broker addresses than this leaves
 /// the rest as they are (and says so), rather than binding whatever number upstream sends.

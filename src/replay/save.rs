@@ -7,16 +7,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::load::{self, Capture};
+use crate::capture::render::hex;
 use crate::capture::{Framing, Status};
 use crate::protocol::registry;
 
 /// TOML's quoted form of a string.
 fn quoted(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The scenario's text for a capture read from `source`; `setup` holds the broker settings

@@ -119,8 +119,8 @@ impl History {
         let Some(frame) = ex.response.as_ref() else {
             return;
         };
-        // An ApiVersions response is read as v0 when it carries an error (UNSUPPORTED_VERSION
-        // is answered in v0); its array is the same either way for the fields read here.
+        // The dissector reads the answer to a version beyond the schema's as v0, as Kafka
+        // writes it (UNSUPPORTED_VERSION); its array has the fields read here in every version.
         let d = dissect_response(frame, ex.api_key, ex.api_version);
         let mut offered = HashMap::new();
         d.root.walk(0, &mut |f, _| {

@@ -428,7 +428,7 @@ impl Serialize for BytesSpan {
 }
 
 /// Bytes as lower-case hex, two digits each.
-fn hex(b: &[u8]) -> String {
+pub fn hex(b: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
     for x in b {

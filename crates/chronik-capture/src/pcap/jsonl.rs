@@ -205,11 +205,7 @@ mod tests {
     use super::*;
     use crate::{StoreLimits, TimelineItem};
 
-    fn frame(body: &[u8]) -> Vec<u8> {
-        let mut f = (body.len() as u32).to_be_bytes().to_vec();
-        f.extend_from_slice(body);
-        f
-    }
+    use chronik_protocol::frame::with_size_prefix as frame;
 
     fn sample() -> Vec<Exchange> {
         let peer: SocketAddr = "127.0.0.1:50001".parse().unwrap();

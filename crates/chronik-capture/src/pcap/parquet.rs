@@ -406,11 +406,7 @@ mod tests {
     use crate::{PlacementUsed, Status};
     use chronik_protocol::{DecodeError, ThrottlePlacement};
 
-    fn frame(body: &[u8]) -> Vec<u8> {
-        let mut f = (body.len() as u32).to_be_bytes().to_vec();
-        f.extend_from_slice(body);
-        f
-    }
+    use chronik_protocol::frame::with_size_prefix as frame;
 
     /// An answered ApiVersions v0 (error 35, UNSUPPORTED_VERSION, in its response), a malformed
     /// request, a Produce waiting for its response, and a response whose request is not there.

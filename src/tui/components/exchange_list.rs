@@ -130,7 +130,7 @@ impl RefilterProgress {
 }
 
 /// Whether an exchange passes a filter and a connection to follow; `dissected` when the caller
-/// has it, else the filter dissects the frames if it needs to.
+/// has it, else the filter dissects only the frames its names need, when they need one.
 fn exchange_passes(
     filter: Option<&Filter>,
     conn: Option<u64>,
@@ -147,15 +147,6 @@ fn exchange_passes(
     let info = clients.get(&ex.conn);
     let software = info.and_then(ConnInfo::software);
     let health = info.map(|i| i.health.word());
-    let owned;
-    let dissected = match dissected {
-        Some(d) => Some(d),
-        None if filter.needs_dissection() => {
-            owned = ex.dissect();
-            Some(&owned)
-        }
-        None => None,
-    };
     filter.matches(&Subject {
         exchange: ex,
         dissected,

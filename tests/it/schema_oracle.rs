@@ -96,6 +96,9 @@ macro_rules! message_versions {
             37 => CreatePartitionsRequest, CreatePartitionsResponse;
             42 => DeleteGroupsRequest, DeleteGroupsResponse;
             60 => DescribeClusterRequest, DescribeClusterResponse;
+            61 => DescribeProducersRequest, DescribeProducersResponse;
+            65 => DescribeTransactionsRequest, DescribeTransactionsResponse;
+            66 => ListTransactionsRequest, ListTransactionsResponse;
             71 => GetTelemetrySubscriptionsRequest, GetTelemetrySubscriptionsResponse;
             72 => PushTelemetryRequest, PushTelemetryResponse;
         )

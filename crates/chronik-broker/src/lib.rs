@@ -24,6 +24,7 @@ mod server;
 pub mod settings;
 mod state;
 pub mod topics;
+mod txn;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -166,6 +167,7 @@ pub async fn start(
             Some(d) => e.context(format!("data directory {}", d.display())),
             None => e,
         })?;
+    tokio::spawn(txn::drive(Arc::downgrade(&shared)));
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let accept_task = tokio::spawn(server::accept_loop(listener, shared.clone(), shutdown_rx));
     Ok(BrokerHandle {

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::groups::GroupCoordinator;
 use super::topics::Topics;
+use super::txn::TxnCoordinator;
 use super::BrokerConfig;
 use crate::settings::{ClientIdentity, PlacementUsed, Settings};
 use chronik_capture::Store;
@@ -31,8 +32,8 @@ pub(crate) struct Shared {
     /// Bumped after every append; long-polling fetches wait on it.
     pub appended: watch::Sender<u64>,
     pub next_producer_id: AtomicI64,
-    /// transactional id -> (producer id, epoch).
-    pub transactional: Mutex<HashMap<String, (i64, i16)>>,
+    /// The transaction coordinator (transactional ids and their transactions).
+    pub txns: TxnCoordinator,
     pub sessions: Mutex<FetchSessions>,
     pub cluster_id: String,
 }
@@ -64,6 +65,9 @@ impl Shared {
             .max()
             .unwrap_or(-1);
         let groups = GroupCoordinator::new(config.data_dir.as_ref().map(|d| d.join("groups")))?;
+        let txns = TxnCoordinator::open(config.data_dir.as_deref())?;
+        txns.recover(&topics, &groups);
+        let max_pid = max_pid.max(txns.max_producer_id());
         let advertised = config.advertise.clone().or_else(|| {
             (!bound.ip().is_unspecified()).then(|| (bound.ip().to_string(), bound.port()))
         });
@@ -77,7 +81,7 @@ impl Shared {
             store,
             appended,
             next_producer_id: AtomicI64::new((max_pid + 1).max(1000)),
-            transactional: Mutex::new(HashMap::new()),
+            txns,
             sessions: Mutex::new(FetchSessions::default()),
             cluster_id: "chronik-tui-cluster".into(),
         }))

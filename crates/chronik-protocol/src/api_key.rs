@@ -62,6 +62,12 @@ pub const CREATE_PARTITIONS: i16 = 37;
 pub const DELETE_GROUPS: i16 = 42;
 /// DescribeCluster.
 pub const DESCRIBE_CLUSTER: i16 = 60;
+/// DescribeProducers.
+pub const DESCRIBE_PRODUCERS: i16 = 61;
+/// DescribeTransactions.
+pub const DESCRIBE_TRANSACTIONS: i16 = 65;
+/// ListTransactions.
+pub const LIST_TRANSACTIONS: i16 = 66;
 /// GetTelemetrySubscriptions.
 pub const GET_TELEMETRY_SUBSCRIPTIONS: i16 = 71;
 /// PushTelemetry.
@@ -99,6 +105,9 @@ pub const ALL: &[(i16, &str)] = &[
     (CREATE_PARTITIONS, "CreatePartitions"),
     (DELETE_GROUPS, "DeleteGroups"),
     (DESCRIBE_CLUSTER, "DescribeCluster"),
+    (DESCRIBE_PRODUCERS, "DescribeProducers"),
+    (DESCRIBE_TRANSACTIONS, "DescribeTransactions"),
+    (LIST_TRANSACTIONS, "ListTransactions"),
     (GET_TELEMETRY_SUBSCRIPTIONS, "GetTelemetrySubscriptions"),
     (PUSH_TELEMETRY, "PushTelemetry"),
 ];

@@ -297,6 +297,18 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("schema/describe_cluster.schema"),
     ),
     (
+        "describe_producers",
+        include_str!("schema/describe_producers.schema"),
+    ),
+    (
+        "describe_transactions",
+        include_str!("schema/describe_transactions.schema"),
+    ),
+    (
+        "list_transactions",
+        include_str!("schema/list_transactions.schema"),
+    ),
+    (
         "get_telemetry_subscriptions",
         include_str!("schema/get_telemetry_subscriptions.schema"),
     ),

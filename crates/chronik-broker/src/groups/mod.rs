@@ -56,6 +56,7 @@ mod offsets;
 mod rebalance;
 #[cfg(test)]
 mod tests;
+mod txn;
 mod wire;
 
 use std::collections::HashMap;

@@ -1,11 +1,14 @@
 //! Fetch: reading partition logs, long polling until min_bytes or max_wait, and incremental
-//! fetch sessions (KIP-227).
+//! fetch sessions (KIP-227). read_committed reads stop at the last stable offset and list the
+//! aborted transactions of what they return.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use uuid::Uuid;
 
 use super::s;
@@ -151,10 +154,13 @@ pub(super) async fn fetch(shared: &Shared, req: FetchRequest, version: i16) -> F
     } else {
         usize::MAX
     };
+    // read_committed (v4+): data only below the last stable offset, with the aborted
+    // transactions of the range returned.
+    let read_committed = version >= 4 && req.isolation_level == 1;
     let mut rx = shared.appended.subscribe();
     let gathered = loop {
         rx.borrow_and_update();
-        let g = gather(shared, &plan, max_bytes, version);
+        let g = gather(shared, &plan, max_bytes, version, read_committed);
         let has_error = g.iter().any(|pd| pd.error_code != 0);
         let total: usize = g
             .iter()
@@ -170,7 +176,7 @@ pub(super) async fn fetch(shared: &Shared, req: FetchRequest, version: i16) -> F
             .await
             .is_err()
         {
-            break gather(shared, &plan, max_bytes, version);
+            break gather(shared, &plan, max_bytes, version, read_committed);
         }
     };
 
@@ -231,6 +237,7 @@ fn gather(
     plan: &[PlanItem],
     max_bytes: usize,
     version: i16,
+    read_committed: bool,
 ) -> Vec<PartitionData> {
     let mut remaining = max_bytes;
     let mut any = false;
@@ -263,8 +270,9 @@ fn gather(
             let log = p.lock().unwrap_or_else(|e| e.into_inner());
             let (start, end) = (log.start_offset(), log.end_offset());
             pd.high_watermark = end;
+            let lso = log.last_stable_offset();
             if version >= 4 {
-                pd.last_stable_offset = end;
+                pd.last_stable_offset = lso;
                 pd.aborted_transactions = Some(Vec::new());
             }
             if version >= 5 {
@@ -275,7 +283,24 @@ fn gather(
                 return pd;
             }
             let limit = (item.max_bytes.max(0) as usize).min(remaining);
-            let chunks = log.read(item.fetch_offset, limit, !any);
+            let chunks = if read_committed {
+                let (chunks, last) = log.read_below(item.fetch_offset, limit, !any, lso);
+                if !chunks.is_empty() {
+                    let aborted = log
+                        .aborted_between(item.fetch_offset, last)
+                        .into_iter()
+                        .map(|a| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(a.producer_id))
+                                .with_first_offset(a.first_offset)
+                        })
+                        .collect();
+                    pd.aborted_transactions = Some(aborted);
+                }
+                chunks
+            } else {
+                log.read(item.fetch_offset, limit, !any)
+            };
             let mut records = BytesMut::new();
             for c in chunks {
                 records.extend_from_slice(&c);

@@ -18,6 +18,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod sasl;
+mod txn;
 
 pub(crate) use api_versions::api_versions_unsupported;
 pub(crate) use fault::error_reply;
@@ -69,12 +70,19 @@ pub(crate) const SUPPORTED: &[(i16, i16, i16)] = &[
     (api_key::DELETE_RECORDS, 0, 2),
     (api_key::INIT_PRODUCER_ID, 0, 5),
     (api_key::OFFSET_FOR_LEADER_EPOCH, 0, 4),
+    (api_key::ADD_PARTITIONS_TO_TXN, 0, 5),
+    (api_key::ADD_OFFSETS_TO_TXN, 0, 4),
+    (api_key::END_TXN, 0, 4),
+    (api_key::TXN_OFFSET_COMMIT, 0, 4),
     (api_key::DESCRIBE_CONFIGS, 0, 4),
     (api_key::SASL_AUTHENTICATE, 0, 2),
     (api_key::CREATE_PARTITIONS, 0, 3),
     (api_key::DELETE_GROUPS, 0, 2),
     (api_key::ALTER_CONFIGS, 0, 2),
     (api_key::DESCRIBE_CLUSTER, 0, 1),
+    (api_key::DESCRIBE_PRODUCERS, 0, 0),
+    (api_key::DESCRIBE_TRANSACTIONS, 0, 0),
+    (api_key::LIST_TRANSACTIONS, 0, 1),
 ];
 
 /// The version range served for an API key.
@@ -162,7 +170,10 @@ pub(crate) async fn handle(
         }
         ApiKey::InitProducerId => {
             let req = decode!(InitProducerIdRequest);
-            let resp = produce::init_producer_id(shared, req);
+            let resp = match req.transactional_id.clone() {
+                Some(tid) => txn::init_producer_id(shared, tid.0.as_str(), &req, version),
+                None => produce::init_producer_id(shared, req),
+            };
             reply(&resp.with_throttle_time_ms(throttle), version)
         }
         ApiKey::Fetch => {
@@ -228,6 +239,41 @@ pub(crate) async fn handle(
         ApiKey::DescribeGroups => group!(DescribeGroupsRequest, describe_groups),
         ApiKey::ListGroups => group!(ListGroupsRequest, list_groups),
         ApiKey::DeleteGroups => group!(DeleteGroupsRequest, delete_groups),
+        ApiKey::AddPartitionsToTxn => {
+            let req = decode!(AddPartitionsToTxnRequest);
+            let resp = txn::add_partitions_to_txn(shared, req, version);
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let req = decode!(AddOffsetsToTxnRequest);
+            let resp = txn::add_offsets_to_txn(shared, req, version);
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
+        ApiKey::TxnOffsetCommit => {
+            let req = decode!(TxnOffsetCommitRequest);
+            let resp = txn::txn_offset_commit(shared, req, version);
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
+        ApiKey::EndTxn => {
+            let req = decode!(EndTxnRequest);
+            let resp = txn::end_txn(shared, req, version);
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
+        ApiKey::DescribeTransactions => {
+            let req = decode!(DescribeTransactionsRequest);
+            let resp = txn::describe_transactions(shared, req);
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
+        ApiKey::ListTransactions => {
+            let req = decode!(ListTransactionsRequest);
+            let resp = txn::list_transactions(shared, req, version);
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
+        ApiKey::DescribeProducers => {
+            let req = decode!(DescribeProducersRequest);
+            let resp = txn::describe_producers(shared, req);
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
         ApiKey::SaslHandshake => {
             let req = decode!(SaslHandshakeRequest);
             sasl::sasl_handshake(shared, conn, req, version)

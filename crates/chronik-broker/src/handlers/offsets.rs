@@ -19,6 +19,8 @@ pub(super) fn list_offsets(
     req: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
+    // read_committed (v2+): the latest offset is the last stable offset.
+    let read_committed = version >= 2 && req.isolation_level == 1;
     let results = req
         .topics
         .into_iter()
@@ -36,6 +38,7 @@ pub(super) fn list_offsets(
                     };
                     let log = part.lock().unwrap_or_else(|e| e.into_inner());
                     let (offset, ts) = match p.timestamp {
+                        -1 if read_committed => (log.last_stable_offset(), -1),
                         -1 => (log.end_offset(), -1),
                         // -4 / -5: earliest local / tiered offset; all of it is local here.
                         -2 | -4 | -5 => (log.start_offset(), -1),

@@ -118,6 +118,7 @@ pub(crate) fn place(conn: &mut Conn, knobs: &Knobs, version: i16, notes: &mut Ve
 /// spec has it.
 fn append(shared: &Shared, req: ProduceRequest, version: i16, throttle: i32) -> Outcome {
     let acks = req.acks;
+    let tid = req.transactional_id.as_ref().map(|t| t.0.to_string());
     let acks_ok = (-1..=1).contains(&acks);
     let mut appended_any = false;
     let mut notes = Vec::new();
@@ -162,6 +163,16 @@ fn append(shared: &Shared, req: ProduceRequest, version: i16, throttle: i32) -> 
                     ));
                 }
                 let lat = t.log_append_time().then(|| now_micros() / 1000);
+                // A transactional batch must belong to its producer's open transaction; the
+                // coordinator stays locked until it is appended.
+                let _txn = super::txn::check_produce(
+                    shared,
+                    tid.as_deref(),
+                    &name,
+                    pd.index,
+                    records,
+                    version,
+                )?;
                 let mut log = p.lock().unwrap_or_else(|e| e.into_inner());
                 let start = log.start_offset();
                 log.append(records, lat)
@@ -232,28 +243,16 @@ fn append(shared: &Shared, req: ProduceRequest, version: i16, throttle: i32) -> 
     }
 }
 
-/// InitProducerId: a new producer id with epoch 0; a transactional id keeps its producer id and a
-/// producer that names its id keeps it, each with the epoch bumped.
+/// InitProducerId without a transactional id (the transactional ones are `txn.rs`'s): a new
+/// producer id with epoch 0, or a producer that names its id keeps it with the epoch bumped.
 pub(super) fn init_producer_id(
     shared: &Shared,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
-    let (pid, epoch) = match &req.transactional_id {
-        Some(tid) => {
-            let mut map = shared
-                .transactional
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let e = map
-                .entry(tid.0.to_string())
-                .or_insert_with(|| (shared.next_producer_id.fetch_add(1, Ordering::Relaxed), -1));
-            e.1 = e.1.wrapping_add(1).max(0);
-            *e
-        }
-        None if req.producer_id.0 >= 0 => {
-            (req.producer_id.0, req.producer_epoch.wrapping_add(1).max(0))
-        }
-        None => (shared.next_producer_id.fetch_add(1, Ordering::Relaxed), 0),
+    let (pid, epoch) = if req.producer_id.0 >= 0 {
+        (req.producer_id.0, req.producer_epoch.wrapping_add(1).max(0))
+    } else {
+        (shared.next_producer_id.fetch_add(1, Ordering::Relaxed), 0)
     };
     InitProducerIdResponse::default()
         .with_producer_id(ProducerId(pid))

@@ -22,6 +22,9 @@ use chronik_protocol::batch::{self, BatchHeader, Entry};
 use chronik_protocol::errors;
 
 mod legacy;
+mod txn;
+
+pub use txn::{control_record, marker_batch, AbortedTxn, ProducerView};
 
 use legacy::{legacy_assign, renumber_magic0_wrapper};
 
@@ -91,6 +94,8 @@ pub struct PartitionLog {
     bytes: usize,
     file: Option<Segments>,
     producers: HashMap<i64, ProducerState>,
+    /// Open and aborted transactions (see `txn.rs`).
+    txns: txn::TxnIndex,
 }
 
 /// The segment files behind a log.
@@ -237,6 +242,7 @@ impl PartitionLog {
 
     /// Adds an entry that follows the last one (offsets and size move on).
     fn push(&mut self, entry: StoredEntry) {
+        self.observe_txn(&entry);
         self.next_offset = entry.last_offset + 1;
         self.bytes += entry.bytes.len();
         self.entries.push(entry);

@@ -1,0 +1,363 @@
+//! A partition's transactions, as the log itself records them: the open transaction of each
+//! transactional producer (the first offset it wrote since its last marker), the aborted ones
+//! (first offset and the offset of the ABORT marker), and each producer's last timestamp and
+//! coordinator epoch. Every stored entry passes through [`PartitionLog::observe_txn`], both on
+//! append and when segments are loaded, so all of it is rebuilt from the log after a restart.
+//!
+//! Markers are control batches (magic 2, attributes transactional + control) of one record whose
+//! key is `version i16 = 0, type i16` (0 ABORT, 1 COMMIT) and whose value is
+//! `version i16 = 0, coordinator epoch i32`, as Kafka writes them.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::{AppendError, PartitionLog, StoredEntry};
+use chronik_protocol::batch::{self, BatchHeader, BATCH_HEADER_LEN};
+
+/// Attributes bit of a transactional batch.
+const TRANSACTIONAL: i16 = 0x10;
+/// Attributes bit of a control batch.
+const CONTROL: i16 = 0x20;
+/// Control record types.
+const ABORT: i16 = 0;
+const COMMIT: i16 = 1;
+/// Most aborted transactions one fetch lists for a partition (a bound on the answer).
+const MAX_ABORTED_LISTED: usize = 10_000;
+
+/// An aborted transaction on this partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    /// Offset of its first record here.
+    pub first_offset: i64,
+    /// Offset of its ABORT marker.
+    pub last_offset: i64,
+}
+
+/// One producer as DescribeProducers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerView {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction here, or -1.
+    pub txn_start_offset: i64,
+}
+
+/// What the log knows of transactions (see the module comment).
+#[derive(Debug, Default)]
+pub(super) struct TxnIndex {
+    /// producer id -> first offset of its open transaction.
+    open: HashMap<i64, i64>,
+    /// Aborted transactions in marker order.
+    aborted: Vec<AbortedTxn>,
+    /// producer id -> largest timestamp of its newest batch.
+    last_ts: HashMap<i64, i64>,
+    /// producer id -> coordinator epoch of its newest marker.
+    coordinator_epoch: HashMap<i64, i32>,
+}
+
+/// A zigzag varint at `*pos`, moving past it; `None` when it runs off the end or past 64 bits.
+fn varint(b: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut x: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        x |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((x >> 1) as i64) ^ -((x & 1) as i64));
+        }
+    }
+    None
+}
+
+/// The type and coordinator epoch of a control batch's first record (uncompressed, as control
+/// batches are).
+pub fn control_record(b: &[u8]) -> Option<(i16, i32)> {
+    let mut pos = BATCH_HEADER_LEN;
+    let _len = varint(b, &mut pos)?;
+    pos += 1; // attributes
+    varint(b, &mut pos)?; // timestamp delta
+    varint(b, &mut pos)?; // offset delta
+    let key_len = usize::try_from(varint(b, &mut pos)?).ok()?;
+    let key = b.get(pos..pos.checked_add(key_len)?)?;
+    pos += key_len;
+    if key.len() < 4 {
+        return None;
+    }
+    let kind = i16::from_be_bytes([key[2], key[3]]);
+    let value_len = varint(b, &mut pos)?;
+    let epoch = if value_len >= 6 {
+        b.get(pos + 2..pos + 6)
+            .map(|v| i32::from_be_bytes([v[0], v[1], v[2], v[3]]))
+            .unwrap_or(-1)
+    } else {
+        -1
+    };
+    Some((kind, epoch))
+}
+
+/// Appends `n` as a zigzag varint.
+fn put_varint(out: &mut Vec<u8>, n: i64) {
+    let mut x = ((n << 1) ^ (n >> 63)) as u64;
+    loop {
+        let byte = (x & 0x7f) as u8;
+        x >>= 7;
+        if x == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// A COMMIT or ABORT marker batch for this producer (base offset 0, to be assigned on append).
+pub fn marker_batch(
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    now_ms: i64,
+) -> Vec<u8> {
+    let mut record = Vec::with_capacity(24);
+    record.push(0); // attributes
+    put_varint(&mut record, 0); // timestamp delta
+    put_varint(&mut record, 0); // offset delta
+    put_varint(&mut record, 4);
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&(if commit { COMMIT } else { ABORT }).to_be_bytes());
+    put_varint(&mut record, 6);
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    put_varint(&mut record, 0); // headers
+    let mut records = Vec::with_capacity(record.len() + 2);
+    put_varint(&mut records, record.len() as i64);
+    records.extend_from_slice(&record);
+
+    let mut b = Vec::with_capacity(BATCH_HEADER_LEN + records.len());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    let batch_length = (BATCH_HEADER_LEN - 12 + records.len()) as i32;
+    b.extend_from_slice(&batch_length.to_be_bytes());
+    b.extend_from_slice(&super::LEADER_EPOCH.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&[0; 4]); // crc, below
+    b.extend_from_slice(&(TRANSACTIONAL | CONTROL).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    b.extend_from_slice(&now_ms.to_be_bytes());
+    b.extend_from_slice(&now_ms.to_be_bytes());
+    b.extend_from_slice(&producer_id.to_be_bytes());
+    b.extend_from_slice(&epoch.to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&1i32.to_be_bytes()); // records count
+    b.extend_from_slice(&records);
+    let crc = batch::batch_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+impl PartitionLog {
+    /// Notes what a stored entry does to the partition's transactions: a transactional batch
+    /// opens its producer's transaction (if not open), a marker closes it (an ABORT listing it
+    /// as aborted) and moves the producer to the marker's epoch.
+    pub(super) fn observe_txn(&mut self, entry: &StoredEntry) {
+        let Some(h) = BatchHeader::parse(&entry.bytes) else {
+            return;
+        };
+        if h.magic != 2 || h.producer_id < 0 {
+            return;
+        }
+        let idx = &mut self.txns;
+        idx.last_ts.insert(h.producer_id, h.max_timestamp);
+        if h.is_control() {
+            let Some((kind, coordinator_epoch)) = control_record(&entry.bytes) else {
+                return;
+            };
+            idx.coordinator_epoch
+                .insert(h.producer_id, coordinator_epoch);
+            if let Some(first) = idx.open.remove(&h.producer_id) {
+                if kind == ABORT {
+                    idx.aborted.push(AbortedTxn {
+                        producer_id: h.producer_id,
+                        first_offset: first,
+                        last_offset: entry.base_offset,
+                    });
+                }
+            }
+            // A marker of a newer epoch fences the older one here; the new epoch's sequences
+            // start again at 0.
+            if let Some(st) = self.producers.get_mut(&h.producer_id) {
+                if h.producer_epoch > st.epoch {
+                    st.epoch = h.producer_epoch;
+                    st.last_seq = -1;
+                    st.recent.clear();
+                }
+            }
+        } else if h.is_transactional() {
+            idx.open.entry(h.producer_id).or_insert(entry.base_offset);
+        }
+    }
+
+    /// The last stable offset: the first offset of the earliest open transaction, else the
+    /// high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.txns
+            .open
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(self.next_offset)
+            .min(self.next_offset)
+    }
+
+    /// The first offset of this producer's open transaction here, if it has one.
+    pub fn open_transaction(&self, producer_id: i64) -> Option<i64> {
+        self.txns.open.get(&producer_id).copied()
+    }
+
+    /// Producer ids with an open transaction here.
+    pub fn open_producers(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.txns.open.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// [`PartitionLog::read`] that stops before `upper` (entries ending at or past it are not
+    /// returned); also the last offset returned (or `offset - 1`).
+    pub fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+        upper: i64,
+    ) -> (Vec<Bytes>, i64) {
+        let i = self.entries.partition_point(|e| e.last_offset < offset);
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        let mut last = offset - 1;
+        for e in &self.entries[i..] {
+            if e.last_offset >= upper {
+                break;
+            }
+            if total + e.bytes.len() > max_bytes && !(out.is_empty() && at_least_one) {
+                break;
+            }
+            total += e.bytes.len();
+            last = e.last_offset;
+            out.push(e.bytes.clone());
+        }
+        (out, last)
+    }
+
+    /// Aborted transactions that overlap `from..=to` (marker at or after `from`, first offset at
+    /// or before `to`), as a read_committed fetch of that range needs them.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let i = self.txns.aborted.partition_point(|a| a.last_offset < from);
+        self.txns.aborted[i..]
+            .iter()
+            .filter(|a| a.first_offset <= to)
+            .take(MAX_ABORTED_LISTED)
+            .copied()
+            .collect()
+    }
+
+    /// Writes a COMMIT or ABORT marker for this producer; returns its offset.
+    pub fn write_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<i64, AppendError> {
+        let b = marker_batch(producer_id, epoch, commit, coordinator_epoch, now_ms);
+        self.append(&b, None).map(|a| a.base_offset)
+    }
+
+    /// The producers this partition knows (idempotent or transactional), by id.
+    pub fn producer_views(&self) -> Vec<ProducerView> {
+        let mut ids: Vec<i64> = self.producers.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .map(|id| {
+                let st = &self.producers[&id];
+                ProducerView {
+                    producer_id: id,
+                    epoch: st.epoch,
+                    last_sequence: st.last_seq,
+                    last_timestamp: self.txns.last_ts.get(&id).copied().unwrap_or(-1),
+                    coordinator_epoch: self.txns.coordinator_epoch.get(&id).copied().unwrap_or(-1),
+                    txn_start_offset: self.txns.open.get(&id).copied().unwrap_or(-1),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transactional data batch of `n` records (no record bodies checked by the index).
+    fn txn_batch(pid: i64, epoch: i16, seq: i32, n: i32) -> Vec<u8> {
+        let mut b = marker_batch(pid, epoch, true, 0, 1);
+        // Make it a data batch: transactional, not control, `n` records, base sequence.
+        b[21..23].copy_from_slice(&TRANSACTIONAL.to_be_bytes());
+        b[23..27].copy_from_slice(&(n - 1).to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        b[57..61].copy_from_slice(&n.to_be_bytes());
+        let crc = batch::batch_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn marker_reads_back_as_a_control_record() {
+        let b = marker_batch(7, 3, false, 5, 1000);
+        let h = BatchHeader::parse(&b).unwrap();
+        assert!(h.is_control() && h.is_transactional());
+        assert_eq!(batch::batch_crc(&b), h.crc);
+        assert_eq!(control_record(&b), Some((ABORT, 5)));
+        let c = marker_batch(7, 3, true, 0, 1000);
+        assert_eq!(control_record(&c), Some((COMMIT, 0)));
+    }
+
+    #[test]
+    fn lso_and_aborted_transactions_follow_the_markers() {
+        let mut log = PartitionLog::in_memory();
+        log.append(&txn_batch(1, 0, 0, 3), None).unwrap(); // 0..=2
+        assert_eq!(log.last_stable_offset(), 0);
+        log.append(&txn_batch(2, 0, 0, 2), None).unwrap(); // 3..=4
+        log.write_marker(1, 0, false, 0, 5).unwrap(); // 5: abort pid 1
+        assert_eq!(log.last_stable_offset(), 3);
+        log.write_marker(2, 0, true, 0, 5).unwrap(); // 6: commit pid 2
+        assert_eq!(log.last_stable_offset(), 7);
+        assert_eq!(log.end_offset(), 7);
+        assert_eq!(
+            log.aborted_between(0, 6),
+            vec![AbortedTxn {
+                producer_id: 1,
+                first_offset: 0,
+                last_offset: 5
+            }]
+        );
+        assert!(log.aborted_between(6, 6).is_empty());
+        // Reading below the LSO while pid 3's transaction is open.
+        log.append(&txn_batch(3, 0, 0, 1), None).unwrap(); // 7
+        let (read, last) = log.read_below(0, usize::MAX, true, log.last_stable_offset());
+        assert_eq!((read.len(), last), (4, 6));
+    }
+
+    #[test]
+    fn a_newer_epoch_marker_fences_the_older_epoch() {
+        let mut log = PartitionLog::in_memory();
+        log.append(&txn_batch(1, 0, 0, 1), None).unwrap();
+        log.write_marker(1, 1, false, 0, 5).unwrap();
+        let err = log.append(&txn_batch(1, 0, 1, 1), None).unwrap_err();
+        assert_eq!(err.code, chronik_protocol::errors::INVALID_PRODUCER_EPOCH);
+        // The new epoch starts at sequence 0.
+        log.append(&txn_batch(1, 1, 0, 1), None).unwrap();
+    }
+}

@@ -1,0 +1,99 @@
+//! `transactions.log` in the data directory: one JSON line per change of a transactional id's
+//! state (the whole [`TxnMeta`]), the last line of an id winning on replay. A line that does
+//! not parse ends the replay (a torn tail) and is cut off; the file is rewritten compacted
+//! (one line per id) on open. Written with `write_all` before the request is answered, like the
+//! partition logs: it survives a kill -9, not a power loss.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::state::TxnMeta;
+
+/// The transaction log file.
+pub(super) struct TxnStore {
+    path: PathBuf,
+    file: File,
+}
+
+impl TxnStore {
+    /// Opens (or creates) the file and replays it: the latest state of each transactional id.
+    pub fn open(dir: &Path) -> std::io::Result<(TxnStore, HashMap<String, TxnMeta>)> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("transactions.log");
+        let text = match std::fs::read(&path) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let mut metas: HashMap<String, TxnMeta> = HashMap::new();
+        for line in text.lines() {
+            match serde_json::from_str::<TxnMeta>(line) {
+                Ok(m) => {
+                    metas.insert(m.transactional_id.clone(), m);
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e,
+                        "transactions.log: cut at a line that does not parse");
+                    break;
+                }
+            }
+        }
+        // Rewrite compacted, atomically.
+        let tmp = dir.join("transactions.log.tmp");
+        {
+            let mut f = File::create(&tmp)?;
+            let mut ids: Vec<&String> = metas.keys().collect();
+            ids.sort();
+            for id in ids {
+                f.write_all(line(&metas[id]).as_bytes())?;
+            }
+        }
+        std::fs::rename(&tmp, &path)?;
+        let file = OpenOptions::new().append(true).open(&path)?;
+        Ok((TxnStore { path, file }, metas))
+    }
+
+    /// Appends a transactional id's new state.
+    pub fn append(&mut self, meta: &TxnMeta) -> std::io::Result<()> {
+        self.file.write_all(line(meta).as_bytes()).inspect_err(|e| {
+            tracing::error!(file = %self.path.display(), error = %e, "transactions.log: append failed");
+        })
+    }
+}
+
+/// One JSON line.
+fn line(meta: &TxnMeta) -> String {
+    let mut s = serde_json::to_string(meta).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_the_latest_state_and_cuts_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut store, metas) = TxnStore::open(dir.path()).unwrap();
+            assert!(metas.is_empty());
+            let mut m = TxnMeta::new("a", 1000, 60_000, 0);
+            store.append(&m).unwrap();
+            m.epoch = 3;
+            store.append(&m).unwrap();
+            store.append(&TxnMeta::new("b", 1001, 60_000, 0)).unwrap();
+        }
+        let path = dir.path().join("transactions.log");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"transactional_id\":\"a\",\"produ").unwrap();
+        drop(f);
+        let (_store, metas) = TxnStore::open(dir.path()).unwrap();
+        assert_eq!(metas.len(), 2);
+        assert_eq!(metas["a"].epoch, 3);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "compacted, torn line gone");
+    }
+}

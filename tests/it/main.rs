@@ -27,6 +27,7 @@ mod scenarios;
 mod schema_oracle;
 mod stall;
 mod third_party_captures;
+mod transactions;
 mod tshark_live;
 mod tui_render;
 mod tui_tmux;

@@ -1,6 +1,9 @@
 // kafkajs test client for chronik-tui's tests/clients.rs. Usage:
 //   node kafkajs_client.js MODE BOOTSTRAP TOPIC GROUP COUNT COMPRESSION START [key=value ...]
 // Prints one JSON object a line. Compression: none, gzip (built in), snappy (kafkajs-snappy).
+// Mode txn: one transaction per letter of plan=... (c: commit, a: abort) with transactionalId
+// txn_id=ID, COUNT messages each, numbered on from START. Extra isolation=read_uncommitted makes
+// a consumer read uncommitted records (kafkajs reads committed ones by default).
 'use strict';
 
 const fs = require('fs');
@@ -46,6 +49,7 @@ function parseArgs(argv) {
     timeoutMs: Number(extra.timeout_ms || 40000),
     requestTimeoutMs: Number(extra.request_timeout_ms || 10000),
     stopFile: extra.stop_file,
+    extra,
     sasl: extra.sasl ? extra.sasl.split(':') : null,
   };
 }
@@ -83,8 +87,42 @@ async function produce(kafka, a) {
   emit({ event: 'done', count: messages.length });
 }
 
+async function txn(kafka, a) {
+  if (!(a.compression in COMPRESSION)) fail(`compression ${a.compression} not supported by this client`);
+  const producer = kafka.producer({
+    allowAutoTopicCreation: true, transactionalId: a.extra.txn_id, idempotent: true, maxInFlightRequests: 1,
+  });
+  await producer.connect();
+  emit({ event: 'initialised' });
+  let first = a.start;
+  const plan = a.extra.plan || 'c';
+  for (let k = 0; k < plan.length; k++) {
+    const outcome = plan[k] === 'a' ? 'abort' : 'commit';
+    const t = await producer.transaction();
+    const messages = [];
+    for (let i = first; i < first + a.count; i++) {
+      messages.push({ key: key(i), value: value(i), headers: { idx: Buffer.from(String(i)) } });
+    }
+    const result = await t.send({
+      topic: a.topic, acks: -1, timeout: a.requestTimeoutMs, compression: COMPRESSION[a.compression], messages,
+    });
+    const p = result[0].partition;
+    const base = Number(result[0].baseOffset);
+    const single = result.length === 1;
+    messages.forEach((m, n) => emit({
+      event: 'produced', index: first + n, partition: single ? p : null, offset: single ? base + n : null, txn: k, outcome,
+    }));
+    if (outcome === 'commit') await t.commit(); else await t.abort();
+    emit({ event: `txn_${outcome}`, txn: k });
+    first += a.count;
+  }
+  await producer.disconnect();
+  emit({ event: 'done', count: first - a.start });
+}
+
 async function consume(kafka, a) {
   const consumer = kafka.consumer({
+    readUncommitted: a.extra.isolation === 'read_uncommitted',
     groupId: a.group,
     sessionTimeout: 6000,
     heartbeatInterval: 1000,
@@ -150,7 +188,7 @@ async function main() {
     retry: { retries: 5, initialRetryTime: 100 },
     ...(a.sasl ? { sasl: { mechanism: 'plain', username: a.sasl[0], password: a.sasl.slice(1).join(':') } } : {}),
   });
-  const run = { produce, consume }[a.mode];
+  const run = { produce, consume, txn }[a.mode];
   if (!run) fail(`unknown mode ${a.mode}`);
   const timer = setTimeout(() => fail(`timed out after ${a.timeoutMs} ms`), a.timeoutMs + 5000);
   try {

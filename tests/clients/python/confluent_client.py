@@ -1,7 +1,22 @@
 """confluent-kafka (librdkafka) test client. See common.py for usage; extra idempotent=1 sets
 enable.idempotence=true on the producer, socket_timeout_ms=N librdkafka's socket.timeout.ms
-(how long a request may wait for its response; default here 10000)."""
+(how long a request may wait for its response; default here 10000),
+isolation=read_committed|read_uncommitted the consumer's isolation.level.
+
+Transactional modes (extra txn_id=ID names the transactional.id):
+- txn: one transaction per letter of plan=... (c: commit, a: abort), COUNT messages each,
+  numbered on from START; `produced` events carry txn=K and outcome=commit|abort.
+- txn_hold: one transaction of COUNT messages left open until stop_file=PATH exists, then
+  committed; reports `fenced` (with the error's name and whether it is fatal) if it fails.
+- ctp: consume-transform-produce from TOPIC to out=TOPIC in group GROUP: up to batch=N records
+  a transaction, copied as they are, with the consumer's position sent along
+  (send_offsets_to_transaction); stops after idle_ms without a record. `in_txn` is printed
+  once the Nth transaction (hang_in_txn=N) has produced and flushed, and the program then
+  waits there (to be killed); `txn_committed` after each commit.
+"""
+import os
 import sys
+import time
 
 import confluent_kafka
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -60,6 +75,131 @@ def produce(a):
     emit(event="done", count=len(results))
 
 
+def txn_producer(a):
+    conf = {
+        "bootstrap.servers": a.bootstrap,
+        "client.id": CLIENT_ID,
+        "transactional.id": a.extra["txn_id"],
+        "compression.type": a.compression,
+        "linger.ms": 5,
+        "message.timeout.ms": int(a.timeout_s * 1000),
+        "socket.timeout.ms": 10000,
+    }
+    if "txn_timeout_ms" in a.extra:
+        conf["transaction.timeout.ms"] = int(a.extra["txn_timeout_ms"])
+    conf.update(sasl(a))
+    p = Producer(conf)
+    p.init_transactions(a.timeout_s)
+    emit(event="initialised")
+    return p
+
+
+def produce_batch(a, p, first, count, txn, outcome):
+    results = {}
+
+    def delivered(i):
+        def cb(err, msg):
+            results[i] = (err, msg)
+
+        return cb
+
+    for i in range(first, first + count):
+        p.produce(a.topic, key=key(i), value=value(i), headers=[("idx", str(i).encode())],
+                  on_delivery=delivered(i))
+        p.poll(0)
+    if p.flush(a.timeout_s):
+        fail("txn %d: messages not delivered before the timeout" % txn)
+    for i in range(first, first + count):
+        err, msg = results[i]
+        if err is not None:
+            fail("txn %d produce %d: %s" % (txn, i, err))
+        emit(event="produced", index=i, partition=msg.partition(), offset=msg.offset(), txn=txn,
+             outcome=outcome)
+
+
+def txn(a):
+    p = txn_producer(a)
+    first = a.start
+    for k, step in enumerate(a.extra.get("plan", "c")):
+        outcome = {"c": "commit", "a": "abort"}[step]
+        p.begin_transaction()
+        produce_batch(a, p, first, a.count, k, outcome)
+        if outcome == "commit":
+            p.commit_transaction(a.timeout_s)
+        else:
+            p.abort_transaction(a.timeout_s)
+        emit(event="txn_" + outcome, txn=k)
+        first += a.count
+    emit(event="done", count=first - a.start)
+
+
+def txn_hold(a):
+    p = txn_producer(a)
+    p.begin_transaction()
+    produce_batch(a, p, a.start, a.count, 0, "commit")
+    emit(event="holding")
+    while not (a.stop_file and os.path.exists(a.stop_file)):
+        if a.expired():
+            fail("txn_hold: no stop file before the timeout")
+        p.poll(0.1)
+    try:
+        p.commit_transaction(a.timeout_s)
+    except KafkaException as e:
+        err = e.args[0]
+        emit(event="fenced", name=err.name(), fatal=err.fatal(), message=err.str())
+        emit(event="done", count=0)
+        return
+    emit(event="txn_commit", txn=0)
+    emit(event="done", count=a.count)
+
+
+def ctp(a):
+    batch = int(a.extra.get("batch", "10"))
+    hang = int(a.extra.get("hang_in_txn", "0"))
+    c = Consumer({
+        "bootstrap.servers": a.bootstrap,
+        "client.id": CLIENT_ID,
+        "group.id": a.group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "fetch.wait.max.ms": 100,
+        "socket.timeout.ms": 10000,
+    })
+    p = txn_producer(a)
+    c.subscribe([a.topic])
+    done_txns = 0
+    last = None
+    while True:
+        if a.expired():
+            fail("ctp: timed out after %d transactions" % done_txns)
+        msgs = c.consume(batch, 0.5)
+        msgs = [m for m in msgs if not m.error()]
+        if not msgs:
+            if last is not None and time.monotonic() - last >= a.idle_ms / 1000.0:
+                break
+            continue
+        last = time.monotonic()
+        p.begin_transaction()
+        for m in msgs:
+            p.produce(a.extra["out"], key=m.key(), value=m.value(), headers=m.headers())
+        if p.flush(a.timeout_s):
+            fail("ctp: output not delivered before the timeout")
+        if hang and done_txns + 1 == hang:
+            emit(event="in_txn", txn=done_txns + 1, records=len(msgs))
+            time.sleep(3600)
+        p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(),
+                                      a.timeout_s)
+        p.commit_transaction(a.timeout_s)
+        done_txns += 1
+        emit(event="txn_committed", txn=done_txns, records=len(msgs),
+             first=[m.partition() for m in msgs][0], offsets=[m.offset() for m in msgs])
+    c.close()
+    emit(event="done", count=done_txns)
+
+
 def consume(a):
     c = Consumer({
         "bootstrap.servers": a.bootstrap,
@@ -72,6 +212,7 @@ def consume(a):
         "heartbeat.interval.ms": 1000,
         "fetch.wait.max.ms": 100,
         "socket.timeout.ms": 10000,
+        "isolation.level": a.extra.get("isolation", "read_committed"),
         **sasl(a),
     })
 
@@ -106,7 +247,8 @@ def consume(a):
 
 def main():
     a = Args(sys.argv)
-    run = {"produce": produce, "consume": consume}.get(a.mode)
+    run = {"produce": produce, "consume": consume, "txn": txn, "txn_hold": txn_hold,
+           "ctp": ctp}.get(a.mode)
     if run is None:
         fail("unknown mode %s" % a.mode)
     try:

@@ -1,4 +1,9 @@
-"""kafka-python test client (works with kafka-python 2.0.2 and 3.x). See common.py for usage."""
+"""kafka-python test client (works with kafka-python 2.0.2 and 3.x). See common.py for usage.
+
+Mode txn (kafka-python 3.x only; 2.0.2 has no transactional producer): one transaction per
+letter of plan=... (c: commit, a: abort) with transactional_id txn_id=ID, COUNT messages
+each, numbered on from START. Extra isolation=read_committed|read_uncommitted sets a
+consumer's isolation_level (3.x; the client's default is read_uncommitted)."""
 import sys
 
 import kafka
@@ -55,6 +60,43 @@ def produce(a):
     emit(event="done", count=len(futures))
 
 
+def txn(a):
+    if not hasattr(KafkaProducer, "init_transactions"):
+        fail("kafka-python %s has no transactional producer" % kafka.__version__)
+    p = KafkaProducer(
+        bootstrap_servers=a.bootstrap,
+        client_id="kafka-python-%s" % kafka.__version__,
+        **version_args(a, KafkaProducer),
+        transactional_id=a.extra["txn_id"],
+        compression_type=a.compression_or_none(),
+        linger_ms=5,
+        request_timeout_ms=a.request_timeout_ms(10000),
+    )
+    p.init_transactions()
+    emit(event="initialised")
+    first = a.start
+    for k, step in enumerate(a.extra.get("plan", "c")):
+        outcome = {"c": "commit", "a": "abort"}[step]
+        p.begin_transaction()
+        futures = [
+            (i, p.send(a.topic, key=key(i), value=value(i), headers=headers(a, i)))
+            for i in range(first, first + a.count)
+        ]
+        p.flush(timeout=a.timeout_s)
+        for i, f in futures:
+            md = f.get(timeout=max(1, a.timeout_s))
+            emit(event="produced", index=i, partition=md.partition, offset=md.offset, txn=k,
+                 outcome=outcome)
+        if outcome == "commit":
+            p.commit_transaction()
+        else:
+            p.abort_transaction()
+        emit(event="txn_" + outcome, txn=k)
+        first += a.count
+    p.close(timeout=5)
+    emit(event="done", count=first - a.start)
+
+
 class Listener(ConsumerRebalanceListener):
     def on_partitions_revoked(self, revoked):
         emit(event="revoked", partitions=sorted([tp.topic, tp.partition] for tp in revoked))
@@ -76,6 +118,7 @@ def consume(a):
         heartbeat_interval_ms=1000,
         fetch_max_wait_ms=200,
         request_timeout_ms=12000,
+        **({"isolation_level": a.extra["isolation"]} if "isolation" in a.extra else {}),
     )
     c.subscribe([a.topic], listener=Listener())
     progress = ConsumeProgress(a)
@@ -93,7 +136,7 @@ def consume(a):
 
 def main():
     a = Args(sys.argv)
-    run = {"produce": produce, "consume": consume}.get(a.mode)
+    run = {"produce": produce, "consume": consume, "txn": txn}.get(a.mode)
     if run is None:
         fail("unknown mode %s" % a.mode)
     try:

@@ -610,6 +610,9 @@ pub struct Seen {
     pub framing: String,
     /// The user name of a SASL/PLAIN token, as the dissector read it.
     pub plain_user: Option<String>,
+    /// The control records (transaction markers) in the response, as the dissector names them
+    /// (`control record: COMMIT marker`).
+    pub markers: Vec<String>,
     /// A one-line summary.
     pub line: String,
 }
@@ -665,6 +668,15 @@ impl Seen {
                 trouble.push(format!("{side} undecodable: {e}"));
             }
         }
+        let mut markers = Vec::new();
+        walk(&v["response"]["tree"], &mut |f| {
+            if let Some(n) = f["note"]
+                .as_str()
+                .filter(|n| n.starts_with("control record:"))
+            {
+                markers.push(n.to_string());
+            }
+        });
         let framing = v["framing"].as_str().unwrap_or("kafka").to_string();
         let mut plain_user = None;
         walk(&v["request"]["tree"], &mut |f| {
@@ -690,6 +702,7 @@ impl Seen {
             trouble,
             framing,
             plain_user,
+            markers,
             line,
         })
     }
@@ -751,6 +764,7 @@ impl Watched {
                     trouble: vec![format!("unparsed output line: {line}")],
                     framing: String::new(),
                     plain_user: None,
+                    markers: Vec::new(),
                     line: line.chars().take(300).collect(),
                 }),
             }

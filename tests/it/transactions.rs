@@ -239,6 +239,87 @@ fn confluent_kafka_second_producer_fences_the_first() {
     broker.summary();
 }
 
+/// A transaction that runs past its transaction.timeout.ms is aborted by the broker, which
+/// bumps the epoch: the producer's commit then fails as fenced, a read_committed consumer sees
+/// none of its records, and the Fetch shows the ABORT marker.
+#[test]
+fn confluent_kafka_transaction_timeout_aborts() {
+    let test = "txn_timeout";
+    let client = Client::find("confluent");
+    let mut broker = Watched::start(test, &[]);
+    let bootstrap = broker.bootstrap();
+    let topic = format!("{test}-topic");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stop = dir.path().join("stop");
+    let tid = format!("{test}-txn");
+
+    let mut job = Job::produce(&topic, PER_TXN, "none", 0)
+        .with(format!("txn_id={tid}"))
+        .with("txn_timeout_ms=1500")
+        .with(format!("stop_file={}", stop.display()));
+    job.mode = "txn_hold";
+    let mut held = clients::spawn(&client, &bootstrap, &job);
+    let mut early = Vec::new();
+    wait_for(&mut held, &mut early, "holding", Duration::from_secs(30));
+    // Wait (bounded) until the coordinator says the transaction was aborted.
+    let mut raw = Raw::connect(broker.broker.addr, "raw-txn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let req = DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(s(&tid))]);
+        let r: DescribeTransactionsResponse = ask(&mut raw, ApiKey::DescribeTransactions, 0, &req);
+        let state = r.transaction_states[0].transaction_state.to_string();
+        if state == "CompleteAbort" {
+            assert_eq!(
+                r.transaction_states[0].producer_epoch, 1,
+                "the epoch was bumped"
+            );
+            break;
+        }
+        assert_eq!(state, "Ongoing", "{test}");
+        assert!(Instant::now() < deadline, "{test}: never timed out");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&stop, b"").expect("stop file");
+    let held = held.finish(early);
+    let fenced = held.of("fenced");
+    assert_eq!(
+        fenced.len(),
+        1,
+        "{test}: the commit did not fail\n{}",
+        held.tail()
+    );
+
+    // A plain record after it: read_committed sees that one only.
+    let after = clients::produced(
+        &clients::run(&client, &bootstrap, &Job::produce(&topic, 1, "none", 100)),
+        100,
+        1,
+    );
+    let group = format!("{test}-group");
+    let job = Job::consume(&topic, &group, 1)
+        .with(LINGER)
+        .with("isolation=read_committed");
+    let got = clients::consumed(&clients::run(&client, &bootstrap, &job), client.headers);
+    clients::assert_exactly(&format!("{test}: read_committed"), &got, &after);
+    let all_group = format!("{test}-all");
+    let job = Job::consume(&topic, &all_group, PER_TXN + 1)
+        .with(LINGER)
+        .with("isolation=read_uncommitted");
+    let got = clients::consumed(&clients::run(&client, &bootstrap, &job), client.headers);
+    assert_eq!(got.len() as u64, PER_TXN + 1, "{test}: read_uncommitted");
+    broker.drain();
+    assert!(
+        broker
+            .seen
+            .iter()
+            .flat_map(|s| &s.markers)
+            .any(|m| m.contains("ABORT marker")),
+        "{test}: no ABORT marker fetched"
+    );
+    broker.summary();
+}
+
 /// Input records for the consume-transform-produce test.
 const CTP_INPUT: u64 = 60;
 
@@ -625,6 +706,52 @@ fn raw_coordinator_errors_and_admin_apis() {
     };
     assert_eq!((latest(&mut raw, 1), latest(&mut raw, 0)), (0, 1));
 
+    // Offsets in the transaction: invisible (require_stable: UNSTABLE_OFFSET_COMMIT) until the
+    // commit; an aborted transaction's offsets are discarded.
+    let group = "raw-txn-group";
+    let add = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(s("t1")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(1)
+        .with_group_id(GroupId(s(group)));
+    let r: AddOffsetsToTxnResponse = ask(&mut raw, ApiKey::AddOffsetsToTxn, 3, &add);
+    assert_eq!(r.error_code, 0);
+    let stage = |raw: &mut Raw, offset: i64, version: i16| -> i16 {
+        use kafka_protocol::messages::txn_offset_commit_request::{
+            TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+        };
+        let req = TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s("t1")))
+            .with_group_id(GroupId(s(group)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(1)
+            .with_generation_id(-1)
+            .with_member_id(s(""))
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)
+                    .with_committed_leader_epoch(-1)])]);
+        let r: TxnOffsetCommitResponse = ask(raw, ApiKey::TxnOffsetCommit, version, &req);
+        r.topics[0].partitions[0].error_code
+    };
+    assert_eq!(stage(&mut raw, 1, 3), 0);
+    let committed = |raw: &mut Raw, stable: bool| -> (i16, i64) {
+        use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+        let req = OffsetFetchRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_require_stable(stable)
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_indexes(vec![0])]));
+        let r: OffsetFetchResponse = ask(raw, ApiKey::OffsetFetch, 7, &req);
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.committed_offset)
+    };
+    assert_eq!(committed(&mut raw, true), (ec::UNSTABLE_OFFSET_COMMIT, -1));
+    assert_eq!(committed(&mut raw, false), (0, -1));
+
     // Abort: the marker goes in, the LSO moves past it, and the aborted transaction is listed.
     assert_eq!(end(&mut raw, "t1", pid, 1, false, 3), 0);
     assert_eq!(end(&mut raw, "t1", pid, 1, false, 3), 0, "a retried EndTxn");
@@ -633,6 +760,48 @@ fn raw_coordinator_errors_and_admin_apis() {
     assert_eq!((hw, lso), (2, 2));
     assert!(n > 0);
     assert_eq!(latest(&mut raw, 1), 2);
+    assert_eq!(
+        committed(&mut raw, true),
+        (0, -1),
+        "aborted offsets are discarded"
+    );
+    // A group not added to the transaction (a new one): the error as each version knows it.
+    assert_eq!(stage(&mut raw, 1, 3), ec::INVALID_TXN_STATE);
+    assert_eq!(stage(&mut raw, 1, 4), ec::TRANSACTION_ABORTABLE);
+
+    // A committed transaction's offsets become the group's.
+    assert_eq!(add_partition(&mut raw, "t1", pid, 1, topic, 3), 0);
+    let r: AddOffsetsToTxnResponse = ask(&mut raw, ApiKey::AddOffsetsToTxn, 3, &add);
+    assert_eq!(r.error_code, 0);
+    assert_eq!(produce(&mut raw, "t1", topic, txn_records(pid, 1, 1), 9), 0);
+    assert_eq!(stage(&mut raw, 3, 3), 0);
+    assert_eq!(end(&mut raw, "t1", pid, 1, true, 3), 0);
+    assert_eq!(committed(&mut raw, true), (0, 3));
+    // The read_committed fetch from 0 lists the aborted transaction (its first offset 0).
+    {
+        use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        let req = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_isolation_level(1)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(s(topic)))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let r: FetchResponse = ask(&mut raw, ApiKey::Fetch, 11, &req);
+        let pd = &r.responses[0].partitions[0];
+        let aborted: Vec<(i64, i64)> = pd
+            .aborted_transactions
+            .iter()
+            .flatten()
+            .map(|a| (a.producer_id.0, a.first_offset))
+            .collect();
+        assert_eq!(aborted, vec![(pid, 0)]);
+        assert_eq!(pd.last_stable_offset, pd.high_watermark);
+    }
 }
 
 /// With --data-dir, a broker killed with SIGKILL while a transaction is open comes back with

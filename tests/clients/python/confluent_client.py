@@ -86,7 +86,11 @@ def txn_producer(a):
         "socket.timeout.ms": 10000,
     }
     if "txn_timeout_ms" in a.extra:
-        conf["transaction.timeout.ms"] = int(a.extra["txn_timeout_ms"])
+        # librdkafka wants the socket and message timeouts within the transaction's.
+        t = int(a.extra["txn_timeout_ms"])
+        conf["transaction.timeout.ms"] = t
+        conf["socket.timeout.ms"] = min(conf["socket.timeout.ms"], t + 100)
+        conf["message.timeout.ms"] = min(conf["message.timeout.ms"], t)
     conf.update(sasl(a))
     p = Producer(conf)
     p.init_transactions(a.timeout_s)

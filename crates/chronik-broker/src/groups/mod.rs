@@ -41,7 +41,9 @@
 //!   triggers a rebalance (JoinGroup v9's skip_assignment is never used).
 //! - Kafka's per-member "pending sync" timeout is not implemented: a member that got its join
 //!   answer but never syncs is removed by its session timeout instead.
-//! - `require_stable` (OffsetFetch v7+) is ignored: there are no pending transactional offsets.
+//! - Offsets sent in a transaction (TxnOffsetCommit) are held by the transaction coordinator
+//!   (`crate::txn`) and committed here only when the transaction commits; OffsetFetch's
+//!   `require_stable` (v7+) is answered by the handler from what the coordinator holds.
 //!
 //! Where things are: the state machine knows no wire messages — `group.rs` (one group and its
 //! members), `rebalance.rs` (the rebalance rules and deadlines), `membership.rs` (join, sync,

@@ -235,7 +235,13 @@ pub(crate) async fn handle(
         ApiKey::Heartbeat => group!(HeartbeatRequest, heartbeat),
         ApiKey::LeaveGroup => group!(LeaveGroupRequest, leave_group),
         ApiKey::OffsetCommit => group!(OffsetCommitRequest, offset_commit),
-        ApiKey::OffsetFetch => group!(OffsetFetchRequest, offset_fetch),
+        ApiKey::OffsetFetch => {
+            let req = decode!(OffsetFetchRequest);
+            let stable = txn::stable_groups(&req, version);
+            let resp = shared.groups.offset_fetch(req, version).await;
+            let resp = txn::mark_unstable(shared, stable, resp, version);
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
         ApiKey::DescribeGroups => group!(DescribeGroupsRequest, describe_groups),
         ApiKey::ListGroups => group!(ListGroupsRequest, list_groups),
         ApiKey::DeleteGroups => group!(DeleteGroupsRequest, delete_groups),

@@ -450,3 +450,69 @@ pub(super) fn check_produce<'a>(
             )
         })
 }
+
+/// The groups of an OffsetFetch that asks for stable offsets only (require_stable, v7+).
+pub(super) fn stable_groups(req: &OffsetFetchRequest, version: i16) -> Vec<String> {
+    if version < 7 || !req.require_stable {
+        Vec::new()
+    } else if version >= 8 {
+        req.groups
+            .iter()
+            .map(|g| g.group_id.0.to_string())
+            .collect()
+    } else {
+        vec![req.group_id.0.to_string()]
+    }
+}
+
+/// OffsetFetch with require_stable: a partition with offsets staged by an open transaction is
+/// answered UNSTABLE_OFFSET_COMMIT with no offset, as Kafka does, so the consumer asks again
+/// once the transaction has ended.
+pub(super) fn mark_unstable(
+    shared: &Shared,
+    groups: Vec<String>,
+    mut resp: OffsetFetchResponse,
+    version: i16,
+) -> OffsetFetchResponse {
+    for group in groups {
+        let pending = shared.txns.pending_offsets(&group);
+        if pending.is_empty() {
+            continue;
+        }
+        let hit = |t: &TopicName, p: i32| pending.contains(&(t.0.to_string(), p));
+        if version >= 8 {
+            for g in resp
+                .groups
+                .iter_mut()
+                .filter(|g| g.group_id.0.as_str() == group)
+            {
+                for t in &mut g.topics {
+                    for p in t
+                        .partitions
+                        .iter_mut()
+                        .filter(|p| hit(&t.name, p.partition_index))
+                    {
+                        p.error_code = ec::UNSTABLE_OFFSET_COMMIT;
+                        p.committed_offset = -1;
+                        p.committed_leader_epoch = -1;
+                        p.metadata = Some(s(""));
+                    }
+                }
+            }
+        } else {
+            for t in &mut resp.topics {
+                for p in t
+                    .partitions
+                    .iter_mut()
+                    .filter(|p| hit(&t.name, p.partition_index))
+                {
+                    p.error_code = ec::UNSTABLE_OFFSET_COMMIT;
+                    p.committed_offset = -1;
+                    p.committed_leader_epoch = -1;
+                    p.metadata = Some(s(""));
+                }
+            }
+        }
+    }
+    resp
+}

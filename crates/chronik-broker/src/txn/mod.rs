@@ -321,6 +321,18 @@ impl TxnCoordinator {
         Ok(WriteGuard(inner))
     }
 
+    /// The partitions of `group` with offsets staged by an open transaction (OffsetFetch's
+    /// require_stable answers them UNSTABLE_OFFSET_COMMIT).
+    pub fn pending_offsets(&self, group: &str) -> std::collections::BTreeSet<(String, i32)> {
+        self.lock()
+            .metas
+            .values()
+            .filter_map(|m| m.groups.get(group))
+            .flatten()
+            .map(|o| (o.topic.clone(), o.partition))
+            .collect()
+    }
+
     /// One transactional id's state.
     pub fn describe(&self, tid: &str) -> Option<TxnMeta> {
         self.lock().metas.get(tid).cloned()

@@ -121,6 +121,12 @@ fn commit_and_abort(test: &str, client_name: &str) {
         );
     }
     assert_clean(&broker, test);
+    // The `clients` command (the clients view's table) lists the transactional client's
+    // connections with the transaction APIs it negotiated.
+    let reply = broker.broker.command("clients");
+    let v: Json = serde_json::from_str(&reply).expect("a JSON control reply");
+    let text = v.to_string();
+    assert!(text.contains("EndTxn:v"), "{test}: {text}");
     broker.summary();
 }
 

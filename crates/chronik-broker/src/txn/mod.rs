@@ -70,7 +70,7 @@ impl Inner {
     fn save(&mut self, meta: TxnMeta) -> Result<(), i16> {
         if let Some(store) = self.store.as_mut() {
             store
-                .append(&meta)
+                .append(&meta, &self.metas)
                 .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE)?;
         }
         self.metas.insert(meta.transactional_id.clone(), meta);

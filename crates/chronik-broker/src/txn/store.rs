@@ -1,7 +1,7 @@
 //! `transactions.log` in the data directory: one JSON line per change of a transactional id's
 //! state (the whole [`TxnMeta`]), the last line of an id winning on replay. A line that does
 //! not parse ends the replay (a torn tail) and is cut off; the file is rewritten compacted
-//! (one line per id) on open. Written with `write_all` before the request is answered, like the
+//! (one line per id) on open, and again whenever it holds many more lines than ids. Written with `write_all` before the request is answered, like the
 //! partition logs: it survives a kill -9, not a power loss.
 
 use std::collections::HashMap;
@@ -15,7 +15,13 @@ use super::state::TxnMeta;
 pub(super) struct TxnStore {
     path: PathBuf,
     file: File,
+    /// Lines in the file.
+    lines: usize,
 }
+
+/// Lines beyond this many per id (plus a base) make the file be rewritten compacted.
+const LINES_PER_ID: usize = 8;
+const LINES_BASE: usize = 1024;
 
 impl TxnStore {
     /// Opens (or creates) the file and replays it: the latest state of each transactional id.
@@ -40,27 +46,46 @@ impl TxnStore {
                 }
             }
         }
-        // Rewrite compacted, atomically.
-        let tmp = dir.join("transactions.log.tmp");
-        {
-            let mut f = File::create(&tmp)?;
-            let mut ids: Vec<&String> = metas.keys().collect();
-            ids.sort();
-            for id in ids {
-                f.write_all(line(&metas[id]).as_bytes())?;
-            }
-        }
-        std::fs::rename(&tmp, &path)?;
-        let file = OpenOptions::new().append(true).open(&path)?;
-        Ok((TxnStore { path, file }, metas))
+        let file = compact(&path, &metas)?;
+        let lines = metas.len();
+        Ok((TxnStore { path, file, lines }, metas))
     }
 
-    /// Appends a transactional id's new state.
-    pub fn append(&mut self, meta: &TxnMeta) -> std::io::Result<()> {
+    /// Appends a transactional id's new state (`all`: every id's state, the new one included,
+    /// to rewrite the file compacted when it has grown long).
+    pub fn append(
+        &mut self,
+        meta: &TxnMeta,
+        all: &HashMap<String, TxnMeta>,
+    ) -> std::io::Result<()> {
         self.file.write_all(line(meta).as_bytes()).inspect_err(|e| {
             tracing::error!(file = %self.path.display(), error = %e, "transactions.log: append failed");
-        })
+        })?;
+        self.lines += 1;
+        if self.lines > LINES_BASE + LINES_PER_ID * all.len() {
+            let mut metas = all.clone();
+            metas.insert(meta.transactional_id.clone(), meta.clone());
+            self.file = compact(&self.path, &metas)?;
+            self.lines = metas.len();
+        }
+        Ok(())
     }
+}
+
+/// Rewrites the file with one line per id (atomically, through a temporary file) and opens it
+/// for appending.
+fn compact(path: &Path, metas: &HashMap<String, TxnMeta>) -> std::io::Result<File> {
+    let tmp = path.with_extension("log.tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        let mut ids: Vec<&String> = metas.keys().collect();
+        ids.sort();
+        for id in ids {
+            f.write_all(line(&metas[id]).as_bytes())?;
+        }
+    }
+    std::fs::rename(&tmp, path)?;
+    OpenOptions::new().append(true).open(path)
 }
 
 /// One JSON line.
@@ -81,10 +106,12 @@ mod tests {
             let (mut store, metas) = TxnStore::open(dir.path()).unwrap();
             assert!(metas.is_empty());
             let mut m = TxnMeta::new("a", 1000, 60_000, 0);
-            store.append(&m).unwrap();
+            store.append(&m, &metas).unwrap();
             m.epoch = 3;
-            store.append(&m).unwrap();
-            store.append(&TxnMeta::new("b", 1001, 60_000, 0)).unwrap();
+            store.append(&m, &metas).unwrap();
+            store
+                .append(&TxnMeta::new("b", 1001, 60_000, 0), &metas)
+                .unwrap();
         }
         let path = dir.path().join("transactions.log");
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -95,5 +122,23 @@ mod tests {
         assert_eq!(metas["a"].epoch, 3);
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2, "compacted, torn line gone");
+    }
+
+    #[test]
+    fn a_long_file_is_compacted_while_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, mut metas) = TxnStore::open(dir.path()).unwrap();
+        let mut m = TxnMeta::new("a", 1000, 60_000, 0);
+        for epoch in 0..(LINES_BASE as i16 + 20) {
+            m.epoch = epoch;
+            store.append(&m, &metas).unwrap();
+            metas.insert("a".into(), m.clone());
+        }
+        let path = dir.path().join("transactions.log");
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines < 30, "{lines} lines");
+        drop(store);
+        let (_store, back) = TxnStore::open(dir.path()).unwrap();
+        assert_eq!(back["a"].epoch, LINES_BASE as i16 + 19);
     }
 }

@@ -39,8 +39,18 @@ pub(super) fn init_producer_id(
     req: &InitProducerIdRequest,
     version: i16,
 ) -> InitProducerIdResponse {
-    let expected =
-        (version >= 3 && req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+    // v3+ may name the producer id and epoch it had: both or neither (-1, -1).
+    let expected = match (req.producer_id.0, req.producer_epoch) {
+        _ if version < 3 => None,
+        (-1, -1) => None,
+        (-1, _) | (_, -1) => {
+            return InitProducerIdResponse::default()
+                .with_error_code(ec::INVALID_REQUEST)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+        }
+        (pid, epoch) => Some((pid, epoch)),
+    };
     match shared
         .txns
         .init_producer_id(shared, tid, req.transaction_timeout_ms, expected)

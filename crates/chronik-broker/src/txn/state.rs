@@ -154,7 +154,7 @@ impl TxnMeta {
             TxnState::PrepareCommit | TxnState::PrepareAbort => Err(ec::CONCURRENT_TRANSACTIONS),
             TxnState::Ongoing => {
                 // Fence the current producer: this epoch is never returned to anyone.
-                self.last_epoch = self.epoch;
+                self.last_epoch = -1;
                 self.epoch = self.epoch.saturating_add(1);
                 self.state = TxnState::PrepareAbort;
                 self.groups.values_mut().for_each(Vec::clear);
@@ -170,13 +170,20 @@ impl TxnMeta {
                     self.epoch = 0;
                 } else {
                     match expected_epoch {
-                        // A retry whose answer was lost: the current epoch again.
-                        Some(e) if e != -1 && e == self.last_epoch && self.epoch != -1 => {}
-                        Some(e) if e != -1 && e != self.epoch => return Err(ec::PRODUCER_FENCED),
-                        _ => {
+                        // A new producer instance: the previous epoch is forgotten, so a
+                        // retry from an older instance is fenced.
+                        None => {
+                            self.last_epoch = -1;
+                            self.epoch = self.epoch.saturating_add(1).max(0);
+                        }
+                        // The producer continues after an error.
+                        Some(e) if self.epoch == -1 || e == self.epoch => {
                             self.last_epoch = self.epoch;
                             self.epoch = self.epoch.saturating_add(1).max(0);
                         }
+                        // A retry whose answer was lost: the current epoch again.
+                        Some(e) if e == self.last_epoch => {}
+                        Some(_) => return Err(ec::PRODUCER_FENCED),
                     }
                 }
                 self.timeout_ms = timeout_ms;
@@ -401,7 +408,7 @@ impl TxnMeta {
     /// producer) and the state is PrepareAbort; the coordinator then writes the ABORT markers.
     pub fn fence_for_timeout(&mut self, now_ms: i64) {
         if self.epoch < EPOCH_EXHAUSTED {
-            self.last_epoch = self.epoch;
+            self.last_epoch = -1;
             self.epoch += 1;
         }
         self.state = TxnState::PrepareAbort;
@@ -460,20 +467,28 @@ mod tests {
     fn init_with_another_producer_id_is_fenced_and_a_lost_answer_is_repeated() {
         let mut m = TxnMeta::new("t", 1000, 60_000, 0);
         ready(&mut m);
-        ready(&mut m);
         assert_eq!(
             m.init(60_000, Some((5, 0)), 1, || 99),
             Err(ec::PRODUCER_FENCED)
         );
-        // The client names the epoch it had before the answer it lost.
+        // The producer continues after an error with the epoch it has: bumped.
+        assert_eq!(m.init(60_000, Some((1000, 0)), 1, || 99), Ok(Init::Ready));
+        assert_eq!((m.epoch, m.last_epoch), (1, 0));
+        // Its answer was lost and it asks again with the epoch it had: the same epoch back.
         assert_eq!(m.init(60_000, Some((1000, 0)), 1, || 99), Ok(Init::Ready));
         assert_eq!(m.epoch, 1);
         assert_eq!(
             m.init(60_000, Some((1000, 7)), 1, || 99),
             Err(ec::PRODUCER_FENCED)
         );
-        assert_eq!(m.init(60_000, Some((1000, 1)), 1, || 99), Ok(Init::Ready));
-        assert_eq!(m.epoch, 2);
+        // A new instance (no producer id named) bumps and forgets the previous epoch, so the
+        // old instance's retry is fenced.
+        ready(&mut m);
+        assert_eq!((m.epoch, m.last_epoch), (2, -1));
+        assert_eq!(
+            m.init(60_000, Some((1000, 1)), 1, || 99),
+            Err(ec::PRODUCER_FENCED)
+        );
     }
 
     #[test]

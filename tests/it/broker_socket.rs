@@ -398,7 +398,10 @@ async fn idempotent_duplicate_is_acknowledged_not_stored_twice() {
         .call(
             ApiKey::InitProducerId,
             4,
+            // An idempotent producer names no transactional id (null; an empty one is
+            // INVALID_REQUEST, as in Kafka).
             &InitProducerIdRequest::default()
+                .with_transactional_id(None)
                 .with_transaction_timeout_ms(60000)
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1),
@@ -1208,6 +1211,24 @@ async fn roundtrip_default(h: &BrokerHandle, key: ApiKey, version: i16) {
         ApiKey::DeleteRecords => go!(DeleteRecordsRequest::default(), DeleteRecordsResponse),
         ApiKey::AlterConfigs => go!(AlterConfigsRequest::default(), AlterConfigsResponse),
         ApiKey::DescribeCluster => go!(DescribeClusterRequest::default(), DescribeClusterResponse),
+        ApiKey::AddPartitionsToTxn => go!(
+            AddPartitionsToTxnRequest::default(),
+            AddPartitionsToTxnResponse
+        ),
+        ApiKey::AddOffsetsToTxn => go!(AddOffsetsToTxnRequest::default(), AddOffsetsToTxnResponse),
+        ApiKey::EndTxn => go!(EndTxnRequest::default(), EndTxnResponse),
+        ApiKey::TxnOffsetCommit => go!(TxnOffsetCommitRequest::default(), TxnOffsetCommitResponse),
+        ApiKey::DescribeTransactions => go!(
+            DescribeTransactionsRequest::default(),
+            DescribeTransactionsResponse
+        ),
+        ApiKey::ListTransactions => {
+            go!(ListTransactionsRequest::default(), ListTransactionsResponse)
+        }
+        ApiKey::DescribeProducers => go!(
+            DescribeProducersRequest::default(),
+            DescribeProducersResponse
+        ),
         other => panic!("advertised but not covered here: {other:?}"),
     }
 }

@@ -487,6 +487,8 @@ fn the_shipped_captures_replay_against_their_placement() {
         let file = captures(name);
         let file = file.to_str().expect("a UTF-8 path");
         // The front capture's client waited 11 s for its own timeout: replay 20 times faster.
+        // The captures hold the ApiVersions list of the broker that recorded them; it grows
+        // with every API served since, so it is left out of the comparison.
         let args = |p| {
             vec![
                 file,
@@ -496,6 +498,8 @@ fn the_shipped_captures_replay_against_their_placement() {
                 "20",
                 "--placement",
                 p,
+                "--ignore",
+                "api_versions.response.api_keys",
             ]
         };
         let out = replay(&args(placement));

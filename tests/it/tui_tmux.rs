@@ -986,8 +986,11 @@ fn replay_shows_the_differences_side_by_side_in_a_real_terminal() {
     let log = dir.path().join("chronik-tui.log");
     let _log_on_failure = LogOnFailure(log.clone());
     let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/kafka-python-2-spec.pcapng");
+    // The capture holds the ApiVersions list of the broker that recorded it, which grows with
+    // every API served since: left out of the comparison.
     let command = format!(
-        "'{}' replay '{}' --kafka-port 19094 --placement front --theme '{}' --log-file '{}'; \
+        "'{}' replay '{}' --kafka-port 19094 --placement front \
+         --ignore api_versions.response.api_keys --theme '{}' --log-file '{}'; \
          echo EXIT=$?; sleep 60",
         env!("CARGO_BIN_EXE_chronik-tui"),
         capture.display(),

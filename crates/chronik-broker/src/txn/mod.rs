@@ -257,6 +257,9 @@ impl TxnCoordinator {
         offsets: Vec<PendingOffset>,
         abortable: bool,
     ) -> Result<(), i16> {
+        if tid.is_empty() {
+            return Err(ec::INVALID_REQUEST);
+        }
         let mut inner = self.lock();
         let mut meta = inner.get(tid)?;
         meta.stage_offsets(producer_id, epoch, group, offsets, abortable, now_ms())?;

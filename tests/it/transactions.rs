@@ -69,7 +69,10 @@ fn assert_clean(broker: &Watched, test: &str) {
 /// the COMMIT and ABORT markers as control records.
 fn commit_and_abort(test: &str, client_name: &str) {
     let client = Client::find(client_name);
-    let mut broker = Watched::start(test, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recording = dir.path().join("session.pcapng");
+    let recording_arg = recording.to_str().expect("a UTF-8 temp path");
+    let mut broker = Watched::start(test, &["--record", recording_arg]);
     let bootstrap = broker.bootstrap();
     let topic = format!("{test}-topic");
 
@@ -127,6 +130,21 @@ fn commit_and_abort(test: &str, client_name: &str) {
     let v: Json = serde_json::from_str(&reply).expect("a JSON control reply");
     let text = v.to_string();
     assert!(text.contains("EndTxn:v"), "{test}: {text}");
+    // The session as recorded: `chronik-tui lint` finds nothing at warning or worse.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, findings) = crate::lint::lint_json(&recording, broker.broker.addr.port());
+    assert_eq!(code, Some(0), "{test}: lint findings {findings:?}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chronik-tui"))
+        .args(["decode", "--kafka-port"])
+        .arg(broker.broker.addr.port().to_string())
+        .arg(&recording)
+        .output()
+        .expect("chronik-tui decode");
+    let decoded = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        decoded.lines().filter(|l| l.contains(" EndTxn v")).count() >= 2,
+        "{test}: the recording lacks the EndTxn exchanges:\n{decoded}"
+    );
     broker.summary();
 }
 

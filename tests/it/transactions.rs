@@ -668,6 +668,11 @@ fn raw_coordinator_errors_and_admin_apis() {
     let r = list(&mut raw, &["Bogus", "Empty"], &[]);
     assert_eq!(ids(&r), vec!["t2:Empty"]);
     assert_eq!(r.unknown_state_filters, vec![s("Bogus")]);
+    // v1's duration filter: transactions running longer than an hour. As in Kafka, an id
+    // without a transaction (start time -1) passes it; t1's, just begun, does not.
+    let req = ListTransactionsRequest::default().with_duration_filter(3_600_000);
+    let r: ListTransactionsResponse = ask(&mut raw, ApiKey::ListTransactions, 1, &req);
+    assert_eq!(ids(&r), vec!["t2:Empty"]);
 
     // DescribeProducers: the producer with its open transaction's first offset.
     use kafka_protocol::messages::describe_producers_request::TopicRequest;

@@ -358,7 +358,9 @@ pub(super) fn list_transactions(
         .into_iter()
         .filter(|m| req.state_filters.is_empty() || states.contains(&m.state))
         .filter(|m| pids.is_empty() || pids.contains(&m.producer_id))
-        .filter(|m| duration < 0 || (m.start_ms >= 0 && now - m.start_ms > duration))
+        // As Kafka: the time since the last transaction started (an id without one, start -1,
+        // passes every duration).
+        .filter(|m| duration < 0 || now - m.start_ms > duration)
         .map(|m| {
             Listed::default()
                 .with_transactional_id(TransactionalId(s(m.transactional_id)))

@@ -81,7 +81,7 @@ pub struct TxnMeta {
     pub partitions: BTreeSet<(String, i32)>,
     /// Groups added with AddOffsetsToTxn, with the offsets TxnOffsetCommit sent for them.
     pub groups: BTreeMap<String, Vec<PendingOffset>>,
-    /// When the transaction started (ms since the epoch; -1 when none is open).
+    /// When the last transaction started (ms since the epoch; -1 after InitProducerId).
     pub start_ms: i64,
     pub last_update_ms: i64,
 }
@@ -386,7 +386,8 @@ impl TxnMeta {
     }
 
     /// The markers are written: PrepareCommit -> CompleteCommit, PrepareAbort -> CompleteAbort,
-    /// and the transaction holds no partitions or groups any more.
+    /// and the transaction holds no partitions or groups any more (its start time stays, as
+    /// Kafka keeps it until the next InitProducerId or transaction).
     pub fn complete(&mut self, now_ms: i64) {
         self.state = match self.state {
             TxnState::PrepareCommit => TxnState::CompleteCommit,
@@ -395,7 +396,6 @@ impl TxnMeta {
         };
         self.partitions.clear();
         self.groups.clear();
-        self.start_ms = -1;
         self.last_update_ms = now_ms;
     }
 

@@ -1,5 +1,5 @@
 //! Transactions (exactly-once) against the real binary: transactional producers of
-//! confluent-kafka (librdkafka), kafka-python 3.x and kafkajs commit one transaction and abort
+//! confluent-kafka (librdkafka), kafka-python 3.x, aiokafka and kafkajs commit one transaction and abort
 //! another, and read_committed consumers see exactly the committed records while
 //! read_uncommitted ones see both; a second confluent-kafka producer with the same
 //! transactional.id fences the first; a consume-transform-produce loop (TxnOffsetCommit) is
@@ -156,6 +156,11 @@ fn confluent_kafka_commit_and_abort() {
 #[test]
 fn kafka_python_commit_and_abort() {
     commit_and_abort("txn_kafka_python", "kafka-python");
+}
+
+#[test]
+fn aiokafka_commit_and_abort() {
+    commit_and_abort("txn_aiokafka", "aiokafka");
 }
 
 #[test]

@@ -1,4 +1,8 @@
-"""aiokafka test client. See common.py for usage."""
+"""aiokafka test client. See common.py for usage.
+
+Mode txn: one transaction per letter of plan=... (c: commit, a: abort) with transactional_id
+txn_id=ID, COUNT messages each, numbered on from START. Extra isolation=read_committed|
+read_uncommitted sets a consumer's isolation_level (aiokafka's default: read_uncommitted)."""
 import asyncio
 import sys
 
@@ -42,6 +46,43 @@ async def produce(a):
     emit(event="done", count=len(futures))
 
 
+async def txn(a):
+    p = AIOKafkaProducer(
+        bootstrap_servers=a.bootstrap,
+        client_id=CLIENT_ID,
+        transactional_id=a.extra["txn_id"],
+        compression_type=a.compression_or_none(),
+        linger_ms=5,
+        request_timeout_ms=a.request_timeout_ms(10000),
+        **sasl(a),
+    )
+    await asyncio.wait_for(p.start(), a.timeout_s)
+    emit(event="initialised")
+    first = a.start
+    try:
+        for k, step in enumerate(a.extra.get("plan", "c")):
+            outcome = {"c": "commit", "a": "abort"}[step]
+            await p.begin_transaction()
+            futures = []
+            for i in range(first, first + a.count):
+                fut = await p.send(a.topic, key=key(i), value=value(i),
+                                   headers=[("idx", str(i).encode())])
+                futures.append((i, fut))
+            for i, fut in futures:
+                md = await asyncio.wait_for(fut, a.timeout_s)
+                emit(event="produced", index=i, partition=md.partition, offset=md.offset, txn=k,
+                     outcome=outcome)
+            if outcome == "commit":
+                await asyncio.wait_for(p.commit_transaction(), a.timeout_s)
+            else:
+                await asyncio.wait_for(p.abort_transaction(), a.timeout_s)
+            emit(event="txn_" + outcome, txn=k)
+            first += a.count
+    finally:
+        await p.stop()
+    emit(event="done", count=first - a.start)
+
+
 class Listener(ConsumerRebalanceListener):
     def on_partitions_revoked(self, revoked):
         emit(event="revoked", partitions=sorted([tp.topic, tp.partition] for tp in revoked))
@@ -62,6 +103,7 @@ async def consume(a):
         heartbeat_interval_ms=1000,
         fetch_max_wait_ms=200,
         request_timeout_ms=12000,
+        **({"isolation_level": a.extra["isolation"]} if "isolation" in a.extra else {}),
         **sasl(a),
     )
     c.subscribe([a.topic], listener=Listener())
@@ -83,7 +125,7 @@ async def consume(a):
 
 def main():
     a = Args(sys.argv)
-    run = {"produce": produce, "consume": consume}.get(a.mode)
+    run = {"produce": produce, "consume": consume, "txn": txn}.get(a.mode)
     if run is None:
         fail("unknown mode %s" % a.mode)
     try:

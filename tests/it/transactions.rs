@@ -886,6 +886,10 @@ fn transaction_state_survives_a_restart() {
         (r.error_code, r.producer_id.0, r.producer_epoch),
         (0, pid, 2)
     );
+    // The ABORT marker went into the partition the restored transaction held.
+    let r: DescribeProducersResponse = ask(&mut raw, ApiKey::DescribeProducers, 0, &req);
+    let st = &r.topics[0].partitions[0].active_producers[0];
+    assert_eq!((st.current_txn_start_offset, st.producer_epoch), (-1, 1));
     // A producer id for a new producer is above every one handed out before.
     let r: InitProducerIdResponse = ask(
         &mut raw,

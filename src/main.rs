@@ -377,7 +377,7 @@ fn check(cli: &Cli) -> Result<Checked, UsageError> {
                 "--no-capture captures nothing, so {flag} has nothing to work on"
             )));
         }
-        if !(cli.display.headless || !stdout_is_terminal) {
+        if !cli.display.headless && stdout_is_terminal {
             return Err(UsageError(
                 "--no-capture needs --headless: the terminal UI shows what is captured".into(),
             ));

@@ -17,12 +17,14 @@
 pub mod frame;
 pub mod groups;
 mod handlers;
+mod housekeeping;
 mod inject;
 pub mod log;
 pub mod proxy;
 mod server;
 pub mod settings;
 mod state;
+pub mod topic_config;
 pub mod topics;
 
 use std::net::SocketAddr;
@@ -70,6 +72,12 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     /// Broker node id.
     pub node_id: i32,
+    /// When partition logs are flushed to stable storage (`--fsync`).
+    pub fsync: log::Fsync,
+    /// With [`log::Fsync::Interval`]: how often logs with unsynced writes are flushed.
+    pub fsync_interval: std::time::Duration,
+    /// How often retention is checked (Kafka's `log.retention.check.interval.ms`, 5 min).
+    pub retention_check_interval: std::time::Duration,
 }
 
 impl Default for BrokerConfig {
@@ -83,6 +91,9 @@ impl Default for BrokerConfig {
             auto_create_topics: true,
             default_partitions: 1,
             node_id: 1,
+            fsync: log::Fsync::Never,
+            fsync_interval: std::time::Duration::from_millis(1000),
+            retention_check_interval: std::time::Duration::from_millis(300_000),
         }
     }
 }
@@ -167,6 +178,7 @@ pub async fn start(
             None => e,
         })?;
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(housekeeping::run(shared.clone(), shutdown_rx.clone()));
     let accept_task = tokio::spawn(server::accept_loop(listener, shared.clone(), shutdown_rx));
     Ok(BrokerHandle {
         local_addr,

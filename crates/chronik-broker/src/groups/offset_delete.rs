@@ -136,3 +136,63 @@ impl GroupCoordinator {
         self.inner.delete_offsets(group_id, topics)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::offset_log::{apply, frame, replay, CommittedOffset, OffsetsByGroup};
+    use super::*;
+
+    #[test]
+    fn reads_subscriptions_and_refuses_bad_counts() {
+        let mut m = vec![0, 1];
+        m.extend_from_slice(&2i32.to_be_bytes());
+        for t in ["a", "bc"] {
+            m.extend_from_slice(&(t.len() as i16).to_be_bytes());
+            m.extend_from_slice(t.as_bytes());
+        }
+        m.extend_from_slice(&[0, 0, 0, 0]); // user data etc. after the topics
+        assert_eq!(subscription_topics(&m), Some(vec!["a".into(), "bc".into()]));
+        let mut huge = vec![0, 1];
+        huge.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(subscription_topics(&huge), None);
+        assert_eq!(subscription_topics(&[0, 1, 0]), None);
+    }
+
+    #[test]
+    fn a_deleted_offset_stays_deleted_on_replay() {
+        let mut buf = Vec::new();
+        let committed = CommittedOffset {
+            offset: 5,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_time_ms: 1,
+        };
+        for p in [0, 1] {
+            frame(
+                &LogRecord::Commit {
+                    group: "g".into(),
+                    topic: "t".into(),
+                    partition: p,
+                    committed: committed.clone(),
+                },
+                &mut buf,
+            );
+        }
+        frame(
+            &LogRecord::DeleteOffset {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 0,
+            },
+            &mut buf,
+        );
+        let (records, used) = replay(&buf);
+        assert_eq!(used, buf.len());
+        let mut live = OffsetsByGroup::new();
+        for r in records {
+            apply(&mut live, r);
+        }
+        let keys: Vec<_> = live["g"].offsets.keys().cloned().collect();
+        assert_eq!(keys, vec![("t".to_string(), 1)]);
+    }
+}

@@ -97,3 +97,101 @@ impl PartitionLog {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::batch;
+    use super::*;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn seg(base: i64, size: u64, max_ts: i64) -> Segment {
+        Segment {
+            base,
+            size,
+            max_ts,
+            roll_ts: Some(max_ts),
+            modified_ms: 0,
+        }
+    }
+
+    fn policy(ms: i64, bytes: i64) -> Retention {
+        Retention {
+            ms,
+            bytes,
+            delete: true,
+        }
+    }
+
+    #[test]
+    fn whole_segments_by_time_and_size() {
+        let now = 10 * HOUR;
+        let segs = [
+            seg(0, 100, now - 5 * HOUR),
+            seg(10, 100, now - 3 * HOUR),
+            seg(20, 100, now - HOUR / 2),
+            seg(30, 100, now - 4 * HOUR), // older, but after a kept one: kept
+        ];
+        assert_eq!(deletable(&segs, &policy(2 * HOUR, -1), now), 2);
+        assert_eq!(deletable(&segs, &policy(-1, -1), now), 0);
+        // Size: removes while what is left is still at least retention.bytes.
+        assert_eq!(deletable(&segs, &policy(-1, 250), now), 1);
+        assert_eq!(deletable(&segs, &policy(-1, 200), now), 2);
+        assert_eq!(deletable(&segs, &policy(-1, 0), now), 4);
+        // Both: the larger count.
+        assert_eq!(deletable(&segs, &policy(2 * HOUR, 0), now), 4);
+        // Not without delete in cleanup.policy.
+        let compact = Retention {
+            delete: false,
+            ..policy(0, 0)
+        };
+        assert_eq!(deletable(&segs, &compact, now), 0);
+        // An empty active segment is never counted.
+        let with_empty = [seg(0, 100, 0), seg(10, 0, -1)];
+        assert_eq!(deletable(&with_empty, &policy(0, 0), now), 1);
+        // A segment without timestamps counts from when it was written.
+        let untimed = [Segment {
+            modified_ms: now,
+            ..seg(0, 100, -1)
+        }];
+        assert_eq!(deletable(&untimed, &policy(HOUR, -1), now), 0);
+    }
+
+    #[test]
+    fn retention_moves_the_start_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = super::super::store::now_ms();
+        let (mut log, _) = PartitionLog::open_dir(dir.path(), 100).unwrap();
+        for ts in [now - 5 * HOUR, now - 4 * HOUR, now, now] {
+            log.append(&batch(2, None, ts), None).unwrap();
+        }
+        assert_eq!(log.segments().len(), 4);
+        assert_eq!(log.apply_retention(&policy(HOUR, -1), now).unwrap(), Some(4));
+        assert_eq!((log.start_offset(), log.end_offset()), (4, 8));
+        assert_eq!(log.read(0, usize::MAX, true).len(), 2);
+        drop(log);
+        let (mut log, _) = PartitionLog::open_dir(dir.path(), 100).unwrap();
+        assert_eq!((log.start_offset(), log.end_offset()), (4, 8));
+        // Everything old: a new empty segment at the end keeps the log's place.
+        assert_eq!(log.apply_retention(&policy(0, -1), now + HOUR).unwrap(), Some(8));
+        assert_eq!(log.segments(), vec![(8, 0)]);
+        assert!(log.read(8, usize::MAX, true).is_empty());
+        log.append(&batch(1, None, now), None).unwrap();
+        drop(log);
+        let (log, _) = PartitionLog::open_dir(dir.path(), 100).unwrap();
+        assert_eq!((log.start_offset(), log.end_offset()), (8, 9));
+    }
+
+    #[test]
+    fn in_memory_logs_too() {
+        let mut log = PartitionLog::in_memory();
+        log.set_segment_limits(100, -1);
+        for _ in 0..3 {
+            log.append(&batch(1, None, 1), None).unwrap();
+        }
+        let size = log.segments()[0].1 as i64;
+        assert_eq!(log.apply_retention(&policy(-1, size), 2).unwrap(), Some(2));
+        assert_eq!(log.start_offset(), 2);
+        assert_eq!(log.size_bytes(), log.read(2, usize::MAX, true)[0].len());
+    }
+}

@@ -450,3 +450,82 @@ impl PartitionLog {
         Ok((segment, file_len))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::batch;
+    use super::*;
+    use chronik_protocol::batch::BatchHeader;
+
+    /// The base offsets of what `read` returns.
+    fn bases(log: &PartitionLog, from: i64, max: usize) -> Vec<i64> {
+        log.read(from, max, true)
+            .iter()
+            .map(|b| BatchHeader::parse(b).unwrap().base_offset)
+            .collect()
+    }
+
+    #[test]
+    fn file_entries_are_read_from_their_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open_dir(dir.path(), 300).unwrap();
+        let mut sent = Vec::new();
+        for i in 0..6 {
+            let b = batch(2, None, 1000 + i);
+            log.append(&b, None).unwrap();
+            sent.push(b);
+        }
+        // Every entry is held as a file position, not as bytes.
+        assert!(log
+            .entries
+            .iter()
+            .all(|e| matches!(e.held, Held::File { .. })));
+        assert!(log.segments().len() > 1, "{:?}", log.segments());
+        let all = log.read(0, usize::MAX, true);
+        assert_eq!(all.len(), 6);
+        for (i, (got, mut want)) in all.iter().zip(sent.clone()).enumerate() {
+            chronik_protocol::batch::set_base_offset(&mut want, 2 * i as i64);
+            want[12..16].copy_from_slice(&super::super::LEADER_EPOCH.to_be_bytes());
+            assert_eq!(got.as_ref(), &want[..], "entry {i}");
+        }
+        // A read across segments, from the middle of a batch, within a byte budget.
+        let one = all[0].len();
+        assert_eq!(bases(&log, 3, 2 * one), vec![2, 4]);
+        assert_eq!(bases(&log, 3, 1), vec![2], "at least one");
+        drop(log);
+        let (log, rec) = PartitionLog::open_dir(dir.path(), 300).unwrap();
+        assert_eq!(rec.entries, 6);
+        assert_eq!(log.read(0, usize::MAX, true), all, "the same bytes after a reopen");
+        assert_eq!(log.size_bytes(), all.iter().map(|b| b.len()).sum::<usize>());
+    }
+
+    #[test]
+    fn segment_ms_rolls_by_the_first_entry_age() {
+        let mut log = PartitionLog::in_memory();
+        log.set_segment_limits(1 << 30, 60_000);
+        let now = now_ms();
+        log.append(&batch(1, None, now - 120_000), None).unwrap();
+        log.append(&batch(1, None, now), None).unwrap();
+        log.append(&batch(1, None, now), None).unwrap();
+        assert_eq!(
+            log.segments().iter().map(|s| s.0).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+    }
+
+    #[test]
+    fn fsync_policy_parses() {
+        assert_eq!("always".parse::<Fsync>(), Ok(Fsync::Always));
+        assert_eq!("interval".parse::<Fsync>(), Ok(Fsync::Interval));
+        assert!("sometimes".parse::<Fsync>().is_err());
+        // `always` still writes and reads back.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open_dir(dir.path(), 1 << 20).unwrap();
+        log.set_fsync(Fsync::Always);
+        log.append(&batch(1, None, 5), None).unwrap();
+        log.set_fsync(Fsync::Interval);
+        log.append(&batch(1, None, 6), None).unwrap();
+        log.sync().unwrap();
+        assert_eq!(log.read(0, usize::MAX, true).len(), 2);
+    }
+}

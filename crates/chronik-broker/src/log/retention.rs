@@ -166,14 +166,20 @@ mod tests {
             log.append(&batch(2, None, ts), None).unwrap();
         }
         assert_eq!(log.segments().len(), 4);
-        assert_eq!(log.apply_retention(&policy(HOUR, -1), now).unwrap(), Some(4));
+        assert_eq!(
+            log.apply_retention(&policy(HOUR, -1), now).unwrap(),
+            Some(4)
+        );
         assert_eq!((log.start_offset(), log.end_offset()), (4, 8));
         assert_eq!(log.read(0, usize::MAX, true).len(), 2);
         drop(log);
         let (mut log, _) = PartitionLog::open_dir(dir.path(), 100).unwrap();
         assert_eq!((log.start_offset(), log.end_offset()), (4, 8));
         // Everything old: a new empty segment at the end keeps the log's place.
-        assert_eq!(log.apply_retention(&policy(0, -1), now + HOUR).unwrap(), Some(8));
+        assert_eq!(
+            log.apply_retention(&policy(0, -1), now + HOUR).unwrap(),
+            Some(8)
+        );
         assert_eq!(log.segments(), vec![(8, 0)]);
         assert!(log.read(8, usize::MAX, true).is_empty());
         log.append(&batch(1, None, now), None).unwrap();

@@ -495,7 +495,11 @@ mod tests {
         drop(log);
         let (log, rec) = PartitionLog::open_dir(dir.path(), 300).unwrap();
         assert_eq!(rec.entries, 6);
-        assert_eq!(log.read(0, usize::MAX, true), all, "the same bytes after a reopen");
+        assert_eq!(
+            log.read(0, usize::MAX, true),
+            all,
+            "the same bytes after a reopen"
+        );
         assert_eq!(log.size_bytes(), all.iter().map(|b| b.len()).sum::<usize>());
     }
 

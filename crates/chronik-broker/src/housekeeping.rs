@@ -61,10 +61,14 @@ fn fsync_pass(topics: &Topics) {
 
 /// The task: retention at its interval, fsync at its own (with `--fsync interval`).
 pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut retention = tokio::time::interval(shared.config.retention_check_interval);
+    // The first check comes one interval after start, not at once (Kafka waits 30 s first),
+    // so a restarted broker serves what it recovered until then.
+    let every = shared.config.retention_check_interval;
+    let mut retention = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let fsync_on = shared.config.data_dir.is_some() && shared.config.fsync == Fsync::Interval;
-    let mut fsync = tokio::time::interval(shared.config.fsync_interval);
+    let every = shared.config.fsync_interval;
+    let mut fsync = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     fsync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

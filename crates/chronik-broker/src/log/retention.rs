@@ -111,6 +111,7 @@ mod tests {
             size,
             max_ts,
             roll_ts: Some(max_ts),
+            created_ms: 0,
             modified_ms: 0,
         }
     }

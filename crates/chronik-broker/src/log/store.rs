@@ -81,8 +81,11 @@ pub(crate) struct Segment {
     pub size: u64,
     /// Largest timestamp of its entries (-1 when empty).
     pub max_ts: i64,
-    /// The time `segment.ms` counts from: the first entry's largest timestamp (as Kafka).
+    /// The first entry's largest timestamp: `segment.ms` counts from it (as Kafka).
     pub roll_ts: Option<i64>,
+    /// When the segment was started (broker clock), for `segment.ms` when the first entry
+    /// carries no timestamp.
+    pub created_ms: i64,
     /// When it was last written (the file's mtime after a restart); retention by time uses it
     /// for a segment whose entries carry no timestamp, as Kafka does.
     pub modified_ms: i64,
@@ -95,6 +98,7 @@ impl Segment {
             size: 0,
             max_ts: -1,
             roll_ts: None,
+            created_ms: now_ms,
             modified_ms: now_ms,
         }
     }
@@ -177,17 +181,21 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 impl Store {
     /// Stores one entry (rolling first when `segment.bytes` or `segment.ms` says so) and says
-    /// where it is. `now_ms` is the broker's clock.
+    /// where it is. `now_ms` is the broker's clock. As in Kafka, the time a segment has waited
+    /// is the new entry's timestamp minus the first entry's, or, when the first entry has none,
+    /// the broker's time since the segment was started.
     pub fn append(&mut self, e: &StoredEntry, now_ms: i64) -> std::io::Result<Held> {
         let frame_len = (FRAME_HEADER + e.bytes.len()) as u64;
         let roll = match self.segments.last() {
             None => true,
             Some(s) if s.size == 0 => false,
             Some(s) => {
+                let waited = match s.roll_ts {
+                    Some(t) if t >= 0 => e.max_timestamp.saturating_sub(t),
+                    _ => now_ms.saturating_sub(s.created_ms),
+                };
                 s.size + frame_len > self.segment_bytes
-                    || (self.segment_ms >= 0
-                        && s.roll_ts
-                            .is_some_and(|t| now_ms.saturating_sub(t) > self.segment_ms))
+                    || (self.segment_ms >= 0 && waited > self.segment_ms)
             }
         };
         if roll {
@@ -411,6 +419,8 @@ impl PartitionLog {
             .map_or_else(now_ms, |d| d.as_millis() as i64);
         let mut r = BufReader::with_capacity(1 << 16, file);
         let mut segment = Segment::new(base, mtime);
+        // Not known after a restart: the file's last write stands in for its start.
+        segment.created_ms = mtime;
         let mut payload = Vec::new();
         let mut pos = 0u64;
         while file_len - pos >= FRAME_HEADER as u64 {
@@ -507,14 +517,24 @@ mod tests {
     fn segment_ms_rolls_by_the_first_entry_age() {
         let mut log = PartitionLog::in_memory();
         log.set_segment_limits(1 << 30, 60_000);
-        let now = now_ms();
-        log.append(&batch(1, None, now - 120_000), None).unwrap();
-        log.append(&batch(1, None, now), None).unwrap();
-        log.append(&batch(1, None, now), None).unwrap();
+        // Old timestamps alone do not roll: the record time since the first entry counts.
+        log.append(&batch(1, None, 1_000), None).unwrap();
+        log.append(&batch(1, None, 50_000), None).unwrap();
+        log.append(&batch(1, None, 62_000), None).unwrap();
+        log.append(&batch(1, None, 63_000), None).unwrap();
         assert_eq!(
             log.segments().iter().map(|s| s.0).collect::<Vec<_>>(),
-            vec![0, 1]
+            vec![0, 2]
         );
+        // Without a timestamp on the first entry, the broker's time since the segment started.
+        let mut log = PartitionLog::in_memory();
+        log.set_segment_limits(1 << 30, 60_000);
+        log.append(&batch(1, None, -1), None).unwrap();
+        log.append(&batch(1, None, 5), None).unwrap();
+        assert_eq!(log.segments().len(), 1);
+        log.store.segments[0].created_ms -= 120_000;
+        log.append(&batch(1, None, 5), None).unwrap();
+        assert_eq!(log.segments().len(), 2);
     }
 
     #[test]

@@ -269,3 +269,155 @@ fn data_dir_log_larger_than_memory_is_read_whole() {
         "peak RSS {hwm} kB for {bytes} bytes of log"
     );
 }
+
+/// Sends one request and decodes the response body (after its header) at `version`.
+fn call<Req, Resp>(
+    addr: std::net::SocketAddr,
+    key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    req: &Req,
+) -> Resp
+where
+    Req: kafka_protocol::protocol::Encodable,
+    Resp: kafka_protocol::protocol::Decodable,
+{
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(&common::request_frame(key, version, 7, "admin-test", req))
+        .unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).unwrap();
+    let mut b = bytes::Bytes::from(body);
+    <kafka_protocol::messages::ResponseHeader as kafka_protocol::protocol::Decodable>::decode(
+        &mut b,
+        key.response_header_version(version),
+    )
+    .unwrap();
+    Resp::decode(&mut b, version).unwrap()
+}
+
+#[test]
+fn describe_configs_per_version() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let broker = Broker::start(&[]);
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("dc")))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("retention.bytes"))
+                .with_value(Some(StrBytes::from_static_str("5000")))]),
+    ]);
+    let r: CreateTopicsResponse = call(broker.addr, ApiKey::CreateTopics, 5, &create);
+    assert_eq!(r.topics[0].error_code, 0);
+    let req = |synonyms: bool, docs: bool, keys: &[&'static str]| {
+        DescribeConfigsRequest::default()
+            .with_include_synonyms(synonyms)
+            .with_include_documentation(docs)
+            .with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("dc"))
+                .with_configuration_keys(Some(
+                    keys.iter().map(|k| StrBytes::from_static_str(k)).collect(),
+                ))])
+    };
+    let keys = ["retention.bytes", "segment.bytes", "cleanup.policy"];
+    // v0: is_default, no source, no synonyms.
+    let r: DescribeConfigsResponse = call(
+        broker.addr,
+        ApiKey::DescribeConfigs,
+        0,
+        &req(false, false, &keys),
+    );
+    let c = &r.results[0].configs;
+    assert_eq!(c.len(), 3);
+    let by = |c: &[describe_configs_response::DescribeConfigsResourceResult], k: &str| {
+        c.iter().find(|e| e.name.as_str() == k).cloned().unwrap()
+    };
+    assert!(!by(c, "retention.bytes").is_default);
+    assert!(by(c, "segment.bytes").is_default);
+    assert_eq!(
+        by(c, "retention.bytes").value.as_ref().unwrap().as_str(),
+        "5000"
+    );
+    // v1: sources and, when asked, synonyms (the override first, then the broker's default).
+    let r: DescribeConfigsResponse = call(
+        broker.addr,
+        ApiKey::DescribeConfigs,
+        1,
+        &req(true, false, &keys),
+    );
+    let rb = by(&r.results[0].configs, "retention.bytes");
+    assert_eq!(rb.config_source, 1);
+    let syn: Vec<(String, i8)> = rb
+        .synonyms
+        .iter()
+        .map(|s| (s.name.to_string(), s.source))
+        .collect();
+    assert_eq!(
+        syn,
+        vec![
+            ("retention.bytes".into(), 1),
+            ("log.retention.bytes".into(), 5)
+        ]
+    );
+    assert_eq!(by(&r.results[0].configs, "cleanup.policy").config_source, 5);
+    let r: DescribeConfigsResponse = call(
+        broker.addr,
+        ApiKey::DescribeConfigs,
+        1,
+        &req(false, false, &keys),
+    );
+    assert!(by(&r.results[0].configs, "retention.bytes")
+        .synonyms
+        .is_empty());
+    // v3: types, and documentation only when asked.
+    let r: DescribeConfigsResponse = call(
+        broker.addr,
+        ApiKey::DescribeConfigs,
+        3,
+        &req(false, true, &keys),
+    );
+    let c = &r.results[0].configs;
+    assert_eq!(by(c, "retention.bytes").config_type, 5, "LONG");
+    assert_eq!(by(c, "segment.bytes").config_type, 3, "INT");
+    assert_eq!(by(c, "cleanup.policy").config_type, 7, "LIST");
+    assert!(by(c, "retention.bytes").documentation.is_some());
+    let r: DescribeConfigsResponse = call(
+        broker.addr,
+        ApiKey::DescribeConfigs,
+        4,
+        &req(false, false, &keys),
+    );
+    assert!(by(&r.results[0].configs, "retention.bytes")
+        .documentation
+        .is_none());
+    // Every key when none are named; an unknown topic; the broker by id, a wrong id.
+    let all = DescribeConfigsRequest::default().with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("dc")),
+        DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("nope")),
+        DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("1")),
+        DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("2")),
+    ]);
+    let r: DescribeConfigsResponse = call(broker.addr, ApiKey::DescribeConfigs, 4, &all);
+    assert!(r.results[0].configs.len() >= 9);
+    assert_eq!(r.results[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert!(r.results[2]
+        .configs
+        .iter()
+        .any(|c| c.name.as_str() == "log.retention.check.interval.ms" && c.read_only));
+    assert_eq!(r.results[3].error_code, 42, "INVALID_REQUEST");
+}

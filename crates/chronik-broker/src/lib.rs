@@ -7,8 +7,9 @@
 //! what both work on (`Shared`, one per broker, and `Conn`, one per connection), so the
 //! handlers never depend on the connection task. `inject.rs` is what the mutation and fault
 //! rules do to an exchange (the connection task calls it; `handlers/fault.rs` builds the
-//! `error` fault's answers). `topics.rs` and `log/` keep the topics and their partition logs,
-//! `groups/` is the group coordinator. `settings/` holds the knobs a run turns while clients
+//! `error` fault's answers). `topics.rs` and `log/` keep the topics and their partition logs
+//! (`topic_config.rs`: the topic configs, their checks and effects; `housekeeping.rs`: the
+//! background retention and fsync), `groups/` is the group coordinator. `settings/` holds the knobs a run turns while clients
 //! talk (placement, rules, caps, throttle, mutations, faults, stall thresholds). `proxy/` is
 //! the other source: chronik-tui in front of a broker it does not run, forwarding and capturing
 //! each exchange through the same request check and `inject.rs`.

@@ -150,6 +150,10 @@ fn retention_moves_the_log_start() {
         &data,
         "--log-retention-check-interval-ms",
         "100",
+        "--fsync",
+        "interval",
+        "--fsync-interval-ms",
+        "50",
     ]);
     let s = run("retention", &broker, "admin-retention", &[]);
     assert_eq!(s["produced"]["errors"], serde_json::json!([]));
@@ -208,7 +212,16 @@ fn retention_moves_the_log_start() {
 
 #[test]
 fn compact_only_topic_is_not_deleted_by_retention() {
-    let broker = Broker::start(&["--log-retention-check-interval-ms", "100"]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_string_lossy().into_owned();
+    let broker = Broker::start(&[
+        "--data-dir",
+        &data,
+        "--fsync",
+        "always",
+        "--log-retention-check-interval-ms",
+        "100",
+    ]);
     let s = run("compact", &broker, "admin-compact", &[]);
     assert_eq!(s["produced"]["errors"], serde_json::json!([]));
     assert_eq!(s["after_wait"]["offsets"], serde_json::json!([0, 5]));

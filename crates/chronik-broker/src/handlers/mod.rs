@@ -74,10 +74,10 @@ pub(crate) const SUPPORTED: &[(i16, i16, i16)] = &[
     (api_key::SASL_AUTHENTICATE, 0, 2),
     (api_key::CREATE_PARTITIONS, 0, 3),
     (api_key::DELETE_GROUPS, 0, 2),
-    (api_key::INCREMENTAL_ALTER_CONFIGS, 0, 1),
-    (api_key::OFFSET_DELETE, 0, 0),
     (api_key::ALTER_CONFIGS, 0, 2),
     (api_key::DESCRIBE_CLUSTER, 0, 1),
+    (api_key::INCREMENTAL_ALTER_CONFIGS, 0, 1),
+    (api_key::OFFSET_DELETE, 0, 0),
 ];
 
 /// The version range served for an API key.

@@ -366,9 +366,23 @@ impl PartitionLog {
 
     /// Stored entries from the one holding `offset`, at most `max_bytes` of them but always the
     /// first one (so a large batch cannot stall a consumer), when `at_least_one` is set.
-    /// A log with a directory reads them from its segment files (what was read before a read
-    /// error, with the error logged).
+    /// A log with a directory reads them from its segment files (nothing when that fails; the
+    /// error is logged: [`PartitionLog::try_read`] returns it).
     pub fn read(&self, offset: i64, max_bytes: usize, at_least_one: bool) -> Vec<Bytes> {
+        self.try_read(offset, max_bytes, at_least_one)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, offset, "reading a segment file failed");
+                Vec::new()
+            })
+    }
+
+    /// [`PartitionLog::read`], with the error when a segment file cannot be read.
+    pub fn try_read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> std::io::Result<Vec<Bytes>> {
         let i = self.entries.partition_point(|e| e.last_offset < offset);
         let mut n = 0usize;
         let mut total = 0usize;
@@ -380,13 +394,7 @@ impl PartitionLog {
             total += len;
             n += 1;
         }
-        match self.store.read(&self.entries[i..i + n]) {
-            Ok(out) => out,
-            Err(e) => {
-                tracing::error!(error = %e, offset, "reading a segment file failed");
-                Vec::new()
-            }
-        }
+        self.store.read(&self.entries[i..i + n])
     }
 
     /// Offset of the first entry whose max timestamp is at or after `ts`, with that timestamp.

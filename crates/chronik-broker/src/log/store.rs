@@ -514,6 +514,16 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_segment_file_is_an_error_not_an_empty_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open_dir(dir.path(), 1 << 20).unwrap();
+        log.append(&batch(1, None, 5), None).unwrap();
+        std::fs::remove_file(dir.path().join(segment_name(0))).unwrap();
+        assert!(log.try_read(0, usize::MAX, true).is_err());
+        assert!(log.read(0, usize::MAX, true).is_empty());
+    }
+
+    #[test]
     fn segment_ms_rolls_by_the_first_entry_age() {
         let mut log = PartitionLog::in_memory();
         log.set_segment_limits(1 << 30, 60_000);

@@ -211,8 +211,8 @@ impl Topics {
         Ok(Arc::new(Mutex::new(log)))
     }
 
-    /// Rewrites `topics.json` (a temporary file renamed over it); nothing without a data
-    /// directory.
+    /// Rewrites `topics.json` (a temporary file renamed over it, both flushed unless `--fsync
+    /// never`); nothing without a data directory.
     fn persist(&self) -> anyhow::Result<()> {
         let Some(dir) = &self.data_dir else {
             return Ok(());
@@ -229,7 +229,13 @@ impl Topics {
             .collect();
         let tmp = dir.join("topics.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&records)?)?;
+        if self.fsync != Fsync::Never {
+            std::fs::File::open(&tmp)?.sync_all()?;
+        }
         std::fs::rename(&tmp, dir.join("topics.json"))?;
+        if self.fsync != Fsync::Never {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
         Ok(())
     }
 

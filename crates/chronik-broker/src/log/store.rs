@@ -280,14 +280,22 @@ impl Store {
         Ok(())
     }
 
-    /// Records the log start offset in the partition directory (nothing in memory).
+    /// Records the log start offset in the partition directory (nothing in memory), flushed
+    /// unless the policy is `never`.
     pub fn write_start(&self, start: i64) -> std::io::Result<()> {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
         let tmp = dir.join(format!("{START_CHECKPOINT}.tmp"));
         std::fs::write(&tmp, start.to_string())?;
-        std::fs::rename(&tmp, dir.join(START_CHECKPOINT))
+        if self.fsync != Fsync::Never {
+            File::open(&tmp)?.sync_all()?;
+        }
+        std::fs::rename(&tmp, dir.join(START_CHECKPOINT))?;
+        if self.fsync != Fsync::Never {
+            sync_dir(dir)?;
+        }
+        Ok(())
     }
 
     /// The bytes of `entries` (consecutive index entries), read from their segment files with

@@ -391,6 +391,11 @@ fn check(cli: &Cli) -> Result<Checked, UsageError> {
         sasl_plain,
         auto_create_topics: !b.no_auto_create_topics,
         default_partitions: b.default_partitions,
+        fsync: b.fsync.parse().map_err(UsageError)?,
+        fsync_interval: std::time::Duration::from_millis(b.fsync_interval_ms),
+        retention_check_interval: std::time::Duration::from_millis(
+            b.log_retention_check_interval_ms,
+        ),
         ..BrokerConfig::default()
     };
     Ok(Checked {

@@ -296,6 +296,11 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("delete_groups", include_str!("schema/delete_groups.schema")),
     (
+        "incremental_alter_configs",
+        include_str!("schema/incremental_alter_configs.schema"),
+    ),
+    ("offset_delete", include_str!("schema/offset_delete.schema")),
+    (
         "describe_cluster",
         include_str!("schema/describe_cluster.schema"),
     ),

@@ -275,7 +275,15 @@ fn gather(
                 return pd;
             }
             let limit = (item.max_bytes.max(0) as usize).min(remaining);
-            let chunks = log.read(item.fetch_offset, limit, !any);
+            let chunks = match log.try_read(item.fetch_offset, limit, !any) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, partition = item.partition, error = %e,
+                        "reading a segment file failed");
+                    pd.error_code = errors::KAFKA_STORAGE_ERROR;
+                    return pd;
+                }
+            };
             let mut records = BytesMut::new();
             for c in chunks {
                 records.extend_from_slice(&c);

@@ -11,6 +11,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 mod admin;
 mod api_versions;
+mod configs;
 mod fault;
 mod fetch;
 mod group;
@@ -75,6 +76,8 @@ pub(crate) const SUPPORTED: &[(i16, i16, i16)] = &[
     (api_key::DELETE_GROUPS, 0, 2),
     (api_key::ALTER_CONFIGS, 0, 2),
     (api_key::DESCRIBE_CLUSTER, 0, 1),
+    (api_key::INCREMENTAL_ALTER_CONFIGS, 0, 1),
+    (api_key::OFFSET_DELETE, 0, 0),
 ];
 
 /// The version range served for an API key.
@@ -202,12 +205,17 @@ pub(crate) async fn handle(
         }
         ApiKey::DescribeConfigs => {
             let req = decode!(DescribeConfigsRequest);
-            let resp = admin::describe_configs(shared, req, version);
+            let resp = configs::describe_configs(shared, req, version);
             reply(&resp.with_throttle_time_ms(throttle), version)
         }
         ApiKey::AlterConfigs => {
             let req = decode!(AlterConfigsRequest);
-            let resp = admin::alter_configs(&shared.topics, req);
+            let resp = configs::alter_configs(shared, req);
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let req = decode!(IncrementalAlterConfigsRequest);
+            let resp = configs::incremental_alter_configs(shared, req);
             reply(&resp.with_throttle_time_ms(throttle), version)
         }
         ApiKey::FindCoordinator => {
@@ -228,6 +236,11 @@ pub(crate) async fn handle(
         ApiKey::DescribeGroups => group!(DescribeGroupsRequest, describe_groups),
         ApiKey::ListGroups => group!(ListGroupsRequest, list_groups),
         ApiKey::DeleteGroups => group!(DeleteGroupsRequest, delete_groups),
+        ApiKey::OffsetDelete => {
+            let req = decode!(OffsetDeleteRequest);
+            let resp = group::offset_delete(shared, req);
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
         ApiKey::SaslHandshake => {
             let req = decode!(SaslHandshakeRequest);
             sasl::sasl_handshake(shared, conn, req, version)

@@ -76,6 +76,19 @@ pub struct BrokerArgs {
     /// Largest request frame accepted, checked before allocating.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
+    /// With --data-dir: when segment files are flushed to disk. never: left to the OS (a
+    /// produce survives kill -9 once acknowledged, not a power loss); interval: every
+    /// --fsync-interval-ms and when a segment is rolled; always: before each produce is
+    /// acknowledged.
+    #[arg(long, value_name = "WHEN", default_value = "never", value_parser = ["never", "interval", "always"])]
+    pub fsync: String,
+    /// With --fsync interval: how often logs with unflushed writes are flushed.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub fsync_interval_ms: u64,
+    /// How often retention (retention.ms, retention.bytes) removes old segments, as Kafka's
+    /// log.retention.check.interval.ms.
+    #[arg(long, value_name = "MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_retention_check_interval_ms: u64,
 }
 
 /// In front of a broker this process does not run.
@@ -184,6 +197,12 @@ pub struct StoreArgs {
     /// Most bytes of frames the store keeps (the oldest go first).
     #[arg(long, value_name = "BYTES", default_value_t = StoreLimits::default().max_bytes)]
     pub store_max_bytes: usize,
+    /// Serve (or proxy) without capturing anything: no exchange is kept, printed, linted or
+    /// watched by the stall detector, as if no debugger were attached. Only with --headless
+    /// and the embedded broker or --proxy; for measuring what capture costs
+    /// (benches/broker_cpu.rs).
+    #[arg(long)]
+    pub no_capture: bool,
 }
 
 /// How exchanges are shown.

@@ -223,6 +223,8 @@ pub fn kafka_protocol_frames() -> Vec<Frame> {
     kp_defaults::<SaslAuthenticateRequest, SaslAuthenticateResponse>(36, o);
     kp_defaults::<CreatePartitionsRequest, CreatePartitionsResponse>(37, o);
     kp_defaults::<DeleteGroupsRequest, DeleteGroupsResponse>(42, o);
+    kp_defaults::<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>(44, o);
+    kp_defaults::<OffsetDeleteRequest, OffsetDeleteResponse>(47, o);
     kp_defaults::<DescribeClusterRequest, DescribeClusterResponse>(60, o);
     kp_defaults::<GetTelemetrySubscriptionsRequest, GetTelemetrySubscriptionsResponse>(71, o);
     kp_defaults::<PushTelemetryRequest, PushTelemetryResponse>(72, o);

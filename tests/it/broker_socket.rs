@@ -1211,6 +1211,11 @@ async fn roundtrip_default(h: &BrokerHandle, key: ApiKey, version: i16) {
         ApiKey::DeleteRecords => go!(DeleteRecordsRequest::default(), DeleteRecordsResponse),
         ApiKey::AlterConfigs => go!(AlterConfigsRequest::default(), AlterConfigsResponse),
         ApiKey::DescribeCluster => go!(DescribeClusterRequest::default(), DescribeClusterResponse),
+        ApiKey::IncrementalAlterConfigs => go!(
+            IncrementalAlterConfigsRequest::default(),
+            IncrementalAlterConfigsResponse
+        ),
+        ApiKey::OffsetDelete => go!(OffsetDeleteRequest::default(), OffsetDeleteResponse),
         ApiKey::AddPartitionsToTxn => go!(
             AddPartitionsToTxnRequest::default(),
             AddPartitionsToTxnResponse

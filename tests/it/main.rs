@@ -5,6 +5,7 @@
 
 mod common;
 
+mod admin;
 mod bad_input;
 mod broker_socket;
 mod cli;

@@ -95,6 +95,8 @@ macro_rules! message_versions {
             36 => SaslAuthenticateRequest, SaslAuthenticateResponse;
             37 => CreatePartitionsRequest, CreatePartitionsResponse;
             42 => DeleteGroupsRequest, DeleteGroupsResponse;
+            44 => IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
+            47 => OffsetDeleteRequest, OffsetDeleteResponse;
             60 => DescribeClusterRequest, DescribeClusterResponse;
             61 => DescribeProducersRequest, DescribeProducersResponse;
             65 => DescribeTransactionsRequest, DescribeTransactionsResponse;

@@ -7,8 +7,9 @@
 //! what both work on (`Shared`, one per broker, and `Conn`, one per connection), so the
 //! handlers never depend on the connection task. `inject.rs` is what the mutation and fault
 //! rules do to an exchange (the connection task calls it; `handlers/fault.rs` builds the
-//! `error` fault's answers). `topics.rs` and `log/` keep the topics and their partition logs,
-//! `groups/` is the group coordinator. `settings/` holds the knobs a run turns while clients
+//! `error` fault's answers). `topics.rs` and `log/` keep the topics and their partition logs
+//! (`topic_config.rs`: the topic configs, their checks and effects; `housekeeping.rs`: the
+//! background retention and fsync), `groups/` is the group coordinator. `settings/` holds the knobs a run turns while clients
 //! talk (placement, rules, caps, throttle, mutations, faults, stall thresholds). `proxy/` is
 //! the other source: chronik-tui in front of a broker it does not run, forwarding and capturing
 //! each exchange through the same request check and `inject.rs`.
@@ -17,12 +18,14 @@
 pub mod frame;
 pub mod groups;
 mod handlers;
+mod housekeeping;
 mod inject;
 pub mod log;
 pub mod proxy;
 mod server;
 pub mod settings;
 mod state;
+pub mod topic_config;
 pub mod topics;
 mod txn;
 
@@ -71,6 +74,12 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     /// Broker node id.
     pub node_id: i32,
+    /// When partition logs are flushed to stable storage (`--fsync`).
+    pub fsync: log::Fsync,
+    /// With [`log::Fsync::Interval`]: how often logs with unsynced writes are flushed.
+    pub fsync_interval: std::time::Duration,
+    /// How often retention is checked (Kafka's `log.retention.check.interval.ms`, 5 min).
+    pub retention_check_interval: std::time::Duration,
 }
 
 impl Default for BrokerConfig {
@@ -84,6 +93,9 @@ impl Default for BrokerConfig {
             auto_create_topics: true,
             default_partitions: 1,
             node_id: 1,
+            fsync: log::Fsync::Never,
+            fsync_interval: std::time::Duration::from_millis(1000),
+            retention_check_interval: std::time::Duration::from_millis(300_000),
         }
     }
 }
@@ -169,6 +181,7 @@ pub async fn start(
         })?;
     tokio::spawn(txn::drive(Arc::downgrade(&shared)));
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(housekeeping::run(shared.clone(), shutdown_rx.clone()));
     let accept_task = tokio::spawn(server::accept_loop(listener, shared.clone(), shutdown_rx));
     Ok(BrokerHandle {
         local_addr,

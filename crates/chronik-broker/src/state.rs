@@ -47,7 +47,7 @@ impl Shared {
         store: Arc<Store>,
         settings: Arc<Settings>,
     ) -> anyhow::Result<Arc<Shared>> {
-        let topics = Topics::open(config.data_dir.as_deref())?;
+        let topics = Topics::open(config.data_dir.as_deref(), config.fsync)?;
         let max_pid = topics
             .all()
             .iter()

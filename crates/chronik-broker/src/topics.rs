@@ -9,7 +9,8 @@ use kafka_protocol::protocol::StrBytes;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::log::PartitionLog;
+use super::log::{Fsync, PartitionLog};
+use super::topic_config;
 
 /// Longest legal topic name.
 const MAX_TOPIC_NAME: usize = 249;
@@ -17,18 +18,6 @@ const MAX_TOPIC_NAME: usize = 249;
 pub const MAX_TOPICS: usize = 10_000;
 /// Most partitions over all topics.
 pub const MAX_PARTITIONS: i64 = 100_000;
-
-/// Topic-level configs this broker knows, with Kafka's defaults.
-pub const TOPIC_DEFAULTS: &[(&str, &str)] = &[
-    ("cleanup.policy", "delete"),
-    ("compression.type", "producer"),
-    ("max.message.bytes", "1048588"),
-    ("message.timestamp.type", "CreateTime"),
-    ("min.insync.replicas", "1"),
-    ("retention.bytes", "-1"),
-    ("retention.ms", "604800000"),
-    ("segment.bytes", "1073741824"),
-];
 
 /// A partition: its log behind a short mutex (never held across an await).
 pub type Partition = Arc<Mutex<PartitionLog>>;
@@ -40,7 +29,8 @@ pub struct Topic {
     pub name: String,
     /// Topic id (Metadata v10+, Fetch v13+, DeleteTopics v6+).
     pub id: Uuid,
-    /// Configs set at creation or by AlterConfigs (others take [`TOPIC_DEFAULTS`]).
+    /// Configs set at creation or by AlterConfigs (others take the defaults of
+    /// [`topic_config::DEFS`]).
     configs: RwLock<BTreeMap<String, String>>,
     /// Partition logs, index = partition number.
     pub partitions: RwLock<Vec<Partition>>,
@@ -49,12 +39,7 @@ pub struct Topic {
 impl Topic {
     /// A config value, the override or Kafka's default.
     pub fn config(&self, key: &str) -> Option<String> {
-        self.configs().get(key).cloned().or_else(|| {
-            TOPIC_DEFAULTS
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v.to_string())
-        })
+        topic_config::value_of(&self.configs(), key)
     }
 
     /// The configs set on this topic (without defaults).
@@ -104,17 +89,18 @@ struct TopicRecord {
 /// All topics.
 pub struct Topics {
     data_dir: Option<PathBuf>,
+    /// When partition logs flush their segment files.
+    fsync: Fsync,
     map: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serialises changes to the topic list (and its file).
     change: Mutex<()>,
 }
 
-/// `segment.bytes` from a topic's configs, or Kafka's default of 1 GiB.
-fn segment_bytes(configs: &BTreeMap<String, String>) -> u64 {
-    configs
-        .get("segment.bytes")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(1 << 30)
+/// Sets a log's segment limits from a topic's configs, and the broker's fsync policy.
+fn configure(log: &mut PartitionLog, configs: &BTreeMap<String, String>, fsync: Fsync) {
+    let (bytes, ms) = topic_config::segment_limits(configs);
+    log.set_segment_limits(bytes, ms);
+    log.set_fsync(fsync);
 }
 
 /// Why a topic name is not legal, if it is not.
@@ -154,10 +140,12 @@ fn random_uuid() -> Uuid {
 }
 
 impl Topics {
-    /// Loads the topics (and their partition logs) from the data directory, or starts empty.
-    pub fn open(data_dir: Option<&Path>) -> anyhow::Result<Topics> {
+    /// Loads the topics (and their partition logs) from the data directory, or starts empty;
+    /// logs flush as `fsync` says.
+    pub fn open(data_dir: Option<&Path>, fsync: Fsync) -> anyhow::Result<Topics> {
         let topics = Topics {
             data_dir: data_dir.map(Path::to_path_buf),
+            fsync,
             map: RwLock::new(BTreeMap::new()),
             change: Mutex::new(()),
         };
@@ -174,10 +162,11 @@ impl Topics {
         for r in records {
             let id = Uuid::parse_str(&r.id)?;
             let mut parts = Vec::new();
-            let segment_bytes = segment_bytes(&r.configs);
+            let (segment_bytes, _) = topic_config::segment_limits(&r.configs);
             for p in 0..r.partitions.max(0) {
                 let path = topics.partition_dir(id, p).unwrap_or_default();
-                let (log, rec) = PartitionLog::open_dir(&path, segment_bytes)?;
+                let (mut log, rec) = PartitionLog::open_dir(&path, segment_bytes)?;
+                configure(&mut log, &r.configs, fsync);
                 if rec.truncated_bytes > 0 {
                     tracing::warn!(topic = %r.name, partition = p, cut = rec.truncated_bytes,
                         "cut a torn or corrupt tail from the segment file");
@@ -214,15 +203,16 @@ impl Topics {
         partition: i32,
         configs: &BTreeMap<String, String>,
     ) -> anyhow::Result<Partition> {
-        let log = match self.partition_dir(id, partition) {
-            Some(dir) => PartitionLog::open_dir(&dir, segment_bytes(configs))?.0,
+        let mut log = match self.partition_dir(id, partition) {
+            Some(dir) => PartitionLog::open_dir(&dir, topic_config::segment_limits(configs).0)?.0,
             None => PartitionLog::in_memory(),
         };
+        configure(&mut log, configs, self.fsync);
         Ok(Arc::new(Mutex::new(log)))
     }
 
-    /// Rewrites `topics.json` (a temporary file renamed over it); nothing without a data
-    /// directory.
+    /// Rewrites `topics.json` (a temporary file renamed over it, both flushed unless `--fsync
+    /// never`); nothing without a data directory.
     fn persist(&self) -> anyhow::Result<()> {
         let Some(dir) = &self.data_dir else {
             return Ok(());
@@ -239,7 +229,13 @@ impl Topics {
             .collect();
         let tmp = dir.join("topics.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&records)?)?;
+        if self.fsync != Fsync::Never {
+            std::fs::File::open(&tmp)?.sync_all()?;
+        }
         std::fs::rename(&tmp, dir.join("topics.json"))?;
+        if self.fsync != Fsync::Never {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
         Ok(())
     }
 
@@ -340,13 +336,26 @@ impl Topics {
         self.persist()
     }
 
-    /// Replaces a topic's configs (AlterConfigs semantics) and persists them.
+    /// Replaces a topic's configs (AlterConfigs semantics) and persists them; the partition
+    /// logs take the new segment limits at once (retention and the others are read when used).
     pub fn set_configs(
         &self,
         topic: &Topic,
         configs: BTreeMap<String, String>,
     ) -> anyhow::Result<()> {
         let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        for p in topic
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            configure(
+                &mut p.lock().unwrap_or_else(|e| e.into_inner()),
+                &configs,
+                self.fsync,
+            );
+        }
         *topic.configs.write().unwrap_or_else(|e| e.into_inner()) = configs;
         self.persist()
     }

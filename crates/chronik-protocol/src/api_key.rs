@@ -60,6 +60,10 @@ pub const SASL_AUTHENTICATE: i16 = 36;
 pub const CREATE_PARTITIONS: i16 = 37;
 /// DeleteGroups.
 pub const DELETE_GROUPS: i16 = 42;
+/// IncrementalAlterConfigs.
+pub const INCREMENTAL_ALTER_CONFIGS: i16 = 44;
+/// OffsetDelete.
+pub const OFFSET_DELETE: i16 = 47;
 /// DescribeCluster.
 pub const DESCRIBE_CLUSTER: i16 = 60;
 /// DescribeProducers.
@@ -104,6 +108,8 @@ pub const ALL: &[(i16, &str)] = &[
     (SASL_AUTHENTICATE, "SaslAuthenticate"),
     (CREATE_PARTITIONS, "CreatePartitions"),
     (DELETE_GROUPS, "DeleteGroups"),
+    (INCREMENTAL_ALTER_CONFIGS, "IncrementalAlterConfigs"),
+    (OFFSET_DELETE, "OffsetDelete"),
     (DESCRIBE_CLUSTER, "DescribeCluster"),
     (DESCRIBE_PRODUCERS, "DescribeProducers"),
     (DESCRIBE_TRANSACTIONS, "DescribeTransactions"),

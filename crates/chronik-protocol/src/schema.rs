@@ -197,6 +197,9 @@ pub struct ApiSchema {
     pub flexible_from: Option<i16>,
     pub request: Vec<FieldDef>,
     pub response: Vec<FieldDef>,
+    /// Registry ids of the request and response bodies (`produce.request`, …; set when the
+    /// registry is built).
+    pub body_ids: [super::registry::FieldId; 2],
 }
 
 impl ApiSchema {
@@ -293,6 +296,11 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("delete_groups", include_str!("schema/delete_groups.schema")),
     (
+        "incremental_alter_configs",
+        include_str!("schema/incremental_alter_configs.schema"),
+    ),
+    ("offset_delete", include_str!("schema/offset_delete.schema")),
+    (
         "describe_cluster",
         include_str!("schema/describe_cluster.schema"),
     ),
@@ -385,6 +393,7 @@ pub fn parse(text: &str) -> Result<Option<ApiSchema>, String> {
                     flexible_from,
                     request: Vec::new(),
                     response: Vec::new(),
+                    body_ids: Default::default(),
                 });
             }
             "request" if indent == 0 => section = Some(false),

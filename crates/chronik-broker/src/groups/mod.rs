@@ -53,6 +53,7 @@
 
 mod group;
 mod membership;
+mod offset_delete;
 pub(crate) mod offset_log;
 mod offsets;
 mod rebalance;

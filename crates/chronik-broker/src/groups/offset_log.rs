@@ -7,7 +7,8 @@
 //!   offset (i64), leader epoch (i32), commit time in ms (i64), metadata (u32 length + UTF-8);
 //! - `2` group deleted: group (u16 length + UTF-8);
 //! - `3` group protocol type set: group (u16 length + UTF-8), protocol type (u16 length +
-//!   UTF-8), so ListGroups and DescribeGroups show "consumer" for a group after a restart.
+//!   UTF-8), so ListGroups and DescribeGroups show "consumer" for a group after a restart;
+//! - `4` offset deleted (OffsetDelete): group, topic (u16 length + UTF-8 each), partition (i32).
 //!
 //! Integers are big-endian. Replay stops at the first record that is incomplete, oversized,
 //! fails its CRC or does not parse (a torn tail from a crash mid-write); the file is truncated
@@ -31,6 +32,8 @@ const TAG_COMMIT: u8 = 1;
 const TAG_DELETE_GROUP: u8 = 2;
 /// Tag of a group-protocol-type record.
 const TAG_GROUP_TYPE: u8 = 3;
+/// Tag of an offset-deleted record.
+const TAG_DELETE_OFFSET: u8 = 4;
 
 /// One committed offset of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +64,12 @@ pub(crate) enum LogRecord {
     GroupType {
         group: String,
         protocol_type: String,
+    },
+    /// One partition's committed offset was deleted (OffsetDelete).
+    DeleteOffset {
+        group: String,
+        topic: String,
+        partition: i32,
     },
 }
 
@@ -185,6 +194,15 @@ pub(crate) fn apply(live: &mut OffsetsByGroup, record: LogRecord) {
         LogRecord::DeleteGroup { group } => {
             live.remove(&group);
         }
+        LogRecord::DeleteOffset {
+            group,
+            topic,
+            partition,
+        } => {
+            if let Some(g) = live.get_mut(&group) {
+                g.offsets.remove(&(topic, partition));
+            }
+        }
     }
 }
 
@@ -254,6 +272,16 @@ pub(crate) fn frame(record: &LogRecord, out: &mut Vec<u8>) {
             payload.push(TAG_GROUP_TYPE);
             put_short_str(&mut payload, group);
             put_short_str(&mut payload, protocol_type);
+        }
+        LogRecord::DeleteOffset {
+            group,
+            topic,
+            partition,
+        } => {
+            payload.push(TAG_DELETE_OFFSET);
+            put_short_str(&mut payload, group);
+            put_short_str(&mut payload, topic);
+            payload.extend_from_slice(&partition.to_be_bytes());
         }
     }
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -359,6 +387,11 @@ fn parse_payload(payload: &[u8]) -> Option<LogRecord> {
         TAG_GROUP_TYPE => LogRecord::GroupType {
             group: r.short_str()?,
             protocol_type: r.short_str()?,
+        },
+        TAG_DELETE_OFFSET => LogRecord::DeleteOffset {
+            group: r.short_str()?,
+            topic: r.short_str()?,
+            partition: i32::from_be_bytes(r.array()?),
         },
         _ => return None,
     };

@@ -1,5 +1,5 @@
-//! Topic administration: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs and
-//! AlterConfigs.
+//! Topic administration: CreateTopics, DeleteTopics and CreatePartitions (configs are in
+//! `configs.rs`).
 
 use std::collections::BTreeMap;
 
@@ -8,44 +8,26 @@ use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
-};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::s;
 use crate::state::Shared;
-use crate::topics::{invalid_topic_name, Topics, TOPIC_DEFAULTS};
+use crate::topic_config;
+use crate::topics::{invalid_topic_name, Topics};
 use chronik_protocol::errors;
 
-/// Checks topic configs given as (name, value) pairs; entries without a value are skipped.
+/// Topic configs given as (name, value) pairs, checked as Kafka checks them (every name a topic
+/// config, every value valid); entries without a value are skipped.
 fn parse_configs<'a>(
     configs: impl IntoIterator<Item = (&'a StrBytes, Option<&'a StrBytes>)>,
 ) -> Result<BTreeMap<String, String>, String> {
-    let mut out = BTreeMap::new();
-    for (name, value) in configs {
-        let key = name.to_string();
-        let Some(value) = value.map(|v| v.to_string()) else {
-            continue;
-        };
-        let numeric = [
-            "max.message.bytes",
-            "retention.bytes",
-            "retention.ms",
-            "segment.bytes",
-        ];
-        if numeric.contains(&key.as_str()) && value.parse::<i64>().is_err() {
-            return Err(format!("{key} must be a number, not {value:?}"));
-        }
-        if key == "message.timestamp.type" && value != "CreateTime" && value != "LogAppendTime" {
-            return Err(format!(
-                "message.timestamp.type must be CreateTime or LogAppendTime, not {value:?}"
-            ));
-        }
-        out.insert(key, value);
-    }
+    let out: BTreeMap<String, String> = configs
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name.to_string(), v.to_string())))
+        .collect();
+    topic_config::validate(&out)?;
     Ok(out)
 }
 
@@ -134,13 +116,15 @@ pub(super) fn create_topics(
                 r.num_partitions = partitions;
                 r.replication_factor = 1;
                 r.configs = Some(
-                    TOPIC_DEFAULTS
+                    topic_config::DEFS
                         .iter()
-                        .map(|(k, v)| {
-                            let set = configs.get(*k);
+                        .map(|d| {
+                            let set = configs.get(d.name);
                             CreatableTopicConfigs::default()
-                                .with_name(s(*k))
-                                .with_value(Some(s(set.cloned().unwrap_or(v.to_string()))))
+                                .with_name(s(d.name))
+                                .with_value(Some(s(set
+                                    .cloned()
+                                    .unwrap_or_else(|| d.default.to_string()))))
                                 .with_config_source(if set.is_some() { 1 } else { 5 })
                         })
                         .collect(),
@@ -251,139 +235,4 @@ pub(super) fn create_partitions(
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)
-}
-
-/// AlterConfigs: a topic's configs are replaced by the given set; broker configs are fixed.
-pub(super) fn alter_configs(topics: &Topics, req: AlterConfigsRequest) -> AlterConfigsResponse {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|res| {
-            let r = alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(res.resource_type)
-                .with_resource_name(res.resource_name.clone());
-            let fail = |r: alter_configs_response::AlterConfigsResourceResponse, c, m: String| {
-                r.with_error_code(c).with_error_message(Some(s(m)))
-            };
-            if res.resource_type != 2 {
-                return fail(
-                    r,
-                    errors::INVALID_REQUEST,
-                    format!("resource type {} cannot be altered", res.resource_type),
-                );
-            }
-            let Some(topic) = topics.get(res.resource_name.as_str()) else {
-                return fail(
-                    r,
-                    errors::UNKNOWN_TOPIC_OR_PARTITION,
-                    "unknown topic".into(),
-                );
-            };
-            let configs =
-                match parse_configs(res.configs.iter().map(|c| (&c.name, c.value.as_ref()))) {
-                    Ok(c) => c,
-                    Err(m) => return fail(r, errors::INVALID_CONFIG, m),
-                };
-            if req.validate_only {
-                return r;
-            }
-            match topics.set_configs(&topic, configs) {
-                Ok(()) => r,
-                Err(e) => fail(r, errors::KAFKA_STORAGE_ERROR, e.to_string()),
-            }
-        })
-        .collect();
-    AlterConfigsResponse::default().with_responses(responses)
-}
-
-/// Broker configs reported by DescribeConfigs.
-pub(super) const BROKER_CONFIGS: &[(&str, &str)] = &[
-    ("auto.create.topics.enable", "true"),
-    ("log.retention.hours", "168"),
-    ("message.max.bytes", "1048588"),
-    ("num.partitions", "1"),
-    ("socket.request.max.bytes", "104857600"),
-];
-
-/// DescribeConfigs: a topic's configs (set and default) or the broker's fixed ones.
-pub(super) fn describe_configs(
-    shared: &Shared,
-    req: DescribeConfigsRequest,
-    version: i16,
-) -> DescribeConfigsResponse {
-    let results = req
-        .resources
-        .into_iter()
-        .map(|res| {
-            let mut r = DescribeConfigsResult::default()
-                .with_resource_type(res.resource_type)
-                .with_resource_name(res.resource_name.clone());
-            let entries: Vec<(String, String, bool)> = match res.resource_type {
-                2 => {
-                    let Some(t) = shared.topics.get(res.resource_name.as_str()) else {
-                        return r
-                            .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION)
-                            .with_error_message(Some(s("unknown topic")));
-                    };
-                    let mut keys: Vec<String> =
-                        TOPIC_DEFAULTS.iter().map(|(k, _)| k.to_string()).collect();
-                    let set_configs = t.configs();
-                    keys.extend(
-                        set_configs
-                            .keys()
-                            .filter(|k| !keys.contains(k))
-                            .cloned()
-                            .collect::<Vec<_>>(),
-                    );
-                    keys.into_iter()
-                        .map(|k| {
-                            let set = set_configs.contains_key(&k);
-                            let v = t.config(&k).unwrap_or_default();
-                            (k, v, !set)
-                        })
-                        .collect()
-                }
-                4 => {
-                    let mut v: Vec<(String, String, bool)> = BROKER_CONFIGS
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string(), true))
-                        .collect();
-                    v.push(("broker.id".into(), shared.config.node_id.to_string(), false));
-                    v
-                }
-                other => {
-                    return r
-                        .with_error_code(errors::INVALID_REQUEST)
-                        .with_error_message(Some(s(format!(
-                            "resource type {other} is not supported"
-                        ))))
-                }
-            };
-            let wanted = res.configuration_keys.as_ref();
-            r.configs = entries
-                .into_iter()
-                .filter(|(k, _, _)| wanted.is_none_or(|w| w.iter().any(|x| x.as_str() == k)))
-                .map(|(k, v, is_default)| {
-                    let mut c = DescribeConfigsResourceResult::default()
-                        .with_name(s(k))
-                        .with_value(Some(s(v)));
-                    if version == 0 {
-                        c.is_default = is_default;
-                    } else {
-                        c.config_source = match (is_default, res.resource_type) {
-                            (true, _) => 5,
-                            (false, 2) => 1,
-                            (false, _) => 4,
-                        };
-                    }
-                    if version >= 3 {
-                        c.config_type = 2;
-                    }
-                    c
-                })
-                .collect();
-            r
-        })
-        .collect();
-    DescribeConfigsResponse::default().with_results(results)
 }

@@ -283,23 +283,34 @@ fn gather(
                 return pd;
             }
             let limit = (item.max_bytes.max(0) as usize).min(remaining);
-            let chunks = if read_committed {
-                let (chunks, last) = log.read_below(item.fetch_offset, limit, !any, lso);
-                if !chunks.is_empty() {
-                    let aborted = log
-                        .aborted_between(item.fetch_offset, last)
-                        .into_iter()
-                        .map(|a| {
-                            AbortedTransaction::default()
-                                .with_producer_id(ProducerId(a.producer_id))
-                                .with_first_offset(a.first_offset)
-                        })
-                        .collect();
-                    pd.aborted_transactions = Some(aborted);
-                }
-                chunks
+            let read = if read_committed {
+                log.try_read_below(item.fetch_offset, limit, !any, lso)
+                    .map(|(chunks, last)| {
+                        if !chunks.is_empty() {
+                            let aborted = log
+                                .aborted_between(item.fetch_offset, last)
+                                .into_iter()
+                                .map(|a| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(a.producer_id))
+                                        .with_first_offset(a.first_offset)
+                                })
+                                .collect();
+                            pd.aborted_transactions = Some(aborted);
+                        }
+                        chunks
+                    })
             } else {
-                log.read(item.fetch_offset, limit, !any)
+                log.try_read(item.fetch_offset, limit, !any)
+            };
+            let chunks = match read {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, partition = item.partition, error = %e,
+                        "reading a segment file failed");
+                    pd.error_code = errors::KAFKA_STORAGE_ERROR;
+                    return pd;
+                }
             };
             let mut records = BytesMut::new();
             for c in chunks {

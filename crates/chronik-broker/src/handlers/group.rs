@@ -4,7 +4,7 @@
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
     BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, JoinGroupRequest, JoinGroupResponse,
-    RequestHeader,
+    OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader, TopicName,
 };
 
 use super::s;
@@ -63,5 +63,62 @@ pub(super) fn find_coordinator(
             .with_node_id(node)
             .with_host(s(host.clone()))
             .with_port(*port as i32)
+    }
+}
+
+/// OffsetDelete: unknown topics and partitions are answered here (UNKNOWN_TOPIC_OR_PARTITION,
+/// as Kafka's broker does before asking the coordinator); the coordinator deletes the rest.
+pub(super) fn offset_delete(shared: &Shared, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    use kafka_protocol::messages::offset_delete_response::{
+        OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+    };
+    let part = |p: i32, code: i16| {
+        OffsetDeleteResponsePartition::default()
+            .with_partition_index(p)
+            .with_error_code(code)
+    };
+    let mut answered: Vec<OffsetDeleteResponseTopic> = Vec::new();
+    let mut known: Vec<(String, Vec<i32>)> = Vec::new();
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        let count = shared.topics.get(&name).map(|t| t.partition_count());
+        let mut unknown = Vec::new();
+        let mut ok = Vec::new();
+        for p in &t.partitions {
+            match count {
+                Some(n) if (0..n).contains(&p.partition_index) => ok.push(p.partition_index),
+                _ => unknown.push(part(
+                    p.partition_index,
+                    chronik_protocol::errors::UNKNOWN_TOPIC_OR_PARTITION,
+                )),
+            }
+        }
+        if !unknown.is_empty() {
+            answered.push(
+                OffsetDeleteResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(unknown),
+            );
+        }
+        if !ok.is_empty() {
+            known.push((name, ok));
+        }
+    }
+    match shared.groups.delete_offsets(req.group_id.as_str(), known) {
+        Err(code) => OffsetDeleteResponse::default().with_error_code(code),
+        Ok(results) => {
+            for (topic, parts) in results {
+                let parts: Vec<_> = parts.into_iter().map(|(p, c)| part(p, c)).collect();
+                match answered.iter_mut().find(|t| t.name.0.as_str() == topic) {
+                    Some(t) => t.partitions.extend(parts),
+                    None => answered.push(
+                        OffsetDeleteResponseTopic::default()
+                            .with_name(TopicName(s(topic)))
+                            .with_partitions(parts),
+                    ),
+                }
+            }
+            OffsetDeleteResponse::default().with_topics(answered)
+        }
     }
 }

@@ -11,6 +11,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 mod admin;
 mod api_versions;
+mod configs;
 mod fault;
 mod fetch;
 mod group;
@@ -70,16 +71,19 @@ pub(crate) const SUPPORTED: &[(i16, i16, i16)] = &[
     (api_key::DELETE_RECORDS, 0, 2),
     (api_key::INIT_PRODUCER_ID, 0, 5),
     (api_key::OFFSET_FOR_LEADER_EPOCH, 0, 4),
-    (api_key::ADD_PARTITIONS_TO_TXN, 0, 5),
-    (api_key::ADD_OFFSETS_TO_TXN, 0, 4),
-    (api_key::END_TXN, 0, 4),
-    (api_key::TXN_OFFSET_COMMIT, 0, 4),
     (api_key::DESCRIBE_CONFIGS, 0, 4),
     (api_key::SASL_AUTHENTICATE, 0, 2),
     (api_key::CREATE_PARTITIONS, 0, 3),
     (api_key::DELETE_GROUPS, 0, 2),
     (api_key::ALTER_CONFIGS, 0, 2),
     (api_key::DESCRIBE_CLUSTER, 0, 1),
+    (api_key::INCREMENTAL_ALTER_CONFIGS, 0, 1),
+    (api_key::OFFSET_DELETE, 0, 0),
+    // The transaction APIs, at the end so that the APIs advertised before keep their places.
+    (api_key::ADD_PARTITIONS_TO_TXN, 0, 5),
+    (api_key::ADD_OFFSETS_TO_TXN, 0, 4),
+    (api_key::END_TXN, 0, 4),
+    (api_key::TXN_OFFSET_COMMIT, 0, 4),
     (api_key::DESCRIBE_PRODUCERS, 0, 0),
     (api_key::DESCRIBE_TRANSACTIONS, 0, 0),
     (api_key::LIST_TRANSACTIONS, 0, 1),
@@ -213,12 +217,17 @@ pub(crate) async fn handle(
         }
         ApiKey::DescribeConfigs => {
             let req = decode!(DescribeConfigsRequest);
-            let resp = admin::describe_configs(shared, req, version);
+            let resp = configs::describe_configs(shared, req, version);
             reply(&resp.with_throttle_time_ms(throttle), version)
         }
         ApiKey::AlterConfigs => {
             let req = decode!(AlterConfigsRequest);
-            let resp = admin::alter_configs(&shared.topics, req);
+            let resp = configs::alter_configs(shared, req);
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let req = decode!(IncrementalAlterConfigsRequest);
+            let resp = configs::incremental_alter_configs(shared, req);
             reply(&resp.with_throttle_time_ms(throttle), version)
         }
         ApiKey::FindCoordinator => {
@@ -245,6 +254,11 @@ pub(crate) async fn handle(
         ApiKey::DescribeGroups => group!(DescribeGroupsRequest, describe_groups),
         ApiKey::ListGroups => group!(ListGroupsRequest, list_groups),
         ApiKey::DeleteGroups => group!(DeleteGroupsRequest, delete_groups),
+        ApiKey::OffsetDelete => {
+            let req = decode!(OffsetDeleteRequest);
+            let resp = group::offset_delete(shared, req);
+            reply(&resp.with_throttle_time_ms(throttle), version)
+        }
         ApiKey::AddPartitionsToTxn => {
             let req = decode!(AddPartitionsToTxnRequest);
             let resp = txn::add_partitions_to_txn(shared, req, version);

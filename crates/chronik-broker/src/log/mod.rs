@@ -1,20 +1,17 @@
 //! A partition log: record sets stored as received (only `base_offset`, the partition leader
 //! epoch and, for LogAppendTime topics, the timestamp fields are rewritten), indexed by offset.
 //!
-//! In memory by default. With a directory, every stored entry is also appended to the
-//! partition's current segment file (a new one, named by its base offset, starts when the
-//! current one would pass `segment.bytes`) as
+//! In memory by default. With a directory, every stored entry is appended to the partition's
+//! current segment file (a new one, named by its base offset, starts when the current one would
+//! pass `segment.bytes` or is older than `segment.ms`) as
 //! `[payload len u32][crc32c u32][base i64][last i64][max_ts i64][payload]`, the CRC covering
-//! everything after it. On open the segments are scanned and the log is cut at the first entry
-//! that is incomplete or fails its CRC, so a torn tail is never served. Durability: each entry
-//! is written with `write_all` before the produce is acknowledged (it reaches the OS and
-//! survives a kill -9 of the process); there is no fsync, so a power loss can lose the newest
-//! entries.
+//! everything after it, and only an index of the entries stays in memory (`store.rs`: the bytes
+//! are read from the file when fetched). On open the segments are scanned and the log is cut at
+//! the first entry that is incomplete or fails its CRC, so a torn tail is never served.
+//! Durability is the `--fsync` policy's ([`Fsync`]). Retention removes whole segments
+//! (`retention.rs`).
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
@@ -22,20 +19,22 @@ use chronik_protocol::batch::{self, BatchHeader, Entry};
 use chronik_protocol::errors;
 
 mod legacy;
+mod retention;
+mod store;
 mod txn;
 
 pub use txn::{control_record, marker_batch, AbortedTxn, ProducerView};
 
 use legacy::{legacy_assign, renumber_magic0_wrapper};
-
-/// Bytes of the per-entry framing in a segment file.
-const FRAME_HEADER: usize = 4 + 4 + 8 + 8 + 8;
+pub use retention::Retention;
+pub use store::Fsync;
+use store::{IndexEntry, Store};
 /// How many recent batches per producer are remembered for duplicate detection (as Kafka).
 const RECENT_BATCHES: usize = 5;
 /// The leader epoch this single broker always has.
 pub const LEADER_EPOCH: i32 = 0;
 
-/// One stored entry: a magic-2 batch or one legacy message (possibly a compressed wrapper).
+/// One entry as appended: a magic-2 batch or one legacy message (possibly a compressed wrapper).
 #[derive(Debug, Clone)]
 pub struct StoredEntry {
     /// Offset of the first record (of the message, for legacy entries).
@@ -90,32 +89,14 @@ fn refuse(code: i16, message: impl Into<String>) -> AppendError {
 pub struct PartitionLog {
     start_offset: i64,
     next_offset: i64,
-    entries: Vec<StoredEntry>,
+    /// Every entry from the log start on: offsets, timestamp and where its bytes are.
+    entries: Vec<IndexEntry>,
+    /// Bytes of the entries' payloads.
     bytes: usize,
-    file: Option<Segments>,
+    store: Store,
     producers: HashMap<i64, ProducerState>,
     /// Open and aborted transactions (see `txn.rs`).
     txns: txn::TxnIndex,
-}
-
-/// The segment files behind a log.
-#[derive(Debug)]
-struct Segments {
-    dir: PathBuf,
-    segment_bytes: u64,
-    /// Base offsets of the segment files, oldest first (the last is the active one).
-    bases: Vec<i64>,
-    /// The last segment, open for appending.
-    active: File,
-    active_len: u64,
-}
-
-/// File in a partition directory holding the log start offset after DeleteRecords.
-const START_CHECKPOINT: &str = "log-start-offset";
-
-/// A segment's file name: its base offset, zero-padded as Kafka names them.
-fn segment_name(base_offset: i64) -> String {
-    format!("{base_offset:020}.log")
 }
 
 /// What a scan of the segment files found.
@@ -133,124 +114,30 @@ impl PartitionLog {
         PartitionLog::default()
     }
 
-    /// Opens (or creates) a partition directory of segment files named by their base offset,
-    /// recovering every complete, intact entry. The first entry that is incomplete, fails its
-    /// CRC or does not follow its predecessor ends the log: its segment is cut there and any
-    /// later segments are removed. New entries go to the last segment until it would exceed
-    /// `segment_bytes`, then a new segment starts.
-    pub fn open_dir(dir: &Path, segment_bytes: u64) -> std::io::Result<(PartitionLog, Recovery)> {
-        std::fs::create_dir_all(dir)?;
-        let mut segments: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)?
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().to_string();
-                let base = name.strip_suffix(".log")?.parse::<i64>().ok()?;
-                Some((base, e.path()))
-            })
-            .collect();
-        segments.sort();
-        let mut log = PartitionLog::default();
-        let mut truncated = 0u64;
-        let mut intact = true;
-        let mut last: Option<(PathBuf, u64)> = None;
-        let mut bases = Vec::new();
-        // Records before this were deleted (DeleteRecords); older segments may be gone.
-        let start = std::fs::read_to_string(dir.join(START_CHECKPOINT))
-            .ok()
-            .and_then(|t| t.trim().parse::<i64>().ok())
-            .unwrap_or(0)
-            .max(0);
-        for (base, path) in segments {
-            if bases.is_empty() && intact && base > 0 {
-                // Older segments were removed after DeleteRecords: the log starts here.
-                log.next_offset = base;
-                log.start_offset = base;
-            }
-            if !intact || base != log.next_offset {
-                truncated += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                tracing::warn!(segment = %path.display(), "removing a segment after a damaged one");
-                std::fs::remove_file(&path)?;
-                intact = false;
-                continue;
-            }
-            let data = Bytes::from(std::fs::read(&path)?);
-            let good = log.load_segment(&data);
-            if good < data.len() {
-                truncated += (data.len() - good) as u64;
-                OpenOptions::new()
-                    .write(true)
-                    .open(&path)?
-                    .set_len(good as u64)?;
-                intact = false;
-            }
-            bases.push(base);
-            last = Some((path, good as u64));
-        }
-        if bases.is_empty() && start > 0 {
-            // Everything was deleted up to `start`: the log continues from there.
-            log.next_offset = start;
-        }
-        log.advance_start(start);
-        let (path, len) = last.unwrap_or_else(|| (dir.join(segment_name(log.next_offset)), 0));
-        if bases.is_empty() {
-            bases.push(log.next_offset);
-        }
-        let active = OpenOptions::new().create(true).append(true).open(&path)?;
-        log.file = Some(Segments {
-            dir: dir.to_path_buf(),
-            segment_bytes: segment_bytes.max(1),
-            bases,
-            active,
-            active_len: len,
-        });
-        let recovery = Recovery {
-            entries: log.entries.len(),
-            truncated_bytes: truncated,
-        };
-        Ok((log, recovery))
+    /// Sets how segments roll: `segment.bytes` and `segment.ms` (-1: never by time).
+    pub fn set_segment_limits(&mut self, segment_bytes: u64, segment_ms: i64) {
+        self.store.segment_bytes = segment_bytes.max(1);
+        self.store.segment_ms = segment_ms;
     }
 
-    /// Loads the intact entries at the start of one segment's bytes; returns how many bytes
-    /// they take.
-    fn load_segment(&mut self, data: &Bytes) -> usize {
-        let mut pos = 0usize;
-        while data.len() - pos >= FRAME_HEADER {
-            let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap_or([0; 4])) as usize;
-            let crc = u32::from_be_bytes(data[pos + 4..pos + 8].try_into().unwrap_or([0; 4]));
-            let Some(end) = (pos + FRAME_HEADER).checked_add(len) else {
-                break;
-            };
-            if end > data.len() || crc32c::crc32c(&data[pos + 8..end]) != crc {
-                break;
-            }
-            let num = |at: usize| i64::from_be_bytes(data[at..at + 8].try_into().unwrap_or([0; 8]));
-            let entry = StoredEntry {
-                base_offset: num(pos + 8),
-                last_offset: num(pos + 16),
-                max_timestamp: num(pos + 24),
-                bytes: data.slice(pos + FRAME_HEADER..end),
-            };
-            if entry.base_offset != self.next_offset || entry.last_offset < entry.base_offset {
-                break;
-            }
-            self.remember_producer(&entry.bytes, entry.base_offset);
-            self.push(entry);
-            pos = end;
-        }
-        pos
+    /// Sets when segment files are flushed to stable storage.
+    pub fn set_fsync(&mut self, fsync: Fsync) {
+        self.store.fsync = fsync;
     }
 
     /// Adds an entry that follows the last one (offsets and size move on).
-    fn push(&mut self, entry: StoredEntry) {
-        self.observe_txn(&entry);
+    fn push(&mut self, entry: IndexEntry) {
         self.next_offset = entry.last_offset + 1;
-        self.bytes += entry.bytes.len();
+        self.bytes += entry.len as usize;
         self.entries.push(entry);
     }
 
     /// Records an idempotent producer's batch (epoch, last sequence, recent batches) for
-    /// duplicate and sequence checks; other entries are ignored.
+    /// duplicate and sequence checks; other entries are ignored. Every stored entry passes
+    /// here (on append and when segments are scanned), so it first notes what the entry does
+    /// to the partition's transactions (`txn.rs`).
     fn remember_producer(&mut self, bytes: &[u8], base_offset: i64) {
+        self.observe_txn(bytes, base_offset);
         let Some(h) = BatchHeader::parse(bytes) else {
             return;
         };
@@ -280,7 +167,7 @@ impl PartitionLog {
         self.start_offset = start;
         let keep = self.entries.partition_point(|e| e.last_offset < start);
         for e in self.entries.drain(..keep) {
-            self.bytes -= e.bytes.len();
+            self.bytes -= e.len as usize;
         }
     }
 
@@ -301,17 +188,14 @@ impl PartitionLog {
         }
         self.advance_start(before);
         let start = self.start_offset;
-        if let Some(seg) = self.file.as_mut() {
-            let io = |e: std::io::Error| refuse(errors::KAFKA_STORAGE_ERROR, e.to_string());
-            let tmp = seg.dir.join(format!("{START_CHECKPOINT}.tmp"));
-            std::fs::write(&tmp, start.to_string()).map_err(io)?;
-            std::fs::rename(&tmp, seg.dir.join(START_CHECKPOINT)).map_err(io)?;
-            // A segment can go when the next one starts at or before the new start.
-            while seg.bases.len() > 1 && seg.bases[1] <= start {
-                let old = seg.bases.remove(0);
-                std::fs::remove_file(seg.dir.join(segment_name(old))).map_err(io)?;
-            }
-        }
+        let io = |e: std::io::Error| refuse(errors::KAFKA_STORAGE_ERROR, e.to_string());
+        self.store.write_start(start).map_err(io)?;
+        // A segment can go when the next one starts at or before the new start.
+        let segs = &self.store.segments;
+        let gone = (1..segs.len())
+            .take_while(|&i| segs[i].base <= start)
+            .count();
+        self.store.remove_oldest(gone).map_err(io)?;
         Ok(start)
     }
 
@@ -466,12 +350,20 @@ impl PartitionLog {
                 max_timestamp: max_ts,
                 bytes: Bytes::from(bytes),
             };
-            self.write_through(&entry)
+            let held = self
+                .store
+                .append(&entry, store::now_ms())
                 .map_err(|e| refuse(errors::KAFKA_STORAGE_ERROR, format!("write failed: {e}")))?;
             if header.is_some() {
                 self.remember_producer(&entry.bytes, base);
             }
-            self.push(entry);
+            self.push(IndexEntry {
+                base_offset: entry.base_offset,
+                last_offset: entry.last_offset,
+                max_timestamp: entry.max_timestamp,
+                len: entry.bytes.len() as u32,
+                held,
+            });
         }
         Ok(Appended {
             base_offset: first,
@@ -480,54 +372,37 @@ impl PartitionLog {
         })
     }
 
-    /// Appends an entry to the active segment file (starting a new segment when it would pass
-    /// `segment.bytes`); nothing to do for an in-memory log.
-    fn write_through(&mut self, e: &StoredEntry) -> std::io::Result<()> {
-        let Some(seg) = self.file.as_mut() else {
-            return Ok(());
-        };
-        let mut frame = Vec::with_capacity(FRAME_HEADER + e.bytes.len());
-        frame.extend_from_slice(&(e.bytes.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&[0; 4]);
-        frame.extend_from_slice(&e.base_offset.to_be_bytes());
-        frame.extend_from_slice(&e.last_offset.to_be_bytes());
-        frame.extend_from_slice(&e.max_timestamp.to_be_bytes());
-        frame.extend_from_slice(&e.bytes);
-        let crc = crc32c::crc32c(&frame[8..]);
-        frame[4..8].copy_from_slice(&crc.to_be_bytes());
-        if seg.active_len > 0 && seg.active_len + frame.len() as u64 > seg.segment_bytes {
-            let path = seg.dir.join(segment_name(e.base_offset));
-            seg.active = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .open(&path)?;
-            seg.active_len = 0;
-            seg.bases.push(e.base_offset);
-        }
-        if let Err(err) = seg.active.write_all(&frame) {
-            // Leave no partial entry behind for the next append to follow.
-            let _ = seg.active.set_len(seg.active_len);
-            return Err(err);
-        }
-        seg.active_len += frame.len() as u64;
-        Ok(())
-    }
-
     /// Stored entries from the one holding `offset`, at most `max_bytes` of them but always the
     /// first one (so a large batch cannot stall a consumer), when `at_least_one` is set.
+    /// A log with a directory reads them from its segment files (nothing when that fails; the
+    /// error is logged: [`PartitionLog::try_read`] returns it).
     pub fn read(&self, offset: i64, max_bytes: usize, at_least_one: bool) -> Vec<Bytes> {
+        self.try_read(offset, max_bytes, at_least_one)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, offset, "reading a segment file failed");
+                Vec::new()
+            })
+    }
+
+    /// [`PartitionLog::read`], with the error when a segment file cannot be read.
+    pub fn try_read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> std::io::Result<Vec<Bytes>> {
         let i = self.entries.partition_point(|e| e.last_offset < offset);
-        let mut out = Vec::new();
+        let mut n = 0usize;
         let mut total = 0usize;
         for e in &self.entries[i..] {
-            if total + e.bytes.len() > max_bytes && !(out.is_empty() && at_least_one) {
+            let len = e.len as usize;
+            if total + len > max_bytes && !(n == 0 && at_least_one) {
                 break;
             }
-            total += e.bytes.len();
-            out.push(e.bytes.clone());
+            total += len;
+            n += 1;
         }
-        out
+        self.store.read(&self.entries[i..i + n])
     }
 
     /// Offset of the first entry whose max timestamp is at or after `ts`, with that timestamp.

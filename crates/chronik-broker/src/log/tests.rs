@@ -1,7 +1,12 @@
 //! Partition log tests: real record batches and legacy messages through append, read,
 //! recovery from segment files and DeleteRecords.
 
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
 use super::legacy::inflate_legacy;
+use super::store::{segment_name, START_CHECKPOINT};
 use super::*;
 
 /// A magic-2 batch with `n` records, with a valid CRC.

@@ -2,7 +2,7 @@
 //! transactional producer (the first offset it wrote since its last marker), the aborted ones
 //! (first offset and the offset of the ABORT marker), and each producer's last timestamp and
 //! coordinator epoch. Every stored entry passes through [`PartitionLog::observe_txn`], both on
-//! append and when segments are loaded, so all of it is rebuilt from the log after a restart.
+//! append and when segments are scanned, so all of it is rebuilt from the log after a restart.
 //!
 //! Markers are control batches (magic 2, attributes transactional + control) of one record whose
 //! key is `version i16 = 0, type i16` (0 ABORT, 1 COMMIT) and whose value is
@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::{AppendError, PartitionLog, StoredEntry};
+use super::{AppendError, PartitionLog};
 use chronik_protocol::batch::{self, BatchHeader, BATCH_HEADER_LEN};
 
 /// Attributes bit of a transactional batch.
@@ -162,8 +162,8 @@ impl PartitionLog {
     /// Notes what a stored entry does to the partition's transactions: a transactional batch
     /// opens its producer's transaction (if not open), a marker closes it (an ABORT listing it
     /// as aborted) and moves the producer to the marker's epoch.
-    pub(super) fn observe_txn(&mut self, entry: &StoredEntry) {
-        let Some(h) = BatchHeader::parse(&entry.bytes) else {
+    pub(super) fn observe_txn(&mut self, bytes: &[u8], base_offset: i64) {
+        let Some(h) = BatchHeader::parse(bytes) else {
             return;
         };
         if h.magic != 2 || h.producer_id < 0 {
@@ -172,7 +172,7 @@ impl PartitionLog {
         let idx = &mut self.txns;
         idx.last_ts.insert(h.producer_id, h.max_timestamp);
         if h.is_control() {
-            let Some((kind, coordinator_epoch)) = control_record(&entry.bytes) else {
+            let Some((kind, coordinator_epoch)) = control_record(bytes) else {
                 return;
             };
             idx.coordinator_epoch
@@ -182,7 +182,7 @@ impl PartitionLog {
                     idx.aborted.push(AbortedTxn {
                         producer_id: h.producer_id,
                         first_offset: first,
-                        last_offset: entry.base_offset,
+                        last_offset: base_offset,
                     });
                 }
             }
@@ -196,7 +196,7 @@ impl PartitionLog {
                 }
             }
         } else if h.is_transactional() {
-            idx.open.entry(h.producer_id).or_insert(entry.base_offset);
+            idx.open.entry(h.producer_id).or_insert(base_offset);
         }
     }
 
@@ -224,31 +224,32 @@ impl PartitionLog {
         v
     }
 
-    /// [`PartitionLog::read`] that stops before `upper` (entries ending at or past it are not
-    /// returned); also the last offset returned (or `offset - 1`).
-    pub fn read_below(
+    /// [`PartitionLog::try_read`] that stops before `upper` (entries ending at or past it are
+    /// not returned); also the last offset returned (or `offset - 1`).
+    pub fn try_read_below(
         &self,
         offset: i64,
         max_bytes: usize,
         at_least_one: bool,
         upper: i64,
-    ) -> (Vec<Bytes>, i64) {
+    ) -> std::io::Result<(Vec<Bytes>, i64)> {
         let i = self.entries.partition_point(|e| e.last_offset < offset);
-        let mut out = Vec::new();
+        let mut n = 0usize;
         let mut total = 0usize;
         let mut last = offset - 1;
         for e in &self.entries[i..] {
+            let len = e.len as usize;
             if e.last_offset >= upper {
                 break;
             }
-            if total + e.bytes.len() > max_bytes && !(out.is_empty() && at_least_one) {
+            if total + len > max_bytes && !(n == 0 && at_least_one) {
                 break;
             }
-            total += e.bytes.len();
+            total += len;
             last = e.last_offset;
-            out.push(e.bytes.clone());
+            n += 1;
         }
-        (out, last)
+        Ok((self.store.read(&self.entries[i..i + n])?, last))
     }
 
     /// Aborted transactions that overlap `from..=to` (marker at or after `from`, first offset at
@@ -346,7 +347,9 @@ mod tests {
         assert!(log.aborted_between(6, 6).is_empty());
         // Reading below the LSO while pid 3's transaction is open.
         log.append(&txn_batch(3, 0, 0, 1), None).unwrap(); // 7
-        let (read, last) = log.read_below(0, usize::MAX, true, log.last_stable_offset());
+        let (read, last) = log
+            .try_read_below(0, usize::MAX, true, log.last_stable_offset())
+            .unwrap();
         assert_eq!((read.len(), last), (4, 6));
     }
 

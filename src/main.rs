@@ -371,6 +371,8 @@ fn check(cli: &Cli) -> Result<Checked, UsageError> {
         sasl_plain,
         auto_create_topics: !b.no_auto_create_topics,
         default_partitions: b.default_partitions,
+        consumer_session_timeout_ms: b.consumer_session_timeout_ms,
+        consumer_heartbeat_interval_ms: b.consumer_heartbeat_interval_ms,
         ..BrokerConfig::default()
     };
     Ok(Checked {

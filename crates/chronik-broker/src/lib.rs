@@ -70,6 +70,11 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     /// Broker node id.
     pub node_id: i32,
+    /// Consumer groups of the KIP-848 protocol: how long a member may go without a heartbeat
+    /// (Kafka's `group.consumer.session.timeout.ms`, 45000) and the heartbeat interval members
+    /// are told (`group.consumer.heartbeat.interval.ms`, 5000), in ms.
+    pub consumer_session_timeout_ms: u64,
+    pub consumer_heartbeat_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -83,6 +88,8 @@ impl Default for BrokerConfig {
             auto_create_topics: true,
             default_partitions: 1,
             node_id: 1,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }

@@ -62,6 +62,10 @@ pub const CREATE_PARTITIONS: i16 = 37;
 pub const DELETE_GROUPS: i16 = 42;
 /// DescribeCluster.
 pub const DESCRIBE_CLUSTER: i16 = 60;
+/// ConsumerGroupHeartbeat (KIP-848).
+pub const CONSUMER_GROUP_HEARTBEAT: i16 = 68;
+/// ConsumerGroupDescribe (KIP-848).
+pub const CONSUMER_GROUP_DESCRIBE: i16 = 69;
 /// GetTelemetrySubscriptions.
 pub const GET_TELEMETRY_SUBSCRIPTIONS: i16 = 71;
 /// PushTelemetry.
@@ -99,6 +103,8 @@ pub const ALL: &[(i16, &str)] = &[
     (CREATE_PARTITIONS, "CreatePartitions"),
     (DELETE_GROUPS, "DeleteGroups"),
     (DESCRIBE_CLUSTER, "DescribeCluster"),
+    (CONSUMER_GROUP_HEARTBEAT, "ConsumerGroupHeartbeat"),
+    (CONSUMER_GROUP_DESCRIBE, "ConsumerGroupDescribe"),
     (GET_TELEMETRY_SUBSCRIPTIONS, "GetTelemetrySubscriptions"),
     (PUSH_TELEMETRY, "PushTelemetry"),
 ];

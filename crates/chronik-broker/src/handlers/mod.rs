@@ -11,6 +11,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 mod admin;
 mod api_versions;
+mod consumer;
 mod fault;
 mod fetch;
 mod group;
@@ -75,6 +76,9 @@ pub(crate) const SUPPORTED: &[(i16, i16, i16)] = &[
     (api_key::DELETE_GROUPS, 0, 2),
     (api_key::ALTER_CONFIGS, 0, 2),
     (api_key::DESCRIBE_CLUSTER, 0, 1),
+    // KIP-848; v1 from kafka-protocol 0.18.0 (see `consumer.rs`).
+    (api_key::CONSUMER_GROUP_HEARTBEAT, 0, 1),
+    (api_key::CONSUMER_GROUP_DESCRIBE, 0, 1),
 ];
 
 /// The version range served for an API key.
@@ -228,6 +232,10 @@ pub(crate) async fn handle(
         ApiKey::DescribeGroups => group!(DescribeGroupsRequest, describe_groups),
         ApiKey::ListGroups => group!(ListGroupsRequest, list_groups),
         ApiKey::DeleteGroups => group!(DeleteGroupsRequest, delete_groups),
+        ApiKey::ConsumerGroupHeartbeat => {
+            consumer::heartbeat(shared, conn, header, body, version, throttle)
+        }
+        ApiKey::ConsumerGroupDescribe => consumer::describe(shared, body, version, throttle),
         ApiKey::SaslHandshake => {
             let req = decode!(SaslHandshakeRequest);
             sasl::sasl_handshake(shared, conn, req, version)

@@ -420,3 +420,128 @@ fn kip848_and_classic_members_cannot_share_a_group() {
     }
     broker.summary();
 }
+
+/// A KIP-848 member subscribed by regex (librdkafka sends `^…` subscriptions as
+/// ConsumerGroupHeartbeat v1's subscribed_topic_regex) with the `range` assignor gets the
+/// partitions of every matching topic, and of a matching topic created while it runs; the admin
+/// client describes the group with ConsumerGroupDescribe and lists it as a consumer group.
+#[test]
+fn kip848_regex_subscription_range_assignor_and_describe() {
+    let test = "kip848_regex";
+    let client = Client::find("confluent");
+    let mut broker = Watched::start(test, &BROKER);
+    let bootstrap = broker.bootstrap();
+    let group = format!("{test}-group");
+    let (topic_a, topic_b, topic_c) = (
+        format!("{test}-a"),
+        format!("{test}-b"),
+        format!("{test}-c"),
+    );
+    let mut sent: Vec<Produced> = Vec::new();
+    for (i, topic) in [&topic_a, &topic_b].into_iter().enumerate() {
+        let start = i as u64 * 8;
+        let run = clients::run(&client, &bootstrap, &Job::produce(topic, 8, "none", start));
+        sent.extend(clients::produced(&run, start, 8));
+    }
+    // Another topic the regex does not match.
+    clients::run(
+        &client,
+        &bootstrap,
+        &Job::produce("unrelated-topic", 4, "none", 100),
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stop = dir.path().join("stop");
+    let pattern = format!("^{test}-.*");
+    let job = Job::consume(&pattern, &group, 0)
+        .with("group_protocol=consumer")
+        .with("assignor=range")
+        .with("commit=each")
+        .with(format!("stop_file={}", stop.display()));
+    let mut members = Members::new(vec![clients::spawn(&client, &bootstrap, &job)]);
+    members.until(
+        Duration::from_secs(30),
+        &format!("{test}: the member did not read both matching topics"),
+        |m| m.consumed(0) >= 16,
+    );
+
+    let run = clients::run(
+        &client,
+        &bootstrap,
+        &Job {
+            mode: "describe",
+            ..Job::consume(&pattern, &group, 0)
+        },
+    );
+    let d = run.of("described");
+    let d = d.first().expect("a described event");
+    assert_eq!(d["state"], "STABLE", "{d}");
+    assert_eq!(d["type"], "CONSUMER", "{d}");
+    assert_eq!(d["assignor"], "range", "{d}");
+    let members_json = d["members"].as_array().expect("members");
+    assert_eq!(members_json.len(), 1, "{d}");
+    let assigned = members_json[0]["assignment"]
+        .as_array()
+        .expect("assignment");
+    let topics: BTreeSet<&str> = assigned.iter().filter_map(|p| p[0].as_str()).collect();
+    assert_eq!(assigned.len(), 8, "{d}");
+    assert_eq!(
+        topics,
+        BTreeSet::from([topic_a.as_str(), topic_b.as_str()]),
+        "{d}"
+    );
+    assert_eq!(
+        members_json[0]["target_assignment"], members_json[0]["assignment"],
+        "{d}"
+    );
+    let listed = run.of("listed");
+    assert!(
+        listed.iter().any(|l| l["group"] == group.as_str()
+            && l["type"] == "CONSUMER"
+            && l["state"] == "STABLE"),
+        "{test}: ListGroups did not show the consumer group: {listed:?}"
+    );
+
+    // A matching topic created now is picked up.
+    let run = clients::run(&client, &bootstrap, &Job::produce(&topic_c, 8, "none", 16));
+    sent.extend(clients::produced(&run, 16, 8));
+    members.until(
+        Duration::from_secs(30),
+        &format!("{test}: the member did not read the new matching topic"),
+        |m| m.consumed(0) >= 24,
+    );
+    members.linger(Duration::from_secs(1));
+    std::fs::write(&stop, b"stop").expect("stop file");
+    let run = members.finish(0);
+    // Several topics: offsets repeat across them, so compare the payloads (each distinct).
+    let mut got: Vec<Vec<u8>> = run
+        .of("consumed")
+        .iter()
+        .map(|e| clients::unhex(e["value"].as_str().unwrap_or_default()))
+        .collect();
+    let mut want: Vec<Vec<u8>> = sent.iter().map(|p| clients::value(p.index)).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{test}: {} records consumed, {} produced to matching topics",
+        got.len(),
+        want.len()
+    );
+    assert!(
+        got == want,
+        "{test}: the payloads consumed are not the ones produced"
+    );
+    broker.drain();
+    // librdkafka 2.16 describes with v0.
+    assert!(
+        broker
+            .api_versions()
+            .keys()
+            .any(|(api, _)| api == "ConsumerGroupDescribe"),
+        "{test}: the admin client did not use ConsumerGroupDescribe: {:?}",
+        broker.api_versions()
+    );
+    check_exchanges(test, &mut broker);
+}

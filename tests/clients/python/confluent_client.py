@@ -7,7 +7,9 @@ broker assigns; the `assigned` events then list the whole assignment after each 
 change), assignor=NAME (group.remote.assignor), commit=each (no auto-commit: each record is
 committed synchronously before it is reported, retried while the broker answers
 STALE_MEMBER_EPOCH, which a commit racing a heartbeat that moved the member's epoch can get),
-instance_id=ID (group.instance.id, a static member)."""
+instance_id=ID (group.instance.id, a static member).
+
+Mode describe: the admin client's view of GROUP (`described`) and every group (`listed`)."""
 import sys
 import time
 
@@ -149,9 +151,34 @@ def consume(a):
     emit(event="done", count=progress.got)
 
 
+def describe(a):
+    """Describes GROUP with the admin client (ConsumerGroupDescribe for a KIP-848 group, which
+    librdkafka tries first, DescribeGroups for a classic one) and lists the groups."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": a.bootstrap, "client.id": CLIENT_ID, **sasl(a)})
+
+    def parts(assignment):
+        if assignment is None:
+            return None
+        return sorted([tp.topic, tp.partition] for tp in assignment.topic_partitions)
+
+    d = admin.describe_consumer_groups([a.group])[a.group].result(timeout=a.timeout_s)
+    emit(event="described", group=d.group_id, state=d.state.name, type=d.type.name,
+         assignor=d.partition_assignor,
+         members=[{"member_id": m.member_id, "client_id": m.client_id,
+                   "assignment": parts(m.assignment),
+                   "target_assignment": parts(getattr(m, "target_assignment", None))}
+                  for m in d.members])
+    listed = admin.list_consumer_groups().result(timeout=a.timeout_s)
+    for g in listed.valid:
+        emit(event="listed", group=g.group_id, state=g.state.name, type=g.type.name)
+    emit(event="done", count=1)
+
+
 def main():
     a = Args(sys.argv)
-    run = {"produce": produce, "consume": consume}.get(a.mode)
+    run = {"produce": produce, "consume": consume, "describe": describe}.get(a.mode)
     if run is None:
         fail("unknown mode %s" % a.mode)
     try:

@@ -25,6 +25,10 @@
 //! - Fencing as Kafka: a heartbeat with an epoch above the member's, or below it other than the
 //!   previous epoch with owned partitions that are a subset of its assignment, gets
 //!   FENCED_MEMBER_EPOCH; an unknown member id UNKNOWN_MEMBER_ID; the member rejoins with epoch 0.
+//!   Deliberate difference: members live in memory, so after a restart a heartbeat (epoch > 0)
+//!   for a group that does not exist, or is back as an Empty group with only its offsets, gets
+//!   UNKNOWN_MEMBER_ID (the member rejoins) where Kafka, which keeps them, answers
+//!   GROUP_ID_NOT_FOUND (fatal to librdkafka).
 //! - Subscriptions by topic name and by regular expression (ConsumerGroupHeartbeat v1's
 //!   `subscribed_topic_regex`), matched against whole topic names with the `regex` crate's syntax
 //!   (RE2's family, as Kafka's RE2/J: no look-around, no back-references).
@@ -434,7 +438,18 @@ impl Inner {
         // The group, created (or converted from an Empty classic group) on a join.
         let group = match groups.get_mut(&p.group_id) {
             Some(g) if g.consumer.is_some() => g,
-            Some(g) if joining && g.state == GroupState::Empty && g.members.is_empty() => {
+            Some(g) if g.state == GroupState::Empty && g.members.is_empty() => {
+                if !joining {
+                    // Members live in memory: after a restart their group is back as an Empty
+                    // one (its offsets were kept). The member is unknown and rejoins.
+                    return HeartbeatOutcome::error(
+                        ec::UNKNOWN_MEMBER_ID,
+                        format!(
+                            "Consumer group {} has no member {}.",
+                            p.group_id, p.member_id
+                        ),
+                    );
+                }
                 tracing::info!(group = %p.group_id, "group: Empty classic group becomes a consumer group");
                 g.consumer = Some(Box::default());
                 g.protocol_name = None;
@@ -453,10 +468,13 @@ impl Inner {
                 groups.entry(p.group_id.clone()).or_insert(g)
             }
             None => {
+                // Kafka answers GROUP_ID_NOT_FOUND, which librdkafka takes as fatal; here groups
+                // do not survive a restart without --data-dir, so the member is told it is
+                // unknown and rejoins.
                 return HeartbeatOutcome::error(
-                    ec::GROUP_ID_NOT_FOUND,
+                    ec::UNKNOWN_MEMBER_ID,
                     format!("Consumer group {} not found.", p.group_id),
-                )
+                );
             }
         };
         if group.protocol_type.as_deref() != Some("consumer") {

@@ -261,9 +261,9 @@ async fn fencing_follows_kafka() {
     // Unknown member.
     let o = Hb::beat("g", "zz", 1, None).send(&co, &topics);
     assert_eq!(o.error, ec::UNKNOWN_MEMBER_ID);
-    // Unknown group with epoch > 0.
+    // Unknown group with epoch > 0 (as after a restart): the member is unknown and rejoins.
     let o = Hb::beat("nope", "a", 1, None).send(&co, &topics);
-    assert_eq!(o.error, ec::GROUP_ID_NOT_FOUND);
+    assert_eq!(o.error, ec::UNKNOWN_MEMBER_ID);
     // The current epoch works.
     let o = Hb::beat("g", "a", 1, None).send(&co, &topics);
     ok(&o);
@@ -454,4 +454,47 @@ async fn a_static_member_that_leaves_for_now_keeps_its_partitions_reserved() {
     let mut h = Hb::join("g", "b2", &["t"]);
     h.instance = Some("i-b");
     assert_eq!(h.send(&co, &topics).error, ec::UNRELEASED_INSTANCE_ID);
+}
+
+#[tokio::test]
+async fn after_a_restart_members_rejoin_and_find_their_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topics = image(&[("t", 2)]);
+    let config = || GroupConfig {
+        consumer_session_timeout: SESSION,
+        ..GroupConfig::default()
+    };
+    {
+        let co = GroupCoordinator::with_config(Some(dir.path().to_path_buf()), config())
+            .expect("coordinator");
+        let a = Hb::join("g", "a", &["t"]).send(&co, &topics);
+        ok(&a);
+        let errors = co.inner.commit(CommitParams {
+            group_id: "g".into(),
+            generation: a.member_epoch,
+            member_id: "a".into(),
+            instance_id: None,
+            topics: vec![(
+                "t".into(),
+                vec![PartitionCommit {
+                    partition: 1,
+                    offset: 42,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                }],
+            )],
+        });
+        assert_eq!(errors[0].1[0].1, ec::NONE);
+    }
+    let co = GroupCoordinator::with_config(Some(dir.path().to_path_buf()), config())
+        .expect("coordinator again");
+    // The member's next heartbeat: unknown (not fatal), so it rejoins.
+    let o = Hb::beat("g", "a", 1, None).send(&co, &topics);
+    assert_eq!(o.error, ec::UNKNOWN_MEMBER_ID);
+    let again = Hb::join("g", "a", &["t"]).send(&co, &topics);
+    ok(&again);
+    let offsets = co
+        .inner
+        .fetch_offsets("g", Some(vec![("t".into(), vec![1])]));
+    assert_eq!(offsets[0].1[0].1.as_ref().map(|c| c.offset), Some(42));
 }

@@ -3,7 +3,9 @@
 //! leaves and the other takes over, every message consumed exactly once (each record committed
 //! before it is reported); a member killed with SIGKILL is removed when its session times out
 //! and the other resumes from its commits; a classic member and a consumer-protocol member
-//! cannot share a group id (Kafka's errors both ways). Every exchange must dissect cleanly.
+//! cannot share a group id (Kafka's errors both ways); a regex subscription with the range
+//! assignor, described by the admin client; a static member that comes back. Every frame must
+//! dissect cleanly.
 
 use crate::common;
 
@@ -543,5 +545,109 @@ fn kip848_regex_subscription_range_assignor_and_describe() {
         "{test}: the admin client did not use ConsumerGroupDescribe: {:?}",
         broker.api_versions()
     );
+    check_exchanges(test, &mut broker);
+}
+
+/// A static member (`group.instance.id`) that closes leaves with epoch -2: its partitions stay
+/// reserved for it (the other member never gets all four) and a new process with the same
+/// instance id takes them back, resuming from the commits; every message exactly once.
+#[test]
+fn kip848_static_member_comes_back() {
+    let test = "kip848_static_member_comes_back";
+    let client = Client::find("confluent");
+    // A session long enough that the static member's partitions stay reserved while it restarts.
+    let mut broker = Watched::start(
+        test,
+        &[
+            "--default-partitions",
+            "4",
+            "--consumer-heartbeat-interval-ms",
+            "500",
+            "--consumer-session-timeout-ms",
+            "30000",
+        ],
+    );
+    let bootstrap = broker.bootstrap();
+    let topic = format!("{test}-topic");
+    let group = format!("{test}-group");
+    let run = clients::run(&client, &bootstrap, &Job::produce(&topic, BATCH, "none", 0));
+    let mut sent: Vec<Produced> = clients::produced(&run, 0, BATCH);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stops = [
+        dir.path().join("stop-static"),
+        dir.path().join("stop-dynamic"),
+        dir.path().join("stop-static-again"),
+    ];
+    let static_job = |stop: &std::path::Path| {
+        kip848_member(&topic, &group, stop).with("instance_id=chronik-static-1")
+    };
+    let mut members = Members::new(vec![
+        clients::spawn(&client, &bootstrap, &static_job(&stops[0])),
+        clients::spawn(
+            &client,
+            &bootstrap,
+            &kip848_member(&topic, &group, &stops[1]),
+        ),
+    ]);
+    members.until(
+        Duration::from_secs(30),
+        &format!("{test}: the two members never split the four partitions"),
+        Members::split_four,
+    );
+    members.until(
+        Duration::from_secs(30),
+        &format!("{test}: the first batch did not arrive"),
+        |m| m.consumed(0) + m.consumed(1) >= BATCH,
+    );
+    let reserved = members
+        .assignment(0)
+        .expect("the static member's partitions");
+
+    // The static member closes (epoch -2) and a new process with its instance id comes back.
+    let seen_before_leave = members.seen[1].len();
+    std::fs::write(&stops[0], b"stop").expect("stop file");
+    let first = members.finish(0);
+    let mut all = clients::consumed(&first, client.headers);
+    members.running.push(Some(clients::spawn(
+        &client,
+        &bootstrap,
+        &static_job(&stops[2]),
+    )));
+    members.seen.push(Vec::new());
+    members.until(
+        Duration::from_secs(30),
+        &format!("{test}: the static member did not get its partitions back"),
+        |m| m.assignment(2) == Some(reserved.clone()),
+    );
+    let run = clients::run(
+        &client,
+        &bootstrap,
+        &Job::produce(&topic, BATCH, "zstd", BATCH),
+    );
+    sent.extend(clients::produced(&run, BATCH, BATCH));
+    let before = all.len() as u64;
+    members.until(
+        Duration::from_secs(30),
+        &format!("{test}: the second batch did not arrive"),
+        |m| before + m.consumed(1) + m.consumed(2) >= 2 * BATCH,
+    );
+    members.linger(Duration::from_secs(1));
+    let dynamic_assignments: Vec<usize> = members.seen[1][seen_before_leave..]
+        .iter()
+        .filter(|e| e["event"] == "assigned")
+        .map(|e| e["partitions"].as_array().map_or(0, Vec::len))
+        .collect();
+    for i in [1, 2] {
+        std::fs::write(&stops[i], b"stop").expect("stop file");
+        let run = members.finish(i);
+        all.extend(clients::consumed(&run, client.headers));
+    }
+    assert!(
+        dynamic_assignments.iter().all(|n| *n < 4),
+        "{test}: the other member got the static member's partitions while it was away: \
+         {dynamic_assignments:?}"
+    );
+    clients::assert_exactly(&format!("{test}: static member back"), &all, &sent);
     check_exchanges(test, &mut broker);
 }

@@ -498,3 +498,92 @@ async fn after_a_restart_members_rejoin_and_find_their_offsets() {
         .fetch_offsets("g", Some(vec![("t".into(), vec![1])]));
     assert_eq!(offsets[0].1[0].1.as_ref().map(|c| c.offset), Some(42));
 }
+
+#[tokio::test]
+async fn list_describe_and_consumer_group_describe_see_the_group_as_kafka_does() {
+    use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, ListGroupsRequest};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol_0_18::messages::ConsumerGroupDescribeRequest;
+
+    let co = coordinator();
+    let topics = image(&[("t", 2)]);
+    ok(&Hb::join("cg", "a", &["t"]).send(&co, &topics));
+    let mut join = classic_join("classic");
+    join.member_id = String::new();
+    assert!(
+        co.inner.join(join).is_err(),
+        "the classic join waits for its rebalance"
+    );
+
+    let list = |types: &[&str]| {
+        let mut req = ListGroupsRequest::default();
+        req.types_filter = types
+            .iter()
+            .map(|t| StrBytes::from_string(t.to_string()))
+            .collect();
+        let resp = futures_lite(co.list_groups(req, 5));
+        resp.groups
+            .iter()
+            .map(|g| {
+                (
+                    g.group_id.to_string(),
+                    g.group_type.to_string(),
+                    g.group_state.to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(&["consumer"]),
+        vec![(
+            "cg".to_string(),
+            "consumer".to_string(),
+            "Stable".to_string()
+        )]
+    );
+    assert_eq!(list(&["classic"]).len(), 1);
+    assert_eq!(list(&["classic"])[0].0, "classic");
+    assert_eq!(list(&[]).len(), 2);
+
+    let mut req = DescribeGroupsRequest::default();
+    req.groups = vec![GroupId(StrBytes::from_static_str("cg"))];
+    let resp = futures_lite(co.describe_groups(req, 5));
+    assert_eq!(resp.groups[0].group_state.as_str(), "Dead");
+
+    let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![
+        kafka_protocol_0_18::messages::GroupId(
+            kafka_protocol_0_18::protocol::StrBytes::from_static_str("cg"),
+        ),
+        kafka_protocol_0_18::messages::GroupId(
+            kafka_protocol_0_18::protocol::StrBytes::from_static_str("classic"),
+        ),
+        kafka_protocol_0_18::messages::GroupId(
+            kafka_protocol_0_18::protocol::StrBytes::from_static_str("none"),
+        ),
+    ]);
+    let resp = co.consumer_group_describe(req, 1, &topics);
+    let cg = &resp.groups[0];
+    assert_eq!(cg.error_code, ec::NONE);
+    assert_eq!(cg.group_state.as_str(), "Stable");
+    assert_eq!(cg.assignor_name.as_str(), "uniform");
+    assert_eq!((cg.group_epoch, cg.assignment_epoch), (1, 1));
+    assert_eq!(cg.members.len(), 1);
+    let m = &cg.members[0];
+    assert_eq!(m.member_type, 1);
+    assert_eq!(m.assignment.topic_partitions[0].topic_name.0.as_str(), "t");
+    assert_eq!(m.assignment.topic_partitions[0].partitions, vec![0, 1]);
+    assert_eq!(m.assignment, m.target_assignment);
+    assert_eq!(resp.groups[1].error_code, ec::GROUP_ID_NOT_FOUND);
+    assert_eq!(resp.groups[2].error_code, ec::GROUP_ID_NOT_FOUND);
+}
+
+/// Runs a future that never waits (the coordinator's list and describe answer at once).
+fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("the answer waited"),
+    }
+}

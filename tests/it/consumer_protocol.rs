@@ -239,6 +239,23 @@ fn kip848_two_members_then_one_leaves() {
     );
     members.linger(Duration::from_secs(1));
     let shares = [members.consumed(0), members.consumed(1)];
+    // The clients table (as the TUI's clients view has it) lists the members' coordinator
+    // connections with the heartbeat's version, and the stall detector finds them healthy.
+    let reply: Json = serde_json::from_str(&broker.broker.command("clients")).expect("JSON reply");
+    let table = reply["message"].as_str().unwrap_or_default();
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains("ConsumerGroupHeartbeat:v1"))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        2,
+        "{test}: one heartbeating connection per member: {table}"
+    );
+    assert!(
+        rows.iter().all(|r| r.contains(" healthy ")),
+        "{test}: a member's connection is not healthy: {table}"
+    );
 
     // Member 1 leaves; member 0 must take over all four partitions.
     std::fs::write(&stops[1], b"stop").expect("stop file");

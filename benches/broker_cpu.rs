@@ -2,10 +2,13 @@
 //! Kafka broker, in memory) measured in the same run.
 //!
 //! `cargo build --release && cargo bench --bench broker_cpu` starts the release
-//! `chronik-tui --headless` broker (capture, stall detector and the line printer on, stdout to
-//! /dev/null, `--store-max-bytes` 1 MiB) and then tansu (`$TANSU`, else `tansu` on PATH, run
-//! with its memory storage engine), one after the other, each fresh for each load, and drives
-//! the same load at each with the clients of the test venv (`benches/broker_cpu_load.py`):
+//! `chronik-tui --headless` broker twice, with capture on (store capped at `--store-max-bytes`
+//! 1 MiB, lint, stall detector and the line printer running, stdout to /dev/null) and with
+//! `--no-capture`, and then tansu (run with its memory storage engine): `$TANSU`, else `tansu`
+//! on PATH, else `target/tansu/bin/tansu`, else built there now from crates.io (about 17 min on
+//! 2 cores, once; `BENCH_BUILD_TANSU=0` skips the build). Each broker is fresh for each load,
+//! and the same load is driven at each with the clients of the test venv
+//! (`benches/broker_cpu_load.py`):
 //! - kafka-python: `BENCH_MESSAGES` (default 200000) messages of `BENCH_SIZE` (100) bytes,
 //!   acks=1, then a consumer reading them back;
 //! - librdkafka (confluent-kafka) at full speed: `BENCH_RDKAFKA_MESSAGES` (1000000) the same way.
@@ -15,8 +18,8 @@
 //! Around each phase it reads the broker's CPU time (user + system) from `/proc/PID/stat`
 //! (clock ticks) and, to the nanosecond, from the sum of `/proc/PID/task/*/schedstat`; after the
 //! load, the peak resident memory (`VmHWM` in `/proc/PID/status`). It prints µs of broker CPU
-//! per message for each broker and the ratio chronik-tui / tansu. Without tansu it prints our
-//! figures and says the reference is missing. Not a test: figures only.
+//! per message for each, and the ratios capture on / capture off and capture on / tansu.
+//! Without tansu the capture-off broker is the only reference. Not a test: figures only.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -191,26 +194,75 @@ fn measure(broker: Running, python: &Path, load: &Load, size: u64, ticks: f64) -
     }
 }
 
-/// The tansu binary: `$TANSU`, else `tansu` on PATH.
+/// The tansu version the bench builds when none is found.
+const TANSU_VERSION: &str = "0.6.0";
+
+/// The tansu binary: `$TANSU`, else `tansu` on PATH, else the one this bench built into
+/// `target/tansu` before, else one built now from crates.io (`cargo install tansu
+/// --features dynostore`, about 17 minutes on 2 cores, once; `BENCH_BUILD_TANSU=0` skips it).
 fn find_tansu() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("TANSU") {
         let p = PathBuf::from(p);
         return p.is_file().then_some(p);
     }
-    std::env::var_os("PATH").and_then(|paths| {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join("tansu"))
             .find(|p| p.is_file())
-    })
+    });
+    let cached = root().join("target/tansu/bin/tansu");
+    on_path
+        .or_else(|| cached.is_file().then(|| cached.clone()))
+        .or_else(|| build_tansu(&cached))
 }
 
-fn start_ours(bin: &Path, store_max_bytes: u64, dir: &Path, name: &str) -> Running {
+/// Builds tansu into `target/tansu`; `None` (said why) when it cannot be built here.
+fn build_tansu(bin: &Path) -> Option<PathBuf> {
+    if knobs::env_or::<u8>("BENCH_BUILD_TANSU", 1) == 0 {
+        println!("tansu: not found and BENCH_BUILD_TANSU=0: not building it");
+        return None;
+    }
+    println!(
+        "tansu: not found ($TANSU, PATH, target/tansu); building tansu {TANSU_VERSION} from \
+         crates.io into target/tansu (--features dynostore; about 17 min on 2 cores, once)"
+    );
+    let log = root().join("target/bench/tansu-build.log");
+    let status = std::fs::File::create(&log).and_then(|f| {
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["install", "tansu", "--locked", "--version", TANSU_VERSION])
+            .args(["--features", "dynostore", "--root"])
+            .arg(root().join("target/tansu"))
+            .stdin(Stdio::null())
+            .stdout(f.try_clone()?)
+            .stderr(f)
+            .status()
+    });
+    match status {
+        Ok(s) if s.success() && bin.is_file() => Some(bin.to_path_buf()),
+        Ok(s) => {
+            println!("tansu: the build failed ({s}); see {}", log.display());
+            None
+        }
+        Err(e) => {
+            println!("tansu: cannot run cargo install: {e}");
+            None
+        }
+    }
+}
+
+/// chronik-tui's broker, headless, with capture on (store capped, stall detector and line
+/// printer running) or off (`--no-capture`).
+fn start_ours(bin: &Path, capture: bool, store_max_bytes: u64, dir: &Path, name: &str) -> Running {
     let port = free_port();
+    let name = format!("{name}-{}", if capture { "on" } else { "off" });
     let mut cmd = Command::new(bin);
     cmd.args(["--headless", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--store-max-bytes", &store_max_bytes.to_string()])
         .arg("--log-file")
         .arg(dir.join(format!("chronik-{name}.log")));
+    if !capture {
+        cmd.arg("--no-capture");
+    }
     start(cmd, port, &dir.join(format!("chronik-{name}.stderr")))
 }
 
@@ -263,82 +315,88 @@ fn main() {
         );
         return;
     }
-    let tansu = find_tansu();
     let dir = root().join("target/bench");
     std::fs::create_dir_all(&dir).expect("target/bench");
+    let tansu = find_tansu();
     let ticks = clock_ticks();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "broker CPU per message ({cores} cores; chronik-tui --headless, stdout to /dev/null, \
          --store-max-bytes {store_max_bytes}; messages of {size} B, acks=1)"
     );
+    println!(
+        "capture on: store, lint, stall detector and line printer running; capture off: the \
+         same broker with --no-capture, same run"
+    );
     match &tansu {
-        Some(t) => println!("reference: tansu {} (memory storage engine), same run", t.display()),
+        Some(t) => println!(
+            "reference: tansu {} (memory storage engine), same run",
+            t.display()
+        ),
         None => println!(
-            "reference MISSING: tansu not found ($TANSU or PATH); only chronik-tui's figures below, no ratio"
+            "reference MISSING: no tansu ($TANSU, PATH, target/tansu, nor a build); the \
+             capture-off broker is the only reference below"
         ),
     }
     println!(
-        "{:<44} {:>14} {:>14} {:>8}",
-        "load (broker CPU µs/message: schedstat [stat])", "chronik-tui", "tansu", "ratio"
+        "{:<40} {:>14} {:>14} {:>14} {:>7} {:>7}",
+        "broker CPU µs/message: schedstat [stat]",
+        "capture on",
+        "capture off",
+        "tansu",
+        "on/off",
+        "on/tansu"
     );
     for load in &loads {
-        let ours_m = measure(
-            start_ours(&ours, store_max_bytes, &dir, load.client),
-            &python,
-            load,
-            size,
-            ticks,
-        );
-        let ref_m = tansu.as_ref().map(|t| {
-            measure(
-                start_tansu(t, &dir, load.client),
-                &python,
-                load,
-                size,
-                ticks,
+        let run = |broker: Running| measure(broker, &python, load, size, ticks);
+        let on = run(start_ours(&ours, true, store_max_bytes, &dir, load.client));
+        let off = run(start_ours(&ours, false, store_max_bytes, &dir, load.client));
+        let reference = tansu
+            .as_ref()
+            .map(|t| run(start_tansu(t, &dir, load.client)));
+        let us = |c: Cpu| per_message_us(c.sched, load.messages);
+        let cell = |c: Cpu| {
+            format!(
+                "{:.3} [{:.2}]",
+                us(c),
+                per_message_us(c.stat, load.messages)
             )
-        });
+        };
         let row = |what: &str, pick: fn(&Measured) -> (Cpu, f64)| {
-            let (c, wall) = pick(&ours_m);
-            let us = per_message_us(c.sched, load.messages);
-            let cell = |c: Cpu| {
-                format!(
-                    "{:.3} [{:.2}]",
-                    per_message_us(c.sched, load.messages),
-                    per_message_us(c.stat, load.messages)
-                )
-            };
-            let (theirs, ratio) = match &ref_m {
+            let ((c_on, wall), (c_off, _)) = (pick(&on), pick(&off));
+            let (theirs, ratio) = match &reference {
                 Some(m) => {
                     let (rc, _) = pick(m);
-                    let r = us / per_message_us(rc.sched, load.messages);
-                    (cell(rc), format!("{r:.2}x"))
+                    (cell(rc), format!("{:.2}x", us(c_on) / us(rc)))
                 }
                 None => ("-".to_string(), "-".to_string()),
             };
             println!(
-                "{:<44} {:>14} {:>14} {:>8}   (client wall {wall:.1} s)",
+                "{:<40} {:>14} {:>14} {:>14} {:>7} {:>7}   (client wall {wall:.1} s)",
                 format!("{} {what} {} × {size} B", load.label, load.messages),
-                cell(c),
+                cell(c_on),
+                cell(c_off),
                 theirs,
+                format!("{:.2}x", us(c_on) / us(c_off)),
                 ratio
             );
         };
         row("produce", |m| (m.produce, m.produce_wall));
         row("consume", |m| (m.consume, m.consume_wall));
-        let theirs = ref_m
+        let theirs = reference
             .as_ref()
             .map_or("-".to_string(), |m| format!("{:.0}", m.peak_rss_mib));
         println!(
-            "{:<44} {:>14} {:>14}",
-            format!("  peak RSS after it (MiB)"),
-            format!("{:.0}", ours_m.peak_rss_mib),
+            "{:<40} {:>14} {:>14} {:>14}",
+            "  peak RSS after it (MiB)",
+            format!("{:.0}", on.peak_rss_mib),
+            format!("{:.0}", off.peak_rss_mib),
             theirs
         );
     }
     println!(
-        "ratio = chronik-tui / tansu, from the schedstat figures; logs in {}",
+        "on/off = capture on / capture off; on/tansu = capture on / tansu; from the schedstat \
+         figures; logs in {}",
         dir.display()
     );
 }

@@ -193,6 +193,12 @@ pub struct StoreArgs {
     /// Most bytes of frames the store keeps (the oldest go first).
     #[arg(long, value_name = "BYTES", default_value_t = StoreLimits::default().max_bytes)]
     pub store_max_bytes: usize,
+    /// Serve (or proxy) without capturing anything: no exchange is kept, printed, linted or
+    /// watched by the stall detector, as if no debugger were attached. Only with --headless
+    /// and the embedded broker or --proxy; for measuring what capture costs
+    /// (benches/broker_cpu.rs).
+    #[arg(long)]
+    pub no_capture: bool,
 }
 
 /// How exchanges are shown.

@@ -363,6 +363,26 @@ fn check(cli: &Cli) -> Result<Checked, UsageError> {
                 .into(),
         ));
     }
+    if cli.store.no_capture {
+        let conflict = [
+            (cli.capture.pcap.is_some(), "--pcap"),
+            (cli.capture.sniff.is_some(), "--sniff"),
+            (cli.capture.record.is_some(), "--record"),
+            (cli.display.json, "--json"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag));
+        if let Some(flag) = conflict {
+            return Err(UsageError(format!(
+                "--no-capture captures nothing, so {flag} has nothing to work on"
+            )));
+        }
+        if !cli.display.headless && stdout_is_terminal {
+            return Err(UsageError(
+                "--no-capture needs --headless: the terminal UI shows what is captured".into(),
+            ));
+        }
+    }
     let config = BrokerConfig {
         listen,
         advertise,
@@ -537,10 +557,14 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     // From here on the run ends by these signals (the decode path above keeps their defaults).
     let mut signals = StopSignals::listen().context("listening for SIGINT and SIGTERM")?;
-    let store = Store::new(StoreLimits {
-        max_exchanges: cli.store.store_max_exchanges,
-        max_bytes: cli.store.store_max_bytes,
-    });
+    let store = if cli.store.no_capture {
+        Store::off()
+    } else {
+        Store::new(StoreLimits {
+            max_exchanges: cli.store.store_max_exchanges,
+            max_bytes: cli.store.store_max_bytes,
+        })
+    };
     let settings = Settings::new(Knobs {
         placement: cli.placement.placement,
         rules: cli.placement.throttle_rules.clone(),
@@ -641,6 +665,9 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
                 p.upstream()
             )),
             _ => say(&format!("reading {}", source.label)),
+        }
+        if cli.store.no_capture {
+            say("capture is off (--no-capture): no exchange is kept or printed");
         }
         // A capture file ends once it is read; a broker or a sniff when told to stop.
         let file_read = async {

@@ -190,6 +190,14 @@ fn usage_errors_are_one_line_and_exit_2() {
             "--sasl-plain alice: expected USER:PASS".into(),
         ),
         (
+            vec!["--no-capture", "--json"],
+            "--no-capture captures nothing, so --json has nothing to work on".into(),
+        ),
+        (
+            vec!["--no-capture", "--pcap", SPEC_CAPTURE],
+            "--no-capture captures nothing, so --pcap has nothing to work on".into(),
+        ),
+        (
             vec!["decode", SPEC_CAPTURE, "-Y", "api =="],
             "--filter \"api ==\": at column 7: missing value after `==`".into(),
         ),
@@ -729,4 +737,45 @@ fn decode_prints_many_exchanges_in_the_capture_order_with_every_worker() {
         .map(|l| format!("{}\t{}", l[0], l[1]))
         .collect();
     assert_eq!(corrs, want);
+}
+
+/// `--no-capture`: the broker serves a real client as usual and prints, keeps and checks
+/// nothing; the same run with capture on prints every exchange (so the silence is the flag's).
+#[test]
+fn no_capture_serves_clients_and_captures_nothing() {
+    for capture in [false, true] {
+        let args: &[&str] = if capture { &[] } else { &["--no-capture"] };
+        let mut broker = common::Broker::start(args);
+        let b = broker.bootstrap();
+        let values = "one\ntwo\nthree\n";
+        common::kcat(&["-b", &b, "-P", "-t", "quiet", "-p", "0"], Some(values));
+        let got = common::kcat(
+            &[
+                "-b",
+                &b,
+                "-C",
+                "-t",
+                "quiet",
+                "-p",
+                "0",
+                "-o",
+                "beginning",
+                "-c",
+                "3",
+                "-e",
+            ],
+            None,
+        );
+        assert_eq!(got, values, "capture {capture}: consumed back");
+        broker.terminate();
+        let printed: Vec<String> = broker.lines.iter().collect();
+        if capture {
+            assert!(
+                printed.iter().any(|l| l.contains("Produce v")),
+                "capture on: no Produce line in {printed:?}"
+            );
+        } else {
+            assert!(printed.is_empty(), "capture off printed {printed:?}");
+        }
+    }
 }

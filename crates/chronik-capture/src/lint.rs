@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use chronik_protocol::batch::{self, BatchHeader, Entry};
 use chronik_protocol::lint::{self, Code, Finding, Side};
-use chronik_protocol::{api_key, dissect_request_with, dissect_response, Dissection, Limits};
+use chronik_protocol::scan::{scan_request, uuid_text, Scalar};
+use chronik_protocol::{api_key, dissect_response, fid, Dissection};
 
 use crate::{Exchange, Framing};
 
@@ -152,32 +153,30 @@ impl History {
     }
 
     /// Sequence numbers of the idempotent batches in a Produce request, against what the same
-    /// producer sent the partition before.
+    /// producer sent the partition before. The record sets are found by a walk of the request
+    /// (no tree: this runs on every Produce of a stream, before any view dissects it).
     fn sequences_of(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
-        let limits = Limits {
-            records: false,
-            ..Limits::default()
-        };
-        let d = dissect_request_with(&ex.request, limits);
+        let frame = ex.request.as_slice();
         let mut batches: Vec<(String, i64, usize, BatchHeader)> = Vec::new();
         let mut topic = String::new();
         let mut partition = -1;
-        d.root.walk(0, &mut |f, _| match f.name() {
-            "produce.request.topic_data.name" => {
-                if let chronik_protocol::Value::Str(s) = &f.value {
-                    topic = s.clone();
-                }
-            }
-            "produce.request.topic_data.partition_data.index" => {
-                partition = f.as_int().unwrap_or(-1)
-            }
-            "record_set.undecoded" => {
-                let (s, e) = (f.offset as usize, (f.offset + f.len) as usize);
-                let set = &ex.request[s..e.min(ex.request.len())];
+        let (name, topic_id, index, records) = (
+            fid!("produce.request.topic_data.name"),
+            fid!("produce.request.topic_data.topic_id"),
+            fid!("produce.request.topic_data.partition_data.index"),
+            fid!("produce.request.topic_data.partition_data.records"),
+        );
+        // A frame that stops reading keeps the batches before the stop, as a dissection would.
+        let _ = scan_request(frame, &mut |id, v| match v {
+            Scalar::Str(s) if id == name => topic = String::from_utf8_lossy(s).into_owned(),
+            Scalar::Uuid(u) if id == topic_id => topic = uuid_text(u),
+            Scalar::Int(i) if id == index => partition = i,
+            Scalar::Data { start, len } if id == records => {
+                let set = &frame[start..start + len];
                 for entry in batch::split(set) {
-                    if let Entry::Batch { start, end } = entry {
-                        if let Some(h) = BatchHeader::parse(&set[start..end]) {
-                            batches.push((topic.clone(), partition, s + start, h));
+                    if let Entry::Batch { start: b, end } = entry {
+                        if let Some(h) = BatchHeader::parse(&set[b..end]) {
+                            batches.push((topic.clone(), partition, start + b, h));
                         }
                     }
                 }
@@ -190,13 +189,13 @@ impl History {
             }
             let key = (h.producer_id, h.producer_epoch, topic, partition);
             let next = h.base_sequence.wrapping_add(h.records_count.max(0)) & i32::MAX;
-            let place = format!("{}-{}", key.2, key.3);
+            let (topic, partition) = (&key.2, key.3);
             match self.sequences.get(&key).copied() {
                 Some(expected) if h.base_sequence > expected => out.push(Finding::new(
                     Code::SequenceGap,
                     Side::Request,
                     format!(
-                        "producer {} sends base_sequence {} to {place} where {expected} is next: {} skipped",
+                        "producer {} sends base_sequence {} to {topic}-{partition} where {expected} is next: {} skipped",
                         h.producer_id,
                         h.base_sequence,
                         h.base_sequence - expected
@@ -208,7 +207,7 @@ impl History {
                     Code::SequenceRepeat,
                     Side::Request,
                     format!(
-                        "producer {} sends base_sequence {} to {place} again ({expected} is next): a resend",
+                        "producer {} sends base_sequence {} to {topic}-{partition} again ({expected} is next): a resend",
                         h.producer_id, h.base_sequence
                     ),
                     at + 53,

@@ -79,6 +79,8 @@ pub enum TimelineItem {
 /// The store. Cheap to share (`Arc<Store>`).
 pub struct Store {
     limits: StoreLimits,
+    /// False for a store that keeps and publishes nothing ([`Store::off`]).
+    capturing: bool,
     /// The next connection id [`Store::new_conn_id`] hands out.
     next_conn: std::sync::atomic::AtomicU64,
     inner: Mutex<Inner>,
@@ -150,10 +152,15 @@ pub type Subscription = broadcast::Receiver<Arc<Exchange>>;
 
 impl Store {
     pub fn new(limits: StoreLimits) -> Arc<Store> {
+        Arc::new(Store::build(limits, true))
+    }
+
+    fn build(limits: StoreLimits, capturing: bool) -> Store {
         let (tx, _) = broadcast::channel(4096);
         let (conn_tx, _) = broadcast::channel(4096);
-        Arc::new(Store {
+        Store {
             limits,
+            capturing,
             next_conn: std::sync::atomic::AtomicU64::new(1),
             inner: Mutex::new(Inner {
                 items: VecDeque::new(),
@@ -169,7 +176,18 @@ impl Store {
             tx,
             conn_tx,
             shared: Mutex::new(SharedDissections::default()),
-        })
+        }
+    }
+
+    /// A store that captures nothing: every push is dropped at once (no id, no lint, no feed),
+    /// so a source runs as it would with no debugger attached. What `--no-capture` gives, to
+    /// measure what capture costs.
+    pub fn off() -> Arc<Store> {
+        let nothing = StoreLimits {
+            max_exchanges: 0,
+            max_bytes: 0,
+        };
+        Arc::new(Store::build(nothing, false))
     }
 
     /// An exchange's dissection for the views of live traffic (record sets not expanded, see
@@ -204,6 +222,9 @@ impl Store {
 
     /// Adds an exchange, assigning its id; evicts the oldest beyond the caps.
     pub fn push(&self, mut ex: Exchange) -> Arc<Exchange> {
+        if !self.capturing {
+            return Arc::new(ex);
+        }
         ex.lint = self
             .history
             .lock()
@@ -233,6 +254,9 @@ impl Store {
 
     /// Records a connection event and publishes it (never waits).
     pub fn push_conn_event(&self, ev: ConnEvent) -> Arc<ConnEvent> {
+        if !self.capturing {
+            return Arc::new(ev);
+        }
         if let super::ConnEventKind::Closed { .. } = ev.kind {
             let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
             history.closed(ev.conn);
@@ -252,11 +276,17 @@ impl Store {
     /// Notes that a connection's request is being handled (a source serving requests calls it
     /// when a request arrives, and [`Store::end_request`] once its exchange is pushed).
     pub fn begin_request(&self, conn: u64, request: InFlight) {
+        if !self.capturing {
+            return;
+        }
         self.lock().in_flight.insert(conn, request);
     }
 
     /// Clears what [`Store::begin_request`] noted.
     pub fn end_request(&self, conn: u64) {
+        if !self.capturing {
+            return;
+        }
         self.lock().in_flight.remove(&conn);
     }
 

@@ -393,11 +393,7 @@ impl<'a> Decoder<'a> {
         } else {
             &api.request
         };
-        let body_id = registry::id(&format!(
-            "{}.{}",
-            api.snake,
-            if response { "response" } else { "request" }
-        ));
+        let body_id = api.body_ids[usize::from(response)];
         let mut body = Field::group(body_id, self.pos, Value::Group);
         if v0_answer {
             body.note = Some(format!(

@@ -15,6 +15,7 @@ pub mod placement;
 pub mod records;
 pub mod registry;
 pub mod sasl;
+pub mod scan;
 pub mod schema;
 /// Request and response frames encoded by kafka-protocol, for other crates' unit tests
 /// (feature `test-frames`).

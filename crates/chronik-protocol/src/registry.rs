@@ -257,12 +257,15 @@ pub fn build() -> Result<Catalog, String> {
     }
     let mut apis = schema::parse_all()?;
     for api in apis.values_mut() {
-        for (dir, fields) in [
+        for (i, (dir, fields)) in [
             ("request", &mut api.request),
             ("response", &mut api.response),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let prefix = format!("{}.{}", api.snake, dir);
-            cat.add(
+            api.body_ids[i] = cat.add(
                 prefix.clone(),
                 FieldType::Group,
                 format!("{} {} body", api.name, dir),

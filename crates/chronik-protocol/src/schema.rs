@@ -198,6 +198,9 @@ pub struct ApiSchema {
     pub flexible_from: Option<i16>,
     pub request: Vec<FieldDef>,
     pub response: Vec<FieldDef>,
+    /// Registry ids of the request and response bodies (`produce.request`, …; set when the
+    /// registry is built).
+    pub body_ids: [super::registry::FieldId; 2],
 }
 
 impl ApiSchema {
@@ -382,6 +385,7 @@ pub fn parse(text: &str) -> Result<Option<ApiSchema>, String> {
                     flexible_from,
                     request: Vec::new(),
                     response: Vec::new(),
+                    body_ids: Default::default(),
                 });
             }
             "request" if indent == 0 => section = Some(false),

@@ -93,21 +93,33 @@ impl Field {
         registry::short_name(self.id)
     }
 
-    /// Depth-first search for the first field with this registry name.
+    /// Depth-first search for the first field with this registry name (none for a name the
+    /// registry does not have).
     pub fn find(&self, name: &str) -> Option<&Field> {
-        if self.name() == name {
+        self.find_id(registry::catalog().id(name)?)
+    }
+
+    /// Depth-first search for the first field with this registry id.
+    pub fn find_id(&self, id: FieldId) -> Option<&Field> {
+        if self.id == id {
             return Some(self);
         }
-        self.children.iter().find_map(|c| c.find(name))
+        self.children.iter().find_map(|c| c.find_id(id))
     }
 
     /// All fields with this registry name, depth first.
     pub fn find_all<'a>(&'a self, name: &str, out: &mut Vec<&'a Field>) {
-        if self.name() == name {
+        if let Some(id) = registry::catalog().id(name) {
+            self.find_all_id(id, out);
+        }
+    }
+
+    fn find_all_id<'a>(&'a self, id: FieldId, out: &mut Vec<&'a Field>) {
+        if self.id == id {
             out.push(self);
         }
         for c in &self.children {
-            c.find_all(name, out);
+            c.find_all_id(id, out);
         }
     }
 

@@ -159,6 +159,16 @@ impl Reassembler {
         let end = end as u64;
         let captured = seg.payload.get(clip as usize..).unwrap_or(&[]);
         let captured_end = start + captured.len() as u64;
+        // The usual case, a whole segment right where the stream is, with nothing held: it is
+        // the next chunk as it stands.
+        if start == self.next_off && captured_end == end && self.pieces.is_empty() {
+            self.next_off = end;
+            out.push(Chunk::Data {
+                bytes: captured.to_vec(),
+                ts_nanos: seg.ts_nanos,
+            });
+            return out;
+        }
         if captured_end > start {
             self.insert(start, captured_end, Some(captured), seg.ts_nanos);
         }

@@ -1,0 +1,235 @@
+//! A walk over a request's fields by the schema table, the dissector's own layouts, without
+//! building a tree: for what needs a few values from every frame of a busy stream (the lint's
+//! history of idempotent sequences reads topic, partition and record set of every Produce) and
+//! would otherwise pay a whole dissection for them.
+//!
+//! It checks what it reads as the dissector does (lengths and counts against the bytes left,
+//! tags in order) and stops at the first field that does not read, having reported the values
+//! before it, as a dissection keeps the fields before its error. Layout variants the lint tries
+//! (a field moved or omitted) are the dissector's business; this reads the spec's layout.
+
+use crate::dissect::peek_request_header;
+use crate::registry::{self, FieldId};
+use crate::schema::{ApiSchema, FieldDef, FieldType};
+
+/// A value met on the walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar<'a> {
+    /// Any integer type, and booleans (0 or 1).
+    Int(i64),
+    /// A string's bytes as sent (not checked for UTF-8).
+    Str(&'a [u8]),
+    /// BYTES or RECORDS data: offset in the frame (size prefix included) and length.
+    Data { start: usize, len: usize },
+    /// A UUID's 16 bytes.
+    Uuid(&'a [u8; 16]),
+    /// A null string, bytes, records or array.
+    Null,
+    /// A float, whose value no reader of the walk needs.
+    Float,
+}
+
+/// A UUID's text as the dissector writes it (`0b5f…-…`, lowercase, hyphenated).
+pub fn uuid_text(u: &[u8; 16]) -> String {
+    uuid::Uuid::from_bytes(*u).to_string()
+}
+
+/// Walks the body of the request `frame` (size prefix included) in the spec's layout of its API
+/// and version, calling `visit` with every value outside tagged fields, in wire order, with its
+/// field's registry id (an array's elements each with the array's id). `Err` names the offset
+/// where the frame stops reading; the values before it have been visited. An API or version
+/// the schema table does not know is an error at the body's start.
+pub fn scan_request<'a>(
+    frame: &'a [u8],
+    visit: &mut dyn FnMut(FieldId, Scalar<'a>),
+) -> Result<(), usize> {
+    let (key, version, _) = frame.get(4..).and_then(peek_request_header).ok_or(0usize)?;
+    let declared = frame
+        .get(..4)
+        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or(0usize)?;
+    let end = usize::try_from(declared)
+        .ok()
+        .and_then(|n| n.checked_add(4))
+        .filter(|e| *e <= frame.len())
+        .ok_or(0usize)?;
+    let mut w = Walk {
+        buf: &frame[..end],
+        pos: 12,
+        visit,
+    };
+    // client_id: a nullable int16-length string in every header version.
+    w.string(false)?;
+    let api = registry::api(key)
+        .filter(|a| a.versions.contains(version))
+        .ok_or(w.pos)?;
+    if api.request_header_version(version) >= 2 {
+        w.tagged_fields()?;
+    }
+    w.fields(&api.request, api, version)
+}
+
+struct Walk<'a, 'v> {
+    buf: &'a [u8],
+    pos: usize,
+    visit: &'v mut dyn FnMut(FieldId, Scalar<'a>),
+}
+
+type Res = Result<(), usize>;
+
+impl<'a> Walk<'a, '_> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], usize> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len());
+        let end = end.ok_or(self.pos)?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn int(&mut self, width: usize) -> Result<i64, usize> {
+        let b = self.take(width)?;
+        Ok(b.iter()
+            .fold(0i64, |v, x| (v << 8) | i64::from(*x))
+            .wrapping_shl(64 - 8 * width as u32)
+            .wrapping_shr(64 - 8 * width as u32))
+    }
+
+    fn uvarint(&mut self) -> Result<u32, usize> {
+        let start = self.pos;
+        let mut v: u32 = 0;
+        for i in 0..5 {
+            let b = self.take(1)?[0];
+            v |= u32::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(start)
+    }
+
+    /// An array, string or bytes length: compact (unsigned varint, +1) or int16/int32; `None`
+    /// for null.
+    fn length(&mut self, compact: bool, short: bool) -> Result<Option<usize>, usize> {
+        let at = self.pos;
+        let n: i64 = if compact {
+            i64::from(self.uvarint()?) - 1
+        } else if short {
+            self.int(2)?
+        } else {
+            self.int(4)?
+        };
+        match n {
+            -1 => Ok(None),
+            n if n < 0 => Err(at),
+            n => Ok(Some(n as usize)),
+        }
+    }
+
+    fn string(&mut self, compact: bool) -> Result<Option<&'a [u8]>, usize> {
+        let at = self.pos;
+        match self.length(compact, true)? {
+            None => Ok(None),
+            Some(n) => self.take(n).map(Some).map_err(|_| at),
+        }
+    }
+
+    fn fields(&mut self, fields: &[FieldDef], api: &ApiSchema, version: i16) -> Res {
+        let flexible = api.is_flexible(version);
+        for f in fields
+            .iter()
+            .filter(|f| f.versions.contains(version) && f.tag.is_none())
+        {
+            self.field(f, &f.ty, api, version, flexible)?;
+        }
+        if flexible {
+            self.tagged_fields()?;
+        }
+        Ok(())
+    }
+
+    fn field(
+        &mut self,
+        f: &FieldDef,
+        ty: &FieldType,
+        api: &ApiSchema,
+        version: i16,
+        flexible: bool,
+    ) -> Res {
+        let at = self.pos;
+        let value = match ty {
+            FieldType::Struct => return self.fields(&f.children, api, version),
+            FieldType::Array(inner) => {
+                let Some(n) = self.length(flexible, false)? else {
+                    (self.visit)(f.id, Scalar::Null);
+                    return Ok(());
+                };
+                if n > self.buf.len() - self.pos {
+                    return Err(at);
+                }
+                for _ in 0..n {
+                    self.field(f, inner, api, version, flexible)?;
+                }
+                return Ok(());
+            }
+            FieldType::Bool => match self.int(1)? {
+                b @ (0 | 1) => Scalar::Int(b),
+                _ => return Err(at),
+            },
+            FieldType::Int8 => Scalar::Int(self.int(1)?),
+            FieldType::Int16 => Scalar::Int(self.int(2)?),
+            FieldType::Int32 => Scalar::Int(self.int(4)?),
+            FieldType::Int64 => Scalar::Int(self.int(8)?),
+            FieldType::Uint16 => Scalar::Int(self.int(2)? & 0xffff),
+            FieldType::Float64 => {
+                self.take(8)?;
+                Scalar::Float
+            }
+            FieldType::Uuid => {
+                let b = self.take(16)?;
+                Scalar::Uuid(b.try_into().map_err(|_| at)?)
+            }
+            FieldType::String => match self.string(flexible)? {
+                None => Scalar::Null,
+                Some(s) => Scalar::Str(s),
+            },
+            FieldType::Bytes | FieldType::Records => match self.length(flexible, false)? {
+                None => Scalar::Null,
+                Some(len) => {
+                    let start = self.pos;
+                    self.take(len).map_err(|_| at)?;
+                    Scalar::Data { start, len }
+                }
+            },
+            FieldType::Uint32 | FieldType::Varint | FieldType::Uvarint | FieldType::Group => {
+                return Err(at)
+            }
+        };
+        (self.visit)(f.id, value);
+        Ok(())
+    }
+
+    /// A tagged-field section, skipped: tags ascending, each size within the frame.
+    fn tagged_fields(&mut self) -> Res {
+        let at = self.pos;
+        let count = self.uvarint()? as usize;
+        if count > self.buf.len() - self.pos {
+            return Err(at);
+        }
+        let mut last: Option<u32> = None;
+        for _ in 0..count {
+            let tag_at = self.pos;
+            let tag = self.uvarint()?;
+            if last.is_some_and(|t| tag <= t) {
+                return Err(tag_at);
+            }
+            last = Some(tag);
+            let size_at = self.pos;
+            let size = self.uvarint()? as usize;
+            self.take(size).map_err(|_| size_at)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

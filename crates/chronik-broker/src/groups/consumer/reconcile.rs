@@ -70,32 +70,38 @@ impl Reconciled {
         owned: Option<&Assignment>,
         is_free: impl Fn(&Uuid, i32) -> bool,
     ) -> Reconciled {
+        let step = |epoch| compute(&self.assigned, epoch, target, target_epoch, owned, &is_free);
         match self.state {
             MemberState::Stable if self.epoch == target_epoch => self.clone(),
-            MemberState::Stable | MemberState::UnreleasedPartitions => {
-                compute(&self.assigned, self.epoch, target, target_epoch, is_free)
-            }
+            MemberState::Stable | MemberState::UnreleasedPartitions => step(self.epoch),
             MemberState::UnrevokedPartitions => {
-                let still_owns = owned.is_none_or(|o| intersects(o, &self.pending_revocation));
-                if still_owns {
+                if owns_any(owned, &self.pending_revocation) {
                     self.clone()
                 } else {
-                    compute(&self.assigned, self.epoch, target, target_epoch, is_free)
+                    // Revoked: should more have to go, that is asked at the next epoch (as Kafka).
+                    step(self.epoch + 1)
                 }
             }
         }
     }
 }
 
+/// Whether the member still owns one of `revoked`, by the owned partitions its heartbeat sent
+/// (`None`, not sent: assumed so).
+fn owns_any(owned: Option<&Assignment>, revoked: &Assignment) -> bool {
+    owned.is_none_or(|o| intersects(o, revoked))
+}
+
 /// The next assignment from what the member holds (`assigned`) toward `target`: partitions to
-/// revoke first; else the member moves to the target epoch with every target partition that is
-/// free, waiting for the others.
+/// revoke first (unless the heartbeat shows the member no longer owns them); else the member
+/// moves to the target epoch with every target partition that is free, waiting for the others.
 fn compute(
     assigned: &Assignment,
     epoch: i32,
     target: &Assignment,
     target_epoch: i32,
-    is_free: impl Fn(&Uuid, i32) -> bool,
+    owned: Option<&Assignment>,
+    is_free: &impl Fn(&Uuid, i32) -> bool,
 ) -> Reconciled {
     let mut keep = Assignment::new();
     let mut revoke = Assignment::new();
@@ -124,7 +130,7 @@ fn compute(
             }
         }
     }
-    if !revoke.is_empty() {
+    if !revoke.is_empty() && owns_any(owned, &revoke) {
         return Reconciled {
             state: MemberState::UnrevokedPartitions,
             epoch,
@@ -256,6 +262,37 @@ mod tests {
         assert_eq!(done.state, MemberState::Stable);
         assert_eq!(done.epoch, 3);
         assert_eq!(done.assigned, a(&[0, 1, 2]));
+    }
+
+    #[test]
+    fn partitions_the_member_already_dropped_are_not_asked_back() {
+        let m = Reconciled {
+            state: MemberState::Stable,
+            epoch: 1,
+            assigned: a(&[0, 1]),
+            pending_revocation: Assignment::new(),
+        };
+        // The target drops 1, but the heartbeat shows the member owns only 0.
+        let next = m.next(&a(&[0]), 2, Some(&a(&[0])), |_, _| true);
+        assert_eq!(next.state, MemberState::Stable);
+        assert_eq!(next.epoch, 2);
+        assert_eq!(next.assigned, a(&[0]));
+    }
+
+    #[test]
+    fn a_second_revocation_after_an_acknowledged_one_is_at_the_next_epoch() {
+        let m = Reconciled {
+            state: MemberState::UnrevokedPartitions,
+            epoch: 1,
+            assigned: a(&[0, 1]),
+            pending_revocation: a(&[2]),
+        };
+        // Acknowledged, but meanwhile the target (epoch 3) takes 1 away too.
+        let next = m.next(&a(&[0]), 3, Some(&a(&[0, 1])), |_, _| true);
+        assert_eq!(next.state, MemberState::UnrevokedPartitions);
+        assert_eq!(next.epoch, 2);
+        assert_eq!(next.assigned, a(&[0]));
+        assert_eq!(next.pending_revocation, a(&[1]));
     }
 
     #[test]

@@ -145,36 +145,35 @@ pub(crate) fn uniform(
         }
     }
 
-    // 3. Balance: move a partition from a member holding more than one over another that is
-    //    subscribed to its topic, until no such move exists. Each move lowers the sum of squares
-    //    of the counts, so this ends; the bound is a safety net.
+    // 3. Balance: while a member holds two or more partitions more than another member that is
+    //    subscribed to the topic of one of them, move that partition over (from the fullest
+    //    member that has such a move, to the emptiest eligible member). Each move lowers the
+    //    sum of squares of the counts, so this ends within `total` moves; a move costs
+    //    O(members x topics of the donor).
     let mut moves = 0usize;
-    let limit = total.saturating_mul(order.len()).saturating_add(1);
-    while moves < limit {
-        let mut moved = false;
-        let mut by_count: Vec<usize> = (0..order.len()).collect();
-        by_count.sort_by_key(|&i| (std::cmp::Reverse(held[i].len()), i));
-        'donors: for &from in &by_count {
-            for &to in by_count.iter().rev() {
-                if held[from].len() <= held[to].len() + 1 {
-                    continue;
-                }
-                let candidate = held[from]
-                    .iter()
-                    .rev()
-                    .find(|(topic, _)| order[to].topics.contains(topic))
-                    .copied();
-                if let Some(tp) = candidate {
-                    held[from].remove(&tp);
-                    held[to].insert(tp);
-                    moved = true;
-                    break 'donors;
+    while moves <= total {
+        let mut donors: Vec<usize> = (0..order.len()).collect();
+        donors.sort_by_key(|&i| (std::cmp::Reverse(held[i].len()), i));
+        let mut chosen: Option<(usize, usize, (Uuid, i32))> = None;
+        'donors: for &from in &donors {
+            let topics: BTreeSet<Uuid> = held[from].iter().map(|(t, _)| *t).collect();
+            for topic in topics.iter().rev() {
+                let to = (0..order.len())
+                    .filter(|&i| i != from && order[i].topics.contains(topic))
+                    .min_by_key(|&i| (held[i].len(), i));
+                let Some(to) = to else { continue };
+                if held[from].len() > held[to].len() + 1 {
+                    let tp = held[from].iter().rev().find(|(t, _)| t == topic).copied();
+                    if let Some(tp) = tp {
+                        chosen = Some((from, to, tp));
+                        break 'donors;
+                    }
                 }
             }
         }
-        if !moved {
-            break;
-        }
+        let Some((from, to, tp)) = chosen else { break };
+        held[from].remove(&tp);
+        held[to].insert(tp);
         moves += 1;
     }
 
@@ -306,6 +305,43 @@ mod tests {
         );
         covers_once(&out, &parts);
         assert!(out.values().all(|a| count(a) <= 1));
+    }
+
+    #[test]
+    fn uniform_balances_when_sticky_shares_would_not() {
+        // Three members, seven partitions: a and b held three each before c joined.
+        let t = topic(0);
+        let parts = BTreeMap::from([(t, 7)]);
+        let mut a = member("a", &[t]);
+        a.current = Assignment::from([(t, BTreeSet::from([0, 1, 2]))]);
+        let mut b = member("b", &[t]);
+        b.current = Assignment::from([(t, BTreeSet::from([3, 4, 5, 6]))]);
+        let out = uniform(&[a, b, member("c", &[t])], &parts);
+        covers_once(&out, &parts);
+        let counts: Vec<usize> = ["a", "b", "c"].iter().map(|id| count(&out[*id])).collect();
+        assert!(
+            counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn uniform_balances_many_members_over_many_partitions() {
+        // 500 members over 5000 partitions of 50 topics, everyone subscribed to everything,
+        // half of them holding a previous assignment: balanced within one.
+        let topics: Vec<Uuid> = (0..50).map(topic).collect();
+        let parts: BTreeMap<Uuid, i32> = topics.iter().map(|t| (*t, 100)).collect();
+        let mut members: Vec<MemberSpec> = (0..500)
+            .map(|i| member(&format!("m{i:03}"), &topics))
+            .collect();
+        let first = uniform(&members[..250], &parts);
+        for m in members.iter_mut().take(250) {
+            m.current = first[&m.id].clone();
+        }
+        let out = uniform(&members, &parts);
+        covers_once(&out, &parts);
+        let counts: Vec<usize> = out.values().map(count).collect();
+        assert!(counts.iter().all(|c| *c == 10), "{counts:?}");
     }
 
     #[test]

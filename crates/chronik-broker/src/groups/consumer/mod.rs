@@ -164,9 +164,21 @@ impl ConsumerGroup {
 
     /// Recomputes the subscribed topics from the image; whether they changed.
     fn refresh_subscribed(&mut self, topics: &TopicImage) -> bool {
+        // Every name and every distinct regex once, rather than each member per topic.
+        let names: BTreeSet<&str> = self
+            .members
+            .values()
+            .flat_map(|m| m.topic_names.iter().map(String::as_str))
+            .collect();
+        let mut regexes: BTreeMap<&str, &regex::Regex> = BTreeMap::new();
+        for (text, re) in self.members.values().filter_map(|m| m.regex.as_ref()) {
+            regexes.insert(text.as_str(), re);
+        }
         let subscribed: BTreeMap<String, TopicMeta> = topics
             .iter()
-            .filter(|(name, _)| self.members.values().any(|m| m.subscribes(name)))
+            .filter(|(name, _)| {
+                names.contains(name.as_str()) || regexes.values().any(|re| re.is_match(name))
+            })
             .map(|(name, meta)| (name.clone(), meta.clone()))
             .collect();
         let changed = subscribed != self.subscribed;

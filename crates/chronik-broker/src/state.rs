@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::groups::GroupCoordinator;
+use super::groups::{GroupConfig, GroupCoordinator};
 use super::topics::Topics;
 use super::BrokerConfig;
 use crate::settings::{ClientIdentity, PlacementUsed, Settings};
@@ -63,7 +64,16 @@ impl Shared {
             })
             .max()
             .unwrap_or(-1);
-        let groups = GroupCoordinator::new(config.data_dir.as_ref().map(|d| d.join("groups")))?;
+        let groups = GroupCoordinator::with_config(
+            config.data_dir.as_ref().map(|d| d.join("groups")),
+            GroupConfig {
+                consumer_session_timeout: Duration::from_millis(config.consumer_session_timeout_ms),
+                consumer_heartbeat_interval: Duration::from_millis(
+                    config.consumer_heartbeat_interval_ms,
+                ),
+                ..GroupConfig::default()
+            },
+        )?;
         let advertised = config.advertise.clone().or_else(|| {
             (!bound.ip().is_unspecified()).then(|| (bound.ip().to_string(), bound.port()))
         });

@@ -66,6 +66,10 @@ pub const INCREMENTAL_ALTER_CONFIGS: i16 = 44;
 pub const OFFSET_DELETE: i16 = 47;
 /// DescribeCluster.
 pub const DESCRIBE_CLUSTER: i16 = 60;
+/// ConsumerGroupHeartbeat (KIP-848).
+pub const CONSUMER_GROUP_HEARTBEAT: i16 = 68;
+/// ConsumerGroupDescribe (KIP-848).
+pub const CONSUMER_GROUP_DESCRIBE: i16 = 69;
 /// GetTelemetrySubscriptions.
 pub const GET_TELEMETRY_SUBSCRIPTIONS: i16 = 71;
 /// PushTelemetry.
@@ -105,6 +109,8 @@ pub const ALL: &[(i16, &str)] = &[
     (INCREMENTAL_ALTER_CONFIGS, "IncrementalAlterConfigs"),
     (OFFSET_DELETE, "OffsetDelete"),
     (DESCRIBE_CLUSTER, "DescribeCluster"),
+    (CONSUMER_GROUP_HEARTBEAT, "ConsumerGroupHeartbeat"),
+    (CONSUMER_GROUP_DESCRIBE, "ConsumerGroupDescribe"),
     (GET_TELEMETRY_SUBSCRIPTIONS, "GetTelemetrySubscriptions"),
     (PUSH_TELEMETRY, "PushTelemetry"),
 ];

@@ -89,6 +89,15 @@ pub struct BrokerArgs {
     /// log.retention.check.interval.ms.
     #[arg(long, value_name = "MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub log_retention_check_interval_ms: u64,
+    /// Consumer groups of the KIP-848 protocol (group.protocol=consumer): a member not heard
+    /// from for this long is removed and its partitions are assigned again (Kafka's
+    /// group.consumer.session.timeout.ms).
+    #[arg(long, value_name = "MS", default_value_t = 45_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub consumer_session_timeout_ms: u64,
+    /// The heartbeat interval told to KIP-848 consumer group members (Kafka's
+    /// group.consumer.heartbeat.interval.ms).
+    #[arg(long, value_name = "MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=i32::MAX as u64))]
+    pub consumer_heartbeat_interval_ms: u64,
 }
 
 /// In front of a broker this process does not run.

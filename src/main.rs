@@ -396,6 +396,8 @@ fn check(cli: &Cli) -> Result<Checked, UsageError> {
         retention_check_interval: std::time::Duration::from_millis(
             b.log_retention_check_interval_ms,
         ),
+        consumer_session_timeout_ms: b.consumer_session_timeout_ms,
+        consumer_heartbeat_interval_ms: b.consumer_heartbeat_interval_ms,
         ..BrokerConfig::default()
     };
     Ok(Checked {

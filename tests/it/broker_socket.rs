@@ -90,6 +90,42 @@ impl Client {
     }
 }
 
+/// A kafka-protocol 0.18.0 message sent or read through [`Client`] (which speaks 0.15.1's
+/// traits): ConsumerGroupHeartbeat v1 and ConsumerGroupDescribe v1 exist only there.
+struct Kp18<T>(T);
+
+impl<T: kafka_protocol_0_18::protocol::Encodable> Encodable for Kp18<T> {
+    fn encode<B: kafka_protocol::protocol::buf::ByteBufMut>(
+        &self,
+        buf: &mut B,
+        version: i16,
+    ) -> anyhow::Result<()> {
+        let mut out = bytes::BytesMut::new();
+        self.0.encode(&mut out, version)?;
+        bytes::BufMut::put_slice(buf, &out);
+        Ok(())
+    }
+
+    fn compute_size(&self, version: i16) -> anyhow::Result<usize> {
+        self.0.compute_size(version)
+    }
+}
+
+impl<T: kafka_protocol_0_18::protocol::Decodable> Decodable for Kp18<T> {
+    fn decode<B: kafka_protocol::protocol::buf::ByteBuf>(
+        buf: &mut B,
+        version: i16,
+    ) -> anyhow::Result<Self> {
+        let left = bytes::Buf::remaining(buf);
+        let mut body = bytes::Buf::copy_to_bytes(buf, left);
+        let msg = T::decode(&mut body, version)?;
+        if !body.is_empty() {
+            anyhow::bail!("{} bytes after the message", body.len());
+        }
+        Ok(Kp18(msg))
+    }
+}
+
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
@@ -1216,6 +1252,37 @@ async fn roundtrip_default(h: &BrokerHandle, key: ApiKey, version: i16) {
             IncrementalAlterConfigsResponse
         ),
         ApiKey::OffsetDelete => go!(OffsetDeleteRequest::default(), OffsetDeleteResponse),
+        ApiKey::ConsumerGroupHeartbeat => {
+            use kafka_protocol_0_18::messages as kp18;
+            use kafka_protocol_0_18::protocol::StrBytes as Str18;
+            // A member joining: the answer carries an assignment (a nullable struct, present).
+            go!(
+                Kp18(
+                    kp18::ConsumerGroupHeartbeatRequest::default()
+                        .with_group_id(kp18::GroupId(Str18::from_static_str("every-kip848")))
+                        .with_member_id(Str18::from_string(format!("member-v{version}")))
+                        .with_rebalance_timeout_ms(1000)
+                        .with_subscribed_topic_names(Some(vec![kp18::TopicName(
+                            Str18::from_static_str("every")
+                        )]))
+                        .with_topic_partitions(Some(Vec::new()))
+                ),
+                Kp18<kp18::ConsumerGroupHeartbeatResponse>
+            )
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            use kafka_protocol_0_18::messages as kp18;
+            use kafka_protocol_0_18::protocol::StrBytes as Str18;
+            go!(
+                Kp18(
+                    kp18::ConsumerGroupDescribeRequest::default().with_group_ids(vec![
+                        kp18::GroupId(Str18::from_static_str("every-kip848")),
+                        kp18::GroupId(Str18::from_static_str("unknown")),
+                    ])
+                ),
+                Kp18<kp18::ConsumerGroupDescribeResponse>
+            )
+        }
         ApiKey::AddPartitionsToTxn => go!(
             AddPartitionsToTxnRequest::default(),
             AddPartitionsToTxnResponse

@@ -11,6 +11,7 @@ mod broker_socket;
 mod cli;
 mod clients;
 mod conn_events;
+mod consumer_protocol;
 mod dissector_limits;
 mod export_pcapng;
 mod faults;

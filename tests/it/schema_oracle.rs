@@ -101,6 +101,8 @@ macro_rules! message_versions {
             61 => DescribeProducersRequest, DescribeProducersResponse;
             65 => DescribeTransactionsRequest, DescribeTransactionsResponse;
             66 => ListTransactionsRequest, ListTransactionsResponse;
+            68 => ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse;
+            69 => ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse;
             71 => GetTelemetrySubscriptionsRequest, GetTelemetrySubscriptionsResponse;
             72 => PushTelemetryRequest, PushTelemetryResponse;
         )
@@ -294,6 +296,15 @@ impl Gen<'_> {
     fn field(&mut self, f: &FieldDef, depth: usize) {
         let nullable = f.nullable.contains(self.version) && !self.in_tag;
         match &f.ty {
+            FieldType::Struct if nullable => {
+                // The presence byte: -1 null, 1 the struct follows.
+                if self.rng.chance(5) {
+                    self.out.push(0xff);
+                } else {
+                    self.out.push(1);
+                    self.fields(&f.children, depth + 1);
+                }
+            }
             FieldType::Struct => self.fields(&f.children, depth + 1),
             FieldType::Array(inner) => {
                 if nullable && self.rng.chance(5) {
@@ -562,6 +573,12 @@ fn struct_map(d: &Dissection, frame: &[u8], node: &Field) -> G {
                 }
             }
             m.insert("unknown_tagged_fields".into(), G::Map(unknown));
+            continue;
+        }
+        // A nullable struct's presence byte is framing, not a field.
+        if c.name().ends_with(".presence")
+            && catalog().entries[c.id.0 as usize].kind == FieldType::Int8
+        {
             continue;
         }
         m.insert(c.short_name().to_string(), field_value(d, frame, c));

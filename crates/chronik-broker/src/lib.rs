@@ -80,6 +80,11 @@ pub struct BrokerConfig {
     pub fsync_interval: std::time::Duration,
     /// How often retention is checked (Kafka's `log.retention.check.interval.ms`, 5 min).
     pub retention_check_interval: std::time::Duration,
+    /// Consumer groups of the KIP-848 protocol: how long a member may go without a heartbeat
+    /// (Kafka's `group.consumer.session.timeout.ms`, 45000) and the heartbeat interval members
+    /// are told (`group.consumer.heartbeat.interval.ms`, 5000), in ms.
+    pub consumer_session_timeout_ms: u64,
+    pub consumer_heartbeat_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -96,6 +101,8 @@ impl Default for BrokerConfig {
             fsync: log::Fsync::Never,
             fsync_interval: std::time::Duration::from_millis(1000),
             retention_check_interval: std::time::Duration::from_millis(300_000),
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::groups::GroupCoordinator;
+use super::groups::{GroupConfig, GroupCoordinator};
 use super::topics::Topics;
 use super::txn::TxnCoordinator;
 use super::BrokerConfig;
@@ -64,7 +65,16 @@ impl Shared {
             })
             .max()
             .unwrap_or(-1);
-        let groups = GroupCoordinator::new(config.data_dir.as_ref().map(|d| d.join("groups")))?;
+        let groups = GroupCoordinator::with_config(
+            config.data_dir.as_ref().map(|d| d.join("groups")),
+            GroupConfig {
+                consumer_session_timeout: Duration::from_millis(config.consumer_session_timeout_ms),
+                consumer_heartbeat_interval: Duration::from_millis(
+                    config.consumer_heartbeat_interval_ms,
+                ),
+                ..GroupConfig::default()
+            },
+        )?;
         let txns = TxnCoordinator::open(config.data_dir.as_deref())?;
         txns.recover(&topics, &groups);
         let max_pid = max_pid.max(txns.max_producer_id());

@@ -72,6 +72,10 @@ pub const DESCRIBE_PRODUCERS: i16 = 61;
 pub const DESCRIBE_TRANSACTIONS: i16 = 65;
 /// ListTransactions.
 pub const LIST_TRANSACTIONS: i16 = 66;
+/// ConsumerGroupHeartbeat (KIP-848).
+pub const CONSUMER_GROUP_HEARTBEAT: i16 = 68;
+/// ConsumerGroupDescribe (KIP-848).
+pub const CONSUMER_GROUP_DESCRIBE: i16 = 69;
 /// GetTelemetrySubscriptions.
 pub const GET_TELEMETRY_SUBSCRIPTIONS: i16 = 71;
 /// PushTelemetry.
@@ -114,6 +118,8 @@ pub const ALL: &[(i16, &str)] = &[
     (DESCRIBE_PRODUCERS, "DescribeProducers"),
     (DESCRIBE_TRANSACTIONS, "DescribeTransactions"),
     (LIST_TRANSACTIONS, "ListTransactions"),
+    (CONSUMER_GROUP_HEARTBEAT, "ConsumerGroupHeartbeat"),
+    (CONSUMER_GROUP_DESCRIBE, "ConsumerGroupDescribe"),
     (GET_TELEMETRY_SUBSCRIPTIONS, "GetTelemetrySubscriptions"),
     (PUSH_TELEMETRY, "PushTelemetry"),
 ];

@@ -482,6 +482,30 @@ impl<'a> Decoder<'a> {
         let start = self.pos;
         let nullable = f.nullable.contains(version);
         let r = match &f.ty {
+            FieldType::Struct if nullable => {
+                // A nullable struct: one presence byte (negative: null), then the struct.
+                let mut node = Field::group(f.id, start, Value::Group);
+                let r = match self.i8() {
+                    Ok(marker) => {
+                        node.children.push(Field::leaf(
+                            f.count_id,
+                            start,
+                            self.pos - start,
+                            Value::Int(i64::from(marker)),
+                        ));
+                        if marker < 0 {
+                            node.value = Value::Null;
+                            Ok(())
+                        } else {
+                            self.struct_fields(&mut node, &f.children, api, version)
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
+                node.close(self.pos);
+                parent.children.push(node);
+                r
+            }
             FieldType::Struct => {
                 let mut node = Field::group(f.id, start, Value::Group);
                 let r = self.struct_fields(&mut node, &f.children, api, version);

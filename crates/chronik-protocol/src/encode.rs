@@ -194,6 +194,16 @@ impl Encoder<'_> {
     fn field(&mut self, out: &mut Vec<u8>, f: &FieldDef, value: &Input) -> Res<()> {
         let nullable = f.nullable.contains(self.version);
         match &f.ty {
+            FieldType::Struct if nullable => match value {
+                Input::Null => {
+                    out.push(0xff);
+                    Ok(())
+                }
+                _ => {
+                    out.push(1);
+                    self.fields(out, &f.children, value)
+                }
+            },
             FieldType::Struct => self.fields(out, &f.children, value),
             FieldType::Array(inner) => {
                 let items = match value {

@@ -317,6 +317,12 @@ impl Catalog {
                     FieldType::Int32,
                     format!("Number of elements of {}", f.name),
                 )?;
+            } else if f.ty == FieldType::Struct && f.nullable != schema::Versions::NONE {
+                f.count_id = self.add(
+                    format!("{name}.presence"),
+                    FieldType::Int8,
+                    format!("Whether {} follows (1) or is null (-1)", f.name),
+                )?;
             }
             self.add_fields(&name, &mut f.children)?;
         }

@@ -157,6 +157,14 @@ impl<'a> Walk<'a, '_> {
     ) -> Res {
         let at = self.pos;
         let value = match ty {
+            // A nullable struct: its presence byte (negative: null), then the struct.
+            FieldType::Struct if f.nullable.contains(version) => {
+                if self.int(1)? < 0 {
+                    (self.visit)(f.id, Scalar::Null);
+                    return Ok(());
+                }
+                return self.fields(&f.children, api, version);
+            }
             FieldType::Struct => return self.fields(&f.children, api, version),
             FieldType::Array(inner) => {
                 let Some(n) = self.length(flexible, false)? else {

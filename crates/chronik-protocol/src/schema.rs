@@ -180,7 +180,8 @@ pub struct FieldDef {
     pub children: Vec<FieldDef>,
     /// Registry id of this field (set when the registry is built).
     pub id: super::registry::FieldId,
-    /// Registry id of the array-length prefix (arrays only).
+    /// Registry id of the array-length prefix (arrays), or of the presence byte before a
+    /// nullable struct (-1: null, 1: the struct follows).
     pub count_id: super::registry::FieldId,
 }
 
@@ -315,6 +316,14 @@ const SOURCES: &[(&str, &str)] = &[
     (
         "list_transactions",
         include_str!("schema/list_transactions.schema"),
+    ),
+    (
+        "consumer_group_heartbeat",
+        include_str!("schema/consumer_group_heartbeat.schema"),
+    ),
+    (
+        "consumer_group_describe",
+        include_str!("schema/consumer_group_describe.schema"),
     ),
     (
         "get_telemetry_subscriptions",

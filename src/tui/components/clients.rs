@@ -47,13 +47,14 @@ fn short_api(key: i16) -> String {
         "OffsetCommit" => "OCommit".into(),
         "OffsetFetch" => "OFetch".into(),
         "ListOffsets" => "LOffs".into(),
+        "ConsumerGroupHeartbeat" => "CGHb".into(),
         _ => name,
     }
 }
 
 /// `ApiV3 Meta12 Prod9 …`: the version last used per API, the interesting ones first.
 pub fn versions_text(c: &ConnInfo) -> String {
-    let order = [18i16, 3, 0, 1, 2, 10, 11, 14, 12, 8, 9, 22];
+    let order = [18i16, 3, 0, 1, 2, 10, 11, 14, 12, 68, 8, 9, 22];
     let mut keys: Vec<i16> = order
         .iter()
         .copied()

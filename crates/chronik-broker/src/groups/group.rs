@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::consumer::ConsumerGroup;
 use super::ec;
 use super::offset_log::CommittedOffset;
 use super::rebalance::Rebalance;
@@ -189,6 +190,9 @@ pub(super) struct Group {
     pub(super) pending: HashMap<String, Instant>,
     pub(super) rebalance: Option<Rebalance>,
     pub(super) offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Set for a consumer group (KIP-848, `consumer/`); its classic fields then stay unused
+    /// (no classic members, state Empty).
+    pub(super) consumer: Option<Box<ConsumerGroup>>,
 }
 
 impl Group {
@@ -205,6 +209,7 @@ impl Group {
             pending: HashMap::new(),
             rebalance: None,
             offsets: BTreeMap::new(),
+            consumer: None,
         }
     }
 
@@ -331,8 +336,25 @@ impl Group {
         }
     }
 
-    /// This group as [`GroupSnapshot`] shows it.
+    /// This group as [`GroupSnapshot`] shows it (a consumer group: its group epoch as the
+    /// generation, its members by id, state Stable while it has members).
     pub(super) fn snapshot(&self) -> GroupSnapshot {
+        if let Some(cg) = &self.consumer {
+            return GroupSnapshot {
+                group_id: self.id.clone(),
+                state: if cg.members.is_empty() {
+                    GroupState::Empty
+                } else {
+                    GroupState::Stable
+                },
+                generation: cg.epoch,
+                protocol_type: self.protocol_type.clone(),
+                protocol_name: None,
+                leader: None,
+                members: cg.members.keys().cloned().collect(),
+                committed_partitions: self.offsets.len(),
+            };
+        }
         GroupSnapshot {
             group_id: self.id.clone(),
             state: self.state,

@@ -104,6 +104,15 @@ impl Inner {
         if group.state == GroupState::Dead {
             return fail(ec::COORDINATOR_NOT_AVAILABLE);
         }
+        if let Some(cg) = &group.consumer {
+            // A consumer group (KIP-848) with members takes no classic member; an Empty one
+            // becomes a classic group, as Kafka converts it.
+            if !cg.members.is_empty() {
+                return fail(ec::INCONSISTENT_GROUP_PROTOCOL);
+            }
+            tracing::info!(group = %group_id, "group: Empty consumer group becomes a classic group");
+            group.consumer = None;
+        }
         if !group.supports_protocols(&member_id, &protocol_type, &protocols) {
             return fail(ec::INCONSISTENT_GROUP_PROTOCOL);
         }
@@ -466,7 +475,7 @@ impl Inner {
 
 /// A random (version 4 layout) UUID in text form, from the standard library's per-process
 /// random hash keys, a counter and the clock.
-fn random_uuid() -> String {
+pub(super) fn random_uuid() -> String {
     use std::hash::{BuildHasher, Hasher};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);

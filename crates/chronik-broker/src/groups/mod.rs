@@ -45,12 +45,16 @@
 //!   (`crate::txn`) and committed here only when the transaction commits; OffsetFetch's
 //!   `require_stable` (v7+) is answered by the handler from what the coordinator holds.
 //!
+//! The consumer group protocol of KIP-848 (ConsumerGroupHeartbeat, ConsumerGroupDescribe) is in
+//! `consumer/`; its groups share the map, the offsets and their persistence with classic ones.
+//!
 //! Where things are: the state machine knows no wire messages — `group.rs` (one group and its
 //! members), `rebalance.rs` (the rebalance rules and deadlines), `membership.rs` (join, sync,
 //! heartbeat, leave) and `offsets.rs` (commit, fetch, delete groups), with `offset_log.rs`
 //! for persistence; `wire.rs` turns each request at its version into calls on it and the
 //! answers into responses.
 
+pub(crate) mod consumer;
 mod group;
 mod membership;
 mod offset_delete;
@@ -71,6 +75,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+pub use consumer::{TopicImage, TopicMeta};
 use group::Group;
 pub use group::{ClientInfo, GroupSnapshot, GroupState};
 use offset_log::OffsetLog;
@@ -94,6 +99,12 @@ pub struct GroupConfig {
     pub max_session_timeout: Duration,
     /// Longest commit metadata accepted (Kafka: `offset.metadata.max.bytes`, 4096).
     pub max_metadata_bytes: usize,
+    /// How long a member of a consumer group (KIP-848) may go without a heartbeat before it is
+    /// removed (Kafka: `group.consumer.session.timeout.ms`, 45000 ms).
+    pub consumer_session_timeout: Duration,
+    /// The heartbeat interval told to consumer group members (Kafka:
+    /// `group.consumer.heartbeat.interval.ms`, 5000 ms).
+    pub consumer_heartbeat_interval: Duration,
 }
 
 impl Default for GroupConfig {
@@ -103,6 +114,8 @@ impl Default for GroupConfig {
             min_session_timeout: Duration::from_millis(6_000),
             max_session_timeout: Duration::from_millis(1_800_000),
             max_metadata_bytes: 4096,
+            consumer_session_timeout: Duration::from_millis(45_000),
+            consumer_heartbeat_interval: Duration::from_millis(5_000),
         }
     }
 }
@@ -135,7 +148,11 @@ impl Inner {
         let mut groups = self.groups();
         let mut next: Option<Instant> = None;
         for group in groups.values_mut() {
-            if let Some(t) = rules.tick(group, now) {
+            let due = match group.consumer.as_deref_mut() {
+                Some(cg) => cg.tick(&group.id, now, &self.config),
+                None => rules.tick(group, now),
+            };
+            if let Some(t) = due {
                 if next.is_none_or(|n| t < n) {
                     next = Some(t);
                 }

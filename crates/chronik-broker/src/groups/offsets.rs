@@ -5,6 +5,7 @@
 
 use tokio::time::Instant;
 
+use super::consumer::member_epoch_error;
 use super::group::{Group, GroupState};
 use super::offset_log::{CommittedOffset, LogRecord};
 use super::{ec, Inner};
@@ -57,6 +58,12 @@ impl Inner {
         } else {
             match groups.get_mut(&group_id) {
                 None => ec::ILLEGAL_GENERATION,
+                // A consumer group (KIP-848): the generation is the member epoch.
+                Some(group) if group.consumer.is_some() => {
+                    group.consumer.as_deref().map_or(ec::NONE, |cg| {
+                        member_epoch_error(cg, &member_id, generation)
+                    })
+                }
                 Some(group) if group.instance_fenced(&member_id, instance_id.as_deref()) => {
                     ec::FENCED_INSTANCE_ID
                 }
@@ -200,6 +207,9 @@ impl Inner {
                 None => ec::GROUP_ID_NOT_FOUND,
                 Some(g) if g.state == GroupState::Dead => ec::GROUP_ID_NOT_FOUND,
                 Some(g) if g.state != GroupState::Empty => ec::NON_EMPTY_GROUP,
+                Some(g) if g.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) => {
+                    ec::NON_EMPTY_GROUP
+                }
                 Some(_) => {
                     let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
                     let written = match log.as_mut() {

@@ -232,7 +232,26 @@ impl GroupCoordinator {
                 })
                 .collect(),
         };
-        let decided = self.inner.commit(commit);
+        // A member of a consumer group (KIP-848) must commit with v9+ (its member epoch as the
+        // generation), as Kafka requires.
+        let decided = if (1..9).contains(&version)
+            && commit.generation >= 0
+            && self.inner.is_consumer_group(&commit.group_id)
+        {
+            commit
+                .topics
+                .into_iter()
+                .map(|(name, parts)| {
+                    let errors = parts
+                        .iter()
+                        .map(|p| (p.partition, ec::UNSUPPORTED_VERSION))
+                        .collect();
+                    (name, errors)
+                })
+                .collect()
+        } else {
+            self.inner.commit(commit)
+        };
         let mut r = OffsetCommitResponse::default();
         r.topics = decided
             .into_iter()
@@ -270,6 +289,20 @@ impl GroupCoordinator {
                     });
                     let mut out = OffsetFetchResponseGroup::default();
                     out.group_id = g.group_id.clone();
+                    // v9+: a consumer group member's epoch is checked (KIP-848).
+                    if version >= 9 {
+                        if let Some(member) = &g.member_id {
+                            let error = self.inner.consumer_fetch_error(
+                                &str_of(&g.group_id),
+                                &str_of(member),
+                                g.member_epoch,
+                            );
+                            if error != ec::NONE {
+                                out.error_code = error;
+                                return out;
+                            }
+                        }
+                    }
                     out.topics = self
                         .inner
                         .fetch_offsets(&str_of(&g.group_id), topics)
@@ -367,7 +400,12 @@ impl GroupCoordinator {
                     i32::MIN
                 };
                 match groups.get(id.as_str()) {
+                    // A consumer group (KIP-848) is not a classic group: Kafka answers Dead
+                    // (ConsumerGroupDescribe describes it).
                     None => {
+                        d.group_state = StrBytes::from_static_str(GroupState::Dead.kafka_name());
+                    }
+                    Some(group) if group.consumer.is_some() => {
                         d.group_state = StrBytes::from_static_str(GroupState::Dead.kafka_name());
                     }
                     Some(group) => {
@@ -424,11 +462,16 @@ impl GroupCoordinator {
             Vec::new()
         };
         let groups = self.inner.groups();
+        // (state, type) as ListGroups shows them: a consumer group (KIP-848) has its own states.
+        let shown = |g: &Group| match g.consumer.as_deref() {
+            Some(cg) => (cg.state_name(), "consumer"),
+            None => (g.state.kafka_name(), "classic"),
+        };
         let mut listed: Vec<&Group> = groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
-            .filter(|g| states.is_empty() || states.contains(&g.state.kafka_name().to_lowercase()))
-            .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+            .filter(|g| states.is_empty() || states.contains(&shown(g).0.to_lowercase()))
+            .filter(|g| types.is_empty() || types.iter().any(|t| t == shown(g).1))
             .collect();
         listed.sort_by(|a, b| a.id.cmp(&b.id));
         let mut r = ListGroupsResponse::default();
@@ -440,11 +483,12 @@ impl GroupCoordinator {
                 l.group_id = GroupId(StrBytes::from_string(g.id.clone()));
                 l.protocol_type =
                     StrBytes::from_string(g.protocol_type.clone().unwrap_or_default());
+                let (state, group_type) = shown(g);
                 if version >= 4 {
-                    l.group_state = StrBytes::from_static_str(g.state.kafka_name());
+                    l.group_state = StrBytes::from_static_str(state);
                 }
                 if version >= 5 {
-                    l.group_type = StrBytes::from_static_str("classic");
+                    l.group_type = StrBytes::from_static_str(group_type);
                 }
                 l
             })

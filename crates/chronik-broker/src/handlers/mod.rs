@@ -12,6 +12,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 mod admin;
 mod api_versions;
 mod configs;
+mod consumer;
 mod fault;
 mod fetch;
 mod group;
@@ -79,6 +80,9 @@ pub(crate) const SUPPORTED: &[(i16, i16, i16)] = &[
     (api_key::DESCRIBE_CLUSTER, 0, 1),
     (api_key::INCREMENTAL_ALTER_CONFIGS, 0, 1),
     (api_key::OFFSET_DELETE, 0, 0),
+    // KIP-848; v1 from kafka-protocol 0.18.0 (see `consumer.rs`).
+    (api_key::CONSUMER_GROUP_HEARTBEAT, 0, 1),
+    (api_key::CONSUMER_GROUP_DESCRIBE, 0, 1),
     // The transaction APIs, at the end so that the APIs advertised before keep their places.
     (api_key::ADD_PARTITIONS_TO_TXN, 0, 5),
     (api_key::ADD_OFFSETS_TO_TXN, 0, 4),
@@ -259,6 +263,10 @@ pub(crate) async fn handle(
             let resp = group::offset_delete(shared, req);
             reply(&resp.with_throttle_time_ms(throttle), version)
         }
+        ApiKey::ConsumerGroupHeartbeat => {
+            consumer::heartbeat(shared, conn, header, body, version, throttle)
+        }
+        ApiKey::ConsumerGroupDescribe => consumer::describe(shared, body, version, throttle),
         ApiKey::AddPartitionsToTxn => {
             let req = decode!(AddPartitionsToTxnRequest);
             let resp = txn::add_partitions_to_txn(shared, req, version);

@@ -72,10 +72,14 @@ impl Shared {
                 consumer_heartbeat_interval: Duration::from_millis(
                     config.consumer_heartbeat_interval_ms,
                 ),
+                sync_writes: config.fsync != crate::log::Fsync::Never,
                 ..GroupConfig::default()
             },
         )?;
-        let txns = TxnCoordinator::open(config.data_dir.as_deref())?;
+        let txns = TxnCoordinator::open(
+            config.data_dir.as_deref(),
+            config.fsync != crate::log::Fsync::Never,
+        )?;
         txns.recover(&topics, &groups);
         let max_pid = max_pid.max(txns.max_producer_id());
         let advertised = config.advertise.clone().or_else(|| {

@@ -105,6 +105,9 @@ pub struct GroupConfig {
     /// The heartbeat interval told to consumer group members (Kafka:
     /// `group.consumer.heartbeat.interval.ms`, 5000 ms).
     pub consumer_heartbeat_interval: Duration,
+    /// Flush `offsets.log` to stable storage (`fdatasync`) after every write (`--fsync`
+    /// interval or always), not only hand it to the OS.
+    pub sync_writes: bool,
 }
 
 impl Default for GroupConfig {
@@ -116,6 +119,7 @@ impl Default for GroupConfig {
             max_metadata_bytes: 4096,
             consumer_session_timeout: Duration::from_millis(45_000),
             consumer_heartbeat_interval: Duration::from_millis(5_000),
+            sync_writes: false,
         }
     }
 }
@@ -201,7 +205,7 @@ impl GroupCoordinator {
         let mut groups = HashMap::new();
         let log = match &data_dir {
             Some(dir) => {
-                let (log, live, recovery) = OffsetLog::open(dir)?;
+                let (log, live, recovery) = OffsetLog::open(dir, config.sync_writes)?;
                 tracing::info!(
                     path = %log.path().display(),
                     records = recovery.records,

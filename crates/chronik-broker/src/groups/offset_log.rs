@@ -100,12 +100,17 @@ pub(crate) struct Recovery {
 pub(crate) struct OffsetLog {
     path: PathBuf,
     file: File,
+    /// `fdatasync` after every append (`--fsync` interval or always).
+    sync: bool,
 }
 
 impl OffsetLog {
     /// Opens (creating if needed) `offsets.log` in `dir`, replays it and returns the live
-    /// offsets.
-    pub(crate) fn open(dir: &Path) -> anyhow::Result<(OffsetLog, OffsetsByGroup, Recovery)> {
+    /// offsets; with `sync`, every append is flushed to stable storage before it returns.
+    pub(crate) fn open(
+        dir: &Path,
+        sync: bool,
+    ) -> anyhow::Result<(OffsetLog, OffsetsByGroup, Recovery)> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
         let path = dir.join(FILE_NAME);
@@ -152,17 +157,21 @@ impl OffsetLog {
             .append(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        Ok((OffsetLog { path, file }, live, recovery))
+        Ok((OffsetLog { path, file, sync }, live, recovery))
     }
 
     /// Appends records with one write (the OS has them before this returns, so a killed
-    /// process does not lose them).
+    /// process does not lose them; with `sync`, neither does a power loss).
     pub(crate) fn append(&mut self, records: &[LogRecord]) -> std::io::Result<()> {
         let mut buf = Vec::new();
         for record in records {
             frame(record, &mut buf);
         }
-        self.file.write_all(&buf)
+        self.file.write_all(&buf)?;
+        if self.sync {
+            self.file.sync_data()?;
+        }
+        Ok(())
     }
 
     /// Where the log lives.

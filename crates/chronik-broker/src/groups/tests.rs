@@ -1180,7 +1180,7 @@ async fn a_log_full_of_superseded_commits_is_compacted_on_open() {
         }
     }
     let before = std::fs::metadata(&path).expect("log").len();
-    let (_, live, recovery) = offset_log::OffsetLog::open(dir.path()).expect("reopen");
+    let (_, live, recovery) = offset_log::OffsetLog::open(dir.path(), true).expect("reopen");
     assert!(recovery.compacted);
     assert_eq!(recovery.records, 1500);
     let after = std::fs::metadata(&path).expect("log").len();

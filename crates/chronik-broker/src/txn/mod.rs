@@ -96,11 +96,12 @@ pub(crate) struct TxnCoordinator {
 }
 
 impl TxnCoordinator {
-    /// Opens the coordinator, with `transactions.log` under `data_dir` if given.
-    pub fn open(data_dir: Option<&Path>) -> anyhow::Result<TxnCoordinator> {
+    /// Opens the coordinator, with `transactions.log` under `data_dir` if given (flushed to
+    /// stable storage after every write with `sync`).
+    pub fn open(data_dir: Option<&Path>, sync: bool) -> anyhow::Result<TxnCoordinator> {
         let (store, metas) = match data_dir {
             Some(d) => {
-                let (s, m) = TxnStore::open(d)?;
+                let (s, m) = TxnStore::open(d, sync)?;
                 (Some(s), m)
             }
             None => (None, HashMap::new()),

@@ -17,6 +17,8 @@ pub(super) struct TxnStore {
     file: File,
     /// Lines in the file.
     lines: usize,
+    /// `fdatasync` after every append (`--fsync` interval or always).
+    sync: bool,
 }
 
 /// Lines beyond this many per id (plus a base) make the file be rewritten compacted.
@@ -25,7 +27,7 @@ const LINES_BASE: usize = 1024;
 
 impl TxnStore {
     /// Opens (or creates) the file and replays it: the latest state of each transactional id.
-    pub fn open(dir: &Path) -> std::io::Result<(TxnStore, HashMap<String, TxnMeta>)> {
+    pub fn open(dir: &Path, sync: bool) -> std::io::Result<(TxnStore, HashMap<String, TxnMeta>)> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("transactions.log");
         let text = match std::fs::read(&path) {
@@ -46,9 +48,17 @@ impl TxnStore {
                 }
             }
         }
-        let file = compact(&path, &metas)?;
+        let file = compact(&path, &metas, sync)?;
         let lines = metas.len();
-        Ok((TxnStore { path, file, lines }, metas))
+        Ok((
+            TxnStore {
+                path,
+                file,
+                lines,
+                sync,
+            },
+            metas,
+        ))
     }
 
     /// Appends a transactional id's new state (`all`: every id's state, the new one included,
@@ -61,11 +71,14 @@ impl TxnStore {
         self.file.write_all(line(meta).as_bytes()).inspect_err(|e| {
             tracing::error!(file = %self.path.display(), error = %e, "transactions.log: append failed");
         })?;
+        if self.sync {
+            self.file.sync_data()?;
+        }
         self.lines += 1;
         if self.lines > LINES_BASE + LINES_PER_ID * all.len() {
             let mut metas = all.clone();
             metas.insert(meta.transactional_id.clone(), meta.clone());
-            self.file = compact(&self.path, &metas)?;
+            self.file = compact(&self.path, &metas, self.sync)?;
             self.lines = metas.len();
         }
         Ok(())
@@ -74,7 +87,7 @@ impl TxnStore {
 
 /// Rewrites the file with one line per id (atomically, through a temporary file) and opens it
 /// for appending.
-fn compact(path: &Path, metas: &HashMap<String, TxnMeta>) -> std::io::Result<File> {
+fn compact(path: &Path, metas: &HashMap<String, TxnMeta>, sync: bool) -> std::io::Result<File> {
     let tmp = path.with_extension("log.tmp");
     {
         let mut f = File::create(&tmp)?;
@@ -83,8 +96,15 @@ fn compact(path: &Path, metas: &HashMap<String, TxnMeta>) -> std::io::Result<Fil
         for id in ids {
             f.write_all(line(&metas[id]).as_bytes())?;
         }
+        // On disk before it replaces the old file, so a power loss leaves one or the other.
+        f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
+    if sync {
+        if let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+    }
     OpenOptions::new().append(true).open(path)
 }
 
@@ -103,7 +123,7 @@ mod tests {
     fn replays_the_latest_state_and_cuts_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut store, metas) = TxnStore::open(dir.path()).unwrap();
+            let (mut store, metas) = TxnStore::open(dir.path(), true).unwrap();
             assert!(metas.is_empty());
             let mut m = TxnMeta::new("a", 1000, 60_000, 0);
             store.append(&m, &metas).unwrap();
@@ -117,7 +137,7 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"transactional_id\":\"a\",\"produ").unwrap();
         drop(f);
-        let (_store, metas) = TxnStore::open(dir.path()).unwrap();
+        let (_store, metas) = TxnStore::open(dir.path(), true).unwrap();
         assert_eq!(metas.len(), 2);
         assert_eq!(metas["a"].epoch, 3);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -127,7 +147,7 @@ mod tests {
     #[test]
     fn a_long_file_is_compacted_while_appending() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut store, mut metas) = TxnStore::open(dir.path()).unwrap();
+        let (mut store, mut metas) = TxnStore::open(dir.path(), true).unwrap();
         let mut m = TxnMeta::new("a", 1000, 60_000, 0);
         for epoch in 0..(LINES_BASE as i16 + 20) {
             m.epoch = epoch;
@@ -138,7 +158,7 @@ mod tests {
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();
         assert!(lines < 30, "{lines} lines");
         drop(store);
-        let (_store, back) = TxnStore::open(dir.path()).unwrap();
+        let (_store, back) = TxnStore::open(dir.path(), true).unwrap();
         assert_eq!(back["a"].epoch, LINES_BASE as i16 + 19);
     }
 }

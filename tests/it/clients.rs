@@ -10,10 +10,9 @@
 use crate::common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::clients::{self, Client, Job, Produced, Seen, Watched};
-use serde_json::Value as Json;
+use common::clients::{self, Client, Job, Members, Produced, Seen, Watched};
 
 /// Messages per codec.
 const PER_CODEC: u64 = 8;
@@ -337,100 +336,6 @@ fn rskafka() {
     roundtrip("rskafka", "rskafka", &[]);
 }
 
-/// The partitions of a member's latest `assigned` event.
-fn latest_assignment(events: &[Json]) -> Option<Vec<i64>> {
-    events
-        .iter()
-        .rev()
-        .find(|e| e["event"] == "assigned")
-        .map(|e| {
-            e["partitions"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|p| p[1].as_i64()).collect())
-                .unwrap_or_default()
-        })
-}
-
-/// Consumer processes whose output is collected while the test goes on.
-struct Members {
-    running: Vec<Option<clients::Running>>,
-    seen: Vec<Vec<Json>>,
-}
-
-impl Members {
-    /// Collects output for up to `wait`.
-    fn pump(&mut self, wait: Duration) {
-        let deadline = Instant::now() + wait;
-        while Instant::now() < deadline {
-            let mut any = false;
-            for (m, s) in self.running.iter().zip(self.seen.iter_mut()) {
-                if let Some(m) = m {
-                    for ev in m.events.try_iter() {
-                        any = true;
-                        s.push(ev);
-                    }
-                }
-            }
-            for (m, s) in self.running.iter().zip(self.seen.iter()) {
-                if let (Some(m), Some(err)) = (m, s.iter().find(|e| e["event"] == "error")) {
-                    panic!("{} failed: {err}", m.describe);
-                }
-            }
-            if !any {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-
-    /// Pumps until `done` holds, or panics with `what` after `limit`.
-    fn until(&mut self, limit: Duration, what: &str, done: impl Fn(&Members) -> bool) {
-        let deadline = Instant::now() + limit;
-        while !done(self) {
-            assert!(
-                Instant::now() < deadline,
-                "{what} (within {limit:?}); assignments: {:?}",
-                self.seen
-                    .iter()
-                    .map(|s| latest_assignment(s))
-                    .collect::<Vec<_>>()
-            );
-            self.pump(Duration::from_millis(100));
-        }
-    }
-
-    /// Records consumed by all members so far.
-    fn consumed(&self) -> u64 {
-        self.seen
-            .iter()
-            .flatten()
-            .filter(|e| e["event"] == "consumed")
-            .count() as u64
-    }
-
-    /// Waits for member `n` to exit (after its stop file appeared) and checks it.
-    fn finish(&mut self, n: usize) -> clients::Finished {
-        let running = self.running[n].take().expect("member still running");
-        running.finish(std::mem::take(&mut self.seen[n]))
-    }
-}
-
-/// Whether the latest assignments of the running members split the four partitions: each holds
-/// at least one, none twice, all four held.
-fn split_four(m: &Members) -> bool {
-    let mut all: Vec<i64> = Vec::new();
-    for (r, s) in m.running.iter().zip(m.seen.iter()) {
-        if r.is_none() {
-            continue;
-        }
-        match latest_assignment(s) {
-            Some(a) if !a.is_empty() => all.extend(a),
-            _ => return false,
-        }
-    }
-    all.sort();
-    all == [0, 1, 2, 3]
-}
-
 /// Members of one group (one per client named, in that order) on a four-partition topic split
 /// the partitions and consume every message exactly once; then the last member leaves
 /// (committing) and the others take over its partitions and resume from its commits: still
@@ -469,22 +374,21 @@ pub(crate) fn group_members_with(test: &str, names: &[&str], broker_args: &[&str
     let stops: Vec<_> = (0..n)
         .map(|i| dir.path().join(format!("stop-{i}")))
         .collect();
-    let mut members = Members {
-        running: clients
+    let mut members = Members::new(
+        clients
             .iter()
             .zip(&stops)
             .map(|(client, stop)| {
                 let arg = format!("stop_file={}", stop.display());
                 let job = Job::consume(&topic, &group, 0).with(arg);
-                Some(clients::spawn(client, &bootstrap, &job))
+                clients::spawn(client, &bootstrap, &job)
             })
             .collect(),
-        seen: vec![Vec::new(); n],
-    };
+    );
     members.until(
         Duration::from_secs(30),
         &format!("{test}: the {n} members never split the four partitions between them"),
-        split_four,
+        Members::split_four,
     );
 
     let run = clients::run(
@@ -498,13 +402,9 @@ pub(crate) fn group_members_with(test: &str, names: &[&str], broker_args: &[&str
         &format!("{test}: not all of {} messages arrived", 2 * BATCH),
         |m| m.consumed() >= 2 * BATCH,
     );
-    members.pump(Duration::from_secs(1)); // duplicates would show up now
-    let shares: Vec<u64> = members
-        .seen
-        .iter()
-        .map(|s| s.iter().filter(|e| e["event"] == "consumed").count() as u64)
-        .collect();
-    let assignments: Vec<_> = members.seen.iter().map(|s| latest_assignment(s)).collect();
+    members.linger(Duration::from_secs(1)); // duplicates would show up now
+    let shares: Vec<u64> = (0..n).map(|i| members.consumed_by(i)).collect();
+    let assignments: Vec<_> = (0..n).map(|i| members.assignment(i)).collect();
 
     // The last member leaves; the others must take over all four partitions.
     std::fs::write(&stops[n - 1], b"stop").expect("stop file");
@@ -513,7 +413,7 @@ pub(crate) fn group_members_with(test: &str, names: &[&str], broker_args: &[&str
     members.until(
         Duration::from_secs(30),
         &format!("{test}: the others did not take over all partitions after the last member left"),
-        split_four,
+        Members::split_four,
     );
     let run = clients::run(
         producer,
@@ -526,7 +426,7 @@ pub(crate) fn group_members_with(test: &str, names: &[&str], broker_args: &[&str
         &format!("{test}: the third batch did not arrive"),
         |m| m.consumed() + got_leaver.len() as u64 >= 3 * BATCH,
     );
-    members.pump(Duration::from_secs(1));
+    members.linger(Duration::from_secs(1));
     let mut all = got_leaver;
     for (i, stop) in stops.iter().enumerate().take(n - 1) {
         std::fs::write(stop, b"stop").expect("stop file");

@@ -12,7 +12,7 @@ use crate::common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::clients::{self, Client, Consumed, Job, Produced, Running, Watched};
+use common::clients::{self, Client, Consumed, Job, Members, Produced, Watched};
 use serde_json::Value as Json;
 
 /// Messages per produced batch.
@@ -37,110 +37,12 @@ fn kip848_member<'a>(topic: &'a str, group: &'a str, stop: &std::path::Path) -> 
         .with(format!("stop_file={}", stop.display()))
 }
 
-/// Running members and what each printed so far.
-struct Members {
-    running: Vec<Option<Running>>,
-    seen: Vec<Vec<Json>>,
+/// What only these tests do with members.
+trait Kill {
+    fn kill(&mut self, i: usize) -> Vec<Json>;
 }
 
-impl Members {
-    fn new(running: Vec<Running>) -> Members {
-        let n = running.len();
-        Members {
-            running: running.into_iter().map(Some).collect(),
-            seen: vec![Vec::new(); n],
-        }
-    }
-
-    /// Collects output for a moment; a member's error event fails the test.
-    fn pump(&mut self) {
-        let mut any = false;
-        for (m, s) in self.running.iter().zip(self.seen.iter_mut()) {
-            if let Some(m) = m {
-                for ev in m.events.try_iter() {
-                    any = true;
-                    if ev["event"] == "error" {
-                        panic!("{} failed: {ev}", m.describe);
-                    }
-                    s.push(ev);
-                }
-            }
-        }
-        if !any {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Pumps until `done` holds, or panics with `what` after `limit`.
-    fn until(&mut self, limit: Duration, what: &str, done: impl Fn(&Members) -> bool) {
-        let deadline = Instant::now() + limit;
-        while !done(self) {
-            assert!(
-                Instant::now() < deadline,
-                "{what} (within {limit:?}); assignments: {:?}; consumed: {:?}",
-                (0..self.seen.len())
-                    .map(|i| self.assignment(i))
-                    .collect::<Vec<_>>(),
-                (0..self.seen.len())
-                    .map(|i| self.consumed(i))
-                    .collect::<Vec<_>>()
-            );
-            self.pump();
-        }
-    }
-
-    /// Pumps for `wait` (duplicates would show up meanwhile).
-    fn linger(&mut self, wait: Duration) {
-        let deadline = Instant::now() + wait;
-        while Instant::now() < deadline {
-            self.pump();
-        }
-    }
-
-    /// The partitions of member `i`'s latest `assigned` event.
-    fn assignment(&self, i: usize) -> Option<BTreeSet<i64>> {
-        self.seen[i]
-            .iter()
-            .rev()
-            .find(|e| e["event"] == "assigned")
-            .map(|e| {
-                e["partitions"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|p| p[1].as_i64()).collect())
-                    .unwrap_or_default()
-            })
-    }
-
-    fn consumed(&self, i: usize) -> u64 {
-        self.seen[i]
-            .iter()
-            .filter(|e| e["event"] == "consumed")
-            .count() as u64
-    }
-
-    /// Whether the running members' assignments split the four partitions (each holds some,
-    /// none twice, all four held).
-    fn split_four(&self) -> bool {
-        let mut all: Vec<i64> = Vec::new();
-        for i in 0..self.seen.len() {
-            if self.running[i].is_none() {
-                continue;
-            }
-            match self.assignment(i) {
-                Some(a) if !a.is_empty() => all.extend(a),
-                _ => return false,
-            }
-        }
-        all.sort();
-        all == [0, 1, 2, 3]
-    }
-
-    /// Waits for member `i` to exit (its stop file was written) and checks it.
-    fn finish(&mut self, i: usize) -> clients::Finished {
-        let running = self.running[i].take().expect("member still running");
-        running.finish(std::mem::take(&mut self.seen[i]))
-    }
-
+impl Kill for Members {
     /// Kills member `i` with SIGKILL; what it printed.
     fn kill(&mut self, i: usize) -> Vec<Json> {
         let mut running = self.running[i].take().expect("member still running");
@@ -235,10 +137,10 @@ fn kip848_two_members_then_one_leaves() {
             "{test}: not all of the first {} messages arrived",
             2 * BATCH
         ),
-        |m| m.consumed(0) + m.consumed(1) >= 2 * BATCH,
+        |m| m.consumed_by(0) + m.consumed_by(1) >= 2 * BATCH,
     );
     members.linger(Duration::from_secs(1));
-    let shares = [members.consumed(0), members.consumed(1)];
+    let shares = [members.consumed_by(0), members.consumed_by(1)];
     // The clients table (as the TUI's clients view has it) lists the members' coordinator
     // connections with the heartbeat's version, and the stall detector finds them healthy.
     let reply: Json = serde_json::from_str(&broker.broker.command("clients")).expect("JSON reply");
@@ -276,7 +178,7 @@ fn kip848_two_members_then_one_leaves() {
     members.until(
         Duration::from_secs(30),
         &format!("{test}: the third batch did not arrive"),
-        |m| m.consumed(0) + before >= 3 * BATCH,
+        |m| m.consumed_by(0) + before >= 3 * BATCH,
     );
     members.linger(Duration::from_secs(1));
     std::fs::write(&stops[0], b"stop").expect("stop file");
@@ -321,7 +223,7 @@ fn kip848_killed_member_times_out() {
     members.until(
         Duration::from_secs(30),
         &format!("{test}: the first member did not read the first batch"),
-        |m| m.consumed(0) >= BATCH,
+        |m| m.consumed_by(0) >= BATCH,
     );
     // Member 1 joins: the partitions are split.
     members.running.push(Some(clients::spawn(
@@ -356,7 +258,7 @@ fn kip848_killed_member_times_out() {
     members.until(
         Duration::from_secs(30),
         &format!("{test}: the survivor did not read the second batch"),
-        |m| m.consumed(1) >= BATCH,
+        |m| m.consumed_by(1) >= BATCH,
     );
     members.linger(Duration::from_secs(1));
     std::fs::write(&stops[1], b"stop").expect("stop file");
@@ -481,7 +383,7 @@ fn kip848_regex_subscription_range_assignor_and_describe() {
     members.until(
         Duration::from_secs(30),
         &format!("{test}: the member did not read both matching topics"),
-        |m| m.consumed(0) >= 16,
+        |m| m.consumed_by(0) >= 16,
     );
 
     let run = clients::run(
@@ -527,7 +429,7 @@ fn kip848_regex_subscription_range_assignor_and_describe() {
     members.until(
         Duration::from_secs(30),
         &format!("{test}: the member did not read the new matching topic"),
-        |m| m.consumed(0) >= 24,
+        |m| m.consumed_by(0) >= 24,
     );
     members.linger(Duration::from_secs(1));
     std::fs::write(&stop, b"stop").expect("stop file");
@@ -615,7 +517,7 @@ fn kip848_static_member_comes_back() {
     members.until(
         Duration::from_secs(30),
         &format!("{test}: the first batch did not arrive"),
-        |m| m.consumed(0) + m.consumed(1) >= BATCH,
+        |m| m.consumed_by(0) + m.consumed_by(1) >= BATCH,
     );
     let reserved = members
         .assignment(0)
@@ -647,7 +549,7 @@ fn kip848_static_member_comes_back() {
     members.until(
         Duration::from_secs(30),
         &format!("{test}: the second batch did not arrive"),
-        |m| before + m.consumed(1) + m.consumed(2) >= 2 * BATCH,
+        |m| before + m.consumed_by(1) + m.consumed_by(2) >= 2 * BATCH,
     );
     members.linger(Duration::from_secs(1));
     let dynamic_assignments: Vec<usize> = members.seen[1][seen_before_leave..]

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::log::Fsync;
+use crate::log::{Fsync, PartitionLog};
 use crate::state::Shared;
 use crate::topic_config;
-use crate::topics::Topics;
+use crate::topics::{Topic, Topics};
 
 /// One retention pass over every partition at `now_ms`; returns how many log start offsets
 /// moved.
@@ -21,41 +21,40 @@ pub(crate) fn retention_pass(topics: &Topics, now_ms: i64) -> usize {
         if !r.delete {
             continue;
         }
-        let parts = t
-            .partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for (i, p) in parts.iter().enumerate() {
-            let mut log = p.lock().unwrap_or_else(|e| e.into_inner());
-            match log.apply_retention(&r, now_ms) {
-                Ok(Some(start)) => {
-                    moved += 1;
-                    tracing::info!(topic = %t.name, partition = i, log_start_offset = start,
-                        "retention removed old segments");
-                }
-                Ok(None) => {}
-                Err(e) => tracing::error!(topic = %t.name, partition = i, error = %e,
-                    "retention could not remove segments"),
+        each_log(&t, |i, log| match log.apply_retention(&r, now_ms) {
+            Ok(Some(start)) => {
+                moved += 1;
+                tracing::info!(topic = %t.name, partition = i, log_start_offset = start,
+                    "retention removed old segments");
             }
-        }
+            Ok(None) => {}
+            Err(e) => tracing::error!(topic = %t.name, partition = i, error = %e,
+                "retention could not remove segments"),
+        });
     }
     moved
+}
+
+/// Calls `f` with each partition's index and log, one log locked at a time.
+fn each_log(t: &Topic, mut f: impl FnMut(usize, &mut PartitionLog)) {
+    let parts = t
+        .partitions
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for (i, p) in parts.iter().enumerate() {
+        f(i, &mut p.lock().unwrap_or_else(|e| e.into_inner()));
+    }
 }
 
 /// Flushes every log with unsynced writes.
 fn fsync_pass(topics: &Topics) {
     for t in topics.all() {
-        let parts = t
-            .partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for (i, p) in parts.iter().enumerate() {
-            if let Err(e) = p.lock().unwrap_or_else(|e| e.into_inner()).sync() {
+        each_log(&t, |i, log| {
+            if let Err(e) = log.sync() {
                 tracing::error!(topic = %t.name, partition = i, error = %e, "fsync failed");
             }
-        }
+        });
     }
 }
 

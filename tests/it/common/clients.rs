@@ -858,3 +858,117 @@ impl Drop for Watched {
         }
     }
 }
+
+/// Consumer processes of one group whose output is collected while a test goes on: the
+/// members, each running until it is finished, and the events each printed so far.
+pub struct Members {
+    pub running: Vec<Option<Running>>,
+    pub seen: Vec<Vec<Json>>,
+}
+
+impl Members {
+    pub fn new(running: Vec<Running>) -> Members {
+        let n = running.len();
+        Members {
+            running: running.into_iter().map(Some).collect(),
+            seen: vec![Vec::new(); n],
+        }
+    }
+
+    /// Collects what the members printed (waiting a moment when there was nothing); a
+    /// member's error event fails the test.
+    pub fn pump(&mut self) {
+        let mut any = false;
+        for (m, s) in self.running.iter().zip(self.seen.iter_mut()) {
+            if let Some(m) = m {
+                for ev in m.events.try_iter() {
+                    any = true;
+                    if ev["event"] == "error" {
+                        panic!("{} failed: {ev}", m.describe);
+                    }
+                    s.push(ev);
+                }
+            }
+        }
+        if !any {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Pumps until `done` holds, or panics with `what`, the assignments and what each member
+    /// consumed, after `limit`.
+    pub fn until(&mut self, limit: Duration, what: &str, done: impl Fn(&Members) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "{what} (within {limit:?}); assignments: {:?}; consumed: {:?}",
+                (0..self.seen.len())
+                    .map(|i| self.assignment(i))
+                    .collect::<Vec<_>>(),
+                (0..self.seen.len())
+                    .map(|i| self.consumed_by(i))
+                    .collect::<Vec<_>>()
+            );
+            self.pump();
+        }
+    }
+
+    /// Pumps for `wait` (duplicates would show up meanwhile).
+    pub fn linger(&mut self, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            self.pump();
+        }
+    }
+
+    /// The partitions of member `i`'s latest `assigned` event.
+    pub fn assignment(&self, i: usize) -> Option<BTreeSet<i64>> {
+        self.seen[i]
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "assigned")
+            .map(|e| {
+                e["partitions"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|p| p[1].as_i64()).collect())
+                    .unwrap_or_default()
+            })
+    }
+
+    /// Records member `i` consumed so far.
+    pub fn consumed_by(&self, i: usize) -> u64 {
+        self.seen[i]
+            .iter()
+            .filter(|e| e["event"] == "consumed")
+            .count() as u64
+    }
+
+    /// Records all members consumed so far.
+    pub fn consumed(&self) -> u64 {
+        (0..self.seen.len()).map(|i| self.consumed_by(i)).sum()
+    }
+
+    /// Whether the running members' assignments split four partitions: each holds some, none
+    /// twice, all four held.
+    pub fn split_four(&self) -> bool {
+        let mut all: Vec<i64> = Vec::new();
+        for i in 0..self.seen.len() {
+            if self.running[i].is_none() {
+                continue;
+            }
+            match self.assignment(i) {
+                Some(a) if !a.is_empty() => all.extend(a),
+                _ => return false,
+            }
+        }
+        all.sort();
+        all == [0, 1, 2, 3]
+    }
+
+    /// Waits for member `i` to exit (its stop file was written) and checks it.
+    pub fn finish(&mut self, i: usize) -> Finished {
+        let running = self.running[i].take().expect("member still running");
+        running.finish(std::mem::take(&mut self.seen[i]))
+    }
+}

@@ -9,7 +9,7 @@ use kafka_protocol_0_18::messages::{ConsumerGroupDescribeRequest, ConsumerGroupH
 use kafka_protocol_0_18::protocol::{Decodable, Encodable};
 
 use super::Outcome;
-use crate::groups::{ClientInfo, TopicImage, TopicMeta};
+use crate::groups::{TopicImage, TopicMeta};
 use crate::state::{Conn, Shared};
 
 /// The broker's topics now, as the consumer protocol sees them.
@@ -60,14 +60,7 @@ pub(super) fn heartbeat(
         Ok(r) => r,
         Err(e) => return Outcome::Close(format!("decoding the request body: {e}")),
     };
-    let client = ClientInfo {
-        client_id: header
-            .client_id
-            .as_ref()
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
-        client_host: format!("/{}", conn.peer_ip),
-    };
+    let client = super::group::client_info(conn, header);
     let resp = shared
         .groups
         .consumer_group_heartbeat(req, version, &topic_image(shared), client);

@@ -20,15 +20,22 @@ pub(super) async fn join_group(
     req: JoinGroupRequest,
     version: i16,
 ) -> JoinGroupResponse {
-    let client = ClientInfo {
+    shared
+        .groups
+        .join_group_from(req, version, client_info(conn, header))
+        .await
+}
+
+/// Who is asking, as a group's member list shows it: the client id and `/IP`, as Kafka.
+pub(super) fn client_info(conn: &Conn, header: &RequestHeader) -> ClientInfo {
+    ClientInfo {
         client_id: header
             .client_id
             .as_ref()
             .map(|c| c.to_string())
             .unwrap_or_default(),
         client_host: format!("/{}", conn.peer_ip),
-    };
-    shared.groups.join_group_from(req, version, client).await
+    }
 }
 
 /// FindCoordinator: this broker coordinates every group (and transaction), at the address this

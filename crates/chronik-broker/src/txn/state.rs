@@ -299,6 +299,21 @@ impl TxnMeta {
         partition: &(String, i32),
         abortable: bool,
     ) -> Result<(), i16> {
+        self.check_writer(producer_id, epoch)?;
+        if self.state == TxnState::Ongoing && self.partitions.contains(partition) {
+            Ok(())
+        } else if abortable {
+            Err(ec::TRANSACTION_ABORTABLE)
+        } else {
+            Err(ec::INVALID_TXN_STATE)
+        }
+    }
+
+    /// What a write into the transaction (a produce, staged offsets) checks first: the
+    /// producer's id and epoch (a fenced one is INVALID_PRODUCER_EPOCH here, as Kafka's
+    /// partition leader says it), then that the transaction is not ending
+    /// (CONCURRENT_TRANSACTIONS).
+    fn check_writer(&self, producer_id: i64, epoch: i16) -> Result<(), i16> {
         self.check_producer(producer_id, epoch).map_err(|e| {
             if e == ec::PRODUCER_FENCED {
                 ec::INVALID_PRODUCER_EPOCH
@@ -309,13 +324,7 @@ impl TxnMeta {
         if self.preparing() {
             return Err(ec::CONCURRENT_TRANSACTIONS);
         }
-        if self.state == TxnState::Ongoing && self.partitions.contains(partition) {
-            Ok(())
-        } else if abortable {
-            Err(ec::TRANSACTION_ABORTABLE)
-        } else {
-            Err(ec::INVALID_TXN_STATE)
-        }
+        Ok(())
     }
 
     /// TxnOffsetCommit: keeps the offsets until the transaction ends. The group must have been
@@ -329,16 +338,7 @@ impl TxnMeta {
         abortable: bool,
         now_ms: i64,
     ) -> Result<(), i16> {
-        self.check_producer(producer_id, epoch).map_err(|e| {
-            if e == ec::PRODUCER_FENCED {
-                ec::INVALID_PRODUCER_EPOCH
-            } else {
-                e
-            }
-        })?;
-        if self.preparing() {
-            return Err(ec::CONCURRENT_TRANSACTIONS);
-        }
+        self.check_writer(producer_id, epoch)?;
         let pending = match self.groups.get_mut(group) {
             Some(p) if self.state == TxnState::Ongoing => p,
             _ if abortable => return Err(ec::TRANSACTION_ABORTABLE),

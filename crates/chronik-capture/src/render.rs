@@ -367,6 +367,24 @@ impl Serialize for FrameJson<'_> {
     }
 }
 
+impl FrameJson<'_> {
+    /// The same object as its `Serialize`, written straight into `out`.
+    fn write(&self, out: &mut String) {
+        out.push_str("{\"error\":");
+        // Through a value, whose keys are sorted as everywhere else in the line (the error's
+        // own order is its fields').
+        push_serialized(
+            out,
+            &serde_json::to_value(&self.d.error).unwrap_or_default(),
+        );
+        out.push_str(",\"frame_hex\":\"");
+        push_hex(out, self.frame);
+        out.push_str("\",\"tree\":");
+        FieldJson(&self.d.root).write(out);
+        out.push('}');
+    }
+}
+
 /// One field in JSON with its children: registry name, byte offset and length (in buffer
 /// `buffer` when not the frame itself: a decompressed record set), and its value. Keys in
 /// alphabetical order.
@@ -406,6 +424,117 @@ impl Serialize for FieldJson<'_> {
     }
 }
 
+impl FieldJson<'_> {
+    /// The same object as its `Serialize` (keys in the same order), written straight into
+    /// `out`: names (ASCII letters, digits, `_` and `.`, as the registry has them), numbers and
+    /// spans need no escaping, the rest goes through serde_json.
+    fn write(&self, out: &mut String) {
+        let f = self.0;
+        out.push('{');
+        if f.buffer != 0 {
+            out.push_str("\"buffer\":");
+            push_int(out, i64::from(f.buffer));
+            out.push(',');
+        }
+        if let Value::Bytes { start, len } = &f.value {
+            out.push_str("\"bytes\":{\"len\":");
+            push_int(out, i64::from(*len));
+            out.push_str(",\"start\":");
+            push_int(out, i64::from(*start));
+            out.push_str("},");
+        }
+        if !f.children.is_empty() {
+            out.push_str("\"children\":[");
+            for (i, c) in f.children.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                FieldJson(c).write(out);
+            }
+            out.push_str("],");
+        }
+        if let Value::Element(i) = &f.value {
+            out.push_str("\"index\":");
+            push_int(out, i64::from(*i));
+            out.push(',');
+        }
+        out.push_str("\"len\":");
+        push_int(out, i64::from(f.len));
+        out.push_str(",\"name\":\"");
+        out.push_str(f.name());
+        out.push('"');
+        if let Some(n) = &f.note {
+            out.push_str(",\"note\":");
+            push_json_str(out, n);
+        }
+        out.push_str(",\"offset\":");
+        push_int(out, i64::from(f.offset));
+        match &f.value {
+            Value::Group | Value::Element(_) | Value::Bytes { .. } => {}
+            Value::Int(i) => {
+                out.push_str(",\"value\":");
+                push_int(out, *i);
+            }
+            Value::Float(x) => {
+                out.push_str(",\"value\":");
+                push_serialized(out, &serde_json::Number::from_f64(*x));
+            }
+            Value::Bool(b) => out.push_str(if *b {
+                ",\"value\":true"
+            } else {
+                ",\"value\":false"
+            }),
+            Value::Str(v) | Value::Uuid(v) => {
+                out.push_str(",\"value\":");
+                push_json_str(out, v);
+            }
+            Value::Null => out.push_str(",\"value\":null"),
+        }
+        out.push('}');
+    }
+}
+
+/// An integer in decimal, as serde_json writes it (without the formatting machinery).
+fn push_int(out: &mut String, v: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push('-');
+    }
+    for d in &digits[at..] {
+        out.push(char::from(*d));
+    }
+}
+
+/// A JSON string: as it stands when nothing in it needs escaping (as serde_json decides:
+/// control characters, `"` and `\\`), else serde_json's escaping.
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        push_serialized(out, s);
+    }
+}
+
+/// A value as serde_json writes it.
+fn push_serialized<T: Serialize + ?Sized>(out: &mut String, v: &T) {
+    match serde_json::to_string(v) {
+        Ok(text) => out.push_str(&text),
+        Err(_) => out.push_str("null"),
+    }
+}
+
 /// A field's children as a JSON array.
 struct Children<'a>(&'a [Field]);
 
@@ -429,13 +558,19 @@ impl Serialize for BytesSpan {
 
 /// Bytes as lower-case hex, two digits each.
 pub fn hex(b: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(DIGITS[usize::from(x >> 4)] as char);
-        s.push(DIGITS[usize::from(x & 15)] as char);
-    }
+    push_hex(&mut s, b);
     s
+}
+
+/// [`hex`], appended to `out`.
+fn push_hex(out: &mut String, b: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(b.len() * 2);
+    for x in b {
+        out.push(DIGITS[usize::from(x >> 4)] as char);
+        out.push(DIGITS[usize::from(x & 15)] as char);
+    }
 }
 
 /// An exchange as one JSON object: its metadata, its lint findings, and each frame's hex, tree
@@ -472,12 +607,12 @@ impl Serialize for JsonEntry<'_> {
     }
 }
 
-impl Serialize for ExchangeJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl ExchangeJson<'_> {
+    /// The object's entries, sorted by key: the exchange's metadata as serde makes it, the
+    /// API name, latency and lint, and each frame.
+    fn entries(&self) -> Result<Vec<(String, JsonEntry<'_>)>, serde_json::Error> {
         let ex = self.ex;
-        let serde_json::Value::Object(meta) =
-            serde_json::to_value(ex).map_err(serde::ser::Error::custom)?
-        else {
+        let serde_json::Value::Object(meta) = serde_json::to_value(ex)? else {
             return Err(serde::ser::Error::custom("an exchange is a JSON object"));
         };
         let mut entries: Vec<(String, JsonEntry<'_>)> = meta
@@ -503,6 +638,33 @@ impl Serialize for ExchangeJson<'_> {
             entries.push(("response".into(), JsonEntry::Frame(FrameJson { d, frame })));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
+    }
+
+    /// The object as its `Serialize` writes it, written straight into `out` (the frames by
+    /// [`FrameJson::write`]).
+    fn write(&self, out: &mut String) -> Result<(), serde_json::Error> {
+        let entries = self.entries()?;
+        out.push('{');
+        for (i, (k, v)) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_str(out, k);
+            out.push(':');
+            match v {
+                JsonEntry::Value(v) => push_serialized(out, v),
+                JsonEntry::Frame(f) => f.write(out),
+            }
+        }
+        out.push('}');
+        Ok(())
+    }
+}
+
+impl Serialize for ExchangeJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let entries = self.entries().map_err(serde::ser::Error::custom)?;
         let mut m = s.serialize_map(Some(entries.len()))?;
         for (k, v) in &entries {
             m.serialize_entry(k, v)?;
@@ -522,9 +684,14 @@ pub fn json(ex: &Exchange) -> serde_json::Value {
     serde_json::to_value(ExchangeJson::new(ex)).unwrap_or_else(|_| json!({}))
 }
 
-/// [`json()`] as its one line of text, written as it is serialized (no value tree in between).
+/// [`json()`] as its one line of text, written straight (no value tree in between; the frames'
+/// trees by hand, their names and hex needing no escaping).
 pub fn json_line(ex: &Exchange) -> String {
-    serde_json::to_string(&ExchangeJson::new(ex)).unwrap_or_else(|_| "{}".into())
+    let mut out = String::with_capacity(8 * ex.size() + 512);
+    match ExchangeJson::new(ex).write(&mut out) {
+        Ok(()) => out,
+        Err(_) => "{}".into(),
+    }
 }
 
 #[cfg(test)]
@@ -604,6 +771,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn integers_are_written_as_serde_json_writes_them() {
+        for v in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            4096,
+            i64::from(u32::MAX),
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut out = String::new();
+            push_int(&mut out, v);
+            assert_eq!(out, serde_json::to_string(&v).unwrap());
+        }
+    }
+
     /// The JSON line, written as it is serialized, is the JSON value's text, and its trees
     /// list every field of the full dissection in order with its name, span and value.
     #[test]
@@ -649,5 +836,17 @@ mod tests {
             assert_eq!(v["api_name"], "Produce");
             assert!(v.get("response").is_none());
         }
+        // Strings that need escaping (a client id, a note, a string field) and a response that
+        // does not decode: still the value's text.
+        let mut ex = produce(9, vec![0; 30]);
+        ex.client_id = Some("q\"\\\n\u{1}é".into());
+        ex.notes.push("note \"quoted\"\tand tabbed".into());
+        ex.response = Some(vec![0, 0, 0, 6, 0, 0, 0, 1, 0xff, 0xff]);
+        let text = json_line(&ex);
+        assert_eq!(text, json(&ex).to_string());
+        assert!(
+            text.contains("\\\"quoted\\\"") && text.contains("\\u0001"),
+            "{text}"
+        );
     }
 }

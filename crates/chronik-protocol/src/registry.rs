@@ -287,6 +287,15 @@ impl Catalog {
         if self.by_name.contains_key(name.as_str()) {
             return Err(format!("field name {name} registered twice"));
         }
+        // Names are written into JSON and filters as they stand.
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        {
+            return Err(format!(
+                "field name {name:?}: only ASCII letters, digits, _ and ."
+            ));
+        }
         let name: &'static str = Box::leak(name.into_boxed_str());
         let short = name.rsplit('.').next().unwrap_or(name);
         let id = FieldId(self.entries.len() as u32);

@@ -10,6 +10,13 @@ pub const MAGIC_OFFSET: usize = 16;
 pub const BATCH_CRC_OFFSET: usize = 17;
 /// Where the CRC-32C coverage of a magic-2 batch starts (the attributes field).
 pub const BATCH_CRC_START: usize = 21;
+/// Attributes bit of a transactional batch.
+pub const TRANSACTIONAL: i16 = 0x10;
+/// Attributes bit of a control batch (transaction markers).
+pub const CONTROL: i16 = 0x20;
+/// Control record types, the second int16 of a control record's key.
+pub const CONTROL_ABORT: i16 = 0;
+pub const CONTROL_COMMIT: i16 = 1;
 
 /// The fixed header of a magic-2 record batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,10 +80,10 @@ impl BatchHeader {
         self.attributes & 0x08 != 0
     }
     pub fn is_transactional(&self) -> bool {
-        self.attributes & 0x10 != 0
+        self.attributes & TRANSACTIONAL != 0
     }
     pub fn is_control(&self) -> bool {
-        self.attributes & 0x20 != 0
+        self.attributes & CONTROL != 0
     }
     /// Offset of the last record; `None` when base offset and delta (both the sender's
     /// numbers) add up past `i64::MAX` (or below `i64::MIN`).
@@ -196,9 +203,114 @@ pub fn split(set: &[u8]) -> Vec<Entry> {
     out
 }
 
+/// A zigzag varint at `*pos`, moving past it; `None` when it runs off the end or past 64 bits.
+fn read_varint(b: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut x: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        x |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((x >> 1) as i64) ^ -((x & 1) as i64));
+        }
+    }
+    None
+}
+
+/// The type ([`CONTROL_ABORT`], [`CONTROL_COMMIT`]) and coordinator epoch of a control batch's
+/// first record (uncompressed, as control batches are): its key is `version i16, type i16`,
+/// its value `version i16, coordinator epoch i32` (-1 when the value is shorter).
+pub fn control_record(b: &[u8]) -> Option<(i16, i32)> {
+    let mut pos = BATCH_HEADER_LEN;
+    let _len = read_varint(b, &mut pos)?;
+    pos += 1; // attributes
+    read_varint(b, &mut pos)?; // timestamp delta
+    read_varint(b, &mut pos)?; // offset delta
+    let key_len = usize::try_from(read_varint(b, &mut pos)?).ok()?;
+    let key = b.get(pos..pos.checked_add(key_len)?)?;
+    pos += key_len;
+    if key.len() < 4 {
+        return None;
+    }
+    let kind = i16::from_be_bytes([key[2], key[3]]);
+    let value_len = read_varint(b, &mut pos)?;
+    let epoch = if value_len >= 6 {
+        b.get(pos + 2..pos + 6)
+            .map(|v| i32::from_be_bytes([v[0], v[1], v[2], v[3]]))
+            .unwrap_or(-1)
+    } else {
+        -1
+    };
+    Some((kind, epoch))
+}
+
+/// A COMMIT or ABORT marker as Kafka writes it: a control batch (transactional + control, base
+/// offset 0 to be assigned on append, base sequence -1) of one record whose key is
+/// `version 0, type` and whose value is `version 0, coordinator epoch`, CRC filled in.
+pub fn marker_batch(
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    partition_leader_epoch: i32,
+    now_ms: i64,
+) -> Vec<u8> {
+    use crate::encode::varint;
+    let mut record = Vec::with_capacity(24);
+    record.push(0); // attributes
+    varint(&mut record, 0); // timestamp delta
+    varint(&mut record, 0); // offset delta
+    varint(&mut record, 4);
+    record.extend_from_slice(&0i16.to_be_bytes());
+    let kind = if commit {
+        CONTROL_COMMIT
+    } else {
+        CONTROL_ABORT
+    };
+    record.extend_from_slice(&kind.to_be_bytes());
+    varint(&mut record, 6);
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    varint(&mut record, 0); // headers
+    let mut records = Vec::with_capacity(record.len() + 2);
+    varint(&mut records, record.len() as i64);
+    records.extend_from_slice(&record);
+
+    let mut b = Vec::with_capacity(BATCH_HEADER_LEN + records.len());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    let batch_length = (BATCH_HEADER_LEN - 12 + records.len()) as i32;
+    b.extend_from_slice(&batch_length.to_be_bytes());
+    b.extend_from_slice(&partition_leader_epoch.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&[0; 4]); // crc, below
+    b.extend_from_slice(&(TRANSACTIONAL | CONTROL).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    b.extend_from_slice(&now_ms.to_be_bytes());
+    b.extend_from_slice(&now_ms.to_be_bytes());
+    b.extend_from_slice(&producer_id.to_be_bytes());
+    b.extend_from_slice(&epoch.to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&1i32.to_be_bytes()); // records count
+    b.extend_from_slice(&records);
+    let crc = batch_crc(&b);
+    b[BATCH_CRC_OFFSET..BATCH_CRC_START].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_marker_reads_back_as_a_control_record() {
+        let b = marker_batch(7, 3, false, 5, 0, 1000);
+        let h = BatchHeader::parse(&b).unwrap();
+        assert!(h.is_control() && h.is_transactional());
+        assert_eq!(batch_crc(&b), h.crc);
+        assert_eq!(control_record(&b), Some((CONTROL_ABORT, 5)));
+        let c = marker_batch(7, 3, true, 0, 0, 1000);
+        assert_eq!(control_record(&c), Some((CONTROL_COMMIT, 0)));
+    }
 
     #[test]
     fn splits_and_flags_partial_and_invalid() {

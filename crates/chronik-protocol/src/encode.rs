@@ -384,7 +384,8 @@ fn uvarint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn varint(out: &mut Vec<u8>, v: i64) {
+/// A zigzag varint (records' signed integers).
+pub(crate) fn varint(out: &mut Vec<u8>, v: i64) {
     uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 

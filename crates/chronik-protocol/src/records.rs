@@ -718,8 +718,8 @@ fn record_body(c: &mut Cursor, out: &mut Vec<Field>, control: bool) -> Step<()> 
         if let (Some((at, 4)), Some(last)) = (key, out.last_mut()) {
             let kind = i16::from_be_bytes([c.d[at + 2], c.d[at + 3]]);
             last.note = Some(match kind {
-                0 => "control record: ABORT marker".into(),
-                1 => "control record: COMMIT marker".into(),
+                batch::CONTROL_ABORT => "control record: ABORT marker".into(),
+                batch::CONTROL_COMMIT => "control record: COMMIT marker".into(),
                 k => format!("control record of type {k}"),
             });
         }

@@ -23,7 +23,7 @@ mod retention;
 mod store;
 mod txn;
 
-pub use txn::{control_record, marker_batch, AbortedTxn, ProducerView};
+pub use txn::{AbortedTxn, ProducerView};
 
 use legacy::{legacy_assign, renumber_magic0_wrapper};
 pub use retention::Retention;
@@ -391,18 +391,37 @@ impl PartitionLog {
         max_bytes: usize,
         at_least_one: bool,
     ) -> std::io::Result<Vec<Bytes>> {
+        self.read_upto(offset, max_bytes, at_least_one, None)
+            .map(|(read, _)| read)
+    }
+
+    /// The entries from `offset` within `max_bytes` (at least one if `at_least_one`), stopping
+    /// before the first that ends at or past `upper`; also the last offset returned (or
+    /// `offset - 1`).
+    fn read_upto(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+        upper: Option<i64>,
+    ) -> std::io::Result<(Vec<Bytes>, i64)> {
         let i = self.entries.partition_point(|e| e.last_offset < offset);
         let mut n = 0usize;
         let mut total = 0usize;
+        let mut last = offset - 1;
         for e in &self.entries[i..] {
             let len = e.len as usize;
+            if upper.is_some_and(|u| e.last_offset >= u) {
+                break;
+            }
             if total + len > max_bytes && !(n == 0 && at_least_one) {
                 break;
             }
             total += len;
+            last = e.last_offset;
             n += 1;
         }
-        self.store.read(&self.entries[i..i + n])
+        Ok((self.store.read(&self.entries[i..i + n])?, last))
     }
 
     /// Offset of the first entry whose max timestamp is at or after `ts`, with that timestamp.

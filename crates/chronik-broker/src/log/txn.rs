@@ -13,15 +13,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::{AppendError, PartitionLog};
-use chronik_protocol::batch::{self, BatchHeader, BATCH_HEADER_LEN};
+use chronik_protocol::batch::{control_record, marker_batch, BatchHeader, CONTROL_ABORT as ABORT};
 
-/// Attributes bit of a transactional batch.
-const TRANSACTIONAL: i16 = 0x10;
-/// Attributes bit of a control batch.
-const CONTROL: i16 = 0x20;
-/// Control record types.
-const ABORT: i16 = 0;
-const COMMIT: i16 = 1;
 /// Most aborted transactions one fetch lists for a partition (a bound on the answer).
 const MAX_ABORTED_LISTED: usize = 10_000;
 
@@ -58,104 +51,6 @@ pub(super) struct TxnIndex {
     last_ts: HashMap<i64, i64>,
     /// producer id -> coordinator epoch of its newest marker.
     coordinator_epoch: HashMap<i64, i32>,
-}
-
-/// A zigzag varint at `*pos`, moving past it; `None` when it runs off the end or past 64 bits.
-fn varint(b: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut x: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        x |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((x >> 1) as i64) ^ -((x & 1) as i64));
-        }
-    }
-    None
-}
-
-/// The type and coordinator epoch of a control batch's first record (uncompressed, as control
-/// batches are).
-pub fn control_record(b: &[u8]) -> Option<(i16, i32)> {
-    let mut pos = BATCH_HEADER_LEN;
-    let _len = varint(b, &mut pos)?;
-    pos += 1; // attributes
-    varint(b, &mut pos)?; // timestamp delta
-    varint(b, &mut pos)?; // offset delta
-    let key_len = usize::try_from(varint(b, &mut pos)?).ok()?;
-    let key = b.get(pos..pos.checked_add(key_len)?)?;
-    pos += key_len;
-    if key.len() < 4 {
-        return None;
-    }
-    let kind = i16::from_be_bytes([key[2], key[3]]);
-    let value_len = varint(b, &mut pos)?;
-    let epoch = if value_len >= 6 {
-        b.get(pos + 2..pos + 6)
-            .map(|v| i32::from_be_bytes([v[0], v[1], v[2], v[3]]))
-            .unwrap_or(-1)
-    } else {
-        -1
-    };
-    Some((kind, epoch))
-}
-
-/// Appends `n` as a zigzag varint.
-fn put_varint(out: &mut Vec<u8>, n: i64) {
-    let mut x = ((n << 1) ^ (n >> 63)) as u64;
-    loop {
-        let byte = (x & 0x7f) as u8;
-        x >>= 7;
-        if x == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// A COMMIT or ABORT marker batch for this producer (base offset 0, to be assigned on append).
-pub fn marker_batch(
-    producer_id: i64,
-    epoch: i16,
-    commit: bool,
-    coordinator_epoch: i32,
-    now_ms: i64,
-) -> Vec<u8> {
-    let mut record = Vec::with_capacity(24);
-    record.push(0); // attributes
-    put_varint(&mut record, 0); // timestamp delta
-    put_varint(&mut record, 0); // offset delta
-    put_varint(&mut record, 4);
-    record.extend_from_slice(&0i16.to_be_bytes());
-    record.extend_from_slice(&(if commit { COMMIT } else { ABORT }).to_be_bytes());
-    put_varint(&mut record, 6);
-    record.extend_from_slice(&0i16.to_be_bytes());
-    record.extend_from_slice(&coordinator_epoch.to_be_bytes());
-    put_varint(&mut record, 0); // headers
-    let mut records = Vec::with_capacity(record.len() + 2);
-    put_varint(&mut records, record.len() as i64);
-    records.extend_from_slice(&record);
-
-    let mut b = Vec::with_capacity(BATCH_HEADER_LEN + records.len());
-    b.extend_from_slice(&0i64.to_be_bytes());
-    let batch_length = (BATCH_HEADER_LEN - 12 + records.len()) as i32;
-    b.extend_from_slice(&batch_length.to_be_bytes());
-    b.extend_from_slice(&super::LEADER_EPOCH.to_be_bytes());
-    b.push(2);
-    b.extend_from_slice(&[0; 4]); // crc, below
-    b.extend_from_slice(&(TRANSACTIONAL | CONTROL).to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
-    b.extend_from_slice(&now_ms.to_be_bytes());
-    b.extend_from_slice(&now_ms.to_be_bytes());
-    b.extend_from_slice(&producer_id.to_be_bytes());
-    b.extend_from_slice(&epoch.to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-    b.extend_from_slice(&1i32.to_be_bytes()); // records count
-    b.extend_from_slice(&records);
-    let crc = batch::batch_crc(&b);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
 }
 
 impl PartitionLog {
@@ -233,23 +128,7 @@ impl PartitionLog {
         at_least_one: bool,
         upper: i64,
     ) -> std::io::Result<(Vec<Bytes>, i64)> {
-        let i = self.entries.partition_point(|e| e.last_offset < offset);
-        let mut n = 0usize;
-        let mut total = 0usize;
-        let mut last = offset - 1;
-        for e in &self.entries[i..] {
-            let len = e.len as usize;
-            if e.last_offset >= upper {
-                break;
-            }
-            if total + len > max_bytes && !(n == 0 && at_least_one) {
-                break;
-            }
-            total += len;
-            last = e.last_offset;
-            n += 1;
-        }
-        Ok((self.store.read(&self.entries[i..i + n])?, last))
+        self.read_upto(offset, max_bytes, at_least_one, Some(upper))
     }
 
     /// Aborted transactions that overlap `from..=to` (marker at or after `from`, first offset at
@@ -273,7 +152,14 @@ impl PartitionLog {
         coordinator_epoch: i32,
         now_ms: i64,
     ) -> Result<i64, AppendError> {
-        let b = marker_batch(producer_id, epoch, commit, coordinator_epoch, now_ms);
+        let b = marker_batch(
+            producer_id,
+            epoch,
+            commit,
+            coordinator_epoch,
+            super::LEADER_EPOCH,
+            now_ms,
+        );
         self.append(&b, None).map(|a| a.base_offset)
     }
 
@@ -300,29 +186,19 @@ impl PartitionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chronik_protocol::batch;
 
     /// A transactional data batch of `n` records (no record bodies checked by the index).
     fn txn_batch(pid: i64, epoch: i16, seq: i32, n: i32) -> Vec<u8> {
-        let mut b = marker_batch(pid, epoch, true, 0, 1);
+        let mut b = marker_batch(pid, epoch, true, 0, 0, 1);
         // Make it a data batch: transactional, not control, `n` records, base sequence.
-        b[21..23].copy_from_slice(&TRANSACTIONAL.to_be_bytes());
+        b[21..23].copy_from_slice(&batch::TRANSACTIONAL.to_be_bytes());
         b[23..27].copy_from_slice(&(n - 1).to_be_bytes());
         b[53..57].copy_from_slice(&seq.to_be_bytes());
         b[57..61].copy_from_slice(&n.to_be_bytes());
         let crc = batch::batch_crc(&b);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b
-    }
-
-    #[test]
-    fn marker_reads_back_as_a_control_record() {
-        let b = marker_batch(7, 3, false, 5, 1000);
-        let h = BatchHeader::parse(&b).unwrap();
-        assert!(h.is_control() && h.is_transactional());
-        assert_eq!(batch::batch_crc(&b), h.crc);
-        assert_eq!(control_record(&b), Some((ABORT, 5)));
-        let c = marker_batch(7, 3, true, 0, 1000);
-        assert_eq!(control_record(&c), Some((COMMIT, 0)));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! object with the whole decoded tree and its byte spans ([`json()`]). Reads only the exchange and
 //! its dissections; the printers that write these lines out live with the binary's views.
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::{Dissected, Exchange, FrameFault, Status, Verdict};
@@ -350,25 +350,14 @@ pub fn throttle_time_ms(resp: &Dissection) -> Option<i64> {
 }
 
 /// One frame in JSON: its bytes in hex, its dissected tree, and where decoding stopped (null
-/// when it did not). Written field by field as it is serialized, with no value tree in
-/// between; keys in alphabetical order, as `serde_json`'s maps keep them.
+/// when it did not); keys in alphabetical order, as `serde_json`'s maps keep them.
 struct FrameJson<'a> {
     d: &'a Dissection,
     frame: &'a [u8],
 }
 
-impl Serialize for FrameJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(3))?;
-        m.serialize_entry("error", &self.d.error)?;
-        m.serialize_entry("frame_hex", &hex(self.frame))?;
-        m.serialize_entry("tree", &FieldJson(&self.d.root))?;
-        m.end()
-    }
-}
-
 impl FrameJson<'_> {
-    /// The same object as its `Serialize`, written straight into `out`.
+    /// The object, written straight into `out`.
     fn write(&self, out: &mut String) {
         out.push_str("{\"error\":");
         // Through a value, whose keys are sorted as everywhere else in the line (the error's
@@ -390,43 +379,8 @@ impl FrameJson<'_> {
 /// alphabetical order.
 struct FieldJson<'a>(&'a Field);
 
-impl Serialize for FieldJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let f = self.0;
-        let mut m = s.serialize_map(None)?;
-        if f.buffer != 0 {
-            m.serialize_entry("buffer", &f.buffer)?;
-        }
-        if let Value::Bytes { start, len } = &f.value {
-            m.serialize_entry("bytes", &BytesSpan(*start, *len))?;
-        }
-        if !f.children.is_empty() {
-            m.serialize_entry("children", &Children(&f.children))?;
-        }
-        if let Value::Element(i) = &f.value {
-            m.serialize_entry("index", i)?;
-        }
-        m.serialize_entry("len", &f.len)?;
-        m.serialize_entry("name", f.name())?;
-        if let Some(n) = &f.note {
-            m.serialize_entry("note", n)?;
-        }
-        m.serialize_entry("offset", &f.offset)?;
-        match &f.value {
-            Value::Group | Value::Element(_) | Value::Bytes { .. } => {}
-            Value::Int(i) => m.serialize_entry("value", i)?,
-            Value::Float(x) => m.serialize_entry("value", &serde_json::Number::from_f64(*x))?,
-            Value::Bool(b) => m.serialize_entry("value", b)?,
-            Value::Str(v) | Value::Uuid(v) => m.serialize_entry("value", v)?,
-            Value::Null => m.serialize_entry("value", &())?,
-        }
-        m.end()
-    }
-}
-
 impl FieldJson<'_> {
-    /// The same object as its `Serialize` (keys in the same order), written straight into
-    /// `out`: names (ASCII letters, digits, `_` and `.`, as the registry has them), numbers and
+    /// The object, written straight into `out`: names (ASCII letters, digits, `_` and `.`, as the registry has them), numbers and
     /// spans need no escaping, the rest goes through serde_json.
     fn write(&self, out: &mut String) {
         let f = self.0;
@@ -535,27 +489,6 @@ fn push_serialized<T: Serialize + ?Sized>(out: &mut String, v: &T) {
     }
 }
 
-/// A field's children as a JSON array.
-struct Children<'a>(&'a [Field]);
-
-impl Serialize for Children<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(FieldJson))
-    }
-}
-
-/// `{"len": .., "start": ..}`: where a bytes value sits.
-struct BytesSpan(u32, u32);
-
-impl Serialize for BytesSpan {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
-        m.serialize_entry("len", &self.1)?;
-        m.serialize_entry("start", &self.0)?;
-        m.end()
-    }
-}
-
 /// Bytes as lower-case hex, two digits each.
 pub fn hex(b: &[u8]) -> String {
     let mut s = String::with_capacity(b.len() * 2);
@@ -574,8 +507,7 @@ fn push_hex(out: &mut String, b: &[u8]) {
 }
 
 /// An exchange as one JSON object: its metadata, its lint findings, and each frame's hex, tree
-/// and decode error; serialized straight to its text by [`json_line`], or to a value by
-/// [`json()`].
+/// and decode error; written as text by [`json_line`].
 struct ExchangeJson<'a> {
     ex: &'a Exchange,
     req: Option<Dissection>,
@@ -596,15 +528,6 @@ impl<'a> ExchangeJson<'a> {
 enum JsonEntry<'a> {
     Value(serde_json::Value),
     Frame(FrameJson<'a>),
-}
-
-impl Serialize for JsonEntry<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            JsonEntry::Value(v) => v.serialize(s),
-            JsonEntry::Frame(f) => f.serialize(s),
-        }
-    }
 }
 
 impl ExchangeJson<'_> {
@@ -641,8 +564,7 @@ impl ExchangeJson<'_> {
         Ok(entries)
     }
 
-    /// The object as its `Serialize` writes it, written straight into `out` (the frames by
-    /// [`FrameJson::write`]).
+    /// The object, written straight into `out` (the frames by [`FrameJson::write`]).
     fn write(&self, out: &mut String) -> Result<(), serde_json::Error> {
         let entries = self.entries()?;
         out.push('{');
@@ -662,30 +584,20 @@ impl ExchangeJson<'_> {
     }
 }
 
-impl Serialize for ExchangeJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let entries = self.entries().map_err(serde::ser::Error::custom)?;
-        let mut m = s.serialize_map(Some(entries.len()))?;
-        for (k, v) in &entries {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
-    }
-}
-
 /// The API's name (`Produce`); none for a response whose request was not seen, unless the
 /// capture kept the request's header.
 pub fn api_name(ex: &Exchange) -> Option<String> {
     (ex.api_key >= 0 || ex.request_seen()).then(|| registry::api_name(ex.api_key))
 }
 
-/// One JSON object: the exchange's metadata, and each frame's hex, tree and decode error.
+/// One JSON object: the exchange's metadata, and each frame's hex, tree and decode error
+/// ([`json_line`]'s text, read back).
 pub fn json(ex: &Exchange) -> serde_json::Value {
-    serde_json::to_value(ExchangeJson::new(ex)).unwrap_or_else(|_| json!({}))
+    serde_json::from_str(&json_line(ex)).unwrap_or_else(|_| json!({}))
 }
 
-/// [`json()`] as its one line of text, written straight (no value tree in between; the frames'
-/// trees by hand, their names and hex needing no escaping).
+/// The exchange as one line of JSON, written straight (no value tree in between; the frames'
+/// trees by hand, their names and hex needing no escaping); keys in alphabetical order.
 pub fn json_line(ex: &Exchange) -> String {
     let mut out = String::with_capacity(8 * ex.size() + 512);
     match ExchangeJson::new(ex).write(&mut out) {
@@ -799,16 +711,24 @@ mod tests {
             let mut v = json!({ "name": f.name(), "offset": f.offset, "len": f.len });
             match &f.value {
                 Value::Int(i) => v["value"] = json!(i),
-                Value::Str(s) => v["value"] = json!(s),
+                Value::Bool(b) => v["value"] = json!(b),
+                Value::Str(s) | Value::Uuid(s) => v["value"] = json!(s),
                 Value::Bytes { start, len } => v["bytes"] = json!({ "start": start, "len": len }),
+                Value::Element(i) => v["index"] = json!(i),
                 _ => {}
+            }
+            if let Some(n) = &f.note {
+                v["note"] = json!(n);
+            }
+            if f.buffer != 0 {
+                v["buffer"] = json!(f.buffer);
             }
             out.push(v);
             f.children.iter().for_each(|c| fields(c, out));
         }
         fn listed(v: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
             let mut f = json!({ "name": v["name"], "offset": v["offset"], "len": v["len"] });
-            for key in ["value", "bytes"] {
+            for key in ["value", "bytes", "index", "note", "buffer"] {
                 if !v[key].is_null() {
                     f[key] = v[key].clone();
                 }

@@ -280,6 +280,56 @@ fn change_broker(shared: &Shared, name: &str, configs: &[String]) -> Change {
     ))
 }
 
+/// What AlterConfigs and IncrementalAlterConfigs do with one resource: a resource named twice
+/// in the request is INVALID_REQUEST; a topic must exist, gets the overrides `next` makes of
+/// its current ones, and keeps them unless `validate_only`; a broker's change is judged by
+/// `broker`; other resource types are unsupported. A refusal is logged, as `what`.
+#[allow(clippy::too_many_arguments)]
+fn change_resource(
+    shared: &Shared,
+    what: &str,
+    named_twice: bool,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    next: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, (i16, String)>,
+    broker: impl FnOnce() -> Change,
+) -> Change {
+    let outcome = if named_twice {
+        Err((
+            errors::INVALID_REQUEST,
+            "Each resource must appear at most once.".into(),
+        ))
+    } else {
+        match resource_type {
+            TOPIC => match shared.topics.get(name) {
+                None => Err((
+                    errors::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("Topic {name} does not exist."),
+                )),
+                Some(topic) => next(&topic.configs()).and_then(|configs| {
+                    if validate_only {
+                        return Ok(());
+                    }
+                    shared
+                        .topics
+                        .set_configs(&topic, configs)
+                        .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e.to_string()))
+                }),
+            },
+            BROKER => broker(),
+            other => Err((
+                errors::INVALID_REQUEST,
+                format!("Unsupported resource type: {other}"),
+            )),
+        }
+    };
+    if let Err((code, m)) = &outcome {
+        tracing::info!(resource = %name, code, reason = %m, "{what} refused");
+    }
+    outcome
+}
+
 /// AlterConfigs: a topic's overrides are replaced by the given set (entries without a value are
 /// left out), after every name and value is checked (INVALID_CONFIG); broker configs are fixed.
 pub(super) fn alter_configs(shared: &Shared, req: AlterConfigsRequest) -> AlterConfigsResponse {
@@ -294,58 +344,39 @@ pub(super) fn alter_configs(shared: &Shared, req: AlterConfigsRequest) -> AlterC
         .into_iter()
         .map(|res| {
             let name = res.resource_name.to_string();
-            let outcome: Change = if dup.contains(&(res.resource_type, name.clone())) {
-                Err((
-                    errors::INVALID_REQUEST,
-                    "Each resource must appear at most once.".into(),
-                ))
-            } else {
-                match res.resource_type {
-                    TOPIC => match shared.topics.get(&name) {
-                        None => Err((
-                            errors::UNKNOWN_TOPIC_OR_PARTITION,
-                            format!("Topic {name} does not exist."),
-                        )),
-                        Some(topic) => {
-                            let configs: BTreeMap<String, String> = res
-                                .configs
-                                .iter()
-                                .filter_map(|c| {
-                                    c.value
-                                        .as_ref()
-                                        .map(|v| (c.name.to_string(), v.to_string()))
-                                })
-                                .collect();
-                            match topic_config::validate(&configs) {
-                                Err(m) => Err((errors::INVALID_CONFIG, m)),
-                                Ok(()) if validate_only => Ok(()),
-                                Ok(()) => shared
-                                    .topics
-                                    .set_configs(&topic, configs)
-                                    .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e.to_string())),
-                            }
-                        }
-                    },
-                    BROKER => {
-                        let names: Vec<String> =
-                            res.configs.iter().map(|c| c.name.to_string()).collect();
-                        change_broker(shared, &name, &names)
-                    }
-                    other => Err((
-                        errors::INVALID_REQUEST,
-                        format!("Unsupported resource type: {other}"),
-                    )),
-                }
-            };
+            let outcome = change_resource(
+                shared,
+                "alter configs",
+                dup.contains(&(res.resource_type, name.clone())),
+                res.resource_type,
+                &name,
+                validate_only,
+                |_| {
+                    let configs: BTreeMap<String, String> = res
+                        .configs
+                        .iter()
+                        .filter_map(|c| {
+                            c.value
+                                .as_ref()
+                                .map(|v| (c.name.to_string(), v.to_string()))
+                        })
+                        .collect();
+                    topic_config::validate(&configs)
+                        .map(|()| configs)
+                        .map_err(|m| (errors::INVALID_CONFIG, m))
+                },
+                || {
+                    let names: Vec<String> =
+                        res.configs.iter().map(|c| c.name.to_string()).collect();
+                    change_broker(shared, &name, &names)
+                },
+            );
             let r = alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name);
             match outcome {
                 Ok(()) => r,
-                Err((code, m)) => {
-                    tracing::info!(resource = %name, code, reason = %m, "alter configs refused");
-                    r.with_error_code(code).with_error_message(Some(s(m)))
-                }
+                Err((code, m)) => r.with_error_code(code).with_error_message(Some(s(m))),
             }
         })
         .collect();
@@ -381,60 +412,36 @@ pub(super) fn incremental_alter_configs(
                     )
                 })
                 .collect();
-            let outcome: Change = if dup.contains(&(res.resource_type, name.clone())) {
-                Err((
-                    errors::INVALID_REQUEST,
-                    "Each resource must appear at most once.".into(),
-                ))
-            } else {
-                match res.resource_type {
-                    TOPIC => match shared.topics.get(&name) {
-                        None => Err((
-                            errors::UNKNOWN_TOPIC_OR_PARTITION,
-                            format!("Topic {name} does not exist."),
-                        )),
-                        Some(topic) => {
-                            match topic_config::apply_incremental(&topic.configs(), &ops) {
-                                Err(Refused::Request(m)) => Err((errors::INVALID_REQUEST, m)),
-                                Err(Refused::Config(m)) => Err((errors::INVALID_CONFIG, m)),
-                                Ok(_) if validate_only => Ok(()),
-                                Ok(next) => shared
-                                    .topics
-                                    .set_configs(&topic, next)
-                                    .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e.to_string())),
-                            }
-                        }
-                    },
-                    BROKER => {
-                        let bad_op = ops.iter().find(|(_, op, _)| !(0..=3).contains(op));
-                        match bad_op {
-                            Some((_, op, _)) => Err((
-                                errors::INVALID_REQUEST,
-                                format!("Unknown operations type {op}"),
-                            )),
-                            None => {
-                                let names: Vec<String> =
-                                    ops.iter().map(|(n, _, _)| n.clone()).collect();
-                                change_broker(shared, &name, &names)
-                            }
-                        }
-                    }
-                    other => Err((
+            let outcome = change_resource(
+                shared,
+                "incremental alter configs",
+                dup.contains(&(res.resource_type, name.clone())),
+                res.resource_type,
+                &name,
+                validate_only,
+                |current| {
+                    topic_config::apply_incremental(current, &ops).map_err(|r| match r {
+                        Refused::Request(m) => (errors::INVALID_REQUEST, m),
+                        Refused::Config(m) => (errors::INVALID_CONFIG, m),
+                    })
+                },
+                || match ops.iter().find(|(_, op, _)| !(0..=3).contains(op)) {
+                    Some((_, op, _)) => Err((
                         errors::INVALID_REQUEST,
-                        format!("Unsupported resource type: {other}"),
+                        format!("Unknown operations type {op}"),
                     )),
-                }
-            };
+                    None => {
+                        let names: Vec<String> = ops.iter().map(|(n, _, _)| n.clone()).collect();
+                        change_broker(shared, &name, &names)
+                    }
+                },
+            );
             let r = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name);
             match outcome {
                 Ok(()) => r,
-                Err((code, m)) => {
-                    tracing::info!(resource = %name, code, reason = %m,
-                        "incremental alter configs refused");
-                    r.with_error_code(code).with_error_message(Some(s(m)))
-                }
+                Err((code, m)) => r.with_error_code(code).with_error_message(Some(s(m))),
             }
         })
         .collect();

@@ -188,6 +188,28 @@ fn wait_for(running: &mut clients::Running, seen: &mut Vec<Json>, kind: &str, wi
     }
 }
 
+/// A producer of `client` that opens a transaction on `topic` (with `extra` settings), sends
+/// its records and holds the transaction open until `stop` exists; returned once it says it
+/// holds, with what it printed so far.
+fn hold_transaction(
+    client: &Client,
+    bootstrap: &str,
+    topic: &str,
+    extra: &[String],
+    stop: &std::path::Path,
+) -> (clients::Running, Vec<Json>) {
+    let mut job =
+        Job::produce(topic, PER_TXN, "none", 0).with(format!("stop_file={}", stop.display()));
+    for e in extra {
+        job = job.with(e.as_str());
+    }
+    job.mode = "txn_hold";
+    let mut running = clients::spawn(client, bootstrap, &job);
+    let mut early = Vec::new();
+    wait_for(&mut running, &mut early, "holding", Duration::from_secs(30));
+    (running, early)
+}
+
 /// A second confluent-kafka producer with the same transactional.id fences the first, whose
 /// open transaction is aborted; the first's commit then fails with a fatal fenced error, and a
 /// read_committed consumer sees only the second producer's records.
@@ -202,13 +224,13 @@ fn confluent_kafka_second_producer_fences_the_first() {
     let stop = dir.path().join("stop");
     let txn_id = format!("txn_id={test}-txn");
 
-    let mut job = Job::produce(&topic, PER_TXN, "none", 0)
-        .with(txn_id.as_str())
-        .with(format!("stop_file={}", stop.display()));
-    job.mode = "txn_hold";
-    let mut first = clients::spawn(&client, &bootstrap, &job);
-    let mut early = Vec::new();
-    wait_for(&mut first, &mut early, "holding", Duration::from_secs(30));
+    let (first, early) = hold_transaction(
+        &client,
+        &bootstrap,
+        &topic,
+        std::slice::from_ref(&txn_id),
+        &stop,
+    );
 
     let mut job = Job::produce(&topic, PER_TXN, "none", 100)
         .with(txn_id.as_str())
@@ -282,14 +304,8 @@ fn confluent_kafka_transaction_timeout_aborts() {
     let stop = dir.path().join("stop");
     let tid = format!("{test}-txn");
 
-    let mut job = Job::produce(&topic, PER_TXN, "none", 0)
-        .with(format!("txn_id={tid}"))
-        .with("txn_timeout_ms=1500")
-        .with(format!("stop_file={}", stop.display()));
-    job.mode = "txn_hold";
-    let mut held = clients::spawn(&client, &bootstrap, &job);
-    let mut early = Vec::new();
-    wait_for(&mut held, &mut early, "holding", Duration::from_secs(30));
+    let extra = [format!("txn_id={tid}"), "txn_timeout_ms=1500".to_string()];
+    let (held, early) = hold_transaction(&client, &bootstrap, &topic, &extra, &stop);
     // Wait (bounded) until the coordinator says the transaction was aborted.
     let mut raw = Raw::connect(broker.broker.addr, "raw-txn");
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -183,14 +183,23 @@ impl Exchange {
     /// The API and version, `Produce v7`; `?` for a response whose request was not seen and
     /// whose API is therefore unknown.
     pub fn api_label(&self) -> String {
+        let mut label = String::new();
+        self.push_api_label(&mut label);
+        label
+    }
+
+    /// [`Exchange::api_label`], written at the end of `out`.
+    pub fn push_api_label(&self, out: &mut String) {
+        use std::fmt::Write;
         if self.api_key < 0 && !self.request_seen() {
-            return "?".into();
+            out.push('?');
+            return;
         }
-        format!(
-            "{} v{}",
-            protocol::registry::api_name(self.api_key),
-            self.api_version
-        )
+        match protocol::registry::api(self.api_key) {
+            Some(api) => out.push_str(&api.name),
+            None => _ = write!(out, "ApiKey({})", self.api_key),
+        }
+        let _ = write!(out, " v{}", self.api_version);
     }
 
     /// `#12 conn=1 Produce v7 corr=5`: which exchange this is, for a line about it.

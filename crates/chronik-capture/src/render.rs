@@ -12,7 +12,8 @@ use chronik_protocol::dissect::RECORDS_NOT_EXPANDED;
 use chronik_protocol::errors::error_name;
 use chronik_protocol::lint::Finding;
 use chronik_protocol::tree::FRAME;
-use chronik_protocol::{records, registry};
+use chronik_protocol::registry::Role;
+use chronik_protocol::{fid, records, registry};
 use chronik_protocol::{Dissection, Field, Limits, Value};
 
 /// Formats µs since the epoch as `HH:MM:SS.micros` (UTC).
@@ -102,15 +103,6 @@ impl Clock {
     }
 }
 
-/// Request to response: `0.31ms` below 10 ms, `502ms` from there; `-` without a response.
-fn latency(ex: &Exchange) -> String {
-    match ex.latency_micros() {
-        Some(us) if us >= 10_000 => format!("{:.0}ms", us as f64 / 1000.0),
-        Some(us) => format!("{:.2}ms", us as f64 / 1000.0),
-        None => "-".into(),
-    }
-}
-
 /// One line: time, connection, client, api and version, correlation id, latency, sizes, summary.
 pub fn line(ex: &Exchange) -> String {
     line_at(ex, &ex.dissect(), &clock(ex.request_at))
@@ -135,32 +127,51 @@ pub fn line_dissected(ex: &Exchange, d: &Dissected, clock: &Clock) -> String {
 
 /// [`line()`] with its time already written.
 fn line_at(ex: &Exchange, d: &Dissected, time: &str) -> String {
-    let status = match &ex.status {
-        Status::Answered => String::new(),
-        Status::NoResponse => "[no response: acks=0]".into(),
-        Status::Unanswered => "[unanswered]".into(),
-        Status::Malformed { error } => format!("[MALFORMED: {error}]"),
-        Status::Refused { reason } => format!("[refused: {reason}]"),
-    };
-    let size = |frame: Option<&Vec<u8>>| frame.map_or("-".into(), |f| format!("{}B", f.len()));
-    let mut tail = vec![summarize_frames(d, Some(&ex.request)), status];
-    tail.extend(ex.notes.iter().map(|n| format!("({n})")));
-    tail.retain(|t| !t.is_empty());
-    format!(
-        "{} conn={} {} client={} {} corr={} {} req={} resp={} {}",
-        time,
+    use std::fmt::Write;
+    let mut line = String::with_capacity(160);
+    let _ = write!(
+        line,
+        "{time} conn={} {} client={} ",
         ex.conn,
         ex.peer,
         ex.client_id.as_deref().unwrap_or("-"),
-        ex.api_label(),
-        ex.correlation_id,
-        latency(ex),
-        size(ex.request_seen().then_some(&ex.request)),
-        size(ex.response.as_ref()),
-        tail.join(" "),
-    )
-    .trim_end()
-    .to_string()
+    );
+    ex.push_api_label(&mut line);
+    let _ = write!(line, " corr={} ", ex.correlation_id);
+    // Request to response: `0.31ms` below 10 ms, `502ms` from there; `-` without a response.
+    match ex.latency_micros() {
+        Some(us) if us >= 10_000 => _ = write!(line, "{:.0}ms", us as f64 / 1000.0),
+        Some(us) => _ = write!(line, "{:.2}ms", us as f64 / 1000.0),
+        None => line.push('-'),
+    }
+    let size = |line: &mut String, frame: Option<&Vec<u8>>| match frame {
+        Some(f) => _ = write!(line, "{}B", f.len()),
+        None => line.push('-'),
+    };
+    line.push_str(" req=");
+    size(&mut line, ex.request_seen().then_some(&ex.request));
+    line.push_str(" resp=");
+    size(&mut line, ex.response.as_ref());
+    let summary = summarize_frames(d, Some(&ex.request));
+    let mut tail = |text: &str| {
+        if !text.is_empty() {
+            line.push(' ');
+            line.push_str(text);
+        }
+    };
+    tail(&summary);
+    match &ex.status {
+        Status::Answered => {}
+        Status::NoResponse => tail("[no response: acks=0]"),
+        Status::Unanswered => tail("[unanswered]"),
+        Status::Malformed { error } => tail(&format!("[MALFORMED: {error}]")),
+        Status::Refused { reason } => tail(&format!("[refused: {reason}]")),
+    }
+    for n in &ex.notes {
+        tail(&format!("({n})"));
+    }
+    line.truncate(line.trim_end().len());
+    line
 }
 
 /// A short summary of an exchange from its dissections: topics and partitions named in the
@@ -216,43 +227,49 @@ pub fn lint_text(findings: &[Finding]) -> Option<String> {
     Some(text)
 }
 
-/// What the request names: a bare SASL token's user, topics, group, records.
+/// What the request names: a bare SASL token's user, topics, group, records. One walk over
+/// the tree, comparing each field's registry role.
 fn request_parts(req: &Dissection, frame: Option<&[u8]>, parts: &mut Vec<String>) {
-    if req.root.find("sasl.token").is_some() {
+    if req.root.find_id(fid!("sasl.token")).is_some() {
         parts.push("bare SASL token (after SaslHandshake v0)".into());
-        if let Some(Value::Str(user)) = req.root.find("sasl.plain.authcid").map(|f| &f.value) {
+        if let Some(Value::Str(user)) = req.root.find_id(fid!("sasl.plain.authcid")).map(|f| &f.value) {
             parts.push(format!("user={user}"));
         }
     }
-    req.root.walk(0, &mut |f, _| {
-        if f.name().ends_with("request.group_id") {
+    let (mut groups, mut topics, mut records) = (Vec::new(), Vec::<&str>::new(), 0usize);
+    req.root.walk(0, &mut |f, _| match f.role() {
+        Role::GroupId => {
             if let Value::Str(s) = &f.value {
-                parts.push(format!("group={s}"));
+                groups.push(format!("group={s}"));
             }
         }
-    });
-    let topics = request_topics(req);
-    if !topics.is_empty() {
-        let shown: Vec<&str> = topics.iter().take(3).map(String::as_str).collect();
-        let more = if topics.len() > 3 {
-            format!("+{}", topics.len() - 3)
-        } else {
-            String::new()
-        };
-        parts.push(format!("topics={}{}", shown.join(","), more));
-    }
-    let mut records = 0usize;
-    req.root.walk(0, &mut |f, _| {
-        if f.name() == "record" || f.name() == "message" {
-            records += 1;
-        } else if f.name() == "record_set.undecoded"
-            && f.note.as_deref() == Some(RECORDS_NOT_EXPANDED)
+        Role::TopicName => {
+            if let Value::Str(s) = &f.value {
+                if !topics.contains(&s.as_str()) {
+                    topics.push(s);
+                }
+            }
+        }
+        Role::Record => records += 1,
+        _ if f.id == fid!("record_set.undecoded")
+            && f.note.as_deref() == Some(RECORDS_NOT_EXPANDED) =>
         {
             let start = f.offset as usize;
             let set = frame.and_then(|fr| fr.get(start..start.saturating_add(f.len as usize)));
             records += set.map_or(0, records_in_set);
         }
+        _ => {}
     });
+    parts.extend(groups);
+    if !topics.is_empty() {
+        let shown = topics[..topics.len().min(3)].join(",");
+        let more = if topics.len() > 3 {
+            format!("+{}", topics.len() - 3)
+        } else {
+            String::new()
+        };
+        parts.push(format!("topics={shown}{more}"));
+    }
     if records > 0 {
         parts.push(format!("records={records}"));
     }
@@ -262,12 +279,9 @@ fn request_parts(req: &Dissection, frame: Option<&[u8]>, parts: &mut Vec<String>
 pub fn request_topics(req: &Dissection) -> Vec<String> {
     let mut topics: Vec<String> = Vec::new();
     req.root.walk(0, &mut |f, _| {
-        let short = f.short_name();
-        if (short == "name" || short == "topic") && f.name().contains("topic") {
-            if let Value::Str(s) = &f.value {
-                if !topics.contains(s) {
-                    topics.push(s.clone());
-                }
+        if let (Role::TopicName, Value::Str(s)) = (f.role(), &f.value) {
+            if !topics.contains(s) {
+                topics.push(s.clone());
             }
         }
     });
@@ -285,7 +299,7 @@ fn records_in_set(set: &[u8]) -> usize {
         let mut n = 0;
         for f in &fields {
             f.walk(0, &mut |f, _| {
-                if f.name() == "record" || f.name() == "message" {
+                if f.role() == Role::Record {
                     n += 1;
                 }
             });
@@ -307,7 +321,7 @@ fn records_in_set(set: &[u8]) -> usize {
 fn response_parts(resp: &Dissection, v: &Verdict, parts: &mut Vec<String>) {
     let mut offsets: Vec<i64> = Vec::new();
     resp.root.walk(0, &mut |f, _| {
-        if f.name() == "produce.response.responses.partition_responses.base_offset" {
+        if f.id == fid!("produce.response.responses.partition_responses.base_offset") {
             offsets.extend(f.as_int());
         }
     });
@@ -342,7 +356,7 @@ fn response_parts(resp: &Dissection, v: &Verdict, parts: &mut Vec<String>) {
 pub fn throttle_time_ms(resp: &Dissection) -> Option<i64> {
     let mut throttle = None;
     resp.root.walk(0, &mut |f, _| {
-        if f.short_name() == "throttle_time_ms" {
+        if f.role() == Role::ThrottleTime {
             throttle = f.as_int();
         }
     });

@@ -102,7 +102,7 @@ impl Verdict {
         let mut error_codes = Vec::new();
         if let Some(d) = resp {
             d.root.walk(0, &mut |f, _| {
-                if f.short_name() == "error_code" {
+                if f.role() == chronik_protocol::registry::Role::ErrorCode {
                     error_codes.extend(f.as_int().and_then(|c| i16::try_from(c).ok()));
                 }
             });

@@ -21,6 +21,43 @@ pub struct Entry {
     /// Wire type (`FieldType::label` names it: `int32`, `array`, `records`, …).
     pub kind: FieldType,
     pub description: String,
+    /// What the summary line and the lint look for in this field, decided once from its name.
+    pub role: Role,
+}
+
+/// The part a field plays in an exchange's summary and checks, so that a walk over a tree
+/// compares one byte per field instead of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    None,
+    /// A request's `group_id`.
+    GroupId,
+    /// A topic's name (`name` or `topic` inside something about topics).
+    TopicName,
+    /// One record of a batch, or one legacy message.
+    Record,
+    /// A `throttle_time_ms`.
+    ThrottleTime,
+    /// An `error_code`.
+    ErrorCode,
+}
+
+impl Role {
+    fn of(name: &str, short: &str) -> Role {
+        if name.ends_with("request.group_id") {
+            Role::GroupId
+        } else if (short == "name" || short == "topic") && name.contains("topic") {
+            Role::TopicName
+        } else if name == "record" || name == "message" {
+            Role::Record
+        } else if short == "throttle_time_ms" {
+            Role::ThrottleTime
+        } else if short == "error_code" {
+            Role::ErrorCode
+        } else {
+            Role::None
+        }
+    }
 }
 
 /// The registry and the schema table it was built from.
@@ -304,6 +341,7 @@ impl Catalog {
             short,
             kind,
             description,
+            role: Role::of(name, short),
         });
         self.by_name.insert(name, id);
         Ok(id)
@@ -360,6 +398,11 @@ pub fn name(id: FieldId) -> &'static str {
 /// The last segment of a field's name.
 pub fn short_name(id: FieldId) -> &'static str {
     catalog().entries[id.0 as usize].short
+}
+
+/// The part a field plays in summaries and checks.
+pub fn role(id: FieldId) -> Role {
+    catalog().entries[id.0 as usize].role
 }
 
 /// The id of a registered name; panics on a name that is not registered (a programming error:

@@ -88,6 +88,11 @@ impl Field {
         registry::name(self.id)
     }
 
+    /// The part this field plays in summaries and checks.
+    pub fn role(&self) -> registry::Role {
+        registry::role(self.id)
+    }
+
     /// The last segment of the name, as shown in a tree.
     pub fn short_name(&self) -> &'static str {
         registry::short_name(self.id)

@@ -245,9 +245,9 @@ fn frame_span(f: &Field) -> (usize, usize) {
 
 /// Findings on a request frame and its dissection.
 pub fn check_request(frame: &[u8], d: &Dissection) -> Vec<Finding> {
-    let header = |name| d.root.find(name).and_then(Field::as_int);
-    let key = header("kafka.api_key").unwrap_or(-1) as i16;
-    let version = header("kafka.api_version").unwrap_or(-1) as i16;
+    let header = |id| d.root.find_id(id).and_then(Field::as_int);
+    let key = header(fid!("kafka.api_key")).unwrap_or(-1) as i16;
+    let version = header(fid!("kafka.api_version")).unwrap_or(-1) as i16;
     check(frame, d, Side::Request, key, version)
 }
 
@@ -268,8 +268,8 @@ pub fn check_response(
 
 fn check(frame: &[u8], d: &Dissection, side: Side, key: i16, version: i16) -> Vec<Finding> {
     let mut out = Vec::new();
-    let trailing = d.root.find("kafka.trailing_bytes");
-    let raw_body = d.root.find("kafka.body").is_some();
+    let trailing = d.root.find_id(fid!("kafka.trailing_bytes"));
+    let raw_body = d.root.find_id(fid!("kafka.body")).is_some();
     if d.error.is_none() && trailing.is_none() {
         if !raw_body {
             values(frame, d, side, key, version, &mut out);
@@ -370,7 +370,7 @@ fn values(
                 ));
             }
         }
-        if f.short_name() == "error_code" {
+        if f.role() == registry::Role::ErrorCode {
             if let Some(c) = f.as_int().and_then(|c| i16::try_from(c).ok()) {
                 if !errors::ALL.iter().any(|(code, _)| *code == c) {
                     out.push(Finding::on(

@@ -111,7 +111,7 @@ pub struct StreamStats {
 /// Kafka connections found in a stream of captured TCP segments.
 pub struct KafkaStreams {
     opts: StreamOptions,
-    conns: HashMap<ConnKey, Conn>,
+    conns: HashMap<ConnKey, Conn, foldhash::fast::RandomState>,
     /// Connections by last activity, for dropping the least recently active one.
     by_activity: BTreeMap<u64, ConnKey>,
     tick: u64,
@@ -154,7 +154,7 @@ impl KafkaStreams {
     pub fn new(opts: StreamOptions) -> Self {
         KafkaStreams {
             opts,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             by_activity: BTreeMap::new(),
             tick: 0,
             next_id: 1,
@@ -177,24 +177,29 @@ impl KafkaStreams {
                 }
             }
         }
-        if !self.conns.contains_key(&key) {
-            if !has_data && !seg.flags.syn {
-                return; // a stray ACK, FIN or RST of a connection not (or no longer) tracked
-            }
-            self.make_room(out);
-            let conn = Conn::new(self.next_id, seg, &self.opts);
-            self.next_id += 1;
-            self.stats.connections += 1;
-            self.conns.insert(key, conn);
-        }
         self.tick += 1;
-        let Some(conn) = self.conns.get_mut(&key) else {
-            return;
+        let tick = self.tick;
+        let closed = match self.conns.get_mut(&key) {
+            Some(conn) => {
+                // Only the tick: `by_activity` is brought up to date when room is made.
+                conn.tick = tick;
+                conn.on_segment(seg, &self.opts, &mut self.stats, out)
+            }
+            None => {
+                if !has_data && !seg.flags.syn {
+                    return; // a stray ACK, FIN or RST of a connection not (or no longer) tracked
+                }
+                self.make_room(out);
+                let mut conn = Conn::new(self.next_id, seg, &self.opts);
+                (conn.tick, conn.listed) = (tick, tick);
+                self.next_id += 1;
+                self.stats.connections += 1;
+                self.by_activity.insert(tick, key);
+                let conn = self.conns.entry(key).or_insert(conn);
+                conn.on_segment(seg, &self.opts, &mut self.stats, out)
+            }
         };
-        self.by_activity.remove(&conn.tick);
-        conn.tick = self.tick;
-        self.by_activity.insert(self.tick, key);
-        if conn.on_segment(seg, &self.opts, &mut self.stats, out) {
+        if closed {
             self.finalize(key, End::Closed, out);
         }
     }
@@ -219,19 +224,35 @@ impl KafkaStreams {
         self.conns.len()
     }
 
+    /// Drops the least recently active connections until one more fits. A connection is
+    /// listed in `by_activity` under the tick it had when last listed; one found there with a
+    /// newer tick is listed again under it, so the first entry whose tick is still current is
+    /// the least recently active.
     fn make_room(&mut self, out: &mut Vec<Output>) {
         while self.conns.len() >= self.opts.max_connections.max(1) {
-            let Some((_, &key)) = self.by_activity.first_key_value() else {
+            let Some((&listed, &key)) = self.by_activity.first_key_value() else {
                 return;
             };
-            self.stats.connections_evicted += 1;
-            self.finalize(key, End::Evicted, out);
+            match self.conns.get_mut(&key) {
+                Some(conn) if conn.tick != listed => {
+                    self.by_activity.remove(&listed);
+                    self.by_activity.insert(conn.tick, key);
+                    conn.listed = conn.tick;
+                }
+                Some(_) => {
+                    self.stats.connections_evicted += 1;
+                    self.finalize(key, End::Evicted, out);
+                }
+                None => {
+                    self.by_activity.remove(&listed);
+                }
+            }
         }
     }
 
     fn finalize(&mut self, key: ConnKey, end: End, out: &mut Vec<Output>) {
         if let Some(mut conn) = self.conns.remove(&key) {
-            self.by_activity.remove(&conn.tick);
+            self.by_activity.remove(&conn.listed);
             conn.end(end, &self.opts, &mut self.stats, out);
         }
     }
@@ -257,8 +278,11 @@ struct Conn {
     /// The other end.
     b: SocketAddr,
     first_seen_us: i64,
-    /// Last activity (key in `KafkaStreams::by_activity`).
+    /// Last activity.
     tick: u64,
+    /// The tick this connection is listed under in `KafkaStreams::by_activity` (at most its
+    /// last activity).
+    listed: u64,
     reasm: [Reassembler; 2],
     data_seen: [bool; 2],
     fin: [bool; 2],
@@ -288,6 +312,7 @@ impl Conn {
             b: seg.dst,
             first_seen_us: micros(seg.ts_nanos),
             tick: 0,
+            listed: 0,
             reasm: [
                 Reassembler::new(ReassemblyLimits::default()),
                 Reassembler::new(ReassemblyLimits::default()),

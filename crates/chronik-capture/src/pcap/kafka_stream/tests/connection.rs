@@ -285,3 +285,29 @@ fn connection_limit_drops_the_least_recently_active() {
     assert_eq!(exs[0].conn, 1);
     assert!(exs[0].notes[0].contains("connection limit"));
 }
+
+#[test]
+fn connection_limit_drops_the_one_idle_longest_not_the_oldest() {
+    let opts = StreamOptions {
+        max_connections: 2,
+        ..StreamOptions::default()
+    };
+    let mut conns: Vec<Tcp> = (0..3)
+        .map(|i| Tcp::new(&format!("10.0.0.{}:5000", i + 1), "10.0.0.9:9092", 1, 1))
+        .collect();
+    let (p, q) = (metadata(1), metadata(2));
+    let mut segs = Vec::new();
+    // Connection 1, then 2, then 1 again: 2 is the one idle longest when 3 arrives.
+    for (c, frame) in [(0, &p), (1, &p), (0, &q), (2, &p)] {
+        conns[c].send(true, &frame.0, 1000);
+        segs.push(conns[c].segs.last().unwrap().clone());
+    }
+    let (out, stats) = run(&segs, opts);
+    assert_eq!(stats.connections_evicted, 1);
+    let evicted: Vec<u64> = exchanges(&out)
+        .iter()
+        .filter(|e| e.notes.iter().any(|n| n.contains("connection limit")))
+        .map(|e| e.conn)
+        .collect();
+    assert_eq!(evicted, vec![2]);
+}

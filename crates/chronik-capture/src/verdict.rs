@@ -39,7 +39,7 @@ impl FrameFault {
         d.root
             .children
             .iter()
-            .find(|f| f.name() == "kafka.trailing_bytes")
+            .find(|f| f.id == chronik_protocol::fid!("kafka.trailing_bytes"))
             .map(|f| FrameFault::TrailingBytes {
                 len: f.len,
                 offset: f.offset,

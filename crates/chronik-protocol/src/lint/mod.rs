@@ -268,8 +268,16 @@ pub fn check_response(
 
 fn check(frame: &[u8], d: &Dissection, side: Side, key: i16, version: i16) -> Vec<Finding> {
     let mut out = Vec::new();
-    let trailing = d.root.find_id(fid!("kafka.trailing_bytes"));
-    let raw_body = d.root.find_id(fid!("kafka.body")).is_some();
+    // One walk for both: bytes the spec's layout left over (the first), and a body with no
+    // schema (shown raw).
+    let (mut trailing, mut raw_body) = (None, false);
+    d.root.walk(0, &mut |f, _| {
+        if f.id == fid!("kafka.trailing_bytes") {
+            trailing = trailing.or(Some(f));
+        } else if f.id == fid!("kafka.body") {
+            raw_body = true;
+        }
+    });
     if d.error.is_none() && trailing.is_none() {
         if !raw_body {
             values(frame, d, side, key, version, &mut out);

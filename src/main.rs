@@ -20,11 +20,6 @@ use chronik_tui::decode::{self, DecodeError, DecodeOptions};
 use chronik_tui::headless::{self, Out};
 use chronik_tui::settings::{Knobs, Settings, StallThresholds};
 
-/// mimalloc instead of the system allocator: a dissected frame is a tree of small
-/// allocations, and glibc's malloc and free were a third of `decode`'s printing time.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // clap prints --help and --version and exits 0, and a usage error with exit code 2.
     let cli = Cli::parse();

@@ -25,7 +25,7 @@ use kafka_protocol::protocol::StrBytes;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-use chronik_tui::capture::{Exchange, Status, Store, StoreLimits};
+use chronik_tui::capture::{ClientId, Endpoints, Exchange, Status, Store, StoreLimits};
 use chronik_tui::diagnose::DiagnoseHandle;
 use chronik_tui::settings::{Knobs, Settings};
 use chronik_tui::tui::theme::Theme;
@@ -93,10 +93,21 @@ fn templates() -> Vec<(ApiKey, i16, Vec<u8>, Vec<u8>)> {
 }
 
 /// Pushes `n` exchanges to `store`: one in 50 a Metadata, the others Produce requests, each
-/// frame's correlation id patched in. Returns the frame bytes pushed.
+/// frame's correlation id patched in. As a source does, each connection's addresses and client
+/// id are made once and shared by its exchanges. Returns the frame bytes pushed.
 fn fill(store: &Store, n: usize) -> usize {
     let t = templates();
     let base = 1_796_032_800_000_000i64;
+    let server = Some("127.0.0.1:9092".parse().unwrap());
+    let conns: Vec<(Arc<Endpoints>, ClientId)> = (1..=CONNECTIONS)
+        .map(|conn| {
+            let peer = format!("127.0.0.1:{}", 40000 + conn).parse().unwrap();
+            (
+                Endpoints::shared(peer, server),
+                Arc::new("bench".to_string()),
+            )
+        })
+        .collect();
     let mut bytes = 0;
     for i in 0..n {
         let conn = 1 + (i as u64 % CONNECTIONS);
@@ -108,21 +119,15 @@ fn fill(store: &Store, n: usize) -> usize {
         response[4..8].copy_from_slice(&corr.to_be_bytes());
         bytes += request.len() + response.len();
         let at = base + i as i64 * 20;
-        store.push(Exchange {
-            client_id: Some("bench".into()),
-            api_key: *key as i16,
-            api_version: *version,
-            correlation_id: corr,
-            request,
-            response: Some(response),
-            response_at: Some(at + 350),
-            ..Exchange::new(
-                conn,
-                format!("127.0.0.1:{}", 40000 + conn).parse().unwrap(),
-                at,
-                Status::Answered,
-            )
-        });
+        let (endpoints, client_id) = &conns[(conn - 1) as usize];
+        let mut ex = Exchange::new(conn, endpoints.clone(), at, Status::Answered)
+            .with_client_id(Some(client_id.clone()))
+            .with_frames(request, Some(response))
+            .with_response_at(Some(at + 350));
+        ex.api_key = *key as i16;
+        ex.api_version = *version;
+        ex.correlation_id = corr;
+        store.push(ex);
     }
     bytes
 }

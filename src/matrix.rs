@@ -494,9 +494,9 @@ fn tail(s: &str, n: usize) -> String {
 pub fn broker_view(exchanges: &[Arc<Exchange>], store: &Store) -> BrokerView {
     let mut v = BrokerView::default();
     for ex in exchanges {
-        if let Some(id) = &ex.client_id {
-            if !v.client_ids.contains(id) {
-                v.client_ids.push(id.clone());
+        if let Some(id) = ex.client_id() {
+            if !v.client_ids.iter().any(|c| c == id) {
+                v.client_ids.push(id.to_string());
             }
         }
         let versions = v.api_versions.entry(api_name(ex.api_key)).or_default();
@@ -509,7 +509,7 @@ pub fn broker_view(exchanges: &[Arc<Exchange>], store: &Store) -> BrokerView {
             if ex.status == Status::Answered {
                 v.produce_responses += 1;
             }
-            for n in &ex.notes {
+            for n in ex.notes() {
                 if !v.produce_notes.contains(n) {
                     v.produce_notes.push(n.clone());
                 }

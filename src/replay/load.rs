@@ -292,7 +292,7 @@ pub fn sasl_plain(capture: &Capture) -> Option<(String, String)> {
             return None;
         }
         let token = match ex.framing {
-            Framing::SaslToken => ex.request.get(4..)?.to_vec(),
+            Framing::SaslToken => ex.request().get(4..)?.to_vec(),
             Framing::Kafka if ex.api_key == api_key::SASL_AUTHENTICATE => {
                 let resp = ex.dissect_response()?;
                 let ok = resp
@@ -308,7 +308,7 @@ pub fn sasl_plain(capture: &Capture) -> Option<(String, String)> {
                 let Value::Bytes { start, len } = f.value else {
                     return None;
                 };
-                ex.request
+                ex.request()
                     .get(start as usize..(start + len) as usize)?
                     .to_vec()
             }

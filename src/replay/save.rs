@@ -75,7 +75,7 @@ pub fn scenario_text(source: &Path, capture: &Capture, setup: &[(String, String)
             ))
         );
         // Header and body, without the size prefix (the runner adds it).
-        let body = ex.request.get(4..).unwrap_or_default();
+        let body = ex.request().get(4..).unwrap_or_default();
         if ex.framing == Framing::SaslToken || registry::api(ex.api_key).is_none() {
             let _ = writeln!(
                 s,
@@ -92,7 +92,7 @@ pub fn scenario_text(source: &Path, capture: &Capture, setup: &[(String, String)
             ex.correlation_id,
             quoted(&hex(body))
         );
-        match (&ex.status, &ex.response) {
+        match (&ex.status, &ex.response()) {
             (Status::Answered, Some(resp)) => {
                 let _ = writeln!(s, "expect.recorded = {}", quoted(&hex(resp)));
             }

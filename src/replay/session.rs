@@ -148,7 +148,7 @@ impl Ctx {
         };
         match (&ex.status, live) {
             (Status::Answered, Live::Response(frame)) => {
-                let Some(old_frame) = ex.response.as_deref() else {
+                let Some(old_frame) = ex.response() else {
                     return (Outcome::Skipped("no response frame".into()), Some(frame));
                 };
                 let dissect = |f: &[u8]| match ex.framing {
@@ -249,7 +249,7 @@ fn steps(ctx: &Ctx, plan: &ConnPlan) -> Vec<Step> {
             };
             let after = plan.steps[..j].iter().rposition(|&i| {
                 ctx.exchanges[i]
-                    .response_at
+                    .response_at()
                     .is_some_and(|r| r <= ex.request_at)
             });
             Step {
@@ -453,7 +453,7 @@ pub async fn run(ctx: Arc<Ctx>, plan: ConnPlan) {
         let mut when = ctx.at(ex.request_at);
         if let Some(a) = step.after {
             let answered = conn.lock().settled[a];
-            let recorded = ctx.exchanges[conn.steps[a].index].response_at;
+            let recorded = ctx.exchanges[conn.steps[a].index].response_at();
             if let (Some(live), Some(rec)) = (answered, recorded) {
                 when = when.max(live + ctx.scaled(ex.request_at - rec));
             }
@@ -464,8 +464,8 @@ pub async fn run(ctx: Arc<Ctx>, plan: ConnPlan) {
             break;
         }
         let frame = match ex.framing {
-            Framing::Kafka => ctx.identities().rewrite(&ex.request),
-            Framing::SaslToken => ex.request.clone(),
+            Framing::Kafka => ctx.identities().rewrite(ex.request()),
+            Framing::SaslToken => ex.request().to_vec(),
         };
         let now = Instant::now();
         if step.expect != Expect::Nothing {

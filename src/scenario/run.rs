@@ -507,7 +507,7 @@ impl Runner {
                 .snapshot()
                 .into_iter()
                 .rev()
-                .find(|e| e.peer == local && e.correlation_id == corr);
+                .find(|e| e.peer() == local && e.correlation_id == corr);
             if let Some(ex) = found {
                 return Ok(ex);
             }
@@ -626,7 +626,7 @@ fn recorded(
     ignore: &crate::replay::ignore::IgnoreList,
 ) -> Outcome {
     use chronik_protocol::diff::{self, Side};
-    let Some(live) = ex.response.as_deref() else {
+    let Some(live) = ex.response() else {
         return not_seen(e, "no response came");
     };
     let old = chronik_protocol::dissect_response(frame, ex.api_key, ex.api_version);

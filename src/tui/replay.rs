@@ -560,15 +560,16 @@ fn live_exchange(r: &Replayed) -> Exchange {
         (None, Status::NoResponse) => Status::NoResponse,
         (None, _) => Status::Unanswered,
     };
-    Exchange {
-        request: r.sent.clone().unwrap_or_else(|| ex.request.clone()),
-        response: r.live.clone(),
-        response_at: None,
-        placement: None,
-        notes: Vec::new(),
-        status,
-        ..(**ex).clone()
-    }
+    let mut live = (**ex).clone();
+    live.set_frames(
+        r.sent.clone().unwrap_or_else(|| ex.request().to_vec()),
+        r.live.clone(),
+    );
+    live.set_response_at(None);
+    live.set_placement(None);
+    live.set_notes(Vec::new());
+    live.status = status;
+    live
 }
 
 impl super::Screen for ReplayView {

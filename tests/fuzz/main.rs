@@ -225,7 +225,9 @@ fn synthesised_pcaps_hold_the_exchanges() {
     let got: Vec<(Vec<u8>, Option<Vec<u8>>)> = out
         .into_iter()
         .filter_map(|o| match o {
-            Output::Exchange(ex) => Some((ex.request, ex.response)),
+            Output::Exchange(ex) => {
+                Some((ex.request().to_vec(), ex.response().map(<[u8]>::to_vec)))
+            }
             Output::Conn(_) => None,
         })
         .collect();

@@ -89,8 +89,8 @@ pub fn capture_conversations() -> &'static [(i16, i16, Conversation)] {
             for o in outputs {
                 if let Output::Exchange(ex) = o {
                     let c = Conversation {
-                        request: ex.request,
-                        response: ex.response,
+                        request: ex.request().to_vec(),
+                        response: ex.response().map(<[u8]>::to_vec),
                     };
                     out.push((ex.api_key, ex.api_version, c));
                 }

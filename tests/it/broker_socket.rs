@@ -200,7 +200,7 @@ async fn core_apis_over_a_real_socket() {
     assert_eq!(v3.api_keys.len(), v0.api_keys.len());
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(store.snapshot().iter().any(|e| e
-        .notes
+        .notes()
         .iter()
         .any(|n| n == "client software: socket-test 1.0")));
 
@@ -384,7 +384,7 @@ async fn core_apis_over_a_real_socket() {
     assert!(all
         .iter()
         .filter(|e| e.status == Status::Answered)
-        .all(|e| e.response.is_some() && e.dissect_request().is_some_and(|d| d.error.is_none())));
+        .all(|e| e.response().is_some() && e.dissect_request().is_some_and(|d| d.error.is_none())));
     let with_errors: Vec<_> = all
         .iter()
         .filter(|e| e.dissect_response().is_some_and(|d| d.error.is_some()))
@@ -492,7 +492,7 @@ async fn idempotent_duplicate_is_acknowledged_not_stored_twice() {
     assert!(store
         .snapshot()
         .iter()
-        .any(|e| e.notes.iter().any(|n| n.contains("duplicate batch"))));
+        .any(|e| e.notes().iter().any(|n| n.contains("duplicate batch"))));
     h.shutdown().await;
 }
 
@@ -615,7 +615,7 @@ async fn throttle_placement_front_and_omit() {
         .await;
     assert_eq!(spec.throttle_time_ms, 0x0102_0304);
     assert!(store.snapshot().iter().any(|e| e
-        .notes
+        .notes()
         .iter()
         .any(|n| n == "throttle_time_ms placement: front")));
     h.shutdown().await;
@@ -1057,12 +1057,7 @@ async fn sasl_plain_gates_everything_but_api_versions() {
         .find(|e| e.api_key == 3)
         .expect("the Metadata request captured");
     let reason = "SASL authentication required";
-    assert_eq!(
-        refused.status,
-        Status::Refused {
-            reason: reason.into()
-        }
-    );
+    assert_eq!(refused.status, Status::refused(reason));
     assert_eq!(
         chronik_tui::capture::render::line(&refused),
         format!(
@@ -1070,8 +1065,8 @@ async fn sasl_plain_gates_everything_but_api_versions() {
              [refused: {reason}] (connection closed)",
             chronik_tui::capture::render::clock(refused.request_at),
             refused.conn,
-            refused.peer,
-            refused.request.len()
+            refused.peer(),
+            refused.request().len()
         )
     );
     let json = chronik_tui::capture::render::json(&refused);

@@ -408,17 +408,17 @@ fn check_pcapng(file: &Path, store: &Store, server: SocketAddr) {
     }
     let mut expected: BTreeMap<u16, Pdus> = BTreeMap::new();
     for ex in &exchanges {
-        let entry = expected.entry(port_of(&ex.peer)).or_default();
-        if !ex.request.is_empty() {
+        let entry = expected.entry(port_of(&ex.peer())).or_default();
+        if !ex.request().is_empty() {
             entry.0.push((
                 i64::from(ex.api_key),
                 i64::from(ex.api_version),
                 i64::from(ex.correlation_id),
-                ex.request.clone(),
+                ex.request().to_vec(),
             ));
         }
-        if let Some(r) = &ex.response {
-            entry.1.push((i64::from(ex.correlation_id), r.clone()));
+        if let Some(r) = ex.response() {
+            entry.1.push((i64::from(ex.correlation_id), r.to_vec()));
         }
     }
     // One TCP stream per connection.
@@ -470,23 +470,23 @@ fn check_pcapng(file: &Path, store: &Store, server: SocketAddr) {
     // The big record's frame, reassembled whole from its segments.
     let big = exchanges
         .iter()
-        .find(|e| e.api_key == 0 && e.request.len() > BIG)
+        .find(|e| e.api_key == 0 && e.request().len() > BIG)
         .expect("the big produce was captured");
     let whole = packets
         .iter()
         .flat_map(|p| p.pdus.iter().map(move |(b, _, _)| (p, b)))
-        .find(|(_, b)| **b == big.request);
+        .find(|(_, b)| **b == big.request());
     let Some((carrier, _)) = whole else {
         fail(format!(
             "no PDU of {} bytes equal to the big request",
-            big.request.len()
+            big.request().len()
         ))
     };
     let mut segments = Vec::new();
     find_keys(&carrier.layers, &|k| k == "tcp.segment", "", &mut segments);
     let count = segments.iter().map(|(_, v)| list(v).len()).sum::<usize>();
     assert!(
-        count >= big.request.len().div_ceil(65_000),
+        count >= big.request().len().div_ceil(65_000),
         "the big request reassembled from {count} segments"
     );
     // Every exchange's comment, on a packet of its connection.
@@ -496,7 +496,7 @@ fn check_pcapng(file: &Path, store: &Store, server: SocketAddr) {
             .iter()
             .find(|p| p.comments.iter().any(|c| c.starts_with(&head)));
         match on {
-            Some(p) if client_port_of(p) == port_of(&ex.peer) => {}
+            Some(p) if client_port_of(p) == port_of(&ex.peer()) => {}
             Some(p) => fail(format!(
                 "comment {head:?} on frame {} of another connection",
                 p.number
@@ -513,8 +513,8 @@ fn check_pcapng(file: &Path, store: &Store, server: SocketAddr) {
             m.text
         );
     }
-    let requests = exchanges.iter().filter(|e| !e.request.is_empty()).count();
-    let responses = exchanges.iter().filter(|e| e.response.is_some()).count();
+    let requests = exchanges.iter().filter(|e| !e.request().is_empty()).count();
+    let responses = exchanges.iter().filter(|e| e.response().is_some()).count();
     let pdus: usize = packets.iter().map(|p| p.pdus.len()).sum();
     assert_eq!(pdus, requests + responses, "Kafka PDUs tshark found");
     eprintln!(
@@ -551,7 +551,7 @@ fn check_json_lines(file: &Path, store: &Store) {
         .zip(store.snapshot())
     {
         assert_eq!(line["correlation_id"], ex.correlation_id);
-        let hex: String = ex.request.iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = ex.request().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(line["request"]["frame_hex"], hex.as_str());
     }
 }
@@ -582,7 +582,7 @@ async fn kcat_and_a_big_record_exported_read_back_by_tshark() {
         store
             .snapshot()
             .iter()
-            .any(|e| e.client_id.as_deref() == Some("rdkafka")),
+            .any(|e| e.client_id() == Some("rdkafka")),
         "kcat's exchanges captured"
     );
     check_pcapng(&pcapng, &store, h.local_addr);
@@ -617,7 +617,7 @@ async fn an_ipv6_session_exported_read_back_by_tshark() {
     assert!(store
         .snapshot()
         .iter()
-        .all(|e| e.peer.to_string().starts_with("[::1]:")));
+        .all(|e| e.peer().to_string().starts_with("[::1]:")));
 
     let dir = tempfile::tempdir().unwrap();
     let (pcapng, jsonl) = (dir.path().join("s.pcapng"), dir.path().join("s.jsonl"));

@@ -40,13 +40,13 @@ fn captures(third: Option<PathBuf>) -> Vec<(PathBuf, u16)> {
 fn frames(exs: &[Arc<Exchange>]) -> HashMap<(bool, Vec<u8>), Vec<Arc<Exchange>>> {
     let mut m: HashMap<(bool, Vec<u8>), Vec<Arc<Exchange>>> = HashMap::new();
     for ex in exs {
-        if !ex.request.is_empty() {
-            m.entry((true, ex.request.clone()))
+        if !ex.request().is_empty() {
+            m.entry((true, ex.request().to_vec()))
                 .or_default()
                 .push(ex.clone());
         }
-        if let Some(r) = &ex.response {
-            m.entry((false, r.clone())).or_default().push(ex.clone());
+        if let Some(r) = ex.response() {
+            m.entry((false, r.to_vec())).or_default().push(ex.clone());
         }
     }
     m
@@ -128,7 +128,7 @@ fn every_capture_gives_the_pdus_and_fields_tshark_sees() {
                     None => {
                         // The capture started after the request: ours says so too.
                         unpaired += 1;
-                        if !ex.request.is_empty() || ex.api_key != -1 {
+                        if !ex.request().is_empty() || ex.api_key != -1 {
                             failures.push(format!(
                                 "{name} frame {}: tshark has no request for this response, ours paired it with {} v{}",
                                 p.frame_no, ex.api_key, ex.api_version
@@ -270,8 +270,8 @@ fn summary(exs: &[Arc<Exchange>]) -> Vec<Summary> {
                 e.api_key,
                 e.api_version,
                 e.correlation_id,
-                e.request.clone(),
-                e.response.clone(),
+                e.request().to_vec(),
+                e.response().map(<[u8]>::to_vec),
             )
         })
         .collect();
@@ -447,8 +447,8 @@ async fn a_live_session_exported_to_pcapng_reads_back_the_same() {
             e.api_key,
             e.api_version,
             e.correlation_id,
-            e.request.clone(),
-            e.response.clone(),
+            e.request().to_vec(),
+            e.response().map(<[u8]>::to_vec),
         )
     };
     let mut a: Vec<_> = live.iter().map(key).collect();
@@ -459,7 +459,7 @@ async fn a_live_session_exported_to_pcapng_reads_back_the_same() {
     assert!(a == b, "exchanges differ after the round trip");
     for ex in &back {
         if ex.status == Status::Answered {
-            assert!(ex.response.is_some());
+            assert!(ex.response().is_some());
         }
     }
     // And tshark reads the same PDUs, none malformed where it knows the version (it stops at
@@ -517,7 +517,7 @@ async fn a_live_session_exported_to_pcapng_reads_back_the_same() {
     }
     let frames: usize = live
         .iter()
-        .map(|e| 1 + usize::from(e.response.is_some()))
+        .map(|e| 1 + usize::from(e.response().is_some()))
         .sum();
     assert_eq!(pdus.len(), frames);
 }
@@ -569,8 +569,8 @@ async fn sniffing_lo_sees_what_the_broker_recorded() {
             e.api_key,
             e.api_version,
             e.correlation_id,
-            e.request.clone(),
-            e.response.clone(),
+            e.request().to_vec(),
+            e.response().map(<[u8]>::to_vec),
         )
     };
     let mut want: Vec<_> = broker_store
@@ -585,7 +585,7 @@ async fn sniffing_lo_sees_what_the_broker_recorded() {
     let mut got: Vec<_> = sniffed
         .snapshot()
         .iter()
-        .filter(|e| e.status == Status::Answered && e.server == Some(ours))
+        .filter(|e| e.status == Status::Answered && e.server() == Some(ours))
         .map(key)
         .collect();
     want.sort();
@@ -612,7 +612,7 @@ async fn sniffing_lo_sees_what_the_broker_recorded() {
     record::export_store(&sniffed, &path, h.local_addr).unwrap();
     let mut again: Vec<_> = decode(&path, port)
         .iter()
-        .filter(|e| e.status == Status::Answered && e.server == Some(ours))
+        .filter(|e| e.status == Status::Answered && e.server() == Some(ours))
         .map(key)
         .collect();
     again.sort();
@@ -753,7 +753,10 @@ fn a_response_whose_request_is_not_in_the_capture_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("lost.pcap");
     let dropped = common::capture::without_a_request(&out, |e| e.api_key == 0);
-    let response = dropped.response.clone().expect("a Produce with acks");
+    let response = dropped
+        .response()
+        .map(<[u8]>::to_vec)
+        .expect("a Produce with acks");
     let decode_cmd = |json: bool| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronik-tui"));
         cmd.args(["decode", "--kafka-port", "19094"]).arg(&out);
@@ -769,9 +772,9 @@ fn a_response_whose_request_is_not_in_the_capture_says_so() {
         "{} conn={} {} client=- ? corr={} - req=- resp={}B request not in the capture \
          [lint info request-not-captured: the body reads cleanly as Produce v5-v7] \
          (response without its request (request not captured))",
-        chronik_tui::capture::render::clock(dropped.response_at.unwrap()),
+        chronik_tui::capture::render::clock(dropped.response_at().unwrap()),
         dropped.conn,
-        dropped.peer,
+        dropped.peer(),
         dropped.correlation_id,
         response.len()
     );

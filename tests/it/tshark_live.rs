@@ -167,10 +167,10 @@ fn tshark_agrees_with_the_dissector_on_a_live_session() {
         );
         let mut ours: Vec<Vec<u8>> = Vec::new();
         for ex in store.snapshot() {
-            if !ex.request.is_empty() {
-                ours.push(ex.request.clone());
+            if !ex.request().is_empty() {
+                ours.push(ex.request().to_vec());
             }
-            ours.extend(ex.response.clone());
+            ours.extend(ex.response().map(<[u8]>::to_vec));
         }
         let mut theirs: Vec<Vec<u8>> = pdus.iter().map(|p| p.bytes.clone()).collect();
         ours.sort();

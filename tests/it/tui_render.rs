@@ -29,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use chronik_tui::broker::{self, BrokerConfig};
-use chronik_tui::capture::{Exchange, Store, StoreLimits};
+use chronik_tui::capture::{Endpoints, Exchange, Store, StoreLimits};
 use chronik_tui::settings::{Knobs, Settings};
 use chronik_tui::tui::app::{Focus, View};
 use chronik_tui::tui::theme::Theme;
@@ -142,10 +142,13 @@ async fn session() -> Vec<Exchange> {
     assert_eq!(out.len(), 6, "{out:#?}");
     for (i, ex) in out.iter_mut().enumerate() {
         ex.request_at = BASE + i as i64 * 1000;
-        if ex.response_at.is_some() {
-            ex.response_at = Some(ex.request_at + 250 + 50 * i as i64);
+        if ex.response_at().is_some() {
+            ex.set_response_at(Some(ex.request_at + 250 + 50 * i as i64));
         }
-        ex.peer = format!("127.0.0.1:{}", 50000 + ex.conn).parse().unwrap();
+        ex.set_endpoints(Endpoints::shared(
+            format!("127.0.0.1:{}", 50000 + ex.conn).parse().unwrap(),
+            ex.server(),
+        ));
     }
     out
 }
@@ -308,7 +311,7 @@ async fn tree_and_hex_select_each_other() {
         .find(|e| e.api_key == 0 && e.api_version == 9)
         .unwrap()
         .clone();
-    let resp = produce_v9.response.clone().unwrap();
+    let resp = produce_v9.response().map(<[u8]>::to_vec).unwrap();
     let (mut app, _store) = app_over(&exchanges, false);
     key(&mut app, KeyCode::Home);
     for _ in 0..3 {
@@ -518,7 +521,7 @@ async fn a_response_without_its_request_in_the_list_and_the_tree() {
     let (mut app, _store) = app_over(&exchanges, false);
     key(&mut app, KeyCode::End);
     let ex = app.list.selected_exchange().unwrap().clone();
-    assert_eq!(ex.response, dropped.response);
+    assert_eq!(ex.response(), dropped.response());
     key(&mut app, KeyCode::Enter);
     let screen = text(&render(&mut app, 120, 36));
     let row = screen.lines().find(|l| l.starts_with("│▶")).unwrap();
@@ -528,7 +531,7 @@ async fn a_response_without_its_request_in_the_list_and_the_tree() {
     );
     assert!(row.contains(&cells), "{cells:?} in\n{screen}");
     // The tree starts at the response, the only frame there is.
-    let len = dropped.response.as_ref().map_or(0, Vec::len);
+    let len = dropped.response().map_or(0, <[u8]>::len);
     for shown in [
         "┃   Request: not in the capture ".to_string(),
         format!("┃▶▾ Response: ?, {len} bytes  @0+{len} "),
@@ -937,9 +940,10 @@ async fn a_lint_finding_is_flagged_in_the_list_listed_in_the_tree_and_marked_in_
 async fn a_filter_over_many_exchanges_shows_progress_and_esc_cancels_it() {
     let exchanges = session().await;
     let many: Vec<Exchange> = (0..2000)
-        .map(|i| Exchange {
-            correlation_id: i,
-            ..exchanges[i as usize % exchanges.len()].clone()
+        .map(|i| {
+            let mut ex = exchanges[i as usize % exchanges.len()].clone();
+            ex.correlation_id = i;
+            ex
         })
         .collect();
     let (mut app, _store) = app_over(&many, false);

@@ -78,8 +78,7 @@ impl FaultPlan {
     /// Notes the delays on the exchange.
     pub fn note_delays(&self, ex: &mut Exchange) {
         for (rule, ms) in &self.delays {
-            ex.notes
-                .push(format!("fault (rule {rule}): delayed {ms} ms"));
+            ex.push_note(format!("fault (rule {rule}): delayed {ms} ms"));
         }
     }
 
@@ -127,7 +126,7 @@ pub(crate) fn mutate(
 ) -> Vec<u8> {
     let api = ex.api_key;
     let preset = ex
-        .placement
+        .placement()
         .as_ref()
         .and_then(|p| p.placement.preset(version));
     if let Some(preset) = preset {
@@ -136,8 +135,7 @@ pub(crate) fn mutate(
             Ok(Applied::Unchanged(_)) => {}
             Err(e) => {
                 tracing::error!(error = %e, "placement preset did not apply");
-                ex.notes
-                    .push(format!("throttle_time_ms placement not applied: {e}"));
+                ex.push_note(format!("throttle_time_ms placement not applied: {e}"));
             }
         }
     }
@@ -153,16 +151,13 @@ pub(crate) fn mutate(
                 } else {
                     format!(" ({detail})")
                 };
-                ex.notes
-                    .push(format!("mutated (rule {n}): {}{detail}", rule.mutation));
+                ex.push_note(format!("mutated (rule {n}): {}{detail}", rule.mutation));
                 frame = out;
             }
             Ok(Applied::Unchanged(why)) => {
                 tracing::debug!(rule = n, reason = %why, "mutation had nothing to change");
             }
-            Err(e) => ex
-                .notes
-                .push(format!("mutation (rule {n}) not applied: {e}")),
+            Err(e) => ex.push_note(format!("mutation (rule {n}) not applied: {e}")),
         }
     }
     frame
@@ -195,7 +190,7 @@ pub(crate) async fn write(
         None => stream.write_all(part).await.map(|_| written = part.len()),
         Some((rule, size, every_ms)) => {
             let pieces = part.len().div_ceil(size.max(1));
-            ex.notes.push(format!(
+            ex.push_note(format!(
                 "fault (rule {rule}): sent in {pieces} pieces of at most {size} bytes, \
                  {every_ms} ms apart"
             ));
@@ -214,7 +209,7 @@ pub(crate) async fn write(
         }
     };
     if let Some(rule) = plan.mid_response {
-        ex.notes.push(format!(
+        ex.push_note(format!(
             "fault (rule {rule}): closed mid-response after {written} of {} bytes",
             resp.len()
         ));
@@ -251,7 +246,7 @@ pub(crate) async fn deliver(
     plan: &FaultPlan,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), CloseReason> {
-    ex.request = request;
+    ex.set_request(request);
     let knobs = settings.get();
     let resp = mutate(
         &knobs,
@@ -266,7 +261,7 @@ pub(crate) async fn deliver(
             _ = tokio::time::sleep(plan.delay()) => {}
             why = peer_gone(stream, shutdown) => {
                 ex.status = Status::Unanswered;
-                ex.notes.push(format!("{why} while the response was delayed"));
+                ex.push_note(format!("{why} while the response was delayed"));
                 store.push(ex);
                 let by = if why == "broker shut down" { ClosedBy::Broker } else { ClosedBy::Client };
                 return Err((by, format!("{why} while a response was delayed")));
@@ -275,22 +270,20 @@ pub(crate) async fn deliver(
     }
     if let Some(rule) = plan.drop {
         ex.status = Status::Unanswered;
-        ex.notes
-            .push(format!("fault (rule {rule}): response dropped"));
+        ex.push_note(format!("fault (rule {rule}): response dropped"));
         let close = plan.close_after_note();
-        ex.notes.extend(close.clone());
+        ex.extend_notes(close.clone());
         store.push(ex);
         return close.map_or(Ok(()), |why| Err((ClosedBy::Broker, why)));
     }
     let written = write(stream, &resp, plan, &mut ex).await;
-    ex.response_at = Some(now_micros());
+    ex.set_response_at(Some(now_micros()));
     let result = match written.error {
         Some(e) => {
             ex.status = Status::Unanswered;
-            ex.notes
-                .push("connection closed before the response was written".into());
+            ex.push_note("connection closed before the response was written".into());
             if written.bytes > 0 {
-                ex.response = Some(resp[..written.bytes].to_vec());
+                ex.set_response(Some(resp[..written.bytes].to_vec()));
             }
             Err((
                 ClosedBy::Client,
@@ -298,7 +291,7 @@ pub(crate) async fn deliver(
             ))
         }
         None if plan.mid_response.is_some() => {
-            ex.response = Some(resp[..written.bytes].to_vec());
+            ex.set_response(Some(resp[..written.bytes].to_vec()));
             Err((
                 ClosedBy::Broker,
                 format!(
@@ -308,10 +301,10 @@ pub(crate) async fn deliver(
             ))
         }
         None => {
-            ex.response = Some(resp);
+            ex.set_response(Some(resp));
             match plan.close_after_note() {
                 Some(why) => {
-                    ex.notes.push(why.clone());
+                    ex.push_note(why.clone());
                     Err((ClosedBy::Broker, why))
                 }
                 None => Ok(()),

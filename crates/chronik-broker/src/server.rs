@@ -15,7 +15,9 @@ use super::handlers::{self, Outcome};
 use super::inject::{self, peer_gone, CloseReason, FaultPlan};
 use super::state::{Conn, Shared};
 use crate::frame::{read_frame, FrameError};
-use chronik_capture::{now_micros, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store};
+use chronik_capture::{
+    now_micros, share_client_id, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store,
+};
 use chronik_protocol::dissect::peek_request_header;
 use chronik_protocol::frame::with_size_prefix;
 use chronik_protocol::{api_key, dissect_request_with, errors, DecodeError, Limits, Value};
@@ -63,22 +65,16 @@ pub(crate) async fn accept_each(
 
 /// A new exchange on this connection, with the request bytes given.
 pub(crate) fn exchange(conn: &Conn, request: Vec<u8>, request_at: i64, status: Status) -> Exchange {
-    Exchange {
-        server: conn.local,
-        request,
-        ..Exchange::new(conn.id, conn.peer, request_at, status)
-    }
+    Exchange::new(conn.id, conn.endpoints.clone(), request_at, status).with_frames(request, None)
 }
 
 /// The status of a request that could not be read: where, which field, why.
 fn malformed(offset: usize, path: &str, message: String) -> Status {
-    Status::Malformed {
-        error: DecodeError {
-            offset,
-            path: path.into(),
-            message,
-        },
-    }
+    Status::malformed(DecodeError {
+        offset,
+        path: path.into(),
+        message,
+    })
 }
 
 /// One connection: reads frames until the client goes, the broker shuts down or a frame is
@@ -127,8 +123,7 @@ async fn serve(
             if !ok {
                 tracing::warn!(conn = id, %peer, "SASL/PLAIN authentication failed; closing");
                 ex.status = Status::Unanswered;
-                ex.notes
-                    .push("authentication failed; connection closed".into());
+                ex.push_note("authentication failed; connection closed".into());
                 shared.store.push(ex);
                 closed = (ClosedBy::Broker, "SASL/PLAIN authentication failed".into());
                 break;
@@ -136,8 +131,8 @@ async fn serve(
             conn.authenticated = true;
             let resp = with_size_prefix(&[]);
             let wrote = stream.write_all(&resp).await;
-            ex.response = Some(resp);
-            ex.response_at = Some(now_micros());
+            ex.set_response(Some(resp));
+            ex.set_response_at(Some(now_micros()));
             shared.store.push(ex);
             if let Err(e) = wrote {
                 closed = (ClosedBy::Client, format!("write failed: {e}"));
@@ -231,7 +226,7 @@ pub(crate) async fn read_request(
                 now_micros(),
                 malformed(0, "kafka.length", e.to_string()),
             );
-            ex.notes.push("connection closed".into());
+            ex.push_note("connection closed".into());
             store.push(ex);
             Err((ClosedBy::Broker, format!("bad frame: {e}")))
         }
@@ -243,7 +238,7 @@ pub(crate) async fn read_request(
 /// client id filled in) and the dissection. A frame that does not decode is captured as
 /// malformed, logged with its offset, and `Err` says the connection must close.
 pub(crate) fn check_request(
-    conn: &Conn,
+    conn: &mut Conn,
     store: &Store,
     frame: &[u8],
     request_at: i64,
@@ -256,15 +251,15 @@ pub(crate) fn check_request(
         ex.correlation_id = corr;
     }
     if let Some(Value::Str(s)) = dissection.root.find("kafka.client_id").map(|f| &f.value) {
-        ex.client_id = Some(s.clone());
+        ex.set_client_id(share_client_id(&mut conn.client_id, Some(s)));
     }
     if let Some(err) = dissection.error.clone() {
         tracing::warn!(conn = conn.id, peer = %conn.peer, offset = err.offset, path = %err.path,
             reason = %err.message, "malformed request; closing the connection");
         let why = format!("malformed request: {err}");
-        ex.request = frame.to_vec();
-        ex.status = Status::Malformed { error: err };
-        ex.notes.push("connection closed".into());
+        ex.set_request(frame.to_vec());
+        ex.status = Status::malformed(err);
+        ex.push_note("connection closed".into());
         store.push(ex);
         return Err((ClosedBy::Broker, why));
     }
@@ -282,15 +277,17 @@ async fn handle_frame(
 ) -> Result<(), CloseReason> {
     let (mut ex, dissection) = check_request(conn, &shared.store, &frame, request_at)?;
     let (key, version, corr) = (ex.api_key, ex.api_version, ex.correlation_id);
-    conn.identity.client_id = ex.client_id.clone();
+    if conn.identity.client_id.as_deref() != ex.client_id() {
+        conn.identity.client_id = ex.client_id().map(str::to_string);
+    }
     let (conn_id, peer) = (conn.id, conn.peer);
     // Captures the request unanswered with this status and closes the connection.
     let end = |mut ex: Exchange, frame: Vec<u8>, status: Status, why: String| {
         tracing::warn!(conn = conn_id, peer = %peer, api_key = key, api_version = version,
             reason = %why, "refusing request; closing the connection");
-        ex.request = frame;
+        ex.set_request(frame);
         ex.status = status;
-        ex.notes.push("connection closed".into());
+        ex.push_note("connection closed".into());
         shared.store.push(ex);
         Err((ClosedBy::Broker, why))
     };
@@ -310,7 +307,7 @@ async fn handle_frame(
         let knobs = shared.settings.get();
         let plan = FaultPlan::decide(&knobs, conn, key, version);
         let body = handlers::api_versions_unsupported(&knobs);
-        ex.notes.push(format!(
+        ex.push_note(format!(
             "ApiVersions v{version} unsupported: answered as v0 with error {}",
             errors::UNSUPPORTED_VERSION
         ));
@@ -350,7 +347,7 @@ async fn handle_frame(
         );
     }
     if let Some(note) = above_cap(conn, shared, key, version) {
-        ex.notes.push(note);
+        ex.push_note(note);
     }
     let Ok(api) = ApiKey::try_from(key) else {
         return close(ex, frame, format!("API key {key} is not supported"));
@@ -368,7 +365,7 @@ async fn handle_frame(
     if !conn.authenticated && !before_auth.contains(&key) {
         let reason = "SASL authentication required".to_string();
         let why = format!("refused: {reason}");
-        return end(ex, frame, Status::Refused { reason }, why);
+        return end(ex, frame, Status::refused(reason), why);
     }
     let knobs = shared.settings.get();
     let plan = FaultPlan::decide(&knobs, conn, key, version);
@@ -380,7 +377,7 @@ async fn handle_frame(
             .map(|o| (rule, code, o))
     });
     let outcome = if let Some((rule, code, outcome)) = error_reply {
-        ex.notes.push(FaultPlan::error_note(rule, code));
+        ex.push_note(FaultPlan::error_note(rule, code));
         outcome
     } else if api == ApiKey::Fetch {
         let handler = handlers::handle(shared, conn, api, version, &header, buf);
@@ -388,9 +385,9 @@ async fn handle_frame(
             o = handler => o,
             why = peer_gone(stream, shutdown) => {
                 tracing::debug!(conn = conn_id, peer = %peer, reason = why, "fetch abandoned");
-                ex.request = frame;
+                ex.set_request(frame);
                 ex.status = Status::Unanswered;
-                ex.notes.push(format!("{why} while the request was pending"));
+                ex.push_note(format!("{why} while the request was pending"));
                 shared.store.push(ex);
                 let by = if why == "broker shut down" { ClosedBy::Broker } else { ClosedBy::Client };
                 return Err((by, format!("{why} while a Fetch was pending")));
@@ -399,14 +396,14 @@ async fn handle_frame(
     } else {
         handlers::handle(shared, conn, api, version, &header, buf).await
     };
-    ex.placement = conn.placement_used.take();
+    ex.set_placement(conn.placement_used.take());
     match outcome {
         Outcome::Reply {
             body,
             notes,
             close_after,
         } => {
-            ex.notes.extend(notes);
+            ex.extend_notes(notes);
             // ApiVersions answers with header v0 at every version, so any client can read it.
             let header_version = if key == api_key::API_VERSIONS {
                 0
@@ -423,11 +420,11 @@ async fn handle_frame(
             after_reply(close_after, key)
         }
         Outcome::NoResponse { notes, close_after } => {
-            ex.notes.extend(notes);
-            ex.request = frame;
+            ex.extend_notes(notes);
+            ex.set_request(frame);
             ex.status = Status::NoResponse;
             let fault_close = plan.close_after_note();
-            ex.notes.extend(fault_close.clone());
+            ex.extend_notes(fault_close.clone());
             shared.store.push(ex);
             if let Some(why) = fault_close {
                 return Err((ClosedBy::Broker, why));

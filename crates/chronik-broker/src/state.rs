@@ -17,7 +17,7 @@ use super::topics::Topics;
 use super::txn::TxnCoordinator;
 use super::BrokerConfig;
 use crate::settings::{ClientIdentity, PlacementUsed, Settings};
-use chronik_capture::Store;
+use chronik_capture::{ClientId, Endpoints, Store};
 
 /// Everything the connections share.
 pub(crate) struct Shared {
@@ -108,6 +108,10 @@ pub(crate) struct Conn {
     pub peer: SocketAddr,
     /// The broker's end of the connection.
     pub local: Option<SocketAddr>,
+    /// Both ends, shared by the connection's exchanges.
+    pub endpoints: Arc<Endpoints>,
+    /// The client id of the latest request header, shared by the exchanges that carry it.
+    pub client_id: Option<ClientId>,
     /// The peer's IP address alone (DescribeGroups shows it as the member's host).
     pub peer_ip: String,
     /// client_software_name and version from ApiVersions v3+.
@@ -142,6 +146,8 @@ impl Conn {
             id,
             peer,
             local,
+            endpoints: Endpoints::shared(peer, local),
+            client_id: None,
             peer_ip: peer.ip().to_string(),
             client_software: None,
             authenticated,

@@ -15,6 +15,9 @@ mod store;
 mod verdict;
 
 pub use connection::{ClosedBy, ConnEvent, ConnEventKind};
-pub use exchange::{now_micros, Exchange, Framing, PlacementUsed, Status};
+pub use exchange::{
+    now_micros, share_client_id, ClientId, ConnShares, Endpoints, Exchange, Framing, PlacementUsed,
+    Status,
+};
 pub use store::{InFlight, Marker, Store, StoreLimits, Subscription, TimelineItem};
 pub use verdict::{Dissected, FrameFault, Severity, Verdict};

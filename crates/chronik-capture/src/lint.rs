@@ -28,9 +28,9 @@ pub fn findings(
     let mut out = Vec::new();
     if ex.framing == Framing::Kafka {
         if let Some(d) = req {
-            out.extend(lint::check_request(&ex.request, d));
+            out.extend(lint::check_request(ex.request(), d));
         }
-        if let (Some(d), Some(frame)) = (resp, ex.response.as_ref()) {
+        if let (Some(d), Some(frame)) = (resp, ex.response()) {
             let key = if ex.request_seen() || ex.api_key >= 0 {
                 ex.api_key
             } else {
@@ -40,7 +40,7 @@ pub fn findings(
             correlation(ex, frame, &mut out);
         }
     }
-    out.extend(ex.lint.iter().cloned());
+    out.extend(ex.lint().iter().cloned());
     out.sort_by_key(|f| (f.side == Side::Response, f.start, f.end));
     out
 }
@@ -117,7 +117,7 @@ impl History {
     }
 
     fn learn_versions(&mut self, ex: &Exchange) {
-        let Some(frame) = ex.response.as_ref() else {
+        let Some(frame) = ex.response() else {
             return;
         };
         // The dissector reads the answer to a version beyond the schema's as v0, as Kafka
@@ -156,7 +156,7 @@ impl History {
     /// producer sent the partition before. The record sets are found by a walk of the request
     /// (no tree: this runs on every Produce of a stream, before any view dissects it).
     fn sequences_of(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
-        let frame = ex.request.as_slice();
+        let frame = ex.request();
         let mut batches: Vec<(String, i64, usize, BatchHeader)> = Vec::new();
         let mut topic = String::new();
         let mut partition = -1;
@@ -249,14 +249,13 @@ mod tests {
         request: Vec<u8>,
         response: Vec<u8>,
     ) -> Exchange {
-        Exchange {
-            api_key: key,
-            api_version: version,
-            correlation_id: 1,
-            request,
-            response: Some(response),
-            ..Exchange::new(conn, "127.0.0.1:1".parse().unwrap(), 0, Status::Answered)
-        }
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let mut ex = Exchange::new(conn, crate::Endpoints::of(peer), 0, Status::Answered)
+            .with_frames(request, Some(response));
+        ex.api_key = key;
+        ex.api_version = version;
+        ex.correlation_id = 1;
+        ex
     }
 
     /// ApiVersions v0 on `conn`, the broker offering Metadata v0-v4 only.
@@ -348,7 +347,8 @@ mod tests {
             gap[0].message,
             "producer 7 sends base_sequence 5 to orders-0 where 2 is next: 3 skipped"
         );
-        let frame = &idempotent(5, 1).request;
+        let ex = idempotent(5, 1);
+        let frame = ex.request();
         let at = (gap[0].start as usize, gap[0].end as usize);
         assert_eq!(
             &frame[at.0..at.1],

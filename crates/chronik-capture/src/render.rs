@@ -133,8 +133,8 @@ fn line_at(ex: &Exchange, d: &Dissected, time: &str) -> String {
         line,
         "{time} conn={} {} client={} ",
         ex.conn,
-        ex.peer,
-        ex.client_id.as_deref().unwrap_or("-"),
+        ex.peer(),
+        ex.client_id().unwrap_or("-"),
     );
     ex.push_api_label(&mut line);
     let _ = write!(line, " corr={} ", ex.correlation_id);
@@ -144,15 +144,15 @@ fn line_at(ex: &Exchange, d: &Dissected, time: &str) -> String {
         Some(us) => _ = write!(line, "{:.2}ms", us as f64 / 1000.0),
         None => line.push('-'),
     }
-    let size = |line: &mut String, frame: Option<&Vec<u8>>| match frame {
+    let size = |line: &mut String, frame: Option<&[u8]>| match frame {
         Some(f) => _ = write!(line, "{}B", f.len()),
         None => line.push('-'),
     };
     line.push_str(" req=");
-    size(&mut line, ex.request_seen().then_some(&ex.request));
+    size(&mut line, ex.request_seen().then_some(ex.request()));
     line.push_str(" resp=");
-    size(&mut line, ex.response.as_ref());
-    let summary = summarize_frames(d, Some(&ex.request));
+    size(&mut line, ex.response());
+    let summary = summarize_frames(d, Some(ex.request()));
     let mut tail = |text: &str| {
         if !text.is_empty() {
             line.push(' ');
@@ -167,7 +167,7 @@ fn line_at(ex: &Exchange, d: &Dissected, time: &str) -> String {
         Status::Malformed { error } => tail(&format!("[MALFORMED: {error}]")),
         Status::Refused { reason } => tail(&format!("[refused: {reason}]")),
     }
-    for n in &ex.notes {
+    for n in ex.notes() {
         tail(&format!("({n})"));
     }
     line.truncate(line.trim_end().len());
@@ -566,12 +566,12 @@ impl ExchangeJson<'_> {
         let request = match &self.req {
             Some(d) => JsonEntry::Frame(FrameJson {
                 d,
-                frame: &ex.request,
+                frame: ex.request(),
             }),
             None => JsonEntry::Value(serde_json::Value::Null),
         };
         entries.push(("request".into(), request));
-        if let (Some(d), Some(frame)) = (&self.resp, ex.response.as_ref()) {
+        if let (Some(d), Some(frame)) = (&self.resp, ex.response()) {
             entries.push(("response".into(), JsonEntry::Frame(FrameJson { d, frame })));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -661,13 +661,13 @@ mod tests {
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(0)
                     .with_records(Some(Bytes::from(set)))])]);
-        Exchange {
-            api_key: 0,
-            api_version: version,
-            correlation_id: 1,
-            request: request_frame(0, version, 1, Some("app"), &req),
-            ..Exchange::new(1, "127.0.0.1:1".parse().unwrap(), 0, Status::NoResponse)
-        }
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let mut ex = Exchange::new(1, crate::Endpoints::of(peer), 0, Status::NoResponse)
+            .with_frames(request_frame(0, version, 1, Some("app"), &req), None);
+        ex.api_key = 0;
+        ex.api_version = version;
+        ex.correlation_id = 1;
+        ex
     }
 
     /// The line from a dissection that leaves record sets unexpanded (what the store shares
@@ -766,16 +766,16 @@ mod tests {
             fields(&d.root, &mut want);
             listed(&v["request"]["tree"], &mut got);
             assert_eq!(got, want);
-            assert_eq!(v["request"]["frame_hex"], json!(hex(&ex.request)));
+            assert_eq!(v["request"]["frame_hex"], json!(hex(ex.request())));
             assert_eq!(v["api_name"], "Produce");
             assert!(v.get("response").is_none());
         }
         // Strings that need escaping (a client id, a note, a string field) and a response that
         // does not decode: still the value's text.
         let mut ex = produce(9, vec![0; 30]);
-        ex.client_id = Some("q\"\\\n\u{1}é".into());
-        ex.notes.push("note \"quoted\"\tand tabbed".into());
-        ex.response = Some(vec![0, 0, 0, 6, 0, 0, 0, 1, 0xff, 0xff]);
+        ex.set_client_id(Some(std::sync::Arc::new("q\"\\\n\u{1}é".into())));
+        ex.push_note("note \"quoted\"\tand tabbed".into());
+        ex.set_response(Some(vec![0, 0, 0, 6, 0, 0, 0, 1, 0xff, 0xff]));
         let text = json_line(&ex);
         assert_eq!(text, json(&ex).to_string());
         assert!(

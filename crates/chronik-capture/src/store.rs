@@ -225,11 +225,12 @@ impl Store {
         if !self.capturing {
             return Arc::new(ex);
         }
-        ex.lint = self
+        let lint = self
             .history
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .check(&ex);
+        ex.set_lint(lint);
         let ex = {
             let mut g = self.lock();
             ex.id = g.next_id;
@@ -391,16 +392,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Status;
+    use crate::{Endpoints, Status};
 
     fn ex(size: usize) -> Exchange {
-        Exchange {
-            api_key: 18,
-            api_version: 0,
-            correlation_id: 1,
-            request: vec![0; size],
-            ..Exchange::new(1, "127.0.0.1:1".parse().unwrap(), 0, Status::NoResponse)
-        }
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let mut ex = Exchange::new(1, Endpoints::of(peer), 0, Status::NoResponse)
+            .with_frames(vec![0; size], None);
+        ex.api_key = 18;
+        ex.api_version = 0;
+        ex.correlation_id = 1;
+        ex
     }
 
     #[test]
@@ -431,7 +432,9 @@ mod tests {
         assert!(Arc::ptr_eq(&da, &s.dissected(&a)));
         assert!(!Arc::ptr_eq(&da, &s.dissected(&b)));
         // An exchange from elsewhere with the same id gets its own.
-        let foreign = Arc::new(Exchange { id: a.id, ..ex(11) });
+        let mut foreign = ex(11);
+        foreign.id = a.id;
+        let foreign = Arc::new(foreign);
         assert!(!Arc::ptr_eq(&da, &s.dissected(&foreign)));
         for _ in 0..SHARED_DISSECTIONS {
             let e = s.push(ex(10));

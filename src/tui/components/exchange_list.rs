@@ -49,7 +49,7 @@ impl Entry {
             Status::Refused { reason } => summary = format!("[refused: {reason}] {summary}"),
             Status::Answered => {}
         }
-        if let Some(p) = &ex.placement {
+        if let Some(p) = ex.placement() {
             if p.placement != ThrottlePlacement::Spec {
                 summary.push_str(&format!(" [throttle {p}]"));
             }
@@ -723,7 +723,10 @@ fn exchange_line<'a>(
             "#" => ex.id.to_string(),
             "time" => clock_ms(ex.request_at),
             "conn" => ex.conn.to_string(),
-            "client" => ex.client_id.clone().unwrap_or_else(|| "-".into()),
+            "client" => ex
+                .client_id()
+                .map(str::to_string)
+                .unwrap_or_else(|| "-".into()),
             "api" => ex.api_label(),
             "corr" => ex.correlation_id.to_string(),
             "latency" => ex
@@ -733,11 +736,11 @@ fn exchange_line<'a>(
             "size" => format!(
                 "{}/{}",
                 if ex.request_seen() {
-                    ex.request.len().to_string()
+                    ex.request().len().to_string()
                 } else {
                     "-".into()
                 },
-                ex.response
+                ex.response()
                     .as_ref()
                     .map(|r| r.len().to_string())
                     .unwrap_or_else(|| "-".into())
@@ -779,10 +782,15 @@ mod tests {
     use super::*;
 
     fn ex(id: u64, conn: u64) -> Arc<Exchange> {
-        Arc::new(Exchange {
-            id,
-            ..Exchange::new(conn, "127.0.0.1:1".parse().unwrap(), 0, Status::Unanswered)
-        })
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let mut ex = Exchange::new(
+            conn,
+            crate::capture::Endpoints::of(peer),
+            0,
+            Status::Unanswered,
+        );
+        ex.id = id;
+        Arc::new(ex)
     }
 
     fn shown_ids(l: &ExchangeList) -> Vec<u64> {

@@ -204,8 +204,8 @@ impl FieldTree {
             return &[];
         };
         let frame: &[u8] = match side {
-            Side::Request => &ex.request,
-            Side::Response => ex.response.as_deref().unwrap_or(&[]),
+            Side::Request => ex.request(),
+            Side::Response => ex.response().unwrap_or(&[]),
         };
         match self.dissection(side) {
             Some(d) => d.buffer(frame, buffer),
@@ -687,14 +687,14 @@ impl FieldTree {
             Side::Request => format!(
                 "Request: {api}, correlation id {}, {} bytes",
                 ex.correlation_id,
-                ex.request.len()
+                ex.request().len()
             ),
             Side::Response => {
                 let mut s = format!(
                     "Response: {api}, {} bytes",
-                    ex.response.as_ref().map_or(0, Vec::len)
+                    ex.response().map_or(0, <[u8]>::len)
                 );
-                if let Some(p) = &ex.placement {
+                if let Some(p) = ex.placement() {
                     s.push_str(&format!(", throttle_time_ms placement {p}"));
                 }
                 s

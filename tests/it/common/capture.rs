@@ -86,7 +86,7 @@ pub fn without_a_request(out: &Path, pick: impl Fn(&Exchange) -> bool) -> Arc<Ex
         .expect("an exchange to drop the request of");
     let mut all = packets(&src);
     let carrying: Vec<usize> = (0..all.len())
-        .filter(|i| all[*i].data.ends_with(&ex.request))
+        .filter(|i| all[*i].data.ends_with(ex.request()))
         .collect();
     assert_eq!(
         carrying.len(),

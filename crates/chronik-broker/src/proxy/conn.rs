@@ -153,7 +153,9 @@ async fn forward(
     }
     let (mut ex, dissection) = check_request(conn, &proxy.store, &frame, request_at)?;
     let (key, version, corr) = (ex.api_key, ex.api_version, ex.correlation_id);
-    conn.identity.client_id = ex.client_id.clone();
+    if conn.identity.client_id.as_deref() != ex.client_id() {
+        conn.identity.client_id = ex.client_id().map(str::to_string);
+    }
     if key == api_key::API_VERSIONS {
         learn_software(conn, &dissection);
     }
@@ -175,21 +177,21 @@ async fn forward(
             if key == api_key::METADATA {
                 error_in_response = Some((rule, code));
             } else if let Some(answer) = error_answer(conn, &knobs, &frame, key, version, code) {
-                ex.notes.push(FaultPlan::error_note(rule, code));
+                ex.push_note(FaultPlan::error_note(rule, code));
                 return match answer {
                     Answer::Frame(resp) => {
                         answer_client(client, conn, proxy, ex, frame, resp, &plan).await
                     }
                     Answer::None(why) => {
-                        ex.request = frame;
+                        ex.set_request(frame);
                         ex.status = Status::NoResponse;
-                        ex.notes.push(why.clone());
+                        ex.push_note(why.clone());
                         proxy.store.push(ex);
                         Err((ClosedBy::Broker, why))
                     }
                 };
             } else {
-                ex.notes.push(format!(
+                ex.push_note(format!(
                     "fault (rule {rule}): no error answer for this {} request (its header does \
                      not decode); forwarded",
                     chronik_protocol::registry::api_name(key)
@@ -202,16 +204,16 @@ async fn forward(
             match exchange_upstream(client, link, proxy, &frame, !no_response, wait).await {
                 Ok(r) => r,
                 Err(failure) => {
-                    ex.request = frame;
+                    ex.set_request(frame);
                     failure.record(ex, &proxy.store);
                     return Err(failure.close);
                 }
             };
         let Some(mut resp) = response else {
-            ex.request = frame;
+            ex.set_request(frame);
             ex.status = Status::NoResponse;
             let close = plan.close_after_note();
-            ex.notes.extend(close.clone());
+            ex.extend_notes(close.clone());
             proxy.store.push(ex);
             return close.map_or(Ok(()), |why| Err((ClosedBy::Broker, why)));
         };
@@ -219,16 +221,14 @@ async fn forward(
             match topic_errors(&resp, version, code) {
                 Ok((out, topics)) => {
                     resp = out;
-                    ex.notes.push(format!(
+                    ex.push_note(format!(
                         "fault (rule {rule}): {} ({code}) set on {} of upstream's response, \
                          partitions left out (upstream served the request)",
                         chronik_protocol::errors::error_name(code),
                         topics_text(topics)
                     ));
                 }
-                Err(why) => ex
-                    .notes
-                    .push(format!("fault (rule {rule}): error not applied: {why}")),
+                Err(why) => ex.push_note(format!("fault (rule {rule}): error not applied: {why}")),
             }
         }
         answer_client(client, conn, proxy, ex, frame, resp, &plan).await
@@ -356,14 +356,16 @@ async fn answer_client(
         .map(|a| a.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let (rewritten, notes) = super::rewrite::rewrite(proxy, &resp, key, version, local_ip);
-    ex.notes.extend(notes);
+    ex.extend_notes(notes);
     if let Some(r) = rewritten {
         resp = r;
     }
     if key == api_key::PRODUCE {
         let knobs = proxy.settings.get();
-        handlers::place(conn, &knobs, version, &mut ex.notes);
-        ex.placement = conn.placement_used.take();
+        let mut notes = Vec::new();
+        handlers::place(conn, &knobs, version, &mut notes);
+        ex.extend_notes(notes);
+        ex.set_placement(conn.placement_used.take());
     }
     let mut shutdown = proxy.shutdown.clone();
     inject::deliver(
@@ -398,7 +400,7 @@ async fn forward_sasl_token(
     ex.framing = Framing::SaslToken;
     let wait = proxy.config.timeout;
     let result = exchange_upstream(client, link, proxy, &frame, true, wait).await;
-    ex.request = frame;
+    ex.set_request(frame);
     let resp = match result {
         Ok(Some(resp)) => resp,
         Ok(None) => Vec::new(),
@@ -408,8 +410,8 @@ async fn forward_sasl_token(
         }
     };
     let wrote = client.write_all(&resp).await;
-    ex.response = Some(resp);
-    ex.response_at = Some(now_micros());
+    ex.set_response(Some(resp));
+    ex.set_response_at(Some(now_micros()));
     proxy.store.push(ex);
     wrote.map_err(|e| (ClosedBy::Client, format!("write failed: {e}")))
 }
@@ -426,7 +428,7 @@ impl Failure {
     /// failure is an event of the capture's timeline, as a setting changed is).
     fn record(&self, mut ex: Exchange, store: &Store) {
         ex.status = self.status.clone();
-        ex.notes.push(self.note.clone());
+        ex.push_note(self.note.clone());
         let conn = ex.conn;
         store.push(ex);
         store.push_marker(format!("[proxy] conn {conn}: {}", self.close.1));
@@ -462,9 +464,7 @@ async fn exchange_upstream(
         Err(why) => {
             tracing::warn!(reason = %why, "upstream unreachable; closing the client connection");
             return Err(Failure {
-                status: Status::Refused {
-                    reason: why.clone(),
-                },
+                status: Status::refused(why.clone()),
                 note: "proxy: upstream unreachable; client connection closed".into(),
                 close: (ClosedBy::Broker, why),
             });

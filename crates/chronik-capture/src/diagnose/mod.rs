@@ -347,7 +347,7 @@ type ClientKey = u64;
 fn client_key(ex: &Exchange) -> ClientKey {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (ex.client_id.as_deref(), ex.peer.ip()).hash(&mut h);
+    (ex.client_id(), ex.peer().ip()).hash(&mut h);
     h.finish()
 }
 
@@ -448,10 +448,10 @@ fn ms(us: i64) -> String {
 /// `placement` (the embedded broker; `front (rule 1: …)` when a rule chose it), else a
 /// `throttle_time_ms placement: WORD …` note. Captures of other brokers say nothing.
 fn noted_placement(ex: &Exchange) -> Option<String> {
-    if let Some(p) = &ex.placement {
+    if let Some(p) = ex.placement() {
         return Some(p.to_string());
     }
-    ex.notes.iter().find_map(|n| {
+    ex.notes().iter().find_map(|n| {
         n.strip_prefix("throttle_time_ms placement: ")
             .map(|rest| rest.split_whitespace().next().unwrap_or(rest).to_string())
     })
@@ -716,11 +716,11 @@ impl Detector {
             None => None,
         };
         let mut out = Vec::new();
-        let c = self.entry(ex.conn, ex.peer);
-        if ex.client_id.is_some() {
-            c.client_id = ex.client_id.clone();
+        let c = self.entry(ex.conn, ex.peer());
+        if ex.client_id().is_some() {
+            c.client_id = ex.client_id().map(str::to_string);
         }
-        if !ex.request.is_empty() {
+        if !ex.request().is_empty() {
             c.requests += 1;
             c.negotiated.insert(ex.api_key, ex.api_version);
             c.last_request_at = Some(c.last_request_at.unwrap_or(0).max(ex.request_at));
@@ -735,7 +735,7 @@ impl Detector {
                 c.bad_response = None;
             }
         }
-        if let Some(at) = ex.response_at {
+        if let Some(at) = ex.response_at() {
             c.last_response_at = Some(c.last_response_at.unwrap_or(0).max(at));
         }
         if let Some((name, version)) = d.and_then(|d| software_of(ex, d)) {
@@ -751,7 +751,7 @@ impl Detector {
                     api_key: ex.api_key,
                     version: ex.api_version,
                     corr: ex.correlation_id,
-                    bytes: ex.request.len(),
+                    bytes: ex.request().len(),
                     request_at: ex.request_at,
                 });
             }
@@ -784,7 +784,7 @@ impl Detector {
         let sets = d
             .request
             .as_ref()
-            .map(|req| record_sets(req, &ex.request))
+            .map(|req| record_sets(req, ex.request()))
             .unwrap_or_default();
         // Whole batches first (producer sequence or CRC), read from their headers.
         let mut batches = Vec::new();
@@ -804,8 +804,8 @@ impl Detector {
             exchange: ex.id,
             conn: ex.conn,
             corr: ex.correlation_id,
-            response_at: ex.response_at,
-            response_bytes: ex.response.as_ref().map(Vec::len),
+            response_at: ex.response_at(),
+            response_bytes: ex.response().map(<[u8]>::len),
             doubtful,
         };
         let keys = batches
@@ -868,7 +868,7 @@ impl Detector {
                     ex.api_version,
                     ex.correlation_id,
                     ex.id,
-                    ex.request.len(),
+                    ex.request().len(),
                     prev.conn,
                     prev.corr,
                     prev.exchange,
@@ -890,8 +890,8 @@ impl Detector {
                 exchange: ex.id,
                 corr: ex.correlation_id,
                 version: ex.api_version,
-                bytes: ex.response.as_ref().map_or(0, Vec::len),
-                at: ex.response_at.unwrap_or(ex.request_at),
+                bytes: ex.response().map_or(0, <[u8]>::len),
+                at: ex.response_at().unwrap_or(ex.request_at),
                 what: match &placement {
                     Some(p) => format!("{what} (encoded with throttle_time_ms placement {p})"),
                     None => what,
@@ -912,14 +912,14 @@ impl Detector {
                 kind: EvidenceKind::CleanResponse,
                 exchange: Some(ex.id),
                 earlier_exchange: None,
-                at: ex.response_at.unwrap_or(ex.request_at),
+                at: ex.response_at().unwrap_or(ex.request_at),
                 text: format!(
                     "ProduceResponse v{} corr={} (exchange #{}, {} B) decodes cleanly, for a new \
                      batch",
                     ex.api_version,
                     ex.correlation_id,
                     ex.id,
-                    ex.response.as_ref().map_or(0, Vec::len)
+                    ex.response().map_or(0, <[u8]>::len)
                 ),
             };
             self.set(ex.conn, Health::Healthy, ev, t, out);

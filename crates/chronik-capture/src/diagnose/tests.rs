@@ -9,7 +9,7 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::fixtures::every_state;
 use super::*;
-use crate::PlacementUsed;
+use crate::{Endpoints, PlacementUsed};
 use chronik_protocol::batch;
 use chronik_protocol::test_frames::request_frame;
 
@@ -101,17 +101,15 @@ fn exchange(
     } else {
         Status::Unanswered
     };
-    Exchange {
-        id,
-        client_id: Some("app".into()),
-        api_key,
-        api_version: version,
-        correlation_id: corr,
-        request,
-        response,
-        ..Exchange::new(conn, SocketAddr::from(([127, 0, 0, 1], port)), at, status)
-    }
-    .answered_at(at + 200)
+    let peer = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut ex = Exchange::new(conn, Endpoints::of(peer), at, status)
+        .with_client_id(Some(Arc::new("app".into())))
+        .with_frames(request, response);
+    ex.id = id;
+    ex.api_key = api_key;
+    ex.api_version = version;
+    ex.correlation_id = corr;
+    ex.answered_at(at + 200)
 }
 
 trait AnsweredAt {
@@ -120,8 +118,8 @@ trait AnsweredAt {
 
 impl AnsweredAt for Exchange {
     fn answered_at(mut self, at: i64) -> Exchange {
-        if self.response.is_some() {
-            self.response_at = Some(at);
+        if self.response().is_some() {
+            self.set_response_at(Some(at));
         }
         self
     }
@@ -218,11 +216,11 @@ fn close_soon_after_an_undecodable_response_is_disconnecting() {
         T0,
     );
     let mut ex = ex;
-    ex.placement = Some(PlacementUsed {
+    ex.set_placement(Some(PlacementUsed {
         placement: chronik_protocol::ThrottlePlacement::Front,
         rule: Some((0, "client_id=app:front".into())),
-    });
-    let resp_len = ex.response.as_ref().unwrap().len();
+    }));
+    let resp_len = ex.response().unwrap().len();
     assert!(d.on_exchange(&ex, t).is_empty());
     assert_eq!(
         d.connection(1).unwrap().placement.as_deref(),
@@ -414,7 +412,7 @@ fn a_batch_resent_after_its_response_is_retrying_across_connections() {
         let mut other = again.clone();
         other.id = 12;
         other.conn = 3;
-        other.client_id = Some("other".into());
+        other.set_client_id(Some(Arc::new("other".into())));
         let ch = d.on_exchange(&other, t);
         assert!(ch.is_empty(), "{ch:?}");
         d = Detector::new();

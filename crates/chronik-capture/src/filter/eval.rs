@@ -83,13 +83,10 @@ impl<'s, 'a> Ctx<'s, 'a> {
     fn trees(&self, side: Side) -> [Option<(&Dissection, &[u8])>; 2] {
         let ex = self.exchange();
         let req = matches!(side, Side::Request | Side::Both)
-            .then(|| self.request().map(|d| (d, ex.request.as_slice())))
+            .then(|| self.request().map(|d| (d, ex.request())))
             .flatten();
         let resp = matches!(side, Side::Response | Side::Both)
-            .then(|| {
-                self.response()
-                    .map(|d| (d, ex.response.as_deref().unwrap_or(&[])))
-            })
+            .then(|| self.response().map(|d| (d, ex.response().unwrap_or(&[]))))
             .flatten();
         [req, resp]
     }
@@ -137,12 +134,12 @@ impl<'s, 'a> Ctx<'s, 'a> {
             | Builtin::Size
             | Builtin::RequestSize
             | Builtin::Status => true,
-            Builtin::Client => ex.client_id.is_some(),
+            Builtin::Client => ex.client_id().is_some(),
             Builtin::Software => self.s.software.is_some(),
             Builtin::Health => self.s.health.is_some(),
             Builtin::Latency => ex.latency_micros().is_some(),
-            Builtin::ResponseSize => ex.response.is_some(),
-            Builtin::Placement => ex.placement.is_some(),
+            Builtin::ResponseSize => ex.response().is_some(),
+            Builtin::Placement => ex.placement().is_some(),
             Builtin::Malformed => self.malformed(),
             Builtin::Lint | Builtin::LintCode | Builtin::LintLevel | Builtin::LintMessage => {
                 !self.verdict().findings.is_empty()
@@ -171,26 +168,26 @@ impl<'s, 'a> Ctx<'s, 'a> {
             Builtin::Conn => pred(Val::Int(saturate(ex.conn))),
             Builtin::Id => pred(Val::Int(saturate(ex.id))),
             Builtin::Corr => pred(Val::Int(ex.correlation_id.into())),
-            Builtin::Client => pred(text(ex.client_id.as_deref())),
-            Builtin::Peer => pred(Val::Text(&ex.peer.to_string())),
+            Builtin::Client => pred(text(ex.client_id())),
+            Builtin::Peer => pred(Val::Text(&ex.peer().to_string())),
             Builtin::Software => pred(text(self.s.software)),
             Builtin::Health => pred(text(self.s.health)),
             Builtin::Latency => ex.latency_micros().is_some_and(|l| pred(Val::Int(l))),
             Builtin::Size => pred(Val::Int(saturate(ex.size() as u64))),
-            Builtin::RequestSize => pred(Val::Int(saturate(ex.request.len() as u64))),
+            Builtin::RequestSize => pred(Val::Int(saturate(ex.request().len() as u64))),
             Builtin::ResponseSize => ex
-                .response
+                .response()
                 .as_ref()
                 .is_some_and(|r| pred(Val::Int(saturate(r.len() as u64)))),
             Builtin::Status => pred(Val::Text(ex.status.word())),
             Builtin::Malformed => pred(Val::Bool(self.malformed())),
             Builtin::Placement => ex
-                .placement
+                .placement()
                 .as_ref()
                 .is_some_and(|p| pred(Val::Text(p.placement.word()))),
             Builtin::Error => {
                 // Every error_code of the response; none at all counts as 0 (NONE).
-                if ex.response.is_none() {
+                if ex.response().is_none() {
                     return false;
                 }
                 let codes = &self.verdict().error_codes;

@@ -16,10 +16,11 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::*;
 use crate::PlacementUsed;
-use crate::{Dissected, Exchange, Status};
+use crate::{Dissected, Endpoints, Exchange, Status};
 use chronik_protocol as protocol;
 use chronik_protocol::test_frames::{record_batch, request_frame, response_frame};
 use chronik_protocol::ThrottlePlacement;
+use std::sync::Arc;
 
 const T0: i64 = 1_700_000_000_000_000;
 
@@ -55,18 +56,14 @@ fn produce_response(corr: i32, throttle_ms: i32, error: i16) -> Vec<u8> {
 }
 
 fn exchange(id: u64, conn: u64, api_key: i16, api_version: i16, corr: i32) -> Exchange {
-    Exchange {
-        id,
-        api_key,
-        api_version,
-        correlation_id: corr,
-        ..Exchange::new(
-            conn,
-            format!("127.0.0.1:{}", 50000 + conn).parse().unwrap(),
-            T0 + id as i64 * 10_000_000,
-            Status::Unanswered,
-        )
-    }
+    let peer = format!("127.0.0.1:{}", 50000 + conn).parse().unwrap();
+    let at = T0 + id as i64 * 10_000_000;
+    let mut ex = Exchange::new(conn, Endpoints::of(peer), at, Status::Unanswered);
+    ex.id = id;
+    ex.api_key = api_key;
+    ex.api_version = api_version;
+    ex.correlation_id = corr;
+    ex
 }
 
 /// An exchange with what the stall detector knows of its client, and its dissections.
@@ -84,11 +81,11 @@ impl Case {
         request: Vec<u8>,
         response: Option<(Vec<u8>, i64)>,
     ) -> Case {
-        ex.client_id = client.map(str::to_string);
-        ex.request = request;
+        ex.set_client_id(client.map(|c| Arc::new(c.to_string())));
+        ex.set_request(request);
         if let Some((frame, latency)) = response {
-            ex.response = Some(frame);
-            ex.response_at = Some(ex.request_at + latency);
+            ex.set_response(Some(frame));
+            ex.set_response_at(Some(ex.request_at + latency));
             ex.status = Status::Answered;
         }
         let dissected = ex.dissect();
@@ -134,10 +131,10 @@ fn cases() -> Vec<Case> {
     let mut out = Vec::new();
 
     let mut ex = exchange(1, 1, 0, 7, 7);
-    ex.placement = Some(PlacementUsed {
+    ex.set_placement(Some(PlacementUsed {
         placement: ThrottlePlacement::Spec,
         rule: None,
-    });
+    }));
     out.push(
         Case::new(
             ex,
@@ -198,10 +195,10 @@ fn cases() -> Vec<Case> {
     out.push(c);
 
     let mut ex = exchange(5, 4, 0, 7, 3);
-    ex.placement = Some(PlacementUsed {
+    ex.set_placement(Some(PlacementUsed {
         placement: ThrottlePlacement::Front,
         rule: Some((1, "software=kafka-python*:front".into())),
-    });
+    }));
     let mut cut = produce_response(3, 0, 0);
     cut.truncate(cut.len() - 6);
     out.push(
@@ -215,12 +212,12 @@ fn cases() -> Vec<Case> {
     );
 
     let mut ex = exchange(6, 5, 0, 7, 11);
-    ex.client_id = Some("bad".into());
-    ex.request = vec![0, 0, 0, 6, 0, 0, 0, 7, 0, 0];
-    let error = protocol::dissect_request(&ex.request)
+    ex.set_client_id(Some(Arc::new("bad".into())));
+    ex.set_request(vec![0, 0, 0, 6, 0, 0, 0, 7, 0, 0]);
+    let error = protocol::dissect_request(ex.request())
         .error
         .expect("a 6-byte body is malformed");
-    ex.status = Status::Malformed { error };
+    ex.status = Status::malformed(error);
     out.push(Case {
         dissected: ex.dissect(),
         ex,
@@ -419,15 +416,15 @@ fn sizes_with_and_without_units() {
     assert_eq!(ids("size > 0.15kB"), ids_where(|c| c.ex.size() > 150));
     assert_eq!(
         ids("request.size >= 0x80"),
-        ids_where(|c| c.ex.request.len() >= 128)
+        ids_where(|c| c.ex.request().len() >= 128)
     );
     assert_eq!(ids("request.size < 1KiB"), [1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(ids("request.size > 1MiB"), Vec::<u64>::new());
     assert_eq!(
         ids("response.size < 50B"),
-        ids_where(|c| c.ex.response.as_ref().is_some_and(|r| r.len() < 50))
+        ids_where(|c| c.ex.response().is_some_and(|r| r.len() < 50))
     );
-    let first = cases()[0].ex.response.as_ref().map_or(0, Vec::len);
+    let first = cases()[0].ex.response().map_or(0, <[u8]>::len);
     assert_eq!(ids(&format!("response.size == {first}")), [1]);
     assert_eq!(
         ids("response.size != 0"),

@@ -284,12 +284,12 @@ impl<W: Write> PcapngExporter<W> {
     /// exchange's connection (opened with a handshake if it is new). The first packet carries
     /// the exchange's comment; an exchange with no bytes at all passes it to the next packet.
     pub fn exchange(&mut self, ex: &Exchange) -> io::Result<()> {
-        let response_at = ex.response_at.unwrap_or(if ex.request.is_empty() {
+        let response_at = ex.response_at().unwrap_or(if ex.request().is_empty() {
             ex.request_at
         } else {
             ex.request_at.saturating_add(1)
         });
-        let first_at = match (&ex.request, &ex.response) {
+        let first_at = match (ex.request(), ex.response()) {
             (req, _) if !req.is_empty() => ex.request_at,
             (_, Some(resp)) if !resp.is_empty() => response_at,
             _ => {
@@ -297,8 +297,8 @@ impl<W: Write> PcapngExporter<W> {
                 return Ok(());
             }
         };
-        let (client, server) = self.endpoints(ex.peer, ex.server);
-        let key = (ex.conn, ex.peer);
+        let (client, server) = self.endpoints(ex.peer(), ex.server());
+        let key = (ex.conn, ex.peer());
         let mut flow = self.take_flow(&key, client, server, first_at)?;
         let comment = Some(exchange_comment(ex));
         let result = write_exchange(&mut self.sink, &mut flow, ex, response_at, comment);
@@ -435,13 +435,13 @@ fn write_exchange<W: Write>(
     response_at: i64,
     mut comment: Option<String>,
 ) -> io::Result<()> {
-    let response = ex.response.as_ref().filter(|r| !r.is_empty());
-    if !ex.request.is_empty() {
+    let response = ex.response().filter(|r| !r.is_empty());
+    if !ex.request().is_empty() {
         flow.send(
             sink,
             Side::Client,
             ex.request_at,
-            &ex.request,
+            ex.request(),
             comment.take(),
         )?;
         if response.is_none() {
@@ -470,7 +470,7 @@ fn exchange_comment(ex: &Exchange) -> String {
     } else {
         c.push_str(" (no readable request header)");
     }
-    if let Some(p) = &ex.placement {
+    if let Some(p) = ex.placement() {
         c.push_str(&format!("; throttle_time_ms placement {p}"));
     }
     match &ex.status {
@@ -480,7 +480,7 @@ fn exchange_comment(ex: &Exchange) -> String {
         Status::Malformed { error } => c.push_str(&format!("; malformed: {error}")),
         Status::Refused { reason } => c.push_str(&format!("; refused: {reason}")),
     }
-    for n in &ex.notes {
+    for n in ex.notes() {
         c.push_str("; ");
         c.push_str(n);
         if c.len() > MAX_COMMENT {
@@ -772,21 +772,21 @@ mod tests {
             Status::NoResponse
         };
         let request_at = 1_700_000_000_000_000 + id as i64 * 1000;
-        Exchange {
-            id,
-            server: server.map(|s| s.parse().unwrap()),
-            api_key: 0,
-            api_version: 7,
-            correlation_id: id as i32,
-            request: if req == 0 {
-                Vec::new()
-            } else {
-                body(req, id as u8)
-            },
-            response: resp.map(|n| body(n, 100 + id as u8)),
-            response_at: resp.map(|_| request_at + 500),
-            ..Exchange::new(conn, peer.parse().unwrap(), request_at, status)
-        }
+        let endpoints =
+            crate::Endpoints::shared(peer.parse().unwrap(), server.map(|s| s.parse().unwrap()));
+        let request = if req == 0 {
+            Vec::new()
+        } else {
+            body(req, id as u8)
+        };
+        let mut ex = Exchange::new(conn, endpoints, request_at, status)
+            .with_frames(request, resp.map(|n| body(n, 100 + id as u8)))
+            .with_response_at(resp.map(|_| request_at + 500));
+        ex.id = id;
+        ex.api_key = 0;
+        ex.api_version = 7;
+        ex.correlation_id = id as i32;
+        ex
     }
 
     /// A written packet: its time, its frame and its comments.
@@ -988,9 +988,9 @@ mod tests {
             ids.iter()
                 .flat_map(|&i| {
                     if req {
-                        exs[i].request.clone()
+                        exs[i].request().to_vec()
                     } else {
-                        exs[i].response.clone().unwrap_or_default()
+                        exs[i].response().unwrap_or_default().to_vec()
                     }
                 })
                 .collect()
@@ -1042,11 +1042,11 @@ mod tests {
     fn each_exchange_has_its_comment_and_markers_ride_on_the_next_packet() {
         let mut w = PcapngExporter::new(Vec::new(), "127.0.0.1:9092".parse().unwrap()).unwrap();
         let mut a = ex(12, 1, "127.0.0.1:50001", None, 10, Some(10));
-        a.placement = Some(crate::PlacementUsed {
+        a.set_placement(Some(crate::PlacementUsed {
             placement: chronik_protocol::ThrottlePlacement::Front,
             rule: Some((1, "software=kcat*:front".into())),
-        });
-        a.notes = vec!["a note".into()];
+        }));
+        a.set_notes(vec!["a note".into()]);
         w.marker(&Marker {
             id: 3,
             at: 0,
@@ -1136,13 +1136,13 @@ mod tests {
         // The oddest addresses there are: unspecified, port 0, and no server named.
         let mut odd = ex(1, u64::MAX, "0.0.0.0:0", None, 5, Some(5));
         odd.request_at = i64::MAX;
-        odd.response_at = None;
+        odd.set_response_at(None);
         odd.api_key = -1;
-        odd.notes = vec!["é".repeat(5000)];
+        odd.set_notes(vec!["é".repeat(5000)]);
         w.exchange(&odd).unwrap();
         let mut early = ex(2, 0, "10.1.2.3:4", Some("[::1]:9092"), 3, Some(4));
         early.request_at = i64::MIN;
-        early.response_at = Some(i64::MIN);
+        early.set_response_at(Some(i64::MIN));
         w.exchange(&early).unwrap();
         for kind in [
             ConnEventKind::Closed {

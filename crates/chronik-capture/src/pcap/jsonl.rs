@@ -12,7 +12,9 @@ use std::path::Path;
 
 use serde_json::Value as Json;
 
-use crate::{ClosedBy, ConnEvent, ConnEventKind, Exchange, Framing, PlacementUsed, Status, Store};
+use crate::{
+    ClosedBy, ConnEvent, ConnEventKind, ConnShares, Exchange, Framing, PlacementUsed, Status, Store,
+};
 use chronik_protocol::{DecodeError, ThrottlePlacement};
 
 /// Whether a file looks like JSON lines rather than a capture: its first byte that is not
@@ -51,6 +53,7 @@ pub fn read_file(path: &Path, store: &Store) -> Result<Contents, String> {
 /// [`read_file`] from any reader; `name` names it in errors.
 pub fn read(input: impl BufRead, name: &str, store: &Store) -> Result<Contents, String> {
     let mut got = Contents::default();
+    let mut shares = ConnShares::default();
     for (i, line) in input.lines().enumerate() {
         let fail = |what: String| format!("{name}: line {}: {what}", i + 1);
         let line = line.map_err(|e| fail(e.to_string()))?;
@@ -70,7 +73,9 @@ pub fn read(input: impl BufRead, name: &str, store: &Store) -> Result<Contents, 
                 )))
             }
             None => {
-                store.push(exchange(&v).map_err(|e| fail(format!("not an exchange: {e}")))?);
+                store.push(
+                    exchange(&v, &mut shares).map_err(|e| fail(format!("not an exchange: {e}")))?,
+                );
                 got.exchanges += 1;
             }
         }
@@ -141,17 +146,13 @@ fn status(v: &Json) -> Result<Status, String> {
         Some("unanswered") => Status::Unanswered,
         Some("malformed") => {
             let e = &s["error"];
-            Status::Malformed {
-                error: DecodeError {
-                    offset: e["offset"].as_u64().unwrap_or(0) as usize,
-                    path: text(e, "path").unwrap_or_default(),
-                    message: text(e, "message").unwrap_or_default(),
-                },
-            }
+            Status::malformed(DecodeError {
+                offset: e["offset"].as_u64().unwrap_or(0) as usize,
+                path: text(e, "path").unwrap_or_default(),
+                message: text(e, "message").unwrap_or_default(),
+            })
         }
-        Some("refused") => Status::Refused {
-            reason: text(s, "reason").unwrap_or_default(),
-        },
+        Some("refused") => Status::refused(text(s, "reason").unwrap_or_default()),
         _ => return Err("no status".into()),
     })
 }
@@ -168,30 +169,33 @@ fn placement(v: &Json) -> Option<PlacementUsed> {
     Some(PlacementUsed { placement, rule })
 }
 
-fn exchange(v: &Json) -> Result<Exchange, String> {
-    let mut ex = Exchange::new(
-        int(v, "conn")? as u64,
-        addr(v, "peer")?,
-        int(v, "request_at")?,
-        status(v)?,
-    );
-    ex.server = v.get("server").and_then(|_| addr(v, "server").ok());
-    ex.client_id = text(v, "client_id");
+/// The exchange of line `v`; its connection's addresses and client id shared through `shares`
+/// with the connection's other exchanges.
+fn exchange(v: &Json, shares: &mut ConnShares) -> Result<Exchange, String> {
+    let conn = int(v, "conn")? as u64;
+    let server = v.get("server").and_then(|_| addr(v, "server").ok());
+    let endpoints = shares.endpoints(conn, addr(v, "peer")?, server);
+    let mut ex = Exchange::new(conn, endpoints, int(v, "request_at")?, status(v)?);
+    ex.set_client_id(shares.client_id(conn, v["client_id"].as_str()));
     ex.api_key = int(v, "api_key")? as i16;
     ex.api_version = int(v, "api_version")? as i16;
     ex.correlation_id = int(v, "correlation_id")? as i32;
-    ex.request = frame(v, "request")?.unwrap_or_default();
-    ex.response = frame(v, "response")?;
-    ex.response_at = v["response_at"].as_i64();
-    ex.notes = v["notes"]
-        .as_array()
-        .map(|n| {
-            n.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    ex.placement = placement(v);
+    ex.set_frames(
+        frame(v, "request")?.unwrap_or_default(),
+        frame(v, "response")?,
+    );
+    ex.set_response_at(v["response_at"].as_i64());
+    ex.set_notes(
+        v["notes"]
+            .as_array()
+            .map(|n| {
+                n.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    );
+    ex.set_placement(placement(v));
     ex.framing = match v["framing"].as_str() {
         Some("sasl_token") => Framing::SaslToken,
         _ => Framing::Kafka,
@@ -203,45 +207,44 @@ fn exchange(v: &Json) -> Result<Exchange, String> {
 mod tests {
     use super::super::export::JsonLinesExporter;
     use super::*;
-    use crate::{StoreLimits, TimelineItem};
+    use crate::{Endpoints, StoreLimits, TimelineItem};
+    use std::sync::Arc;
 
     use chronik_protocol::frame::with_size_prefix as frame;
 
     fn sample() -> Vec<Exchange> {
         let peer: SocketAddr = "127.0.0.1:50001".parse().unwrap();
-        let mut a = Exchange::new(1, peer, 1_000, Status::Answered);
-        a.server = Some("127.0.0.1:9092".parse().unwrap());
-        a.client_id = Some("c".into());
+        let server = Some("127.0.0.1:9092".parse().unwrap());
+        let mut a = Exchange::new(1, Endpoints::shared(peer, server), 1_000, Status::Answered);
+        a.set_client_id(Some(Arc::new("c".into())));
         a.api_key = 0;
         a.api_version = 7;
         a.correlation_id = 4;
-        a.request = frame(&[0, 0, 0, 7, 0, 0, 0, 4, 0, 1, b'c', 1, 2, 3]);
-        a.response = Some(frame(&[0, 0, 0, 4, 9, 9]));
-        a.response_at = Some(1_500);
-        a.notes = vec!["a note".into()];
-        a.placement = Some(PlacementUsed {
+        a.set_request(frame(&[0, 0, 0, 7, 0, 0, 0, 4, 0, 1, b'c', 1, 2, 3]));
+        a.set_response(Some(frame(&[0, 0, 0, 4, 9, 9])));
+        a.set_response_at(Some(1_500));
+        a.set_notes(vec!["a note".into()]);
+        a.set_placement(Some(PlacementUsed {
             placement: ThrottlePlacement::Front,
             rule: Some((1, "software=x*:front".into())),
-        });
+        }));
         let mut b = Exchange::new(
             1,
-            peer,
+            Endpoints::of(peer),
             2_000,
-            Status::Malformed {
-                error: DecodeError {
-                    offset: 4,
-                    path: "kafka.request_header".into(),
-                    message: "short".into(),
-                },
-            },
+            Status::malformed(DecodeError {
+                offset: 4,
+                path: "kafka.request_header".into(),
+                message: "short".into(),
+            }),
         );
-        b.request = frame(&[0, 1]);
-        let mut c = Exchange::new(2, peer, 3_000, Status::Answered);
+        b.set_request(frame(&[0, 1]));
+        let mut c = Exchange::new(2, Endpoints::of(peer), 3_000, Status::Answered);
         c.framing = Framing::SaslToken;
         c.api_key = 36;
-        c.request = frame(b"\0alice\0pw");
-        c.response = Some(frame(b""));
-        c.response_at = Some(3_100);
+        c.set_request(frame(b"\0alice\0pw"));
+        c.set_response(Some(frame(b"")));
+        c.set_response_at(Some(3_100));
         vec![a, b, c]
     }
 
@@ -291,10 +294,15 @@ mod tests {
             // Everything the exporter wrote, as it was (ids are the store's).
             assert_eq!(
                 serde_json::to_value(a).unwrap(),
-                serde_json::to_value(Exchange { id: 0, ..b.clone() }).unwrap()
+                serde_json::to_value({
+                    let mut b = b.clone();
+                    b.id = 0;
+                    b
+                })
+                .unwrap()
             );
-            assert_eq!(a.request, b.request);
-            assert_eq!(a.response, b.response);
+            assert_eq!(a.request(), b.request());
+            assert_eq!(a.response(), b.response());
         }
         let events: Vec<ConnEvent> = store
             .timeline()

@@ -194,14 +194,14 @@ impl Rows {
         let v = &d.verdict;
         self.id.put(i64::try_from(ex.id).unwrap_or(i64::MAX));
         self.time.put(ex.request_at);
-        self.response_time.opt(ex.response_at);
+        self.response_time.opt(ex.response_at());
         self.conn.put(i64::try_from(ex.conn).unwrap_or(i64::MAX));
-        self.client_addr.put(text(ex.peer.ip().to_string()));
-        self.client_port.put(ex.peer.port().into());
+        self.client_addr.put(text(ex.peer().ip().to_string()));
+        self.client_port.put(ex.peer().port().into());
         self.server_addr
-            .opt(ex.server.map(|s| text(s.ip().to_string())));
-        self.server_port.opt(ex.server.map(|s| s.port().into()));
-        self.client_id.opt(ex.client_id.clone().map(text));
+            .opt(ex.server().map(|s| text(s.ip().to_string())));
+        self.server_port.opt(ex.server().map(|s| s.port().into()));
+        self.client_id.opt(ex.client_id().map(text));
         self.api_key.put(ex.api_key.into());
         self.api.opt(render::api_name(ex).map(text));
         self.api_version.put(ex.api_version.into());
@@ -212,7 +212,7 @@ impl Rows {
         self.verdict.put(text(v.severity.word()));
         // As the display filter's `error`: with a response, its first error code that is not
         // 0, else 0 (NONE).
-        let code = ex.response.as_ref().map(|_| v.errors().next().unwrap_or(0));
+        let code = ex.response().map(|_| v.errors().next().unwrap_or(0));
         self.error_code.opt(code.map(i32::from));
         self.error
             .opt(code.map(|c| text(chronik_protocol::errors::error_name(c))));
@@ -226,18 +226,19 @@ impl Rows {
         let topics = d.request.as_ref().map(render::request_topics);
         self.topics.list(topics.into_iter().flatten().map(text));
         self.request_size
-            .opt(ex.request_seen().then(|| size(&ex.request)));
-        self.response_size.opt(ex.response.as_deref().map(size));
+            .opt(ex.request_seen().then(|| size(ex.request())));
+        self.response_size.opt(ex.response().map(size));
         self.lint
             .list(v.findings.iter().map(|f| text(f.code.word())));
-        self.notes.list(ex.notes.iter().cloned().map(text));
+        self.notes.list(ex.notes().iter().cloned().map(text));
         self.placement
-            .opt(ex.placement.as_ref().map(|p| text(p.placement.word())));
+            .opt(ex.placement().map(|p| text(p.placement.word())));
         self.request.opt(
             ex.request_seen()
-                .then(|| ByteArray::from(ex.request.clone())),
+                .then(|| ByteArray::from(ex.request().to_vec())),
         );
-        self.response.opt(ex.response.clone().map(ByteArray::from));
+        self.response
+            .opt(ex.response().map(|r| ByteArray::from(r.to_vec())));
         self.count += 1;
         self.bytes += ROW_OVERHEAD + ex.size();
     }
@@ -403,8 +404,9 @@ mod tests {
     use ::parquet::record::Field;
 
     use super::*;
-    use crate::{PlacementUsed, Status};
+    use crate::{Endpoints, PlacementUsed, Status};
     use chronik_protocol::{DecodeError, ThrottlePlacement};
+    use std::sync::Arc;
 
     use chronik_protocol::frame::with_size_prefix as frame;
 
@@ -412,45 +414,43 @@ mod tests {
     /// request, a Produce waiting for its response, and a response whose request is not there.
     fn sample() -> Vec<Exchange> {
         let peer: SocketAddr = "127.0.0.1:50001".parse().unwrap();
-        let mut a = Exchange::new(1, peer, 1_000, Status::Answered);
+        let server = Some("[::1]:9092".parse().unwrap());
+        let mut a = Exchange::new(1, Endpoints::shared(peer, server), 1_000, Status::Answered);
         a.id = 1;
-        a.server = Some("[::1]:9092".parse().unwrap());
-        a.client_id = Some("c".into());
+        a.set_client_id(Some(Arc::new("c".into())));
         a.api_key = 18;
         a.api_version = 0;
         a.correlation_id = 4;
-        a.request = frame(&[0, 18, 0, 0, 0, 0, 0, 4, 0, 1, b'c']);
+        a.set_request(frame(&[0, 18, 0, 0, 0, 0, 0, 4, 0, 1, b'c']));
         // correlation id 4, error_code 35, no api_versions.
-        a.response = Some(frame(&[0, 0, 0, 4, 0, 35, 0, 0, 0, 0]));
-        a.response_at = Some(1_500);
-        a.notes = vec!["first".into(), "second".into()];
-        a.placement = Some(PlacementUsed {
+        a.set_response(Some(frame(&[0, 0, 0, 4, 0, 35, 0, 0, 0, 0])));
+        a.set_response_at(Some(1_500));
+        a.set_notes(vec!["first".into(), "second".into()]);
+        a.set_placement(Some(PlacementUsed {
             placement: ThrottlePlacement::Front,
             rule: None,
-        });
+        }));
         let mut b = Exchange::new(
             2,
-            peer,
+            Endpoints::of(peer),
             2_000,
-            Status::Malformed {
-                error: DecodeError {
-                    offset: 4,
-                    path: "kafka.request_header".into(),
-                    message: "short".into(),
-                },
-            },
+            Status::malformed(DecodeError {
+                offset: 4,
+                path: "kafka.request_header".into(),
+                message: "short".into(),
+            }),
         );
         b.id = 2;
-        b.request = frame(&[0, 1]);
-        let mut c = Exchange::new(3, peer, 3_000, Status::Unanswered);
+        b.set_request(frame(&[0, 1]));
+        let mut c = Exchange::new(3, Endpoints::of(peer), 3_000, Status::Unanswered);
         c.id = 3;
         c.api_key = 0;
         c.api_version = 7;
-        c.request = frame(&[0, 0, 0, 7, 0, 0, 0, 9, 0xff, 0xff]);
-        let mut d = Exchange::new(4, peer, 4_000, Status::Answered);
+        c.set_request(frame(&[0, 0, 0, 7, 0, 0, 0, 9, 0xff, 0xff]));
+        let mut d = Exchange::new(4, Endpoints::of(peer), 4_000, Status::Answered);
         d.id = 4;
-        d.response = Some(frame(&[0, 0, 0, 5, 1, 2, 3]));
-        d.response_at = Some(4_000);
+        d.set_response(Some(frame(&[0, 0, 0, 5, 1, 2, 3])));
+        d.set_response_at(Some(4_000));
         vec![a, b, c, d]
     }
 
@@ -540,8 +540,11 @@ mod tests {
         assert_eq!(r["response_size"], Field::Int(14));
         assert_eq!(texts(&r["notes"]), ["first", "second"]);
         assert_eq!(r["placement"], Field::Str("front".into()));
-        assert_eq!(bytes(&r["request"]), Some(sample()[0].request.clone()));
-        assert_eq!(bytes(&r["response"]), sample()[0].response.clone());
+        assert_eq!(bytes(&r["request"]), Some(sample()[0].request().to_vec()));
+        assert_eq!(
+            bytes(&r["response"]),
+            sample()[0].response().map(<[u8]>::to_vec)
+        );
 
         let r = &rows[1];
         assert_eq!(r["status"], Field::Str("malformed".into()));
@@ -565,7 +568,7 @@ mod tests {
         ] {
             assert_eq!(r[null], Field::Null, "{null}");
         }
-        assert_eq!(bytes(&r["request"]), Some(sample()[1].request.clone()));
+        assert_eq!(bytes(&r["request"]), Some(sample()[1].request().to_vec()));
 
         let r = &rows[2];
         assert_eq!(r["api"], Field::Str("Produce".into()));
@@ -582,7 +585,10 @@ mod tests {
         assert_eq!(r["request"], Field::Null);
         assert_eq!(r["request_size"], Field::Null);
         assert_eq!(r["latency_us"], Field::Null);
-        assert_eq!(bytes(&r["response"]), sample()[3].response.clone());
+        assert_eq!(
+            bytes(&r["response"]),
+            sample()[3].response().map(<[u8]>::to_vec)
+        );
         assert_eq!(
             r["error_code"],
             Field::Short(0),
@@ -602,7 +608,7 @@ mod tests {
         )
         .unwrap();
         let mut big = sample().remove(2);
-        big.request = frame(&vec![7u8; 60_000]);
+        big.set_request(frame(&vec![7u8; 60_000]));
         for n in 1..=5 {
             big.id = n;
             w.exchange(&big).unwrap();
@@ -621,7 +627,7 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         for r in &rows {
-            assert_eq!(bytes(&r["request"]), Some(big.request.clone()));
+            assert_eq!(bytes(&r["request"]), Some(big.request().to_vec()));
         }
     }
 

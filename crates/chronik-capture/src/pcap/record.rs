@@ -223,7 +223,7 @@ mod tests {
         tokio::task::yield_now().await;
         store.push(Exchange::new(
             1,
-            "127.0.0.1:5000".parse().unwrap(),
+            crate::Endpoints::of("127.0.0.1:5000".parse().unwrap()),
             1,
             Status::Unanswered,
         ));

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::framer::{Framer, Sync};
 use super::peek::{
@@ -14,7 +15,7 @@ use super::peek::{
 use super::probe::PROBE_WINDOW;
 use super::{micros, End, Output, StreamStats};
 use crate::pcap::reassembly::Chunk;
-use crate::{Exchange, Framing, Status};
+use crate::{share_client_id, ClientId, Endpoints, Exchange, Framing, Status};
 use chronik_protocol::dissect::peek_request_header;
 use chronik_protocol::{
     api_key, dissect_request_with, dissect_response_with, errors, DecodeError, Limits,
@@ -49,8 +50,10 @@ pub(super) struct Session {
     pub(super) client_dir: usize,
     /// The client's address.
     pub(super) peer: SocketAddr,
-    /// The broker's address.
-    server: SocketAddr,
+    /// Both addresses, shared by the connection's exchanges.
+    endpoints: Arc<Endpoints>,
+    /// The client id of the last request, shared by the exchanges that carry the same one.
+    client_id: Option<ClientId>,
     pub(super) req: Framer,
     pub(super) resp: Framer,
     pending: VecDeque<Pending>,
@@ -92,7 +95,8 @@ impl Session {
             conn,
             client_dir,
             peer: client,
-            server,
+            endpoints: Endpoints::shared(client, Some(server)),
+            client_id: None,
             req: Framer::new(req_from_start, "frame"),
             resp: Framer::new(saw_syn[1 - client_dir], "response frame"),
             pending: VecDeque::new(),
@@ -340,7 +344,7 @@ impl Session {
     }
 
     fn exchange(
-        &self,
+        &mut self,
         api_key: i16,
         api_version: i16,
         correlation_id: i32,
@@ -348,17 +352,16 @@ impl Session {
         request_at: i64,
         status: Status,
     ) -> Exchange {
-        Exchange {
-            server: Some(self.server),
-            client_id,
-            api_key,
-            api_version,
-            correlation_id,
-            ..Exchange::new(self.conn, self.peer, request_at, status)
-        }
+        let client_id = share_client_id(&mut self.client_id, client_id.as_deref());
+        let mut ex = Exchange::new(self.conn, self.endpoints.clone(), request_at, status)
+            .with_client_id(client_id);
+        ex.api_key = api_key;
+        ex.api_version = api_version;
+        ex.correlation_id = correlation_id;
+        ex
     }
 
-    fn pending_exchange(&self, p: Pending, status: Status) -> Exchange {
+    fn pending_exchange(&mut self, p: Pending, status: Status) -> Exchange {
         let mut ex = self.exchange(
             p.api_key,
             p.api_version,
@@ -367,8 +370,8 @@ impl Session {
             p.request_at,
             status,
         );
-        ex.request = p.request.unwrap_or_default();
-        ex.notes = p.notes;
+        ex.set_request(p.request.unwrap_or_default());
+        ex.set_notes(p.notes);
         ex.framing = p.framing;
         ex
     }
@@ -408,7 +411,7 @@ impl Session {
             if let Some(old) = self.pending.pop_front() {
                 if old.request.is_some() {
                     let mut ex = self.pending_exchange(old, Status::Unanswered);
-                    ex.notes.push(format!(
+                    ex.push_note(format!(
                         "no response seen while {MAX_PENDING} later requests were waiting; given up on"
                     ));
                     out.push(Output::Exchange(ex));
@@ -436,10 +439,10 @@ impl Session {
                 "response without its request (request not captured)"
             };
             let mut ex = self.exchange(-1, -1, corr, None, at, Status::Answered);
-            ex.response = Some(frame);
-            ex.response_at = Some(at);
-            ex.notes.push(why.into());
-            ex.notes.extend(notes);
+            ex.set_response(Some(frame));
+            ex.set_response_at(Some(at));
+            ex.push_note(why.into());
+            ex.extend_notes(notes);
             out.push(Output::Exchange(ex));
             return;
         };
@@ -447,7 +450,7 @@ impl Session {
         for p in skipped {
             if p.request.is_some() {
                 let mut ex = self.pending_exchange(p, Status::Unanswered);
-                ex.notes.push(format!(
+                ex.push_note(format!(
                     "no response seen: the broker answered a later request (correlation id {corr}) first"
                 ));
                 out.push(Output::Exchange(ex));
@@ -468,9 +471,9 @@ impl Session {
             }
         }
         let mut ex = self.pending_exchange(p, Status::Answered);
-        ex.response = Some(frame);
-        ex.response_at = Some(at);
-        ex.notes.extend(notes);
+        ex.set_response(Some(frame));
+        ex.set_response_at(Some(at));
+        ex.extend_notes(notes);
         out.push(Output::Exchange(ex));
     }
 
@@ -551,9 +554,9 @@ impl Session {
             return Verdict::No;
         };
         let mut ex = self.pending_exchange(p, Status::Answered);
-        ex.response = Some(frame);
-        ex.response_at = Some(at);
-        ex.notes.extend(notes);
+        ex.set_response(Some(frame));
+        ex.set_response_at(Some(at));
+        ex.extend_notes(notes);
         out.push(Output::Exchange(ex));
         self.sasl = if more {
             SaslTokens::ClientNext { more }
@@ -584,17 +587,15 @@ impl Session {
         };
         let kept = avail[..avail.len().min(MALFORMED_KEEP)].to_vec();
         let (key, version, corr) = head.unwrap_or((-1, -1, -1));
-        let status = Status::Malformed {
-            error: DecodeError {
-                offset: 0,
-                path: "kafka.length".into(),
-                message,
-            },
-        };
+        let status = Status::malformed(DecodeError {
+            offset: 0,
+            path: "kafka.length".into(),
+            message,
+        });
         let mut ex = self.exchange(key, version, corr, None, micros(self.req.ts), status);
-        ex.request = kept;
-        ex.notes = self.req.take_notes();
-        ex.notes.push(
+        ex.set_request(kept);
+        ex.set_notes(self.req.take_notes());
+        ex.push_note(
             "client stream not decodable from here; skipping to the next plausible request".into(),
         );
         out.push(Output::Exchange(ex));
@@ -612,7 +613,7 @@ impl Session {
         while let Some(p) = self.pending.pop_front() {
             if p.request.is_some() {
                 let mut ex = self.pending_exchange(p, Status::Unanswered);
-                ex.notes.push(end.note().into());
+                ex.push_note(end.note().into());
                 out.push(Output::Exchange(ex));
             }
         }

@@ -24,12 +24,12 @@ fn clean_session_in_small_segments() {
         assert_answered(ex, &pairs[i], i as i32 + 1);
         assert_eq!(ex.id, 0);
         assert_eq!(ex.conn, 1);
-        assert_eq!(ex.peer.to_string(), "10.0.0.1:51000");
-        assert_eq!(ex.server, Some("10.0.0.2:9092".parse().unwrap()));
-        assert_eq!(ex.client_id.as_deref(), Some(CLIENT_ID));
+        assert_eq!(ex.peer().to_string(), "10.0.0.1:51000");
+        assert_eq!(ex.server(), Some("10.0.0.2:9092".parse().unwrap()));
+        assert_eq!(ex.client_id(), Some(CLIENT_ID));
         assert_eq!(ex.request_at, tcp.last_ts_us(&ranges[i].0));
-        assert_eq!(ex.response_at, Some(tcp.last_ts_us(&ranges[i].1)));
-        assert!(ex.notes.is_empty(), "{:?}", ex.notes);
+        assert_eq!(ex.response_at(), Some(tcp.last_ts_us(&ranges[i].1)));
+        assert!(ex.notes().is_empty(), "{:?}", ex.notes());
     }
     // Opened first, Closed (by the client, who sent FIN first) last.
     assert!(matches!(
@@ -81,7 +81,7 @@ fn reordered_segments() {
     assert_eq!(exs.len(), 3);
     for (i, ex) in exs.iter().enumerate() {
         assert_answered(ex, &pairs[i], i as i32 + 1);
-        assert!(ex.notes.is_empty(), "{:?}", ex.notes);
+        assert!(ex.notes().is_empty(), "{:?}", ex.notes());
     }
     assert_eq!((stats.gaps, stats.bytes_skipped), (0, 0));
 }
@@ -170,11 +170,11 @@ fn two_interleaved_connections() {
     assert_eq!((ea.len(), eb.len()), (3, 2));
     for (i, ex) in ea.iter().enumerate() {
         assert_answered(ex, &pa[i], i as i32 + 1);
-        assert_eq!(ex.peer.to_string(), "10.0.0.1:51000");
+        assert_eq!(ex.peer().to_string(), "10.0.0.1:51000");
     }
     for (i, ex) in eb.iter().enumerate() {
         assert_answered(ex, &pb[i], i as i32 + 100);
-        assert_eq!(ex.peer.to_string(), "10.0.0.3:42000");
+        assert_eq!(ex.peer().to_string(), "10.0.0.3:42000");
     }
     assert_eq!(stats.kafka_connections, 2);
     let ev = events(&out);
@@ -191,7 +191,7 @@ fn two_interleaved_connections() {
         2
     );
     // Exchanges come out in the order their last frame completed.
-    let done: Vec<i64> = exs.iter().map(|e| e.response_at.unwrap()).collect();
+    let done: Vec<i64> = exs.iter().map(|e| e.response_at().unwrap()).collect();
     assert!(done.windows(2).all(|w| w[0] <= w[1]), "{done:?}");
 }
 
@@ -209,7 +209,7 @@ fn unanswered_at_end_and_closed_by_broker_reset() {
     assert_eq!(exs.len(), 1);
     assert_eq!(exs[0].status, Status::Unanswered);
     assert_eq!(
-        exs[0].notes,
+        exs[0].notes(),
         vec!["connection closed before the response".to_string()]
     );
     let ev = events(&out);
@@ -229,7 +229,7 @@ fn unanswered_at_end_and_closed_by_broker_reset() {
     let (out, _) = run(&tcp.segs, StreamOptions::default());
     let exs = exchanges(&out);
     assert_eq!(
-        exs[0].notes,
+        exs[0].notes(),
         vec!["capture ended before the response".to_string()]
     );
     assert_eq!(events(&out).len(), 1, "no FIN or RST: no Closed event");
@@ -283,7 +283,7 @@ fn connection_limit_drops_the_least_recently_active() {
     let exs = exchanges(&out);
     assert_eq!(exs.len(), 3);
     assert_eq!(exs[0].conn, 1);
-    assert!(exs[0].notes[0].contains("connection limit"));
+    assert!(exs[0].notes()[0].contains("connection limit"));
 }
 
 #[test]

@@ -20,7 +20,7 @@ fn missing_segment_inside_a_request() {
     let exs = exchanges(&out);
     assert_eq!(exs.len(), 4, "{exs:#?}");
     assert_answered(exs[0], &pairs[0], 1);
-    assert!(exs[0].notes.is_empty());
+    assert!(exs[0].notes().is_empty());
     // The produce request is lost; its header was seen, so its response is still paired
     // and decodes.
     let lost_ex = exs[1];
@@ -28,23 +28,23 @@ fn missing_segment_inside_a_request() {
         (lost_ex.api_key, lost_ex.api_version, lost_ex.correlation_id),
         (api_key::PRODUCE, 9, 2)
     );
-    assert!(lost_ex.request.is_empty());
-    assert_eq!(lost_ex.response.as_deref(), Some(&pairs[1].1[..]));
+    assert!(lost_ex.request().is_empty());
+    assert_eq!(lost_ex.response(), Some(&pairs[1].1[..]));
     assert!(
         lost_ex
-            .notes
+            .notes()
             .iter()
             .any(|n| n.contains("request frame lost")),
         "{:?}",
-        lost_ex.notes
+        lost_ex.notes()
     );
     assert_dissects(lost_ex);
     // The next exchange says what went missing before it; the rest decode.
     assert_answered(exs[2], &pairs[2], 3);
     let want = format!("{lost_len} bytes missing before this frame (lost segments)");
-    assert!(exs[2].notes.contains(&want), "{:?}", exs[2].notes);
+    assert!(exs[2].notes().contains(&want), "{:?}", exs[2].notes());
     assert_answered(exs[3], &pairs[3], 4);
-    assert!(exs[3].notes.is_empty());
+    assert!(exs[3].notes().is_empty());
     assert_eq!((stats.gaps, stats.bytes_missing), (1, lost_len as u64));
     // The captured rest of the lost request: its first two segments and the ones after.
     assert_eq!(stats.bytes_skipped, (pairs[1].0.len() - lost_len) as u64);
@@ -83,12 +83,12 @@ fn missing_segment_at_a_request_header_resynchronises() {
         (exs[1].api_key, exs[1].correlation_id),
         (api_key::METADATA, 2)
     );
-    assert!(exs[1].request.is_empty());
+    assert!(exs[1].request().is_empty());
     assert_dissects(exs[1]);
     assert_eq!((exs[2].api_key, exs[2].correlation_id), (-1, 3));
-    assert_eq!(exs[2].response.as_deref(), Some(&pairs[2].1[..]));
+    assert_eq!(exs[2].response(), Some(&pairs[2].1[..]));
     assert!(exs[2]
-        .notes
+        .notes()
         .iter()
         .any(|n| n.starts_with("response without its request")));
     assert_eq!(stats.unpaired, 1);
@@ -116,10 +116,10 @@ fn capture_started_mid_stream() {
     for (i, ex) in exs[..2].iter().enumerate() {
         assert_eq!((ex.api_key, ex.api_version), (-1, -1));
         assert_eq!(ex.correlation_id, i as i32 + 1);
-        assert!(ex.request.is_empty());
-        assert_eq!(ex.response.as_deref(), Some(&pairs[i].1[..]));
+        assert!(ex.request().is_empty());
+        assert_eq!(ex.response(), Some(&pairs[i].1[..]));
         assert_eq!(
-            ex.notes[0],
+            ex.notes()[0],
             "response without its request (capture started after it)"
         );
     }
@@ -128,7 +128,7 @@ fn capture_started_mid_stream() {
         "{} bytes skipped before the first whole frame (capture started mid-stream)",
         r2.len() - 100
     );
-    assert!(exs[2].notes.contains(&skipped), "{:?}", exs[2].notes);
+    assert!(exs[2].notes().contains(&skipped), "{:?}", exs[2].notes());
     assert_answered(exs[3], &pairs[3], 4);
     assert_eq!(stats.unpaired, 2);
     assert_eq!(stats.kafka_connections, 1);
@@ -152,11 +152,11 @@ fn capture_holding_only_a_response() {
     let exs = exchanges(&out);
     assert_eq!(exs.len(), 2, "{exs:#?}");
     assert_eq!(exs[0].correlation_id, 9);
-    assert_eq!(exs[0].response.as_deref(), Some(&pair.1[..]));
+    assert_eq!(exs[0].response(), Some(&pair.1[..]));
     assert_eq!(exs[1].correlation_id, 10);
     assert_eq!(exs[1].status, Status::Unanswered);
     assert_eq!(
-        exs[1].notes,
+        exs[1].notes(),
         vec!["capture ended before the response".to_string()]
     );
     assert_dissects(exs[1]);
@@ -178,14 +178,14 @@ fn snaplen_truncated_segment() {
         (exs[1].api_key, exs[1].correlation_id),
         (api_key::PRODUCE, 2)
     );
-    assert!(exs[1].request.is_empty(), "the cut request is lost");
+    assert!(exs[1].request().is_empty(), "the cut request is lost");
     assert_dissects(exs[1]);
     assert_answered(exs[2], &pairs[2], 3);
     let want = format!(
         "{} bytes missing before this frame (lost segments)",
         full - 96
     );
-    assert!(exs[2].notes.contains(&want), "{:?}", exs[2].notes);
+    assert!(exs[2].notes().contains(&want), "{:?}", exs[2].notes());
     assert_eq!(stats.bytes_missing, (full - 96) as u64);
 }
 
@@ -206,13 +206,13 @@ fn snaplen_truncated_response_leaves_its_request_unanswered() {
         (exs[0].correlation_id, &exs[0].status),
         (1, &Status::Unanswered)
     );
-    assert_eq!(exs[0].request, pairs[0].0);
-    assert!(exs[0].notes[0].contains("answered a later request (correlation id 2)"));
+    assert_eq!(exs[0].request(), pairs[0].0);
+    assert!(exs[0].notes()[0].contains("answered a later request (correlation id 2)"));
     assert_answered(exs[1], &pairs[1], 2);
     assert!(
-        exs[1].notes[0].contains("missing before this response frame"),
+        exs[1].notes()[0].contains("missing before this response frame"),
         "{:?}",
-        exs[1].notes
+        exs[1].notes()
     );
 }
 
@@ -256,11 +256,11 @@ fn hostile_size_prefix_malformed_once_without_big_allocation() {
     };
     assert_eq!((error.offset, error.path.as_str()), (0, "kafka.length"));
     assert!(error.message.contains("2147483647"), "{}", error.message);
-    assert_eq!(&bad.request[..4], &[0x7f, 0xff, 0xff, 0xff]);
-    assert!(bad.request.len() <= MALFORMED_KEEP);
+    assert_eq!(&bad.request()[..4], &[0x7f, 0xff, 0xff, 0xff]);
+    assert!(bad.request().len() <= MALFORMED_KEEP);
     assert_answered(exs[2], &again, 2);
     assert!(exs[2]
-        .notes
+        .notes()
         .iter()
         .any(|n| n.contains("captured bytes skipped")));
     assert_eq!(streams.stats().malformed, 1);

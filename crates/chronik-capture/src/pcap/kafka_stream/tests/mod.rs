@@ -284,11 +284,7 @@ fn clean_session(tcp: &mut Tcp, pairs: &[Pair], mss: usize) -> Vec<(Range<usize>
 fn assert_answered(ex: &Exchange, pair: &Pair, corr: i32) {
     assert_eq!(ex.correlation_id, corr);
     assert_eq!(ex.status, Status::Answered);
-    assert_eq!(ex.request, pair.0, "request {corr} bytes");
-    assert_eq!(
-        ex.response.as_deref(),
-        Some(&pair.1[..]),
-        "response {corr} bytes"
-    );
+    assert_eq!(ex.request(), pair.0, "request {corr} bytes");
+    assert_eq!(ex.response(), Some(&pair.1[..]), "response {corr} bytes");
     assert_dissects(ex);
 }

@@ -12,7 +12,7 @@ fn kafka_found_by_heuristic_on_another_port() {
     assert_eq!(exs.len(), 3);
     for (i, ex) in exs.iter().enumerate() {
         assert_answered(ex, &pairs[i], i as i32 + 1);
-        assert_eq!(ex.server, Some("10.0.0.2:19092".parse().unwrap()));
+        assert_eq!(ex.server(), Some("10.0.0.2:19092".parse().unwrap()));
     }
     assert_eq!(stats.kafka_connections, 1);
 
@@ -22,7 +22,7 @@ fn kafka_found_by_heuristic_on_another_port() {
     let (out, _) = run(&segs, StreamOptions::default());
     let exs = exchanges(&out);
     assert_eq!(exs.len(), 3);
-    assert!(exs.iter().all(|e| e.peer.to_string() == "10.0.0.1:51000"));
+    assert!(exs.iter().all(|e| e.peer().to_string() == "10.0.0.1:51000"));
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn heuristic_mid_stream_does_not_take_a_response_for_a_request() {
     let (out, _) = run(&tcp.segs, StreamOptions::default());
     let exs = exchanges(&out);
     let peer: std::net::SocketAddr = "10.0.0.1:51000".parse().unwrap();
-    assert!(exs.iter().all(|e| e.peer == peer), "{exs:#?}");
+    assert!(exs.iter().all(|e| e.peer() == peer), "{exs:#?}");
     let answered: Vec<&&Exchange> = exs.iter().filter(|e| e.api_key >= 0).collect();
     assert_eq!(answered.len(), 2);
     for (i, ex) in answered.iter().enumerate() {

@@ -39,8 +39,8 @@ fn bare_sasl_plain_token_after_handshake_v0() {
         (api_key::SASL_AUTHENTICATE, 0)
     );
     assert_eq!(exs[1].status, Status::Answered);
-    assert_eq!(exs[1].request, token);
-    assert_eq!(exs[1].response.as_deref(), Some(&answer[..]));
+    assert_eq!(exs[1].request(), token);
+    assert_eq!(exs[1].response(), Some(&answer[..]));
     let d = exs[1].dissect_request().expect("the token");
     assert!(d.error.is_none(), "{:?}", d.error);
     assert_eq!(
@@ -92,8 +92,8 @@ fn bare_sasl_tokens_of_a_multi_step_mechanism_and_a_failed_login() {
             (Framing::Kafka, 2)
         ]
     );
-    assert_eq!(exs[2].request, last);
-    assert_eq!(exs[2].response.as_deref(), Some(&server_last[..]));
+    assert_eq!(exs[2].request(), last);
+    assert_eq!(exs[2].response(), Some(&server_last[..]));
 
     let mut tcp = Tcp::new("10.0.0.1:51001", "10.0.0.2:9092", 1000, 5000);
     tcp.handshake();
@@ -129,9 +129,9 @@ fn acks_zero_produce_gets_no_response() {
         (exs[0].correlation_id, &exs[0].status),
         (1, &Status::NoResponse)
     );
-    assert_eq!(exs[0].request, fire.0);
+    assert_eq!(exs[0].request(), fire.0);
     assert_eq!(exs[0].request_at, tcp.last_ts_us(&r1));
-    assert_eq!(exs[0].response, None);
+    assert_eq!(exs[0].response(), None);
     assert_eq!(
         (exs[1].correlation_id, &exs[1].status),
         (2, &Status::NoResponse)

@@ -11,8 +11,8 @@ use chronik_protocol::batch::{self, BatchHeader, Entry};
 use chronik_protocol::dissect::RECORDS_NOT_EXPANDED;
 use chronik_protocol::errors::error_name;
 use chronik_protocol::lint::Finding;
-use chronik_protocol::tree::FRAME;
 use chronik_protocol::registry::Role;
+use chronik_protocol::tree::FRAME;
 use chronik_protocol::{fid, records, registry};
 use chronik_protocol::{Dissection, Field, Limits, Value};
 
@@ -232,7 +232,11 @@ pub fn lint_text(findings: &[Finding]) -> Option<String> {
 fn request_parts(req: &Dissection, frame: Option<&[u8]>, parts: &mut Vec<String>) {
     if req.root.find_id(fid!("sasl.token")).is_some() {
         parts.push("bare SASL token (after SaslHandshake v0)".into());
-        if let Some(Value::Str(user)) = req.root.find_id(fid!("sasl.plain.authcid")).map(|f| &f.value) {
+        if let Some(Value::Str(user)) = req
+            .root
+            .find_id(fid!("sasl.plain.authcid"))
+            .map(|f| &f.value)
+        {
             parts.push(format!("user={user}"));
         }
     }

@@ -306,7 +306,7 @@ fn connection_limit_drops_the_one_idle_longest_not_the_oldest() {
     assert_eq!(stats.connections_evicted, 1);
     let evicted: Vec<u64> = exchanges(&out)
         .iter()
-        .filter(|e| e.notes.iter().any(|n| n.contains("connection limit")))
+        .filter(|e| e.notes().iter().any(|n| n.contains("connection limit")))
         .map(|e| e.conn)
         .collect();
     assert_eq!(evicted, vec![2]);

@@ -21,13 +21,24 @@ pub fn clock(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
     let us = micros.rem_euclid(1_000_000);
     let day = secs.rem_euclid(86_400);
-    format!(
-        "{:02}:{:02}:{:02}.{:06}",
-        day / 3600,
-        (day / 60) % 60,
-        day % 60,
-        us
-    )
+    // Digit by digit: this is written for every line `decode` prints.
+    let mut text = String::with_capacity(15);
+    push_digits(&mut text, day / 3600, 2);
+    text.push(':');
+    push_digits(&mut text, (day / 60) % 60, 2);
+    text.push(':');
+    push_digits(&mut text, day % 60, 2);
+    text.push('.');
+    push_digits(&mut text, us, 6);
+    text
+}
+
+/// `value` (not negative) in `width` decimal digits, zero-padded, its higher digits dropped.
+fn push_digits(text: &mut String, value: i64, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (value / 10i64.pow(place)) % 10;
+        text.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// How a time is written: `utc` and `local` as `HH:MM:SS.micros`, `relative` as seconds since
@@ -634,6 +645,22 @@ mod tests {
 
     use super::*;
     use chronik_protocol::test_frames::{record_batch_with, request_frame};
+
+    #[test]
+    fn clock_writes_the_time_of_day_in_utc_with_microseconds() {
+        let cases = [
+            (0, "00:00:00.000000"),
+            (1_796_032_800_000_001, "10:00:00.000001"),
+            (86_399_999_999, "23:59:59.999999"),
+            (86_400_000_000 + 3_723_004_005, "01:02:03.004005"),
+            // Before 1970: the time of day of the day it falls in.
+            (-1, "23:59:59.999999"),
+            (-86_400_000_000 - 3_600_000_000, "23:00:00.000000"),
+        ];
+        for (micros, text) in cases {
+            assert_eq!(clock(micros), text, "{micros}");
+        }
+    }
 
     /// A magic-2 batch of `n` records, compressed with `compression`.
     fn batch(n: usize, compression: Compression) -> Vec<u8> {

@@ -437,6 +437,11 @@ impl<'a> Decoder<'a> {
         version: i16,
     ) -> Res<()> {
         let flexible = api.is_flexible(version);
+        // Room for every field the schema has at this level (and the tagged-field section), so
+        // the children are not moved as they are added.
+        parent
+            .children
+            .reserve(fields.len() + usize::from(flexible));
         let on_wire = |f: &&FieldDef| f.versions.contains(version) && f.tag.is_none();
         let layout = self.layout;
         let tweaked =
@@ -540,6 +545,8 @@ impl<'a> Decoder<'a> {
     ) -> Res<()> {
         let at = self.pos;
         let n = self.length(flexible, false)?;
+        // The count and the first elements; a count is the sender's word, so no more than that.
+        node.children.reserve(1 + n.unwrap_or(0).min(16));
         node.children.push(Field::leaf(
             f.count_id,
             at,

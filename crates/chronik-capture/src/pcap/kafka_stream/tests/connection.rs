@@ -263,8 +263,9 @@ fn new_syn_on_closed_tuple_is_a_new_connection() {
     assert_eq!(closed, vec![1, 2]);
 }
 
-#[test]
-fn connection_limit_drops_the_least_recently_active() {
+/// Three clients sending a request each to a capture that tracks two connections, in the
+/// order `turns` gives (client index, correlation id): the exchanges and the stats.
+fn over_the_connection_limit(turns: &[(usize, i32)]) -> (Vec<Output>, StreamStats) {
     let opts = StreamOptions {
         max_connections: 2,
         ..StreamOptions::default()
@@ -272,13 +273,17 @@ fn connection_limit_drops_the_least_recently_active() {
     let mut conns: Vec<Tcp> = (0..3)
         .map(|i| Tcp::new(&format!("10.0.0.{}:5000", i + 1), "10.0.0.9:9092", 1, 1))
         .collect();
-    let p = metadata(1);
     let mut segs = Vec::new();
-    for c in &mut conns {
-        c.send(true, &p.0, 1000);
-        segs.push(c.segs.last().unwrap().clone());
+    for &(c, corr) in turns {
+        conns[c].send(true, &metadata(corr).0, 1000);
+        segs.push(conns[c].segs.last().unwrap().clone());
     }
-    let (out, stats) = run(&segs, opts);
+    run(&segs, opts)
+}
+
+#[test]
+fn connection_limit_drops_the_least_recently_active() {
+    let (out, stats) = over_the_connection_limit(&[(0, 1), (1, 1), (2, 1)]);
     assert_eq!(stats.connections_evicted, 1);
     let exs = exchanges(&out);
     assert_eq!(exs.len(), 3);
@@ -288,21 +293,8 @@ fn connection_limit_drops_the_least_recently_active() {
 
 #[test]
 fn connection_limit_drops_the_one_idle_longest_not_the_oldest() {
-    let opts = StreamOptions {
-        max_connections: 2,
-        ..StreamOptions::default()
-    };
-    let mut conns: Vec<Tcp> = (0..3)
-        .map(|i| Tcp::new(&format!("10.0.0.{}:5000", i + 1), "10.0.0.9:9092", 1, 1))
-        .collect();
-    let (p, q) = (metadata(1), metadata(2));
-    let mut segs = Vec::new();
     // Connection 1, then 2, then 1 again: 2 is the one idle longest when 3 arrives.
-    for (c, frame) in [(0, &p), (1, &p), (0, &q), (2, &p)] {
-        conns[c].send(true, &frame.0, 1000);
-        segs.push(conns[c].segs.last().unwrap().clone());
-    }
-    let (out, stats) = run(&segs, opts);
+    let (out, stats) = over_the_connection_limit(&[(0, 1), (1, 1), (0, 2), (2, 1)]);
     assert_eq!(stats.connections_evicted, 1);
     let evicted: Vec<u64> = exchanges(&out)
         .iter()

@@ -46,7 +46,7 @@ pub fn findings(
 }
 
 /// A response whose header carries another correlation id than its request's.
-fn correlation(ex: &Exchange, frame: &[u8], out: &mut Vec<Finding>) {
+pub(crate) fn correlation(ex: &Exchange, frame: &[u8], out: &mut Vec<Finding>) {
     let Some(b) = frame.get(4..8) else { return };
     let got = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     if ex.request_seen() && got != ex.correlation_id {

@@ -12,8 +12,9 @@ use chronik_protocol::dissect::RECORDS_NOT_EXPANDED;
 use chronik_protocol::errors::error_name;
 use chronik_protocol::lint::Finding;
 use chronik_protocol::registry::Role;
+use chronik_protocol::scan::{self, Scalar};
 use chronik_protocol::tree::FRAME;
-use chronik_protocol::{fid, records, registry};
+use chronik_protocol::{fid, lint, records, registry};
 use chronik_protocol::{Dissection, Field, Limits, Value};
 
 /// Formats µs since the epoch as `HH:MM:SS.micros` (UTC).
@@ -116,28 +117,33 @@ impl Clock {
 
 /// One line: time, connection, client, api and version, correlation id, latency, sizes, summary.
 pub fn line(ex: &Exchange) -> String {
-    line_at(ex, &ex.dissect(), &clock(ex.request_at))
+    line_at(ex, &summary_of(ex, &ex.dissect()), &clock(ex.request_at))
 }
 
-/// [`line()`] with its time written by `clock`. The line needs no record decoded (a record set's records are counted from its batch
-/// headers), so record sets are left unexpanded.
+/// [`line()`] with its time written by `clock`. The line needs no record decoded (a record
+/// set's records are counted from its batch headers), and for clean frames no tree at all: it
+/// comes from [`summary_without_tree`] when both frames read cleanly, else from a dissection
+/// with record sets left unexpanded.
 pub fn line_with(ex: &Exchange, clock: &Clock) -> String {
-    line_at(
-        ex,
-        &ex.dissect_with(Limits::WITHOUT_RECORDS),
-        &clock.format(ex.request_at),
-    )
+    let summary = summary_without_tree(ex)
+        .unwrap_or_else(|| summary_of(ex, &ex.dissect_with(Limits::WITHOUT_RECORDS)));
+    line_at(ex, &summary, &clock.format(ex.request_at))
 }
 
 /// [`line_with`] from a dissection already made: full, or with record sets not expanded (as
 /// [`crate::Store::dissected`] shares it), whose records are then counted from the batch
 /// headers.
 pub fn line_dissected(ex: &Exchange, d: &Dissected, clock: &Clock) -> String {
-    line_at(ex, d, &clock.format(ex.request_at))
+    line_at(ex, &summary_of(ex, d), &clock.format(ex.request_at))
+}
+
+/// The summary of an exchange from its dissection.
+fn summary_of(ex: &Exchange, d: &Dissected) -> String {
+    summarize_frames(d, Some(ex.request()))
 }
 
 /// [`line()`] with its time already written.
-fn line_at(ex: &Exchange, d: &Dissected, time: &str) -> String {
+fn line_at(ex: &Exchange, summary: &str, time: &str) -> String {
     use std::fmt::Write;
     let mut line = String::with_capacity(160);
     let _ = write!(
@@ -163,14 +169,13 @@ fn line_at(ex: &Exchange, d: &Dissected, time: &str) -> String {
     size(&mut line, ex.request_seen().then_some(ex.request()));
     line.push_str(" resp=");
     size(&mut line, ex.response());
-    let summary = summarize_frames(d, Some(ex.request()));
     let mut tail = |text: &str| {
         if !text.is_empty() {
             line.push(' ');
             line.push_str(text);
         }
     };
-    tail(&summary);
+    tail(summary);
     match &ex.status {
         Status::Answered => {}
         Status::NoResponse => tail("[no response: acks=0]"),
@@ -195,28 +200,233 @@ pub fn summarize(d: &Dissected) -> String {
 /// [`summarize`], given the request frame the dissection was made of, so that the records of
 /// a record set it did not expand are counted too.
 fn summarize_frames(d: &Dissected, request: Option<&[u8]>) -> String {
-    let v = &d.verdict;
-    let mut parts: Vec<String> = Vec::new();
+    let mut said = Said::default();
     if let Some(req) = &d.request {
-        request_parts(req, request, &mut parts);
+        said.request(req, request);
     }
-    if let Some(resp) = d.response.as_ref().filter(|_| v.response_read) {
-        response_parts(resp, v, &mut parts);
+    if let Some(resp) = d.response.as_ref().filter(|_| d.verdict.response_read) {
+        said.response(resp);
     }
-    if v.request_missing {
-        parts.push("request not in the capture".into());
+    said.text(&d.verdict)
+}
+
+/// What the summary says of an exchange's frames, gathered from their dissections or from
+/// walks of clean frames, and written by [`Said::text`] either way.
+#[derive(Debug, Default)]
+struct Said {
+    /// A bare SASL token, with its user when PLAIN names one.
+    sasl: Option<Option<String>>,
+    /// The request's group ids, in order.
+    groups: Vec<String>,
+    /// The topics the request names, each once, in the order they first appear.
+    topics: Vec<String>,
+    records: usize,
+    /// From a response that was read: Produce base offsets and the last `throttle_time_ms`.
+    offsets: Vec<i64>,
+    throttle: Option<i64>,
+}
+
+impl Said {
+    /// What the request names: a bare SASL token's user, groups, topics, records. One walk
+    /// over the tree, comparing each field's registry role.
+    fn request(&mut self, req: &Dissection, frame: Option<&[u8]>) {
+        if req.root.find_id(fid!("sasl.token")).is_some() {
+            let user = match req
+                .root
+                .find_id(fid!("sasl.plain.authcid"))
+                .map(|f| &f.value)
+            {
+                Some(Value::Str(user)) => Some(user.clone()),
+                _ => None,
+            };
+            self.sasl = Some(user);
+        }
+        req.root.walk(0, &mut |f, _| match (f.role(), &f.value) {
+            (Role::GroupId, Value::Str(s)) => self.groups.push(s.clone()),
+            (Role::TopicName, Value::Str(s)) => self.topic(s),
+            (Role::Record, _) => self.records += 1,
+            _ if f.id == fid!("record_set.undecoded")
+                && f.note.as_deref() == Some(RECORDS_NOT_EXPANDED) =>
+            {
+                let start = f.offset as usize;
+                let set = frame.and_then(|fr| fr.get(start..start.saturating_add(f.len as usize)));
+                self.records += set.map_or(0, records_in_set);
+            }
+            _ => {}
+        });
     }
-    match &v.request {
-        Some(FrameFault::Undecodable(e)) => parts.push(format!("request undecodable: {e}")),
-        Some(FrameFault::TrailingBytes { len, .. }) => parts.push(format!(
-            "request has {len} bytes after the spec's last field"
-        )),
-        None => {}
+
+    fn topic(&mut self, name: &str) {
+        if !self.topics.iter().any(|t| t == name) {
+            self.topics.push(name.to_string());
+        }
     }
-    if let Some(text) = lint_text(&v.findings) {
-        parts.push(text);
+
+    /// What a response that was read says: base offsets and throttle time.
+    fn response(&mut self, resp: &Dissection) {
+        resp.root.walk(0, &mut |f, _| {
+            if f.id == fid!("produce.response.responses.partition_responses.base_offset") {
+                self.offsets.extend(f.as_int());
+            }
+        });
+        self.throttle = throttle_time_ms(resp);
     }
-    parts.join(" ")
+
+    /// The summary: what the request names, what the response says (or why it does not read),
+    /// what is wrong with the request, and the lint's findings.
+    fn text(&self, v: &Verdict) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(user) = &self.sasl {
+            parts.push("bare SASL token (after SaslHandshake v0)".into());
+            if let Some(user) = user {
+                parts.push(format!("user={user}"));
+            }
+        }
+        parts.extend(self.groups.iter().map(|g| format!("group={g}")));
+        if !self.topics.is_empty() {
+            let shown = self.topics[..self.topics.len().min(3)].join(",");
+            let more = if self.topics.len() > 3 {
+                format!("+{}", self.topics.len() - 3)
+            } else {
+                String::new()
+            };
+            parts.push(format!("topics={shown}{more}"));
+        }
+        if self.records > 0 {
+            parts.push(format!("records={}", self.records));
+        }
+        if v.response_read {
+            self.response_parts(v, &mut parts);
+        }
+        if v.request_missing {
+            parts.push("request not in the capture".into());
+        }
+        match &v.request {
+            Some(FrameFault::Undecodable(e)) => parts.push(format!("request undecodable: {e}")),
+            Some(FrameFault::TrailingBytes { len, .. }) => parts.push(format!(
+                "request has {len} bytes after the spec's last field"
+            )),
+            None => {}
+        }
+        if let Some(text) = lint_text(&v.findings) {
+            parts.push(text);
+        }
+        parts.join(" ")
+    }
+
+    /// What the response says: base offsets, throttle time, and ok, its errors, or why it does
+    /// not read.
+    fn response_parts(&self, v: &Verdict, parts: &mut Vec<String>) {
+        let mut errors: Vec<&str> = Vec::new();
+        for e in v.errors().map(error_name) {
+            if !errors.contains(&e) {
+                errors.push(e);
+            }
+        }
+        if !self.offsets.is_empty() {
+            let o: Vec<String> = self.offsets.iter().take(4).map(i64::to_string).collect();
+            parts.push(format!("base_offset={}", o.join(",")));
+        }
+        if let Some(t) = self.throttle.filter(|t| *t != 0) {
+            parts.push(format!("throttle={t}ms"));
+        }
+        match &v.response {
+            Some(FrameFault::Undecodable(e)) => parts.push(format!("response undecodable: {e}")),
+            // The values above were read as the spec lays the response out; with bytes left
+            // over they are not what the broker meant (a misplaced field, say).
+            Some(FrameFault::TrailingBytes { len, .. }) => parts.push(format!(
+                "MISREAD: {len} bytes left after the spec's last field"
+            )),
+            None if errors.is_empty() => parts.push("ok".into()),
+            None => parts.push(format!("error={}", errors.join(","))),
+        }
+    }
+}
+
+/// The summary [`line_with`] gives, from walks of both frames that build no tree
+/// ([`scan::scan_clean_request`] and `_response`); `None` unless the exchange is an answered
+/// Kafka request whose frames both read cleanly in the spec's layout, as only a dissection can
+/// say what is wrong with a frame (and where). Gives what the dissection would, byte for byte
+/// (the tests compare the two on every API and version and on every capture at hand).
+pub fn summary_without_tree(ex: &Exchange) -> Option<String> {
+    let response = ex.response()?;
+    if ex.framing != crate::Framing::Kafka || !ex.request_seen() || ex.status != Status::Answered {
+        return None;
+    }
+    let request = ex.request();
+    // Past this many values a dissection elides array elements, which the summary then misses.
+    let budget = Limits::WITHOUT_RECORDS.max_fields / 4;
+    let catalog = registry::catalog();
+    let is_records = |id: registry::FieldId| {
+        catalog.entries[id.0 as usize].kind == chronik_protocol::schema::FieldType::Records
+    };
+    let mut said = Said::default();
+    let (mut values, mut utf8, mut sets, mut codes) = (0usize, true, Vec::new(), Vec::new());
+    scan::scan_clean_request(request, &mut |id, v| {
+        values += 1;
+        match (registry::role(id), v) {
+            (Role::GroupId, Scalar::Str(s)) => match std::str::from_utf8(s) {
+                Ok(s) => said.groups.push(s.to_string()),
+                Err(_) => utf8 = false,
+            },
+            (Role::TopicName, Scalar::Str(s)) => match std::str::from_utf8(s) {
+                Ok(s) => said.topic(s),
+                Err(_) => utf8 = false,
+            },
+            (Role::ErrorCode, Scalar::Int(c)) => codes.push(c),
+            (_, Scalar::Data { start, len }) if is_records(id) && len > 0 => {
+                said.records += records_in_set(&request[start..start + len]);
+                sets.push((start, start + len));
+            }
+            _ => {}
+        }
+    })
+    .ok()?;
+    let mut findings = lint::check_clean(request, lint::Side::Request, ex.api_key, &sets, &codes)?;
+    let (mut response_sets, mut error_codes) = (Vec::new(), Vec::new());
+    scan::scan_clean_response(response, ex.api_key, ex.api_version, &mut |id, v| {
+        values += 1;
+        match (registry::role(id), v) {
+            (Role::ErrorCode, Scalar::Int(c)) => error_codes.push(c),
+            (Role::ThrottleTime, Scalar::Int(t)) => said.throttle = Some(t),
+            (_, Scalar::Int(o))
+                if id == fid!("produce.response.responses.partition_responses.base_offset") =>
+            {
+                said.offsets.push(o)
+            }
+            (_, Scalar::Data { start, len }) if is_records(id) && len > 0 => {
+                response_sets.push((start, start + len));
+            }
+            _ => {}
+        }
+    })
+    .ok()?;
+    if !utf8 || values > budget {
+        return None;
+    }
+    findings.extend(lint::check_clean(
+        response,
+        lint::Side::Response,
+        ex.api_key,
+        &response_sets,
+        &error_codes,
+    )?);
+    crate::lint::correlation(ex, response, &mut findings);
+    findings.extend(ex.lint().iter().cloned());
+    findings.sort_by_key(|f| (f.side == lint::Side::Response, f.start, f.end));
+    let verdict = Verdict {
+        request_missing: false,
+        request: None,
+        response_read: true,
+        response: None,
+        error_codes: error_codes
+            .iter()
+            .filter_map(|c| i16::try_from(*c).ok())
+            .collect(),
+        severity: crate::verdict::Severity::Ok,
+        findings,
+    };
+    Some(said.text(&verdict))
 }
 
 /// The lint's findings in a line: `[lint error field-misplaced: throttle_time_ms sent before
@@ -236,58 +446,6 @@ pub fn lint_text(findings: &[Finding]) -> Option<String> {
     }
     text.push(']');
     Some(text)
-}
-
-/// What the request names: a bare SASL token's user, topics, group, records. One walk over
-/// the tree, comparing each field's registry role.
-fn request_parts(req: &Dissection, frame: Option<&[u8]>, parts: &mut Vec<String>) {
-    if req.root.find_id(fid!("sasl.token")).is_some() {
-        parts.push("bare SASL token (after SaslHandshake v0)".into());
-        if let Some(Value::Str(user)) = req
-            .root
-            .find_id(fid!("sasl.plain.authcid"))
-            .map(|f| &f.value)
-        {
-            parts.push(format!("user={user}"));
-        }
-    }
-    let (mut groups, mut topics, mut records) = (Vec::new(), Vec::<&str>::new(), 0usize);
-    req.root.walk(0, &mut |f, _| match f.role() {
-        Role::GroupId => {
-            if let Value::Str(s) = &f.value {
-                groups.push(format!("group={s}"));
-            }
-        }
-        Role::TopicName => {
-            if let Value::Str(s) = &f.value {
-                if !topics.contains(&s.as_str()) {
-                    topics.push(s);
-                }
-            }
-        }
-        Role::Record => records += 1,
-        _ if f.id == fid!("record_set.undecoded")
-            && f.note.as_deref() == Some(RECORDS_NOT_EXPANDED) =>
-        {
-            let start = f.offset as usize;
-            let set = frame.and_then(|fr| fr.get(start..start.saturating_add(f.len as usize)));
-            records += set.map_or(0, records_in_set);
-        }
-        _ => {}
-    });
-    parts.extend(groups);
-    if !topics.is_empty() {
-        let shown = topics[..topics.len().min(3)].join(",");
-        let more = if topics.len() > 3 {
-            format!("+{}", topics.len() - 3)
-        } else {
-            String::new()
-        };
-        parts.push(format!("topics={shown}{more}"));
-    }
-    if records > 0 {
-        parts.push(format!("records={records}"));
-    }
 }
 
 /// The topics a request names, each once, in the order they first appear.
@@ -329,41 +487,6 @@ fn records_in_set(set: &[u8]) -> usize {
         })
         .map(|h| usize::try_from(h.records_count).unwrap_or(0))
         .sum()
-}
-
-/// What the response says: base offsets, throttle time, and ok, its errors, or why it does not
-/// read.
-fn response_parts(resp: &Dissection, v: &Verdict, parts: &mut Vec<String>) {
-    let mut offsets: Vec<i64> = Vec::new();
-    resp.root.walk(0, &mut |f, _| {
-        if f.id == fid!("produce.response.responses.partition_responses.base_offset") {
-            offsets.extend(f.as_int());
-        }
-    });
-    let throttle = throttle_time_ms(resp);
-    let mut errors: Vec<&str> = Vec::new();
-    for e in v.errors().map(error_name) {
-        if !errors.contains(&e) {
-            errors.push(e);
-        }
-    }
-    if !offsets.is_empty() {
-        let o: Vec<String> = offsets.iter().take(4).map(i64::to_string).collect();
-        parts.push(format!("base_offset={}", o.join(",")));
-    }
-    if let Some(t) = throttle.filter(|t| *t != 0) {
-        parts.push(format!("throttle={t}ms"));
-    }
-    match &v.response {
-        Some(FrameFault::Undecodable(e)) => parts.push(format!("response undecodable: {e}")),
-        // The values above were read as the spec lays the response out; with bytes left
-        // over they are not what the broker meant (a misplaced field, say).
-        Some(FrameFault::TrailingBytes { len, .. }) => parts.push(format!(
-            "MISREAD: {len} bytes left after the spec's last field"
-        )),
-        None if errors.is_empty() => parts.push("ok".into()),
-        None => parts.push(format!("error={}", errors.join(","))),
-    }
 }
 
 /// The response's `throttle_time_ms` (the last one, should it have several); none when it has
@@ -699,6 +822,172 @@ mod tests {
         ex.api_version = version;
         ex.correlation_id = 1;
         ex
+    }
+
+    /// An answered exchange of `request` and `response` (frames as sent).
+    fn answered(request: Vec<u8>, response: Vec<u8>) -> Exchange {
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let header = chronik_protocol::dissect::peek_request_header(&request[4..]).unwrap();
+        let mut ex = Exchange::new(1, crate::Endpoints::of(peer), 0, Status::Answered)
+            .with_frames(request, Some(response))
+            .with_response_at(Some(250));
+        (ex.api_key, ex.api_version, ex.correlation_id) = header;
+        ex
+    }
+
+    /// The summary of the tree, as the line writes it when the walk does not give one.
+    fn from_the_tree(ex: &Exchange) -> String {
+        summary_of(ex, &ex.dissect_with(Limits::WITHOUT_RECORDS))
+    }
+
+    /// Every API and version with the encoder's defaults (empty arrays, zeros, empty
+    /// strings), both frames: the walk's summary is the tree's wherever it gives one, and it
+    /// gives one for nearly all.
+    #[test]
+    fn the_summary_without_a_tree_is_the_trees_on_every_api_and_version() {
+        let (mut compared, mut declined) = (0, Vec::new());
+        for (key, api) in &registry::catalog().apis {
+            for version in api.versions.min..=api.versions.max {
+                let empty = chronik_protocol::encode::Input::Map(Default::default());
+                let req = chronik_protocol::encode::request(*key, version, 7, Some("c"), &empty);
+                let resp = chronik_protocol::encode::response(*key, version, 7, &empty);
+                let (Ok(req), Ok(resp)) = (req, resp) else {
+                    continue;
+                };
+                let ex = answered(req, resp);
+                match summary_without_tree(&ex) {
+                    Some(fast) => {
+                        assert_eq!(fast, from_the_tree(&ex), "{} v{version}", api.name);
+                        compared += 1;
+                    }
+                    None => declined.push(format!("{} v{version}", api.name)),
+                }
+            }
+        }
+        assert!(
+            compared >= 200,
+            "only {compared} compared; declined {declined:?}"
+        );
+        assert!(
+            declined.iter().all(|d| d.starts_with("ApiVersions")),
+            "declined {declined:?}"
+        );
+    }
+
+    /// Produce with batches (one with a bad CRC), error codes and a throttle time; a
+    /// correlation id the response does not echo; a response with the throttle time first (not
+    /// clean: only the tree explains it); a request cut short and one with a null where none
+    /// is allowed: the line is the tree's every time.
+    #[test]
+    fn the_summary_without_a_tree_agrees_or_leaves_it_to_the_tree() {
+        use chronik_protocol::encode::{self, Input};
+        let map = |fields: Vec<(&str, Input)>| {
+            Input::Map(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            )
+        };
+        let mut bad_crc = batch(2, Compression::None);
+        bad_crc[20] ^= 0xff;
+        let sets = [
+            [batch(3, Compression::None), batch(2, Compression::Gzip)].concat(),
+            bad_crc,
+            [message(0, 0, b"a"), message(1, 0, b"bc")].concat(),
+        ];
+        let partition = |i: usize| {
+            map(vec![
+                ("index", Input::Int(i as i64)),
+                ("records", Input::Bytes(sets[i % sets.len()].clone())),
+            ])
+        };
+        let topic = |name: &str| {
+            map(vec![
+                ("name", Input::Str(name.into())),
+                (
+                    "partition_data",
+                    Input::List((0..3).map(partition).collect()),
+                ),
+            ])
+        };
+        let request = |version: i16, corr: i32| {
+            let body = map(vec![
+                ("acks", Input::Int(-1)),
+                ("timeout_ms", Input::Int(1000)),
+                (
+                    "topic_data",
+                    Input::List(vec![topic("a"), topic("b"), topic("a")]),
+                ),
+            ]);
+            encode::request(0, version, corr, Some("c"), &body).unwrap()
+        };
+        let response = |version: i16, corr: i32, error: i64, throttle: i64| {
+            let part = |i: i64| {
+                map(vec![
+                    ("index", Input::Int(i)),
+                    ("error_code", Input::Int(if i == 1 { error } else { 0 })),
+                    ("base_offset", Input::Int(100 + i)),
+                ])
+            };
+            let topic = |name: &str| {
+                map(vec![
+                    ("name", Input::Str(name.into())),
+                    (
+                        "partition_responses",
+                        Input::List((0..3).map(part).collect()),
+                    ),
+                ])
+            };
+            let body = map(vec![
+                ("responses", Input::List(vec![topic("a"), topic("b")])),
+                ("throttle_time_ms", Input::Int(throttle)),
+            ]);
+            encode::response(0, version, corr, &body).unwrap()
+        };
+        let mut fast = 0;
+        for version in 3..=9 {
+            for (error, throttle, echo) in [(0, 0, 5), (6, 12, 5), (3, 0, 6), (-1, 0, 5)] {
+                let ex = answered(
+                    request(version, 5),
+                    response(version, echo, error, throttle),
+                );
+                let tree = from_the_tree(&ex);
+                if let Some(s) = summary_without_tree(&ex) {
+                    assert_eq!(s, tree, "v{version} error {error} throttle {throttle}");
+                    fast += 1;
+                }
+            }
+            // The throttle time moved to the front: bytes left over, a finding only the tree
+            // (and the layouts it tries) can name.
+            let mut moved = response(version, 5, 0, 7);
+            let throttle: Vec<u8> = moved.drain(moved.len() - 4..).collect();
+            let at = 8 + usize::from(version >= 9);
+            moved.splice(at..at, throttle);
+            let ex = answered(request(version, 5), moved);
+            assert_eq!(summary_without_tree(&ex), None, "v{version} moved");
+            // Cut short, and a null topic name where the version allows none.
+            let mut cut = request(version, 5);
+            cut.truncate(cut.len() - 3);
+            let ex = answered(cut, response(version, 5, 0, 0));
+            assert_eq!(summary_without_tree(&ex), None, "v{version} cut");
+        }
+        assert_eq!(fast, 7 * 4, "every clean exchange took the walk");
+        let mut null_name = request(3, 5);
+        let at = null_name
+            .windows(3)
+            .position(|w| w == [0, 1, b'a'])
+            .unwrap();
+        null_name.splice(at..at + 3, [0xff, 0xff]);
+        let len = (null_name.len() - 4) as i32;
+        null_name[..4].copy_from_slice(&len.to_be_bytes());
+        let ex = answered(null_name, response(3, 5, 0, 0));
+        assert_eq!(summary_without_tree(&ex), None, "a null topic name");
+        assert!(
+            from_the_tree(&ex).contains("[lint"),
+            "{}",
+            from_the_tree(&ex)
+        );
     }
 
     /// The line from a dissection that leaves record sets unexpanded (what the store shares

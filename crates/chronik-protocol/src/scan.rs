@@ -57,6 +57,7 @@ pub fn scan_request<'a>(
         buf: &frame[..end],
         pos: 12,
         visit,
+        clean: false,
     };
     // client_id: a nullable int16-length string in every header version.
     w.string(false)?;
@@ -69,15 +70,109 @@ pub fn scan_request<'a>(
     w.fields(&api.request, api, version)
 }
 
+/// [`scan_request`] for a frame whose dissection would have nothing to say beyond its values:
+/// `Err` (at the offset where it stands) also for what would make the dissector or the lint
+/// note something, so that `Ok` means the frame reads in the spec's layout, whole and exactly.
+/// Refused besides what does not read: a size prefix other than the frame's length, a null
+/// where the version does not allow one, any tagged field (header or body), bytes after the
+/// last field. What needs a tree (the note's wording, the field's span) is then the
+/// dissector's to say.
+pub fn scan_clean_request<'a>(
+    frame: &'a [u8],
+    visit: &mut dyn FnMut(FieldId, Scalar<'a>),
+) -> Result<(), usize> {
+    let (key, version, _) = frame.get(4..).and_then(peek_request_header).ok_or(0usize)?;
+    exact_size(frame)?;
+    let api = registry::api(key)
+        .filter(|a| a.versions.contains(version))
+        .ok_or(12usize)?;
+    let mut w = Walk {
+        buf: frame,
+        pos: 12,
+        visit,
+        clean: true,
+    };
+    w.string(false)?;
+    if api.request_header_version(version) >= 2 {
+        w.tagged_fields()?;
+    }
+    w.fields(&api.request, api, version)?;
+    w.at_end()
+}
+
+/// [`scan_clean_request`] for the response `frame` to a request of API `key` version
+/// `version`. ApiVersions is refused: the dissector reads a version it does not know as v0, as
+/// Kafka answers it, which this walk does not.
+pub fn scan_clean_response<'a>(
+    frame: &'a [u8],
+    key: i16,
+    version: i16,
+    visit: &mut dyn FnMut(FieldId, Scalar<'a>),
+) -> Result<(), usize> {
+    exact_size(frame)?;
+    let api = registry::api(key)
+        .filter(|a| a.versions.contains(version) && key != crate::api_key::API_VERSIONS)
+        .ok_or(8usize)?;
+    let mut w = Walk {
+        buf: frame,
+        pos: 8,
+        visit,
+        clean: true,
+    };
+    if frame.len() < 8 {
+        return Err(frame.len());
+    }
+    if api.response_header_version(version) >= 1 {
+        w.tagged_fields()?;
+    }
+    w.fields(&api.response, api, version)?;
+    w.at_end()
+}
+
+/// A frame whose size prefix is exactly the bytes that follow it.
+fn exact_size(frame: &[u8]) -> Res {
+    let declared = frame
+        .get(..4)
+        .map(|b| i64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+        .ok_or(0usize)?;
+    if declared != frame.len() as i64 - 4 {
+        return Err(0);
+    }
+    Ok(())
+}
+
 struct Walk<'a, 'v> {
     buf: &'a [u8],
     pos: usize,
     visit: &'v mut dyn FnMut(FieldId, Scalar<'a>),
+    /// Refuse what a dissection would note (see [`scan_clean_request`]).
+    clean: bool,
 }
 
 type Res = Result<(), usize>;
 
 impl<'a> Walk<'a, '_> {
+    /// In a clean walk, bytes left after the last field are refused.
+    fn at_end(&self) -> Res {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(self.pos)
+        }
+    }
+
+    /// A null of field `f` (of type `ty`: an array's element when not `f`'s own type): refused
+    /// by a clean walk where the version does not allow it, and for an element, which the
+    /// dissector never takes as nullable.
+    fn null(&mut self, f: &FieldDef, ty: &FieldType, version: i16, at: usize) -> Res {
+        let element = !std::ptr::eq(ty, &f.ty);
+        if self.clean && (element || !f.nullable.contains(version)) {
+            return Err(at);
+        }
+        (self.visit)(f.id, Scalar::Null);
+        Ok(())
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], usize> {
         let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len());
         let end = end.ok_or(self.pos)?;
@@ -168,8 +263,7 @@ impl<'a> Walk<'a, '_> {
             FieldType::Struct => return self.fields(&f.children, api, version),
             FieldType::Array(inner) => {
                 let Some(n) = self.length(flexible, false)? else {
-                    (self.visit)(f.id, Scalar::Null);
-                    return Ok(());
+                    return self.null(f, ty, version, at);
                 };
                 if n > self.buf.len() - self.pos {
                     return Err(at);
@@ -197,11 +291,11 @@ impl<'a> Walk<'a, '_> {
                 Scalar::Uuid(b.try_into().map_err(|_| at)?)
             }
             FieldType::String => match self.string(flexible)? {
-                None => Scalar::Null,
+                None => return self.null(f, ty, version, at),
                 Some(s) => Scalar::Str(s),
             },
             FieldType::Bytes | FieldType::Records => match self.length(flexible, false)? {
-                None => Scalar::Null,
+                None => return self.null(f, ty, version, at),
                 Some(len) => {
                     let start = self.pos;
                     self.take(len).map_err(|_| at)?;
@@ -220,6 +314,9 @@ impl<'a> Walk<'a, '_> {
     fn tagged_fields(&mut self) -> Res {
         let at = self.pos;
         let count = self.uvarint()? as usize;
+        if self.clean && count > 0 {
+            return Err(at);
+        }
         if count > self.buf.len() - self.pos {
             return Err(at);
         }

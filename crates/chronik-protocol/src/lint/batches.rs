@@ -30,15 +30,23 @@ pub(super) fn check(frame: &[u8], d: &Dissection, side: Side, key: i16, out: &mu
         } else if f.id == fid!("record_set.undecoded")
             && f.note.as_deref() == Some(RECORDS_NOT_EXPANDED)
         {
-            for entry in batch::split(&frame[s..e]) {
-                match entry {
-                    Entry::Batch { start, end } => cx.batch(s + start, s + end, out),
-                    Entry::Legacy { start, end, .. } => cx.message(s + start, s + end, out),
-                    _ => {}
-                }
-            }
+            cx.record_set(s, e, out);
         }
     });
+}
+
+/// Checks every batch and message of the record set at `s..e` of `frame` (its bytes, size
+/// prefix excluded), as [`check`] does for a record set a dissection did not expand.
+pub(super) fn record_set(
+    frame: &[u8],
+    (s, e): (usize, usize),
+    side: Side,
+    key: i16,
+    out: &mut Vec<Finding>,
+) {
+    if s <= e && e <= frame.len() {
+        Cx { frame, side, key }.record_set(s, e, out);
+    }
 }
 
 /// What a full dissection adds: a batch holding fewer records than its header counts.
@@ -66,6 +74,16 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    fn record_set(&self, s: usize, e: usize, out: &mut Vec<Finding>) {
+        for entry in batch::split(&self.frame[s..e]) {
+            match entry {
+                Entry::Batch { start, end } => self.batch(s + start, s + end, out),
+                Entry::Legacy { start, end, .. } => self.message(s + start, s + end, out),
+                _ => {}
+            }
+        }
+    }
+
     fn push(
         &self,
         out: &mut Vec<Finding>,

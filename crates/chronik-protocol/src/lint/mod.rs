@@ -266,6 +266,31 @@ pub fn check_response(
     check(frame, d, Side::Response, api_key, api_version)
 }
 
+/// What the lint finds in a frame that reads cleanly in the spec's layout
+/// ([`crate::scan::scan_clean_request`] or `_response` said so), given the spans of its record
+/// sets and its error codes: the findings [`check_request`] or [`check_response`] would give,
+/// or `None` when an error code is one the protocol does not list (that finding needs the
+/// field's span, which only a dissection has).
+pub fn check_clean(
+    frame: &[u8],
+    side: Side,
+    key: i16,
+    record_sets: &[(usize, usize)],
+    error_codes: &[i64],
+) -> Option<Vec<Finding>> {
+    let listed = |c: &i64| {
+        i16::try_from(*c).map_or(true, |c| errors::ALL.iter().any(|(code, _)| *code == c))
+    };
+    if !error_codes.iter().all(listed) {
+        return None;
+    }
+    let mut out = Vec::new();
+    for span in record_sets {
+        batches::record_set(frame, *span, side, key, &mut out);
+    }
+    Some(out)
+}
+
 fn check(frame: &[u8], d: &Dissection, side: Side, key: i16, version: i16) -> Vec<Finding> {
     let mut out = Vec::new();
     // One walk for both: bytes the spec's layout left over (the first), and a body with no

@@ -311,7 +311,7 @@ pub async fn start(opts: &ReplayOptions) -> anyhow::Result<Started> {
         ignore: opts.ignore.clone(),
         identities: Mutex::new(identities),
         results: tx.clone(),
-        order: session::SendOrder::new(capture.requests_in_order()),
+        order: session::SendOrder::new(capture.requests_in_order(), &capture.exchanges),
     });
     // Exchanges without a request to send are settled at once.
     for (index, ex) in capture.exchanges.iter().enumerate() {

@@ -51,20 +51,36 @@ pub struct Ctx {
 /// The order the capture's requests were sent in, across connections: each connection's task
 /// takes its turn before sending, so that a request sent a moment after another one on
 /// another connection (two members joining a group) is not overtaken when the replay runs
-/// late. A turn not given within the patience is taken anyway (a live broker that behaves
-/// otherwise must not stall the replay).
+/// late. A request whose answer the capture shows before the next request (on any
+/// connection) was sent gives up its turn only once answered: the next one then reaches a
+/// broker that has done what the first asked (a topic the first created), as in the capture,
+/// however the live broker schedules its connections. A turn not given within the patience is
+/// taken anyway (a live broker that behaves otherwise must not stall the replay).
 pub struct SendOrder {
     /// Each request's place in the order, by index into the capture's exchanges.
     rank: std::collections::HashMap<usize, usize>,
+    /// By place: whether the turn passes on the answer rather than on sending.
+    until_answered: Vec<bool>,
     /// Which places are done (sent, or given up), and how many leading ones.
     done: Mutex<Vec<bool>>,
     through: tokio::sync::watch::Sender<usize>,
 }
 
 impl SendOrder {
-    /// The order of these exchange indices (the capture's requests, by time).
-    pub fn new(indices: Vec<usize>) -> SendOrder {
+    /// The order of these exchange indices (the capture's requests, by time) in `exchanges`.
+    pub fn new(indices: Vec<usize>, exchanges: &[Arc<Exchange>]) -> SendOrder {
+        let until_answered = indices
+            .iter()
+            .zip(indices.iter().skip(1))
+            .map(|(&i, &next)| {
+                exchanges[i]
+                    .response_at()
+                    .is_some_and(|r| r <= exchanges[next].request_at)
+            })
+            .chain(std::iter::once(false))
+            .collect();
         SendOrder {
+            until_answered,
             done: Mutex::new(vec![false; indices.len()]),
             rank: indices
                 .into_iter()
@@ -84,7 +100,18 @@ impl SendOrder {
         let _ = tokio::time::timeout(patience, rx.wait_for(|n| *n >= rank)).await;
     }
 
-    /// Marks `index` done (sent, or never to be sent).
+    /// `index` was sent: done, unless its turn passes on the answer.
+    fn sent(&self, index: usize) {
+        let answer_awaited = self
+            .rank
+            .get(&index)
+            .is_some_and(|&rank| self.until_answered[rank]);
+        if !answer_awaited {
+            self.done(index);
+        }
+    }
+
+    /// Marks `index` done (sent, answered, or never to be sent).
     fn done(&self, index: usize) {
         let Some(&rank) = self.rank.get(&index) else {
             return;
@@ -299,6 +326,7 @@ impl Conn {
         self.ctx.finish(self.steps[j].index, sent, live);
         self.lock().settled[j] = Some(Instant::now());
         self.changed.send_modify(|n| *n += 1);
+        self.ctx.order.done(self.steps[j].index);
     }
 
     /// A frame from the broker: the answer to the oldest request waiting.
@@ -479,7 +507,7 @@ pub async fn run(ctx: Arc<Ctx>, plan: ConnPlan) {
             });
         }
         let written = wr.write_all(&frame).await;
-        ctx.order.done(step.index);
+        ctx.order.sent(step.index);
         if let Err(e) = written {
             let why = format!("writing to the connection: {e}");
             conn.on_end(why);

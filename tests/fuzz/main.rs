@@ -102,6 +102,23 @@ fn dissector() {
 }
 
 #[test]
+fn summary() {
+    let seeds = targets::summary_seeds(&seeds::all_frames());
+    assert!(
+        seeds.len() >= 200,
+        "only {} request and response pairs",
+        seeds.len()
+    );
+    fuzz(Target {
+        name: "summary",
+        seeds,
+        run: &targets::summary,
+        alloc_bound: dissector_bound,
+        tweak: None,
+    });
+}
+
+#[test]
 fn record_sets() {
     let seeds = seeds::record_sets();
     // A bomb takes a thousand times longer than a batch to decompress: the other seeds are

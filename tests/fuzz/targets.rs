@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use chronik_tui::capture::pcap::kafka_stream::{KafkaStreams, Output, StreamOptions};
 use chronik_tui::capture::pcap::reassembly::{Chunk, Reassembler, ReassemblyLimits};
 use chronik_tui::capture::pcap::{packet, reader::CaptureReader, Segment, TcpFlags};
-use chronik_tui::capture::render::{Clock, TimeFormat};
+use chronik_tui::capture::render::{self, Clock, TimeFormat};
+use chronik_tui::capture::{Endpoints, Exchange, Status};
 use chronik_tui::protocol::batch::{self, BatchHeader, Entry};
 use chronik_tui::protocol::records::{self, MAX_DECOMPRESSED_BYTES};
 use chronik_tui::protocol::registry::{self, FieldId};
@@ -682,4 +683,49 @@ pub fn decode_capture(path: &std::path::Path, input: &[u8]) {
             let _ = e.to_string();
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// decode's line without a tree
+
+/// Input: two bytes giving the request frame's length, the request frame, the response frame.
+/// decode's line for an answered exchange of the two, which comes from a walk of both frames
+/// when they read cleanly, is the line the dissections give, byte for byte.
+pub fn summary(input: &[u8]) {
+    let Some((len, frames)) = input.split_first_chunk::<2>() else {
+        return;
+    };
+    let (req, resp) = frames.split_at(usize::from(u16::from_be_bytes(*len)).min(frames.len()));
+    let Some((key, version, corr)) = req
+        .get(4..)
+        .and_then(chronik_tui::protocol::dissect::peek_request_header)
+    else {
+        return;
+    };
+    let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
+    let mut ex = Exchange::new(1, Endpoints::of(peer), 0, Status::Answered)
+        .with_frames(req.to_vec(), Some(resp.to_vec()))
+        .with_response_at(Some(250));
+    (ex.api_key, ex.api_version, ex.correlation_id) = (key, version, corr);
+    let clock = Clock::new(TimeFormat::Utc);
+    let tree = render::line_dissected(&ex, &ex.dissect_with(Limits::WITHOUT_RECORDS), &clock);
+    assert_eq!(render::line_with(&ex, &clock), tree);
+}
+
+/// Seeds for [`summary`]: each request of the seed frames with a response of its API and
+/// version.
+pub fn summary_seeds(frames: &[crate::seeds::Frame]) -> Vec<Vec<u8>> {
+    frames
+        .iter()
+        .filter(|f| !f.response && f.bytes.len() <= usize::from(u16::MAX))
+        .filter_map(|req| {
+            let resp = frames
+                .iter()
+                .find(|f| f.response && f.key == req.key && f.version == req.version)?;
+            let mut input = (req.bytes.len() as u16).to_be_bytes().to_vec();
+            input.extend_from_slice(&req.bytes);
+            input.extend_from_slice(&resp.bytes);
+            Some(input)
+        })
+        .collect()
 }

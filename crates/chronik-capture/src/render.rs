@@ -848,19 +848,31 @@ mod tests {
         let (mut compared, mut declined) = (0, Vec::new());
         for (key, api) in &registry::catalog().apis {
             for version in api.versions.min..=api.versions.max {
-                let empty = chronik_protocol::encode::Input::Map(Default::default());
-                let req = chronik_protocol::encode::request(*key, version, 7, Some("c"), &empty);
-                let resp = chronik_protocol::encode::response(*key, version, 7, &empty);
-                let (Ok(req), Ok(resp)) = (req, resp) else {
-                    continue;
-                };
-                let ex = answered(req, resp);
-                match summary_without_tree(&ex) {
-                    Some(fast) => {
-                        assert_eq!(fast, from_the_tree(&ex), "{} v{version}", api.name);
-                        compared += 1;
+                use chronik_protocol::encode::{request, response, Input};
+                use chronik_protocol::test_frames::filled;
+                let empty = || Input::Map(Default::default());
+                let bodies = [
+                    (false, empty(), empty()),
+                    (
+                        true,
+                        filled(&api.request, version),
+                        filled(&api.response, version),
+                    ),
+                ];
+                for (full, req, resp) in bodies {
+                    let req = request(*key, version, 7, Some("c"), &req);
+                    let (Ok(req), Ok(resp)) = (req, response(*key, version, 7, &resp)) else {
+                        continue;
+                    };
+                    let ex = answered(req, resp);
+                    let what = format!("{} v{version} filled {full}", api.name);
+                    match summary_without_tree(&ex) {
+                        Some(fast) => {
+                            assert_eq!(fast, from_the_tree(&ex), "{what}");
+                            compared += 1;
+                        }
+                        None => declined.push(what),
                     }
-                    None => declined.push(format!("{} v{version}", api.name)),
                 }
             }
         }

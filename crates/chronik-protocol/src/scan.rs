@@ -53,21 +53,7 @@ pub fn scan_request<'a>(
         .and_then(|n| n.checked_add(4))
         .filter(|e| *e <= frame.len())
         .ok_or(0usize)?;
-    let mut w = Walk {
-        buf: &frame[..end],
-        pos: 12,
-        visit,
-        clean: false,
-    };
-    // client_id: a nullable int16-length string in every header version.
-    w.string(false)?;
-    let api = registry::api(key)
-        .filter(|a| a.versions.contains(version))
-        .ok_or(w.pos)?;
-    if api.request_header_version(version) >= 2 {
-        w.tagged_fields()?;
-    }
-    w.fields(&api.request, api, version)
+    request(&frame[..end], (key, version), false, visit)
 }
 
 /// [`scan_request`] for a frame whose dissection would have nothing to say beyond its values:
@@ -83,21 +69,36 @@ pub fn scan_clean_request<'a>(
 ) -> Result<(), usize> {
     let (key, version, _) = frame.get(4..).and_then(peek_request_header).ok_or(0usize)?;
     exact_size(frame)?;
-    let api = registry::api(key)
-        .filter(|a| a.versions.contains(version))
-        .ok_or(12usize)?;
+    request(frame, (key, version), true, visit)
+}
+
+/// The walk of a request `buf` (as far as its size prefix says) of API and version `header`,
+/// from its client id on.
+fn request<'a>(
+    buf: &'a [u8],
+    (key, version): (i16, i16),
+    clean: bool,
+    visit: &mut dyn FnMut(FieldId, Scalar<'a>),
+) -> Result<(), usize> {
     let mut w = Walk {
-        buf: frame,
+        buf,
         pos: 12,
         visit,
-        clean: true,
+        clean,
     };
+    // client_id: a nullable int16-length string in every header version.
     w.string(false)?;
+    let api = registry::api(key)
+        .filter(|a| a.versions.contains(version))
+        .ok_or(w.pos)?;
     if api.request_header_version(version) >= 2 {
         w.tagged_fields()?;
     }
     w.fields(&api.request, api, version)?;
-    w.at_end()
+    if clean {
+        w.at_end()?;
+    }
+    Ok(())
 }
 
 /// [`scan_clean_request`] for the response `frame` to a request of API `key` version
@@ -252,8 +253,9 @@ impl<'a> Walk<'a, '_> {
     ) -> Res {
         let at = self.pos;
         let value = match ty {
-            // A nullable struct: its presence byte (negative: null), then the struct.
-            FieldType::Struct if f.nullable.contains(version) => {
+            // A nullable struct: its presence byte (negative: null), then the struct. An
+            // array's elements have none, whether or not the array may be null.
+            FieldType::Struct if f.nullable.contains(version) && std::ptr::eq(ty, &f.ty) => {
                 if self.int(1)? < 0 {
                     (self.visit)(f.id, Scalar::Null);
                     return Ok(());

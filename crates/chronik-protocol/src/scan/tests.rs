@@ -146,21 +146,32 @@ fn produce_reads_as_the_dissector_reads_it_in_every_version() {
     }
 }
 
+/// Every API and version, with the encoder's defaults (empty arrays) and with every field
+/// filled (one element in every array, so that elements of nullable arrays are read too).
 #[test]
 fn every_api_and_version_reads_as_the_dissector_reads_it() {
-    let mut compared = 0;
+    let (mut compared, mut filled_in) = (0, 0);
     for (key, api) in &registry::catalog().apis {
         for version in api.versions.min..=api.versions.max {
-            let Ok(frame) = encode::request(*key, version, 7, Some("c"), &map(vec![])) else {
-                continue;
-            };
-            let (got, r) = scanned(&frame);
-            assert_eq!(r, Ok(()), "{} v{version}", api.name);
-            assert_eq!(got, dissected(&frame), "{} v{version}", api.name);
-            compared += 1;
+            let filled = crate::test_frames::filled(&api.request, version);
+            for (full, body) in [(false, map(vec![])), (true, filled)] {
+                let Ok(frame) = encode::request(*key, version, 7, Some("c"), &body) else {
+                    continue;
+                };
+                let (got, r) = scanned(&frame);
+                let what = format!("{} v{version} filled {full}", api.name);
+                assert_eq!(r, Ok(()), "{what}");
+                assert_eq!(got, dissected(&frame), "{what}");
+                compared += 1;
+                filled_in += usize::from(full);
+            }
         }
     }
-    assert!(compared >= 200, "only {compared} requests compared");
+    assert!(compared >= 400, "only {compared} requests compared");
+    assert!(
+        filled_in >= 200,
+        "only {filled_in} filled requests compared"
+    );
 }
 
 #[test]
@@ -197,4 +208,39 @@ fn a_count_larger_than_the_frame_is_refused_where_it_stands() {
         all[..3].to_vec(),
         "transactional_id, acks and timeout_ms"
     );
+}
+
+#[test]
+fn a_clean_walk_refuses_what_a_dissection_would_note() {
+    let frame = encode::request(3, 9, 7, Some("c"), &map(vec![])).expect("Metadata v9");
+    let visit = &mut |_: FieldId, _: Scalar| {};
+    assert_eq!(scan_clean_request(&frame, visit), Ok(()));
+    let resize = |mut f: Vec<u8>| {
+        let len = (f.len() - 4) as i32;
+        f[..4].copy_from_slice(&len.to_be_bytes());
+        f
+    };
+    // A tagged field (tag 0, empty) where the body's tagged fields end: it reads, but is not
+    // clean.
+    let mut tagged = frame.clone();
+    tagged.pop();
+    tagged.extend_from_slice(&[1, 0, 0]);
+    let tagged = resize(tagged);
+    assert_eq!(scan_request(&tagged, visit), Ok(()));
+    assert!(scan_clean_request(&tagged, visit).is_err());
+    // A byte after the last field, counted by the size prefix; and a size prefix one short.
+    let mut trailing = frame.clone();
+    trailing.push(0);
+    assert!(scan_clean_request(&resize(trailing), visit).is_err());
+    let mut short = frame.clone();
+    short[3] -= 1;
+    assert!(scan_clean_request(&short, visit).is_err());
+    // A null topic name in Metadata v1 (names are not nullable there).
+    let topics = Input::List(vec![map(vec![("name", Input::Str("t".into()))])]);
+    let v1 = encode::request(3, 1, 7, Some("c"), &map(vec![("topics", topics)])).unwrap();
+    assert_eq!(scan_clean_request(&v1, visit), Ok(()));
+    let at = v1.len() - 3;
+    assert_eq!(&v1[at..], &[0, 1, b't']);
+    let null = resize([&v1[..at], &[0xff, 0xff]].concat());
+    assert!(scan_clean_request(&null, visit).is_err());
 }

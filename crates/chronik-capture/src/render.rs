@@ -414,7 +414,7 @@ pub fn summary_without_tree(ex: &Exchange) -> Option<String> {
     crate::lint::correlation(ex, response, &mut findings);
     findings.extend(ex.lint().iter().cloned());
     findings.sort_by_key(|f| (f.side == lint::Side::Response, f.start, f.end));
-    let verdict = Verdict {
+    let mut verdict = Verdict {
         request_missing: false,
         request: None,
         response_read: true,
@@ -426,6 +426,10 @@ pub fn summary_without_tree(ex: &Exchange) -> Option<String> {
         severity: crate::verdict::Severity::Ok,
         findings,
     };
+    // Answered, both frames clean: an error code is the only trouble there can be.
+    if verdict.trouble() {
+        verdict.severity = crate::verdict::Severity::Error;
+    }
     Some(said.text(&verdict))
 }
 

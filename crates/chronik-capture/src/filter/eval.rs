@@ -147,9 +147,9 @@ impl<'s, 'a> Ctx<'s, 'a> {
             Builtin::Error => {
                 self.builtin_any(Builtin::Error, &mut |v| test(&v, Op::Ne, &Rhs::Int(0)))
             }
-            Builtin::Throttle => self
-                .response()
-                .is_some_and(|d| any_field(&d.root, &mut |f| f.short_name() == "throttle_time_ms")),
+            Builtin::Throttle => self.response().is_some_and(|d| {
+                any_field(&d.root, &mut |f| f.role() == registry::Role::ThrottleTime)
+            }),
         }
     }
 
@@ -197,7 +197,7 @@ impl<'s, 'a> Ctx<'s, 'a> {
             }
             Builtin::Throttle => self.response().is_some_and(|d| {
                 any_field(&d.root, &mut |f| {
-                    f.short_name() == "throttle_time_ms"
+                    f.role() == registry::Role::ThrottleTime
                         && f.as_int().is_some_and(|v| pred(Val::Int(v)))
                 })
             }),

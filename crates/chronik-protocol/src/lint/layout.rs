@@ -4,7 +4,6 @@
 
 use super::{Code, Finding, Side};
 use crate::dissect::{dissect_request_as, dissect_response_as, Layout, Limits};
-use crate::fid;
 use crate::registry::{self, FieldId};
 use crate::schema::{ApiSchema, FieldDef, FieldType};
 use crate::tree::{Dissection, Field};
@@ -81,9 +80,7 @@ pub(super) fn explain(
 
 /// Whether a dissection read the frame to its last byte as a known layout.
 pub(super) fn clean(d: &Dissection) -> bool {
-    d.error.is_none()
-        && d.root.find_id(fid!("kafka.trailing_bytes")).is_none()
-        && d.root.find_id(fid!("kafka.body")).is_none()
+    d.error.is_none() && super::leftovers(d) == (None, false)
 }
 
 fn collect<'a>(fields: &'a [FieldDef], version: i16, depth: usize, out: &mut Vec<List<'a>>) {

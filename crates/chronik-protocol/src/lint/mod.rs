@@ -291,10 +291,9 @@ pub fn check_clean(
     Some(out)
 }
 
-fn check(frame: &[u8], d: &Dissection, side: Side, key: i16, version: i16) -> Vec<Finding> {
-    let mut out = Vec::new();
-    // One walk for both: bytes the spec's layout left over (the first), and a body with no
-    // schema (shown raw).
+/// In one walk: the first bytes the spec's layout left over, and whether the body has no
+/// schema (shown raw).
+fn leftovers(d: &Dissection) -> (Option<&Field>, bool) {
     let (mut trailing, mut raw_body) = (None, false);
     d.root.walk(0, &mut |f, _| {
         if f.id == fid!("kafka.trailing_bytes") {
@@ -303,6 +302,12 @@ fn check(frame: &[u8], d: &Dissection, side: Side, key: i16, version: i16) -> Ve
             raw_body = true;
         }
     });
+    (trailing, raw_body)
+}
+
+fn check(frame: &[u8], d: &Dissection, side: Side, key: i16, version: i16) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let (trailing, raw_body) = leftovers(d);
     if d.error.is_none() && trailing.is_none() {
         if !raw_body {
             values(frame, d, side, key, version, &mut out);

@@ -104,22 +104,29 @@ def read_from_zero(bootstrap, topic, reset, until_end=True, **conf):
     )
     c.assign([TopicPartition(topic, 0, 0)])
     offsets, values, error = [], [], None
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is None:
-            continue
+    for m in poll_to_end(c, until_end=until_end):
         if m.error():
-            if m.error().code() == KafkaError._PARTITION_EOF:
-                if until_end:
-                    break
-                continue
             error = {"code": m.error().code(), "name": m.error().name(), "text": m.error().str()}
             break
         offsets.append(m.offset())
         values.append(m.value().decode())
     c.close()
     return offsets, values, error
+
+
+def poll_to_end(c, seconds=DEADLINE_S, until_end=True):
+    """Polls c for up to `seconds`, yielding each message and each error other than the end of
+    a partition; returns at the end of the partition when until_end."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error() and m.error().code() == KafkaError._PARTITION_EOF:
+            if until_end:
+                return
+            continue
+        yield m
 
 
 def mode_configs(bootstrap, topic):
@@ -311,14 +318,8 @@ def mode_limits(bootstrap, topic):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "limits-reader", "enable.partition.eof": True})
     c.assign([TopicPartition(topic, 0, 0)])
     stamps = []
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is None:
-            continue
+    for m in poll_to_end(c):
         if m.error():
-            if m.error().code() == KafkaError._PARTITION_EOF:
-                break
             continue
         t, ts = m.timestamp()
         stamps.append([len(m.value()), t, ts])
@@ -361,14 +362,8 @@ def mode_big(bootstrap, topic):
     )
     c.assign([TopicPartition(topic, 0, 0)])
     got, total, bad = 0, 0, 0
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is None:
-            continue
+    for m in poll_to_end(c, 300):
         if m.error():
-            if m.error().code() == KafkaError._PARTITION_EOF:
-                break
             continue
         if m.value() != (b"%08d" % m.offset()) * 1280:
             bad += 1

@@ -606,7 +606,7 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let source = start_source(&cli, &checked, &store, &settings, input).await?;
+    let mut source = start_source(&cli, &checked, &store, &settings, input).await?;
     let result = if !headless {
         let (theme, warning) = chronik_tui::tui::theme::resolve(
             cli.display.theme.as_deref(),
@@ -686,7 +686,11 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
             _ = &mut printer => true,
             _ = file_read => false,
         };
-        // The printer and the recorder write out what had arrived, then end.
+        // The broker's connections finish what they were serving (and capture it); then the
+        // printer and the recorder write out what had arrived, and end.
+        if let Some(b) = source.broker.take() {
+            b.shutdown().await;
+        }
         let _ = stop_tx.send(true);
         if !printer_ended {
             let _ = printer.await;
@@ -695,6 +699,9 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     if let Some(s) = source.sniffer {
         let _ = tokio::task::spawn_blocking(move || s.stop()).await;
+    }
+    if let Some(b) = source.broker.take() {
+        b.shutdown().await;
     }
     let _ = stop_tx.send(true);
     let mut failed = false;

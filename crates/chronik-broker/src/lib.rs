@@ -113,6 +113,8 @@ pub struct BrokerHandle {
     pub local_addr: SocketAddr,
     shutdown: tokio::sync::watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<()>,
+    /// Ends (yields `None`) once every connection's task has ended.
+    serving_done: tokio::sync::mpsc::Receiver<()>,
     shared: Arc<state::Shared>,
 }
 
@@ -164,9 +166,19 @@ impl BrokerHandle {
 
     /// Stops accepting connections and closes the open ones (their pending requests are
     /// captured as unanswered).
-    pub async fn shutdown(self) {
+    /// Stops accepting, tells every connection to end, and waits (at most 5 s) until each has
+    /// finished the request it was serving and captured it, so that a recording stopped after
+    /// this holds every exchange the clients saw answered.
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let _ = self.accept_task.await;
+        let all_ended = self.serving_done.recv();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), all_ended)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open 5 s after shutdown; not waiting for them");
+        }
     }
 }
 
@@ -189,11 +201,18 @@ pub async fn start(
     tokio::spawn(txn::drive(Arc::downgrade(&shared)));
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(housekeeping::run(shared.clone(), shutdown_rx.clone()));
-    let accept_task = tokio::spawn(server::accept_loop(listener, shared.clone(), shutdown_rx));
+    let (serving, serving_done) = tokio::sync::mpsc::channel(1);
+    let accept_task = tokio::spawn(server::accept_loop(
+        listener,
+        shared.clone(),
+        shutdown_rx,
+        serving,
+    ));
     Ok(BrokerHandle {
         local_addr,
         shutdown,
         accept_task,
+        serving_done,
         shared,
     })
 }

@@ -23,15 +23,22 @@ use chronik_protocol::frame::with_size_prefix;
 use chronik_protocol::{api_key, dissect_request_with, errors, DecodeError, Limits, Value};
 
 /// Accepts connections until shutdown.
+/// Every connection's task holds a clone of `serving_done` until it ends, so that whoever
+/// holds its receiver learns when the last one has.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
+    serving_done: tokio::sync::mpsc::Sender<()>,
 ) {
     let store = shared.store.clone();
     let serving = shutdown.clone();
     accept_each(listener, &store, shutdown, |stream, peer, id| {
-        tokio::spawn(serve(stream, peer, id, shared.clone(), serving.clone()));
+        let (shared, serving, done) = (shared.clone(), serving.clone(), serving_done.clone());
+        tokio::spawn(async move {
+            serve(stream, peer, id, shared, serving).await;
+            drop(done);
+        });
     })
     .await
 }

@@ -108,25 +108,39 @@ impl Printer {
             .is_none_or(|f| f.matches(&Subject::new(ex)))
     }
 
-    /// The text of an exchange, or `None` when the filter drops it.
-    fn text(&self, ex: &Exchange) -> Option<String> {
+    /// Writes the text of an exchange at the end of `out`; false (and nothing written) when
+    /// the filter drops it.
+    fn write(&self, ex: &Exchange, out: &mut String) -> bool {
         if !self.keeps(ex) {
-            return None;
+            return false;
+        }
+        if self.cols.is_empty() {
+            if self.json {
+                out.push_str(&headless::render_with(ex, true, &self.clock));
+            } else {
+                crate::capture::render::push_line_with(out, ex, &self.clock);
+            }
+            return true;
         }
         let subject = Subject::new(ex);
-        if self.cols.is_empty() {
-            return Some(headless::render_with(ex, self.json, &self.clock));
+        for (i, c) in self.cols.iter().enumerate() {
+            if i > 0 {
+                out.push('\t');
+            }
+            match c {
+                Col::Time => self.clock.write(out, ex.request_at),
+                Col::Name(c) => out.push_str(&c.values(&subject).join(",")),
+            }
         }
-        let cells: Vec<String> = self
-            .cols
-            .iter()
-            .map(|c| match c {
-                Col::Time => self.clock.format(ex.request_at),
-                Col::Name(c) => c.values(&subject).join(","),
-            })
-            .collect();
-        Some(cells.join("\t"))
+        true
     }
+}
+
+/// A batch of printed lines: their text, one after the other, and where each ends.
+#[derive(Default)]
+struct Lines {
+    text: String,
+    ends: Vec<usize>,
 }
 
 /// Exchanges handed to a printing worker at a time when reading a file (from standard input,
@@ -163,14 +177,23 @@ pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
     let (mut jobs, mut results) = (Vec::new(), Vec::new());
     for i in 0..workers {
         let (job_tx, job_rx) = mpsc::sync_channel::<Vec<Arc<Exchange>>>(2);
-        let (text_tx, text_rx) = mpsc::sync_channel::<Vec<String>>(2);
+        let (text_tx, text_rx) = mpsc::sync_channel::<Lines>(2);
         let printer = printer.clone();
         std::thread::Builder::new()
             .name(format!("decode-print-{i}"))
             .spawn(move || {
                 for exchanges in job_rx {
-                    let texts = exchanges.iter().filter_map(|ex| printer.text(ex)).collect();
-                    if text_tx.send(texts).is_err() {
+                    let mut lines = Lines {
+                        text: String::with_capacity(exchanges.len() * 160),
+                        ends: Vec::with_capacity(exchanges.len()),
+                    };
+                    for ex in &exchanges {
+                        if printer.write(ex, &mut lines.text) {
+                            lines.text.push('\n');
+                            lines.ends.push(lines.text.len());
+                        }
+                    }
+                    if text_tx.send(lines).is_err() {
                         return; // the writer stopped
                     }
                 }
@@ -254,7 +277,7 @@ impl Drop for Batcher {
 /// Writes the workers' texts to standard output in turn (worker `i % n` for batch `i`) until
 /// they are done, `limit` lines are written, or writing fails; then sets `stop`.
 fn write_in_turn(
-    results: Vec<mpsc::Receiver<Vec<String>>>,
+    results: Vec<mpsc::Receiver<Lines>>,
     limit: u64,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
@@ -263,16 +286,16 @@ fn write_in_turn(
     let mut printed = 0u64;
     let written = (|| {
         for turn in 0.. {
-            let Ok(texts) = results[turn % results.len()].recv() else {
+            let Ok(lines) = results[turn % results.len()].recv() else {
                 return Ok(()); // the workers are done
             };
-            for text in texts {
-                out.write_all(text.as_bytes())?;
-                out.write_all(b"\n")?;
-                printed += 1;
-                if printed >= limit {
-                    return Ok(());
-                }
+            let left = usize::try_from(limit - printed).unwrap_or(usize::MAX);
+            if lines.ends.len() < left {
+                out.write_all(lines.text.as_bytes())?;
+                printed += lines.ends.len() as u64;
+            } else {
+                out.write_all(&lines.text.as_bytes()[..lines.ends[left - 1]])?;
+                return Ok(());
             }
         }
         Ok(())

@@ -374,6 +374,18 @@ impl Exchange {
         self.request_len = request_len;
     }
 
+    /// [`Exchange::set_frames`] from borrowed frames, copied into one buffer of exactly their
+    /// length.
+    pub fn set_frames_from(&mut self, request: &[u8], response: Option<&[u8]>) {
+        let request = &request[..request.len().min(u32::MAX as usize)];
+        let mut frames = Vec::with_capacity(request.len() + response.map_or(0, <[u8]>::len));
+        frames.extend_from_slice(request);
+        frames.extend_from_slice(response.unwrap_or_default());
+        self.frames = frames.into_boxed_slice();
+        self.request_len = request.len() as u32;
+        self.has_response = response.is_some();
+    }
+
     /// [`Exchange::set_frames`], builder style.
     pub fn with_frames(mut self, request: Vec<u8>, response: Option<Vec<u8>>) -> Exchange {
         self.set_frames(request, response);

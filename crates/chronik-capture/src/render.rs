@@ -19,27 +19,75 @@ use chronik_protocol::{Dissection, Field, Limits, Value};
 
 /// Formats µs since the epoch as `HH:MM:SS.micros` (UTC).
 pub fn clock(micros: i64) -> String {
+    let mut text = String::with_capacity(15);
+    push_clock(&mut text, micros);
+    text
+}
+
+/// [`clock`], written at the end of `text`.
+fn push_clock(text: &mut String, micros: i64) {
     let secs = micros.div_euclid(1_000_000);
     let us = micros.rem_euclid(1_000_000);
     let day = secs.rem_euclid(86_400);
     // Digit by digit: this is written for every line `decode` prints.
-    let mut text = String::with_capacity(15);
-    push_digits(&mut text, day / 3600, 2);
+    push_digits(text, day / 3600, 2);
     text.push(':');
-    push_digits(&mut text, (day / 60) % 60, 2);
+    push_digits(text, (day / 60) % 60, 2);
     text.push(':');
-    push_digits(&mut text, day % 60, 2);
+    push_digits(text, day % 60, 2);
     text.push('.');
-    push_digits(&mut text, us, 6);
-    text
+    push_digits(text, us, 6);
+}
+
+/// A client's address as `{}` writes it.
+fn push_addr(text: &mut String, addr: std::net::SocketAddr) {
+    match addr {
+        std::net::SocketAddr::V4(a) => {
+            for (i, octet) in a.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                push_int(text, i64::from(octet));
+            }
+            text.push(':');
+            push_int(text, i64::from(a.port()));
+        }
+        std::net::SocketAddr::V6(_) => {
+            use std::fmt::Write;
+            let _ = write!(text, "{addr}");
+        }
+    }
+}
+
+/// A latency of `us` µs in ms as `{:.2}` (below 10 ms) or `{:.0}` writes `us / 1000.0`. Whole
+/// numbers round alike either way, except at an exact half, where the float's binary value
+/// decides: those (and negative values) go through the float.
+fn push_latency(text: &mut String, us: i64) {
+    use std::fmt::Write;
+    match us {
+        10_000.. if us % 1000 != 500 => push_int(text, (us + 500) / 1000),
+        0..10_000 if us % 10 != 5 => {
+            let hundredths = (us + 5) / 10;
+            push_int(text, hundredths / 100);
+            text.push('.');
+            push_digits(text, hundredths % 100, 2);
+        }
+        10_000.. => _ = write!(text, "{:.0}", us as f64 / 1000.0),
+        _ => _ = write!(text, "{:.2}", us as f64 / 1000.0),
+    }
+    text.push_str("ms");
 }
 
 /// `value` (not negative) in `width` decimal digits, zero-padded, its higher digits dropped.
 fn push_digits(text: &mut String, value: i64, width: u32) {
-    for place in (0..width).rev() {
-        let digit = (value / 10i64.pow(place)) % 10;
-        text.push(char::from(b'0' + digit as u8));
+    let mut digits = [b'0'; 20];
+    let width = (width as usize).min(digits.len());
+    let mut v = value;
+    for d in digits[..width].iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
     }
+    text.push_str(std::str::from_utf8(&digits[..width]).unwrap_or_default());
 }
 
 /// How a time is written: `utc` and `local` as `HH:MM:SS.micros`, `relative` as seconds since
@@ -95,6 +143,21 @@ impl Clock {
 
     /// `micros` (since the epoch) as text.
     pub fn format(&self, micros: i64) -> String {
+        let mut text = String::new();
+        self.write(&mut text, micros);
+        text
+    }
+
+    /// [`Clock::format`], written at the end of `text`.
+    pub fn write(&self, text: &mut String, micros: i64) {
+        if self.format == TimeFormat::Utc {
+            return push_clock(text, micros);
+        }
+        text.push_str(&self.format_other(micros));
+    }
+
+    /// [`Clock::format`] in the formats other than UTC.
+    fn format_other(&self, micros: i64) -> String {
         let secs = |us: i64| {
             let sign = if us < 0 { "-" } else { "" };
             let us = us.unsigned_abs();
@@ -117,7 +180,13 @@ impl Clock {
 
 /// One line: time, connection, client, api and version, correlation id, latency, sizes, summary.
 pub fn line(ex: &Exchange) -> String {
-    line_at(ex, &summary_of(ex, &ex.dissect()), &clock(ex.request_at))
+    let mut line = String::with_capacity(160);
+    push_clock(&mut line, ex.request_at);
+    let d = ex.dissect();
+    line_after_time(&mut line, ex, |out| {
+        summary_of(ex, &d).write(&d.verdict, out)
+    });
+    line
 }
 
 /// [`line()`] with its time written by `clock`. The line needs no record decoded (a record
@@ -125,57 +194,81 @@ pub fn line(ex: &Exchange) -> String {
 /// comes from [`summary_without_tree`] when both frames read cleanly, else from a dissection
 /// with record sets left unexpanded.
 pub fn line_with(ex: &Exchange, clock: &Clock) -> String {
-    let summary = summary_without_tree(ex)
-        .unwrap_or_else(|| summary_of(ex, &ex.dissect_with(Limits::WITHOUT_RECORDS)));
-    line_at(ex, &summary, &clock.format(ex.request_at))
+    let mut line = String::with_capacity(160);
+    push_line_with(&mut line, ex, clock);
+    line
+}
+
+/// [`line_with`], written at the end of `line`.
+pub fn push_line_with(line: &mut String, ex: &Exchange, clock: &Clock) {
+    clock.write(line, ex.request_at);
+    match said_without_tree(ex) {
+        Some((said, verdict)) => line_after_time(line, ex, |out| said.write(&verdict, out)),
+        None => {
+            let d = ex.dissect_with(Limits::WITHOUT_RECORDS);
+            line_after_time(line, ex, |out| summary_of(ex, &d).write(&d.verdict, out));
+        }
+    }
 }
 
 /// [`line_with`] from a dissection already made: full, or with record sets not expanded (as
 /// [`crate::Store::dissected`] shares it), whose records are then counted from the batch
 /// headers.
 pub fn line_dissected(ex: &Exchange, d: &Dissected, clock: &Clock) -> String {
-    line_at(ex, &summary_of(ex, d), &clock.format(ex.request_at))
-}
-
-/// The summary of an exchange from its dissection.
-fn summary_of(ex: &Exchange, d: &Dissected) -> String {
-    summarize_frames(d, Some(ex.request()))
-}
-
-/// [`line()`] with its time already written.
-fn line_at(ex: &Exchange, summary: &str, time: &str) -> String {
-    use std::fmt::Write;
     let mut line = String::with_capacity(160);
-    let _ = write!(
-        line,
-        "{time} conn={} {} client={} ",
-        ex.conn,
-        ex.peer(),
-        ex.client_id().unwrap_or("-"),
-    );
-    ex.push_api_label(&mut line);
-    let _ = write!(line, " corr={} ", ex.correlation_id);
+    clock.write(&mut line, ex.request_at);
+    line_after_time(&mut line, ex, |out| {
+        summary_of(ex, d).write(&d.verdict, out)
+    });
+    line
+}
+
+/// What the summary of an exchange says, from its dissection.
+fn summary_of<'a>(ex: &'a Exchange, d: &'a Dissected) -> Said<'a> {
+    said_of_frames(d, Some(ex.request()))
+}
+
+/// The rest of [`line()`] after its time: `summary` writes the summary where it goes.
+fn line_after_time(line: &mut String, ex: &Exchange, summary: impl FnOnce(&mut String)) {
+    line.push_str(" conn=");
+    push_int(line, ex.conn as i64);
+    line.push(' ');
+    push_addr(line, ex.peer());
+    line.push_str(" client=");
+    line.push_str(ex.client_id().unwrap_or("-"));
+    line.push(' ');
+    ex.push_api_label(line);
+    line.push_str(" corr=");
+    push_int(line, i64::from(ex.correlation_id));
+    line.push(' ');
     // Request to response: `0.31ms` below 10 ms, `502ms` from there; `-` without a response.
     match ex.latency_micros() {
-        Some(us) if us >= 10_000 => _ = write!(line, "{:.0}ms", us as f64 / 1000.0),
-        Some(us) => _ = write!(line, "{:.2}ms", us as f64 / 1000.0),
+        Some(us) => push_latency(line, us),
         None => line.push('-'),
     }
     let size = |line: &mut String, frame: Option<&[u8]>| match frame {
-        Some(f) => _ = write!(line, "{}B", f.len()),
+        Some(f) => {
+            push_int(line, f.len() as i64);
+            line.push('B');
+        }
         None => line.push('-'),
     };
     line.push_str(" req=");
-    size(&mut line, ex.request_seen().then_some(ex.request()));
+    size(line, ex.request_seen().then_some(ex.request()));
     line.push_str(" resp=");
-    size(&mut line, ex.response());
+    size(line, ex.response());
+    let before = line.len();
+    line.push(' ');
+    summary(line);
+    if line.len() == before + 1 {
+        line.truncate(before); // an empty summary
+    }
     let mut tail = |text: &str| {
         if !text.is_empty() {
             line.push(' ');
             line.push_str(text);
         }
     };
-    tail(summary);
     match &ex.status {
         Status::Answered => {}
         Status::NoResponse => tail("[no response: acks=0]"),
@@ -187,7 +280,6 @@ fn line_at(ex: &Exchange, summary: &str, time: &str) -> String {
         tail(&format!("({n})"));
     }
     line.truncate(line.trim_end().len());
-    line
 }
 
 /// A short summary of an exchange from its dissections: topics and partitions named in the
@@ -200,6 +292,13 @@ pub fn summarize(d: &Dissected) -> String {
 /// [`summarize`], given the request frame the dissection was made of, so that the records of
 /// a record set it did not expand are counted too.
 fn summarize_frames(d: &Dissected, request: Option<&[u8]>) -> String {
+    let mut text = String::new();
+    said_of_frames(d, request).write(&d.verdict, &mut text);
+    text
+}
+
+/// What [`summarize_frames`] says, before it is written.
+fn said_of_frames<'a>(d: &'a Dissected, request: Option<&'a [u8]>) -> Said<'a> {
     let mut said = Said::default();
     if let Some(req) = &d.request {
         said.request(req, request);
@@ -207,58 +306,60 @@ fn summarize_frames(d: &Dissected, request: Option<&[u8]>) -> String {
     if let Some(resp) = d.response.as_ref().filter(|_| d.verdict.response_read) {
         said.response(resp);
     }
-    said.text(&d.verdict)
+    said
 }
 
 /// What the summary says of an exchange's frames, gathered from their dissections or from
-/// walks of clean frames, and written by [`Said::text`] either way.
+/// walks of clean frames (borrowing their text from either), and written by [`Said::write`].
 #[derive(Debug, Default)]
-struct Said {
+struct Said<'a> {
     /// A bare SASL token, with its user when PLAIN names one.
-    sasl: Option<Option<String>>,
+    sasl: Option<Option<&'a str>>,
     /// The request's group ids, in order.
-    groups: Vec<String>,
+    groups: Vec<&'a str>,
     /// The topics the request names, each once, in the order they first appear.
-    topics: Vec<String>,
+    topics: Vec<&'a str>,
     records: usize,
     /// From a response that was read: Produce base offsets and the last `throttle_time_ms`.
     offsets: Vec<i64>,
     throttle: Option<i64>,
 }
 
-impl Said {
+impl<'a> Said<'a> {
     /// What the request names: a bare SASL token's user, groups, topics, records. One walk
     /// over the tree, comparing each field's registry role.
-    fn request(&mut self, req: &Dissection, frame: Option<&[u8]>) {
+    fn request(&mut self, req: &'a Dissection, frame: Option<&[u8]>) {
         if req.root.find_id(fid!("sasl.token")).is_some() {
             let user = match req
                 .root
                 .find_id(fid!("sasl.plain.authcid"))
                 .map(|f| &f.value)
             {
-                Some(Value::Str(user)) => Some(user.clone()),
+                Some(Value::Str(user)) => Some(user.as_str()),
                 _ => None,
             };
             self.sasl = Some(user);
         }
-        req.root.walk(0, &mut |f, _| match (f.role(), &f.value) {
-            (Role::GroupId, Value::Str(s)) => self.groups.push(s.clone()),
-            (Role::TopicName, Value::Str(s)) => self.topic(s),
-            (Role::Record, _) => self.records += 1,
-            _ if f.id == fid!("record_set.undecoded")
-                && f.note.as_deref() == Some(RECORDS_NOT_EXPANDED) =>
-            {
-                let start = f.offset as usize;
-                let set = frame.and_then(|fr| fr.get(start..start.saturating_add(f.len as usize)));
-                self.records += set.map_or(0, records_in_set);
-            }
-            _ => {}
-        });
+        req.root
+            .walk(0, &mut |f: &'a Field, _| match (f.role(), &f.value) {
+                (Role::GroupId, Value::Str(s)) => self.groups.push(s),
+                (Role::TopicName, Value::Str(s)) => self.topic(s),
+                (Role::Record, _) => self.records += 1,
+                _ if f.id == fid!("record_set.undecoded")
+                    && f.note.as_deref() == Some(RECORDS_NOT_EXPANDED) =>
+                {
+                    let start = f.offset as usize;
+                    let set =
+                        frame.and_then(|fr| fr.get(start..start.saturating_add(f.len as usize)));
+                    self.records += set.map_or(0, records_in_set);
+                }
+                _ => {}
+            });
     }
 
-    fn topic(&mut self, name: &str) {
-        if !self.topics.iter().any(|t| t == name) {
-            self.topics.push(name.to_string());
+    fn topic(&mut self, name: &'a str) {
+        if !self.topics.contains(&name) {
+            self.topics.push(name);
         }
     }
 
@@ -272,51 +373,78 @@ impl Said {
         self.throttle = throttle_time_ms(resp);
     }
 
-    /// The summary: what the request names, what the response says (or why it does not read),
-    /// what is wrong with the request, and the lint's findings.
-    fn text(&self, v: &Verdict) -> String {
-        let mut parts: Vec<String> = Vec::new();
+    /// The summary, written at the end of `out`: what the request names, what the response
+    /// says (or why it does not read), what is wrong with the request, and the lint's
+    /// findings; parts separated by a space.
+    fn write(&self, v: &Verdict, out: &mut String) {
+        use std::fmt::Write;
+        let start = out.len();
+        let mut part = |out: &mut String| {
+            if out.len() > start {
+                out.push(' ');
+            }
+        };
         if let Some(user) = &self.sasl {
-            parts.push("bare SASL token (after SaslHandshake v0)".into());
+            part(out);
+            out.push_str("bare SASL token (after SaslHandshake v0)");
             if let Some(user) = user {
-                parts.push(format!("user={user}"));
+                part(out);
+                out.push_str("user=");
+                out.push_str(user);
             }
         }
-        parts.extend(self.groups.iter().map(|g| format!("group={g}")));
+        for g in &self.groups {
+            part(out);
+            out.push_str("group=");
+            out.push_str(g);
+        }
         if !self.topics.is_empty() {
-            let shown = self.topics[..self.topics.len().min(3)].join(",");
-            let more = if self.topics.len() > 3 {
-                format!("+{}", self.topics.len() - 3)
-            } else {
-                String::new()
-            };
-            parts.push(format!("topics={shown}{more}"));
+            part(out);
+            out.push_str("topics=");
+            for (i, t) in self.topics.iter().take(3).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(t);
+            }
+            if self.topics.len() > 3 {
+                out.push('+');
+                push_int(out, (self.topics.len() - 3) as i64);
+            }
         }
         if self.records > 0 {
-            parts.push(format!("records={}", self.records));
+            part(out);
+            out.push_str("records=");
+            push_int(out, self.records as i64);
         }
         if v.response_read {
-            self.response_parts(v, &mut parts);
+            self.write_response(v, out, &mut part);
         }
         if v.request_missing {
-            parts.push("request not in the capture".into());
+            part(out);
+            out.push_str("request not in the capture");
         }
         match &v.request {
-            Some(FrameFault::Undecodable(e)) => parts.push(format!("request undecodable: {e}")),
-            Some(FrameFault::TrailingBytes { len, .. }) => parts.push(format!(
-                "request has {len} bytes after the spec's last field"
-            )),
+            Some(FrameFault::Undecodable(e)) => {
+                part(out);
+                let _ = write!(out, "request undecodable: {e}");
+            }
+            Some(FrameFault::TrailingBytes { len, .. }) => {
+                part(out);
+                let _ = write!(out, "request has {len} bytes after the spec's last field");
+            }
             None => {}
         }
         if let Some(text) = lint_text(&v.findings) {
-            parts.push(text);
+            part(out);
+            out.push_str(&text);
         }
-        parts.join(" ")
     }
 
     /// What the response says: base offsets, throttle time, and ok, its errors, or why it does
     /// not read.
-    fn response_parts(&self, v: &Verdict, parts: &mut Vec<String>) {
+    fn write_response(&self, v: &Verdict, out: &mut String, part: &mut impl FnMut(&mut String)) {
+        use std::fmt::Write;
         let mut errors: Vec<&str> = Vec::new();
         for e in v.errors().map(error_name) {
             if !errors.contains(&e) {
@@ -324,21 +452,41 @@ impl Said {
             }
         }
         if !self.offsets.is_empty() {
-            let o: Vec<String> = self.offsets.iter().take(4).map(i64::to_string).collect();
-            parts.push(format!("base_offset={}", o.join(",")));
+            part(out);
+            out.push_str("base_offset=");
+            for (i, o) in self.offsets.iter().take(4).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_int(out, *o);
+            }
         }
         if let Some(t) = self.throttle.filter(|t| *t != 0) {
-            parts.push(format!("throttle={t}ms"));
+            part(out);
+            out.push_str("throttle=");
+            push_int(out, t);
+            out.push_str("ms");
         }
         match &v.response {
-            Some(FrameFault::Undecodable(e)) => parts.push(format!("response undecodable: {e}")),
+            Some(FrameFault::Undecodable(e)) => {
+                part(out);
+                let _ = write!(out, "response undecodable: {e}");
+            }
             // The values above were read as the spec lays the response out; with bytes left
             // over they are not what the broker meant (a misplaced field, say).
-            Some(FrameFault::TrailingBytes { len, .. }) => parts.push(format!(
-                "MISREAD: {len} bytes left after the spec's last field"
-            )),
-            None if errors.is_empty() => parts.push("ok".into()),
-            None => parts.push(format!("error={}", errors.join(","))),
+            Some(FrameFault::TrailingBytes { len, .. }) => {
+                part(out);
+                let _ = write!(out, "MISREAD: {len} bytes left after the spec's last field");
+            }
+            None if errors.is_empty() => {
+                part(out);
+                out.push_str("ok");
+            }
+            None => {
+                part(out);
+                out.push_str("error=");
+                out.push_str(&errors.join(","));
+            }
         }
     }
 }
@@ -349,6 +497,14 @@ impl Said {
 /// say what is wrong with a frame (and where). Gives what the dissection would, byte for byte
 /// (the tests compare the two on every API and version and on every capture at hand).
 pub fn summary_without_tree(ex: &Exchange) -> Option<String> {
+    let (said, verdict) = said_without_tree(ex)?;
+    let mut text = String::new();
+    said.write(&verdict, &mut text);
+    Some(text)
+}
+
+/// What [`summary_without_tree`] says, before it is written.
+fn said_without_tree(ex: &Exchange) -> Option<(Said<'_>, Verdict)> {
     let response = ex.response()?;
     if ex.framing != crate::Framing::Kafka || !ex.request_seen() || ex.status != Status::Answered {
         return None;
@@ -366,7 +522,7 @@ pub fn summary_without_tree(ex: &Exchange) -> Option<String> {
         values += 1;
         match (registry::role(id), v) {
             (Role::GroupId, Scalar::Str(s)) => match std::str::from_utf8(s) {
-                Ok(s) => said.groups.push(s.to_string()),
+                Ok(s) => said.groups.push(s),
                 Err(_) => utf8 = false,
             },
             (Role::TopicName, Scalar::Str(s)) => match std::str::from_utf8(s) {
@@ -430,7 +586,7 @@ pub fn summary_without_tree(ex: &Exchange) -> Option<String> {
     if verdict.trouble() {
         verdict.severity = crate::verdict::Severity::Error;
     }
-    Some(said.text(&verdict))
+    Some((said, verdict))
 }
 
 /// The lint's findings in a line: `[lint error field-misplaced: throttle_time_ms sent before
@@ -604,7 +760,8 @@ impl FieldJson<'_> {
     }
 }
 
-/// An integer in decimal, as serde_json writes it (without the formatting machinery).
+/// An integer in decimal, as serde_json and `{}` write it (without the formatting machinery:
+/// every line and JSON object has several).
 fn push_int(out: &mut String, v: i64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -620,9 +777,7 @@ fn push_int(out: &mut String, v: i64) {
     if v < 0 {
         out.push('-');
     }
-    for d in &digits[at..] {
-        out.push(char::from(*d));
-    }
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// A JSON string: as it stands when nothing in it needs escaping (as serde_json decides:
@@ -789,6 +944,51 @@ mod tests {
         }
     }
 
+    /// The numbers of a line, written without the formatting machinery, read as `format!`
+    /// writes them: latencies (with every exact half, where the float's binary value decides
+    /// the rounding), integers and IPv4 and IPv6 addresses.
+    #[test]
+    fn a_lines_numbers_are_what_format_writes() {
+        let mut latencies: Vec<i64> = (-1100..25_000).collect();
+        latencies.extend([
+            99_500,
+            100_500,
+            1_234_567,
+            i64::from(i32::MAX),
+            -15_000,
+            -10_500,
+        ]);
+        for us in latencies {
+            let mut text = String::new();
+            push_latency(&mut text, us);
+            let float = us as f64 / 1000.0;
+            let expected = if us >= 10_000 {
+                format!("{float:.0}ms")
+            } else {
+                format!("{float:.2}ms")
+            };
+            assert_eq!(text, expected, "{us} µs");
+        }
+        for v in [0, 7, -7, 10, 99, 1_000_000, i64::MAX, i64::MIN, -1] {
+            let mut text = String::from("x");
+            push_int(&mut text, v);
+            assert_eq!(text, format!("x{v}"));
+        }
+        for addr in [
+            "127.0.0.1:54054",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "10.20.3.4:9092",
+            "[::1]:9092",
+            "[fd00::beef:2]:1",
+        ] {
+            let addr: std::net::SocketAddr = addr.parse().unwrap();
+            let mut text = String::new();
+            push_addr(&mut text, addr);
+            assert_eq!(text, addr.to_string());
+        }
+    }
+
     /// A magic-2 batch of `n` records, compressed with `compression`.
     fn batch(n: usize, compression: Compression) -> Vec<u8> {
         let values: Vec<Vec<u8>> = (0..n).map(|i| vec![b'v'; 20 + i]).collect();
@@ -841,7 +1041,7 @@ mod tests {
 
     /// The summary of the tree, as the line writes it when the walk does not give one.
     fn from_the_tree(ex: &Exchange) -> String {
-        summary_of(ex, &ex.dissect_with(Limits::WITHOUT_RECORDS))
+        summarize_frames(&ex.dissect_with(Limits::WITHOUT_RECORDS), Some(ex.request()))
     }
 
     /// Every API and version with the encoder's defaults (empty arrays, zeros, empty

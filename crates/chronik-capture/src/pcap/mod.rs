@@ -21,7 +21,7 @@
 use std::net::SocketAddr;
 
 /// One captured link-layer frame, as a file or an interface delivered it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawPacket {
     /// Capture time, nanoseconds since the Unix epoch.
     pub ts_nanos: i64,
@@ -61,6 +61,23 @@ pub struct Segment {
     /// The payload's length on the wire, from the IP and TCP headers; more than
     /// `payload.len()` when the snapshot length cut the packet (the rest is a gap).
     pub wire_len: u32,
+}
+
+impl Default for Segment {
+    /// An empty segment between unspecified addresses (for [`packet::parse_into`] to fill).
+    fn default() -> Self {
+        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+        Segment {
+            ts_nanos: 0,
+            src: nowhere,
+            dst: nowhere,
+            seq: 0,
+            ack: 0,
+            flags: TcpFlags::default(),
+            payload: Vec::new(),
+            wire_len: 0,
+        }
+    }
 }
 
 pub mod export;

@@ -84,9 +84,17 @@ enum Network {
 /// Parses a captured frame down to its TCP segment; `Ok(None)` when it is not TCP over IP
 /// (ARP, UDP, a non-first IP fragment, ...).
 pub fn parse(packet: &RawPacket) -> Result<Option<Segment>, PacketError> {
+    let mut seg = Segment::default();
+    Ok(parse_into(packet, &mut seg)?.then_some(seg))
+}
+
+/// [`parse`] into a segment the caller keeps and reuses (its payload buffer is refilled, so
+/// parsing allocates nothing per packet); `Ok(false)` when the frame is not TCP over IP, and
+/// then, as on an error, what `seg` holds is unspecified.
+pub fn parse_into(packet: &RawPacket, seg: &mut Segment) -> Result<bool, PacketError> {
     let data = packet.data.as_slice();
     let Some((network, offset)) = link_layer(packet.linktype, data)? else {
-        return Ok(None);
+        return Ok(false);
     };
     let ip = data.get(offset..).unwrap_or(&[]);
     // Bytes of the IP packet on the wire, for captures (TSO) whose IP length field is 0.
@@ -97,9 +105,9 @@ pub fn parse(packet: &RawPacket) -> Result<Option<Segment>, PacketError> {
         Network::V4 => ipv4(ip, reported)?,
         Network::V6 => ipv6(ip, reported)?,
     }) else {
-        return Ok(None);
+        return Ok(false);
     };
-    tcp(packet.ts_nanos, ip, transport).map(Some)
+    tcp(packet.ts_nanos, ip, transport, seg).map(|()| true)
 }
 
 /// Where the TCP header is inside an IP packet.
@@ -339,7 +347,12 @@ fn ext_cut(next: IpNextHeaderProtocol, offset: usize, captured: usize) -> Packet
 }
 
 /// Reads the TCP header at `transport.start` in the IP packet `ip`.
-fn tcp(ts_nanos: i64, ip: &[u8], transport: Transport) -> Result<Segment, PacketError> {
+fn tcp(
+    ts_nanos: i64,
+    ip: &[u8],
+    transport: Transport,
+    seg: &mut Segment,
+) -> Result<(), PacketError> {
     let bytes = ip.get(transport.start..).unwrap_or(&[]);
     let header = TcpPacket::new(bytes).ok_or_else(|| {
         PacketError::new(format!("TCP header: {} bytes captured < 20", bytes.len()))
@@ -366,23 +379,23 @@ fn tcp(ts_nanos: i64, ip: &[u8], transport: Transport) -> Result<Segment, Packet
     let wire_len = transport.claimed_len - header_len;
     // What was captured of the payload, stopping where the IP packet ends.
     let captured_end = bytes.len().min(transport.claimed_len);
-    let payload = bytes[header_len..captured_end].to_vec();
+    seg.payload.clear();
+    seg.payload
+        .extend_from_slice(&bytes[header_len..captured_end]);
     let flags = header.get_flags();
-    Ok(Segment {
-        ts_nanos,
-        src: SocketAddr::new(transport.src, header.get_source()),
-        dst: SocketAddr::new(transport.dst, header.get_destination()),
-        seq: header.get_sequence(),
-        ack: header.get_acknowledgement(),
-        flags: TcpFlags {
-            syn: flags & PnetTcpFlags::SYN != 0,
-            ack: flags & PnetTcpFlags::ACK != 0,
-            fin: flags & PnetTcpFlags::FIN != 0,
-            rst: flags & PnetTcpFlags::RST != 0,
-        },
-        payload,
-        wire_len: u32::try_from(wire_len).unwrap_or(u32::MAX),
-    })
+    seg.ts_nanos = ts_nanos;
+    seg.src = SocketAddr::new(transport.src, header.get_source());
+    seg.dst = SocketAddr::new(transport.dst, header.get_destination());
+    seg.seq = header.get_sequence();
+    seg.ack = header.get_acknowledgement();
+    seg.flags = TcpFlags {
+        syn: flags & PnetTcpFlags::SYN != 0,
+        ack: flags & PnetTcpFlags::ACK != 0,
+        fin: flags & PnetTcpFlags::FIN != 0,
+        rst: flags & PnetTcpFlags::RST != 0,
+    };
+    seg.wire_len = u32::try_from(wire_len).unwrap_or(u32::MAX);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, ErrorKind, Read};
+use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::path::Path;
 
 use super::RawPacket;
@@ -182,7 +182,8 @@ enum State {
 
 /// What one pcapng block turned out to be.
 enum BlockOutcome {
-    Packet(RawPacket),
+    /// A packet, now in the caller's [`RawPacket`].
+    Packet,
     /// A block that is not a packet (read and dropped).
     Skipped,
     /// A block that is framed correctly but whose packet cannot be used.
@@ -244,7 +245,7 @@ impl CaptureReader {
         if as_be == PCAPNG_SHB {
             this.format = CaptureFormat::PcapNg;
             // The first block must be a section header; a broken one is an error of the file.
-            this.read_block(Some(magic))?;
+            this.read_block(Some(magic), &mut RawPacket::default())?;
             return Ok(this);
         }
         let (endian, nanos) = match (as_le, as_be) {
@@ -294,16 +295,31 @@ impl CaptureReader {
     /// The next packet; `Some(Err)` for a packet (or a stretch of file) that cannot be read,
     /// `None` at the end of the file or after an error the file cannot be read past.
     pub fn next_packet(&mut self) -> Option<Result<RawPacket, CaptureError>> {
+        let mut packet = RawPacket::default();
+        self.next_into(&mut packet)
+            .map(|result| result.map(|()| packet))
+    }
+
+    /// [`CaptureReader::next_packet`] into a packet the caller keeps (and reuses: its buffer
+    /// is refilled, so reading a file allocates nothing per packet). After `Some(Ok(()))`,
+    /// `packet` holds the next packet; otherwise what it holds is unspecified.
+    pub fn next_into(&mut self, packet: &mut RawPacket) -> Option<Result<(), CaptureError>> {
         while !self.finished {
             let result = match self.state {
-                State::Pcap { .. } => self.read_pcap_record().map(|p| match p {
-                    Some(p) => BlockOutcome::Packet(p),
-                    None => BlockOutcome::Skipped,
+                State::Pcap { .. } => self.read_pcap_record(packet).map(|p| {
+                    if p {
+                        BlockOutcome::Packet
+                    } else {
+                        BlockOutcome::Skipped
+                    }
                 }),
-                State::PcapNg { .. } => self.read_block(None),
+                State::PcapNg { endian, .. } => match self.enhanced_in_buffer(endian, packet) {
+                    true => Ok(BlockOutcome::Packet),
+                    false => self.read_block(None, packet),
+                },
             };
             match result {
-                Ok(BlockOutcome::Packet(p)) => return Some(Ok(p)),
+                Ok(BlockOutcome::Packet) => return Some(Ok(())),
                 Ok(BlockOutcome::BadPacket(e)) => return Some(Err(e)),
                 Ok(BlockOutcome::Skipped) => {}
                 Err(e) => {
@@ -315,22 +331,22 @@ impl CaptureReader {
         None
     }
 
-    /// Reads one pcap record; `Ok(None)` (and finished) at a clean end of file.
-    fn read_pcap_record(&mut self) -> Result<Option<RawPacket>, CaptureError> {
+    /// Reads one pcap record into `packet`; `Ok(false)` (and finished) at a clean end of file.
+    fn read_pcap_record(&mut self, packet: &mut RawPacket) -> Result<bool, CaptureError> {
         let State::Pcap {
             endian,
             nanos,
             linktype,
         } = self.state
         else {
-            return Ok(None);
+            return Ok(false);
         };
         let start = self.offset;
         let mut header = [0u8; 16];
         let got = self.read_full(&mut header)?;
         if got == 0 {
             self.finished = true;
-            return Ok(None);
+            return Ok(false);
         }
         if got < header.len() {
             return Err(self.ends_early(start, "pcap record header", 16));
@@ -347,8 +363,7 @@ impl CaptureReader {
                 ),
             ));
         }
-        let data = self.read_vec(u64::from(incl_len))?;
-        if data.len() < incl_len as usize {
+        if self.read_into(&mut packet.data, u64::from(incl_len))? < u64::from(incl_len) {
             return Err(self.ends_early(start, "pcap record", 16 + u64::from(incl_len)));
         }
         let frac_nanos = if nanos {
@@ -359,17 +374,19 @@ impl CaptureReader {
         let ts_nanos = i64::from(secs)
             .saturating_mul(1_000_000_000)
             .saturating_add(frac_nanos);
-        Ok(Some(RawPacket {
-            ts_nanos,
-            linktype,
-            data,
-            orig_len,
-            interface: 0,
-        }))
+        packet.ts_nanos = ts_nanos;
+        packet.linktype = linktype;
+        packet.orig_len = orig_len;
+        packet.interface = 0;
+        Ok(true)
     }
 
     /// Reads one pcapng block. `first_type` is the block type already read by [`Self::new`].
-    fn read_block(&mut self, first_type: Option<[u8; 4]>) -> Result<BlockOutcome, CaptureError> {
+    fn read_block(
+        &mut self,
+        first_type: Option<[u8; 4]>,
+        packet: &mut RawPacket,
+    ) -> Result<BlockOutcome, CaptureError> {
         let State::PcapNg {
             endian: section_endian,
             ..
@@ -454,9 +471,9 @@ impl CaptureReader {
                 self.add_interface(start, endian, &body)
             }
             PCAPNG_EPB | PCAPNG_OBSOLETE_PACKET => {
-                self.read_timestamped_packet(start, total_len, block_type, endian)?
+                self.read_timestamped_packet(start, total_len, block_type, endian, packet)?
             }
-            PCAPNG_SPB => self.read_simple_packet(start, total_len, endian)?,
+            PCAPNG_SPB => self.read_simple_packet(start, total_len, endian, packet)?,
             _ => {
                 self.skip(start, total_len, body_len)?;
                 BlockOutcome::Skipped
@@ -477,6 +494,38 @@ impl CaptureReader {
             ));
         }
         Ok(outcome)
+    }
+
+    /// The usual block, read where it lies in the input's buffer: an Enhanced Packet Block that
+    /// is whole there and sound (its lengths agree, its interface is described). True when it
+    /// was taken into `packet`; otherwise nothing is consumed, and [`Self::read_block`] reads
+    /// the block (and says what is wrong with it, if anything).
+    fn enhanced_in_buffer(&mut self, endian: Endian, packet: &mut RawPacket) -> bool {
+        let buf = self.input.buffer();
+        if buf.len() < 32 || endian.u32_at(buf, 0) != PCAPNG_EPB {
+            return false;
+        }
+        let total = endian.u32_at(buf, 4) as usize;
+        if total < 32 || !total.is_multiple_of(4) || total > buf.len() {
+            return false;
+        }
+        let captured = endian.u32_at(buf, 20) as usize;
+        if captured > total - 32 || endian.u32_at(buf, total - 4) as usize != total {
+            return false;
+        }
+        let Some(interface) = self.interface(endian.u32_at(buf, 8)) else {
+            return false;
+        };
+        let ticks = (u64::from(endian.u32_at(buf, 12)) << 32) | u64::from(endian.u32_at(buf, 16));
+        packet.data.clear();
+        packet.data.extend_from_slice(&buf[28..28 + captured]);
+        packet.ts_nanos = interface.timestamp(ticks);
+        packet.linktype = interface.linktype;
+        packet.orig_len = endian.u32_at(buf, 24);
+        packet.interface = endian.u32_at(buf, 8);
+        self.input.consume(total);
+        self.offset += total as u64;
+        true
     }
 
     /// Takes a section header's body (after the byte-order magic): a new section with no
@@ -557,6 +606,7 @@ impl CaptureReader {
         total_len: u64,
         block_type: u32,
         endian: Endian,
+        packet: &mut RawPacket,
     ) -> Result<BlockOutcome, CaptureError> {
         let body_len = total_len - 12;
         let name = if block_type == PCAPNG_EPB {
@@ -593,8 +643,7 @@ impl CaptureReader {
                 format!("{name} claims {captured} captured bytes but has room for {room}"),
             )));
         }
-        let data = self.read_vec(captured)?;
-        if (data.len() as u64) < captured {
+        if self.read_into(&mut packet.data, captured)? < captured {
             return Err(self.ends_early(start, name, total_len));
         }
         self.skip(start, total_len, room - captured)?;
@@ -604,13 +653,11 @@ impl CaptureReader {
             ));
         };
         let ticks = (ts_high << 32) | ts_low;
-        Ok(BlockOutcome::Packet(RawPacket {
-            ts_nanos: interface.timestamp(ticks),
-            linktype: interface.linktype,
-            data,
-            orig_len,
-            interface: interface_id,
-        }))
+        packet.ts_nanos = interface.timestamp(ticks);
+        packet.linktype = interface.linktype;
+        packet.orig_len = orig_len;
+        packet.interface = interface_id;
+        Ok(BlockOutcome::Packet)
     }
 
     /// Reads a Simple Packet Block (after type and length): interface 0, no timestamp.
@@ -619,6 +666,7 @@ impl CaptureReader {
         start: u64,
         total_len: u64,
         endian: Endian,
+        packet: &mut RawPacket,
     ) -> Result<BlockOutcome, CaptureError> {
         let body_len = total_len - 12;
         if body_len < 4 {
@@ -642,21 +690,18 @@ impl CaptureReader {
             _ => u64::MAX,
         };
         let captured = u64::from(orig_len).min(snaplen).min(room);
-        let data = self.read_vec(captured)?;
-        if (data.len() as u64) < captured {
+        if self.read_into(&mut packet.data, captured)? < captured {
             return Err(self.ends_early(start, "simple packet block", total_len));
         }
         self.skip(start, total_len, room - captured)?;
         let Some(interface) = interface else {
             return Ok(BlockOutcome::BadPacket(self.undescribed(start, 0)));
         };
-        Ok(BlockOutcome::Packet(RawPacket {
-            ts_nanos: 0,
-            linktype: interface.linktype,
-            data,
-            orig_len,
-            interface: 0,
-        }))
+        packet.ts_nanos = 0;
+        packet.linktype = interface.linktype;
+        packet.orig_len = orig_len;
+        packet.interface = 0;
+        Ok(BlockOutcome::Packet)
     }
 
     fn interface(&self, id: u32) -> Option<Interface> {
@@ -690,8 +735,8 @@ impl CaptureReader {
         total_len: u64,
         len: u64,
     ) -> Result<Vec<u8>, CaptureError> {
-        let body = self.read_vec(len)?;
-        if (body.len() as u64) < len {
+        let mut body = Vec::new();
+        if self.read_into(&mut body, len)? < len {
             return Err(self.ends_early(start, "pcapng block", total_len));
         }
         Ok(body)
@@ -699,25 +744,43 @@ impl CaptureReader {
 
     /// Skips `len` bytes of the block that starts at `start`.
     fn skip(&mut self, start: u64, total_len: u64, len: u64) -> Result<(), CaptureError> {
-        let copied = io::copy(&mut (&mut self.input).take(len), &mut io::sink())
-            .map_err(|e| CaptureError::new(self.offset, format!("read error: {e}")))?;
-        self.offset += copied;
-        if copied < len {
-            return Err(self.ends_early(start, "pcapng block", total_len));
+        let mut left = len;
+        while left > 0 {
+            let n = match self.input.fill_buf() {
+                Ok([]) => return Err(self.ends_early(start, "pcapng block", total_len)),
+                Ok(buf) => buf.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CaptureError::new(self.offset, format!("read error: {e}"))),
+            };
+            self.input.consume(n);
+            self.offset += n as u64;
+            left -= n as u64;
         }
         Ok(())
     }
 
-    /// Reads up to `len` bytes (fewer only at the end of the input). Memory grows with the
-    /// bytes actually read, not with the length a header claims.
-    fn read_vec(&mut self, len: u64) -> Result<Vec<u8>, CaptureError> {
-        let mut data = Vec::with_capacity(len.min(64 * 1024) as usize);
-        let got = (&mut self.input)
-            .take(len)
-            .read_to_end(&mut data)
-            .map_err(|e| CaptureError::new(self.offset, format!("read error: {e}")))?;
-        self.offset += got as u64;
-        Ok(data)
+    /// Replaces `data` with up to `len` bytes of the input (fewer only at its end); returns
+    /// how many. Memory grows with the bytes actually read, not with the length a header
+    /// claims; `data`'s buffer is reused.
+    fn read_into(&mut self, data: &mut Vec<u8>, len: u64) -> Result<u64, CaptureError> {
+        data.clear();
+        let mut left = len;
+        while left > 0 {
+            let n = match self.input.fill_buf() {
+                Ok([]) => break,
+                Ok(buf) => {
+                    let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    data.extend_from_slice(&buf[..n]);
+                    n
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CaptureError::new(self.offset, format!("read error: {e}"))),
+            };
+            self.input.consume(n);
+            self.offset += n as u64;
+            left -= n as u64;
+        }
+        Ok(len - left)
     }
 
     /// Fills `buf` as far as the input goes; returns how many bytes it got.
@@ -793,6 +856,7 @@ impl<'a> Iterator for Options<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
 
     // ---- Building capture files byte by byte ----
 
@@ -1310,6 +1374,21 @@ mod tests {
                 }
                 let keep = cut % (bytes.len() + 1);
                 bytes.truncate(keep);
+                // Read from a buffer holding whole blocks (each packet taken where it lies)
+                // and one byte at a time (each block read field by field), the reader says
+                // the same: packets, errors and their offsets.
+                let whole = CaptureReader::new(io::Cursor::new(bytes.clone()));
+                let trickled = CaptureReader::new(Trickle(io::Cursor::new(bytes.clone())));
+                if let (Ok(mut whole), Ok(mut trickled)) = (whole, trickled) {
+                    loop {
+                        let (a, b) = (whole.next_packet(), trickled.next_packet());
+                        prop_assert_eq!(&a, &b);
+                        prop_assert_eq!(whole.bytes_read(), trickled.bytes_read());
+                        if a.is_none() {
+                            break;
+                        }
+                    }
+                }
                 drain(bytes);
             }
         }

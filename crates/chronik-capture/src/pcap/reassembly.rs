@@ -65,6 +65,16 @@ pub enum Chunk {
     },
 }
 
+/// What one segment made available, from [`Reassembler::push_borrowed`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed<'s> {
+    /// The segment's own captured bytes (from its first byte not yet delivered), which follow
+    /// the previous chunk directly and became available at the segment's time.
+    Next(&'s [u8]),
+    /// Anything else, as [`Reassembler::push`] returns it (often nothing).
+    Chunks(Vec<Chunk>),
+}
+
 /// Bytes accounted per held segment on top of its data, so that a flood of tiny segments is
 /// bounded like a few big ones.
 const PIECE_OVERHEAD: usize = 64;
@@ -122,6 +132,18 @@ impl Reassembler {
     /// Takes one captured segment of this direction; returns the stream bytes (and gaps) that
     /// are now available in order.
     pub fn push(&mut self, seg: &Segment) -> Vec<Chunk> {
+        match self.push_borrowed(seg) {
+            Pushed::Next(bytes) => vec![Chunk::Data {
+                bytes: bytes.to_vec(),
+                ts_nanos: seg.ts_nanos,
+            }],
+            Pushed::Chunks(chunks) => chunks,
+        }
+    }
+
+    /// [`Reassembler::push`] without copying the usual case: a whole segment right where the
+    /// stream is, with nothing held, is its own payload's bytes.
+    pub fn push_borrowed<'s>(&mut self, seg: &'s Segment) -> Pushed<'s> {
         let mut out = Vec::new();
         self.saw_fin |= seg.flags.fin;
         self.saw_rst |= seg.flags.rst;
@@ -143,7 +165,7 @@ impl Reassembler {
                     self.fin_off = Some(at.max(0) as u64);
                 }
             }
-            return out;
+            return Pushed::Chunks(out);
         }
         self.base_seq.get_or_insert(data_seq);
         let start = self.offset_of(data_seq).unwrap_or(0);
@@ -152,7 +174,7 @@ impl Reassembler {
             self.fin_off = Some(end.max(0) as u64);
         }
         if end <= self.next_off as i64 {
-            return out; // all of it delivered already (or from before the stream start)
+            return Pushed::Chunks(out); // all of it delivered already (or from before the stream start)
         }
         let clip = (self.next_off as i64 - start).max(0) as u64;
         let start = start.max(self.next_off as i64) as u64;
@@ -163,11 +185,7 @@ impl Reassembler {
         // the next chunk as it stands.
         if start == self.next_off && captured_end == end && self.pieces.is_empty() {
             self.next_off = end;
-            out.push(Chunk::Data {
-                bytes: captured.to_vec(),
-                ts_nanos: seg.ts_nanos,
-            });
-            return out;
+            return Pushed::Next(captured);
         }
         if captured_end > start {
             self.insert(start, captured_end, Some(captured), seg.ts_nanos);
@@ -177,7 +195,7 @@ impl Reassembler {
         }
         self.deliver(seg.ts_nanos, &mut out);
         self.enforce_limits(seg.ts_nanos, &mut out);
-        out
+        Pushed::Chunks(out)
     }
 
     /// The other direction acknowledged everything before sequence number `ack`: holes below

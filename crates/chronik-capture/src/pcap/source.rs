@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use super::kafka_stream::{KafkaStreams, Output, StreamOptions};
 use super::reader::CaptureReader;
-use super::{packet, RawPacket};
+use super::{packet, RawPacket, Segment};
 use crate::Store;
 
 /// How far a source has got; shared with the views.
@@ -127,6 +127,8 @@ pub type Sink = Box<dyn FnMut(&Arc<crate::Exchange>) + Send>;
 /// Turns packets into exchanges in the store.
 pub struct Pipeline {
     streams: KafkaStreams,
+    /// The segment of the packet at hand, refilled for each.
+    seg: Segment,
     store: Arc<Store>,
     progress: Arc<Progress>,
     out: Vec<Output>,
@@ -137,6 +139,7 @@ impl Pipeline {
     pub fn new(opts: StreamOptions, store: Arc<Store>, progress: Arc<Progress>) -> Pipeline {
         Pipeline {
             streams: KafkaStreams::new(opts),
+            seg: Segment::default(),
             store,
             progress,
             out: Vec::new(),
@@ -153,13 +156,13 @@ impl Pipeline {
     /// One captured frame.
     pub fn packet(&mut self, raw: &RawPacket) {
         self.progress.packets.fetch_add(1, Ordering::Relaxed);
-        match packet::parse(raw) {
-            Ok(Some(seg)) => {
+        match packet::parse_into(raw, &mut self.seg) {
+            Ok(true) => {
                 self.progress.segments.fetch_add(1, Ordering::Relaxed);
-                self.streams.on_segment(&seg, &mut self.out);
+                self.streams.on_segment(&self.seg, &mut self.out);
                 self.drain();
             }
-            Ok(None) => {
+            Ok(false) => {
                 self.progress.skipped.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
@@ -341,13 +344,15 @@ pub fn read_input_until(
 }
 
 fn read_packets(mut input: Input, mut pipeline: Pipeline, progress: &Progress, stop: &AtomicBool) {
-    while let Some(next) = input.reader.next_packet() {
+    // One packet, refilled for each.
+    let mut raw = RawPacket::default();
+    while let Some(next) = input.reader.next_into(&mut raw) {
         if stop.load(Ordering::Relaxed) {
             progress.mark_done();
             return;
         }
         match next {
-            Ok(raw) => pipeline.packet(&raw),
+            Ok(()) => pipeline.packet(&raw),
             Err(e) => progress.error(format!("{}: {e}", input.name)),
         }
         progress

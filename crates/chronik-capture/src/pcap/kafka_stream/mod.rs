@@ -34,7 +34,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-use super::reassembly::{Chunk, Reassembler, ReassemblyLimits};
+use super::reassembly::{Chunk, Pushed, Reassembler, ReassemblyLimits};
 use super::Segment;
 use crate::{ClosedBy, ConnEvent, ConnEventKind, Exchange};
 use chronik_protocol::frame::DEFAULT_MAX_FRAME_BYTES;
@@ -120,7 +120,27 @@ pub struct KafkaStreams {
 }
 
 /// Both endpoints, lower first, so both directions map to one key.
-type ConnKey = (SocketAddr, SocketAddr);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ConnKey(SocketAddr, SocketAddr);
+
+impl std::hash::Hash for ConnKey {
+    /// Two IPv4 endpoints (the usual case, looked up for every segment) as one number;
+    /// anything else field by field.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match (self.0, self.1) {
+            (SocketAddr::V4(a), SocketAddr::V4(b)) => {
+                let end = |e: std::net::SocketAddrV4| {
+                    (u64::from(e.ip().to_bits()) << 16) | u64::from(e.port())
+                };
+                state.write_u128((u128::from(end(a)) << 64) | u128::from(end(b)));
+            }
+            (a, b) => {
+                a.hash(state);
+                b.hash(state);
+            }
+        }
+    }
+}
 
 /// Why a connection stopped being tracked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,9 +185,9 @@ impl KafkaStreams {
     /// Takes the next captured segment (in capture order); appends what it completed.
     pub fn on_segment(&mut self, seg: &Segment, out: &mut Vec<Output>) {
         let key = if seg.src <= seg.dst {
-            (seg.src, seg.dst)
+            ConnKey(seg.src, seg.dst)
         } else {
-            (seg.dst, seg.src)
+            ConnKey(seg.dst, seg.src)
         };
         let has_data = seg.wire_len > 0 || !seg.payload.is_empty();
         if seg.flags.syn && !seg.flags.ack {
@@ -354,8 +374,13 @@ impl Conn {
                     self.feed(1 - dir, chunk, opts, stats, out);
                 }
             }
-            for chunk in self.reasm[dir].push(seg) {
-                self.feed(dir, chunk, opts, stats, out);
+            match self.reasm[dir].push_borrowed(seg) {
+                Pushed::Next(bytes) => self.feed_bytes(dir, bytes, seg.ts_nanos, opts, stats, out),
+                Pushed::Chunks(chunks) => {
+                    for chunk in chunks {
+                        self.feed(dir, chunk, opts, stats, out);
+                    }
+                }
             }
         }
         if (seg.flags.fin || seg.flags.rst) && self.first_close.is_none() {
@@ -364,6 +389,30 @@ impl Conn {
         self.fin[dir] |= seg.flags.fin;
         self.rst |= seg.flags.rst;
         self.rst || (self.fin[0] && self.fin[1])
+    }
+
+    /// [`Conn::feed`] of bytes that follow the direction's last chunk directly, copied only
+    /// where they are kept.
+    fn feed_bytes(
+        &mut self,
+        dir: usize,
+        bytes: &[u8],
+        ts_nanos: i64,
+        opts: &StreamOptions,
+        stats: &mut StreamStats,
+        out: &mut Vec<Output>,
+    ) {
+        match &mut self.role {
+            Role::NotKafka => {}
+            Role::Kafka(s) => s.feed_bytes(dir, bytes, ts_nanos, stats, out),
+            Role::Undecided(_) => {
+                let chunk = Chunk::Data {
+                    bytes: bytes.to_vec(),
+                    ts_nanos,
+                };
+                self.feed(dir, chunk, opts, stats, out);
+            }
+        }
     }
 
     fn feed(

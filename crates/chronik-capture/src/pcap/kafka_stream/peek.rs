@@ -3,6 +3,7 @@
 //! request's `acks` (acks=0 gets no response), the mechanism a SaslHandshake request names.
 
 use chronik_protocol::{api_key, registry};
+use std::borrow::Cow;
 
 /// Longest client id believed when looking for a request start (real ones are short).
 const MAX_CLIENT_ID: i16 = 1024;
@@ -95,15 +96,15 @@ pub(super) fn request_header_version(key: i16, version: i16) -> i16 {
     }
 }
 
-/// The client id of a request body (after the size prefix).
-pub(super) fn client_id(body: &[u8], key: i16, version: i16) -> Option<String> {
+/// The client id of a request body (after the size prefix), borrowed when it is valid UTF-8.
+pub(super) fn client_id(body: &[u8], key: i16, version: i16) -> Option<Cow<'_, str>> {
     if request_header_version(key, version) == 0 {
         return None;
     }
     let len = be_i16(body, 8)?;
     let len = usize::try_from(len).ok()?;
     let bytes = body.get(10..10 + len)?;
-    Some(String::from_utf8_lossy(bytes).into_owned())
+    Some(String::from_utf8_lossy(bytes))
 }
 
 /// A Produce request's `acks`, read from its body (after the size prefix): the header, then

@@ -26,6 +26,8 @@ const MAX_PENDING: usize = 1024;
 /// How far below the first captured request's correlation id a response seen at the very
 /// start of a mid-stream capture may be, to be taken as an answer to an uncaptured request.
 const MID_STREAM_CORRELATION_WINDOW: i64 = 1024;
+/// Largest response buffer a connection keeps for the next response.
+const KEEP_RESPONSE_BUFFER: usize = 64 * 1024;
 /// Bytes of an undecodable request kept in its `Malformed` exchange.
 pub(super) const MALFORMED_KEEP: usize = 64;
 
@@ -34,7 +36,7 @@ struct Pending {
     api_key: i16,
     api_version: i16,
     correlation_id: i32,
-    client_id: Option<String>,
+    client_id: Option<ClientId>,
     /// The frame; `None` when it was lost in a gap but its header was captured (so its
     /// response can still be paired and decoded).
     request: Option<Vec<u8>>,
@@ -66,6 +68,8 @@ pub(super) struct Session {
     max_frame: usize,
     /// Where a SASL exchange after SaslHandshake v0 stands.
     sasl: SaslTokens,
+    /// The response frame being paired, copied out of the framer (its buffer is reused).
+    response_frame: Vec<u8>,
 }
 
 /// After a successful SaslHandshake v0 the client authenticates with bare tokens (no Kafka
@@ -105,6 +109,7 @@ impl Session {
             ending: false,
             max_frame,
             sasl: SaslTokens::Off,
+            response_frame: Vec::new(),
         }
     }
 
@@ -115,18 +120,31 @@ impl Session {
         stats: &mut StreamStats,
         out: &mut Vec<Output>,
     ) {
-        let is_req = dir == self.client_dir;
         match chunk {
-            Chunk::Data { bytes, ts_nanos } => {
-                let f = if is_req {
-                    &mut self.req
-                } else {
-                    &mut self.resp
-                };
-                f.push_data(&bytes, ts_nanos, stats);
+            Chunk::Data { bytes, ts_nanos } => self.feed_bytes(dir, &bytes, ts_nanos, stats, out),
+            Chunk::Gap { len, ts_nanos } => {
+                self.on_gap(dir == self.client_dir, len, ts_nanos, stats, out);
+                self.pump_requests(stats, out);
+                self.pump_responses(stats, out);
             }
-            Chunk::Gap { len, ts_nanos } => self.on_gap(is_req, len, ts_nanos, stats, out),
         }
+    }
+
+    /// Bytes that follow the direction's last chunk directly.
+    pub(super) fn feed_bytes(
+        &mut self,
+        dir: usize,
+        bytes: &[u8],
+        ts_nanos: i64,
+        stats: &mut StreamStats,
+        out: &mut Vec<Output>,
+    ) {
+        let f = if dir == self.client_dir {
+            &mut self.req
+        } else {
+            &mut self.resp
+        };
+        f.push_data(bytes, ts_nanos, stats);
         self.pump_requests(stats, out);
         self.pump_responses(stats, out);
     }
@@ -140,9 +158,10 @@ impl Session {
         out: &mut Vec<Output>,
     ) {
         if is_req {
+            let last = &mut self.client_id;
             let lost = self
                 .req
-                .gap(len, ts, stats, |captured| lost_request(captured, ts));
+                .gap(len, ts, stats, |captured| lost_request(captured, ts, last));
             if let Some(p) = lost {
                 self.add_pending(p, out);
             }
@@ -266,10 +285,16 @@ impl Session {
                             continue;
                         }
                     }
-                    let frame = frame.to_vec();
+                    let mut kept = std::mem::take(&mut self.response_frame);
+                    kept.clear();
+                    kept.extend_from_slice(frame);
                     self.resp.consume(total);
                     self.resp.candidate = false;
-                    self.on_response(frame, corr, stats, out);
+                    self.on_response(&kept, corr, stats, out);
+                    // A large frame's buffer is not kept for the connection's life.
+                    if kept.capacity() <= KEEP_RESPONSE_BUFFER {
+                        self.response_frame = kept;
+                    }
                 }
                 Sync::Lost => {
                     if self.resp.first_open {
@@ -348,11 +373,10 @@ impl Session {
         api_key: i16,
         api_version: i16,
         correlation_id: i32,
-        client_id: Option<String>,
+        client_id: Option<ClientId>,
         request_at: i64,
         status: Status,
     ) -> Exchange {
-        let client_id = share_client_id(&mut self.client_id, client_id.as_deref());
         let mut ex = Exchange::new(self.conn, self.endpoints.clone(), request_at, status)
             .with_client_id(client_id);
         ex.api_key = api_key;
@@ -362,6 +386,16 @@ impl Session {
     }
 
     fn pending_exchange(&mut self, p: Pending, status: Status) -> Exchange {
+        self.answered_exchange(p, status, None)
+    }
+
+    /// The exchange of a request, with its response frame when it has one.
+    fn answered_exchange(
+        &mut self,
+        p: Pending,
+        status: Status,
+        response: Option<&[u8]>,
+    ) -> Exchange {
         let mut ex = self.exchange(
             p.api_key,
             p.api_version,
@@ -370,7 +404,10 @@ impl Session {
             p.request_at,
             status,
         );
-        ex.set_request(p.request.unwrap_or_default());
+        match response {
+            None => ex.set_request(p.request.unwrap_or_default()),
+            Some(r) => ex.set_frames_from(p.request.as_deref().unwrap_or_default(), Some(r)),
+        }
         ex.set_notes(p.notes);
         ex.framing = p.framing;
         ex
@@ -386,7 +423,10 @@ impl Session {
             api_key,
             api_version,
             correlation_id,
-            client_id: client_id(body, api_key, api_version),
+            client_id: share_client_id(
+                &mut self.client_id,
+                client_id(body, api_key, api_version).as_deref(),
+            ),
             request_at: micros(self.req.ts),
             notes: self.req.take_notes(),
             request: None,
@@ -422,7 +462,7 @@ impl Session {
 
     fn on_response(
         &mut self,
-        frame: Vec<u8>,
+        frame: &[u8],
         corr: i32,
         stats: &mut StreamStats,
         out: &mut Vec<Output>,
@@ -439,7 +479,7 @@ impl Session {
                 "response without its request (request not captured)"
             };
             let mut ex = self.exchange(-1, -1, corr, None, at, Status::Answered);
-            ex.set_response(Some(frame));
+            ex.set_response(Some(frame.to_vec()));
             ex.set_response_at(Some(at));
             ex.push_note(why.into());
             ex.extend_notes(notes);
@@ -461,7 +501,7 @@ impl Session {
         };
         if p.api_key == api_key::SASL_HANDSHAKE && p.api_version == 0 {
             // error_code right after the correlation id; none: bare tokens follow.
-            if be_i16(&frame, 8) == Some(errors::NONE) {
+            if be_i16(frame, 8) == Some(errors::NONE) {
                 let more = p
                     .request
                     .as_deref()
@@ -470,8 +510,7 @@ impl Session {
                 self.sasl = SaslTokens::ClientNext { more };
             }
         }
-        let mut ex = self.pending_exchange(p, Status::Answered);
-        ex.set_response(Some(frame));
+        let mut ex = self.answered_exchange(p, Status::Answered, Some(frame));
         ex.set_response_at(Some(at));
         ex.extend_notes(notes);
         out.push(Output::Exchange(ex));
@@ -622,7 +661,7 @@ impl Session {
 
 /// A request lost to a gap, from the part of it that was captured: enough to pair and decode
 /// its response. `None` when the header was not captured or it expects no response.
-fn lost_request(captured: &[u8], ts: i64) -> Option<Pending> {
+fn lost_request(captured: &[u8], ts: i64, last: &mut Option<ClientId>) -> Option<Pending> {
     let body = captured.get(4..)?;
     let (api_key, api_version, correlation_id) = peek_request_header(body)?;
     if api_key == api_key::PRODUCE && produce_acks(body, api_version) == Some(0) {
@@ -632,7 +671,7 @@ fn lost_request(captured: &[u8], ts: i64) -> Option<Pending> {
         api_key,
         api_version,
         correlation_id,
-        client_id: client_id(body, api_key, api_version),
+        client_id: share_client_id(last, client_id(body, api_key, api_version).as_deref()),
         request: None,
         request_at: micros(ts),
         notes: vec![

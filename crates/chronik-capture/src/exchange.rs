@@ -374,16 +374,29 @@ impl Exchange {
         self.request_len = request_len;
     }
 
-    /// [`Exchange::set_frames`] from borrowed frames, copied into one buffer of exactly their
-    /// length.
-    pub fn set_frames_from(&mut self, request: &[u8], response: Option<&[u8]>) {
-        let request = &request[..request.len().min(u32::MAX as usize)];
-        let mut frames = Vec::with_capacity(request.len() + response.map_or(0, <[u8]>::len));
-        frames.extend_from_slice(request);
-        frames.extend_from_slice(response.unwrap_or_default());
-        self.frames = frames.into_boxed_slice();
-        self.request_len = request.len() as u32;
-        self.has_response = response.is_some();
+    /// [`Exchange::set_frames`] with the response borrowed: it is copied after the request in
+    /// the request's own buffer, so a request with room to spare for it (see
+    /// [`Exchange::request_buffer`]) is not copied again.
+    pub fn set_frames_appending(&mut self, mut request: Vec<u8>, response: &[u8]) {
+        let request_len = u32::try_from(request.len()).unwrap_or(u32::MAX);
+        request.truncate(request_len as usize);
+        request.reserve_exact(response.len());
+        request.extend_from_slice(response);
+        self.frames = request.into_boxed_slice();
+        self.request_len = request_len;
+        self.has_response = true;
+    }
+
+    /// A request frame copied into a buffer with room for a small response after it, as
+    /// [`Exchange::set_frames_appending`] takes it (a source keeps a request so until its
+    /// response arrives).
+    pub fn request_buffer(frame: &[u8]) -> Vec<u8> {
+        /// Most responses to the requests that come in numbers (Produce, Fetch's empty ones,
+        /// heartbeats, commits) fit; the spare room is given back when the frames are joined.
+        const RESPONSE_ROOM: usize = 256;
+        let mut buf = Vec::with_capacity(frame.len() + RESPONSE_ROOM);
+        buf.extend_from_slice(frame);
+        buf
     }
 
     /// [`Exchange::set_frames`], builder style.

@@ -75,6 +75,13 @@ pub struct History {
     sequences: HashMap<(i64, i16, String, i64), i32>,
 }
 
+/// A Produce request's topic as the frame names it: by name (v0–v12) or by id (v13+).
+#[derive(Debug, Clone, Copy)]
+enum TopicRef<'a> {
+    Name(&'a [u8]),
+    Id(&'a [u8; 16]),
+}
+
 impl History {
     /// The findings only the past shows for an exchange about to be stored; learns from it.
     pub fn check(&mut self, ex: &Exchange) -> Vec<Finding> {
@@ -157,8 +164,10 @@ impl History {
     /// (no tree: this runs on every Produce of a stream, before any view dissects it).
     fn sequences_of(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
         let frame = ex.request();
-        let mut batches: Vec<(String, i64, usize, BatchHeader)> = Vec::new();
-        let mut topic = String::new();
+        // Each idempotent batch with its topic (the name's bytes, or the id) and partition;
+        // batches without a producer id (most) are passed over without a copy of anything.
+        let mut batches: Vec<(TopicRef<'_>, i64, usize, BatchHeader)> = Vec::new();
+        let mut topic = TopicRef::Name(b"");
         let mut partition = -1;
         let (name, topic_id, index, records) = (
             fid!("produce.request.topic_data.name"),
@@ -168,15 +177,17 @@ impl History {
         );
         // A frame that stops reading keeps the batches before the stop, as a dissection would.
         let _ = scan_request(frame, &mut |id, v| match v {
-            Scalar::Str(s) if id == name => topic = String::from_utf8_lossy(s).into_owned(),
-            Scalar::Uuid(u) if id == topic_id => topic = uuid_text(u),
+            Scalar::Str(s) if id == name => topic = TopicRef::Name(s),
+            Scalar::Uuid(u) if id == topic_id => topic = TopicRef::Id(u),
             Scalar::Int(i) if id == index => partition = i,
             Scalar::Data { start, len } if id == records => {
                 let set = &frame[start..start + len];
                 for entry in batch::split(set) {
                     if let Entry::Batch { start: b, end } = entry {
                         if let Some(h) = BatchHeader::parse(&set[b..end]) {
-                            batches.push((topic.clone(), partition, start + b, h));
+                            if h.producer_id >= 0 && h.base_sequence >= 0 && !h.is_control() {
+                                batches.push((topic, partition, start + b, h));
+                            }
                         }
                     }
                 }
@@ -184,9 +195,10 @@ impl History {
             _ => {}
         });
         for (topic, partition, at, h) in batches {
-            if h.producer_id < 0 || h.base_sequence < 0 || h.is_control() {
-                continue;
-            }
+            let topic = match topic {
+                TopicRef::Name(name) => String::from_utf8_lossy(name).into_owned(),
+                TopicRef::Id(id) => uuid_text(id),
+            };
             let key = (h.producer_id, h.producer_epoch, topic, partition);
             let next = h.base_sequence.wrapping_add(h.records_count.max(0)) & i32::MAX;
             let (topic, partition) = (&key.2, key.3);

@@ -16,6 +16,7 @@ use chronik_protocol::scan::{self, Scalar};
 use chronik_protocol::tree::FRAME;
 use chronik_protocol::{fid, lint, records, registry};
 use chronik_protocol::{Dissection, Field, Limits, Value};
+use smallvec::SmallVec;
 
 /// Formats µs since the epoch as `HH:MM:SS.micros` (UTC).
 pub fn clock(micros: i64) -> String {
@@ -316,12 +317,12 @@ struct Said<'a> {
     /// A bare SASL token, with its user when PLAIN names one.
     sasl: Option<Option<&'a str>>,
     /// The request's group ids, in order.
-    groups: Vec<&'a str>,
+    groups: SmallVec<[&'a str; 1]>,
     /// The topics the request names, each once, in the order they first appear.
-    topics: Vec<&'a str>,
+    topics: SmallVec<[&'a str; 2]>,
     records: usize,
     /// From a response that was read: Produce base offsets and the last `throttle_time_ms`.
-    offsets: Vec<i64>,
+    offsets: SmallVec<[i64; 2]>,
     throttle: Option<i64>,
 }
 
@@ -517,7 +518,8 @@ fn said_without_tree(ex: &Exchange) -> Option<(Said<'_>, Verdict)> {
         catalog.entries[id.0 as usize].kind == chronik_protocol::schema::FieldType::Records
     };
     let mut said = Said::default();
-    let (mut values, mut utf8, mut sets, mut codes) = (0usize, true, Vec::new(), Vec::new());
+    let (mut values, mut utf8) = (0usize, true);
+    let (mut sets, mut codes) = (SmallVec::<[_; 2]>::new(), SmallVec::<[_; 4]>::new());
     scan::scan_clean_request(request, &mut |id, v| {
         values += 1;
         match (registry::role(id), v) {
@@ -539,7 +541,8 @@ fn said_without_tree(ex: &Exchange) -> Option<(Said<'_>, Verdict)> {
     })
     .ok()?;
     let mut findings = lint::check_clean(request, lint::Side::Request, ex.api_key, &sets, &codes)?;
-    let (mut response_sets, mut error_codes) = (Vec::new(), Vec::new());
+    let (mut response_sets, mut error_codes) =
+        (SmallVec::<[_; 2]>::new(), SmallVec::<[_; 4]>::new());
     scan::scan_clean_response(response, ex.api_key, ex.api_version, &mut |id, v| {
         values += 1;
         match (registry::role(id), v) {
@@ -1041,7 +1044,10 @@ mod tests {
 
     /// The summary of the tree, as the line writes it when the walk does not give one.
     fn from_the_tree(ex: &Exchange) -> String {
-        summarize_frames(&ex.dissect_with(Limits::WITHOUT_RECORDS), Some(ex.request()))
+        summarize_frames(
+            &ex.dissect_with(Limits::WITHOUT_RECORDS),
+            Some(ex.request()),
+        )
     }
 
     /// Every API and version with the encoder's defaults (empty arrays, zeros, empty

@@ -416,7 +416,29 @@ pub fn id(name: &str) -> FieldId {
 
 /// The schema of an API, if the table has it.
 pub fn api(key: i16) -> Option<&'static ApiSchema> {
-    catalog().apis.get(&key)
+    // Looked up for every frame a capture reads and every line printed: by index, not by
+    // a search of the map.
+    static BY_KEY: OnceLock<Vec<Option<&'static ApiSchema>>> = OnceLock::new();
+    let by_key = BY_KEY.get_or_init(|| {
+        let apis = &catalog().apis;
+        let len = apis
+            .keys()
+            .copied()
+            .max()
+            .map_or(0, |k| k.max(0) as usize + 1);
+        let mut by_key = vec![None; len];
+        for (k, a) in apis {
+            if let Ok(k) = usize::try_from(*k) {
+                by_key[k] = Some(a);
+            }
+        }
+        by_key
+    });
+    match usize::try_from(key) {
+        Ok(k) => by_key.get(k).copied().flatten(),
+        // No API has a negative key; the map would say so too.
+        Err(_) => catalog().apis.get(&key),
+    }
 }
 
 /// The key of an API by name: CamelCase as the protocol guide writes it (`ApiVersions`) or

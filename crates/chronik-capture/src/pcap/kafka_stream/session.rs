@@ -212,7 +212,7 @@ impl Session {
                                 self.req.skip(1, stats);
                                 continue;
                             }
-                            let frame = frame.to_vec();
+                            let frame = Exchange::request_buffer(frame);
                             self.req.consume(total);
                             self.req.candidate = false;
                             self.on_request(frame, stats, out);
@@ -406,7 +406,7 @@ impl Session {
         );
         match response {
             None => ex.set_request(p.request.unwrap_or_default()),
-            Some(r) => ex.set_frames_from(p.request.as_deref().unwrap_or_default(), Some(r)),
+            Some(r) => ex.set_frames_appending(p.request.unwrap_or_default(), r),
         }
         ex.set_notes(p.notes);
         ex.framing = p.framing;

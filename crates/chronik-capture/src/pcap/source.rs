@@ -121,6 +121,9 @@ impl Progress {
     }
 }
 
+/// Packets a file's pipeline reads between additions to its progress counts.
+const COUNTS_EVERY: u64 = 1024;
+
 /// Called with every exchange as it enters the store (`decode` prints from it).
 pub type Sink = Box<dyn FnMut(&Arc<crate::Exchange>) + Send>;
 
@@ -129,6 +132,11 @@ pub struct Pipeline {
     streams: KafkaStreams,
     /// The segment of the packet at hand, refilled for each.
     seg: Segment,
+    /// Counts not yet added to the progress: packets, segments, skipped packets, exchanges.
+    /// A file's are added every [`COUNTS_EVERY`] packets (an atomic add per packet and count
+    /// costs a file of small packets a tenth of its reading), a live capture's or a pipe's at
+    /// once.
+    counts: [u64; 4],
     store: Arc<Store>,
     progress: Arc<Progress>,
     out: Vec<Output>,
@@ -140,6 +148,7 @@ impl Pipeline {
         Pipeline {
             streams: KafkaStreams::new(opts),
             seg: Segment::default(),
+            counts: [0; 4],
             store,
             progress,
             out: Vec::new(),
@@ -155,19 +164,35 @@ impl Pipeline {
 
     /// One captured frame.
     pub fn packet(&mut self, raw: &RawPacket) {
-        self.progress.packets.fetch_add(1, Ordering::Relaxed);
+        self.counts[0] += 1;
         match packet::parse_into(raw, &mut self.seg) {
             Ok(true) => {
-                self.progress.segments.fetch_add(1, Ordering::Relaxed);
+                self.counts[1] += 1;
                 self.streams.on_segment(&self.seg, &mut self.out);
                 self.drain();
             }
             Ok(false) => {
-                self.progress.skipped.fetch_add(1, Ordering::Relaxed);
+                self.counts[2] += 1;
             }
             Err(e) => {
-                self.progress.skipped.fetch_add(1, Ordering::Relaxed);
+                self.counts[2] += 1;
                 tracing::debug!(error = %e.message, "packet not parsed");
+            }
+        }
+        // A live capture or a pipe (of unknown size) may pause at any packet: its counts stay
+        // current.
+        if self.progress.live || self.progress.total_bytes == 0 || self.counts[0] >= COUNTS_EVERY {
+            self.add_counts();
+        }
+    }
+
+    /// Adds the counts so far to the progress.
+    fn add_counts(&mut self) {
+        let p = &self.progress;
+        let counters = [&p.packets, &p.segments, &p.skipped, &p.exchanges];
+        for (counter, n) in counters.into_iter().zip(&mut self.counts) {
+            if *n > 0 {
+                counter.fetch_add(std::mem::take(n), Ordering::Relaxed);
             }
         }
     }
@@ -176,7 +201,7 @@ impl Pipeline {
         for o in self.out.drain(..) {
             match o {
                 Output::Exchange(ex) => {
-                    self.progress.exchanges.fetch_add(1, Ordering::Relaxed);
+                    self.counts[3] += 1;
                     let ex = self.store.push(ex);
                     if let Some(sink) = &mut self.sink {
                         sink(&ex);
@@ -193,6 +218,7 @@ impl Pipeline {
     pub fn finish(mut self) {
         self.streams.finish(&mut self.out);
         self.drain();
+        self.add_counts();
         self.progress.mark_done();
     }
 }
@@ -346,8 +372,10 @@ pub fn read_input_until(
 fn read_packets(mut input: Input, mut pipeline: Pipeline, progress: &Progress, stop: &AtomicBool) {
     // One packet, refilled for each.
     let mut raw = RawPacket::default();
+    let mut read = 0u64;
     while let Some(next) = input.reader.next_into(&mut raw) {
         if stop.load(Ordering::Relaxed) {
+            pipeline.add_counts();
             progress.mark_done();
             return;
         }
@@ -355,10 +383,16 @@ fn read_packets(mut input: Input, mut pipeline: Pipeline, progress: &Progress, s
             Ok(()) => pipeline.packet(&raw),
             Err(e) => progress.error(format!("{}: {e}", input.name)),
         }
-        progress
-            .bytes_read
-            .store(input.bytes_read(), Ordering::Relaxed);
+        read += 1;
+        if progress.total_bytes == 0 || read.is_multiple_of(COUNTS_EVERY) {
+            progress
+                .bytes_read
+                .store(input.bytes_read(), Ordering::Relaxed);
+        }
     }
+    progress
+        .bytes_read
+        .store(input.bytes_read(), Ordering::Relaxed);
     pipeline.finish();
 }
 

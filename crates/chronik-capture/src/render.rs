@@ -125,8 +125,20 @@ pub fn line(ex: &Exchange) -> String {
 /// comes from [`summary_without_tree`] when both frames read cleanly, else from a dissection
 /// with record sets left unexpanded.
 pub fn line_with(ex: &Exchange, clock: &Clock) -> String {
-    let summary = summary_without_tree(ex)
-        .unwrap_or_else(|| summary_of(ex, &ex.dissect_with(Limits::WITHOUT_RECORDS)));
+    line_or_dissected(ex, clock, || {
+        Box::new(ex.dissect_with(Limits::WITHOUT_RECORDS))
+    })
+}
+
+/// [`line_with`] for a view that shares dissections: from [`summary_without_tree`] when both
+/// frames read cleanly, else from the dissection `dissected` gives (full, or with record sets
+/// not expanded as [`crate::Store::dissected`] shares it), asked only then.
+pub fn line_or_dissected<D: std::ops::Deref<Target = Dissected>>(
+    ex: &Exchange,
+    clock: &Clock,
+    dissected: impl FnOnce() -> D,
+) -> String {
+    let summary = summary_without_tree(ex).unwrap_or_else(|| summary_of(ex, &dissected()));
     line_at(ex, &summary, &clock.format(ex.request_at))
 }
 

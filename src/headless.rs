@@ -115,6 +115,24 @@ pub async fn print_live(
     }
 }
 
+/// Runs `main` and `companion` in the calling task, and `companion` on in a task of its own
+/// once `main` has ended. For the printer of the store's feed and the stall detector: one
+/// task for both means a new exchange wakes one task, not two (Tokio wakes another worker
+/// thread for the second wake at once, a context switch for every exchange the broker serves).
+pub async fn with_companion<F: std::future::Future>(
+    main: F,
+    companion: impl std::future::Future<Output = ()> + Send + 'static,
+) -> F::Output {
+    use futures_util::future::{select, Either};
+    match select(std::pin::pin!(main), Box::pin(companion)).await {
+        Either::Left((out, companion)) => {
+            tokio::spawn(companion);
+            out
+        }
+        Either::Right(((), main)) => main.await,
+    }
+}
+
 /// Prints one line per client state change from the stall detector until its feed closes:
 /// `# client conn=N <client id> (<software>) healthy -> retrying: <evidence>`, or with `as_json`
 /// a `{"kind":"client_state", ...}` object.

@@ -1283,6 +1283,22 @@ impl DiagnoseHandle {
 /// effect at once. Call it within a Tokio runtime; the task runs while the store's feeds are
 /// open.
 pub fn spawn(store: &Arc<Store>, thresholds: ThresholdSource) -> DiagnoseHandle {
+    let (handle, run) = start(store, thresholds);
+    tokio::spawn(run);
+    handle
+}
+
+/// [`spawn`] without the task: the detector's handle, and the future that runs it, for a
+/// caller to run in a task of its choosing (one that also reads the store's feed, say, so that
+/// a new exchange wakes one task rather than two). Subscribed to the feeds before this returns;
+/// what arrives before the future first runs waits in them. Its timer needs a Tokio runtime.
+pub fn start(
+    store: &Arc<Store>,
+    thresholds: ThresholdSource,
+) -> (
+    DiagnoseHandle,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
     use broadcast::error::RecvError;
     let (changes, _) = broadcast::channel(1024);
     let handle = DiagnoseHandle {
@@ -1295,7 +1311,7 @@ pub fn spawn(store: &Arc<Store>, thresholds: ThresholdSource) -> DiagnoseHandle 
     let h = handle.clone();
     // Weak: the task ends when the store's feeds close, that is when the store is dropped.
     let store = Arc::downgrade(store);
-    tokio::spawn(async move {
+    let run = async move {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut ex_open, mut ev_open) = (true, true);
@@ -1335,8 +1351,8 @@ pub fn spawn(store: &Arc<Store>, thresholds: ThresholdSource) -> DiagnoseHandle 
                 let _ = h.changes.send(c);
             }
         }
-    });
-    handle
+    };
+    (handle, run)
 }
 
 #[cfg(any(test, feature = "test-fixtures"))]

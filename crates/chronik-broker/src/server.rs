@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::handlers::{self, Outcome};
 use super::inject::{self, peer_gone, CloseReason, FaultPlan};
 use super::state::{Conn, Shared};
-use crate::frame::{read_frame, FrameError};
+use crate::frame::{read_frame_with_room, FrameError};
 use chronik_capture::{
     now_micros, share_client_id, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store,
 };
@@ -195,6 +195,11 @@ pub(crate) fn conn_closed(store: &Store, conn: &Conn, (by, reason): CloseReason)
     conn_event(store, conn, ConnEventKind::Closed { by, reason });
 }
 
+/// Room left after a request in its buffer for the response the exchange keeps after it: a
+/// ProduceResponse for a few partitions fits (56 B for one, in v9), so joining it takes no
+/// new allocation and no copy of the request.
+const RESPONSE_ROOM: usize = 256;
+
 /// Reads the connection's next request frame. `Err` says why the connection ends: the client
 /// closed it, a read failed, the broker shuts down, or the frame is refused for its size prefix
 /// (captured as a malformed exchange, logged with the offset, 0, and the reason).
@@ -206,7 +211,7 @@ pub(crate) async fn read_request(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Vec<u8>, CloseReason> {
     let read = tokio::select! {
-        r = read_frame(stream, max_frame_bytes) => r,
+        r = read_frame_with_room(stream, max_frame_bytes, RESPONSE_ROOM) => r,
         _ = shutdown.changed() => {
             return Err((ClosedBy::Broker, String::from("broker shutting down")));
         }

@@ -356,8 +356,10 @@ impl Exchange {
             .then(|| &self.frames[self.request_len as usize..])
     }
 
-    /// Sets both frames, kept in one buffer. A request is at most 4 GiB (a Kafka frame's size
-    /// is an `i32`); bytes past that are not kept.
+    /// Sets both frames, kept in one buffer: the request's, which takes the response in place
+    /// when it has the room (a source can read requests into buffers with some to spare), and
+    /// is then trimmed to size. A request is at most 4 GiB (a Kafka frame's size is an `i32`);
+    /// bytes past that are not kept.
     pub fn set_frames(&mut self, mut request: Vec<u8>, response: Option<Vec<u8>>) {
         let request_len = u32::try_from(request.len()).unwrap_or(u32::MAX);
         request.truncate(request_len as usize);

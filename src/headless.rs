@@ -50,14 +50,17 @@ impl Out {
     }
 }
 
-/// One exchange as [`print_live`] prints it: the line from the dissection the store shares
-/// with the other views (the stall detector reads the same one), or the JSON object with the
-/// whole tree.
+/// One exchange as [`print_live`] prints it: the line from walks of its frames when both read
+/// cleanly, else from the dissection the store shares with the other views (the stall detector
+/// reads the same one); or the JSON object with the whole tree.
 fn live_text(store: &Weak<Store>, ex: &Arc<Exchange>, as_json: bool, clock: &Clock) -> String {
-    match store.upgrade() {
-        Some(s) if !as_json => render::line_dissected(ex, &s.dissected(ex), clock),
-        _ => render_with(ex, as_json, clock),
+    if as_json {
+        return render::json_line(ex);
     }
+    render::line_or_dissected(ex, clock, || match store.upgrade() {
+        Some(s) => s.dissected(ex),
+        None => Arc::new(ex.dissect_with(crate::protocol::Limits::WITHOUT_RECORDS)),
+    })
 }
 
 /// Prints exchanges from a subscription of `store` until it closes, or until `stop` fires and
@@ -109,6 +112,24 @@ pub async fn print_live(
         if out.line(&live_text(&store, &ex, as_json, &clock)).is_err() {
             return;
         }
+    }
+}
+
+/// Runs `main` and `companion` in the calling task, and `companion` on in a task of its own
+/// once `main` has ended. For the printer of the store's feed and the stall detector: one
+/// task for both means a new exchange wakes one task, not two (Tokio wakes another worker
+/// thread for the second wake at once, a context switch for every exchange the broker serves).
+pub async fn with_companion<F: std::future::Future>(
+    main: F,
+    companion: impl std::future::Future<Output = ()> + Send + 'static,
+) -> F::Output {
+    use futures_util::future::{select, Either};
+    match select(std::pin::pin!(main), Box::pin(companion)).await {
+        Either::Left((out, companion)) => {
+            tokio::spawn(companion);
+            out
+        }
+        Either::Right(((), main)) => main.await,
     }
 }
 

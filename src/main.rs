@@ -589,8 +589,15 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
         },
     });
     // Client detection and the stall detector, on the store's feeds (subscribed before the
-    // source starts, so it sees every connection).
-    let clients = chronik_tui::diagnose::spawn(&store, settings.stall_thresholds());
+    // source starts, so it sees every connection). Headless, it runs in the printer's task
+    // (see `headless::with_companion`), else in one of its own from now on.
+    let (clients, detector) = chronik_tui::diagnose::start(&store, settings.stall_thresholds());
+    let detector = if headless {
+        Some(detector)
+    } else {
+        tokio::spawn(detector);
+        None
+    };
     // The recorder subscribes before the source starts, so it misses nothing (exchanges name
     // their broker side; the listen address is for those that do not).
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -654,14 +661,18 @@ async fn run_views(cli: Cli) -> anyhow::Result<ExitCode> {
                 out,
             ));
         }
-        let mut printer = tokio::spawn(headless::print_live(
+        let print = headless::print_live(
             store.clone(),
             store.subscribe(),
             cli.display.json,
             Clock::new(cli.display.time),
             out,
             stop_rx.clone(),
-        ));
+        );
+        let mut printer = match detector {
+            Some(d) => tokio::spawn(headless::with_companion(print, d)),
+            None => tokio::spawn(print),
+        };
         match (&source.broker, &source.proxy) {
             (Some(h), _) => say(&format!("broker listening on {}", source.label_addr(h))),
             (_, Some(p)) => say(&format!(

@@ -28,6 +28,17 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
 ) -> Result<Option<Vec<u8>>, FrameError> {
+    read_frame_with_room(r, max, 0).await
+}
+
+/// [`read_frame`] into a buffer with room for `room` more bytes after the frame (up to 64 KiB
+/// of it, for a frame that large): the broker's request buffer, which its exchange keeps with
+/// the response after it, so that a small response joins it without a new allocation.
+pub async fn read_frame_with_room<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+    room: usize,
+) -> Result<Option<Vec<u8>>, FrameError> {
     let mut prefix = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -53,7 +64,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         return Err(FrameError::TooLarge { size, max });
     }
     let total = 4 + size;
-    let mut frame = Vec::with_capacity(total.min(64 * 1024));
+    let mut frame = Vec::with_capacity(total.min(64 * 1024) + room);
     frame.extend_from_slice(&prefix);
     while frame.len() < total {
         let want = (total - frame.len()).min(64 * 1024);
@@ -105,5 +116,20 @@ mod tests {
             }
             other => panic!("expected truncation, got {other:?}"),
         }
+    }
+
+    /// A frame read with room has it after the frame, and reads the same; the next frame
+    /// starts where it did.
+    #[tokio::test]
+    async fn a_frame_read_with_room_has_it_spare() {
+        let mut data: &[u8] = &[0, 0, 0, 2, 9, 9, 0, 0, 0, 1, 7];
+        let f = read_frame_with_room(&mut data, 10, 100).await.unwrap();
+        let f = f.expect("a frame");
+        assert_eq!(f, [0, 0, 0, 2, 9, 9]);
+        assert!(f.capacity() >= f.len() + 100, "capacity {}", f.capacity());
+        assert_eq!(
+            read_frame_with_room(&mut data, 10, 100).await.unwrap(),
+            Some(vec![0, 0, 0, 1, 7])
+        );
     }
 }

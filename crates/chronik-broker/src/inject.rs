@@ -246,7 +246,8 @@ pub(crate) async fn deliver(
     plan: &FaultPlan,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), CloseReason> {
-    ex.set_request(request);
+    // The request joins the exchange at the end, with the response when one is kept: into the
+    // room its buffer has after it (see `server::read_request`), not a copy.
     let knobs = settings.get();
     let resp = mutate(
         &knobs,
@@ -260,6 +261,7 @@ pub(crate) async fn deliver(
         tokio::select! {
             _ = tokio::time::sleep(plan.delay()) => {}
             why = peer_gone(stream, shutdown) => {
+                ex.set_request(request);
                 ex.status = Status::Unanswered;
                 ex.push_note(format!("{why} while the response was delayed"));
                 store.push(ex);
@@ -269,6 +271,7 @@ pub(crate) async fn deliver(
         }
     }
     if let Some(rule) = plan.drop {
+        ex.set_request(request);
         ex.status = Status::Unanswered;
         ex.push_note(format!("fault (rule {rule}): response dropped"));
         let close = plan.close_after_note();
@@ -282,16 +285,15 @@ pub(crate) async fn deliver(
         Some(e) => {
             ex.status = Status::Unanswered;
             ex.push_note("connection closed before the response was written".into());
-            if written.bytes > 0 {
-                ex.set_response(Some(resp[..written.bytes].to_vec()));
-            }
+            let sent = (written.bytes > 0).then(|| resp[..written.bytes].to_vec());
+            ex.set_frames(request, sent);
             Err((
                 ClosedBy::Client,
                 format!("writing the response failed: {e}"),
             ))
         }
         None if plan.mid_response.is_some() => {
-            ex.set_response(Some(resp[..written.bytes].to_vec()));
+            ex.set_frames(request, Some(resp[..written.bytes].to_vec()));
             Err((
                 ClosedBy::Broker,
                 format!(
@@ -301,7 +303,7 @@ pub(crate) async fn deliver(
             ))
         }
         None => {
-            ex.set_response(Some(resp));
+            ex.set_frames(request, Some(resp));
             match plan.close_after_note() {
                 Some(why) => {
                     ex.push_note(why.clone());

@@ -14,9 +14,10 @@ use tokio::sync::watch;
 use super::handlers::{self, Outcome};
 use super::inject::{self, peer_gone, CloseReason, FaultPlan};
 use super::state::{Conn, Shared};
-use crate::frame::{read_frame, FrameError};
+use crate::frame::{read_frame_with_room, FrameError};
 use chronik_capture::{
     now_micros, share_client_id, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store,
+    RESPONSE_ROOM,
 };
 use chronik_protocol::dissect::peek_request_header;
 use chronik_protocol::frame::with_size_prefix;
@@ -206,7 +207,7 @@ pub(crate) async fn read_request(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Vec<u8>, CloseReason> {
     let read = tokio::select! {
-        r = read_frame(stream, max_frame_bytes) => r,
+        r = read_frame_with_room(stream, max_frame_bytes, RESPONSE_ROOM) => r,
         _ = shutdown.changed() => {
             return Err((ClosedBy::Broker, String::from("broker shutting down")));
         }

@@ -133,6 +133,12 @@ impl Endpoints {
     }
 }
 
+/// Room a source leaves after a request in its buffer for the response its exchange keeps
+/// after it: most responses to the requests that come in numbers (a ProduceResponse for a few
+/// partitions, 56 B for one in v9; Fetch's empty ones, heartbeats, commits) fit, so joining
+/// them takes no new allocation and no copy of the request; what is left is given back then.
+pub const RESPONSE_ROOM: usize = 256;
+
 /// A client id as exchanges hold it: shared by the exchanges of a connection while the client
 /// sends the same one (a thin pointer, so an exchange holds 8 bytes for it).
 pub type ClientId = Arc<String>;
@@ -356,22 +362,26 @@ impl Exchange {
             .then(|| &self.frames[self.request_len as usize..])
     }
 
-    /// Sets both frames, kept in one buffer. A request is at most 4 GiB (a Kafka frame's size
-    /// is an `i32`); bytes past that are not kept.
+    /// Sets both frames, kept in one buffer: the request's, which takes the response in place
+    /// when it has the room (a source can read requests into buffers with some to spare), and
+    /// is then trimmed to size. A request is at most 4 GiB (a Kafka frame's size is an `i32`);
+    /// bytes past that are not kept.
     pub fn set_frames(&mut self, mut request: Vec<u8>, response: Option<Vec<u8>>) {
         let request_len = u32::try_from(request.len()).unwrap_or(u32::MAX);
         request.truncate(request_len as usize);
-        self.has_response = response.is_some();
-        self.frames = match response {
-            None => request.into_boxed_slice(),
-            Some(r) if request.is_empty() => r.into_boxed_slice(),
-            Some(r) => {
-                request.reserve_exact(r.len());
-                request.extend_from_slice(&r);
-                request.into_boxed_slice()
+        match response {
+            None => {
+                self.frames = request.into_boxed_slice();
+                self.request_len = request_len;
+                self.has_response = false;
             }
-        };
-        self.request_len = request_len;
+            Some(r) if request.is_empty() => {
+                self.frames = r.into_boxed_slice();
+                self.request_len = 0;
+                self.has_response = true;
+            }
+            Some(r) => self.set_frames_appending(request, &r),
+        }
     }
 
     /// [`Exchange::set_frames`] with the response borrowed: it is copied after the request in
@@ -391,9 +401,6 @@ impl Exchange {
     /// [`Exchange::set_frames_appending`] takes it (a source keeps a request so until its
     /// response arrives).
     pub fn request_buffer(frame: &[u8]) -> Vec<u8> {
-        /// Most responses to the requests that come in numbers (Produce, Fetch's empty ones,
-        /// heartbeats, commits) fit; the spare room is given back when the frames are joined.
-        const RESPONSE_ROOM: usize = 256;
         let mut buf = Vec::with_capacity(frame.len() + RESPONSE_ROOM);
         buf.extend_from_slice(frame);
         buf

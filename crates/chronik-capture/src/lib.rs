@@ -17,7 +17,7 @@ mod verdict;
 pub use connection::{ClosedBy, ConnEvent, ConnEventKind};
 pub use exchange::{
     now_micros, share_client_id, ClientId, ConnShares, Endpoints, Exchange, Framing, PlacementUsed,
-    Status,
+    Status, RESPONSE_ROOM,
 };
 pub use store::{InFlight, Marker, Store, StoreLimits, Subscription, TimelineItem};
 pub use verdict::{Dissected, FrameFault, Severity, Verdict};

@@ -202,11 +202,36 @@ pub fn line_with(ex: &Exchange, clock: &Clock) -> String {
 
 /// [`line_with`], written at the end of `line`.
 pub fn push_line_with(line: &mut String, ex: &Exchange, clock: &Clock) {
+    push_line_or_dissected(line, ex, clock, || {
+        Box::new(ex.dissect_with(Limits::WITHOUT_RECORDS))
+    });
+}
+
+/// [`line_with`] for a view that shares dissections: from [`summary_without_tree`] when both
+/// frames read cleanly, else from the dissection `dissected` gives (full, or with record sets
+/// not expanded as [`crate::Store::dissected`] shares it), asked only then.
+pub fn line_or_dissected<D: std::ops::Deref<Target = Dissected>>(
+    ex: &Exchange,
+    clock: &Clock,
+    dissected: impl FnOnce() -> D,
+) -> String {
+    let mut line = String::with_capacity(160);
+    push_line_or_dissected(&mut line, ex, clock, dissected);
+    line
+}
+
+/// [`line_or_dissected`], written at the end of `line`.
+fn push_line_or_dissected<D: std::ops::Deref<Target = Dissected>>(
+    line: &mut String,
+    ex: &Exchange,
+    clock: &Clock,
+    dissected: impl FnOnce() -> D,
+) {
     clock.write(line, ex.request_at);
     match said_without_tree(ex) {
         Some((said, verdict)) => line_after_time(line, ex, |out| said.write(&verdict, out)),
         None => {
-            let d = ex.dissect_with(Limits::WITHOUT_RECORDS);
+            let d = dissected();
             line_after_time(line, ex, |out| summary_of(ex, &d).write(&d.verdict, out));
         }
     }

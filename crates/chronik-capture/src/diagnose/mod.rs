@@ -21,10 +21,11 @@
 //!   an error (only then, since an application may well send the same record twice).
 //!   What is remembered for this is bounded: the newest [`MAX_REMEMBERED_BATCHES`] keys (a
 //!   hash of the client, and the batch's producer sequence or CRC read from its header), and
-//!   single records only from requests whose response was doubtful. A Produce is read from the
-//!   dissection the store shares with the other views ([`Store::dissected`], record sets not
-//!   expanded); its records are decoded only when they can matter (its response is doubtful,
-//!   or records of its client are remembered).
+//!   single records only from requests whose response was doubtful. A Produce answered with
+//!   frames that both read cleanly is read by walks of them that build no tree; any other from
+//!   the dissection the store shares with the other views ([`Store::dissected`], record sets
+//!   not expanded). Its records are decoded only when they can matter (its response is
+//!   doubtful, or records of its client are remembered).
 //! - **disconnecting**: the client closed the connection within `close_after_response` of a
 //!   ProduceResponse that does not decode as the spec says (a decode error, or bytes left after
 //!   the last field), with nothing asked in between.
@@ -465,11 +466,134 @@ fn str_field(root: &Field, name: &str) -> Option<String> {
     }
 }
 
-/// Whether the detector reads an exchange's dissection: Produce (its batches and the
-/// response's verdict) and ApiVersions v3+ (the client's software); others it judges from the
-/// exchange alone.
+/// Whether the detector reads an exchange's frames: Produce (its batches and the response's
+/// verdict) and ApiVersions v3+ (the client's software); others it judges from the exchange
+/// alone. A Produce whose frames both read cleanly is read by walks of them (no tree), the
+/// others from a dissection (see [`FramesRead::of`]).
 pub fn reads_dissection(ex: &Exchange) -> bool {
     ex.api_key == api_key::PRODUCE || is_software_request(ex)
+}
+
+/// What the detector reads of an exchange's frames, gathered before it takes the exchange in
+/// ([`Detector::on_read`]), so that a detector shared behind a lock does not hold it meanwhile.
+#[derive(Debug, Default)]
+pub struct FramesRead<'a> {
+    /// A Produce's record sets and what makes its response doubtful.
+    produce: Option<ProduceRead<'a>>,
+    /// The software name and version of an ApiVersions v3+ request.
+    software: Option<(String, String)>,
+}
+
+impl<'a> FramesRead<'a> {
+    /// What the detector reads of `ex`: nothing for an exchange it does not read (see
+    /// [`reads_dissection`]); walks of both frames for a Produce answered with frames that both
+    /// read cleanly in the spec's layout, where a dissection would say nothing more; else what
+    /// the dissection `dissected` gives says (record sets not expanded, as
+    /// [`Store::dissected`] shares it), asked only then.
+    pub fn of<D>(ex: &'a Exchange, dissected: impl FnOnce() -> D) -> FramesRead<'a>
+    where
+        D: std::ops::Deref<Target = Dissected>,
+    {
+        if !reads_dissection(ex) {
+            return FramesRead::default();
+        }
+        if let Some(read) = ProduceRead::walked(ex) {
+            return FramesRead {
+                produce: Some(read),
+                software: None,
+            };
+        }
+        let d = dissected();
+        FramesRead {
+            produce: (ex.api_key == api_key::PRODUCE).then(|| ProduceRead::dissected(ex, &d)),
+            software: software_of(ex, &d),
+        }
+    }
+}
+
+/// What the detector reads of a Produce exchange: the request's record sets, each with its
+/// topic and partition, and what makes the response doubtful.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProduceRead<'a> {
+    /// (topic, partition, the record set's bytes), in the request's order; empty sets left
+    /// out.
+    sets: Vec<(String, i64, &'a [u8])>,
+    /// What is wrong with the response's layout; none when it decodes as the spec says (or
+    /// there is no response).
+    fault: Option<FrameFault>,
+    /// Whether the response carries an error code other than zero.
+    errors: bool,
+}
+
+impl<'a> ProduceRead<'a> {
+    /// From the exchange's dissection `d` (record sets not expanded).
+    fn dissected(ex: &'a Exchange, d: &Dissected) -> ProduceRead<'a> {
+        ProduceRead {
+            sets: d
+                .request
+                .as_ref()
+                .map(|req| record_sets(req, ex.request()))
+                .unwrap_or_default(),
+            fault: d.verdict.response.clone(),
+            errors: d.verdict.errors().next().is_some(),
+        }
+    }
+
+    /// From walks of both frames that build no tree (`scan::scan_clean_request` and
+    /// `_response`): `None` unless `ex` is an answered Kafka Produce whose frames both read
+    /// cleanly in the spec's layout, with topic names in UTF-8 and no more values than a
+    /// dissection keeps without eliding any; then it is what [`ProduceRead::dissected`] reads
+    /// from the dissection (the tests compare the two).
+    fn walked(ex: &'a Exchange) -> Option<ProduceRead<'a>> {
+        use chronik_protocol::fid;
+        use chronik_protocol::scan::{scan_clean_request, scan_clean_response, Scalar};
+        let response = ex.response()?;
+        if ex.api_key != api_key::PRODUCE
+            || ex.framing != crate::Framing::Kafka
+            || !ex.request_seen()
+            || ex.status != Status::Answered
+        {
+            return None;
+        }
+        let request = ex.request();
+        // Past this many values a dissection elides array elements (as the line's walk says).
+        let budget = Limits::WITHOUT_RECORDS.max_fields / 4;
+        let (name, index, records) = (
+            fid!("produce.request.topic_data.name"),
+            fid!("produce.request.topic_data.partition_data.index"),
+            fid!("produce.request.topic_data.partition_data.records"),
+        );
+        let (mut values, mut utf8, mut sets) = (0usize, true, Vec::new());
+        let (mut topic, mut partition) = (String::new(), -1);
+        scan_clean_request(request, &mut |id, v| {
+            values += 1;
+            match v {
+                Scalar::Str(s) if id == name => match std::str::from_utf8(s) {
+                    Ok(s) => s.clone_into(&mut topic),
+                    Err(_) => utf8 = false,
+                },
+                Scalar::Int(i) if id == index => partition = i,
+                Scalar::Data { start, len } if id == records && len > 0 => {
+                    sets.push((topic.clone(), partition, &request[start..start + len]));
+                }
+                _ => {}
+            }
+        })
+        .ok()?;
+        let mut errors = false;
+        scan_clean_response(response, ex.api_key, ex.api_version, &mut |id, v| {
+            values += 1;
+            if let (registry::Role::ErrorCode, Scalar::Int(c)) = (registry::role(id), v) {
+                errors |= i16::try_from(c).is_ok_and(|c| c != 0);
+            }
+        })
+        .ok()?;
+        (utf8 && values <= budget).then_some(ProduceRead {
+            sets,
+            fault: None,
+            errors,
+        })
+    }
 }
 
 fn is_software_request(ex: &Exchange) -> bool {
@@ -689,32 +813,22 @@ impl Detector {
         }
     }
 
-    /// Takes in one exchange; returns the state changes it causes. Dissects it when it has to
-    /// (see [`reads_dissection`]); [`Detector::on_dissected`] takes a dissection already made.
+    /// Takes in one exchange; returns the state changes it causes. Reads its frames when it
+    /// has to (see [`FramesRead::of`]), dissecting them if walks do not do;
+    /// [`Detector::on_read`] takes what was read already.
     pub fn on_exchange(&mut self, ex: &Exchange, t: StallThresholds) -> Vec<StateChange> {
-        let d = reads_dissection(ex).then(|| ex.dissect_with(Limits::WITHOUT_RECORDS));
-        self.on_dissected(ex, d.as_ref(), t)
+        let read = FramesRead::of(ex, || Box::new(ex.dissect_with(Limits::WITHOUT_RECORDS)));
+        self.on_read(ex, read, t)
     }
 
-    /// Takes in one exchange with its dissection (record sets not expanded, as
-    /// [`Store::dissected`] makes it; none for an exchange it does not read, see
-    /// [`reads_dissection`], and then made here if it is needed after all); returns the state
-    /// changes it causes.
-    pub fn on_dissected(
+    /// Takes in one exchange with what [`FramesRead::of`] read of its frames; returns the
+    /// state changes it causes.
+    pub fn on_read(
         &mut self,
         ex: &Exchange,
-        d: Option<&Dissected>,
+        read: FramesRead<'_>,
         t: StallThresholds,
     ) -> Vec<StateChange> {
-        let made;
-        let d = match d {
-            Some(d) => Some(d),
-            None if reads_dissection(ex) => {
-                made = ex.dissect_with(Limits::WITHOUT_RECORDS);
-                Some(&made)
-            }
-            None => None,
-        };
         let mut out = Vec::new();
         let c = self.entry(ex.conn, ex.peer());
         if ex.client_id().is_some() {
@@ -738,7 +852,7 @@ impl Detector {
         if let Some(at) = ex.response_at() {
             c.last_response_at = Some(c.last_response_at.unwrap_or(0).max(at));
         }
-        if let Some((name, version)) = d.and_then(|d| software_of(ex, d)) {
+        if let Some((name, version)) = read.software {
             c.software_name = Some(name);
             c.software_version = Some(version);
         }
@@ -757,8 +871,8 @@ impl Detector {
             }
             _ => {}
         }
-        if let Some(d) = d.filter(|_| ex.api_key == api_key::PRODUCE) {
-            self.on_produce(ex, d, t, &mut out);
+        if let Some(produce) = read.produce {
+            self.on_produce(ex, produce, t, &mut out);
         }
         self.settle_waiting(ex.conn, t, &mut out);
         out
@@ -771,21 +885,17 @@ impl Detector {
     fn on_produce(
         &mut self,
         ex: &Exchange,
-        d: &Dissected,
+        read: ProduceRead<'_>,
         t: StallThresholds,
         out: &mut Vec<StateChange>,
     ) {
         let client = client_key(ex);
-        let problem = match &d.verdict.response {
+        let problem = match &read.fault {
             Some(fault) if ex.status == Status::Answered => Some(produce_response_problem(fault)),
             _ => None,
         };
-        let doubtful = problem.is_some() || d.verdict.errors().next().is_some();
-        let sets = d
-            .request
-            .as_ref()
-            .map(|req| record_sets(req, ex.request()))
-            .unwrap_or_default();
+        let doubtful = problem.is_some() || read.errors;
+        let sets = read.sets;
         // Whole batches first (producer sequence or CRC), read from their headers.
         let mut batches = Vec::new();
         for (topic, partition, set) in &sets {
@@ -1173,6 +1283,22 @@ impl DiagnoseHandle {
 /// effect at once. Call it within a Tokio runtime; the task runs while the store's feeds are
 /// open.
 pub fn spawn(store: &Arc<Store>, thresholds: ThresholdSource) -> DiagnoseHandle {
+    let (handle, run) = start(store, thresholds);
+    tokio::spawn(run);
+    handle
+}
+
+/// [`spawn`] without the task: the detector's handle, and the future that runs it, for a
+/// caller to run in a task of its choosing (one that also reads the store's feed, say, so that
+/// a new exchange wakes one task rather than two). Subscribed to the feeds before this returns;
+/// what arrives before the future first runs waits in them. Its timer needs a Tokio runtime.
+pub fn start(
+    store: &Arc<Store>,
+    thresholds: ThresholdSource,
+) -> (
+    DiagnoseHandle,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
     use broadcast::error::RecvError;
     let (changes, _) = broadcast::channel(1024);
     let handle = DiagnoseHandle {
@@ -1185,7 +1311,7 @@ pub fn spawn(store: &Arc<Store>, thresholds: ThresholdSource) -> DiagnoseHandle 
     let h = handle.clone();
     // Weak: the task ends when the store's feeds close, that is when the store is dropped.
     let store = Arc::downgrade(store);
-    tokio::spawn(async move {
+    let run = async move {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut ex_open, mut ev_open) = (true, true);
@@ -1196,11 +1322,13 @@ pub fn spawn(store: &Arc<Store>, thresholds: ThresholdSource) -> DiagnoseHandle 
                 biased;
                 r = exchanges.recv(), if ex_open => match r {
                     Ok(ex) => {
-                        // The dissection the other views read too, made before taking the lock.
-                        let d = reads_dissection(&ex)
-                            .then(|| store.upgrade().map(|s| s.dissected(&ex)))
-                            .flatten();
-                        h.lock().on_dissected(&ex, d.as_deref(), t)
+                        // Read before taking the lock; where a dissection is needed, the one
+                        // the other views read too.
+                        let read = FramesRead::of(&ex, || match store.upgrade() {
+                            Some(s) => s.dissected(&ex),
+                            None => Arc::new(ex.dissect_with(Limits::WITHOUT_RECORDS)),
+                        });
+                        h.lock().on_read(&ex, read, t)
                     }
                     Err(RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "stall detector fell behind on exchanges");
@@ -1223,8 +1351,8 @@ pub fn spawn(store: &Arc<Store>, thresholds: ThresholdSource) -> DiagnoseHandle 
                 let _ = h.changes.send(c);
             }
         }
-    });
-    handle
+    };
+    (handle, run)
 }
 
 #[cfg(any(test, feature = "test-fixtures"))]

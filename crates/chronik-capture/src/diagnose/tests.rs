@@ -753,3 +753,105 @@ fn records_are_remembered_only_after_a_doubtful_response() {
     assert!(!text.contains("records were sent before"), "{text}");
     assert_eq!(ch[0].evidence.earlier_exchange, Some(22));
 }
+
+/// A Produce answered with frames that both read cleanly is read by walks of them, which read
+/// what its dissection reads: the record sets with their topics and partitions (empty and null
+/// sets left out), and whether the response carries an error code. One whose response does not
+/// read cleanly (bytes left over, throttle_time_ms moved) is left to the dissection.
+#[test]
+fn a_clean_produce_is_walked_as_its_dissection_reads() {
+    use chronik_protocol::test_frames::response_frame;
+    let (one, two) = (
+        batch_bytes(3, None, T0),
+        batch_bytes(2, Some((7, 0, 4)), T0),
+    );
+    let partition = |index: i32, set: Option<&[u8]>| {
+        PartitionProduceData::default()
+            .with_index(index)
+            .with_records(set.map(Bytes::copy_from_slice))
+    };
+    let topic = |name: &'static str, partitions| {
+        TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_partition_data(partitions)
+    };
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            topic(
+                "a",
+                vec![
+                    partition(0, Some(&one)),
+                    partition(1, Some(&[])),
+                    partition(2, None),
+                ],
+            ),
+            topic(
+                "b",
+                vec![partition(5, Some(&two)), partition(6, Some(&one))],
+            ),
+        ]);
+    let resp = |error: i16| {
+        ProduceResponse::default().with_responses(vec![TopicProduceResponse::default()
+            .with_name(TopicName(StrBytes::from_static_str("a")))
+            .with_partition_responses(vec![
+                PartitionProduceResponse::default().with_index(0),
+                PartitionProduceResponse::default()
+                    .with_index(1)
+                    .with_error_code(error),
+            ])])
+    };
+    let (mut walked, mut left) = (0, 0);
+    for version in 3..=11 {
+        let request = request_frame(0, version, 9, Some("app"), &req);
+        let mut extra = response_frame(version, 9, &resp(0));
+        extra.push(0);
+        let size = (extra.len() - 4) as i32;
+        extra[..4].copy_from_slice(&size.to_be_bytes());
+        let mut responses = vec![
+            (response_frame(version, 9, &resp(0)), true),
+            (response_frame(version, 9, &resp(6)), true),
+            (extra, false),
+        ];
+        if version <= 8 {
+            responses.push((produce_response(version, 9, true), false));
+        }
+        for (response, clean) in responses {
+            let ex = exchange(
+                1,
+                1,
+                5000,
+                0,
+                version,
+                9,
+                request.clone(),
+                Some(response),
+                T0,
+            );
+            let d = ex.dissect_with(Limits::WITHOUT_RECORDS);
+            let from_tree = ProduceRead::dissected(&ex, &d);
+            assert_eq!(from_tree.sets.len(), 3, "v{version}");
+            match ProduceRead::walked(&ex) {
+                Some(read) => {
+                    assert!(
+                        clean,
+                        "v{version}: walked a response that does not read cleanly"
+                    );
+                    assert_eq!(read, from_tree, "v{version}");
+                    walked += 1;
+                }
+                None => {
+                    assert!(!clean, "v{version}: a clean Produce not walked");
+                    assert!(from_tree.fault.is_some(), "v{version}");
+                    left += 1;
+                }
+            }
+        }
+    }
+    assert_eq!((walked, left), (18, 15));
+    // Not answered: left to the dissection.
+    let request = request_frame(0, 9, 9, Some("app"), &req);
+    let ex = exchange(1, 1, 5000, 0, 9, 9, request, None, T0);
+    assert_eq!(ProduceRead::walked(&ex), None);
+}

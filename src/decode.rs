@@ -146,6 +146,9 @@ struct Lines {
 /// Exchanges handed to a printing worker at a time when reading a file (from standard input,
 /// one at a time, so that each line is printed as soon as its exchange is made).
 const BATCH: usize = 256;
+/// Frame bytes in a batch, at most (past them it is handed on whatever its count): the queues
+/// hold a few batches per worker, so this bounds what they hold however large the frames.
+const BATCH_BYTES: usize = 1 << 20;
 
 /// Decodes `opts.file` and prints to standard output; the summary (`pcap FILE 12 packets, 3
 /// exchanges (read)`) and any reading errors go to standard error. Fails on a capture that
@@ -213,6 +216,7 @@ pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
         jobs,
         next: 0,
         batch: Vec::with_capacity(batch),
+        bytes: 0,
         size: batch,
     };
     let mut sink = Some(sink);
@@ -247,19 +251,23 @@ struct Batcher {
     jobs: Vec<mpsc::SyncSender<Vec<Arc<Exchange>>>>,
     next: usize,
     batch: Vec<Arc<Exchange>>,
+    /// Frame bytes in `batch`.
+    bytes: usize,
     size: usize,
 }
 
 impl Batcher {
     /// Adds an exchange; false once the workers are gone.
     fn push(&mut self, ex: Arc<Exchange>) -> bool {
+        self.bytes += ex.size();
         self.batch.push(ex);
-        self.batch.len() < self.size || self.hand_on()
+        (self.batch.len() < self.size && self.bytes < BATCH_BYTES) || self.hand_on()
     }
 
     /// Hands the batch to the next worker; false once the workers are gone.
     fn hand_on(&mut self) -> bool {
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.size));
+        self.bytes = 0;
         let sent = self.jobs[self.next].send(batch).is_ok();
         self.next = (self.next + 1) % self.jobs.len();
         sent

@@ -28,7 +28,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
 ) -> Result<Option<Vec<u8>>, FrameError> {
-    read_frame_with_room(r, max, 0).await
+    read_frame_with_room(r, max, |_| 0).await
 }
 
 /// [`read_frame`] into a buffer with room for `room` more bytes after the frame (up to 64 KiB
@@ -37,7 +37,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 pub async fn read_frame_with_room<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
-    room: usize,
+    room: fn(usize) -> usize,
 ) -> Result<Option<Vec<u8>>, FrameError> {
     let mut prefix = [0u8; 4];
     let mut got = 0;
@@ -64,7 +64,7 @@ pub async fn read_frame_with_room<R: AsyncRead + Unpin>(
         return Err(FrameError::TooLarge { size, max });
     }
     let total = 4 + size;
-    let mut frame = Vec::with_capacity(total.min(64 * 1024) + room);
+    let mut frame = Vec::with_capacity(total.min(64 * 1024) + room(total));
     frame.extend_from_slice(&prefix);
     while frame.len() < total {
         let want = (total - frame.len()).min(64 * 1024);
@@ -123,12 +123,12 @@ mod tests {
     #[tokio::test]
     async fn a_frame_read_with_room_has_it_spare() {
         let mut data: &[u8] = &[0, 0, 0, 2, 9, 9, 0, 0, 0, 1, 7];
-        let f = read_frame_with_room(&mut data, 10, 100).await.unwrap();
+        let f = read_frame_with_room(&mut data, 10, |_| 100).await.unwrap();
         let f = f.expect("a frame");
         assert_eq!(f, [0, 0, 0, 2, 9, 9]);
         assert!(f.capacity() >= f.len() + 100, "capacity {}", f.capacity());
         assert_eq!(
-            read_frame_with_room(&mut data, 10, 100).await.unwrap(),
+            read_frame_with_room(&mut data, 10, |_| 100).await.unwrap(),
             Some(vec![0, 0, 0, 1, 7])
         );
     }

@@ -16,8 +16,8 @@ use super::inject::{self, peer_gone, CloseReason, FaultPlan};
 use super::state::{Conn, Shared};
 use crate::frame::{read_frame_with_room, FrameError};
 use chronik_capture::{
-    now_micros, share_client_id, ClosedBy, ConnEvent, ConnEventKind, Exchange, Status, Store,
-    RESPONSE_ROOM,
+    now_micros, response_room, share_client_id, ClosedBy, ConnEvent, ConnEventKind, Exchange,
+    Status, Store,
 };
 use chronik_protocol::dissect::peek_request_header;
 use chronik_protocol::frame::with_size_prefix;
@@ -207,7 +207,7 @@ pub(crate) async fn read_request(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Vec<u8>, CloseReason> {
     let read = tokio::select! {
-        r = read_frame_with_room(stream, max_frame_bytes, RESPONSE_ROOM) => r,
+        r = read_frame_with_room(stream, max_frame_bytes, response_room) => r,
         _ = shutdown.changed() => {
             return Err((ClosedBy::Broker, String::from("broker shutting down")));
         }

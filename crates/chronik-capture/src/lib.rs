@@ -16,8 +16,8 @@ mod verdict;
 
 pub use connection::{ClosedBy, ConnEvent, ConnEventKind};
 pub use exchange::{
-    now_micros, share_client_id, ClientId, ConnShares, Endpoints, Exchange, Framing, PlacementUsed,
-    Status, RESPONSE_ROOM,
+    now_micros, response_room, share_client_id, ClientId, ConnShares, Endpoints, Exchange, Framing,
+    PlacementUsed, Status,
 };
 pub use store::{InFlight, Marker, Store, StoreLimits, Subscription, TimelineItem};
 pub use verdict::{Dissected, FrameFault, Severity, Verdict};

@@ -26,8 +26,10 @@ const MAX_PENDING: usize = 1024;
 /// How far below the first captured request's correlation id a response seen at the very
 /// start of a mid-stream capture may be, to be taken as an answer to an uncaptured request.
 const MID_STREAM_CORRELATION_WINDOW: i64 = 1024;
-/// Largest response buffer a connection keeps for the next response.
-const KEEP_RESPONSE_BUFFER: usize = 64 * 1024;
+/// Largest response buffer a connection keeps for the next response: the usual small ones
+/// reuse it, and a capture of many connections (up to `max_connections`) holds at most this
+/// much more for each.
+const KEEP_RESPONSE_BUFFER: usize = 4 * 1024;
 /// Bytes of an undecodable request kept in its `Malformed` exchange.
 pub(super) const MALFORMED_KEEP: usize = 64;
 

@@ -13,7 +13,6 @@ use crate::capture::pcap::source::{self, Input, Progress, Sink};
 use crate::capture::render::{Clock, TimeFormat};
 use crate::capture::{Exchange, Store, StoreLimits};
 use crate::filter::{self, Column, Filter, Subject};
-use crate::headless;
 
 /// What to decode and how to print it.
 #[derive(Debug, Clone)]
@@ -116,7 +115,7 @@ impl Printer {
         }
         if self.cols.is_empty() {
             if self.json {
-                out.push_str(&headless::render_with(ex, true, &self.clock));
+                out.push_str(&crate::capture::render::json_line(ex));
             } else {
                 crate::capture::render::push_line_with(out, ex, &self.clock);
             }

@@ -529,15 +529,24 @@ pub fn summary_without_tree(ex: &Exchange) -> Option<String> {
     Some(text)
 }
 
-/// What [`summary_without_tree`] says, before it is written.
-fn said_without_tree(ex: &Exchange) -> Option<(Said<'_>, Verdict)> {
+/// Values a walk of an exchange's two frames may give and still stand for their dissection:
+/// past this many a dissection (record sets not expanded) elides array elements, which a
+/// summary read from it then misses.
+pub(crate) const WALK_BUDGET: usize = Limits::WITHOUT_RECORDS.max_fields / 4;
+
+/// Both frames of an answered Kafka exchange (request seen), the only ones read by walks that
+/// build no tree in place of a dissection.
+pub(crate) fn answered_frames(ex: &Exchange) -> Option<(&[u8], &[u8])> {
     let response = ex.response()?;
     if ex.framing != crate::Framing::Kafka || !ex.request_seen() || ex.status != Status::Answered {
         return None;
     }
-    let request = ex.request();
-    // Past this many values a dissection elides array elements, which the summary then misses.
-    let budget = Limits::WITHOUT_RECORDS.max_fields / 4;
+    Some((ex.request(), response))
+}
+
+/// What [`summary_without_tree`] says, before it is written.
+fn said_without_tree(ex: &Exchange) -> Option<(Said<'_>, Verdict)> {
+    let (request, response) = answered_frames(ex)?;
     let catalog = registry::catalog();
     let is_records = |id: registry::FieldId| {
         catalog.entries[id.0 as usize].kind == chronik_protocol::schema::FieldType::Records
@@ -585,7 +594,7 @@ fn said_without_tree(ex: &Exchange) -> Option<(Said<'_>, Verdict)> {
         }
     })
     .ok()?;
-    if !utf8 || values > budget {
+    if !utf8 || values > WALK_BUDGET {
         return None;
     }
     findings.extend(lint::check_clean(

@@ -547,17 +547,10 @@ impl<'a> ProduceRead<'a> {
     fn walked(ex: &'a Exchange) -> Option<ProduceRead<'a>> {
         use chronik_protocol::fid;
         use chronik_protocol::scan::{scan_clean_request, scan_clean_response, Scalar};
-        let response = ex.response()?;
-        if ex.api_key != api_key::PRODUCE
-            || ex.framing != crate::Framing::Kafka
-            || !ex.request_seen()
-            || ex.status != Status::Answered
-        {
+        if ex.api_key != api_key::PRODUCE {
             return None;
         }
-        let request = ex.request();
-        // Past this many values a dissection elides array elements (as the line's walk says).
-        let budget = Limits::WITHOUT_RECORDS.max_fields / 4;
+        let (request, response) = crate::render::answered_frames(ex)?;
         let (name, index, records) = (
             fid!("produce.request.topic_data.name"),
             fid!("produce.request.topic_data.partition_data.index"),
@@ -588,7 +581,7 @@ impl<'a> ProduceRead<'a> {
             }
         })
         .ok()?;
-        (utf8 && values <= budget).then_some(ProduceRead {
+        (utf8 && values <= crate::render::WALK_BUDGET).then_some(ProduceRead {
             sets,
             fault: None,
             errors,

@@ -78,8 +78,7 @@ pub async fn print_live(
     let weak = Arc::downgrade(&store);
     drop(store);
     let store = weak;
-    let lag =
-        |n: u64| format!("# printer fell behind: {n} exchanges not printed (still in the store)");
+    let lag = |n: u64| format!("# printer fell behind: {n} exchanges not printed");
     let mut text = String::new();
     loop {
         text.clear();

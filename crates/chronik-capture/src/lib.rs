@@ -7,6 +7,7 @@
 mod connection;
 pub mod diagnose;
 mod exchange;
+mod feed;
 pub mod filter;
 pub mod lint;
 pub mod pcap;

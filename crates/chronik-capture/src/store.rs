@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use tokio::sync::broadcast;
 
 use super::{ConnEvent, Dissected, Exchange};
+use crate::feed::Feed;
+pub use crate::feed::Subscription;
 use chronik_protocol::Limits;
 
 /// Most dissections [`Store::dissected`] keeps for the views that have not read them yet.
@@ -87,7 +89,7 @@ pub struct Store {
     /// What the lint remembers of each connection's past (apart from `inner`, so readers of
     /// the store never wait on it).
     history: Mutex<crate::lint::History>,
-    tx: broadcast::Sender<Arc<Exchange>>,
+    feed: Arc<Feed>,
     conn_tx: broadcast::Sender<Arc<ConnEvent>>,
     shared: Mutex<SharedDissections>,
 }
@@ -146,17 +148,12 @@ impl SharedDissections {
     }
 }
 
-/// A live feed of new exchanges. A subscriber that falls behind loses the oldest ones and is
-/// told how many (`RecvError::Lagged`), the producer never waits.
-pub type Subscription = broadcast::Receiver<Arc<Exchange>>;
-
 impl Store {
     pub fn new(limits: StoreLimits) -> Arc<Store> {
         Arc::new(Store::build(limits, true))
     }
 
     fn build(limits: StoreLimits, capturing: bool) -> Store {
-        let (tx, _) = broadcast::channel(4096);
         let (conn_tx, _) = broadcast::channel(4096);
         Store {
             limits,
@@ -173,7 +170,7 @@ impl Store {
                 in_flight: std::collections::HashMap::new(),
             }),
             history: Mutex::new(crate::lint::History::default()),
-            tx,
+            feed: Feed::new(),
             conn_tx,
             shared: Mutex::new(SharedDissections::default()),
         }
@@ -248,8 +245,7 @@ impl Store {
             }
             ex
         };
-        // No receivers is fine.
-        let _ = self.tx.send(ex.clone());
+        self.feed.send(ex.clone());
         ex
     }
 
@@ -330,9 +326,10 @@ impl Store {
         self.lock().conn_events.iter().cloned().collect()
     }
 
-    /// Subscribes to exchanges pushed from now on.
+    /// Subscribes to exchanges pushed from now on (see [`Subscription`] for one that falls
+    /// behind).
     pub fn subscribe(&self) -> Subscription {
-        self.tx.subscribe()
+        self.feed.subscribe()
     }
 
     /// A copy of the exchanges currently held, oldest first.
@@ -386,6 +383,13 @@ impl Store {
     pub fn stats(&self) -> (usize, usize, u64) {
         let g = self.lock();
         (g.items.len(), g.bytes, g.evicted)
+    }
+}
+
+impl Drop for Store {
+    /// Subscribers read what is left of the feed, then see it closed.
+    fn drop(&mut self) {
+        self.feed.close();
     }
 }
 

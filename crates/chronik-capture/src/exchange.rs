@@ -560,7 +560,8 @@ impl Exchange {
             Some(api) => out.push_str(&api.name),
             None => _ = write!(out, "ApiKey({})", self.api_key),
         }
-        let _ = write!(out, " v{}", self.api_version);
+        out.push_str(" v");
+        out.push_str(itoa::Buffer::new().format(self.api_version));
     }
 
     /// `#12 conn=1 Produce v7 corr=5`: which exchange this is, for a line about it.

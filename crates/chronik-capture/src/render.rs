@@ -61,14 +61,18 @@ fn push_addr(text: &mut String, addr: std::net::SocketAddr) {
 }
 
 /// A latency of `us` µs in ms as `{:.2}` (below 10 ms) or `{:.0}` writes `us / 1000.0`. Whole
-/// numbers round alike either way, except at an exact half, where the float's binary value
-/// decides: those (and negative values) go through the float.
+/// numbers round alike either way, except at an exact half (`0.045`, `12.5`), where the
+/// float's binary value decides: [`float_above`] tells which side of the half it lies. An
+/// exact binary half (`0.125`), and negative values, go through the float.
 fn push_latency(text: &mut String, us: i64) {
     use std::fmt::Write;
+    let up = |half: i64| us % half != half / 2 || float_above(us) == Some(true);
     match us {
-        10_000.. if us % 1000 != 500 => push_int(text, (us + 500) / 1000),
-        0..10_000 if us % 10 != 5 => {
-            let hundredths = (us + 5) / 10;
+        10_000.. if us % 1000 != 500 || float_above(us).is_some() => {
+            push_int(text, (us + if up(1000) { 500 } else { 0 }) / 1000)
+        }
+        0..10_000 if us % 10 != 5 || float_above(us).is_some() => {
+            let hundredths = (us + if up(10) { 5 } else { 0 }) / 10;
             push_int(text, hundredths / 100);
             text.push('.');
             push_digits(text, hundredths % 100, 2);
@@ -77,6 +81,22 @@ fn push_latency(text: &mut String, us: i64) {
         _ => _ = write!(text, "{:.2}", us as f64 / 1000.0),
     }
     text.push_str("ms");
+}
+
+/// Whether `us as f64 / 1000.0` is above (`Some(true)`) or below `us / 1000` exactly, `None`
+/// when it is exact (or `us` is negative or past 2^53). The f64 is `mantissa * 2^exp`; compared
+/// with `us / 1000` in integers.
+fn float_above(us: i64) -> Option<bool> {
+    if !(1..1 << 53).contains(&us) {
+        return None;
+    }
+    let bits = (us as f64 / 1000.0).to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32 - 1075;
+    let mantissa = u128::from((bits & ((1 << 52) - 1)) | (1 << 52));
+    // mantissa * 2^exp * 1000 against us; exp is below 0 here (the value is under 2^53).
+    let shift = u32::try_from(-exp).ok().filter(|s| *s < 75)?;
+    let (float, exact) = (mantissa * 1000, u128::from(us as u64) << shift);
+    (float != exact).then_some(float > exact)
 }
 
 /// `value` (not negative) in `width` decimal digits, zero-padded, its higher digits dropped.
@@ -88,7 +108,11 @@ fn push_digits(text: &mut String, value: i64, width: u32) {
         *d = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    text.push_str(std::str::from_utf8(&digits[..width]).unwrap_or_default());
+    // Char by char: a handful of ASCII digits, no UTF-8 check.
+    text.reserve(width);
+    for &d in &digits[..width] {
+        text.push(char::from(d));
+    }
 }
 
 /// How a time is written: `utc` and `local` as `HH:MM:SS.micros`, `relative` as seconds since
@@ -663,7 +687,7 @@ pub fn request_topics(req: &Dissection) -> Vec<String> {
 /// count them (a compressed one holds messages of its own).
 fn records_in_set(set: &[u8]) -> usize {
     let entries = batch::split(set);
-    if entries.iter().any(|e| matches!(e, Entry::Legacy { .. })) {
+    if entries.clone().any(|e| matches!(e, Entry::Legacy { .. })) {
         let (mut buffers, mut fields) = (Vec::new(), Vec::new());
         records::dissect_record_set(set, 0, set.len(), FRAME, &mut buffers, &mut fields);
         let mut n = 0;
@@ -677,9 +701,8 @@ fn records_in_set(set: &[u8]) -> usize {
         return n;
     }
     entries
-        .iter()
         .filter_map(|e| match e {
-            Entry::Batch { start, end } => set.get(*start..*end).and_then(BatchHeader::parse),
+            Entry::Batch { start, end } => set.get(start..end).and_then(BatchHeader::parse),
             _ => None,
         })
         .map(|h| usize::try_from(h.records_count).unwrap_or(0))
@@ -800,21 +823,7 @@ impl FieldJson<'_> {
 /// An integer in decimal, as serde_json and `{}` write it (without the formatting machinery:
 /// every line and JSON object has several).
 fn push_int(out: &mut String, v: i64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = v.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if v < 0 {
-        out.push('-');
-    }
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 /// A JSON string: as it stands when nothing in it needs escaping (as serde_json decides:
@@ -986,7 +995,9 @@ mod tests {
     /// the rounding), integers and IPv4 and IPv6 addresses.
     #[test]
     fn a_lines_numbers_are_what_format_writes() {
-        let mut latencies: Vec<i64> = (-1100..25_000).collect();
+        let mut latencies: Vec<i64> = (-1100..25_000)
+            .chain((0..20_000).map(|k| k * 1000 + 500))
+            .collect();
         latencies.extend([
             99_500,
             100_500,

@@ -144,18 +144,37 @@ pub enum Entry {
     },
 }
 
-/// Splits a record set into its entries. Every byte belongs to exactly one entry.
-pub fn split(set: &[u8]) -> Vec<Entry> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos < set.len() {
+/// Splits a record set into its entries, in order, without allocating. Every byte belongs
+/// to exactly one entry.
+pub fn split(set: &[u8]) -> Entries<'_> {
+    Entries { set, pos: 0 }
+}
+
+/// The entries of a record set ([`split`]).
+#[derive(Debug, Clone)]
+pub struct Entries<'a> {
+    set: &'a [u8],
+    /// Where the next entry begins; the set's length once an entry ended the split.
+    pos: usize,
+}
+
+impl Iterator for Entries<'_> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        let (set, pos) = (self.set, self.pos);
+        if pos >= set.len() {
+            return None;
+        }
+        // An entry that cannot be measured takes the rest of the set.
+        let rest_is = |entry: Entry| Some(entry);
+        self.pos = set.len();
         let rest = set.len() - pos;
         if rest < MAGIC_OFFSET + 1 {
-            out.push(Entry::Partial {
+            return rest_is(Entry::Partial {
                 start: pos,
                 end: set.len(),
             });
-            break;
         }
         let len = be_i32(set, pos + 8);
         let magic = set[pos + MAGIC_OFFSET] as i8;
@@ -164,32 +183,30 @@ pub fn split(set: &[u8]) -> Vec<Entry> {
             0 => 14,
             1 => 22,
             _ => {
-                out.push(Entry::Invalid {
+                return rest_is(Entry::Invalid {
                     start: pos,
                     end: set.len(),
                     reason: "unknown magic byte",
-                });
-                break;
+                })
             }
         };
         if len < min_len {
-            out.push(Entry::Invalid {
+            return rest_is(Entry::Invalid {
                 start: pos,
                 end: set.len(),
                 reason: "length shorter than the header",
             });
-            break;
         }
         let total = 12 + len as usize;
         if total > rest {
-            out.push(Entry::Partial {
+            return rest_is(Entry::Partial {
                 start: pos,
                 end: set.len(),
             });
-            break;
         }
         let end = pos + total;
-        out.push(if magic == 2 {
+        self.pos = end;
+        Some(if magic == 2 {
             Entry::Batch { start: pos, end }
         } else {
             Entry::Legacy {
@@ -197,10 +214,8 @@ pub fn split(set: &[u8]) -> Vec<Entry> {
                 end,
                 magic,
             }
-        });
-        pos = end;
+        })
     }
-    out
 }
 
 /// A zigzag varint at `*pos`, moving past it; `None` when it runs off the end or past 64 bits.
@@ -322,7 +337,7 @@ mod tests {
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         let mut set = b.clone();
         set.extend_from_slice(&b[..30]);
-        let e = split(&set);
+        let e: Vec<Entry> = split(&set).collect();
         assert_eq!(
             e,
             vec![
@@ -333,7 +348,7 @@ mod tests {
         let h = BatchHeader::parse(&set).unwrap();
         assert_eq!(h.crc, batch_crc(&set[..61]));
         set[77] = 9;
-        assert!(matches!(split(&set)[1], Entry::Invalid { .. }));
+        assert!(matches!(split(&set).nth(1), Some(Entry::Invalid { .. })));
     }
 
     #[test]

@@ -145,8 +145,7 @@ fn append(shared: &Shared, req: ProduceRequest, version: i16, throttle: i32) -> 
                     .and_then(|v| v.parse::<usize>().ok())
                     .unwrap_or(usize::MAX);
                 let biggest = chronik_protocol::batch::split(records)
-                    .iter()
-                    .map(|e| match *e {
+                    .map(|e| match e {
                         Entry::Batch { start, end } | Entry::Legacy { start, end, .. } => {
                             end - start
                         }

@@ -99,7 +99,7 @@ pub(super) fn renumber_magic0_wrapper(m: &[u8], base: i64) -> Option<Vec<u8>> {
     let value = m.get(value_at + 4..value_at + 4 + value_len)?;
     let mut inner = inflate_legacy(codec, value)?;
     let mut next = base;
-    for e in batch::split(&inner) {
+    for e in batch::split(&inner).collect::<Vec<_>>() {
         match e {
             Entry::Legacy { start, .. } => {
                 inner[start..start + 8].copy_from_slice(&next.to_be_bytes());
@@ -147,7 +147,6 @@ fn count_inner_legacy(m: &[u8], magic: u8) -> Option<usize> {
     let value = m.get(value_at + 4..value_at + 4 + usize::try_from(value_len).ok()?)?;
     let out = inflate_legacy(m[17] & 0x07, value)?;
     let n = batch::split(&out)
-        .iter()
         .filter(|e| matches!(e, Entry::Legacy { .. }))
         .count();
     (n > 0).then_some(n)

@@ -226,7 +226,7 @@ impl PartitionLog {
         records: &[u8],
         log_append_time: Option<i64>,
     ) -> Result<Appended, AppendError> {
-        let entries = batch::split(records);
+        let entries: Vec<Entry> = batch::split(records).collect();
         if entries.is_empty() {
             return Err(refuse(errors::CORRUPT_MESSAGE, "empty record set"));
         }

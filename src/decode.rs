@@ -288,8 +288,9 @@ fn write_in_turn(
     limit: u64,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    // Each text is a batch of whole lines: written as it comes (standard output's own buffer
+    // passes text that ends a line straight through), so no copy into another buffer.
+    let mut out = std::io::stdout().lock();
     let mut printed = 0u64;
     let written = (|| {
         for turn in 0.. {

@@ -235,7 +235,13 @@ impl<'a> Walk<'a, '_> {
             .iter()
             .filter(|f| f.versions.contains(version) && f.tag.is_none())
         {
-            self.field(f, &f.ty, api, version, flexible)?;
+            match &f.ty {
+                FieldType::Struct | FieldType::Array(_) => {
+                    self.field(f, &f.ty, api, version, flexible)?
+                }
+                // Most fields: read here, without a call (a recursive one is not inlined).
+                ty => self.scalar(f, ty, version, flexible)?,
+            }
         }
         if flexible {
             self.tagged_fields()?;
@@ -243,6 +249,7 @@ impl<'a> Walk<'a, '_> {
         Ok(())
     }
 
+    /// A field of type `ty`: `f`'s own, or an element of its array.
     fn field(
         &mut self,
         f: &FieldDef,
@@ -252,7 +259,7 @@ impl<'a> Walk<'a, '_> {
         flexible: bool,
     ) -> Res {
         let at = self.pos;
-        let value = match ty {
+        match ty {
             // A nullable struct: its presence byte (negative: null), then the struct. An
             // array's elements have none, whether or not the array may be null.
             FieldType::Struct if f.nullable.contains(version) && std::ptr::eq(ty, &f.ty) => {
@@ -260,9 +267,9 @@ impl<'a> Walk<'a, '_> {
                     (self.visit)(f.id, Scalar::Null);
                     return Ok(());
                 }
-                return self.fields(&f.children, api, version);
+                self.fields(&f.children, api, version)
             }
-            FieldType::Struct => return self.fields(&f.children, api, version),
+            FieldType::Struct => self.fields(&f.children, api, version),
             FieldType::Array(inner) => {
                 let Some(n) = self.length(flexible, false)? else {
                     return self.null(f, ty, version, at);
@@ -273,8 +280,19 @@ impl<'a> Walk<'a, '_> {
                 for _ in 0..n {
                     self.field(f, inner, api, version, flexible)?;
                 }
-                return Ok(());
+                Ok(())
             }
+            ty => self.scalar(f, ty, version, flexible),
+        }
+    }
+
+    /// A field of a type other than a struct or an array.
+    #[inline(always)]
+    fn scalar(&mut self, f: &FieldDef, ty: &FieldType, version: i16, flexible: bool) -> Res {
+        let at = self.pos;
+        let value = match ty {
+            // Not reached: those are `field`'s.
+            FieldType::Struct | FieldType::Array(_) => return Err(at),
             FieldType::Bool => match self.int(1)? {
                 b @ (0 | 1) => Scalar::Int(b),
                 _ => return Err(at),

@@ -9,6 +9,7 @@
 //! waiting for one slow reader would be 16 GiB.)
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -24,6 +25,9 @@ pub const FEED_BYTES: usize = 16 << 20;
 pub(crate) struct Feed {
     ring: Mutex<Ring>,
     arrived: Notify,
+    /// Subscribers waiting on `arrived` (or about to): with none, a send wakes nobody and
+    /// takes no lock for it.
+    waiting: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -74,6 +78,7 @@ impl Feed {
         Arc::new(Feed {
             ring: Mutex::new(Ring::default()),
             arrived: Notify::new(),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -95,7 +100,11 @@ impl Feed {
             r.items.push_back(Slot { ex, unread });
             r.trim();
         }
-        self.arrived.notify_waiters();
+        // A subscriber counts itself before it looks at the ring under its lock, so one that
+        // found nothing there is counted by now.
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.arrived.notify_waiters();
+        }
     }
 
     /// No more exchanges: subscribers read what is left, then get `Closed`.
@@ -152,19 +161,45 @@ impl Subscription {
     /// The next exchange, waiting for one. Cancel safe: dropped before it is ready, nothing is
     /// lost.
     pub async fn recv(&mut self) -> Result<Arc<Exchange>, RecvError> {
-        let feed = self.feed.clone();
+        let result = |r: Result<Arc<Exchange>, TryRecvError>| match r {
+            Ok(ex) => Some(Ok(ex)),
+            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+            Err(TryRecvError::Empty) => None,
+        };
         loop {
-            // Registered before looking, so an exchange sent in between still wakes this.
+            // What is there already is taken without registering to wait.
+            if let Some(r) = result(self.try_recv()) {
+                return r;
+            }
+            let feed = self.feed.clone();
+            // Registered and counted before looking again, so an exchange sent in between
+            // still wakes this.
             let arrived = feed.arrived.notified();
             let mut arrived = std::pin::pin!(arrived);
             arrived.as_mut().enable();
-            match self.try_recv() {
-                Ok(ex) => return Ok(ex),
-                Err(TryRecvError::Lagged(n)) => return Err(RecvError::Lagged(n)),
-                Err(TryRecvError::Closed) => return Err(RecvError::Closed),
-                Err(TryRecvError::Empty) => arrived.await,
+            let _waiting = Waiting::count(&feed.waiting);
+            if let Some(r) = result(self.try_recv()) {
+                return r;
             }
+            arrived.await;
         }
+    }
+}
+
+/// A subscriber counted in [`Feed::waiting`] while this lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(n: &'a AtomicUsize) -> Waiting<'a> {
+        n.fetch_add(1, Ordering::SeqCst);
+        Waiting(n)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -270,5 +305,43 @@ mod tests {
         sender.close();
         assert_eq!(sub.recv().await.map(|e| e.id), Ok(8));
         assert_eq!(sub.recv().await.map(|e| e.id), Err(RecvError::Closed));
+    }
+
+    /// A sender on another thread and a subscriber that waits between bursts: every exchange
+    /// is read or counted as lost, in order, and no wake-up is missed (the last one read ends
+    /// the wait well before the timeout).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_wake_up_is_missed_across_threads() {
+        const N: u64 = 20_000;
+        let feed = Feed::new();
+        let mut sub = feed.subscribe();
+        let sender = feed.clone();
+        let thread = std::thread::spawn(move || {
+            for id in 1..=N {
+                sender.send(ex(id, 10));
+                if id % 64 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let (mut seen, mut last) = (0u64, 0u64);
+        let read = async {
+            while seen < N {
+                match sub.recv().await {
+                    Ok(e) => {
+                        assert!(e.id > last, "{} after {last}", e.id);
+                        last = e.id;
+                        seen += 1;
+                    }
+                    Err(RecvError::Lagged(n)) => seen += n,
+                    Err(RecvError::Closed) => panic!("closed"),
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(20), read)
+            .await
+            .expect("a wake-up was missed");
+        thread.join().unwrap();
+        assert_eq!((seen, last), (N, N));
     }
 }

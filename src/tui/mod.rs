@@ -6,6 +6,7 @@
 //! a panic (the panic hook restores it before the message is printed).
 
 pub mod app;
+mod blocks;
 pub mod components;
 pub mod replay;
 pub mod theme;

@@ -2,7 +2,9 @@
 //! following the tail until the user scrolls up. Rows are sampled from the store by the app's
 //! tick; the broker never waits on the list.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+
+use crate::tui::blocks::Blocks;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -157,14 +159,14 @@ fn exchange_passes(
 
 /// The list's state.
 pub struct ExchangeList {
-    entries: VecDeque<Row>,
+    entries: Blocks<Row>,
     /// Summary and class of the exchange rows drawn last, by sequence number (made again only
     /// for rows that come into view).
     drawn: HashMap<u64, (String, RowClass)>,
     /// Sequence number of `entries[0]`.
     base: u64,
     /// Sequence numbers of the rows shown (filter and connection applied), ascending.
-    visible: VecDeque<u64>,
+    visible: Blocks<u64>,
     /// Index into `visible`.
     selected: Option<usize>,
     offset: usize,
@@ -210,10 +212,10 @@ impl ExchangeList {
     /// An empty list keeping at most `cap` rows.
     pub fn new(cap: usize) -> ExchangeList {
         ExchangeList {
-            entries: VecDeque::new(),
+            entries: Blocks::new(),
             drawn: HashMap::new(),
             base: 0,
-            visible: VecDeque::new(),
+            visible: Blocks::new(),
             selected: None,
             offset: 0,
             markers: 0,
@@ -338,11 +340,12 @@ impl ExchangeList {
 
     /// Drops the first `drop` rows held.
     fn drop_front(&mut self, drop: usize) {
-        let gone_markers = self
-            .entries
-            .drain(..drop)
-            .filter(|e| matches!(e, Row::Marker(_)))
-            .count();
+        let mut gone_markers = 0;
+        for _ in 0..drop {
+            if let Some(Row::Marker(_)) = self.entries.pop_front() {
+                gone_markers += 1;
+            }
+        }
         self.markers -= gone_markers;
         self.base += drop as u64;
         let before = self.visible.len();
@@ -382,7 +385,7 @@ impl ExchangeList {
         if self.entries.len() <= self.inline_max {
             self.filter = filter;
             self.conn = conn;
-            let mut visible = VecDeque::new();
+            let mut visible = Blocks::new();
             for (i, e) in self.entries.iter().enumerate() {
                 if self.passes(e, None, clients) {
                     visible.push_back(self.base + i as u64);
@@ -391,15 +394,14 @@ impl ExchangeList {
             self.show(visible);
             return false;
         }
-        let snapshot: Arc<Vec<Option<Arc<Exchange>>>> = Arc::new(
-            self.entries
-                .iter()
-                .map(|e| match e {
-                    Row::Exchange(ex) => Some(ex.clone()),
-                    Row::Marker(_) => None,
-                })
-                .collect(),
-        );
+        let mut rows = Vec::with_capacity(self.entries.len());
+        for slice in self.entries.slices() {
+            rows.extend(slice.iter().map(|e| match e {
+                Row::Exchange(ex) => Some(ex.clone()),
+                Row::Marker(_) => None,
+            }));
+        }
+        let snapshot: Arc<Vec<Option<Arc<Exchange>>>> = Arc::new(rows);
         let total = snapshot.len();
         let done = Arc::new(AtomicUsize::new(0));
         let cancel = Arc::new(AtomicBool::new(false));
@@ -489,7 +491,7 @@ impl ExchangeList {
         let Some(mut r) = self.refiltering.take() else {
             return false;
         };
-        let mut visible = VecDeque::with_capacity(r.tail.len());
+        let mut visible = Blocks::new();
         for w in r.workers.drain(..) {
             // A worker that panicked passes nothing (the filter is the same code the UI runs).
             visible.extend(w.join().unwrap_or_default());
@@ -508,7 +510,7 @@ impl ExchangeList {
 
     /// Shows `visible` (sequence numbers, ascending), keeping the selected row selected, or the
     /// nearest one shown.
-    fn show(&mut self, visible: VecDeque<u64>) {
+    fn show(&mut self, visible: Blocks<u64>) {
         let keep = self.selected_seq();
         self.visible = visible;
         self.selected = match keep {
@@ -669,7 +671,7 @@ impl ExchangeList {
         let mut lines = vec![Line::styled(header, theme.header)];
         let mut last = std::mem::take(&mut self.drawn);
         let mut drawn = HashMap::with_capacity(height);
-        let shown = self.visible.range(self.offset.min(self.visible.len())..);
+        let shown = self.visible.iter_from(self.offset);
         for (i, seq) in shown.take(height).enumerate() {
             let line = match self.entry(*seq) {
                 Some(Row::Exchange(ex)) => {

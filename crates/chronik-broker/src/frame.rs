@@ -31,8 +31,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     read_frame_with_room(r, max, |_| 0).await
 }
 
-/// [`read_frame`] into a buffer with room for `room` more bytes after the frame (up to 64 KiB
-/// of it, for a frame that large): the broker's request buffer, which its exchange keeps with
+/// [`read_frame`] into a buffer with room for `room(total)` more bytes after the frame of
+/// `total` bytes (up to 64 KiB of the frame, for one that large; see
+/// [`chronik_capture::response_room`]): the broker's request buffer, which its exchange keeps with
 /// the response after it, so that a small response joins it without a new allocation.
 pub async fn read_frame_with_room<R: AsyncRead + Unpin>(
     r: &mut R,

@@ -66,18 +66,29 @@ fn push_addr(text: &mut String, addr: std::net::SocketAddr) {
 /// exact binary half (`0.125`), and negative values, go through the float.
 fn push_latency(text: &mut String, us: i64) {
     use std::fmt::Write;
-    let up = |half: i64| us % half != half / 2 || float_above(us) == Some(true);
+    // What to add before dividing by `unit` to round to it: half a unit, none at an exact half
+    // the float lies below; `None` where only the float can tell.
+    let add = |unit: i64| {
+        if us % unit != unit / 2 {
+            Some(unit / 2)
+        } else {
+            float_above(us).map(|above| if above { unit / 2 } else { 0 })
+        }
+    };
     match us {
-        10_000.. if us % 1000 != 500 || float_above(us).is_some() => {
-            push_int(text, (us + if up(1000) { 500 } else { 0 }) / 1000)
-        }
-        0..10_000 if us % 10 != 5 || float_above(us).is_some() => {
-            let hundredths = (us + if up(10) { 5 } else { 0 }) / 10;
-            push_int(text, hundredths / 100);
-            text.push('.');
-            push_digits(text, hundredths % 100, 2);
-        }
-        10_000.. => _ = write!(text, "{:.0}", us as f64 / 1000.0),
+        10_000.. => match add(1000) {
+            Some(add) => push_int(text, (us + add) / 1000),
+            None => _ = write!(text, "{:.0}", us as f64 / 1000.0),
+        },
+        0..10_000 => match add(10) {
+            Some(add) => {
+                let hundredths = (us + add) / 10;
+                push_int(text, hundredths / 100);
+                text.push('.');
+                push_digits(text, hundredths % 100, 2);
+            }
+            None => _ = write!(text, "{:.2}", us as f64 / 1000.0),
+        },
         _ => _ = write!(text, "{:.2}", us as f64 / 1000.0),
     }
     text.push_str("ms");
@@ -205,13 +216,7 @@ impl Clock {
 
 /// One line: time, connection, client, api and version, correlation id, latency, sizes, summary.
 pub fn line(ex: &Exchange) -> String {
-    let mut line = String::with_capacity(160);
-    push_clock(&mut line, ex.request_at);
-    let d = ex.dissect();
-    line_after_time(&mut line, ex, |out| {
-        summary_of(ex, &d).write(&d.verdict, out)
-    });
-    line
+    line_dissected(ex, &ex.dissect(), &Clock::new(TimeFormat::Utc))
 }
 
 /// [`line()`] with its time written by `clock`. The line needs no record decoded (a record
@@ -251,13 +256,12 @@ fn push_line_or_dissected<D: std::ops::Deref<Target = Dissected>>(
     clock: &Clock,
     dissected: impl FnOnce() -> D,
 ) {
-    clock.write(line, ex.request_at);
     match said_without_tree(ex) {
-        Some((said, verdict)) => line_after_time(line, ex, |out| said.write(&verdict, out)),
-        None => {
-            let d = dissected();
-            line_after_time(line, ex, |out| summary_of(ex, &d).write(&d.verdict, out));
+        Some((said, verdict)) => {
+            clock.write(line, ex.request_at);
+            line_after_time(line, ex, |out| said.write(&verdict, out));
         }
+        None => push_line_dissected(line, ex, &dissected(), clock),
     }
 }
 
@@ -266,11 +270,14 @@ fn push_line_or_dissected<D: std::ops::Deref<Target = Dissected>>(
 /// headers.
 pub fn line_dissected(ex: &Exchange, d: &Dissected, clock: &Clock) -> String {
     let mut line = String::with_capacity(160);
-    clock.write(&mut line, ex.request_at);
-    line_after_time(&mut line, ex, |out| {
-        summary_of(ex, d).write(&d.verdict, out)
-    });
+    push_line_dissected(&mut line, ex, d, clock);
     line
+}
+
+/// [`line_dissected`], written at the end of `line`.
+fn push_line_dissected(line: &mut String, ex: &Exchange, d: &Dissected, clock: &Clock) {
+    clock.write(line, ex.request_at);
+    line_after_time(line, ex, |out| summary_of(ex, d).write(&d.verdict, out));
 }
 
 /// What the summary of an exchange says, from its dissection.

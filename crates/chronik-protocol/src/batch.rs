@@ -166,12 +166,11 @@ impl Iterator for Entries<'_> {
         if pos >= set.len() {
             return None;
         }
-        // An entry that cannot be measured takes the rest of the set.
-        let rest_is = |entry: Entry| Some(entry);
+        // An entry that cannot be measured takes the rest of the set (and ends the split).
         self.pos = set.len();
         let rest = set.len() - pos;
         if rest < MAGIC_OFFSET + 1 {
-            return rest_is(Entry::Partial {
+            return Some(Entry::Partial {
                 start: pos,
                 end: set.len(),
             });
@@ -183,7 +182,7 @@ impl Iterator for Entries<'_> {
             0 => 14,
             1 => 22,
             _ => {
-                return rest_is(Entry::Invalid {
+                return Some(Entry::Invalid {
                     start: pos,
                     end: set.len(),
                     reason: "unknown magic byte",
@@ -191,7 +190,7 @@ impl Iterator for Entries<'_> {
             }
         };
         if len < min_len {
-            return rest_is(Entry::Invalid {
+            return Some(Entry::Invalid {
                 start: pos,
                 end: set.len(),
                 reason: "length shorter than the header",
@@ -199,7 +198,7 @@ impl Iterator for Entries<'_> {
         }
         let total = 12 + len as usize;
         if total > rest {
-            return rest_is(Entry::Partial {
+            return Some(Entry::Partial {
                 start: pos,
                 end: set.len(),
             });

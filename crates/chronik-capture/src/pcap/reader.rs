@@ -744,17 +744,8 @@ impl CaptureReader {
 
     /// Skips `len` bytes of the block that starts at `start`.
     fn skip(&mut self, start: u64, total_len: u64, len: u64) -> Result<(), CaptureError> {
-        let mut left = len;
-        while left > 0 {
-            let n = match self.input.fill_buf() {
-                Ok([]) => return Err(self.ends_early(start, "pcapng block", total_len)),
-                Ok(buf) => buf.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(CaptureError::new(self.offset, format!("read error: {e}"))),
-            };
-            self.input.consume(n);
-            self.offset += n as u64;
-            left -= n as u64;
+        if self.take_input(len, |_| {})? < len {
+            return Err(self.ends_early(start, "pcapng block", total_len));
         }
         Ok(())
     }
@@ -764,13 +755,19 @@ impl CaptureReader {
     /// claims; `data`'s buffer is reused.
     fn read_into(&mut self, data: &mut Vec<u8>, len: u64) -> Result<u64, CaptureError> {
         data.clear();
+        self.take_input(len, |bytes| data.extend_from_slice(bytes))
+    }
+
+    /// Passes up to `len` bytes of the input to `each` as they lie in its buffer, consuming
+    /// them (fewer only at its end); returns how many.
+    fn take_input(&mut self, len: u64, mut each: impl FnMut(&[u8])) -> Result<u64, CaptureError> {
         let mut left = len;
         while left > 0 {
             let n = match self.input.fill_buf() {
                 Ok([]) => break,
                 Ok(buf) => {
                     let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                    data.extend_from_slice(&buf[..n]);
+                    each(&buf[..n]);
                     n
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
+use crate::capture::lint::{Facts, History, IdempotentBatches};
 use crate::capture::pcap::kafka_stream::StreamOptions;
 use crate::capture::pcap::parquet::ParquetExporter;
-use crate::capture::pcap::source::{self, Input, Progress, Sink};
-use crate::capture::render::{Clock, TimeFormat};
-use crate::capture::{Exchange, Store, StoreLimits};
+use crate::capture::pcap::source::{self, Fed, Input, Progress, Sink};
+use crate::capture::render::{self, Clock, TimeFormat};
+use crate::capture::{ConnEventKind, Exchange, Store, StoreLimits};
 use crate::filter::{self, Column, Filter, Subject};
 
 /// What to decode and how to print it.
@@ -107,6 +108,25 @@ impl Printer {
             .is_none_or(|f| f.matches(&Subject::new(ex)))
     }
 
+    /// [`Printer::write`], and what the exchange brings to the lint's history: read from the
+    /// line's own walk of a Produce request when the line is made from one, so that the
+    /// request is walked once.
+    fn write_with_facts(&self, ex: &Exchange, out: &mut String) -> (bool, Facts) {
+        if ex.api_key != crate::protocol::api_key::PRODUCE
+            || !self.cols.is_empty()
+            || self.json
+            || !self.keeps(ex)
+        {
+            return (self.write(ex, out), History::facts(ex));
+        }
+        let mut batches = IdempotentBatches::new(ex.request());
+        if render::push_line_seeing(out, ex, &self.clock, &mut |id, v| batches.visit(id, v)) {
+            (true, batches.facts(ex))
+        } else {
+            (true, History::facts(ex))
+        }
+    }
+
     /// Writes the text of an exchange at the end of `out`; false (and nothing written) when
     /// the filter drops it.
     fn write(&self, ex: &Exchange, out: &mut String) -> bool {
@@ -135,11 +155,24 @@ impl Printer {
     }
 }
 
-/// A batch of printed lines: their text, one after the other, and where each ends.
+/// Exchanges handed to a printing worker, with the connections that closed among them.
 #[derive(Default)]
+struct Job {
+    exchanges: Vec<Arc<Exchange>>,
+    /// Each closed connection with the number of the job's exchanges before its closing.
+    closed: Vec<(usize, u64)>,
+}
+
+/// A printed job: the text of its exchanges, one after the other, and what the writer needs to
+/// apply the lint's history to them in order.
 struct Lines {
     text: String,
+    /// Where each exchange's text ends (where the one before ends, for an exchange the filter
+    /// drops).
     ends: Vec<usize>,
+    /// The history's facts of the exchanges that have any, with their index.
+    facts: Vec<(usize, Facts)>,
+    job: Job,
 }
 
 /// Exchanges handed to a printing worker at a time when reading a file (from standard input,
@@ -156,18 +189,25 @@ const BATCH_BYTES: usize = 1 << 20;
 /// The capture is read, reassembled and paired on this thread, which hands the exchanges in
 /// batches to printing workers, one per core (their text is most of the work: dissection,
 /// filter, line or JSON); batch `i` goes to worker `i % n`, and the writer takes the texts back
-/// in the same turn, so the lines come out in the capture's order. Every channel is bounded,
-/// so memory stays bounded however large the capture.
+/// in the same turn, so the lines come out in the capture's order. The lint's connection
+/// history is kept by the writer: the workers read what each exchange brings to it (its
+/// [`Facts`]), and the writer applies them in order, printing again the rare exchange the
+/// history has findings on. Every channel is bounded, so memory stays bounded however large
+/// the capture.
 pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
     let printer = Printer::new(&opts)?;
     if let Some(path) = &opts.parquet {
         return write_parquet(&opts, printer, path);
     }
     let printer = Arc::new(printer);
-    // `relative` times count from the first line printed: one worker keeps that order.
-    let workers = match opts.time {
-        TimeFormat::Relative => 1,
-        _ => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+    // `relative` times count from the first line printed: one worker keeps that order, and
+    // the history stays with the store, so that no line is printed again out of turn.
+    let (workers, history) = match opts.time {
+        TimeFormat::Relative => (1, None),
+        _ => (
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            Some(History::default()),
+        ),
     };
     let batch = if opts.file.as_os_str() == "-" {
         1
@@ -176,25 +216,38 @@ pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let limit = opts.count.unwrap_or(u64::MAX);
+    let writer_keeps_history = history.is_some();
     let (mut jobs, mut results) = (Vec::new(), Vec::new());
     for i in 0..workers {
-        let (job_tx, job_rx) = mpsc::sync_channel::<Vec<Arc<Exchange>>>(2);
+        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(2);
         let (text_tx, text_rx) = mpsc::sync_channel::<Lines>(2);
         let printer = printer.clone();
         std::thread::Builder::new()
             .name(format!("decode-print-{i}"))
             .spawn(move || {
-                for exchanges in job_rx {
+                for job in job_rx {
                     let mut lines = Lines {
-                        text: String::with_capacity(exchanges.len() * 160),
-                        ends: Vec::with_capacity(exchanges.len()),
+                        text: String::with_capacity(job.exchanges.len() * 160),
+                        ends: Vec::with_capacity(job.exchanges.len()),
+                        facts: Vec::new(),
+                        job: Job::default(),
                     };
-                    for ex in &exchanges {
-                        if printer.write(ex, &mut lines.text) {
+                    for (i, ex) in job.exchanges.iter().enumerate() {
+                        let kept = if writer_keeps_history {
+                            let (kept, facts) = printer.write_with_facts(ex, &mut lines.text);
+                            if !facts.is_empty() {
+                                lines.facts.push((i, facts));
+                            }
+                            kept
+                        } else {
+                            printer.write(ex, &mut lines.text)
+                        };
+                        if kept {
                             lines.text.push('\n');
-                            lines.ends.push(lines.text.len());
                         }
+                        lines.ends.push(lines.text.len());
                     }
+                    lines.job = job;
                     if text_tx.send(lines).is_err() {
                         return; // the writer stopped
                     }
@@ -206,31 +259,42 @@ pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
     }
     let writer = {
         let stop = stop.clone();
+        let mut writer = Writer {
+            printer,
+            history,
+            limit,
+            printed: 0,
+        };
         std::thread::Builder::new()
             .name("decode-write".into())
-            .spawn(move || write_in_turn(results, limit, &stop))
+            .spawn(move || writer.write_in_turn(results, &stop))
             .map_err(DecodeError::Output)?
     };
     let sink = Batcher {
         jobs,
         next: 0,
-        batch: Vec::with_capacity(batch),
+        job: Job {
+            exchanges: Vec::with_capacity(batch),
+            closed: Vec::new(),
+        },
         bytes: 0,
         size: batch,
     };
     let mut sink = Some(sink);
-    let progress = read_capture(
-        &opts.file,
-        opts.stream,
-        Box::new(move |ex: &Arc<Exchange>| {
-            if let Some(s) = sink.as_mut() {
-                if !s.push(ex.clone()) {
-                    sink = None; // every worker is gone: the writer stopped
-                }
+    let sink: Sink = Box::new(move |fed: Fed<'_>| {
+        if let Some(s) = sink.as_mut() {
+            if !s.push(fed) {
+                sink = None; // every worker is gone: the writer stopped
             }
-        }),
-        &stop,
-    )?;
+        }
+    });
+    let input = Input::open(&opts.file).map_err(DecodeError::Input)?;
+    let store = if writer_keeps_history {
+        Store::without_history(DECODE_STORE)
+    } else {
+        decode_store()
+    };
+    let progress = read_input(input, opts.stream, store, sink, &stop);
     let written = writer
         .join()
         .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
@@ -247,27 +311,41 @@ pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
 /// Gathers exchanges into batches and hands each to the next worker in turn; dropping it
 /// hands on the last, partial batch and closes the workers' queues.
 struct Batcher {
-    jobs: Vec<mpsc::SyncSender<Vec<Arc<Exchange>>>>,
+    jobs: Vec<mpsc::SyncSender<Job>>,
     next: usize,
-    batch: Vec<Arc<Exchange>>,
-    /// Frame bytes in `batch`.
+    job: Job,
+    /// Frame bytes in `job`.
     bytes: usize,
     size: usize,
 }
 
 impl Batcher {
-    /// Adds an exchange; false once the workers are gone.
-    fn push(&mut self, ex: Arc<Exchange>) -> bool {
-        self.bytes += ex.size();
-        self.batch.push(ex);
-        (self.batch.len() < self.size && self.bytes < BATCH_BYTES) || self.hand_on()
+    /// Adds an exchange or a connection's closing; false once the workers are gone.
+    fn push(&mut self, fed: Fed<'_>) -> bool {
+        match fed {
+            Fed::Exchange(ex) => {
+                self.bytes += ex.size();
+                self.job.exchanges.push(ex.clone());
+            }
+            Fed::Conn(ev) => {
+                if let ConnEventKind::Closed { .. } = ev.kind {
+                    self.job.closed.push((self.job.exchanges.len(), ev.conn));
+                }
+                return true;
+            }
+        }
+        (self.job.exchanges.len() < self.size && self.bytes < BATCH_BYTES) || self.hand_on()
     }
 
     /// Hands the batch to the next worker; false once the workers are gone.
     fn hand_on(&mut self) -> bool {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.size));
+        let job = Job {
+            exchanges: Vec::with_capacity(self.size),
+            closed: Vec::new(),
+        };
+        let job = std::mem::replace(&mut self.job, job);
         self.bytes = 0;
-        let sent = self.jobs[self.next].send(batch).is_ok();
+        let sent = self.jobs[self.next].send(job).is_ok();
         self.next = (self.next + 1) % self.jobs.len();
         sent
     }
@@ -275,41 +353,118 @@ impl Batcher {
 
 impl Drop for Batcher {
     fn drop(&mut self) {
-        if !self.batch.is_empty() {
+        if !self.job.exchanges.is_empty() || !self.job.closed.is_empty() {
             self.hand_on();
         }
     }
 }
 
-/// Writes the workers' texts to standard output in turn (worker `i % n` for batch `i`) until
-/// they are done, `limit` lines are written, or writing fails; then sets `stop`.
-fn write_in_turn(
-    results: Vec<mpsc::Receiver<Lines>>,
+/// The writing thread's part: the workers' texts written in turn, the lint's history applied
+/// to their exchanges in order.
+struct Writer {
+    printer: Arc<Printer>,
+    /// `None` when the store keeps it (`relative` times).
+    history: Option<History>,
     limit: u64,
-    stop: &AtomicBool,
-) -> std::io::Result<()> {
-    // Each text is a batch of whole lines: written as it comes (standard output's own buffer
-    // passes text that ends a line straight through), so no copy into another buffer.
-    let mut out = std::io::stdout().lock();
-    let mut printed = 0u64;
-    let written = (|| {
-        for turn in 0.. {
-            let Ok(lines) = results[turn % results.len()].recv() else {
-                return Ok(()); // the workers are done
-            };
-            let left = usize::try_from(limit - printed).unwrap_or(usize::MAX);
-            if lines.ends.len() < left {
-                out.write_all(lines.text.as_bytes())?;
-                printed += lines.ends.len() as u64;
+    printed: u64,
+}
+
+impl Writer {
+    /// Writes the workers' texts to standard output in turn (worker `i % n` for batch `i`)
+    /// until they are done, `limit` lines are written, or writing fails; then sets `stop`.
+    fn write_in_turn(
+        &mut self,
+        results: Vec<mpsc::Receiver<Lines>>,
+        stop: &AtomicBool,
+    ) -> std::io::Result<()> {
+        // Each text is a batch of whole lines: written as it comes (standard output's own
+        // buffer passes text that ends a line straight through), so no copy into another
+        // buffer.
+        let mut out = std::io::stdout().lock();
+        let written = (|| {
+            for turn in 0.. {
+                let Ok(lines) = results[turn % results.len()].recv() else {
+                    return Ok(()); // the workers are done
+                };
+                if !self.write_lines(lines, &mut out)? {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        })();
+        stop.store(true, Ordering::Relaxed);
+        written.and_then(|()| out.flush())
+    }
+
+    /// Writes a job's text, each exchange the history has findings on printed again with
+    /// them; false once `limit` lines are written.
+    fn write_lines(&mut self, lines: Lines, out: &mut impl Write) -> std::io::Result<bool> {
+        let Lines {
+            text,
+            ends,
+            facts,
+            job,
+        } = lines;
+        if self.printed >= self.limit {
+            return Ok(false); // `--count 0`
+        }
+        let left = self.limit - self.printed;
+        let Some(history) = self.history.as_mut() else {
+            // The store applied the history: the text is final.
+            let kept = ends.iter().zip(std::iter::once(&0).chain(&ends));
+            let mut count = 0u64;
+            for (end, start) in kept {
+                count += u64::from(end > start);
+                if count == left {
+                    out.write_all(&text.as_bytes()[..*end])?;
+                    return Ok(false);
+                }
+            }
+            out.write_all(text.as_bytes())?;
+            self.printed += count;
+            return Ok(true);
+        };
+        let (mut facts, mut closed) = (facts.into_iter().peekable(), job.closed.iter().peekable());
+        // Text before `from` is written; `start` is where the exchange at hand's text starts.
+        let (mut from, mut start) = (0, 0);
+        let mut again = String::new();
+        for (i, ex) in job.exchanges.iter().enumerate() {
+            while let Some((_, conn)) = closed.next_if(|(n, _)| *n <= i) {
+                history.closed(*conn);
+            }
+            let f = facts.next_if(|(j, _)| *j == i).map(|(_, f)| f);
+            let found = history.apply(ex, f.unwrap_or_default());
+            let end = ends[i];
+            let kept = if found.is_empty() {
+                end > start
             } else {
-                out.write_all(&lines.text.as_bytes()[..lines.ends[left - 1]])?;
-                return Ok(());
+                out.write_all(&text.as_bytes()[from..start])?;
+                from = end;
+                let mut ex = Exchange::clone(ex);
+                ex.set_lint(found);
+                again.clear();
+                let kept = self.printer.write(&ex, &mut again);
+                if kept {
+                    again.push('\n');
+                    out.write_all(again.as_bytes())?;
+                }
+                kept
+            };
+            start = end;
+            if kept {
+                self.printed += 1;
+                if self.printed == self.limit {
+                    out.write_all(&text.as_bytes()[from.min(end)..end])?;
+                    return Ok(false);
+                }
             }
         }
-        Ok(())
-    })();
-    stop.store(true, Ordering::Relaxed);
-    written.and_then(|()| out.flush())
+        for (_, conn) in closed {
+            history.closed(*conn);
+        }
+        out.write_all(&text.as_bytes()[from..])?;
+        Ok(true)
+    }
 }
 
 /// Decodes `opts.file` into the Parquet file `path` (`-`: standard output): a row for each
@@ -331,7 +486,8 @@ fn write_parquet(opts: &DecodeOptions, printer: Printer, path: &Path) -> Result<
     let sink = {
         let (exporter, write_error, stop) = (exporter.clone(), write_error.clone(), stop.clone());
         let mut written = 0u64;
-        Box::new(move |ex: &Arc<Exchange>| {
+        Box::new(move |fed: Fed<'_>| {
+            let Fed::Exchange(ex) = fed else { return };
             if stop.load(Ordering::Relaxed) || !printer.keeps(ex) {
                 return;
             }
@@ -347,7 +503,7 @@ fn write_parquet(opts: &DecodeOptions, printer: Printer, path: &Path) -> Result<
             }
         })
     };
-    let progress = read_input(input, opts.stream.clone(), sink, &stop);
+    let progress = read_input(input, opts.stream.clone(), decode_store(), sink, &stop);
     if let Some(e) = write_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(fail(e));
     }
@@ -375,18 +531,29 @@ pub fn read_capture(
     stop: &AtomicBool,
 ) -> Result<Arc<Progress>, DecodeError> {
     let input = Input::open(file).map_err(DecodeError::Input)?;
-    Ok(read_input(input, stream, sink, stop))
+    Ok(read_input(input, stream, decode_store(), sink, stop))
 }
 
-/// [`read_capture`] from a capture already opened.
-fn read_input(input: Input, stream: StreamOptions, sink: Sink, stop: &AtomicBool) -> Arc<Progress> {
-    // Exchanges are handed on as they are made; the store only numbers them (and keeps the
-    // lint's connection history), so it stays small and a capture of any size is read in
-    // bounded memory.
-    let store = Store::new(StoreLimits {
-        max_exchanges: 1024,
-        max_bytes: 16 << 20,
-    });
+/// The store a capture is decoded through. Exchanges are handed on as they are made; the
+/// store only numbers them (and keeps the lint's connection history, unless the caller keeps
+/// it), so it stays small and a capture of any size is read in bounded memory.
+const DECODE_STORE: StoreLimits = StoreLimits {
+    max_exchanges: 1024,
+    max_bytes: 16 << 20,
+};
+
+fn decode_store() -> Arc<Store> {
+    Store::new(DECODE_STORE)
+}
+
+/// [`read_capture`] from a capture already opened, through `store`.
+fn read_input(
+    input: Input,
+    stream: StreamOptions,
+    store: Arc<Store>,
+    sink: Sink,
+    stop: &AtomicBool,
+) -> Arc<Progress> {
     let progress = input.progress();
     source::read_input_until(input, stream, store, progress.clone(), sink, stop);
     progress

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::capture::pcap::jsonl;
 use crate::capture::pcap::kafka_stream::StreamOptions;
-use crate::capture::pcap::source::{Progress, Sink};
+use crate::capture::pcap::source::{Fed, Progress, Sink};
 use crate::capture::{Exchange, Store, StoreLimits};
 use crate::decode::{self, DecodeError};
 use crate::protocol::lint::{Finding, Level};
@@ -70,7 +70,7 @@ fn read_json_lines(file: &Path, mut sink: Sink) -> Result<Option<Arc<Progress>>,
     });
     let got = jsonl::read_file(file, &store).map_err(DecodeError::Input)?;
     for ex in store.snapshot() {
-        sink(&ex);
+        sink(Fed::Exchange(&ex));
     }
     eprintln!(
         "chronik-tui lint: {}: {} exchanges (JSON lines)",
@@ -94,7 +94,8 @@ pub fn run(opts: LintOptions) -> ExitCode {
             stop.clone(),
         );
         let (json, min) = (opts.json, opts.min_level);
-        Box::new(move |ex: &Arc<Exchange>| {
+        Box::new(move |fed: Fed<'_>| {
+            let Fed::Exchange(ex) = fed else { return };
             let findings = ex.dissect().verdict.findings;
             let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
             t.exchanges += 1;

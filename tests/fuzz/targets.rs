@@ -661,18 +661,37 @@ pub fn capture_reader(input: &[u8]) {
 // Target: the whole capture path of `decode`
 
 /// A capture file run through `decode`'s own path (`decode::read_capture`, from a file),
-/// each exchange printed both ways and dissected in full as the views would.
+/// each exchange printed both ways and dissected in full as the views would, and its lint
+/// history read as decode's printers and writer read it (from the line's walk, then applied).
 pub fn decode_capture(path: &std::path::Path, input: &[u8]) {
+    use chronik_tui::capture::lint::{History, IdempotentBatches};
+    use chronik_tui::capture::pcap::source::Fed;
     std::fs::write(path, input).expect("writing the input");
     let printed = Arc::new(Mutex::new(0usize));
     let counter = printed.clone();
     let clock = Clock::new(TimeFormat::default());
-    let sink = Box::new(move |ex: &Arc<chronik_tui::capture::Exchange>| {
+    let mut history = History::default();
+    let sink = Box::new(move |fed: Fed<'_>| {
+        let Fed::Exchange(ex) = fed else { return };
+        let mut seen = String::new();
+        let mut batches = IdempotentBatches::new(ex.request());
+        let facts = if chronik_tui::capture::render::push_line_seeing(
+            &mut seen,
+            ex,
+            &clock,
+            &mut |id, v| batches.visit(id, v),
+        ) {
+            batches.facts(ex)
+        } else {
+            History::facts(ex)
+        };
+        let found = history.apply(ex, facts);
         let line = chronik_tui::headless::render_with(ex, false, &clock);
         let json = chronik_tui::headless::render_with(ex, true, &clock);
         let d = ex.dissect_with(Limits::FULL);
         drop(d);
-        *counter.lock().unwrap_or_else(|p| p.into_inner()) += line.len() + json.len();
+        *counter.lock().unwrap_or_else(|p| p.into_inner()) +=
+            line.len() + json.len() + seen.len() + found.len();
     });
     let stop = AtomicBool::new(false);
     match chronik_tui::decode::read_capture(path, StreamOptions::default(), sink, &stop) {

@@ -315,3 +315,172 @@ fn a_request_at_a_version_the_broker_did_not_advertise_is_named_live() {
     let first = exchanges.iter().find(|e| e["api_key"] == 18).unwrap();
     assert_eq!(first["lint"], serde_json::json!([]), "{first}");
 }
+
+/// A Produce v3 request (acks=1) with one batch of one record from idempotent producer 7,
+/// epoch 0, at `sequence`, for partition 0 of `topic`.
+fn idempotent_produce(corr: i32, topic: &str, sequence: i32) -> Vec<u8> {
+    // The record: length 7, attributes, timestamp and offset deltas 0, no key, value "x", no
+    // headers (varints zig-zagged).
+    let record = [14u8, 0, 0, 0, 1, 2, b'x', 0];
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i64.to_be_bytes()); // base offset
+    b.extend_from_slice(&((49 + record.len()) as i32).to_be_bytes()); // batch length
+    b.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+    b.push(2); // magic
+    b.extend_from_slice(&0u32.to_be_bytes()); // crc, below
+    b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    b.extend_from_slice(&0i64.to_be_bytes()); // base timestamp
+    b.extend_from_slice(&0i64.to_be_bytes()); // max timestamp
+    b.extend_from_slice(&7i64.to_be_bytes()); // producer id
+    b.extend_from_slice(&0i16.to_be_bytes()); // producer epoch
+    b.extend_from_slice(&sequence.to_be_bytes()); // base sequence
+    b.extend_from_slice(&1i32.to_be_bytes()); // records
+    b.extend_from_slice(&record);
+    let crc = chronik_tui::protocol::batch::batch_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    let partition = map(&[("index", Input::Int(0)), ("records", Input::Bytes(b))]);
+    let data = map(&[
+        ("name", Input::Str(topic.into())),
+        ("partition_data", Input::List(vec![partition])),
+    ]);
+    let fields = map(&[
+        ("acks", Input::Int(1)),
+        ("timeout_ms", Input::Int(5000)),
+        ("topic_data", Input::List(vec![data])),
+    ]);
+    encode::request(0, 3, corr, Some("lint-test"), &fields).expect("encodes")
+}
+
+#[test]
+fn decode_prints_the_connection_history_findings_the_lint_finds_with_every_worker() {
+    // decode applies the history on its writing thread, after the printing workers: enough
+    // exchanges for several batches on several workers, findings in several of them, and
+    // one connection closed between them.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("history.pcapng");
+    let mut broker =
+        common::Broker::start(&["--record", file.to_str().unwrap(), "--cap", "metadata=4"]);
+    let connect = || {
+        let s = TcpStream::connect(broker.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s
+    };
+    let exchange = |s: &mut TcpStream, frame: &[u8]| {
+        s.write_all(frame).unwrap();
+        read_frame(s);
+    };
+    let mut closed = connect();
+    exchange(
+        &mut closed,
+        &encode::request(18, 0, 1, Some("lint-test"), &map(&[])).unwrap(),
+    );
+    drop(closed);
+    let mut s = connect();
+    exchange(
+        &mut s,
+        &encode::request(18, 0, 1, Some("lint-test"), &map(&[])).unwrap(),
+    );
+    let (mut corr, mut want) = (2, Vec::new());
+    for i in 0..900 {
+        let version = if i % 97 == 5 { 9 } else { 4 };
+        if version == 9 {
+            want.push((corr, "version-not-advertised"));
+        }
+        let metadata = encode::request(3, version, corr, Some("lint-test"), &map(&[])).unwrap();
+        exchange(&mut s, &metadata);
+        corr += 1;
+        if i % 300 == 150 {
+            // Sequences 0, 1, then 5 (a gap of 3), then 5 again (a resend).
+            for (sequence, finding) in [
+                (0, None),
+                (1, None),
+                (5, Some("sequence-gap")),
+                (5, Some("sequence-repeat")),
+            ] {
+                if let Some(code) = finding {
+                    want.push((corr, code));
+                }
+                exchange(
+                    &mut s,
+                    &idempotent_produce(corr, &format!("history-{i}"), sequence),
+                );
+                corr += 1;
+            }
+        }
+    }
+    drop(s);
+    broker.terminate();
+    let port = broker.addr.port();
+
+    // What `lint` finds (the store's history, in order on the reading thread).
+    let (_, findings) = lint_json(&file, port);
+    let mut linted: Vec<(i64, String)> = findings
+        .iter()
+        .filter(|f| f["conn"] == 2)
+        .map(|f| {
+            (
+                f["correlation_id"].as_i64().unwrap(),
+                f["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    linted.sort();
+    let want: Vec<(i64, String)> = want
+        .iter()
+        .map(|(c, code)| (i64::from(*c), code.to_string()))
+        .collect();
+    assert_eq!(linted, want, "lint");
+
+    // decode --json, with every worker: the same findings in the exchanges' lint.
+    let decoded: Vec<(i64, String)> = decoded(&file, port)
+        .iter()
+        .filter(|e| e["conn"] == 2)
+        .flat_map(|e| {
+            let corr = e["correlation_id"].as_i64().unwrap();
+            e["lint"]
+                .as_array()
+                .expect("a lint array")
+                .iter()
+                .filter(|f| f["code"] != "field-misplaced")
+                .map(move |f| (corr, f["code"].as_str().unwrap().to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(decoded, want, "decode --json");
+
+    // Lines, fields and the display filter, with every worker and with one (`-t relative`,
+    // where the store applies the history): the same text.
+    let run = |args: &[&str]| -> String {
+        let out = Command::new(BIN)
+            .args(["decode", "--kafka-port", &port.to_string()])
+            .args(args)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let fields = ["-e", "conn,corr,api,lint.code"];
+    assert_eq!(run(&fields), run(&[fields[0], fields[1], "-t", "relative"]));
+    let history = "lint.code == sequence-gap || lint.code == sequence-repeat \
+                   || lint.code == version-not-advertised";
+    let flagged = run(&["-e", "corr,lint.code", "-Y", history]);
+    let lines: Vec<&str> = flagged.lines().collect();
+    assert_eq!(lines.len(), want.len(), "{flagged}");
+    for (line, (corr, code)) in lines.iter().zip(&want) {
+        assert_eq!(*line, format!("{corr}\t{code}"));
+    }
+    let first_two = run(&["-e", "corr", "-Y", history, "-c", "2"]);
+    assert_eq!(
+        first_two,
+        format!("{}\n{}\n", want[0].0, want[1].0),
+        "--count counts the lines the history kept"
+    );
+    let all = run(&[]);
+    let named = "[lint warning version-not-advertised: Metadata v9 is outside the v0-v4 the \
+                 broker advertised]";
+    let named = all.lines().filter(|l| l.contains(named)).count();
+    assert_eq!(named, 10, "the lines name the finding:\n{all}");
+}

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use chronik_protocol::batch::{self, BatchHeader, Entry};
 use chronik_protocol::lint::{self, Code, Finding, Side};
+use chronik_protocol::registry::FieldId;
 use chronik_protocol::scan::{scan_request, uuid_text, Scalar};
 use chronik_protocol::{api_key, dissect_response, fid, Dissection};
 
@@ -82,15 +83,56 @@ enum TopicRef<'a> {
     Id(&'a [u8; 16]),
 }
 
+/// What an exchange brings to a connection's [`History`], read from its frames alone: the
+/// versions an ApiVersions response offers, and a Produce request's idempotent batches. It
+/// needs no history, so it can be read anywhere, in any order ([`History::facts`]), and the
+/// history applied to it in the exchanges' order ([`History::apply`]).
+#[derive(Debug, Default)]
+pub struct Facts {
+    offered: Option<HashMap<i16, (i16, i16)>>,
+    /// Each idempotent batch with its topic, partition and offset in the frame.
+    batches: Vec<(String, i64, usize, BatchHeader)>,
+}
+
+impl Facts {
+    /// Nothing that the history would learn or check beyond the request's version.
+    pub fn is_empty(&self) -> bool {
+        self.offered.is_none() && self.batches.is_empty()
+    }
+}
+
 impl History {
     /// The findings only the past shows for an exchange about to be stored; learns from it.
     pub fn check(&mut self, ex: &Exchange) -> Vec<Finding> {
+        self.apply(ex, History::facts(ex))
+    }
+
+    /// What `ex` brings to the history; nothing is allocated for an exchange that brings
+    /// nothing (all but ApiVersions and idempotent Produce).
+    pub fn facts(ex: &Exchange) -> Facts {
+        let mut facts = Facts::default();
+        if ex.framing != Framing::Kafka || !ex.request_seen() {
+            return facts;
+        }
+        if ex.api_key == api_key::API_VERSIONS {
+            facts.offered = offered(ex);
+        } else if ex.api_key == api_key::PRODUCE {
+            facts.batches = idempotent_batches(ex.request());
+        }
+        facts
+    }
+
+    /// [`History::check`] with the exchange's facts already read: the exchanges must come
+    /// in the order they are stored.
+    pub fn apply(&mut self, ex: &Exchange, facts: Facts) -> Vec<Finding> {
         let mut out = Vec::new();
         if ex.framing != Framing::Kafka || !ex.request_seen() {
             return out;
         }
         if ex.api_key == api_key::API_VERSIONS {
-            self.learn_versions(ex);
+            if let Some(offered) = facts.offered {
+                self.learn_versions(ex.conn, offered);
+            }
         } else if let Some(offered) = self.advertised.get(&ex.conn) {
             let api = chronik_protocol::registry::api_name(ex.api_key);
             let message = match offered.get(&ex.api_key) {
@@ -112,7 +154,7 @@ impl History {
             }
         }
         if ex.api_key == api_key::PRODUCE {
-            self.sequences_of(ex, &mut out);
+            self.sequences_of(facts.batches, &mut out);
         }
         out
     }
@@ -123,34 +165,9 @@ impl History {
         self.order.retain(|c| *c != conn);
     }
 
-    fn learn_versions(&mut self, ex: &Exchange) {
-        let Some(frame) = ex.response() else {
-            return;
-        };
-        // The dissector reads the answer to a version beyond the schema's as v0, as Kafka
-        // writes it (UNSUPPORTED_VERSION); its array has the fields read here in every version.
-        let d = dissect_response(frame, ex.api_key, ex.api_version);
-        let mut offered = HashMap::new();
-        d.root.walk(0, &mut |f, _| {
-            if f.name() == "api_versions.response.api_keys" && !f.children.is_empty() {
-                let get = |n: &str| {
-                    f.children
-                        .iter()
-                        .find(|c| c.short_name() == n)
-                        .and_then(|c| c.as_int())
-                };
-                if let (Some(k), Some(lo), Some(hi)) =
-                    (get("api_key"), get("min_version"), get("max_version"))
-                {
-                    offered.insert(k as i16, (lo as i16, hi as i16));
-                }
-            }
-        });
-        if d.error.is_some() || offered.is_empty() {
-            return;
-        }
-        if self.advertised.insert(ex.conn, offered).is_none() {
-            self.order.push_back(ex.conn);
+    fn learn_versions(&mut self, conn: u64, offered: HashMap<i16, (i16, i16)>) {
+        if self.advertised.insert(conn, offered).is_none() {
+            self.order.push_back(conn);
             while self.order.len() > MAX_CONNECTIONS {
                 if let Some(old) = self.order.pop_front() {
                     self.advertised.remove(&old);
@@ -159,46 +176,14 @@ impl History {
         }
     }
 
-    /// Sequence numbers of the idempotent batches in a Produce request, against what the same
-    /// producer sent the partition before. The record sets are found by a walk of the request
-    /// (no tree: this runs on every Produce of a stream, before any view dissects it).
-    fn sequences_of(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
-        let frame = ex.request();
-        // Each idempotent batch with its topic (the name's bytes, or the id) and partition;
-        // batches without a producer id (most) are passed over without a copy of anything.
-        let mut batches: Vec<(TopicRef<'_>, i64, usize, BatchHeader)> = Vec::new();
-        let mut topic = TopicRef::Name(b"");
-        let mut partition = -1;
-        let (name, topic_id, index, records) = (
-            fid!("produce.request.topic_data.name"),
-            fid!("produce.request.topic_data.topic_id"),
-            fid!("produce.request.topic_data.partition_data.index"),
-            fid!("produce.request.topic_data.partition_data.records"),
-        );
-        // A frame that stops reading keeps the batches before the stop, as a dissection would.
-        let _ = scan_request(frame, &mut |id, v| match v {
-            Scalar::Str(s) if id == name => topic = TopicRef::Name(s),
-            Scalar::Uuid(u) if id == topic_id => topic = TopicRef::Id(u),
-            Scalar::Int(i) if id == index => partition = i,
-            Scalar::Data { start, len } if id == records => {
-                let set = &frame[start..start + len];
-                for entry in batch::split(set) {
-                    if let Entry::Batch { start: b, end } = entry {
-                        if let Some(h) = BatchHeader::parse(&set[b..end]) {
-                            if h.producer_id >= 0 && h.base_sequence >= 0 && !h.is_control() {
-                                batches.push((topic, partition, start + b, h));
-                            }
-                        }
-                    }
-                }
-            }
-            _ => {}
-        });
+    /// Sequence numbers of a Produce request's idempotent batches, against what the same
+    /// producer sent the partition before.
+    fn sequences_of(
+        &mut self,
+        batches: Vec<(String, i64, usize, BatchHeader)>,
+        out: &mut Vec<Finding>,
+    ) {
         for (topic, partition, at, h) in batches {
-            let topic = match topic {
-                TopicRef::Name(name) => String::from_utf8_lossy(name).into_owned(),
-                TopicRef::Id(id) => uuid_text(id),
-            };
             let key = (h.producer_id, h.producer_epoch, topic, partition);
             let next = h.base_sequence.wrapping_add(h.records_count.max(0)) & i32::MAX;
             let (topic, partition) = (&key.2, key.3);
@@ -232,6 +217,113 @@ impl History {
             }
             let best = self.sequences.get(&key).map_or(next, |e| (*e).max(next));
             self.sequences.insert(key, best);
+        }
+    }
+}
+
+/// The versions an ApiVersions response offers, by API key; `None` when it does not read or
+/// offers none.
+fn offered(ex: &Exchange) -> Option<HashMap<i16, (i16, i16)>> {
+    let frame = ex.response()?;
+    // The dissector reads the answer to a version beyond the schema's as v0, as Kafka
+    // writes it (UNSUPPORTED_VERSION); its array has the fields read here in every version.
+    let d = dissect_response(frame, ex.api_key, ex.api_version);
+    let mut offered = HashMap::new();
+    d.root.walk(0, &mut |f, _| {
+        if f.name() == "api_versions.response.api_keys" && !f.children.is_empty() {
+            let get = |n: &str| {
+                f.children
+                    .iter()
+                    .find(|c| c.short_name() == n)
+                    .and_then(|c| c.as_int())
+            };
+            if let (Some(k), Some(lo), Some(hi)) =
+                (get("api_key"), get("min_version"), get("max_version"))
+            {
+                offered.insert(k as i16, (lo as i16, hi as i16));
+            }
+        }
+    });
+    (d.error.is_none() && !offered.is_empty()).then_some(offered)
+}
+
+/// The idempotent batches of a Produce request `frame`, each with its topic (the name, or the
+/// id's text), partition and offset in the frame, found by a walk of the request (no tree:
+/// this runs on every Produce of a stream, before any view dissects it).
+fn idempotent_batches(frame: &[u8]) -> Vec<(String, i64, usize, BatchHeader)> {
+    let mut batches = IdempotentBatches::new(frame);
+    // A frame that stops reading keeps the batches before the stop, as a dissection would.
+    let _ = scan_request(frame, &mut |id, v| batches.visit(id, v));
+    batches.found
+}
+
+/// The idempotent batches of a Produce request, read from the values of a walk of it
+/// ([`IdempotentBatches::visit`]); batches without a producer id (most) are passed over
+/// without a copy of anything.
+pub struct IdempotentBatches<'a> {
+    frame: &'a [u8],
+    /// The ids of the fields read: topic name, topic id, partition index, record set.
+    ids: [FieldId; 4],
+    topic: TopicRef<'a>,
+    partition: i64,
+    found: Vec<(String, i64, usize, BatchHeader)>,
+}
+
+impl<'a> IdempotentBatches<'a> {
+    /// For a walk of the request `frame`.
+    pub fn new(frame: &'a [u8]) -> Self {
+        IdempotentBatches {
+            frame,
+            ids: [
+                fid!("produce.request.topic_data.name"),
+                fid!("produce.request.topic_data.topic_id"),
+                fid!("produce.request.topic_data.partition_data.index"),
+                fid!("produce.request.topic_data.partition_data.records"),
+            ],
+            topic: TopicRef::Name(b""),
+            partition: -1,
+            found: Vec::new(),
+        }
+    }
+
+    /// A value of the walk, in wire order.
+    pub fn visit(&mut self, id: FieldId, v: Scalar<'a>) {
+        let [name, topic_id, index, records] = self.ids;
+        match v {
+            Scalar::Str(s) if id == name => self.topic = TopicRef::Name(s),
+            Scalar::Uuid(u) if id == topic_id => self.topic = TopicRef::Id(u),
+            Scalar::Int(i) if id == index => self.partition = i,
+            Scalar::Data { start, len } if id == records => {
+                let set = &self.frame[start..start + len];
+                for entry in batch::split(set) {
+                    let Entry::Batch { start: b, end } = entry else {
+                        continue;
+                    };
+                    let Some(h) = BatchHeader::parse(&set[b..end]) else {
+                        continue;
+                    };
+                    if h.producer_id >= 0 && h.base_sequence >= 0 && !h.is_control() {
+                        let topic = match self.topic {
+                            TopicRef::Name(name) => String::from_utf8_lossy(name).into_owned(),
+                            TopicRef::Id(id) => uuid_text(id),
+                        };
+                        self.found.push((topic, self.partition, start + b, h));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What the walk brings to the history of the Produce exchange `ex` (whose request the
+    /// walk read whole).
+    pub fn facts(self, ex: &Exchange) -> Facts {
+        if ex.framing != Framing::Kafka || !ex.request_seen() || ex.api_key != api_key::PRODUCE {
+            return History::facts(ex);
+        }
+        Facts {
+            offered: None,
+            batches: self.found,
         }
     }
 }

@@ -44,13 +44,18 @@ fn push_clock(text: &mut String, micros: i64) {
 fn push_addr(text: &mut String, addr: std::net::SocketAddr) {
     match addr {
         std::net::SocketAddr::V4(a) => {
-            for (i, octet) in a.ip().octets().into_iter().enumerate() {
-                if i > 0 {
-                    text.push('.');
-                }
-                push_int(text, i64::from(octet));
+            // Every line has one: the octets from a table of their texts, at most
+            // `255.255.255.255:` (16 bytes) gathered before they are pushed.
+            let mut buf = [0u8; 16];
+            let mut n = 0;
+            for octet in a.ip().octets() {
+                let (len, digits) = OCTETS[usize::from(octet)];
+                buf[n..n + 3].copy_from_slice(&digits);
+                buf[n + usize::from(len)] = b'.';
+                n += usize::from(len) + 1;
             }
-            text.push(':');
+            buf[n - 1] = b':';
+            text.push_str(std::str::from_utf8(&buf[..n]).unwrap_or_default());
             push_int(text, i64::from(a.port()));
         }
         std::net::SocketAddr::V6(_) => {
@@ -59,6 +64,22 @@ fn push_addr(text: &mut String, addr: std::net::SocketAddr) {
         }
     }
 }
+
+/// The decimal text of each byte value (its length, then its digits).
+const OCTETS: [(u8, [u8; 3]); 256] = {
+    let mut table = [(0u8, [0u8; 3]); 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, t, u) = ((i / 100) as u8, (i / 10 % 10) as u8, (i % 10) as u8);
+        table[i] = match i {
+            0..=9 => (1, [b'0' + u, 0, 0]),
+            10..=99 => (2, [b'0' + t, b'0' + u, 0]),
+            _ => (3, [b'0' + h, b'0' + t, b'0' + u]),
+        };
+        i += 1;
+    }
+    table
+};
 
 /// A latency of `us` µs in ms as `{:.2}` (below 10 ms) or `{:.0}` writes `us / 1000.0`. Whole
 /// numbers round alike either way, except at an exact half (`0.045`, `12.5`), where the
@@ -231,9 +252,24 @@ pub fn line_with(ex: &Exchange, clock: &Clock) -> String {
 
 /// [`line_with`], written at the end of `line`.
 pub fn push_line_with(line: &mut String, ex: &Exchange, clock: &Clock) {
-    push_line_or_dissected(line, ex, clock, || {
+    push_line_or_dissected(line, ex, clock, &mut |_, _| {}, || {
         Box::new(ex.dissect_with(Limits::WITHOUT_RECORDS))
     });
+}
+
+/// [`push_line_with`], handing `seen` the request's values as the line's walk of it reads
+/// them (for a reader that needs some of them too, without a walk of its own); true when the
+/// line was made from that walk, so that `seen` was handed every value of the request, false
+/// when it was made from a dissection (`seen` may then have been handed some of them).
+pub fn push_line_seeing<'a>(
+    line: &mut String,
+    ex: &'a Exchange,
+    clock: &Clock,
+    seen: &mut dyn FnMut(registry::FieldId, Scalar<'a>),
+) -> bool {
+    push_line_or_dissected(line, ex, clock, seen, || {
+        Box::new(ex.dissect_with(Limits::WITHOUT_RECORDS))
+    })
 }
 
 /// [`line_with`] for a view that shares dissections: from [`summary_without_tree`] when both
@@ -245,23 +281,29 @@ pub fn line_or_dissected<D: std::ops::Deref<Target = Dissected>>(
     dissected: impl FnOnce() -> D,
 ) -> String {
     let mut line = String::with_capacity(160);
-    push_line_or_dissected(&mut line, ex, clock, dissected);
+    push_line_or_dissected(&mut line, ex, clock, &mut |_, _| {}, dissected);
     line
 }
 
-/// [`line_or_dissected`], written at the end of `line`.
-fn push_line_or_dissected<D: std::ops::Deref<Target = Dissected>>(
+/// [`line_or_dissected`], written at the end of `line`, with the request's values handed to
+/// `seen` as [`push_line_seeing`] says; true when the line was made from the walks.
+fn push_line_or_dissected<'a, D: std::ops::Deref<Target = Dissected>>(
     line: &mut String,
-    ex: &Exchange,
+    ex: &'a Exchange,
     clock: &Clock,
+    seen: &mut dyn FnMut(registry::FieldId, Scalar<'a>),
     dissected: impl FnOnce() -> D,
-) {
-    match said_without_tree(ex) {
+) -> bool {
+    match said_without_tree(ex, seen) {
         Some((said, verdict)) => {
             clock.write(line, ex.request_at);
             line_after_time(line, ex, |out| said.write(&verdict, out));
+            true
         }
-        None => push_line_dissected(line, ex, &dissected(), clock),
+        None => {
+            push_line_dissected(line, ex, &dissected(), clock);
+            false
+        }
     }
 }
 
@@ -554,7 +596,7 @@ impl<'a> Said<'a> {
 /// say what is wrong with a frame (and where). Gives what the dissection would, byte for byte
 /// (the tests compare the two on every API and version and on every capture at hand).
 pub fn summary_without_tree(ex: &Exchange) -> Option<String> {
-    let (said, verdict) = said_without_tree(ex)?;
+    let (said, verdict) = said_without_tree(ex, &mut |_, _| {})?;
     let mut text = String::new();
     said.write(&verdict, &mut text);
     Some(text)
@@ -575,8 +617,12 @@ pub(crate) fn answered_frames(ex: &Exchange) -> Option<(&[u8], &[u8])> {
     Some((ex.request(), response))
 }
 
-/// What [`summary_without_tree`] says, before it is written.
-fn said_without_tree(ex: &Exchange) -> Option<(Said<'_>, Verdict)> {
+/// What [`summary_without_tree`] says, before it is written; `seen` is handed each of the
+/// request's values as they are read.
+fn said_without_tree<'a>(
+    ex: &'a Exchange,
+    seen: &mut dyn FnMut(registry::FieldId, Scalar<'a>),
+) -> Option<(Said<'a>, Verdict)> {
     let (request, response) = answered_frames(ex)?;
     let catalog = registry::catalog();
     let is_records = |id: registry::FieldId| {
@@ -587,6 +633,7 @@ fn said_without_tree(ex: &Exchange) -> Option<(Said<'_>, Verdict)> {
     let (mut sets, mut codes) = (SmallVec::<[_; 2]>::new(), SmallVec::<[_; 4]>::new());
     scan::scan_clean_request(request, &mut |id, v| {
         values += 1;
+        seen(id, v);
         match (registry::role(id), v) {
             (Role::GroupId, Scalar::Str(s)) => match std::str::from_utf8(s) {
                 Ok(s) => said.groups.push(s),
@@ -1041,6 +1088,17 @@ mod tests {
             let mut text = String::new();
             push_addr(&mut text, addr);
             assert_eq!(text, addr.to_string());
+        }
+        // Every octet value in every place.
+        for v in 0..=255u8 {
+            for place in 0..4 {
+                let mut octets = [1, 22, 133, 4];
+                octets[place] = v;
+                let addr = std::net::SocketAddr::from((octets, 9092 + u16::from(v)));
+                let mut text = String::new();
+                push_addr(&mut text, addr);
+                assert_eq!(text, addr.to_string());
+            }
         }
     }
 

@@ -87,8 +87,9 @@ pub struct Store {
     next_conn: std::sync::atomic::AtomicU64,
     inner: Mutex<Inner>,
     /// What the lint remembers of each connection's past (apart from `inner`, so readers of
-    /// the store never wait on it).
-    history: Mutex<crate::lint::History>,
+    /// the store never wait on it); `None` in a store whose reader keeps it
+    /// ([`Store::without_history`]).
+    history: Option<Mutex<crate::lint::History>>,
     feed: Arc<Feed>,
     conn_tx: broadcast::Sender<Arc<ConnEvent>>,
     shared: Mutex<SharedDissections>,
@@ -153,6 +154,19 @@ impl Store {
         Arc::new(Store::build(limits, true))
     }
 
+    /// A store that numbers and keeps exchanges but leaves the lint's [`History`] to its
+    /// reader: `decode` reads each exchange's [`Facts`] on its printing threads and applies
+    /// the history in order on its writing thread, instead of on the thread that reads the
+    /// capture.
+    ///
+    /// [`History`]: crate::lint::History
+    /// [`Facts`]: crate::lint::Facts
+    pub fn without_history(limits: StoreLimits) -> Arc<Store> {
+        let mut store = Store::build(limits, true);
+        store.history = None;
+        Arc::new(store)
+    }
+
     fn build(limits: StoreLimits, capturing: bool) -> Store {
         let (conn_tx, _) = broadcast::channel(4096);
         Store {
@@ -169,7 +183,7 @@ impl Store {
                 next_marker: 1,
                 in_flight: std::collections::HashMap::new(),
             }),
-            history: Mutex::new(crate::lint::History::default()),
+            history: Some(Mutex::new(crate::lint::History::default())),
             feed: Feed::new(),
             conn_tx,
             shared: Mutex::new(SharedDissections::default()),
@@ -222,12 +236,10 @@ impl Store {
         if !self.capturing {
             return Arc::new(ex);
         }
-        let lint = self
-            .history
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(&ex);
-        ex.set_lint(lint);
+        if let Some(history) = &self.history {
+            let lint = history.lock().unwrap_or_else(|e| e.into_inner()).check(&ex);
+            ex.set_lint(lint);
+        }
         let ex = {
             let mut g = self.lock();
             ex.id = g.next_id;
@@ -254,9 +266,11 @@ impl Store {
         if !self.capturing {
             return Arc::new(ev);
         }
-        if let super::ConnEventKind::Closed { .. } = ev.kind {
-            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-            history.closed(ev.conn);
+        if let (super::ConnEventKind::Closed { .. }, Some(history)) = (&ev.kind, &self.history) {
+            history
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .closed(ev.conn);
         }
         let ev = Arc::new(ev);
         {

@@ -1,5 +1,5 @@
-//! A walk over a request's fields by the schema table, the dissector's own layouts, without
-//! building a tree: for what needs a few values from every frame of a busy stream (the lint's
+//! A walk over a request's fields by the schema table, the dissector's own layouts (compiled
+//! once into a list of steps for each API version, `plan`), without building a tree: for what needs a few values from every frame of a busy stream (the lint's
 //! history of idempotent sequences reads topic, partition and record set of every Produce) and
 //! would otherwise pay a whole dissection for them.
 //!
@@ -10,7 +10,9 @@
 
 use crate::dissect::peek_request_header;
 use crate::registry::{self, FieldId};
-use crate::schema::{ApiSchema, FieldDef, FieldType};
+
+mod plan;
+use plan::{Kind, Step};
 
 /// A value met on the walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,16 +87,17 @@ fn request<'a>(
         pos: 12,
         visit,
         clean,
+        flexible: false,
     };
     // client_id: a nullable int16-length string in every header version.
     w.string(false)?;
-    let api = registry::api(key)
-        .filter(|a| a.versions.contains(version))
-        .ok_or(w.pos)?;
+    let api = registry::api(key).ok_or(w.pos)?;
+    let steps = plan::steps(api, version, false).ok_or(w.pos)?;
+    w.flexible = api.is_flexible(version);
     if api.request_header_version(version) >= 2 {
         w.tagged_fields()?;
     }
-    w.fields(&api.request, api, version)?;
+    w.run(steps)?;
     if clean {
         w.at_end()?;
     }
@@ -112,13 +115,15 @@ pub fn scan_clean_response<'a>(
 ) -> Result<(), usize> {
     exact_size(frame)?;
     let api = registry::api(key)
-        .filter(|a| a.versions.contains(version) && key != crate::api_key::API_VERSIONS)
+        .filter(|_| key != crate::api_key::API_VERSIONS)
         .ok_or(8usize)?;
+    let steps = plan::steps(api, version, true).ok_or(8usize)?;
     let mut w = Walk {
         buf: frame,
         pos: 8,
         visit,
         clean: true,
+        flexible: api.is_flexible(version),
     };
     if frame.len() < 8 {
         return Err(frame.len());
@@ -126,7 +131,7 @@ pub fn scan_clean_response<'a>(
     if api.response_header_version(version) >= 1 {
         w.tagged_fields()?;
     }
-    w.fields(&api.response, api, version)?;
+    w.run(steps)?;
     w.at_end()
 }
 
@@ -148,6 +153,8 @@ struct Walk<'a, 'v> {
     visit: &'v mut dyn FnMut(FieldId, Scalar<'a>),
     /// Refuse what a dissection would note (see [`scan_clean_request`]).
     clean: bool,
+    /// The version is flexible: compact lengths, tagged-field sections.
+    flexible: bool,
 }
 
 type Res = Result<(), usize>;
@@ -162,15 +169,13 @@ impl<'a> Walk<'a, '_> {
         }
     }
 
-    /// A null of field `f` (of type `ty`: an array's element when not `f`'s own type): refused
-    /// by a clean walk where the version does not allow it, and for an element, which the
-    /// dissector never takes as nullable.
-    fn null(&mut self, f: &FieldDef, ty: &FieldType, version: i16, at: usize) -> Res {
-        let element = !std::ptr::eq(ty, &f.ty);
-        if self.clean && (element || !f.nullable.contains(version)) {
+    /// A null of field `id` at `at`, refused by a clean walk where it is not `allowed` (the
+    /// version's nullability; never for an array's element).
+    fn null(&mut self, id: FieldId, allowed: bool, at: usize) -> Res {
+        if self.clean && !allowed {
             return Err(at);
         }
-        (self.visit)(f.id, Scalar::Null);
+        (self.visit)(id, Scalar::Null);
         Ok(())
     }
 
@@ -229,104 +234,85 @@ impl<'a> Walk<'a, '_> {
         }
     }
 
-    fn fields(&mut self, fields: &[FieldDef], api: &ApiSchema, version: i16) -> Res {
-        let flexible = api.is_flexible(version);
-        for f in fields
-            .iter()
-            .filter(|f| f.versions.contains(version) && f.tag.is_none())
-        {
-            match &f.ty {
-                FieldType::Struct | FieldType::Array(_) => {
-                    self.field(f, &f.ty, api, version, flexible)?
+    /// The steps of a body (or of an element, or a struct within it), in order.
+    fn run(&mut self, steps: &[Step]) -> Res {
+        let mut i = 0;
+        while let Some(step) = steps.get(i) {
+            i += 1;
+            match *step {
+                Step::Value {
+                    id,
+                    kind,
+                    nullable,
+                    element,
+                } => self.value(id, kind, nullable, element)?,
+                Step::Array { id, nullable, body } => {
+                    let at = self.pos;
+                    let body = steps.get(i..i + body as usize).ok_or(at)?;
+                    i += body.len();
+                    let Some(n) = self.length(self.flexible, false)? else {
+                        self.null(id, nullable, at)?;
+                        continue;
+                    };
+                    if n > self.buf.len() - self.pos {
+                        return Err(at);
+                    }
+                    for _ in 0..n {
+                        self.run(body)?;
+                    }
                 }
-                // Most fields: read here, without a call (a recursive one is not inlined).
-                ty => self.scalar(f, ty, version, flexible)?,
+                Step::Optional { id, body } => {
+                    let body = steps.get(i..i + body as usize).ok_or(self.pos)?;
+                    i += body.len();
+                    if self.int(1)? < 0 {
+                        (self.visit)(id, Scalar::Null);
+                    } else {
+                        self.run(body)?;
+                    }
+                }
+                Step::Tags => self.tagged_fields()?,
             }
-        }
-        if flexible {
-            self.tagged_fields()?;
         }
         Ok(())
     }
 
-    /// A field of type `ty`: `f`'s own, or an element of its array.
-    fn field(
-        &mut self,
-        f: &FieldDef,
-        ty: &FieldType,
-        api: &ApiSchema,
-        version: i16,
-        flexible: bool,
-    ) -> Res {
-        let at = self.pos;
-        match ty {
-            // A nullable struct: its presence byte (negative: null), then the struct. An
-            // array's elements have none, whether or not the array may be null.
-            FieldType::Struct if f.nullable.contains(version) && std::ptr::eq(ty, &f.ty) => {
-                if self.int(1)? < 0 {
-                    (self.visit)(f.id, Scalar::Null);
-                    return Ok(());
-                }
-                self.fields(&f.children, api, version)
-            }
-            FieldType::Struct => self.fields(&f.children, api, version),
-            FieldType::Array(inner) => {
-                let Some(n) = self.length(flexible, false)? else {
-                    return self.null(f, ty, version, at);
-                };
-                if n > self.buf.len() - self.pos {
-                    return Err(at);
-                }
-                for _ in 0..n {
-                    self.field(f, inner, api, version, flexible)?;
-                }
-                Ok(())
-            }
-            ty => self.scalar(f, ty, version, flexible),
-        }
-    }
-
-    /// A field of a type other than a struct or an array.
+    /// A value of field `id`; `nullable` and `element` as [`Step::Value`] says.
     #[inline(always)]
-    fn scalar(&mut self, f: &FieldDef, ty: &FieldType, version: i16, flexible: bool) -> Res {
+    fn value(&mut self, id: FieldId, kind: Kind, nullable: bool, element: bool) -> Res {
         let at = self.pos;
-        let value = match ty {
-            // Not reached: those are `field`'s.
-            FieldType::Struct | FieldType::Array(_) => return Err(at),
-            FieldType::Bool => match self.int(1)? {
+        let value = match kind {
+            Kind::Bool => match self.int(1)? {
                 b @ (0 | 1) => Scalar::Int(b),
                 _ => return Err(at),
             },
-            FieldType::Int8 => Scalar::Int(self.int(1)?),
-            FieldType::Int16 => Scalar::Int(self.int(2)?),
-            FieldType::Int32 => Scalar::Int(self.int(4)?),
-            FieldType::Int64 => Scalar::Int(self.int(8)?),
-            FieldType::Uint16 => Scalar::Int(self.int(2)? & 0xffff),
-            FieldType::Float64 => {
+            Kind::Int8 => Scalar::Int(self.int(1)?),
+            Kind::Int16 => Scalar::Int(self.int(2)?),
+            Kind::Int32 => Scalar::Int(self.int(4)?),
+            Kind::Int64 => Scalar::Int(self.int(8)?),
+            Kind::Uint16 => Scalar::Int(self.int(2)? & 0xffff),
+            Kind::Float64 => {
                 self.take(8)?;
                 Scalar::Float
             }
-            FieldType::Uuid => {
+            Kind::Uuid => {
                 let b = self.take(16)?;
                 Scalar::Uuid(b.try_into().map_err(|_| at)?)
             }
-            FieldType::String => match self.string(flexible)? {
-                None => return self.null(f, ty, version, at),
+            Kind::String => match self.string(self.flexible)? {
+                None => return self.null(id, nullable && !element, at),
                 Some(s) => Scalar::Str(s),
             },
-            FieldType::Bytes | FieldType::Records => match self.length(flexible, false)? {
-                None => return self.null(f, ty, version, at),
+            Kind::Data => match self.length(self.flexible, false)? {
+                None => return self.null(id, nullable && !element, at),
                 Some(len) => {
                     let start = self.pos;
                     self.take(len).map_err(|_| at)?;
                     Scalar::Data { start, len }
                 }
             },
-            FieldType::Uint32 | FieldType::Varint | FieldType::Uvarint | FieldType::Group => {
-                return Err(at)
-            }
+            Kind::Unread => return Err(at),
         };
-        (self.visit)(f.id, value);
+        (self.visit)(id, value);
         Ok(())
     }
 

@@ -124,8 +124,16 @@ impl Progress {
 /// Packets a file's pipeline reads between additions to its progress counts.
 const COUNTS_EVERY: u64 = 1024;
 
-/// Called with every exchange as it enters the store (`decode` prints from it).
-pub type Sink = Box<dyn FnMut(&Arc<crate::Exchange>) + Send>;
+/// Called with every exchange and connection event as it enters the store, in order (`decode`
+/// prints from it).
+pub type Sink = Box<dyn FnMut(Fed<'_>) + Send>;
+
+/// What a [`Sink`] is handed.
+#[derive(Debug, Clone, Copy)]
+pub enum Fed<'a> {
+    Exchange(&'a Arc<crate::Exchange>),
+    Conn(&'a Arc<crate::ConnEvent>),
+}
 
 /// Turns packets into exchanges in the store.
 pub struct Pipeline {
@@ -156,7 +164,7 @@ impl Pipeline {
         }
     }
 
-    /// Also hands every exchange to `sink`, in order, as it is stored.
+    /// Also hands every exchange and connection event to `sink`, in order, as it is stored.
     pub fn with_sink(mut self, sink: Sink) -> Pipeline {
         self.sink = Some(sink);
         self
@@ -204,11 +212,14 @@ impl Pipeline {
                     self.counts[3] += 1;
                     let ex = self.store.push(ex);
                     if let Some(sink) = &mut self.sink {
-                        sink(&ex);
+                        sink(Fed::Exchange(&ex));
                     }
                 }
                 Output::Conn(ev) => {
-                    self.store.push_conn_event(ev);
+                    let ev = self.store.push_conn_event(ev);
+                    if let Some(sink) = &mut self.sink {
+                        sink(Fed::Conn(&ev));
+                    }
                 }
             }
         }

@@ -3,6 +3,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::*;
 use crate::dissect::{dissect_request_with, Limits};
 use crate::encode::{self, Input};
+use crate::schema::{FieldDef, FieldType};
 use crate::tree::Value;
 
 /// A value as both readers can say it: integers (booleans as 0/1), strings, data spans, nulls.

@@ -289,10 +289,19 @@ pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
         }
     });
     let input = Input::open(&opts.file).map_err(DecodeError::Input)?;
+    // The store holds more than the workers and the writer can (each worker's two queues of
+    // two, the batch it prints, the writer's one and the batch being filled), so that the
+    // last of an exchange's references is the store's, dropped on this thread: glibc frees
+    // faster where it allocated, without taking another thread's arena lock.
+    let in_flight = workers * 5 + 2;
+    let limits = StoreLimits {
+        max_exchanges: DECODE_STORE.max_exchanges.max(in_flight * batch),
+        max_bytes: DECODE_STORE.max_bytes.max(in_flight * BATCH_BYTES * 2),
+    };
     let store = if writer_keeps_history {
-        Store::without_history(DECODE_STORE)
+        Store::without_history(limits)
     } else {
-        decode_store()
+        Store::new(limits)
     };
     let progress = read_input(input, opts.stream, store, sink, &stop);
     let written = writer

@@ -88,8 +88,9 @@ pub struct Verdict {
     /// What is wrong with the response frame; none when it is clean or there is none.
     pub response: Option<FrameFault>,
     /// The value of every `error_code` field of the response, in the order they appear, zeros
-    /// included (empty without a response, or for an API that has none).
-    pub error_codes: Vec<i16>,
+    /// included (empty without a response, or for an API that has none). Most responses
+    /// have one to four: held inline, so that a line's verdict allocates nothing for them.
+    pub error_codes: smallvec::SmallVec<[i16; 4]>,
     pub severity: Severity,
     /// What the lint names wrong with either frame, request first ([`crate::lint::findings`]).
     pub findings: Vec<Finding>,
@@ -99,7 +100,7 @@ impl Verdict {
     /// Judges an exchange from its dissections (`req` none when the request was not seen,
     /// `resp` none without a response).
     pub fn of(ex: &Exchange, req: Option<&Dissection>, resp: Option<&Dissection>) -> Verdict {
-        let mut error_codes = Vec::new();
+        let mut error_codes = smallvec::SmallVec::new();
         if let Some(d) = resp {
             d.root.walk(0, &mut |f, _| {
                 if f.role() == chronik_protocol::registry::Role::ErrorCode {

@@ -146,7 +146,22 @@ impl TsResolution {
     /// Converts a count of units to nanoseconds (saturating; sub-nanosecond parts dropped).
     fn to_nanos(self, ticks: u64) -> u64 {
         let nanos: u128 = match self {
-            TsResolution::Decimal(n) if n <= 9 => u128::from(ticks) * 10u128.pow(u32::from(9 - n)),
+            // Every packet's: from a table rather than a power computed each time.
+            TsResolution::Decimal(n) if n <= 9 => {
+                const NANOS_PER_TICK: [u64; 10] = [
+                    1_000_000_000,
+                    100_000_000,
+                    10_000_000,
+                    1_000_000,
+                    100_000,
+                    10_000,
+                    1_000,
+                    100,
+                    10,
+                    1,
+                ];
+                u128::from(ticks) * u128::from(NANOS_PER_TICK[usize::from(n)])
+            }
             // ticks < 2^64 < 10^20, so anything finer than 10^-29 s is below a nanosecond.
             TsResolution::Decimal(n) if n >= 29 => 0,
             TsResolution::Decimal(n) => u128::from(ticks) / 10u128.pow(u32::from(n - 9)),

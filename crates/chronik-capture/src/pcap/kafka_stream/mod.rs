@@ -111,7 +111,14 @@ pub struct StreamStats {
 /// Kafka connections found in a stream of captured TCP segments.
 pub struct KafkaStreams {
     opts: StreamOptions,
-    conns: HashMap<ConnKey, Conn, foldhash::fast::RandomState>,
+    /// Each tracked connection's place in `slots`.
+    conns: HashMap<ConnKey, usize, foldhash::fast::RandomState>,
+    /// The connections; a place freed by a finished connection is taken by the next one.
+    slots: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    /// The last segment's connection and its place: most segments follow one of the same
+    /// connection, and find it without a lookup.
+    last: Option<(ConnKey, usize)>,
     /// Connections by last activity, for dropping the least recently active one.
     by_activity: BTreeMap<u64, ConnKey>,
     tick: u64,
@@ -175,6 +182,9 @@ impl KafkaStreams {
         KafkaStreams {
             opts,
             conns: HashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            last: None,
             by_activity: BTreeMap::new(),
             tick: 0,
             next_id: 1,
@@ -191,7 +201,7 @@ impl KafkaStreams {
         };
         let has_data = seg.wire_len > 0 || !seg.payload.is_empty();
         if seg.flags.syn && !seg.flags.ack {
-            if let Some(c) = self.conns.get(&key) {
+            if let Some(c) = self.find(key).and_then(|i| self.slots[i].as_ref()) {
                 if c.first_close.is_some() || c.data_seen[c.dir_of(seg.src)] {
                     self.finalize(key, End::Replaced, out);
                 }
@@ -199,12 +209,8 @@ impl KafkaStreams {
         }
         self.tick += 1;
         let tick = self.tick;
-        let closed = match self.conns.get_mut(&key) {
-            Some(conn) => {
-                // Only the tick: `by_activity` is brought up to date when room is made.
-                conn.tick = tick;
-                conn.on_segment(seg, &self.opts, &mut self.stats, out)
-            }
+        let at = match self.find(key) {
+            Some(at) => at,
             None => {
                 if !has_data && !seg.flags.syn {
                     return; // a stray ACK, FIN or RST of a connection not (or no longer) tracked
@@ -215,10 +221,27 @@ impl KafkaStreams {
                 self.next_id += 1;
                 self.stats.connections += 1;
                 self.by_activity.insert(tick, key);
-                let conn = self.conns.entry(key).or_insert(conn);
-                conn.on_segment(seg, &self.opts, &mut self.stats, out)
+                let at = match self.free.pop() {
+                    Some(at) => {
+                        self.slots[at] = Some(conn);
+                        at
+                    }
+                    None => {
+                        self.slots.push(Some(conn));
+                        self.slots.len() - 1
+                    }
+                };
+                self.conns.insert(key, at);
+                self.last = Some((key, at));
+                at
             }
         };
+        let Some(conn) = self.slots[at].as_mut() else {
+            return;
+        };
+        // Only the tick: `by_activity` is brought up to date when room is made.
+        conn.tick = tick;
+        let closed = conn.on_segment(seg, &self.opts, &mut self.stats, out);
         if closed {
             self.finalize(key, End::Closed, out);
         }
@@ -227,7 +250,9 @@ impl KafkaStreams {
     /// End of input: what is still buffered is framed (holes as gaps), requests still waiting
     /// become `Unanswered`, connections that saw a FIN or RST report it.
     pub fn finish(&mut self, out: &mut Vec<Output>) {
-        let mut keys: Vec<(u64, ConnKey)> = self.conns.iter().map(|(k, c)| (c.id, *k)).collect();
+        let mut keys: Vec<(u64, ConnKey)> = (self.conns.iter())
+            .filter_map(|(k, at)| Some((self.slots[*at].as_ref()?.id, *k)))
+            .collect();
         keys.sort();
         for (_, key) in keys {
             self.finalize(key, End::CaptureEnded, out);
@@ -253,7 +278,7 @@ impl KafkaStreams {
             let Some((&listed, &key)) = self.by_activity.first_key_value() else {
                 return;
             };
-            match self.conns.get_mut(&key) {
+            match self.find(key).and_then(|at| self.slots[at].as_mut()) {
                 Some(conn) if conn.tick != listed => {
                     self.by_activity.remove(&listed);
                     self.by_activity.insert(conn.tick, key);
@@ -270,8 +295,27 @@ impl KafkaStreams {
         }
     }
 
+    /// The place of connection `key` in `slots`, if it is tracked.
+    fn find(&mut self, key: ConnKey) -> Option<usize> {
+        if let Some((last, at)) = self.last {
+            if last == key {
+                return Some(at);
+            }
+        }
+        let at = *self.conns.get(&key)?;
+        self.last = Some((key, at));
+        Some(at)
+    }
+
     fn finalize(&mut self, key: ConnKey, end: End, out: &mut Vec<Output>) {
-        if let Some(mut conn) = self.conns.remove(&key) {
+        let Some(at) = self.conns.remove(&key) else {
+            return;
+        };
+        if self.last.is_some_and(|(_, a)| a == at) {
+            self.last = None;
+        }
+        self.free.push(at);
+        if let Some(mut conn) = self.slots[at].take() {
             self.by_activity.remove(&conn.listed);
             conn.end(end, &self.opts, &mut self.stats, out);
         }
@@ -280,8 +324,7 @@ impl KafkaStreams {
     /// Bytes the framers have allocated (for tests of allocation bounds).
     #[cfg(test)]
     fn framer_capacity(&self) -> usize {
-        self.conns
-            .values()
+        (self.slots.iter().flatten())
             .map(|c| match &c.role {
                 Role::Kafka(s) => s.req.buf.capacity() + s.resp.buf.capacity(),
                 _ => 0,

@@ -299,6 +299,10 @@ impl<'a> IdempotentBatches<'a> {
                     let Entry::Batch { start: b, end } = entry else {
                         continue;
                     };
+                    // Most producers are not idempotent: their producer id (at 43) is -1.
+                    if set.get(b + 43).is_none_or(|high| *high & 0x80 != 0) {
+                        continue;
+                    }
                     let Some(h) = BatchHeader::parse(&set[b..end]) else {
                         continue;
                     };

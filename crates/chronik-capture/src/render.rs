@@ -740,27 +740,37 @@ pub fn request_topics(req: &Dissection) -> Vec<String> {
 /// them: from the headers of magic-2 batches; a set holding legacy messages is expanded to
 /// count them (a compressed one holds messages of its own).
 fn records_in_set(set: &[u8]) -> usize {
-    let entries = batch::split(set);
-    if entries.clone().any(|e| matches!(e, Entry::Legacy { .. })) {
-        let (mut buffers, mut fields) = (Vec::new(), Vec::new());
-        records::dissect_record_set(set, 0, set.len(), FRAME, &mut buffers, &mut fields);
-        let mut n = 0;
-        for f in &fields {
-            f.walk(0, &mut |f, _| {
-                if f.role() == Role::Record {
-                    n += 1;
-                }
-            });
+    // One pass over the entries, counting from the batch headers; legacy messages (rare)
+    // send the set to be expanded.
+    let mut n = 0;
+    for e in batch::split(set) {
+        match e {
+            Entry::Batch { start, end } => {
+                n += set
+                    .get(start..end)
+                    .and_then(BatchHeader::parse)
+                    .map_or(0, |h| usize::try_from(h.records_count).unwrap_or(0));
+            }
+            Entry::Legacy { .. } => return legacy_records(set),
+            _ => {}
         }
-        return n;
     }
-    entries
-        .filter_map(|e| match e {
-            Entry::Batch { start, end } => set.get(start..end).and_then(BatchHeader::parse),
-            _ => None,
-        })
-        .map(|h| usize::try_from(h.records_count).unwrap_or(0))
-        .sum()
+    n
+}
+
+/// The records of a record set holding legacy messages, counted from its expansion.
+fn legacy_records(set: &[u8]) -> usize {
+    let (mut buffers, mut fields) = (Vec::new(), Vec::new());
+    records::dissect_record_set(set, 0, set.len(), FRAME, &mut buffers, &mut fields);
+    let mut n = 0;
+    for f in &fields {
+        f.walk(0, &mut |f, _| {
+            if f.role() == Role::Record {
+                n += 1;
+            }
+        });
+    }
+    n
 }
 
 /// The response's `throttle_time_ms` (the last one, should it have several); none when it has

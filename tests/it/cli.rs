@@ -660,7 +660,9 @@ fn many_exchanges(dir: &Path, per_conn: usize) -> (PathBuf, u16) {
 #[test]
 fn decode_prints_many_exchanges_in_the_capture_order_with_every_worker() {
     // More exchanges than the printing workers take in one turn each, so that the lines come
-    // from several batches on several workers; `-t relative` prints with a single worker. The
+    // from several batches on several workers (lines have a worker per core but one, JSON one
+    // per core: on two cores, the JSON lines below come from two); `-t relative` prints with
+    // a single worker. The
     // broker records an exchange once its response is written, so connections need not take
     // strict turns in the file.
     let dir = tempfile::tempdir().unwrap();

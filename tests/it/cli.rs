@@ -726,6 +726,10 @@ fn decode_prints_many_exchanges_in_the_capture_order_with_every_worker() {
         None,
     );
     assert_eq!(text(&out.stdout).lines().count(), 1000);
+    // -c 0 prints nothing (it once took the writer down with an index out of bounds).
+    let none = decode(&[file, "--kafka-port", &port, "-c", "0"], None);
+    assert!(none.status.success(), "{}", text(&none.stderr));
+    assert_eq!(text(&none.stdout), "");
     let json = decode(&[file, "--kafka-port", &port, "--json"], None);
     let corrs: Vec<String> = text(&json.stdout)
         .lines()

@@ -81,7 +81,12 @@ fn map(fields: &[(&str, Input)]) -> Input {
 
 /// A Produce request of `version` for partition 0 of `topic` with no records (acks=1).
 fn produce(version: i16, corr: i32, topic: &str) -> Vec<u8> {
-    let partition = map(&[("index", Input::Int(0)), ("records", Input::Null)]);
+    produce_records(version, corr, topic, Input::Null)
+}
+
+/// A Produce request of `version` for partition 0 of `topic` with `records` (acks=1).
+fn produce_records(version: i16, corr: i32, topic: &str, records: Input) -> Vec<u8> {
+    let partition = map(&[("index", Input::Int(0)), ("records", records)]);
     let data = map(&[
         ("name", Input::Str(topic.into())),
         ("partition_data", Input::List(vec![partition])),
@@ -339,17 +344,7 @@ fn idempotent_produce(corr: i32, topic: &str, sequence: i32) -> Vec<u8> {
     b.extend_from_slice(&record);
     let crc = chronik_tui::protocol::batch::batch_crc(&b);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
-    let partition = map(&[("index", Input::Int(0)), ("records", Input::Bytes(b))]);
-    let data = map(&[
-        ("name", Input::Str(topic.into())),
-        ("partition_data", Input::List(vec![partition])),
-    ]);
-    let fields = map(&[
-        ("acks", Input::Int(1)),
-        ("timeout_ms", Input::Int(5000)),
-        ("topic_data", Input::List(vec![data])),
-    ]);
-    encode::request(0, 3, corr, Some("lint-test"), &fields).expect("encodes")
+    produce_records(3, corr, topic, Input::Bytes(b))
 }
 
 #[test]

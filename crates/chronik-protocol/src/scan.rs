@@ -12,7 +12,8 @@ use crate::dissect::peek_request_header;
 use crate::registry::{self, FieldId};
 
 mod plan;
-use plan::{Kind, Step};
+use crate::schema::FieldType;
+use plan::Step;
 
 /// A value met on the walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,10 +243,10 @@ impl<'a> Walk<'a, '_> {
             match *step {
                 Step::Value {
                     id,
-                    kind,
+                    ty,
                     nullable,
                     element,
-                } => self.value(id, kind, nullable, element)?,
+                } => self.value(id, ty, nullable, element)?,
                 Step::Array { id, nullable, body } => {
                     let at = self.pos;
                     let body = steps.get(i..i + body as usize).ok_or(at)?;
@@ -278,31 +279,31 @@ impl<'a> Walk<'a, '_> {
 
     /// A value of field `id`; `nullable` and `element` as [`Step::Value`] says.
     #[inline(always)]
-    fn value(&mut self, id: FieldId, kind: Kind, nullable: bool, element: bool) -> Res {
+    fn value(&mut self, id: FieldId, ty: &FieldType, nullable: bool, element: bool) -> Res {
         let at = self.pos;
-        let value = match kind {
-            Kind::Bool => match self.int(1)? {
+        let value = match ty {
+            FieldType::Bool => match self.int(1)? {
                 b @ (0 | 1) => Scalar::Int(b),
                 _ => return Err(at),
             },
-            Kind::Int8 => Scalar::Int(self.int(1)?),
-            Kind::Int16 => Scalar::Int(self.int(2)?),
-            Kind::Int32 => Scalar::Int(self.int(4)?),
-            Kind::Int64 => Scalar::Int(self.int(8)?),
-            Kind::Uint16 => Scalar::Int(self.int(2)? & 0xffff),
-            Kind::Float64 => {
+            FieldType::Int8 => Scalar::Int(self.int(1)?),
+            FieldType::Int16 => Scalar::Int(self.int(2)?),
+            FieldType::Int32 => Scalar::Int(self.int(4)?),
+            FieldType::Int64 => Scalar::Int(self.int(8)?),
+            FieldType::Uint16 => Scalar::Int(self.int(2)? & 0xffff),
+            FieldType::Float64 => {
                 self.take(8)?;
                 Scalar::Float
             }
-            Kind::Uuid => {
+            FieldType::Uuid => {
                 let b = self.take(16)?;
                 Scalar::Uuid(b.try_into().map_err(|_| at)?)
             }
-            Kind::String => match self.string(self.flexible)? {
+            FieldType::String => match self.string(self.flexible)? {
                 None => return self.null(id, nullable && !element, at),
                 Some(s) => Scalar::Str(s),
             },
-            Kind::Data => match self.length(self.flexible, false)? {
+            FieldType::Bytes | FieldType::Records => match self.length(self.flexible, false)? {
                 None => return self.null(id, nullable && !element, at),
                 Some(len) => {
                     let start = self.pos;
@@ -310,7 +311,13 @@ impl<'a> Walk<'a, '_> {
                     Scalar::Data { start, len }
                 }
             },
-            Kind::Unread => return Err(at),
+            // Types API schemas do not use (the walk stops at them).
+            FieldType::Uint32
+            | FieldType::Varint
+            | FieldType::Uvarint
+            | FieldType::Group
+            | FieldType::Struct
+            | FieldType::Array(_) => return Err(at),
         };
         (self.visit)(id, value);
         Ok(())

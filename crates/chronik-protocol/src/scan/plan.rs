@@ -8,24 +8,6 @@ use std::sync::OnceLock;
 use crate::registry::{self, FieldId};
 use crate::schema::{ApiSchema, FieldDef, FieldType};
 
-/// A value's wire type, as the walk reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    Bool,
-    Int8,
-    Int16,
-    Int32,
-    Int64,
-    Uint16,
-    Float64,
-    Uuid,
-    String,
-    /// BYTES or RECORDS.
-    Data,
-    /// A type API schemas do not use (the walk stops at it).
-    Unread,
-}
-
 /// One step of a walk.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Step {
@@ -33,7 +15,7 @@ pub(super) enum Step {
     /// an array of values (which the dissector never takes as nullable).
     Value {
         id: FieldId,
-        kind: Kind,
+        ty: &'static FieldType,
         nullable: bool,
         element: bool,
     },
@@ -92,7 +74,7 @@ fn build() -> Table {
     table
 }
 
-fn compile(fields: &[FieldDef], api: &ApiSchema, version: i16) -> Box<[Step]> {
+fn compile(fields: &'static [FieldDef], api: &ApiSchema, version: i16) -> Box<[Step]> {
     let mut steps = Vec::new();
     push_struct(&mut steps, fields, version, api.is_flexible(version));
     steps.into_boxed_slice()
@@ -100,7 +82,7 @@ fn compile(fields: &[FieldDef], api: &ApiSchema, version: i16) -> Box<[Step]> {
 
 /// The steps of a struct: its fields on the wire in `version` (tagged ones are in the section
 /// at its end, which flexible versions have).
-fn push_struct(steps: &mut Vec<Step>, fields: &[FieldDef], version: i16, flexible: bool) {
+fn push_struct(steps: &mut Vec<Step>, fields: &'static [FieldDef], version: i16, flexible: bool) {
     for f in fields
         .iter()
         .filter(|f| f.versions.contains(version) && f.tag.is_none())
@@ -126,7 +108,7 @@ fn push_struct(steps: &mut Vec<Step>, fields: &[FieldDef], version: i16, flexibl
                     FieldType::Struct => push_struct(steps, &f.children, version, flexible),
                     ty => steps.push(Step::Value {
                         id: f.id,
-                        kind: kind(ty),
+                        ty,
                         nullable: false,
                         element: true,
                     }),
@@ -135,7 +117,7 @@ fn push_struct(steps: &mut Vec<Step>, fields: &[FieldDef], version: i16, flexibl
             }
             ty => steps.push(Step::Value {
                 id: f.id,
-                kind: kind(ty),
+                ty,
                 nullable,
                 element: false,
             }),
@@ -156,26 +138,5 @@ fn close(steps: &mut [Step], at: usize) {
     let n = u32::try_from(steps.len() - at - 1).unwrap_or(u32::MAX);
     if let Step::Array { body, .. } | Step::Optional { body, .. } = &mut steps[at] {
         *body = n;
-    }
-}
-
-fn kind(ty: &FieldType) -> Kind {
-    match ty {
-        FieldType::Bool => Kind::Bool,
-        FieldType::Int8 => Kind::Int8,
-        FieldType::Int16 => Kind::Int16,
-        FieldType::Int32 => Kind::Int32,
-        FieldType::Int64 => Kind::Int64,
-        FieldType::Uint16 => Kind::Uint16,
-        FieldType::Float64 => Kind::Float64,
-        FieldType::Uuid => Kind::Uuid,
-        FieldType::String => Kind::String,
-        FieldType::Bytes | FieldType::Records => Kind::Data,
-        FieldType::Uint32
-        | FieldType::Varint
-        | FieldType::Uvarint
-        | FieldType::Group
-        | FieldType::Struct
-        | FieldType::Array(_) => Kind::Unread,
     }
 }

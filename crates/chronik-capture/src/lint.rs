@@ -1,7 +1,9 @@
 //! The lint on exchanges: the frame findings of `chronik_protocol::lint` for both frames, the
 //! pairing of a response with its request, and what only a connection's history shows (the
 //! versions its broker advertised, an idempotent producer's sequence numbers). The history is
-//! kept by a [`History`] inside the store, bounded, and fed every exchange as it is stored.
+//! kept by a [`History`] inside the store, bounded, and fed every exchange as it is stored;
+//! `decode` keeps its own on its writing thread, fed in the capture's order with the [`Facts`]
+//! its printing workers read.
 
 use std::collections::HashMap;
 

@@ -420,32 +420,22 @@ impl Writer {
         if self.printed >= self.limit {
             return Ok(false); // `--count 0`
         }
-        let left = self.limit - self.printed;
-        let Some(history) = self.history.as_mut() else {
-            // The store applied the history: the text is final.
-            let kept = ends.iter().zip(std::iter::once(&0).chain(&ends));
-            let mut count = 0u64;
-            for (end, start) in kept {
-                count += u64::from(end > start);
-                if count == left {
-                    out.write_all(&text.as_bytes()[..*end])?;
-                    return Ok(false);
-                }
-            }
-            out.write_all(text.as_bytes())?;
-            self.printed += count;
-            return Ok(true);
-        };
         let (mut facts, mut closed) = (facts.into_iter().peekable(), job.closed.iter().peekable());
         // Text before `from` is written; `start` is where the exchange at hand's text starts.
         let (mut from, mut start) = (0, 0);
         let mut again = String::new();
         for (i, ex) in job.exchanges.iter().enumerate() {
-            while let Some((_, conn)) = closed.next_if(|(n, _)| *n <= i) {
-                history.closed(*conn);
-            }
-            let f = facts.next_if(|(j, _)| *j == i).map(|(_, f)| f);
-            let found = history.apply(ex, f.unwrap_or_default());
+            // Without a history here (the store applied it), the text is final.
+            let found = match self.history.as_mut() {
+                Some(history) => {
+                    while let Some((_, conn)) = closed.next_if(|(n, _)| *n <= i) {
+                        history.closed(*conn);
+                    }
+                    let f = facts.next_if(|(j, _)| *j == i).map(|(_, f)| f);
+                    history.apply(ex, f.unwrap_or_default())
+                }
+                None => Vec::new(),
+            };
             let end = ends[i];
             let kept = if found.is_empty() {
                 end > start
@@ -471,8 +461,10 @@ impl Writer {
                 }
             }
         }
-        for (_, conn) in closed {
-            history.closed(*conn);
+        if let Some(history) = self.history.as_mut() {
+            for (_, conn) in closed {
+                history.closed(*conn);
+            }
         }
         out.write_all(&text.as_bytes()[from..])?;
         Ok(true)

@@ -85,6 +85,10 @@ enum TopicRef<'a> {
     Id(&'a [u8; 16]),
 }
 
+/// An idempotent batch of a Produce request: its topic (the name, or the id's text), partition,
+/// offset in the frame and header.
+type IdempotentBatch = (String, i64, usize, BatchHeader);
+
 /// What an exchange brings to a connection's [`History`], read from its frames alone: the
 /// versions an ApiVersions response offers, and a Produce request's idempotent batches. It
 /// needs no history, so it can be read anywhere, in any order ([`History::facts`]), and the
@@ -93,7 +97,7 @@ enum TopicRef<'a> {
 pub struct Facts {
     offered: Option<HashMap<i16, (i16, i16)>>,
     /// Each idempotent batch with its topic, partition and offset in the frame.
-    batches: Vec<(String, i64, usize, BatchHeader)>,
+    batches: Vec<IdempotentBatch>,
 }
 
 impl Facts {
@@ -180,11 +184,7 @@ impl History {
 
     /// Sequence numbers of a Produce request's idempotent batches, against what the same
     /// producer sent the partition before.
-    fn sequences_of(
-        &mut self,
-        batches: Vec<(String, i64, usize, BatchHeader)>,
-        out: &mut Vec<Finding>,
-    ) {
+    fn sequences_of(&mut self, batches: Vec<IdempotentBatch>, out: &mut Vec<Finding>) {
         for (topic, partition, at, h) in batches {
             let key = (h.producer_id, h.producer_epoch, topic, partition);
             let next = h.base_sequence.wrapping_add(h.records_count.max(0)) & i32::MAX;
@@ -252,7 +252,7 @@ fn offered(ex: &Exchange) -> Option<HashMap<i16, (i16, i16)>> {
 /// The idempotent batches of a Produce request `frame`, each with its topic (the name, or the
 /// id's text), partition and offset in the frame, found by a walk of the request (no tree:
 /// this runs on every Produce of a stream, before any view dissects it).
-fn idempotent_batches(frame: &[u8]) -> Vec<(String, i64, usize, BatchHeader)> {
+fn idempotent_batches(frame: &[u8]) -> Vec<IdempotentBatch> {
     let mut batches = IdempotentBatches::new(frame);
     // A frame that stops reading keeps the batches before the stop, as a dissection would.
     let _ = scan_request(frame, &mut |id, v| batches.visit(id, v));
@@ -268,7 +268,7 @@ pub struct IdempotentBatches<'a> {
     ids: [FieldId; 4],
     topic: TopicRef<'a>,
     partition: i64,
-    found: Vec<(String, i64, usize, BatchHeader)>,
+    found: Vec<IdempotentBatch>,
 }
 
 impl<'a> IdempotentBatches<'a> {

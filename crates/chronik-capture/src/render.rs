@@ -252,9 +252,7 @@ pub fn line_with(ex: &Exchange, clock: &Clock) -> String {
 
 /// [`line_with`], written at the end of `line`.
 pub fn push_line_with(line: &mut String, ex: &Exchange, clock: &Clock) {
-    push_line_or_dissected(line, ex, clock, &mut |_, _| {}, || {
-        Box::new(ex.dissect_with(Limits::WITHOUT_RECORDS))
-    });
+    push_line_seeing(line, ex, clock, &mut |_, _| {});
 }
 
 /// [`push_line_with`], handing `seen` the request's values as the line's walk of it reads

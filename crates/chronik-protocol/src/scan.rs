@@ -1,7 +1,8 @@
 //! A walk over a request's fields by the schema table, the dissector's own layouts (compiled
-//! once into a list of steps for each API version, `plan`), without building a tree: for what needs a few values from every frame of a busy stream (the lint's
-//! history of idempotent sequences reads topic, partition and record set of every Produce) and
-//! would otherwise pay a whole dissection for them.
+//! once into a list of steps for each API version, `plan`), without building a tree: for what
+//! needs a few values from every frame of a busy stream (the lint's history of idempotent
+//! sequences reads topic, partition and record set of every Produce) and would otherwise pay a
+//! whole dissection for them.
 //!
 //! It checks what it reads as the dissector does (lengths and counts against the bytes left,
 //! tags in order) and stops at the first field that does not read, having reported the values
@@ -10,9 +11,9 @@
 
 use crate::dissect::peek_request_header;
 use crate::registry::{self, FieldId};
+use crate::schema::FieldType;
 
 mod plan;
-use crate::schema::FieldType;
 use plan::Step;
 
 /// A value met on the walk.
@@ -241,12 +242,7 @@ impl<'a> Walk<'a, '_> {
         while let Some(step) = steps.get(i) {
             i += 1;
             match *step {
-                Step::Value {
-                    id,
-                    ty,
-                    nullable,
-                    element,
-                } => self.value(id, ty, nullable, element)?,
+                Step::Value { id, ty, nullable } => self.value(id, ty, nullable)?,
                 Step::Array { id, nullable, body } => {
                     let at = self.pos;
                     let body = steps.get(i..i + body as usize).ok_or(at)?;
@@ -277,9 +273,9 @@ impl<'a> Walk<'a, '_> {
         Ok(())
     }
 
-    /// A value of field `id`; `nullable` and `element` as [`Step::Value`] says.
+    /// A value of field `id`; `nullable` as [`Step::Value`] says.
     #[inline(always)]
-    fn value(&mut self, id: FieldId, ty: &FieldType, nullable: bool, element: bool) -> Res {
+    fn value(&mut self, id: FieldId, ty: &FieldType, nullable: bool) -> Res {
         let at = self.pos;
         let value = match ty {
             FieldType::Bool => match self.int(1)? {
@@ -300,11 +296,11 @@ impl<'a> Walk<'a, '_> {
                 Scalar::Uuid(b.try_into().map_err(|_| at)?)
             }
             FieldType::String => match self.string(self.flexible)? {
-                None => return self.null(id, nullable && !element, at),
+                None => return self.null(id, nullable, at),
                 Some(s) => Scalar::Str(s),
             },
             FieldType::Bytes | FieldType::Records => match self.length(self.flexible, false)? {
-                None => return self.null(id, nullable && !element, at),
+                None => return self.null(id, nullable, at),
                 Some(len) => {
                     let start = self.pos;
                     self.take(len).map_err(|_| at)?;

@@ -11,13 +11,12 @@ use crate::schema::{ApiSchema, FieldDef, FieldType};
 /// One step of a walk.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Step {
-    /// A value. `nullable`: a null is allowed here in this version; `element`: an element of
-    /// an array of values (which the dissector never takes as nullable).
+    /// A value. `nullable`: a null is allowed here in this version (never for an element of an
+    /// array of values, which the dissector never takes as nullable).
     Value {
         id: FieldId,
         ty: &'static FieldType,
         nullable: bool,
-        element: bool,
     },
     /// An array's count, then the next `body` steps once per element.
     Array {
@@ -110,7 +109,6 @@ fn push_struct(steps: &mut Vec<Step>, fields: &'static [FieldDef], version: i16,
                         id: f.id,
                         ty,
                         nullable: false,
-                        element: true,
                     }),
                 }
                 close(steps, at);
@@ -119,7 +117,6 @@ fn push_struct(steps: &mut Vec<Step>, fields: &'static [FieldDef], version: i16,
                 id: f.id,
                 ty,
                 nullable,
-                element: false,
             }),
         }
     }

@@ -187,13 +187,13 @@ const BATCH_BYTES: usize = 1 << 20;
 /// cannot be opened, and on one cut short once what it held is printed.
 ///
 /// The capture is read, reassembled and paired on this thread, which hands the exchanges in
-/// batches to printing workers, one per core (their text is most of the work: dissection,
-/// filter, line or JSON); batch `i` goes to worker `i % n`, and the writer takes the texts back
-/// in the same turn, so the lines come out in the capture's order. The lint's connection
-/// history is kept by the writer: the workers read what each exchange brings to it (its
-/// [`Facts`]), and the writer applies them in order, printing again the rare exchange the
-/// history has findings on. Every channel is bounded, so memory stays bounded however large
-/// the capture.
+/// batches to printing workers (their text is most of the work: dissection, filter, line or
+/// JSON); batch `i` goes to worker `i % n`, and the writer takes the texts back in the same
+/// turn, so the lines come out in the capture's order. A single worker is its own writer. The
+/// lint's connection history is kept by the writer: the workers read what each exchange
+/// brings to it (its [`Facts`]), and the writer applies them in order, printing again the rare
+/// exchange the history has findings on. Every channel is bounded, so memory stays bounded
+/// however large the capture.
 pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
     let printer = Printer::new(&opts)?;
     if let Some(path) = &opts.parquet {
@@ -220,59 +220,57 @@ pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
     let stop = Arc::new(AtomicBool::new(false));
     let limit = opts.count.unwrap_or(u64::MAX);
     let writer_keeps_history = history.is_some();
-    let (mut jobs, mut results) = (Vec::new(), Vec::new());
-    for i in 0..workers {
+    let mut writer = Writer {
+        printer: printer.clone(),
+        history,
+        limit,
+        printed: 0,
+    };
+    let mut jobs = Vec::new();
+    // One worker writes its own lines (no thread to hand them to, and wake, per batch);
+    // several hand them to a writer that takes them in turn.
+    let writer_stop = stop.clone();
+    let writer = if workers == 1 {
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(2);
-        let (text_tx, text_rx) = mpsc::sync_channel::<Lines>(2);
-        let printer = printer.clone();
-        std::thread::Builder::new()
-            .name(format!("decode-print-{i}"))
-            .spawn(move || {
-                for job in job_rx {
-                    let mut lines = Lines {
-                        text: String::with_capacity(job.exchanges.len() * 160),
-                        ends: Vec::with_capacity(job.exchanges.len()),
-                        facts: Vec::new(),
-                        job: Job::default(),
-                    };
-                    for (i, ex) in job.exchanges.iter().enumerate() {
-                        let kept = if writer_keeps_history {
-                            let (kept, facts) = printer.write_with_facts(ex, &mut lines.text);
-                            if !facts.is_empty() {
-                                lines.facts.push((i, facts));
-                            }
-                            kept
-                        } else {
-                            printer.write(ex, &mut lines.text)
-                        };
-                        if kept {
-                            lines.text.push('\n');
-                        }
-                        lines.ends.push(lines.text.len());
-                    }
-                    lines.job = job;
-                    if text_tx.send(lines).is_err() {
-                        return; // the writer stopped
-                    }
-                }
-            })
-            .map_err(DecodeError::Output)?;
         jobs.push(job_tx);
-        results.push(text_rx);
-    }
-    let writer = {
-        let stop = stop.clone();
-        let mut writer = Writer {
-            printer,
-            history,
-            limit,
-            printed: 0,
-        };
+        std::thread::Builder::new()
+            .name("decode-print-0".into())
+            .spawn(move || {
+                let texts = job_rx
+                    .into_iter()
+                    .map(|job| print_job(&printer, job, writer_keeps_history));
+                writer.write_all(texts, &writer_stop)
+            })
+    } else {
+        let mut results = Vec::new();
+        for i in 0..workers {
+            let (job_tx, job_rx) = mpsc::sync_channel::<Job>(2);
+            let (text_tx, text_rx) = mpsc::sync_channel::<Lines>(2);
+            let printer = printer.clone();
+            std::thread::Builder::new()
+                .name(format!("decode-print-{i}"))
+                .spawn(move || {
+                    for job in job_rx {
+                        let lines = print_job(&printer, job, writer_keeps_history);
+                        if text_tx.send(lines).is_err() {
+                            return; // the writer stopped
+                        }
+                    }
+                })
+                .map_err(DecodeError::Output)?;
+            jobs.push(job_tx);
+            results.push(text_rx);
+        }
         std::thread::Builder::new()
             .name("decode-write".into())
-            .spawn(move || writer.write_in_turn(results, &stop))
-            .map_err(DecodeError::Output)?
-    };
+            .spawn(move || {
+                // Worker `i % n`'s texts for batch `i`, until the workers are done.
+                let n = results.len();
+                let texts = (0..).map_while(|turn| results[turn % n].recv().ok());
+                writer.write_all(texts, &writer_stop)
+            })
+    }
+    .map_err(DecodeError::Output)?;
     let sink = Batcher {
         jobs,
         next: 0,
@@ -318,6 +316,34 @@ pub fn run(opts: DecodeOptions) -> Result<(), DecodeError> {
         return Err(DecodeError::Output(e));
     }
     report(&progress, "decode")
+}
+
+/// A batch's lines, printed: with the facts each exchange brings to the lint's history when
+/// the writer keeps it.
+fn print_job(printer: &Printer, job: Job, with_facts: bool) -> Lines {
+    let mut lines = Lines {
+        text: String::with_capacity(job.exchanges.len() * 160),
+        ends: Vec::with_capacity(job.exchanges.len()),
+        facts: Vec::new(),
+        job: Job::default(),
+    };
+    for (i, ex) in job.exchanges.iter().enumerate() {
+        let kept = if with_facts {
+            let (kept, facts) = printer.write_with_facts(ex, &mut lines.text);
+            if !facts.is_empty() {
+                lines.facts.push((i, facts));
+            }
+            kept
+        } else {
+            printer.write(ex, &mut lines.text)
+        };
+        if kept {
+            lines.text.push('\n');
+        }
+        lines.ends.push(lines.text.len());
+    }
+    lines.job = job;
+    lines
 }
 
 /// Gathers exchanges into batches and hands each to the next worker in turn; dropping it
@@ -382,11 +408,11 @@ struct Writer {
 }
 
 impl Writer {
-    /// Writes the workers' texts to standard output in turn (worker `i % n` for batch `i`)
-    /// until they are done, `limit` lines are written, or writing fails; then sets `stop`.
-    fn write_in_turn(
+    /// Writes the batches' texts to standard output, in the order given, until they end,
+    /// `limit` lines are written, or writing fails; then sets `stop`.
+    fn write_all(
         &mut self,
-        results: Vec<mpsc::Receiver<Lines>>,
+        texts: impl Iterator<Item = Lines>,
         stop: &AtomicBool,
     ) -> std::io::Result<()> {
         // Each text is a batch of whole lines: written as it comes (standard output's own
@@ -394,12 +420,9 @@ impl Writer {
         // buffer.
         let mut out = std::io::stdout().lock();
         let written = (|| {
-            for turn in 0.. {
-                let Ok(lines) = results[turn % results.len()].recv() else {
-                    return Ok(()); // the workers are done
-                };
+            for lines in texts {
                 if !self.write_lines(lines, &mut out)? {
-                    return Ok(());
+                    break;
                 }
             }
             Ok(())

@@ -771,7 +771,7 @@ fn first_exchange_cut(capture: &[u8]) -> (usize, usize) {
         CaptureReader::new(std::io::Cursor::new(capture.to_vec())).expect("a capture file");
     let mut cut = None;
     while let Some(packet) = reader.next_packet() {
-        pipeline.packet(&packet.expect("a whole capture"));
+        pipeline.packet(packet.expect("a whole capture").borrow());
         if cut.is_none() && !store.snapshot().is_empty() {
             cut = Some(reader.bytes_read() as usize);
         }

@@ -407,13 +407,22 @@ impl Exchange {
         if request.capacity() - request.len() >= response.len() {
             request.extend_from_slice(response);
             self.frames = request.into_boxed_slice();
+            self.request_len = request_len;
+            self.has_response = true;
         } else {
-            let mut frames = Vec::with_capacity(request.len() + response.len());
-            frames.extend_from_slice(&request);
-            frames.extend_from_slice(response);
-            self.frames = frames.into_boxed_slice();
+            self.set_frames_joined(&request, response);
         }
-        self.request_len = request_len;
+    }
+
+    /// [`Exchange::set_frames`] with both frames borrowed: copied into one new buffer of
+    /// exactly their length.
+    pub fn set_frames_joined(&mut self, request: &[u8], response: &[u8]) {
+        let request = &request[..request.len().min(u32::MAX as usize)];
+        let mut frames = Vec::with_capacity(request.len() + response.len());
+        frames.extend_from_slice(request);
+        frames.extend_from_slice(response);
+        self.frames = frames.into_boxed_slice();
+        self.request_len = request.len() as u32;
         self.has_response = true;
     }
 

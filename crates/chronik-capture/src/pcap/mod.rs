@@ -36,6 +36,30 @@ pub struct RawPacket {
     pub interface: u32,
 }
 
+impl RawPacket {
+    /// The packet, borrowed.
+    pub fn borrow(&self) -> PacketRef<'_> {
+        PacketRef {
+            ts_nanos: self.ts_nanos,
+            linktype: self.linktype,
+            data: &self.data,
+            orig_len: self.orig_len,
+            interface: self.interface,
+        }
+    }
+}
+
+/// A captured frame borrowed from where it was read (a capture reader's buffer, an interface's
+/// ring): the fields of [`RawPacket`], its bytes not copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketRef<'a> {
+    pub ts_nanos: i64,
+    pub linktype: u32,
+    pub data: &'a [u8],
+    pub orig_len: u32,
+    pub interface: u32,
+}
+
 /// TCP flags that matter to reassembly.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TcpFlags {

@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::path::Path;
 
-use super::RawPacket;
+use super::{PacketRef, RawPacket};
 
 /// The largest pcap record or pcapng block accepted; a longer one is taken as corruption.
 pub const MAX_RECORD_LEN: u64 = 256 * 1024 * 1024;
@@ -205,6 +205,16 @@ enum BlockOutcome {
     BadPacket(CaptureError),
 }
 
+/// An Enhanced Packet Block found whole in the input buffer.
+struct Epb {
+    /// Its length, trailer included.
+    total: usize,
+    /// Bytes of packet data it holds (they start 28 bytes in).
+    captured: usize,
+    /// The packet, its data still to be taken from the buffer.
+    packet: PacketRef<'static>,
+}
+
 /// A pcap or pcapng file read one packet at a time.
 pub struct CaptureReader {
     input: BufReader<Box<dyn Read + Send>>,
@@ -214,6 +224,11 @@ pub struct CaptureReader {
     state: State,
     /// Set after an error the stream cannot continue from, or at the end of the input.
     finished: bool,
+    /// Bytes of the input buffer the last [`CaptureReader::next_ref`] lent out, consumed when
+    /// the next packet is asked for.
+    lent: usize,
+    /// The packet [`CaptureReader::next_ref`] lends when it had to be read out of the buffer.
+    copied: RawPacket,
 }
 
 impl fmt::Debug for CaptureReader {
@@ -246,6 +261,8 @@ impl CaptureReader {
                 interfaces: Vec::new(),
             },
             finished: false,
+            lent: 0,
+            copied: RawPacket::default(),
         };
         let mut magic = [0u8; 4];
         let got = this.read_full(&mut magic)?;
@@ -319,6 +336,7 @@ impl CaptureReader {
     /// is refilled, so reading a file allocates nothing per packet). After `Some(Ok(()))`,
     /// `packet` holds the next packet; otherwise what it holds is unspecified.
     pub fn next_into(&mut self, packet: &mut RawPacket) -> Option<Result<(), CaptureError>> {
+        self.input.consume(std::mem::take(&mut self.lent));
         while !self.finished {
             let result = match self.state {
                 State::Pcap { .. } => self.read_pcap_record(packet).map(|p| {
@@ -344,6 +362,27 @@ impl CaptureReader {
             }
         }
         None
+    }
+
+    /// [`CaptureReader::next_packet`], borrowed until the next call: an Enhanced Packet Block
+    /// whole in the input buffer is lent from there, copying nothing; any other packet from a
+    /// copy the reader keeps.
+    pub fn next_ref(&mut self) -> Option<Result<PacketRef<'_>, CaptureError>> {
+        self.input.consume(std::mem::take(&mut self.lent));
+        if let (State::PcapNg { endian, .. }, false) = (&self.state, self.finished) {
+            if let Some(epb) = self.enhanced_at_front(*endian) {
+                self.lent = epb.total;
+                self.offset += epb.total as u64;
+                return Some(Ok(PacketRef {
+                    data: &self.input.buffer()[28..28 + epb.captured],
+                    ..epb.packet
+                }));
+            }
+        }
+        let mut copied = std::mem::take(&mut self.copied);
+        let next = self.next_into(&mut copied);
+        self.copied = copied;
+        next.map(|r| r.map(|()| self.copied.borrow()))
     }
 
     /// Reads one pcap record into `packet`; `Ok(false)` (and finished) at a clean end of file.
@@ -516,31 +555,52 @@ impl CaptureReader {
     /// was taken into `packet`; otherwise nothing is consumed, and [`Self::read_block`] reads
     /// the block (and says what is wrong with it, if anything).
     fn enhanced_in_buffer(&mut self, endian: Endian, packet: &mut RawPacket) -> bool {
-        let buf = self.input.buffer();
-        if buf.len() < 32 || endian.u32_at(buf, 0) != PCAPNG_EPB {
-            return false;
-        }
-        let total = endian.u32_at(buf, 4) as usize;
-        if total < 32 || !total.is_multiple_of(4) || total > buf.len() {
-            return false;
-        }
-        let captured = endian.u32_at(buf, 20) as usize;
-        if captured > total - 32 || endian.u32_at(buf, total - 4) as usize != total {
-            return false;
-        }
-        let Some(interface) = self.interface(endian.u32_at(buf, 8)) else {
+        let Some(epb) = self.enhanced_at_front(endian) else {
             return false;
         };
-        let ticks = (u64::from(endian.u32_at(buf, 12)) << 32) | u64::from(endian.u32_at(buf, 16));
         packet.data.clear();
-        packet.data.extend_from_slice(&buf[28..28 + captured]);
-        packet.ts_nanos = interface.timestamp(ticks);
-        packet.linktype = interface.linktype;
-        packet.orig_len = endian.u32_at(buf, 24);
-        packet.interface = endian.u32_at(buf, 8);
-        self.input.consume(total);
-        self.offset += total as u64;
+        packet
+            .data
+            .extend_from_slice(&self.input.buffer()[28..28 + epb.captured]);
+        packet.ts_nanos = epb.packet.ts_nanos;
+        packet.linktype = epb.packet.linktype;
+        packet.orig_len = epb.packet.orig_len;
+        packet.interface = epb.packet.interface;
+        self.input.consume(epb.total);
+        self.offset += epb.total as u64;
         true
+    }
+
+    /// The Enhanced Packet Block at the front of the input buffer, when it is whole there and
+    /// sound (see [`CaptureReader::enhanced_in_buffer`]); nothing is consumed.
+    fn enhanced_at_front(&self, endian: Endian) -> Option<Epb> {
+        let buf = self.input.buffer();
+        // The block's seven header words (type, length, interface, timestamp high and low,
+        // captured and original length), read in one go: this runs for every packet.
+        let mut word = [0u32; 7];
+        for (w, b) in word.iter_mut().zip(buf.get(..28)?.chunks_exact(4)) {
+            *w = endian.u32([b[0], b[1], b[2], b[3]]);
+        }
+        let [kind, total, interface, ts_high, ts_low, captured, orig_len] = word;
+        let (total, captured) = (total as usize, captured as usize);
+        if kind != PCAPNG_EPB || total < 32 || !total.is_multiple_of(4) || total > buf.len() {
+            return None;
+        }
+        if captured > total - 32 || endian.u32_at(buf, total - 4) as usize != total {
+            return None;
+        }
+        let described = self.interface(interface)?;
+        Some(Epb {
+            total,
+            captured,
+            packet: PacketRef {
+                ts_nanos: described.timestamp((u64::from(ts_high) << 32) | u64::from(ts_low)),
+                linktype: described.linktype,
+                data: &[],
+                orig_len,
+                interface,
+            },
+        })
     }
 
     /// Takes a section header's body (after the byte-order magic): a new section with no
@@ -1020,13 +1080,30 @@ mod tests {
         (OPT_IF_TSOFFSET, v.to_vec())
     }
 
+    /// Every packet (or error) `next_packet` reads from `bytes`; `next_ref`, reading the same
+    /// bytes, must lend the same ones and end at the same offset.
     fn read_all(bytes: Vec<u8>) -> (CaptureReader, Vec<Result<RawPacket, CaptureError>>) {
+        let mut lending = CaptureReader::new(io::Cursor::new(bytes.clone())).expect("header");
         let mut reader = CaptureReader::new(io::Cursor::new(bytes)).expect("header reads");
         let mut out = Vec::new();
         while let Some(item) = reader.next_packet() {
+            let lent = lending.next_ref().map(|r| r.map(|p| (p.data.to_vec(), p)));
+            match (&item, lent) {
+                (Ok(p), Some(Ok((data, l)))) => assert_eq!(
+                    (p.ts_nanos, p.linktype, &p.data, p.orig_len, p.interface),
+                    (l.ts_nanos, l.linktype, &data, l.orig_len, l.interface)
+                ),
+                (Err(e), Some(Err(l))) => assert_eq!(e, &l),
+                (item, lent) => panic!("next_packet read {item:?}, next_ref {lent:?}"),
+            }
             out.push(item);
             assert!(out.len() < 100_000, "reader does not end");
         }
+        assert!(
+            lending.next_ref().is_none(),
+            "next_ref ends where next_packet does"
+        );
+        assert_eq!(lending.bytes_read(), reader.bytes_read());
         assert!(reader.next_packet().is_none(), "None stays None");
         (reader, out)
     }
@@ -1222,6 +1299,14 @@ mod tests {
             trickled.push(p);
         }
         assert_eq!(trickled, whole);
+        // Lent, as no block is ever whole in the buffer: each from the reader's own copy.
+        let mut reader = CaptureReader::new(Trickle(io::Cursor::new(ng.bytes.clone()))).unwrap();
+        let mut lent = Vec::new();
+        while let Some(p) = reader.next_ref() {
+            lent.push(p.map(|p| p.data.to_vec()));
+        }
+        let data = |p: &Result<RawPacket, CaptureError>| p.clone().map(|p| p.data);
+        assert_eq!(lent, whole.iter().map(data).collect::<Vec<_>>());
         assert_eq!(whole.len(), 2);
         assert_eq!(whole[0].as_ref().unwrap().ts_nanos, 42);
     }

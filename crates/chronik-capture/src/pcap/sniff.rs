@@ -16,7 +16,7 @@ use pnet::datalink::{self, Channel, Config, NetworkInterface};
 
 use super::kafka_stream::StreamOptions;
 use super::source::{Pipeline, Progress};
-use super::RawPacket;
+use super::PacketRef;
 use crate::{now_micros, Store};
 
 /// Largest frame read (the loopback MTU is 65536).
@@ -101,16 +101,15 @@ pub fn start(name: &str, opts: StreamOptions, store: Arc<Store>) -> io::Result<S
             while !s.load(Ordering::Relaxed) {
                 match rx.next() {
                     Ok(frame) => {
-                        let raw = RawPacket {
+                        pipeline.packet(PacketRef {
                             ts_nanos: now_micros().saturating_mul(1000),
                             // Linux hands every interface's frames with an Ethernet header
                             // (loopback's is all zeros).
                             linktype: 1,
                             orig_len: frame.len() as u32,
-                            data: frame.to_vec(),
+                            data: frame,
                             interface: 0,
-                        };
-                        pipeline.packet(&raw);
+                        });
                     }
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
                     Err(e) => {

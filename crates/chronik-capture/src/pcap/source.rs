@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use super::kafka_stream::{KafkaStreams, Output, StreamOptions};
 use super::reader::CaptureReader;
-use super::{packet, RawPacket, Segment};
+use super::{packet, PacketRef, Segment};
 use crate::Store;
 
 /// How far a source has got; shared with the views.
@@ -171,7 +171,7 @@ impl Pipeline {
     }
 
     /// One captured frame.
-    pub fn packet(&mut self, raw: &RawPacket) {
+    pub fn packet(&mut self, raw: PacketRef<'_>) {
         self.counts[0] += 1;
         match packet::parse_into(raw, &mut self.seg) {
             Ok(true) => {
@@ -381,17 +381,15 @@ pub fn read_input_until(
 }
 
 fn read_packets(mut input: Input, mut pipeline: Pipeline, progress: &Progress, stop: &AtomicBool) {
-    // One packet, refilled for each.
-    let mut raw = RawPacket::default();
     let mut read = 0u64;
-    while let Some(next) = input.reader.next_into(&mut raw) {
+    while let Some(next) = input.reader.next_ref() {
         if stop.load(Ordering::Relaxed) {
             pipeline.add_counts();
             progress.mark_done();
             return;
         }
         match next {
-            Ok(()) => pipeline.packet(&raw),
+            Ok(raw) => pipeline.packet(raw),
             Err(e) => progress.error(format!("{}: {e}", input.name)),
         }
         read += 1;

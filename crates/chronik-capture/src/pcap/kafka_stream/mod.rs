@@ -126,25 +126,27 @@ pub struct KafkaStreams {
     stats: StreamStats,
 }
 
-/// Both endpoints, lower first, so both directions map to one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct ConnKey(SocketAddr, SocketAddr);
+/// Both endpoints of a connection, one key for both directions. Two IPv4 endpoints (nearly
+/// every segment, and a key is made and compared for each) are packed into one number, the
+/// lower endpoint first; any other pair is kept as its addresses, lower first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum ConnKey {
+    V4(u128),
+    Other(SocketAddr, SocketAddr),
+}
 
-impl std::hash::Hash for ConnKey {
-    /// Two IPv4 endpoints (the usual case, looked up for every segment) as one number;
-    /// anything else field by field.
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        match (self.0, self.1) {
+impl ConnKey {
+    fn of(a: SocketAddr, b: SocketAddr) -> ConnKey {
+        match (a, b) {
             (SocketAddr::V4(a), SocketAddr::V4(b)) => {
                 let end = |e: std::net::SocketAddrV4| {
                     (u64::from(e.ip().to_bits()) << 16) | u64::from(e.port())
                 };
-                state.write_u128((u128::from(end(a)) << 64) | u128::from(end(b)));
+                let (a, b) = (end(a), end(b));
+                ConnKey::V4((u128::from(a.min(b)) << 64) | u128::from(a.max(b)))
             }
-            (a, b) => {
-                a.hash(state);
-                b.hash(state);
-            }
+            (a, b) if a <= b => ConnKey::Other(a, b),
+            (a, b) => ConnKey::Other(b, a),
         }
     }
 }
@@ -194,14 +196,10 @@ impl KafkaStreams {
 
     /// Takes the next captured segment (in capture order); appends what it completed.
     pub fn on_segment(&mut self, seg: &Segment, out: &mut Vec<Output>) {
-        let key = if seg.src <= seg.dst {
-            ConnKey(seg.src, seg.dst)
-        } else {
-            ConnKey(seg.dst, seg.src)
-        };
+        let key = ConnKey::of(seg.src, seg.dst);
         let has_data = seg.wire_len > 0 || !seg.payload.is_empty();
         if seg.flags.syn && !seg.flags.ack {
-            if let Some(c) = self.find(key).and_then(|i| self.slots[i].as_ref()) {
+            if let Some(c) = self.find(&key).and_then(|i| self.slots[i].as_ref()) {
                 if c.first_close.is_some() || c.data_seen[c.dir_of(seg.src)] {
                     self.finalize(key, End::Replaced, out);
                 }
@@ -209,7 +207,7 @@ impl KafkaStreams {
         }
         self.tick += 1;
         let tick = self.tick;
-        let at = match self.find(key) {
+        let at = match self.find(&key) {
             Some(at) => at,
             None => {
                 if !has_data && !seg.flags.syn {
@@ -278,7 +276,7 @@ impl KafkaStreams {
             let Some((&listed, &key)) = self.by_activity.first_key_value() else {
                 return;
             };
-            match self.find(key).and_then(|at| self.slots[at].as_mut()) {
+            match self.find(&key).and_then(|at| self.slots[at].as_mut()) {
                 Some(conn) if conn.tick != listed => {
                     self.by_activity.remove(&listed);
                     self.by_activity.insert(conn.tick, key);
@@ -296,14 +294,14 @@ impl KafkaStreams {
     }
 
     /// The place of connection `key` in `slots`, if it is tracked.
-    fn find(&mut self, key: ConnKey) -> Option<usize> {
-        if let Some((last, at)) = self.last {
+    fn find(&mut self, key: &ConnKey) -> Option<usize> {
+        if let Some((last, at)) = &self.last {
             if last == key {
-                return Some(at);
+                return Some(*at);
             }
         }
-        let at = *self.conns.get(&key)?;
-        self.last = Some((key, at));
+        let at = *self.conns.get(key)?;
+        self.last = Some((*key, at));
         Some(at)
     }
 

@@ -2,8 +2,10 @@
 //! a frame is whole: whether bytes start a plausible request, a request's client id, a Produce
 //! request's `acks` (acks=0 gets no response), the mechanism a SaslHandshake request names.
 
+use chronik_protocol::schema::Versions;
 use chronik_protocol::{api_key, registry};
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 /// Longest client id believed when looking for a request start (real ones are short).
 const MAX_CLIENT_ID: i16 = 1024;
@@ -115,12 +117,18 @@ pub(super) fn client_id(body: &[u8], key: i16, version: i16) -> Option<Cow<'_, s
 /// the transactional id in the versions that have one, then acks. Versions, header and
 /// encodings are the schema table's. `None` when the bytes end first.
 pub(super) fn produce_acks(body: &[u8], version: i16) -> Option<i16> {
+    // The versions that carry a transactional id, found by name once: every Produce request
+    // asks.
+    static TRANSACTIONAL_ID: OnceLock<Versions> = OnceLock::new();
     let produce = registry::api(api_key::PRODUCE)?;
     let flexible = produce.is_flexible(version);
-    let has_transactional_id = produce
-        .request
-        .iter()
-        .any(|f| f.name == "transactional_id" && f.versions.contains(version));
+    let has_transactional_id = TRANSACTIONAL_ID
+        .get_or_init(|| {
+            (produce.request.iter())
+                .find(|f| f.name == "transactional_id")
+                .map_or(Versions::NONE, |f| f.versions)
+        })
+        .contains(version);
     let mut c = Cursor { b: body, pos: 8 };
     let client_id_len = c.i16()?;
     c.skip(usize::try_from(client_id_len).unwrap_or(0))?;

@@ -14,8 +14,9 @@ use super::peek::{
 };
 use super::probe::PROBE_WINDOW;
 use super::{micros, End, Output, StreamStats};
+use crate::exchange::ROOM_FROM;
 use crate::pcap::reassembly::Chunk;
-use crate::{share_client_id, ClientId, Endpoints, Exchange, Framing, Status};
+use crate::{response_room, share_client_id, ClientId, Endpoints, Exchange, Framing, Status};
 use chronik_protocol::dissect::peek_request_header;
 use chronik_protocol::{
     api_key, dissect_request_with, dissect_response_with, errors, DecodeError, Limits,
@@ -72,7 +73,14 @@ pub(super) struct Session {
     sasl: SaslTokens,
     /// The response frame being paired, copied out of the framer (its buffer is reused).
     response_frame: Vec<u8>,
+    /// Buffers of small requests whose exchanges were made (their frames copied into one
+    /// buffer of their own), taken again by the next requests: a small request then costs no
+    /// allocation of its own while it waits.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Small request buffers a session keeps for reuse (see `Session::spare`).
+const SPARE_BUFFERS: usize = 8;
 
 /// After a successful SaslHandshake v0 the client authenticates with bare tokens (no Kafka
 /// header) and the broker answers each with a bare token (see `protocol::sasl`).
@@ -106,6 +114,7 @@ impl Session {
             req: Framer::new(req_from_start, "frame"),
             resp: Framer::new(saw_syn[1 - client_dir], "response frame"),
             pending: VecDeque::new(),
+            spare: Vec::new(),
             first_req_corr: None,
             req_mid_stream: !req_from_start,
             ending: false,
@@ -214,7 +223,14 @@ impl Session {
                                 self.req.skip(1, stats);
                                 continue;
                             }
-                            let frame = Exchange::request_buffer(frame);
+                            let frame = match self.spare.pop() {
+                                Some(mut buf) if response_room(frame.len()) == 0 => {
+                                    buf.clear();
+                                    buf.extend_from_slice(frame);
+                                    buf
+                                }
+                                _ => Exchange::request_buffer(frame),
+                            };
                             self.req.consume(total);
                             self.req.candidate = false;
                             self.on_request(frame, stats, out);
@@ -406,9 +422,17 @@ impl Session {
             p.request_at,
             status,
         );
-        match response {
-            None => ex.set_request(p.request.unwrap_or_default()),
-            Some(r) => ex.set_frames_appending(p.request.unwrap_or_default(), r),
+        match (response, p.request) {
+            (None, request) => ex.set_request(request.unwrap_or_default()),
+            // A small request (given no room after it): copied with its response into a
+            // buffer of their own, and its buffer kept for the next request.
+            (Some(r), Some(request)) if response_room(request.len()) == 0 => {
+                ex.set_frames_joined(&request, r);
+                if self.spare.len() < SPARE_BUFFERS && request.capacity() < ROOM_FROM {
+                    self.spare.push(request);
+                }
+            }
+            (Some(r), request) => ex.set_frames_appending(request.unwrap_or_default(), r),
         }
         ex.set_notes(p.notes);
         ex.framing = p.framing;

@@ -6,6 +6,7 @@
 //! its printing workers read.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use chronik_protocol::batch::{self, BatchHeader, Entry};
 use chronik_protocol::lint::{self, Code, Finding, Side};
@@ -274,14 +275,18 @@ pub struct IdempotentBatches<'a> {
 impl<'a> IdempotentBatches<'a> {
     /// For a walk of the request `frame`.
     pub fn new(frame: &'a [u8]) -> Self {
+        // Looked up once: a walk is made for every Produce request.
+        static IDS: OnceLock<[FieldId; 4]> = OnceLock::new();
         IdempotentBatches {
             frame,
-            ids: [
-                fid!("produce.request.topic_data.name"),
-                fid!("produce.request.topic_data.topic_id"),
-                fid!("produce.request.topic_data.partition_data.index"),
-                fid!("produce.request.topic_data.partition_data.records"),
-            ],
+            ids: *IDS.get_or_init(|| {
+                [
+                    fid!("produce.request.topic_data.name"),
+                    fid!("produce.request.topic_data.topic_id"),
+                    fid!("produce.request.topic_data.partition_data.index"),
+                    fid!("produce.request.topic_data.partition_data.records"),
+                ]
+            }),
             topic: TopicRef::Name(b""),
             partition: -1,
             found: Vec::new(),

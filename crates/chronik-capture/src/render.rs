@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::{Dissected, Exchange, FrameFault, Status, Verdict};
-use chronik_protocol::batch::{self, BatchHeader, Entry};
+use chronik_protocol::batch::{self, Entry};
 use chronik_protocol::dissect::RECORDS_NOT_EXPANDED;
 use chronik_protocol::errors::error_name;
 use chronik_protocol::lint::Finding;
@@ -292,8 +292,9 @@ fn push_line_or_dissected<'a, D: std::ops::Deref<Target = Dissected>>(
     seen: &mut dyn FnMut(registry::FieldId, Scalar<'a>),
     dissected: impl FnOnce() -> D,
 ) -> bool {
-    match said_without_tree(ex, seen) {
-        Some((said, verdict)) => {
+    let mut said = Said::default();
+    match said_without_tree(ex, seen, &mut said) {
+        Some(verdict) => {
             clock.write(line, ex.request_at);
             line_after_time(line, ex, |out| said.write(&verdict, out));
             true
@@ -594,7 +595,8 @@ impl<'a> Said<'a> {
 /// say what is wrong with a frame (and where). Gives what the dissection would, byte for byte
 /// (the tests compare the two on every API and version and on every capture at hand).
 pub fn summary_without_tree(ex: &Exchange) -> Option<String> {
-    let (said, verdict) = said_without_tree(ex, &mut |_, _| {})?;
+    let mut said = Said::default();
+    let verdict = said_without_tree(ex, &mut |_, _| {}, &mut said)?;
     let mut text = String::new();
     said.write(&verdict, &mut text);
     Some(text)
@@ -615,18 +617,22 @@ pub(crate) fn answered_frames(ex: &Exchange) -> Option<(&[u8], &[u8])> {
     Some((ex.request(), response))
 }
 
-/// What [`summary_without_tree`] says, before it is written; `seen` is handed each of the
-/// request's values as they are read.
+/// What [`summary_without_tree`] says, before it is written: into `said` (filled in place, as
+/// it is large to move), and the verdict returned; `seen` is handed each of the request's
+/// values as they are read.
 fn said_without_tree<'a>(
     ex: &'a Exchange,
     seen: &mut dyn FnMut(registry::FieldId, Scalar<'a>),
-) -> Option<(Said<'a>, Verdict)> {
+    said: &mut Said<'a>,
+) -> Option<Verdict> {
     let (request, response) = answered_frames(ex)?;
     let catalog = registry::catalog();
     let is_records = |id: registry::FieldId| {
-        catalog.entries[id.0 as usize].kind == chronik_protocol::schema::FieldType::Records
+        matches!(
+            catalog.entries[id.0 as usize].kind,
+            chronik_protocol::schema::FieldType::Records
+        )
     };
-    let mut said = Said::default();
     let (mut values, mut utf8) = (0usize, true);
     let (mut sets, mut codes) = (SmallVec::<[_; 2]>::new(), SmallVec::<[_; 4]>::new());
     scan::scan_clean_request(request, &mut |id, v| {
@@ -699,7 +705,7 @@ fn said_without_tree<'a>(
     if verdict.trouble() {
         verdict.severity = crate::verdict::Severity::Error;
     }
-    Some((said, verdict))
+    Some(verdict)
 }
 
 /// The lint's findings in a line: `[lint error field-misplaced: throttle_time_ms sent before
@@ -746,8 +752,8 @@ fn records_in_set(set: &[u8]) -> usize {
             Entry::Batch { start, end } => {
                 n += set
                     .get(start..end)
-                    .and_then(BatchHeader::parse)
-                    .map_or(0, |h| usize::try_from(h.records_count).unwrap_or(0));
+                    .and_then(batch::records_count)
+                    .map_or(0, |count| usize::try_from(count).unwrap_or(0));
             }
             Entry::Legacy { .. } => return legacy_records(set),
             _ => {}

@@ -48,6 +48,12 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(x)
 }
 
+/// The `records_count` of the batch `b` starts, read alone (a summary line wants no more);
+/// `None` if `b` is shorter than a batch header.
+pub fn records_count(b: &[u8]) -> Option<i32> {
+    (b.len() >= BATCH_HEADER_LEN).then(|| be_i32(b, 57))
+}
+
 impl BatchHeader {
     /// Parses the header from the start of a batch; `None` if fewer than 61 bytes.
     pub fn parse(b: &[u8]) -> Option<BatchHeader> {
@@ -314,6 +320,15 @@ pub fn marker_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_count_reads_what_the_header_says() {
+        let b = marker_batch(7, 3, false, 5, 0, 1000);
+        let h = BatchHeader::parse(&b).unwrap();
+        assert_eq!(records_count(&b), Some(h.records_count));
+        assert_eq!(h.records_count, 1);
+        assert_eq!(records_count(&b[..BATCH_HEADER_LEN - 1]), None);
+    }
 
     #[test]
     fn a_marker_reads_back_as_a_control_record() {

@@ -626,19 +626,16 @@ fn said_without_tree<'a>(
     said: &mut Said<'a>,
 ) -> Option<Verdict> {
     let (request, response) = answered_frames(ex)?;
+    // Each value's entry, as `registry::role` reads it, from the catalog taken once.
     let catalog = registry::catalog();
-    let is_records = |id: registry::FieldId| {
-        matches!(
-            catalog.entries[id.0 as usize].kind,
-            chronik_protocol::schema::FieldType::Records
-        )
-    };
+    let entry = |id: registry::FieldId| &catalog.entries[id.0 as usize];
+    let is_records = |id| matches!(entry(id).kind, chronik_protocol::schema::FieldType::Records);
     let (mut values, mut utf8) = (0usize, true);
     let (mut sets, mut codes) = (SmallVec::<[_; 2]>::new(), SmallVec::<[_; 4]>::new());
     scan::scan_clean_request(request, &mut |id, v| {
         values += 1;
         seen(id, v);
-        match (registry::role(id), v) {
+        match (entry(id).role, v) {
             (Role::GroupId, Scalar::Str(s)) => match std::str::from_utf8(s) {
                 Ok(s) => said.groups.push(s),
                 Err(_) => utf8 = false,
@@ -661,7 +658,7 @@ fn said_without_tree<'a>(
         (SmallVec::<[_; 2]>::new(), SmallVec::<[_; 4]>::new());
     scan::scan_clean_response(response, ex.api_key, ex.api_version, &mut |id, v| {
         values += 1;
-        match (registry::role(id), v) {
+        match (entry(id).role, v) {
             (Role::ErrorCode, Scalar::Int(c)) => error_codes.push(c),
             (Role::ThrottleTime, Scalar::Int(t)) => said.throttle = Some(t),
             (_, Scalar::Int(o))

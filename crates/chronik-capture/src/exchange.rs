@@ -491,6 +491,7 @@ impl Exchange {
         self.extra_mut().notes.push(note);
     }
 
+    #[inline]
     pub fn extend_notes(&mut self, notes: impl IntoIterator<Item = String>) {
         let mut notes = notes.into_iter().peekable();
         if notes.peek().is_some() {
@@ -498,6 +499,7 @@ impl Exchange {
         }
     }
 
+    #[inline]
     pub fn set_notes(&mut self, notes: Vec<String>) {
         if notes.is_empty() && self.extra.is_none() {
             return;

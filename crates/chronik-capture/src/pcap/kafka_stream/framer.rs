@@ -196,7 +196,19 @@ impl Framer {
     }
 
     /// A frame was cut: the notes it carries (what was lost before it).
+    #[inline]
     pub(super) fn take_notes(&mut self) -> Vec<String> {
+        self.at_start = false;
+        self.first_open = false;
+        // Nearly every frame: nothing lost, nothing to say.
+        if self.missing == 0 && self.skipped_at_start == 0 && self.skipped == 0 {
+            return Vec::new();
+        }
+        self.losses()
+    }
+
+    /// [`Framer::take_notes`] when something was lost or skipped.
+    fn losses(&mut self) -> Vec<String> {
         let mut notes = Vec::new();
         if self.missing > 0 {
             notes.push(format!(
@@ -219,8 +231,6 @@ impl Framer {
         self.missing = 0;
         self.skipped = 0;
         self.skipped_at_start = 0;
-        self.at_start = false;
-        self.first_open = false;
         notes
     }
 }

@@ -646,14 +646,21 @@ fn said_without_tree<'a>(
             },
             (Role::ErrorCode, Scalar::Int(c)) => codes.push(c),
             (_, Scalar::Data { start, len }) if is_records(id) && len > 0 => {
-                said.records += records_in_set(&request[start..start + len]);
                 sets.push((start, start + len));
             }
             _ => {}
         }
     })
     .ok()?;
-    let mut findings = lint::check_clean(request, lint::Side::Request, ex.api_key, &sets, &codes)?;
+    // The lint's check of the record sets counts their batches' records on the way; a set
+    // holding legacy messages is expanded to count them.
+    let checked = lint::check_clean(request, lint::Side::Request, ex.api_key, &sets, &codes)?;
+    said.records = checked.records.unwrap_or_else(|| {
+        (sets.iter())
+            .map(|(s, e)| records_in_set(&request[*s..*e]))
+            .sum()
+    });
+    let mut findings = checked.findings;
     let (mut response_sets, mut error_codes) =
         (SmallVec::<[_; 2]>::new(), SmallVec::<[_; 4]>::new());
     scan::scan_clean_response(response, ex.api_key, ex.api_version, &mut |id, v| {
@@ -676,13 +683,16 @@ fn said_without_tree<'a>(
     if !utf8 || values > WALK_BUDGET {
         return None;
     }
-    findings.extend(lint::check_clean(
-        response,
-        lint::Side::Response,
-        ex.api_key,
-        &response_sets,
-        &error_codes,
-    )?);
+    findings.extend(
+        lint::check_clean(
+            response,
+            lint::Side::Response,
+            ex.api_key,
+            &response_sets,
+            &error_codes,
+        )?
+        .findings,
+    );
     crate::lint::correlation(ex, response, &mut findings);
     findings.extend(ex.lint().iter().cloned());
     findings.sort_by_key(|f| (f.side == lint::Side::Response, f.start, f.end));
@@ -1357,6 +1367,14 @@ mod tests {
             assert!(full.contains(expect), "{full}");
             let shared = line_dissected(&ex, &ex.dissect_with(Limits::WITHOUT_RECORDS), &clock);
             assert_eq!(shared, full);
+            // Answered, the walks count the records as the tree does (the lint's check of the
+            // batches counts them; legacy messages are expanded).
+            let empty = chronik_protocol::encode::Input::Map(Default::default());
+            let response = chronik_protocol::encode::response(0, version, 1, &empty).unwrap();
+            let ex = answered(ex.request().to_vec(), response);
+            let walked = summary_without_tree(&ex).expect("the walks read it");
+            assert_eq!(walked, from_the_tree(&ex));
+            assert!(walked.contains(expect), "{walked}");
         }
     }
 

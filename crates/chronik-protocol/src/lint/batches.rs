@@ -36,16 +36,19 @@ pub(super) fn check(frame: &[u8], d: &Dissection, side: Side, key: i16, out: &mu
 }
 
 /// Checks every batch and message of the record set at `s..e` of `frame` (its bytes, size
-/// prefix excluded), as [`check`] does for a record set a dissection did not expand.
+/// prefix excluded), as [`check`] does for a record set a dissection did not expand; returns
+/// the records its batch headers count, `None` when it holds legacy messages.
 pub(super) fn record_set(
     frame: &[u8],
     (s, e): (usize, usize),
     side: Side,
     key: i16,
     out: &mut Vec<Finding>,
-) {
+) -> Option<usize> {
     if s <= e && e <= frame.len() {
-        Cx { frame, side, key }.record_set(s, e, out);
+        Cx { frame, side, key }.record_set(s, e, out)
+    } else {
+        Some(0)
     }
 }
 
@@ -74,14 +77,24 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    fn record_set(&self, s: usize, e: usize, out: &mut Vec<Finding>) {
+    /// The record set at `s..e`; returns the records its batch headers count, `None` when it
+    /// holds legacy messages.
+    fn record_set(&self, s: usize, e: usize, out: &mut Vec<Finding>) -> Option<usize> {
+        let mut records = Some(0);
         for entry in batch::split(&self.frame[s..e]) {
             match entry {
-                Entry::Batch { start, end } => self.batch(s + start, s + end, out),
-                Entry::Legacy { start, end, .. } => self.message(s + start, s + end, out),
+                Entry::Batch { start, end } => {
+                    let counted = self.batch(s + start, s + end, out);
+                    records = records.map(|n| n + counted);
+                }
+                Entry::Legacy { start, end, .. } => {
+                    self.message(s + start, s + end, out);
+                    records = None;
+                }
                 _ => {}
             }
         }
+        records
     }
 
     fn push(
@@ -95,11 +108,12 @@ impl Cx<'_> {
         out.push(Finding::new(code, self.side, message, at.0, at.1).at(level));
     }
 
-    /// A magic-2 batch at `s..e` of the frame.
-    fn batch(&self, s: usize, e: usize, out: &mut Vec<Finding>) {
+    /// A magic-2 batch at `s..e` of the frame; returns the records its header counts (none
+    /// below zero).
+    fn batch(&self, s: usize, e: usize, out: &mut Vec<Finding>) -> usize {
         let b = &self.frame[s..e];
         let Some(h) = BatchHeader::parse(b) else {
-            return;
+            return 0;
         };
         let field = |offset: usize, len: usize| (s + offset, s + offset + len);
         let computed = batch::batch_crc(b);
@@ -197,6 +211,7 @@ impl Cx<'_> {
                 field(53, 4),
             );
         }
+        usize::try_from(h.records_count).unwrap_or(0)
     }
 
     /// A legacy message (magic 0 or 1) at `s..e` of the frame: offset, size, CRC, magic,

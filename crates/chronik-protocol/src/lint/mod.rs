@@ -266,6 +266,15 @@ pub fn check_response(
     check(frame, d, Side::Response, api_key, api_version)
 }
 
+/// What [`check_clean`] finds, and what it counted on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clean {
+    pub findings: Vec<Finding>,
+    /// The records the record sets' batch headers count; `None` when a set holds legacy
+    /// messages (whose records only expanding them counts).
+    pub records: Option<usize>,
+}
+
 /// What the lint finds in a frame that reads cleanly in the spec's layout
 /// ([`crate::scan::scan_clean_request`] or `_response` said so), given the spans of its record
 /// sets and its error codes: the findings [`check_request`] or [`check_response`] would give,
@@ -277,18 +286,20 @@ pub fn check_clean(
     key: i16,
     record_sets: &[(usize, usize)],
     error_codes: &[i64],
-) -> Option<Vec<Finding>> {
+) -> Option<Clean> {
     let listed = |c: &i64| {
         i16::try_from(*c).map_or(true, |c| errors::ALL.iter().any(|(code, _)| *code == c))
     };
     if !error_codes.iter().all(listed) {
         return None;
     }
-    let mut out = Vec::new();
+    let mut findings = Vec::new();
+    let mut records = Some(0);
     for span in record_sets {
-        batches::record_set(frame, *span, side, key, &mut out);
+        let counted = batches::record_set(frame, *span, side, key, &mut findings);
+        records = records.zip(counted).map(|(a, b)| a + b);
     }
-    Some(out)
+    Some(Clean { findings, records })
 }
 
 /// In one walk: the first bytes the spec's layout left over, and whether the body has no

@@ -302,6 +302,9 @@ impl<'a> IdempotentBatches<'a> {
             Scalar::Int(i) if id == index => self.partition = i,
             Scalar::Data { start, len } if id == records => {
                 let set = &self.frame[start..start + len];
+                if one_batch_without_producer(set) {
+                    return; // most producers: nothing to find, and no split
+                }
                 for entry in batch::split(set) {
                     let Entry::Batch { start: b, end } = entry else {
                         continue;
@@ -337,6 +340,20 @@ impl<'a> IdempotentBatches<'a> {
             batches: self.found,
         }
     }
+}
+
+/// Whether the record set `set` is one magic-2 batch (its length prefix ends it) whose producer
+/// id (at 43) is negative: what most producers send, and a set in which there is no idempotent
+/// batch to find.
+fn one_batch_without_producer(set: &[u8]) -> bool {
+    let (Some(len), Some(&magic), Some(&producer_high)) =
+        (set.get(8..12), set.get(16), set.get(43))
+    else {
+        return false;
+    };
+    let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+    let whole = usize::try_from(len).is_ok_and(|len| len + 12 == set.len());
+    whole && magic == 2 && producer_high & 0x80 != 0
 }
 
 #[cfg(test)]
@@ -424,9 +441,8 @@ mod tests {
         assert_eq!(h.check(&metadata(1, 9)), vec![]);
     }
 
-    /// A Produce v3 request with one batch of `count` records from producer 7, epoch 0,
-    /// starting at `sequence`.
-    fn idempotent(sequence: i32, count: i32) -> Exchange {
+    /// A batch of `count` records from producer 7, epoch 0, starting at `sequence`.
+    fn idempotent_batch(sequence: i32, count: i32) -> Vec<u8> {
         let mut b = chronik_protocol::test_frames::record_batch(&[b"x"]).to_vec();
         b[43..51].copy_from_slice(&7i64.to_be_bytes());
         b[51..53].copy_from_slice(&0i16.to_be_bytes());
@@ -435,6 +451,17 @@ mod tests {
         b[57..61].copy_from_slice(&count.to_be_bytes());
         let crc = batch::batch_crc(&b);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// A Produce v3 request with one batch of `count` records from producer 7, epoch 0,
+    /// starting at `sequence`.
+    fn idempotent(sequence: i32, count: i32) -> Exchange {
+        produce_set(idempotent_batch(sequence, count))
+    }
+
+    /// A Produce v3 request (to orders-0) whose record set is `b`.
+    fn produce_set(b: Vec<u8>) -> Exchange {
         let partition = map(&[("index", Input::Int(0)), ("records", Input::Bytes(b))]);
         let topic = map(&[
             ("name", Input::Str("orders".into())),
@@ -449,6 +476,28 @@ mod tests {
         )
         .unwrap();
         exchange(1, 0, 3, req, Vec::new())
+    }
+
+    /// A set of one batch without a producer id is passed over without a split; one batch
+    /// with a producer id, or a batch after one without, is found.
+    #[test]
+    fn idempotent_batches_are_found_in_sets_of_one_batch_or_more() {
+        let plain = chronik_protocol::test_frames::record_batch(&[b"x"]).to_vec();
+        let idem = idempotent_batch(4, 2);
+        assert!(one_batch_without_producer(&plain));
+        assert!(!one_batch_without_producer(&idem));
+        let two = [plain.clone(), plain.clone()].concat();
+        assert!(!one_batch_without_producer(&two));
+        assert!(!one_batch_without_producer(&plain[..60]));
+        let found = |set: Vec<u8>| -> Vec<(i64, i32)> {
+            (idempotent_batches(produce_set(set).request()).iter())
+                .map(|(_, _, _, h)| (h.producer_id, h.base_sequence))
+                .collect()
+        };
+        assert_eq!(found(plain.clone()), vec![]);
+        assert_eq!(found(two), vec![]);
+        assert_eq!(found(idem.clone()), vec![(7, 4)]);
+        assert_eq!(found([plain, idem].concat()), vec![(7, 4)]);
     }
 
     #[test]

@@ -158,8 +158,14 @@ impl Session {
             &mut self.resp
         };
         f.push_data(bytes, ts_nanos, stats);
-        self.pump_requests(stats, out);
-        self.pump_responses(stats, out);
+        // A direction with no bytes waiting has nothing to cut (each segment carries bytes one
+        // way, and most leave none waiting the other).
+        if !self.req.avail().is_empty() {
+            self.pump_requests(stats, out);
+        }
+        if !self.resp.avail().is_empty() {
+            self.pump_responses(stats, out);
+        }
     }
 
     fn on_gap(
@@ -200,6 +206,9 @@ impl Session {
                         }
                     }
                     let avail = self.req.avail();
+                    if avail.is_empty() {
+                        return; // the last frame was cut
+                    }
                     match request_verdict(avail, max, self.req.candidate) {
                         Verdict::NeedMore => return,
                         Verdict::No if self.req.candidate => {

@@ -347,7 +347,7 @@ impl<'a> IdempotentBatches<'a> {
 /// batch to find.
 fn one_batch_without_producer(set: &[u8]) -> bool {
     let (Some(len), Some(&magic), Some(&producer_high)) =
-        (set.get(8..12), set.get(16), set.get(43))
+        (set.get(8..12), set.get(batch::MAGIC_OFFSET), set.get(43))
     else {
         return false;
     };

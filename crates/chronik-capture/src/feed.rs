@@ -87,18 +87,23 @@ impl Feed {
         self.ring.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds `ex` for every subscriber (none: it is dropped), forgetting the oldest beyond the
-    /// caps.
-    pub(crate) fn send(&self, ex: Arc<Exchange>) {
+    /// Adds `exchanges` for every subscriber (none: they are not kept), forgetting the oldest
+    /// beyond the caps.
+    pub(crate) fn send(&self, exchanges: &[Arc<Exchange>]) {
         {
             let mut r = self.ring();
             if r.subscribers == 0 {
                 return;
             }
-            r.bytes += ex.size();
             let unread = r.subscribers;
-            r.items.push_back(Slot { ex, unread });
-            r.trim();
+            for ex in exchanges {
+                r.bytes += ex.size();
+                r.items.push_back(Slot {
+                    ex: ex.clone(),
+                    unread,
+                });
+                r.trim();
+            }
         }
         // A subscriber counts itself before it looks at the ring under its lock, so one that
         // found nothing there is counted by now.
@@ -239,7 +244,7 @@ mod tests {
         let n = (FEED_BYTES / size) as u64 + 5;
         let sent: Vec<_> = (1..=n).map(|i| ex(i, size)).collect();
         for e in &sent {
-            feed.send(e.clone());
+            feed.send(std::slice::from_ref(e));
         }
         // Only the feed's own and `sent`'s references remain to the kept ones.
         let kept = sent.iter().filter(|e| Arc::strong_count(e) > 1).count();
@@ -251,18 +256,33 @@ mod tests {
         assert_eq!(slow.try_recv().unwrap_err(), TryRecvError::Empty);
     }
 
+    /// A run sent at once is trimmed as if sent one by one: a subscriber loses the run's
+    /// oldest beyond the count cap, is told how many, and reads the rest in order.
+    #[test]
+    fn a_run_past_the_cap_keeps_its_newest_in_order() {
+        let feed = Feed::new();
+        let mut sub = feed.subscribe();
+        let n = FEED_EXCHANGES as u64 + 10;
+        let run: Vec<_> = (1..=n).map(|i| ex(i, 10)).collect();
+        feed.send(&run);
+        assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Lagged(10));
+        let read: Vec<u64> = std::iter::from_fn(|| sub.try_recv().ok().map(|e| e.id)).collect();
+        assert_eq!(read, (11..=n).collect::<Vec<_>>());
+        assert_eq!(feed.ring().bytes, 0, "everything read is let go");
+    }
+
     /// An exchange every subscriber has read is not held any more; nor is one whose only
     /// unread subscriber went away; nor any with no subscriber at all.
     #[test]
     fn what_every_subscriber_has_read_is_freed() {
         let feed = Feed::new();
         let lone = ex(1, 10);
-        feed.send(lone.clone());
+        feed.send(std::slice::from_ref(&lone));
         assert_eq!(Arc::strong_count(&lone), 1);
         let mut a = feed.subscribe();
         let b = feed.subscribe();
         let e = ex(2, 10);
-        feed.send(e.clone());
+        feed.send(std::slice::from_ref(&e));
         assert_eq!(a.try_recv().unwrap().id, 2);
         assert_eq!(Arc::strong_count(&e), 2, "b has not read it");
         drop(b);
@@ -276,11 +296,11 @@ mod tests {
     fn the_newest_is_kept_whatever_its_size_and_late_subscribers_start_at_the_end() {
         let feed = Feed::new();
         let mut a = feed.subscribe();
-        feed.send(ex(1, FEED_BYTES * 2));
+        feed.send(&[ex(1, FEED_BYTES * 2)]);
         let mut b = feed.subscribe();
         assert_eq!(a.try_recv().unwrap().id, 1);
         assert_eq!(b.try_recv().unwrap_err(), TryRecvError::Empty);
-        feed.send(ex(2, 10));
+        feed.send(&[ex(2, 10)]);
         assert_eq!(a.try_recv().unwrap().id, 2);
         assert_eq!(b.try_recv().unwrap().id, 2);
         assert_eq!(a.try_recv().unwrap_err(), TryRecvError::Empty);
@@ -298,10 +318,10 @@ mod tests {
             (first, sub)
         });
         tokio::task::yield_now().await;
-        sender.send(ex(7, 10));
+        sender.send(&[ex(7, 10)]);
         let (first, mut sub) = waiter.await.unwrap();
         assert_eq!(first, Ok(7));
-        sender.send(ex(8, 10));
+        sender.send(&[ex(8, 10)]);
         sender.close();
         assert_eq!(sub.recv().await.map(|e| e.id), Ok(8));
         assert_eq!(sub.recv().await.map(|e| e.id), Err(RecvError::Closed));
@@ -318,7 +338,7 @@ mod tests {
         let sender = feed.clone();
         let thread = std::thread::spawn(move || {
             for id in 1..=N {
-                sender.send(ex(id, 10));
+                sender.send(&[ex(id, 10)]);
                 if id % 64 == 0 {
                     std::thread::yield_now();
                 }

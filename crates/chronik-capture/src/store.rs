@@ -236,28 +236,58 @@ impl Store {
         if !self.capturing {
             return Arc::new(ex);
         }
-        if let Some(history) = &self.history {
-            let lint = history.lock().unwrap_or_else(|e| e.into_inner()).check(&ex);
-            ex.set_lint(lint);
+        self.lint(std::slice::from_mut(&mut ex));
+        let ex = self.keep(&mut self.lock(), ex);
+        self.feed.send(std::slice::from_ref(&ex));
+        ex
+    }
+
+    /// Adds `exchanges` in order, as [`Store::push`] adds each, under one lock of the store
+    /// and one of its feed, and appends each to `stored` once it is stored. A file's reader
+    /// hands its exchanges on in runs.
+    pub fn push_all(&self, exchanges: &mut Vec<Exchange>, stored: &mut Vec<Arc<Exchange>>) {
+        if !self.capturing {
+            stored.extend(exchanges.drain(..).map(Arc::new));
+            return;
         }
-        let ex = {
+        self.lint(exchanges);
+        let first = stored.len();
+        {
             let mut g = self.lock();
-            ex.id = g.next_id;
-            g.next_id += 1;
-            let ex = Arc::new(ex);
-            g.bytes += ex.size();
-            g.items.push_back(ex.clone());
-            while g.items.len() > self.limits.max_exchanges
-                || (g.bytes > self.limits.max_bytes && g.items.len() > 1)
-            {
-                if let Some(old) = g.items.pop_front() {
-                    g.bytes -= old.size();
-                    g.evicted += 1;
-                }
+            for ex in exchanges.drain(..) {
+                stored.push(self.keep(&mut g, ex));
             }
-            ex
-        };
-        self.feed.send(ex.clone());
+        }
+        self.feed.send(&stored[first..]);
+    }
+
+    /// The lint's findings on each exchange, given the connection history (when the store
+    /// keeps it).
+    fn lint(&self, exchanges: &mut [Exchange]) {
+        if let Some(history) = &self.history {
+            let mut history = history.lock().unwrap_or_else(|e| e.into_inner());
+            for ex in exchanges {
+                let lint = history.check(ex);
+                ex.set_lint(lint);
+            }
+        }
+    }
+
+    /// Numbers `ex` and keeps it, evicting the oldest beyond the caps.
+    fn keep(&self, g: &mut Inner, mut ex: Exchange) -> Arc<Exchange> {
+        ex.id = g.next_id;
+        g.next_id += 1;
+        let ex = Arc::new(ex);
+        g.bytes += ex.size();
+        g.items.push_back(ex.clone());
+        while g.items.len() > self.limits.max_exchanges
+            || (g.bytes > self.limits.max_bytes && g.items.len() > 1)
+        {
+            if let Some(old) = g.items.pop_front() {
+                g.bytes -= old.size();
+                g.evicted += 1;
+            }
+        }
         ex
     }
 
@@ -437,6 +467,36 @@ mod tests {
         let (n, bytes, evicted) = s.stats();
         assert_eq!((n, bytes, evicted), (2, 100, 4));
         assert_eq!(s.since(5).len(), 1);
+    }
+
+    /// A run pushed at once is stored as if pushed one by one: the same ids and evictions,
+    /// handed back in order, and sent to the feed's subscribers in order.
+    #[test]
+    fn a_run_is_stored_as_if_pushed_one_by_one() {
+        let limits = StoreLimits {
+            max_exchanges: 3,
+            max_bytes: 100,
+        };
+        let (one, run) = (Store::new(limits), Store::new(limits));
+        let (mut one_feed, mut run_feed) = (one.subscribe(), run.subscribe());
+        let sizes = [10, 20, 90, 5, 5];
+        for &n in &sizes {
+            one.push(ex(n));
+        }
+        let mut exchanges: Vec<Exchange> = sizes.iter().map(|&n| ex(n)).collect();
+        let mut stored = Vec::new();
+        run.push_all(&mut exchanges, &mut stored);
+        assert!(exchanges.is_empty());
+        let ids = |exs: &[Arc<Exchange>]| exs.iter().map(|e| e.id).collect::<Vec<u64>>();
+        assert_eq!(ids(&stored), vec![1, 2, 3, 4, 5]);
+        assert_eq!(ids(&run.snapshot()), ids(&one.snapshot()));
+        assert_eq!(ids(&run.snapshot()), vec![3, 4, 5]);
+        assert_eq!(run.stats(), one.stats());
+        let fed = |sub: &mut crate::Subscription| {
+            std::iter::from_fn(|| sub.try_recv().ok().map(|e| e.id)).collect::<Vec<u64>>()
+        };
+        assert_eq!(fed(&mut run_feed), vec![1, 2, 3, 4, 5]);
+        assert_eq!(fed(&mut one_feed), vec![1, 2, 3, 4, 5]);
     }
 
     /// Views asking for one exchange's dissection share one; the newest few hundred are kept,

@@ -2,7 +2,8 @@
 //! exchanges out, into the same store the embedded broker fills.
 //!
 //! The flow, one module per step:
-//! - [`reader`]: pcap and pcapng files, streamed record by record ([`RawPacket`]).
+//! - [`reader`]: pcap and pcapng files, streamed record by record ([`RawPacket`]); a regular
+//!   file is read ahead in chunks on a thread of its own (`prefetch`).
 //! - [`packet`]: link layer, IP and TCP headers parsed with `pnet` into [`Segment`]s.
 //! - [`reassembly`]: per direction, TCP byte streams put back in order (out-of-order,
 //!   retransmitted, overlapping, missing and truncated segments).
@@ -109,6 +110,7 @@ pub mod jsonl;
 pub mod kafka_stream;
 pub mod packet;
 pub mod parquet;
+mod prefetch;
 pub mod reader;
 pub mod reassembly;
 pub mod record;

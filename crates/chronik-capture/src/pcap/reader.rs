@@ -19,9 +19,10 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read};
 use std::path::Path;
 
+use super::prefetch::Prefetch;
 use super::{PacketRef, RawPacket};
 
 /// The largest pcap record or pcapng block accepted; a longer one is taken as corruption.
@@ -215,9 +216,51 @@ struct Epb {
     packet: PacketRef<'static>,
 }
 
+/// What a [`CaptureReader`] reads from: any byte source through a buffer of its own, or a
+/// regular file read ahead in chunks on another thread.
+enum Buffered {
+    Read(BufReader<Box<dyn Read + Send>>),
+    Prefetched(Prefetch),
+}
+
+impl Buffered {
+    /// What is buffered and not consumed yet.
+    fn buffer(&self) -> &[u8] {
+        match self {
+            Buffered::Read(r) => r.buffer(),
+            Buffered::Prefetched(p) => p.buffer(),
+        }
+    }
+}
+
+impl Read for Buffered {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Buffered::Read(r) => r.read(buf),
+            Buffered::Prefetched(p) => p.read(buf),
+        }
+    }
+}
+
+impl BufRead for Buffered {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self {
+            Buffered::Read(r) => r.fill_buf(),
+            Buffered::Prefetched(p) => p.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        match self {
+            Buffered::Read(r) => r.consume(n),
+            Buffered::Prefetched(p) => p.consume(n),
+        }
+    }
+}
+
 /// A pcap or pcapng file read one packet at a time.
 pub struct CaptureReader {
-    input: BufReader<Box<dyn Read + Send>>,
+    input: Buffered,
     /// Bytes consumed from the input so far.
     offset: u64,
     format: CaptureFormat,
@@ -242,18 +285,36 @@ impl fmt::Debug for CaptureReader {
 }
 
 impl CaptureReader {
-    /// Opens a capture file and reads its header; the format comes from the magic number.
+    /// Opens a capture file and reads its header; the format comes from the magic number. A
+    /// regular file is read ahead (see [`CaptureReader::read_ahead`]).
     pub fn open(path: &Path) -> Result<CaptureReader, CaptureError> {
-        let file = File::open(path)
-            .map_err(|e| CaptureError::new(0, format!("cannot open {}: {e}", path.display())))?;
-        CaptureReader::new(file)
+        let cannot =
+            |e: io::Error| CaptureError::new(0, format!("cannot open {}: {e}", path.display()));
+        let file = File::open(path).map_err(cannot)?;
+        if file.metadata().map_err(cannot)?.is_file() {
+            CaptureReader::read_ahead(file)
+        } else {
+            CaptureReader::new(file)
+        }
     }
 
     /// Reads a capture from any byte source (it is buffered here), starting with its header.
     pub fn new<R: Read + Send + 'static>(reader: R) -> Result<CaptureReader, CaptureError> {
         let boxed: Box<dyn Read + Send> = Box::new(reader);
+        CaptureReader::from_input(Buffered::Read(BufReader::with_capacity(64 * 1024, boxed)))
+    }
+
+    /// Reads a capture from a regular file, from where it stands, read ahead on a thread of
+    /// its own (see [`super::prefetch`]); starts with the header.
+    pub fn read_ahead(file: File) -> Result<CaptureReader, CaptureError> {
+        let prefetch = Prefetch::spawn(file)
+            .map_err(|e| CaptureError::new(0, format!("cannot start reading: {e}")))?;
+        CaptureReader::from_input(Buffered::Prefetched(prefetch))
+    }
+
+    fn from_input(input: Buffered) -> Result<CaptureReader, CaptureError> {
         let mut this = CaptureReader {
-            input: BufReader::with_capacity(64 * 1024, boxed),
+            input,
             offset: 0,
             format: CaptureFormat::PcapNg,
             state: State::PcapNg {
@@ -1081,29 +1142,42 @@ mod tests {
     }
 
     /// Every packet (or error) `next_packet` reads from `bytes`; `next_ref`, reading the same
-    /// bytes, must lend the same ones and end at the same offset.
+    /// bytes, must lend the same ones and end at the same offset, and so must `next_ref`
+    /// reading them from a file read ahead in chunks of 7 bytes (every block spans chunks).
     fn read_all(bytes: Vec<u8>) -> (CaptureReader, Vec<Result<RawPacket, CaptureError>>) {
         let mut lending = CaptureReader::new(io::Cursor::new(bytes.clone())).expect("header");
+        let mut ahead = {
+            use std::io::{Seek, Write};
+            let mut file = tempfile::tempfile().expect("a temporary file");
+            file.write_all(&bytes).unwrap();
+            file.rewind().unwrap();
+            let prefetch = Prefetch::with_chunks(file, 7).unwrap();
+            CaptureReader::from_input(Buffered::Prefetched(prefetch)).expect("header")
+        };
         let mut reader = CaptureReader::new(io::Cursor::new(bytes)).expect("header reads");
         let mut out = Vec::new();
         while let Some(item) = reader.next_packet() {
-            let lent = lending.next_ref().map(|r| r.map(|p| (p.data.to_vec(), p)));
-            match (&item, lent) {
-                (Ok(p), Some(Ok((data, l)))) => assert_eq!(
-                    (p.ts_nanos, p.linktype, &p.data, p.orig_len, p.interface),
-                    (l.ts_nanos, l.linktype, &data, l.orig_len, l.interface)
-                ),
-                (Err(e), Some(Err(l))) => assert_eq!(e, &l),
-                (item, lent) => panic!("next_packet read {item:?}, next_ref {lent:?}"),
+            for (how, other) in [("next_ref", &mut lending), ("read ahead", &mut ahead)] {
+                let lent = other.next_ref().map(|r| r.map(|p| (p.data.to_vec(), p)));
+                match (&item, lent) {
+                    (Ok(p), Some(Ok((data, l)))) => assert_eq!(
+                        (p.ts_nanos, p.linktype, &p.data, p.orig_len, p.interface),
+                        (l.ts_nanos, l.linktype, &data, l.orig_len, l.interface)
+                    ),
+                    (Err(e), Some(Err(l))) => assert_eq!(e, &l),
+                    (item, lent) => panic!("next_packet read {item:?}, {how} {lent:?}"),
+                }
             }
             out.push(item);
             assert!(out.len() < 100_000, "reader does not end");
         }
-        assert!(
-            lending.next_ref().is_none(),
-            "next_ref ends where next_packet does"
-        );
-        assert_eq!(lending.bytes_read(), reader.bytes_read());
+        for (how, other) in [("next_ref", &mut lending), ("read ahead", &mut ahead)] {
+            assert!(
+                other.next_ref().is_none(),
+                "{how} ends where next_packet does"
+            );
+            assert_eq!(other.bytes_read(), reader.bytes_read(), "{how}");
+        }
         assert!(reader.next_packet().is_none(), "None stays None");
         (reader, out)
     }

@@ -316,10 +316,20 @@ impl Input {
             if meta.is_dir() {
                 return Err(fail("is a directory, not a capture file".into()));
             }
-            let file = std::fs::File::open(path).map_err(|e| fail(io_reason(&e)))?;
+            let mut file = std::fs::File::open(path).map_err(|e| fail(io_reason(&e)))?;
             // A regular file of size 0 is empty; a named pipe reports 0 and is read anyway.
             if meta.is_file() && meta.len() == 0 {
                 return Err(fail("empty file, not a capture".into()));
+            }
+            // A regular file not compressed is read ahead on a thread of its own.
+            if meta.is_file() && !compressed(&mut file).map_err(|e| fail(io_reason(&e)))? {
+                let reader = CaptureReader::read_ahead(file).map_err(|e| fail(e.to_string()))?;
+                return Ok(Input {
+                    name,
+                    reader,
+                    total: meta.len(),
+                    raw_read: None,
+                });
             }
             (Box::new(file), if meta.is_file() { meta.len() } else { 0 })
         };
@@ -367,6 +377,24 @@ impl Input {
 }
 
 /// An I/O error as a person reads it: `no such file`, `permission denied`, ….
+/// Whether a regular file starts as gzip or zstd does; it is left at its start.
+fn compressed(file: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let mut head = [0u8; 4];
+    let mut got = 0;
+    while got < head.len() {
+        match file.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let head = &head[..got];
+    Ok(head.starts_with(&GZIP_MAGIC) || head.starts_with(&ZSTD_MAGIC))
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     use std::io::ErrorKind;
     match e.kind() {

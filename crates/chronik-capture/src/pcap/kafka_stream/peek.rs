@@ -7,6 +7,8 @@ use chronik_protocol::{api_key, registry};
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
+use crate::{share_client_id, ClientId};
+
 /// Longest client id believed when looking for a request start (real ones are short).
 const MAX_CLIENT_ID: i16 = 1024;
 /// Largest API key believed when looking for a request start.
@@ -98,19 +100,31 @@ pub(super) fn request_header_version(key: i16, version: i16) -> i16 {
     }
 }
 
-/// The client id of a request body (after the size prefix), borrowed when it is valid UTF-8.
-pub(super) fn client_id(body: &[u8], key: i16, version: i16) -> Option<Cow<'_, str>> {
+/// The client id of a request body (after the size prefix), shared with `last`, the one the
+/// connection's request before it had, when its bytes are the same (most requests: then no
+/// UTF-8 check); otherwise checked (invalid UTF-8 replaced, as `from_utf8_lossy` does) and
+/// kept in `last` for the next request.
+pub(super) fn client_id(
+    body: &[u8],
+    key: i16,
+    version: i16,
+    last: &mut Option<ClientId>,
+) -> Option<ClientId> {
     if request_header_version(key, version) == 0 {
         return None;
     }
     let len = be_i16(body, 8)?;
     let len = usize::try_from(len).ok()?;
     let bytes = body.get(10..10 + len)?;
-    // Checked by `from_utf8` first: `from_utf8_lossy`'s chunking costs more on every request.
-    Some(match std::str::from_utf8(bytes) {
+    if let Some(same) = last.as_ref().filter(|l| l.as_bytes() == bytes) {
+        return Some(same.clone());
+    }
+    // Checked by `from_utf8` first: `from_utf8_lossy`'s chunking costs more.
+    let id = match std::str::from_utf8(bytes) {
         Ok(s) => Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(bytes),
-    })
+    };
+    share_client_id(last, Some(&id))
 }
 
 /// A Produce request's `acks`, read from its body (after the size prefix): the header, then

@@ -16,7 +16,7 @@ use super::probe::PROBE_WINDOW;
 use super::{micros, End, Output, StreamStats};
 use crate::exchange::ROOM_FROM;
 use crate::pcap::reassembly::Chunk;
-use crate::{response_room, share_client_id, ClientId, Endpoints, Exchange, Framing, Status};
+use crate::{response_room, ClientId, Endpoints, Exchange, Framing, Status};
 use chronik_protocol::dissect::peek_request_header;
 use chronik_protocol::{
     api_key, dissect_request_with, dissect_response_with, errors, DecodeError, Limits,
@@ -466,10 +466,7 @@ impl Session {
             api_key,
             api_version,
             correlation_id,
-            client_id: share_client_id(
-                &mut self.client_id,
-                client_id(body, api_key, api_version).as_deref(),
-            ),
+            client_id: client_id(body, api_key, api_version, &mut self.client_id),
             request_at: micros(self.req.ts),
             notes: self.req.take_notes(),
             request: None,
@@ -714,7 +711,7 @@ fn lost_request(captured: &[u8], ts: i64, last: &mut Option<ClientId>) -> Option
         api_key,
         api_version,
         correlation_id,
-        client_id: share_client_id(last, client_id(body, api_key, api_version).as_deref()),
+        client_id: client_id(body, api_key, api_version, last),
         request: None,
         request_at: micros(ts),
         notes: vec![

@@ -15,7 +15,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 
 use super::peek::{
-    handshake_mechanism, produce_acks, request_header_version, request_verdict, Verdict,
+    client_id, handshake_mechanism, produce_acks, request_header_version, request_verdict, Verdict,
 };
 use super::session::MALFORMED_KEEP;
 use super::*;

@@ -48,3 +48,35 @@ fn request_header_versions_agree_with_kafka_protocol() {
     }
     assert_eq!(without_client_id, [(ApiKey::ControlledShutdown as i16, 0)]);
 }
+
+/// A Produce v7 request body (header v1) up to its client id.
+fn client_id_body(id: &[u8]) -> Vec<u8> {
+    let mut b = vec![0, 0, 0, 7, 0, 0, 0, 9];
+    b.extend_from_slice(&(id.len() as i16).to_be_bytes());
+    b.extend_from_slice(id);
+    b
+}
+
+/// A client id the connection's last request had is shared without being read again; a new
+/// one replaces it; invalid UTF-8 is replaced as `from_utf8_lossy` does, every time.
+#[test]
+fn a_client_id_is_shared_while_its_bytes_stay_the_same() {
+    let mut last = None;
+    let a = client_id(&client_id_body(b"app"), 0, 7, &mut last).unwrap();
+    assert_eq!(a.as_str(), "app");
+    let again = client_id(&client_id_body(b"app"), 0, 7, &mut last).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &again));
+    let b = client_id(&client_id_body(b"other"), 0, 7, &mut last).unwrap();
+    assert_eq!(b.as_str(), "other");
+    assert!(std::sync::Arc::ptr_eq(last.as_ref().unwrap(), &b));
+    for _ in 0..2 {
+        let bad = client_id(&client_id_body(b"a\xffb"), 0, 7, &mut last).unwrap();
+        assert_eq!(bad.as_str(), "a\u{FFFD}b");
+    }
+    assert!(
+        client_id(&client_id_body(b"app")[..11], 0, 7, &mut last).is_none(),
+        "cut short"
+    );
+    // ControlledShutdown v0 has a header without a client id.
+    assert!(client_id(&client_id_body(b"app"), 7, 0, &mut last).is_none());
+}

@@ -1,8 +1,8 @@
 //! A regular file read ahead on a thread of its own, in chunks that the capture reader lends
 //! its packets from.
 //!
-//! Reading a capture of small packets is bound by the thread that parses it, and a tenth or
-//! more of that thread's time was the kernel copying the file into its buffer. Here a second
+//! Reading a capture of small packets is bound by the thread that parses it, and a sixth of
+//! that thread's time was the kernel copying the file into its buffer. Here a second
 //! thread makes those `read` calls into chunks of [`CHUNK`] bytes, a few chunks ahead, and
 //! the reader takes each chunk whole: no byte is copied twice. Memory stays bounded: at most
 //! [`AHEAD`] chunks wait, one is being read from and one filled, and spent chunks go back to

@@ -309,8 +309,7 @@ impl<'a> IdempotentBatches<'a> {
                     let Entry::Batch { start: b, end } = entry else {
                         continue;
                     };
-                    // Most producers are not idempotent: their producer id (at 43) is -1.
-                    if set.get(b + 43).is_none_or(|high| *high & 0x80 != 0) {
+                    if without_producer(&set[b..end]) {
                         continue;
                     }
                     let Some(h) = BatchHeader::parse(&set[b..end]) else {
@@ -342,18 +341,23 @@ impl<'a> IdempotentBatches<'a> {
     }
 }
 
-/// Whether the record set `set` is one magic-2 batch (its length prefix ends it) whose producer
-/// id (at 43) is negative: what most producers send, and a set in which there is no idempotent
-/// batch to find.
+/// Whether the record set `set` is one magic-2 batch (its length prefix ends it) without a
+/// producer id: what most producers send, and a set in which there is no idempotent batch to
+/// find.
 fn one_batch_without_producer(set: &[u8]) -> bool {
-    let (Some(len), Some(&magic), Some(&producer_high)) =
-        (set.get(8..12), set.get(batch::MAGIC_OFFSET), set.get(43))
-    else {
+    let (Some(len), Some(&magic)) = (set.get(8..12), set.get(batch::MAGIC_OFFSET)) else {
         return false;
     };
     let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
     let whole = usize::try_from(len).is_ok_and(|len| len + 12 == set.len());
-    whole && magic == 2 && producer_high & 0x80 != 0
+    whole && magic == 2 && without_producer(set)
+}
+
+/// Whether the magic-2 batch `b` has no producer id (negative, as most producers, which are
+/// not idempotent, send -1), or is too short to hold one.
+fn without_producer(b: &[u8]) -> bool {
+    b.get(batch::PRODUCER_ID_OFFSET)
+        .is_none_or(|high| high & 0x80 != 0)
 }
 
 #[cfg(test)]

@@ -6,6 +6,9 @@
 pub const BATCH_HEADER_LEN: usize = 61;
 /// Bytes before a batch's or message's `magic` byte (offset, length, epoch-or-crc).
 pub const MAGIC_OFFSET: usize = 16;
+/// Offset of the producer id in a magic-2 batch (-1, so its high byte's top bit set, for a
+/// producer that is not idempotent).
+pub const PRODUCER_ID_OFFSET: usize = 43;
 /// Offset of the CRC field in a magic-2 batch; the CRC covers everything after it.
 pub const BATCH_CRC_OFFSET: usize = 17;
 /// Where the CRC-32C coverage of a magic-2 batch starts (the attributes field).
@@ -70,7 +73,7 @@ impl BatchHeader {
             last_offset_delta: be_i32(b, 23),
             base_timestamp: be_i64(b, 27),
             max_timestamp: be_i64(b, 35),
-            producer_id: be_i64(b, 43),
+            producer_id: be_i64(b, PRODUCER_ID_OFFSET),
             producer_epoch: be_i16(b, 51),
             base_sequence: be_i32(b, 53),
             records_count: be_i32(b, 57),

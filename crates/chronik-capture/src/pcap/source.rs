@@ -338,7 +338,7 @@ impl Input {
         if head.is_empty() {
             return Err(fail("empty input, not a capture".into()));
         }
-        let (gzip, zstd) = (head.starts_with(&GZIP_MAGIC), head.starts_with(&ZSTD_MAGIC));
+        let (gzip, zstd) = compression(head);
         let read = Arc::new(AtomicU64::new(0));
         let counted = Counting {
             inner: input,
@@ -377,22 +377,21 @@ impl Input {
 }
 
 /// An I/O error as a person reads it: `no such file`, `permission denied`, ….
+/// Whether `head`, the first bytes of an input, starts as gzip does, and as zstd does.
+fn compression(head: &[u8]) -> (bool, bool) {
+    (head.starts_with(&GZIP_MAGIC), head.starts_with(&ZSTD_MAGIC))
+}
+
 /// Whether a regular file starts as gzip or zstd does; it is left at its start.
 fn compressed(file: &mut std::fs::File) -> std::io::Result<bool> {
-    use std::io::{Seek, SeekFrom};
-    let mut head = [0u8; 4];
-    let mut got = 0;
-    while got < head.len() {
-        match file.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    file.seek(SeekFrom::Start(0))?;
-    let head = &head[..got];
-    Ok(head.starts_with(&GZIP_MAGIC) || head.starts_with(&ZSTD_MAGIC))
+    use std::io::Seek;
+    let mut head = Vec::with_capacity(ZSTD_MAGIC.len());
+    file.by_ref()
+        .take(ZSTD_MAGIC.len() as u64)
+        .read_to_end(&mut head)?;
+    file.rewind()?;
+    let (gzip, zstd) = compression(&head);
+    Ok(gzip || zstd)
 }
 
 fn io_reason(e: &std::io::Error) -> String {
